@@ -1,0 +1,85 @@
+package abitest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The committed copy must be the shared SDK facts byte for byte, when the shared folder is beside
+// the repository (it is on the project's own machines; GitHub runners have only the copy).
+func TestCopyMatchesShared(t *testing.T) {
+	shared := filepath.Join(filepath.Dir(Path()), "..", "..", "..", "..", "shared", "darwin-abi.json")
+	want, err := os.ReadFile(shared)
+	if os.IsNotExist(err) {
+		t.Skipf("no shared folder at %s (only the committed copy is checked)", shared)
+	}
+	require.NoError(t, err)
+	got, err := os.ReadFile(Path())
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, got), "internal/abitest/testdata/darwin-abi.json differs from %s: copy it again", shared)
+}
+
+func TestLoad(t *testing.T) {
+	f, err := Load()
+	require.NoError(t, err)
+	require.NotEmpty(t, f.Constants)
+	require.Contains(t, f.Layouts, Targets[0])
+	require.Contains(t, f.Layouts, Targets[1])
+	v, err := f.Derived("(boolean_t)-1 < 0 /* boolean_t is signed */", "x86_64")
+	require.NoError(t, err)
+	require.Equal(t, int64(0), v)
+	v, err = f.Derived("round_msg(25)", "arm64")
+	require.NoError(t, err)
+	require.Equal(t, int64(28), v)
+}
+
+func TestCheckGoType(t *testing.T) {
+	var (
+		u32 uint32
+		i32 int32
+		u64 uint64
+		i64 int64
+		pu  *uint32
+		pi  *int32
+		ptr unsafe.Pointer
+		s   string
+	)
+	cases := []struct {
+		goType any
+		cType  string
+		ok     bool
+	}{
+		{u32, "unsigned int", true},
+		{i32, "int", true},
+		{i32, "unsigned int", false},
+		{u32, "int", false},
+		{u64, "unsigned long", true},
+		{u64, "unsigned long long", true},
+		{i64, "long", true},
+		{u64, "long", false},
+		{u32, "unsigned long", false},
+		{pu, "unsigned int *", true},
+		{pi, "unsigned int *", false},
+		{pi, "int *", true},
+		{ptr, "struct mach_port_options *", true},
+		{ptr, "mach_msg_header_t *", true},
+		{s, "char *", true},
+		{s, "const char *", true},
+		{u32, "char *", false},
+		{s, "unsigned int *", false},
+	}
+	for _, c := range cases {
+		err := CheckGoType(reflect.TypeOf(c.goType), c.cType)
+		if c.ok {
+			require.NoError(t, err, "%T vs %q", c.goType, c.cType)
+		} else {
+			require.Error(t, err, "%T vs %q", c.goType, c.cType)
+		}
+	}
+}
