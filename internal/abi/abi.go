@@ -80,6 +80,13 @@ const (
 	MACH_RCV_IN_PROGRESS_TIMED = 0x10004011
 	MACH_RCV_INVALID_REPLY     = 0x10004012
 	MACH_RCV_INVALID_ARGUMENTS = 0x10004013
+
+	// Bits a failed send may OR into its code when the pseudo-receive ran short of resources.
+	MACH_MSG_MASK       = 0x00003e00
+	MACH_MSG_IPC_SPACE  = 0x00002000
+	MACH_MSG_VM_SPACE   = 0x00001000
+	MACH_MSG_IPC_KERNEL = 0x00000800
+	MACH_MSG_VM_KERNEL  = 0x00000400
 )
 
 // mach_msg options (<mach/message.h>).

@@ -1,0 +1,183 @@
+package mach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/machport/machport/internal/abi"
+)
+
+// KernReturn is a kern_return_t: the result of a Mach kernel call such as mach_port_allocate.
+// Its Error text is the C name and the text mach_error_string gives.
+type KernReturn int32
+
+// kern_return_t values that callers commonly test for. Every value equals the SDK's.
+const (
+	KernSuccess           KernReturn = abi.KERN_SUCCESS
+	KernInvalidAddress    KernReturn = abi.KERN_INVALID_ADDRESS
+	KernNoSpace           KernReturn = abi.KERN_NO_SPACE
+	KernInvalidArgument   KernReturn = abi.KERN_INVALID_ARGUMENT
+	KernFailure           KernReturn = abi.KERN_FAILURE
+	KernResourceShortage  KernReturn = abi.KERN_RESOURCE_SHORTAGE
+	KernNotReceiver       KernReturn = abi.KERN_NOT_RECEIVER
+	KernAlreadyInSet      KernReturn = abi.KERN_ALREADY_IN_SET
+	KernNotInSet          KernReturn = abi.KERN_NOT_IN_SET
+	KernNameExists        KernReturn = abi.KERN_NAME_EXISTS
+	KernAborted           KernReturn = abi.KERN_ABORTED
+	KernInvalidName       KernReturn = abi.KERN_INVALID_NAME
+	KernInvalidTask       KernReturn = abi.KERN_INVALID_TASK
+	KernInvalidRight      KernReturn = abi.KERN_INVALID_RIGHT
+	KernInvalidValue      KernReturn = abi.KERN_INVALID_VALUE
+	KernUrefsOverflow     KernReturn = abi.KERN_UREFS_OVERFLOW
+	KernInvalidCapability KernReturn = abi.KERN_INVALID_CAPABILITY
+	KernRightExists       KernReturn = abi.KERN_RIGHT_EXISTS
+	KernNotSupported      KernReturn = abi.KERN_NOT_SUPPORTED
+	KernOperationTimedOut KernReturn = abi.KERN_OPERATION_TIMED_OUT
+)
+
+// Name returns the C macro name, such as "KERN_INVALID_NAME", or "" for an unknown code.
+func (k KernReturn) Name() string { return returnTable[int32(k)].name }
+
+// Text returns what mach_error_string gives for the code.
+func (k KernReturn) Text() string { return returnText(int32(k)) }
+
+func (k KernReturn) Error() string { return formatReturn(int32(k)) }
+
+// Is makes a timed-out operation match os.ErrDeadlineExceeded and context.DeadlineExceeded.
+func (k KernReturn) Is(target error) bool {
+	return k == KernOperationTimedOut && isDeadline(target)
+}
+
+// MsgReturn is a mach_msg_return_t: the result of mach_msg.
+type MsgReturn int32
+
+// mach_msg_return_t values. Every value equals the SDK's.
+const (
+	MsgSuccess MsgReturn = abi.MACH_MSG_SUCCESS
+
+	SendInProgress     MsgReturn = abi.MACH_SEND_IN_PROGRESS
+	SendInvalidData    MsgReturn = abi.MACH_SEND_INVALID_DATA
+	SendInvalidDest    MsgReturn = abi.MACH_SEND_INVALID_DEST
+	SendTimedOut       MsgReturn = abi.MACH_SEND_TIMED_OUT
+	SendInvalidVoucher MsgReturn = abi.MACH_SEND_INVALID_VOUCHER
+	SendInterrupted    MsgReturn = abi.MACH_SEND_INTERRUPTED
+	SendMsgTooSmall    MsgReturn = abi.MACH_SEND_MSG_TOO_SMALL
+	SendInvalidReply   MsgReturn = abi.MACH_SEND_INVALID_REPLY
+	SendInvalidRight   MsgReturn = abi.MACH_SEND_INVALID_RIGHT
+	SendInvalidNotify  MsgReturn = abi.MACH_SEND_INVALID_NOTIFY
+	SendInvalidMemory  MsgReturn = abi.MACH_SEND_INVALID_MEMORY
+	SendNoBuffer       MsgReturn = abi.MACH_SEND_NO_BUFFER
+	SendTooLarge       MsgReturn = abi.MACH_SEND_TOO_LARGE
+	SendInvalidType    MsgReturn = abi.MACH_SEND_INVALID_TYPE
+	SendInvalidHeader  MsgReturn = abi.MACH_SEND_INVALID_HEADER
+	SendInvalidTrailer MsgReturn = abi.MACH_SEND_INVALID_TRAILER
+	SendNoGrantDest    MsgReturn = abi.MACH_SEND_NO_GRANT_DEST
+	SendMsgFiltered    MsgReturn = abi.MACH_SEND_MSG_FILTERED
+
+	RcvInProgress       MsgReturn = abi.MACH_RCV_IN_PROGRESS
+	RcvInvalidName      MsgReturn = abi.MACH_RCV_INVALID_NAME
+	RcvTimedOut         MsgReturn = abi.MACH_RCV_TIMED_OUT
+	RcvTooLarge         MsgReturn = abi.MACH_RCV_TOO_LARGE
+	RcvInterrupted      MsgReturn = abi.MACH_RCV_INTERRUPTED
+	RcvPortChanged      MsgReturn = abi.MACH_RCV_PORT_CHANGED
+	RcvInvalidNotify    MsgReturn = abi.MACH_RCV_INVALID_NOTIFY
+	RcvInvalidData      MsgReturn = abi.MACH_RCV_INVALID_DATA
+	RcvPortDied         MsgReturn = abi.MACH_RCV_PORT_DIED
+	RcvInSet            MsgReturn = abi.MACH_RCV_IN_SET
+	RcvHeaderError      MsgReturn = abi.MACH_RCV_HEADER_ERROR
+	RcvBodyError        MsgReturn = abi.MACH_RCV_BODY_ERROR
+	RcvInvalidType      MsgReturn = abi.MACH_RCV_INVALID_TYPE
+	RcvScatterSmall     MsgReturn = abi.MACH_RCV_SCATTER_SMALL
+	RcvInvalidTrailer   MsgReturn = abi.MACH_RCV_INVALID_TRAILER
+	RcvInvalidReply     MsgReturn = abi.MACH_RCV_INVALID_REPLY
+	RcvInvalidArguments MsgReturn = abi.MACH_RCV_INVALID_ARGUMENTS
+)
+
+// Name returns the C macro name, such as "MACH_SEND_INVALID_DEST", or "" for an unknown code.
+func (m MsgReturn) Name() string { return returnTable[int32(m)].name }
+
+// Text returns what mach_error_string gives for the code.
+func (m MsgReturn) Text() string { return returnText(int32(m)) }
+
+func (m MsgReturn) Error() string { return formatReturn(int32(m)) }
+
+// Timeout reports whether the code is MACH_SEND_TIMED_OUT or MACH_RCV_TIMED_OUT.
+func (m MsgReturn) Timeout() bool { return m == SendTimedOut || m == RcvTimedOut }
+
+// Is makes timeouts match os.ErrDeadlineExceeded and context.DeadlineExceeded.
+func (m MsgReturn) Is(target error) bool { return m.Timeout() && isDeadline(target) }
+
+func isDeadline(target error) bool {
+	return target == os.ErrDeadlineExceeded || target == context.DeadlineExceeded
+}
+
+func returnText(code int32) string {
+	if e, ok := returnTable[code]; ok {
+		return e.text
+	}
+	return unknownReturnText(code)
+}
+
+func formatReturn(code int32) string {
+	e, ok := returnTable[code]
+	if !ok {
+		return fmt.Sprintf("0x%x: %s", uint32(code), unknownReturnText(code))
+	}
+	return fmt.Sprintf("%s (0x%x): %s", e.name, uint32(code), e.text)
+}
+
+// OpError is the error of a Mach operation: what was attempted, on which port name, and why.
+type OpError struct {
+	Op   string // the C call or library operation, e.g. "mach_msg send"
+	Name Name   // the port name concerned, or 0
+	Err  error  // a KernReturn, a MsgReturn, or a library error
+}
+
+func (e *OpError) Error() string {
+	if e.Name != 0 {
+		return fmt.Sprintf("mach: %s %#x: %v", e.Op, uint32(e.Name), e.Err)
+	}
+	return fmt.Sprintf("mach: %s: %v", e.Op, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the operation timed out.
+func (e *OpError) Timeout() bool { return errors.Is(e.Err, os.ErrDeadlineExceeded) }
+
+// Library errors, for errors.Is.
+var (
+	// ErrClosed is returned for a right that was already closed or moved away by a send.
+	ErrClosed = errors.New("right already closed or moved")
+	// ErrInvalidMessage is returned for bytes that are not a well-formed Mach message; the
+	// message was dropped and its rights and memory released.
+	ErrInvalidMessage = errors.New("malformed Mach message")
+	// ErrRejected is returned when a received message carried descriptors the caller does not
+	// accept; the message was destroyed (mach_msg_destroy semantics).
+	ErrRejected = errors.New("message rejected")
+	// ErrMessageTooLarge is returned for a message larger than the limits allow.
+	ErrMessageTooLarge = errors.New("message too large")
+	// ErrForgedNotification is returned for a message with a notification id that was not sent
+	// by the kernel.
+	ErrForgedNotification = errors.New("notification not sent by the kernel")
+	// ErrNotNotification is returned by ParseNotification for an ordinary message.
+	ErrNotNotification = errors.New("not a notification")
+)
+
+func opErr(op string, name Name, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &OpError{Op: op, Name: name, Err: err}
+}
+
+// kernErr turns a raw kern_return_t into an OpError (nil for KERN_SUCCESS).
+func kernErr(op string, name Name, kr int32) error {
+	if kr == abi.KERN_SUCCESS {
+		return nil
+	}
+	return &OpError{Op: op, Name: name, Err: KernReturn(kr)}
+}

@@ -1,0 +1,68 @@
+package mach
+
+import (
+	"context"
+)
+
+// kernel is the seam between the portable package and the platform: the Darwin kernel reached
+// through libSystem (kernel_darwin.go), the Linux emulation, or nothing (kernel_other.go).
+// Results are raw kern_return_t / mach_msg_return_t codes so that every platform reports the same
+// values; the portable code wraps them in OpError.
+//
+// Messages cross the seam in the Darwin wire format (message.go), so encoding, decoding, right
+// accounting and the notification rules above it are the same code on every platform.
+type kernel interface {
+	// send sends the message in buf[:msgh_size]. timeoutMS < 0 blocks. On a pseudo-receive
+	// (MACH_SEND_TIMED_OUT and friends) buf holds the message as returned to the sender.
+	send(buf []byte, timeoutMS int) int32
+	// receive receives from name (a receive right or port set) into buf. large asks for
+	// MACH_RCV_LARGE; timeoutMS < 0 blocks; ctx cancellation returns errCanceled's code.
+	receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32
+	// destroy releases every right and out-of-line region a received message holds
+	// (mach_msg_destroy).
+	destroy(buf []byte)
+
+	allocate(right PortRight) (Name, int32)
+	construct(opts portOptions) (Name, int32)
+	destruct(name Name, srdelta int32, guard uint64) int32
+	deallocate(name Name) int32
+	modRefs(name Name, right PortRight, delta int32) int32
+	getRefs(name Name, right PortRight) (uint32, int32)
+	portType(name Name) (PortType, int32)
+	insertRight(name, poly Name, disp Disposition) int32
+	extractRight(name Name, disp Disposition) (Name, Disposition, int32)
+	requestNotification(name Name, id int32, sync uint32, notify Name, disp Disposition) (Name, int32)
+	setAttributes(name Name, flavor int32, info []int32) int32
+	getAttributes(name Name, flavor int32, info []int32) (int, int32)
+	insertMember(name, set Name) int32
+	extractMember(name, set Name) int32
+	moveMember(name, set Name) int32
+	names() ([]Name, []PortType, int32)
+
+	vmAllocate(size int) (uintptr, int32)
+	vmDeallocate(addr uintptr, size int) int32
+}
+
+// portOptions is mach_port_options_t as the portable code fills it.
+type portOptions struct {
+	flags      uint32
+	queueLimit uint32
+	context    uint64
+}
+
+// rcvCanceled is the pseudo code a kernel's receive returns when ctx was canceled. It is outside
+// the mach_msg_return_t space (the top bits of a real code are 0x1).
+const rcvCanceled int32 = -0x7fff0001
+
+// sys is the platform kernel; nil where there is none.
+var sys kernel
+
+// sysErr is why sys is nil, wrapping errors.ErrUnsupported.
+var sysErr error
+
+func getKernel(op string) (kernel, error) {
+	if sys == nil {
+		return nil, &OpError{Op: op, Err: sysErr}
+	}
+	return sys, nil
+}

@@ -1,0 +1,13 @@
+//go:build !darwin || ios
+
+package mach
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+func init() {
+	sysErr = fmt.Errorf("no Mach kernel on %s (the Linux emulation is not built yet): %w", runtime.GOOS, errors.ErrUnsupported)
+}

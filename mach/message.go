@@ -1,0 +1,357 @@
+package mach
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// Port names a right in a message header or port descriptor, with its disposition. Build ports
+// for sending with CopySendOf, MoveSendOf, MakeSendOf, MakeSendOnceOf, MoveSendOnceOf and
+// MoveReceiveOf, so that a successful send can mark a moved right as gone. In a received message
+// a Port holds the right that arrived (Disposition PortSend, PortSendOnce or PortReceive).
+type Port struct {
+	Name        Name
+	Disposition Disposition
+	owner       *rightState // the typed right this port came from, for moves; nil for raw names
+}
+
+// IsNull reports whether the port names nothing.
+func (p Port) IsNull() bool { return p.Name == NameNull && p.Disposition == DispositionNone }
+
+// Descriptor is one entry of a complex message's body: a *PortDescriptor, an *OOLDescriptor, or,
+// only in received messages, an *OtherDescriptor.
+type Descriptor interface {
+	Type() DescriptorType
+	wireSize() int
+}
+
+// PortDescriptor carries one port right (mach_msg_port_descriptor_t, 12 bytes).
+type PortDescriptor struct {
+	Port Port
+}
+
+// Type returns PortDescriptorType.
+func (*PortDescriptor) Type() DescriptorType { return PortDescriptorType }
+func (*PortDescriptor) wireSize() int        { return portDescriptorSize }
+
+// OOLDescriptor carries out-of-line memory (mach_msg_ool_descriptor_t, 16 bytes, 4-aligned).
+//
+// To send, set Data (Go memory: the kernel copies or maps it; Deallocate must be false) or Region
+// (memory from AllocateRegion or a received message; with Deallocate the send hands the region to
+// the kernel and it is gone from this process). A descriptor with neither encodes Address and
+// Size as given, which is for codecs and tests.
+//
+// In a received message Address and Size say where the kernel mapped the data; Receive also sets
+// Region (owned by the caller: take it with Message.TakeRegion or let Message.Destroy free it)
+// and Data, a view of the region valid until the region is closed.
+type OOLDescriptor struct {
+	Data       []byte
+	Region     *Region
+	Address    uint64
+	Size       uint32
+	Deallocate bool
+	Copy       CopyOption
+}
+
+// Type returns OOLDescriptorType.
+func (*OOLDescriptor) Type() DescriptorType { return OOLDescriptorType }
+func (*OOLDescriptor) wireSize() int        { return oolDescriptorSize }
+
+// OtherDescriptor is a received descriptor of a kind this package does not adopt (out-of-line
+// ports, volatile memory, guarded ports). Receive rejects messages that carry one unless the
+// caller's Accept function allows it; its raw bytes are kept for inspection.
+type OtherDescriptor struct {
+	Kind DescriptorType
+	Raw  [16]byte
+	size int
+}
+
+// Type returns the descriptor's kind.
+func (d *OtherDescriptor) Type() DescriptorType { return d.Kind }
+func (d *OtherDescriptor) wireSize() int        { return d.size }
+
+// Trailer is the part of a received message's trailer that machport asks for
+// (mach_msg_audit_trailer_t): the sequence number and the sender's identity as the kernel saw it.
+type Trailer struct {
+	Size   uint32        // msgh_trailer_size: 0 when the message had no trailer (e.g. decoded from bytes)
+	Seqno  uint32        // msgh_seqno
+	Sender SecurityToken // msgh_sender
+	Audit  AuditToken    // msgh_audit
+}
+
+// SecurityToken is a security_token_t: the sender's effective uid and gid.
+type SecurityToken [2]uint32
+
+// AuditToken is an audit_token_t. Its layout is xnu's (set_security_token_task_internal).
+type AuditToken [8]uint32
+
+// AUID returns the audit user id.
+func (a AuditToken) AUID() uint32 { return a[0] }
+
+// EUID returns the effective user id.
+func (a AuditToken) EUID() uint32 { return a[1] }
+
+// EGID returns the effective group id.
+func (a AuditToken) EGID() uint32 { return a[2] }
+
+// RUID returns the real user id.
+func (a AuditToken) RUID() uint32 { return a[3] }
+
+// RGID returns the real group id.
+func (a AuditToken) RGID() uint32 { return a[4] }
+
+// PID returns the sender's process id.
+func (a AuditToken) PID() int { return int(int32(a[5])) }
+
+// ASID returns the audit session id.
+func (a AuditToken) ASID() uint32 { return a[6] }
+
+// PIDVersion returns the pid version, which tells apart processes that reused a pid.
+func (a AuditToken) PIDVersion() uint32 { return a[7] }
+
+// IsKernel reports whether the token is the kernel's (KERNEL_AUDIT_TOKEN_VALUE: all zero), which
+// is how notifications can be told from messages that only claim to be notifications.
+func (a AuditToken) IsKernel() bool { return a == AuditToken{} }
+
+// Message is one Mach message: the header's ports and id, descriptors, inline body, and, after a
+// receive, the trailer.
+//
+// Sending: Remote is the destination (usually CopySendOf(send right)), Local an optional reply
+// right (e.g. MakeSendOnceOf(reply port)). Receiving: as Mach delivers it, Remote holds the reply
+// right that came with the message (if any) and Local.Name the port it arrived on.
+type Message struct {
+	Remote  Port
+	Local   Port
+	Voucher Port
+	ID      int32 // msgh_id
+	// Complex forces MACH_MSGH_BITS_COMPLEX with no descriptors; a message with descriptors is
+	// always complex. Set on receive from the header bits.
+	Complex     bool
+	Descriptors []Descriptor
+	// Body is the inline data after the descriptors. A sent body is padded with zeros to a
+	// multiple of 4 bytes (Mach's rule); a received Body includes that padding.
+	Body    []byte
+	Trailer Trailer
+
+	// Size is msgh_size of a received or decoded message (without the trailer).
+	Size uint32
+
+	raw []byte // reusable buffer for encoding and receiving
+}
+
+// Layout of the structures the codec reads and writes (<mach/message.h>, #pragma pack(4)).
+// The ABI test checks each against the SDK for arm64 and x86_64.
+const (
+	headerSize          = 24 // mach_msg_header_t
+	bodyCountSize       = 4  // mach_msg_body_t
+	baseSize            = headerSize + bodyCountSize
+	portDescriptorSize  = 12 // mach_msg_port_descriptor_t
+	oolDescriptorSize   = 16 // mach_msg_ool_descriptor_t (64-bit)
+	otherDescriptorSize = 16 // ool ports, volatile and guarded port descriptors (64-bit)
+	auditTrailerSize    = 52 // mach_msg_audit_trailer_t
+	minTrailerSize      = 8  // mach_msg_trailer_t
+	maxTrailerSize      = 68 // MAX_TRAILER_SIZE
+	descriptorTypeByte  = 11 // the type field's byte in every descriptor
+
+	offBits    = 0
+	offSize    = 4
+	offRemote  = 8
+	offLocal   = 12
+	offVoucher = 16
+	offID      = 20
+	offCount   = 24
+)
+
+// MaxInlineSize is the largest message (header, descriptors and inline body) the Darwin kernel
+// accepts: ipc_kmsg_max_body_space, 64 MiB * 3/4 minus MAX_TRAILER_SIZE. Larger sends fail with
+// MACH_SEND_TOO_LARGE; send big payloads out-of-line.
+const MaxInlineSize = 64<<20*3/4 - maxTrailerSize
+
+// MaxDescriptors bounds the descriptor count the decoder accepts (xnu refuses more than 16383
+// port rights in one message).
+const MaxDescriptors = 16383
+
+var le = binary.LittleEndian // both Darwin targets (arm64, x86_64) are little-endian
+
+func round4(n int) int { return (n + 3) &^ 3 }
+
+// EncodedSize returns msgh_size of the message as Encode would write it.
+func (m *Message) EncodedSize() int {
+	n := headerSize
+	if m.isComplex() {
+		n += bodyCountSize
+		for _, d := range m.Descriptors {
+			n += d.wireSize()
+		}
+	}
+	return n + round4(len(m.Body))
+}
+
+func (m *Message) isComplex() bool { return m.Complex || len(m.Descriptors) > 0 }
+
+// Bits returns the msgh_bits the message encodes to.
+func (m *Message) Bits() Bits {
+	return MakeBits(m.Remote.Disposition, m.Local.Disposition, m.Voucher.Disposition, m.isComplex())
+}
+
+// Append encodes the message as the kernel reads it, appending to dst. Out-of-line descriptors
+// are written with the address of their Data or Region (or Address when both are absent).
+func (m *Message) Append(dst []byte) ([]byte, error) {
+	size := m.EncodedSize()
+	if size > MaxInlineSize {
+		return dst, fmt.Errorf("%w: %d bytes inline (limit %d): send the payload out-of-line", ErrMessageTooLarge, size, MaxInlineSize)
+	}
+	if len(m.Descriptors) > MaxDescriptors {
+		return dst, fmt.Errorf("%w: %d descriptors (limit %d)", ErrMessageTooLarge, len(m.Descriptors), MaxDescriptors)
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, size)[:start+size]
+	b := dst[start:]
+	clear(b)
+	le.PutUint32(b[offBits:], uint32(m.Bits()))
+	le.PutUint32(b[offSize:], uint32(size))
+	le.PutUint32(b[offRemote:], uint32(m.Remote.Name))
+	le.PutUint32(b[offLocal:], uint32(m.Local.Name))
+	le.PutUint32(b[offVoucher:], uint32(m.Voucher.Name))
+	le.PutUint32(b[offID:], uint32(m.ID))
+	off := headerSize
+	if m.isComplex() {
+		le.PutUint32(b[offCount:], uint32(len(m.Descriptors)))
+		off = baseSize
+		for i, d := range m.Descriptors {
+			switch d := d.(type) {
+			case *PortDescriptor:
+				putPortDescriptor(b[off:], d.Port.Name, d.Port.Disposition)
+			case *OOLDescriptor:
+				addr, n, err := d.wireAddress()
+				if err != nil {
+					return dst[:start], fmt.Errorf("descriptor %d: %w", i, err)
+				}
+				putOOLDescriptor(b[off:], addr, n, d.Deallocate, d.Copy, OOLDescriptorType)
+			case *OtherDescriptor:
+				copy(b[off:off+d.size], d.Raw[:d.size])
+			default:
+				return dst[:start], fmt.Errorf("descriptor %d: unsupported type %T", i, d)
+			}
+			off += d.wireSize()
+		}
+	}
+	copy(b[off:], m.Body)
+	return dst, nil
+}
+
+// putPortDescriptor writes mach_msg_port_descriptor_t: name, pad1, then a 32-bit word holding
+// pad2:16, disposition:8, type:8 (low bits first).
+func putPortDescriptor(b []byte, name Name, disp Disposition) {
+	le.PutUint32(b[0:], uint32(name))
+	le.PutUint32(b[4:], 0)
+	le.PutUint32(b[8:], uint32(disp)<<16|uint32(PortDescriptorType)<<24)
+}
+
+// putOOLDescriptor writes mach_msg_ool_descriptor_t (64-bit): address, then a 32-bit word holding
+// deallocate:8, copy:8, pad1:8, type:8, then size.
+func putOOLDescriptor(b []byte, addr uint64, size uint32, dealloc bool, cp CopyOption, typ DescriptorType) {
+	le.PutUint64(b[0:], addr)
+	var d uint32
+	if dealloc {
+		d = 1
+	}
+	le.PutUint32(b[8:], d|uint32(cp)<<8|uint32(typ)<<24)
+	le.PutUint32(b[12:], size)
+}
+
+// Decode parses a message as the kernel delivers it: msgh_size bytes of message, then, if b is
+// long enough, the trailer. It checks every size and count against b and never reads outside it;
+// it does not touch out-of-line memory or rights (the addresses and names are only numbers).
+func Decode(b []byte) (*Message, error) {
+	m := new(Message)
+	return m, m.decode(b)
+}
+
+func (m *Message) decode(b []byte) error {
+	if len(b) < headerSize {
+		return fmt.Errorf("%w: %d bytes, shorter than a header", ErrInvalidMessage, len(b))
+	}
+	bits := Bits(le.Uint32(b[offBits:]))
+	size := le.Uint32(b[offSize:])
+	if size < headerSize || uint64(size) > uint64(len(b)) {
+		return fmt.Errorf("%w: msgh_size %d with %d bytes", ErrInvalidMessage, size, len(b))
+	}
+	m.Size = size
+	m.Remote = Port{Name: Name(le.Uint32(b[offRemote:])), Disposition: bits.Remote()}
+	m.Local = Port{Name: Name(le.Uint32(b[offLocal:])), Disposition: bits.Local()}
+	m.Voucher = Port{Name: Name(le.Uint32(b[offVoucher:])), Disposition: bits.Voucher()}
+	m.ID = int32(le.Uint32(b[offID:]))
+	m.Complex = bits.Complex()
+	m.Descriptors = m.Descriptors[:0]
+	body := b[headerSize:size]
+	if m.Complex {
+		if len(body) < bodyCountSize {
+			return fmt.Errorf("%w: complex message of %d bytes has no descriptor count", ErrInvalidMessage, size)
+		}
+		count := le.Uint32(body)
+		if count > MaxDescriptors || uint64(count)*portDescriptorSize > uint64(len(body)-bodyCountSize) {
+			return fmt.Errorf("%w: %d descriptors do not fit in %d bytes", ErrInvalidMessage, count, size)
+		}
+		body = body[bodyCountSize:]
+		for i := uint32(0); i < count; i++ {
+			if len(body) < portDescriptorSize {
+				return fmt.Errorf("%w: descriptor %d is truncated", ErrInvalidMessage, i)
+			}
+			typ := DescriptorType(body[descriptorTypeByte])
+			switch typ {
+			case PortDescriptorType:
+				m.Descriptors = append(m.Descriptors, &PortDescriptor{Port: Port{
+					Name: Name(le.Uint32(body)), Disposition: Disposition(body[10])}})
+				body = body[portDescriptorSize:]
+			case OOLDescriptorType, OOLPortsDescriptorType, OOLVolatileDescriptorType, GuardedPortDescriptorType:
+				if len(body) < oolDescriptorSize {
+					return fmt.Errorf("%w: descriptor %d is truncated", ErrInvalidMessage, i)
+				}
+				if typ == OOLDescriptorType {
+					m.Descriptors = append(m.Descriptors, &OOLDescriptor{
+						Address:    le.Uint64(body),
+						Deallocate: body[8] != 0,
+						Copy:       CopyOption(body[9]),
+						Size:       le.Uint32(body[12:]),
+					})
+				} else {
+					d := &OtherDescriptor{Kind: typ, size: otherDescriptorSize}
+					copy(d.Raw[:], body[:otherDescriptorSize])
+					m.Descriptors = append(m.Descriptors, d)
+				}
+				body = body[oolDescriptorSize:]
+			default:
+				return fmt.Errorf("%w: descriptor %d has unknown type %d", ErrInvalidMessage, i, typ)
+			}
+		}
+	}
+	m.Body = append(m.Body[:0], body...)
+	m.Trailer = Trailer{}
+	return m.decodeTrailer(b[size:])
+}
+
+// decodeTrailer reads as much of a format-0 trailer as both b and msgh_trailer_size allow.
+func (m *Message) decodeTrailer(t []byte) error {
+	if len(t) < minTrailerSize {
+		return nil // no trailer (bytes that did not come from a receive)
+	}
+	typ, size := le.Uint32(t[0:]), le.Uint32(t[4:])
+	if typ != 0 || size < minTrailerSize || uint64(size) > uint64(len(t)) || size > maxTrailerSize {
+		return fmt.Errorf("%w: trailer type %d size %d with %d bytes", ErrInvalidMessage, typ, size, len(t))
+	}
+	m.Trailer.Size = size
+	if size >= 12 {
+		m.Trailer.Seqno = le.Uint32(t[8:])
+	}
+	if size >= 20 {
+		m.Trailer.Sender = SecurityToken{le.Uint32(t[12:]), le.Uint32(t[16:])}
+	}
+	if size >= auditTrailerSize {
+		for i := range m.Trailer.Audit {
+			m.Trailer.Audit[i] = le.Uint32(t[20+4*i:])
+		}
+	}
+	return nil
+}

@@ -1,0 +1,464 @@
+package mach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+	"unsafe"
+
+	"github.com/machport/machport/internal/abi"
+)
+
+// SendOptions adjust Send.
+type SendOptions struct {
+	// OOLThreshold, when positive, sends a Body longer than this many bytes out-of-line instead:
+	// it goes as one more OOLDescriptor (virtual copy) after the message's own descriptors, and
+	// Body is sent empty. Without it, a message over MaxInlineSize fails with ErrMessageTooLarge.
+	OOLThreshold int
+}
+
+// Send sends m. A deadline on ctx becomes the Mach send timeout (MACH_SEND_TIMEOUT); without
+// one, a send to a full queue blocks until there is room (Mach cannot interrupt a blocked send,
+// so cancellation without a deadline is only checked before sending).
+//
+// On success, the rights m moves (MOVE_SEND, MOVE_SEND_ONCE, MOVE_RECEIVE built with MoveSendOf
+// and friends) and regions sent with Deallocate are gone: their Close does nothing. On failure
+// Mach's rules apply and Send keeps the books straight:
+//   - errors found before the kernel took the message (MACH_SEND_INVALID_DEST, _HEADER, _REPLY,
+//     _VOUCHER, MACH_SEND_TOO_LARGE, ...): every right and region is still the caller's;
+//   - MACH_SEND_TIMED_OUT, _INTERRUPTED, _NO_BUFFER: the kernel hands the message back
+//     (pseudo-receive); moved rights stay the caller's (a moved receive right may get a new
+//     name, which its ReceiveRight follows), and the extra rights or memory copies the kernel
+//     made are released;
+//   - MACH_SEND_INVALID_RIGHT, _INVALID_MEMORY, _INVALID_TYPE, _NO_GRANT_DEST, _MSG_FILTERED:
+//     the kernel destroyed the message, so the rights it moved are gone.
+func Send(ctx context.Context, m *Message) error { return SendWithOptions(ctx, m, SendOptions{}) }
+
+// SendWithOptions is Send with options.
+func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
+	const op = "mach_msg send"
+	k, err := getKernel(op)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+	}
+	if opts.OOLThreshold > 0 && len(m.Body) > opts.OOLThreshold {
+		return sendBodyOutOfLine(ctx, m, opts)
+	}
+	if err := m.checkSendable(); err != nil {
+		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+	}
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	for _, d := range m.Descriptors {
+		if o, ok := d.(*OOLDescriptor); ok && o.Region == nil && len(o.Data) > 0 {
+			pinner.Pin(unsafe.SliceData(o.Data))
+		}
+	}
+	buf, err := m.Append(m.raw[:0])
+	if err != nil {
+		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+	}
+	m.raw = buf
+	timeout, err := timeoutFor(ctx)
+	if err != nil {
+		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+	}
+	ret := k.send(buf, timeout)
+	if ret == abi.MACH_MSG_SUCCESS {
+		m.markSent()
+		return nil
+	}
+	m.afterFailedSend(k, buf, ret)
+	return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
+}
+
+func sendBodyOutOfLine(ctx context.Context, m *Message, opts SendOptions) error {
+	big := *m
+	big.raw = nil
+	big.Descriptors = append(append(make([]Descriptor, 0, len(m.Descriptors)+1), m.Descriptors...),
+		&OOLDescriptor{Data: m.Body, Copy: VirtualCopy})
+	big.Body = nil
+	opts.OOLThreshold = 0
+	return SendWithOptions(ctx, &big, opts)
+}
+
+// checkSendable refuses what the kernel would refuse or what would corrupt this process: bad
+// dispositions, rights already given up, and Go memory offered for deallocation.
+func (m *Message) checkSendable() error {
+	if !m.Remote.Disposition.validForSend() {
+		return fmt.Errorf("%w: destination disposition %v", ErrInvalidMessage, m.Remote.Disposition)
+	}
+	for _, p := range []Port{m.Remote, m.Local, m.Voucher} {
+		if err := p.checkSendable(); err != nil {
+			return err
+		}
+	}
+	for i, d := range m.Descriptors {
+		switch d := d.(type) {
+		case *PortDescriptor:
+			if !d.Port.Disposition.validForSend() {
+				return fmt.Errorf("%w: descriptor %d: disposition %v", ErrInvalidMessage, i, d.Port.Disposition)
+			}
+			if err := d.Port.checkSendable(); err != nil {
+				return fmt.Errorf("descriptor %d: %w", i, err)
+			}
+		case *OOLDescriptor:
+			if d.Region != nil && d.Region.gone.Load() {
+				return fmt.Errorf("descriptor %d: region: %w", i, ErrClosed)
+			}
+			if d.Region == nil && d.Data != nil && d.Deallocate {
+				return fmt.Errorf("%w: descriptor %d: Deallocate needs a Region, not Go memory", ErrInvalidMessage, i)
+			}
+			if d.Region == nil && uint64(len(d.Data)) > math.MaxUint32 {
+				return fmt.Errorf("%w: descriptor %d: %d bytes", ErrMessageTooLarge, i, len(d.Data))
+			}
+		}
+	}
+	return nil
+}
+
+func (p Port) checkSendable() error {
+	if p.owner != nil && p.owner.gone.Load() {
+		return fmt.Errorf("port %v (%v): %w", p.Name, p.Disposition, ErrClosed)
+	}
+	return nil
+}
+
+// wireAddress is the address and size an OOL descriptor encodes.
+func (d *OOLDescriptor) wireAddress() (uint64, uint32, error) {
+	switch {
+	case d.Region != nil:
+		return uint64(d.Region.addr.Load()), uint32(d.Region.size), nil
+	case len(d.Data) > 0:
+		if uint64(len(d.Data)) > math.MaxUint32 {
+			return 0, 0, ErrMessageTooLarge
+		}
+		return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(d.Data)))), uint32(len(d.Data)), nil
+	case d.Data != nil:
+		return 0, 0, nil
+	}
+	return d.Address, d.Size, nil
+}
+
+// markSent records what a successful send took away from the sender.
+func (m *Message) markSent() {
+	for _, p := range []Port{m.Remote, m.Local, m.Voucher} {
+		p.consume()
+	}
+	for _, d := range m.Descriptors {
+		switch d := d.(type) {
+		case *PortDescriptor:
+			d.Port.consume()
+		case *OOLDescriptor:
+			if d.Region != nil && d.Deallocate {
+				d.Region.gone.Store(true)
+			}
+		}
+	}
+}
+
+func (p Port) consume() {
+	if p.owner != nil && p.Disposition.moves() {
+		p.owner.gone.Store(true)
+	}
+}
+
+// sendOutcome is what a failed send did with the message's rights and memory.
+type sendOutcome int
+
+const (
+	sendUntouched sendOutcome = iota
+	sendReturned
+	sendDestroyed
+)
+
+func classifySendFailure(ret int32) sendOutcome {
+	switch MsgReturn(ret &^ abi.MACH_MSG_MASK) {
+	case SendTimedOut, SendInterrupted, SendNoBuffer, MsgReturn(abi.MACH_SEND_INVALID_CONTEXT):
+		return sendReturned
+	case SendInvalidRight, SendInvalidMemory, SendInvalidType, SendNoGrantDest, SendMsgFiltered:
+		return sendDestroyed
+	}
+	return sendUntouched
+}
+
+// afterFailedSend keeps the caller's rights and regions true to what the kernel did.
+func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32) {
+	switch classifySendFailure(ret) {
+	case sendDestroyed:
+		m.markSent() // the moved rights and deallocated regions went with the message
+	case sendReturned:
+		var back Message
+		if back.decode(buf) != nil {
+			return // the buffer was not rewritten: nothing was taken
+		}
+		m.takeBack(k, &back)
+	}
+}
+
+// takeBack reconciles a pseudo-received copy of m: rights m moved come back (perhaps under new
+// names), rights the kernel made or copied for the message are extra and released, and memory
+// copies are unmapped unless they replace a region m handed over.
+func (m *Message) takeBack(k kernel, back *Message) {
+	pairs := [][2]Port{{m.Remote, back.Remote}, {m.Local, back.Local}, {m.Voucher, back.Voucher}}
+	if len(back.Descriptors) == len(m.Descriptors) {
+		for i, d := range m.Descriptors {
+			switch d := d.(type) {
+			case *PortDescriptor:
+				if b, ok := back.Descriptors[i].(*PortDescriptor); ok {
+					pairs = append(pairs, [2]Port{d.Port, b.Port})
+				}
+			case *OOLDescriptor:
+				b, ok := back.Descriptors[i].(*OOLDescriptor)
+				if !ok {
+					continue
+				}
+				sent, _, _ := d.wireAddress()
+				if b.Address == sent || b.Address == 0 {
+					continue // not copied out again
+				}
+				if d.Region != nil && d.Deallocate {
+					d.Region.addr.Store(uintptr(b.Address))
+				} else {
+					k.vmDeallocate(uintptr(b.Address), int(b.Size))
+				}
+			}
+		}
+	}
+	for _, pr := range pairs {
+		orig, got := pr[0], pr[1]
+		if orig.IsNull() || got.Disposition == orig.Disposition && !orig.Disposition.moves() {
+			continue // not copied in
+		}
+		switch {
+		case orig.Disposition.moves():
+			if orig.owner != nil && got.Name.Valid() {
+				orig.owner.name.Store(uint32(got.Name))
+			}
+		case got.Name.Valid() && (got.Disposition == PortSend || got.Disposition == PortSendOnce):
+			k.deallocate(got.Name)
+		}
+	}
+}
+
+// timeoutFor turns ctx's deadline into a Mach timeout in milliseconds; -1 means none.
+func timeoutFor(ctx context.Context) (int, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return -1, nil
+	}
+	left := time.Until(d)
+	if left <= 0 {
+		return 0, nil
+	}
+	ms := (left + time.Millisecond - 1) / time.Millisecond
+	if ms > math.MaxInt32 {
+		return -1, nil
+	}
+	return int(ms), nil
+}
+
+// ReceiveOptions adjust Receive.
+type ReceiveOptions struct {
+	// BufferSize is the initial receive buffer (default 4 KiB, and at least enough for a header
+	// and the trailer). Receive grows it for larger messages, up to MaxSize.
+	BufferSize int
+	// MaxSize is the largest message Receive accepts (default 64 MiB). A larger one stays queued
+	// and Receive fails with MACH_RCV_TOO_LARGE.
+	MaxSize int
+	// Exact receives without MACH_RCV_LARGE: a message larger than BufferSize is destroyed by
+	// the kernel and Receive fails with MACH_RCV_TOO_LARGE.
+	Exact bool
+	// Accept, if set, decides whether to keep a message; an error makes Receive destroy the
+	// message (mach_msg_destroy) and return an error wrapping ErrRejected and the Accept error.
+	// Without it, messages carrying descriptors this package does not adopt (out-of-line port
+	// arrays, guarded ports, volatile memory) are rejected.
+	Accept func(*Message) error
+}
+
+const (
+	defaultReceiveBuffer = 4 << 10
+	defaultMaxReceive    = 64 << 20
+)
+
+// Receive waits for a message on from (a *ReceiveRight or *PortSet) and decodes it into m,
+// reusing m's buffers. A deadline on ctx becomes the Mach receive timeout; cancelling ctx wakes
+// the receive promptly. The trailer carries the sender's audit token.
+//
+// The rights and out-of-line regions in the received message are the caller's: take them with
+// TakeRemote, TakePort and TakeRegion, and release the rest with Destroy.
+func Receive(ctx context.Context, from Receiver, m *Message) error {
+	return ReceiveWithOptions(ctx, from, m, ReceiveOptions{})
+}
+
+// ReceiveWithOptions is Receive with options.
+func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts ReceiveOptions) error {
+	const op = "mach_msg receive"
+	k, err := getKernel(op)
+	if err != nil {
+		return err
+	}
+	name, err := from.receiveName()
+	if err != nil {
+		return err
+	}
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = defaultReceiveBuffer
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = defaultMaxReceive
+	}
+	size := max(opts.BufferSize, headerSize+maxTrailerSize)
+	if !opts.Exact && cap(m.raw) > size {
+		size = min(cap(m.raw), opts.MaxSize+maxTrailerSize)
+	}
+	for {
+		if cap(m.raw) < size {
+			m.raw = make([]byte, size)
+		}
+		buf := m.raw[:size]
+		if err := ctx.Err(); err != nil {
+			return &OpError{Op: op, Name: name, Err: err}
+		}
+		timeout, _ := timeoutFor(ctx)
+		ret := k.receive(ctx, name, buf, !opts.Exact, timeout)
+		switch {
+		case ret == abi.MACH_MSG_SUCCESS:
+			return m.adopt(k, buf, opts)
+		case ret == rcvCanceled:
+			return &OpError{Op: op, Name: name, Err: ctx.Err()}
+		case ret == abi.MACH_RCV_TOO_LARGE && !opts.Exact:
+			need := int(le.Uint32(buf[offSize:])) + maxTrailerSize
+			if need > opts.MaxSize+maxTrailerSize || need <= size {
+				return &OpError{Op: op, Name: name, Err: fmt.Errorf("%w (%d bytes; MaxSize %d): %w",
+					ErrMessageTooLarge, need-maxTrailerSize, opts.MaxSize, MsgReturn(ret))}
+			}
+			size = need
+		default:
+			return &OpError{Op: op, Name: name, Err: MsgReturn(ret)}
+		}
+	}
+}
+
+// adopt decodes a received buffer into m, or destroys the message if it is malformed or
+// rejected, so that nothing is ever half-adopted.
+func (m *Message) adopt(k kernel, buf []byte, opts ReceiveOptions) error {
+	const op = "mach_msg receive"
+	raw := m.raw
+	if err := m.decode(buf); err != nil {
+		k.destroy(buf)
+		m.raw = raw
+		return &OpError{Op: op, Err: err}
+	}
+	m.raw = raw
+	for _, d := range m.Descriptors {
+		if o, ok := d.(*OOLDescriptor); ok {
+			o.Region = newRegion(uintptr(o.Address), int(o.Size))
+			o.Data = o.Region.Bytes()
+		}
+	}
+	accept := opts.Accept
+	if accept == nil {
+		accept = acceptAdoptable
+	}
+	if err := accept(m); err != nil {
+		k.destroy(buf)
+		m.forget()
+		return &OpError{Op: op, Name: m.Local.Name, Err: fmt.Errorf("%w: %w", ErrRejected, err)}
+	}
+	return nil
+}
+
+func acceptAdoptable(m *Message) error {
+	for i, d := range m.Descriptors {
+		if _, ok := d.(*OtherDescriptor); ok {
+			return fmt.Errorf("descriptor %d has type %d, which this receiver does not adopt", i, d.Type())
+		}
+	}
+	return nil
+}
+
+// forget drops every reference to rights and regions after they were destroyed elsewhere.
+func (m *Message) forget() {
+	m.Remote, m.Voucher = Port{}, Port{}
+	for _, d := range m.Descriptors {
+		switch d := d.(type) {
+		case *PortDescriptor:
+			d.Port = Port{}
+		case *OOLDescriptor:
+			if d.Region != nil {
+				d.Region.gone.Store(true)
+			}
+			d.Region, d.Data = nil, nil
+		}
+	}
+}
+
+// TakeRemote returns the reply right that came with a received message (a *SendOnceRight or
+// *SendRight), or nil if there is none; the message no longer holds it.
+func (m *Message) TakeRemote() Right {
+	r := rightFor(m.Remote)
+	m.Remote = Port{}
+	return r
+}
+
+// TakePort returns the right carried by port descriptor i; the message no longer holds it.
+func (m *Message) TakePort(i int) (Right, error) {
+	if i < 0 || i >= len(m.Descriptors) {
+		return nil, fmt.Errorf("mach: descriptor %d of %d", i, len(m.Descriptors))
+	}
+	d, ok := m.Descriptors[i].(*PortDescriptor)
+	if !ok {
+		return nil, fmt.Errorf("mach: descriptor %d is %T, not a port", i, m.Descriptors[i])
+	}
+	r := rightFor(d.Port)
+	d.Port = Port{}
+	return r, nil
+}
+
+// TakeRegion returns the memory of out-of-line descriptor i; the message no longer holds it.
+func (m *Message) TakeRegion(i int) (*Region, error) {
+	if i < 0 || i >= len(m.Descriptors) {
+		return nil, fmt.Errorf("mach: descriptor %d of %d", i, len(m.Descriptors))
+	}
+	d, ok := m.Descriptors[i].(*OOLDescriptor)
+	if !ok || d.Region == nil {
+		return nil, fmt.Errorf("mach: descriptor %d holds no region", i)
+	}
+	r := d.Region
+	d.Region, d.Data = nil, nil
+	return r, nil
+}
+
+// Destroy releases every right and region a received message still holds, as mach_msg_destroy
+// does: the reply right, the voucher, port descriptors' rights and out-of-line memory. The
+// receiving port (Local) is not a right the message holds and is left alone.
+func (m *Message) Destroy() error {
+	var errs []error
+	for _, p := range []Port{m.Remote, m.Voucher} {
+		if r := rightFor(p); r != nil {
+			errs = append(errs, r.Close())
+		}
+	}
+	m.Remote, m.Voucher = Port{}, Port{}
+	for i := range m.Descriptors {
+		switch d := m.Descriptors[i].(type) {
+		case *PortDescriptor:
+			if r, _ := m.TakePort(i); r != nil {
+				errs = append(errs, r.Close())
+			}
+		case *OOLDescriptor:
+			if d.Region != nil {
+				r, _ := m.TakeRegion(i)
+				errs = append(errs, r.Close())
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
