@@ -2,7 +2,13 @@ package mach
 
 import (
 	"context"
+
+	"github.com/machport/machport/internal/abi"
 )
+
+// rcvAuditOptions asks for the audit trailer: MACH_RCV_TRAILER_TYPE(FORMAT_0) |
+// MACH_RCV_TRAILER_ELEMENTS(MACH_RCV_TRAILER_AUDIT).
+const rcvAuditOptions = abi.MACH_MSG_TRAILER_FORMAT_0<<28 | (abi.MACH_RCV_TRAILER_AUDIT&0xf)<<24
 
 // kernel is the seam between the portable package and the platform: the Darwin kernel reached
 // through libSystem (kernel_darwin.go), the Linux emulation, or nothing (kernel_other.go).

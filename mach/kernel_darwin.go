@@ -30,10 +30,6 @@ type darwinKernel struct {
 	wakeOf map[Name]*waker // every waker by its wake port's name
 }
 
-// rcvAuditOptions asks for the audit trailer: MACH_RCV_TRAILER_TYPE(FORMAT_0) |
-// MACH_RCV_TRAILER_ELEMENTS(MACH_RCV_TRAILER_AUDIT).
-const rcvAuditOptions = abi.MACH_MSG_TRAILER_FORMAT_0<<28 | (abi.MACH_RCV_TRAILER_AUDIT&0xf)<<24
-
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 
 func (k *darwinKernel) send(buf []byte, timeoutMS int) int32 {

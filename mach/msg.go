@@ -45,6 +45,9 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = SendTimedOut
+		}
 		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
 	}
 	if opts.OOLThreshold > 0 && len(m.Body) > opts.OOLThreshold {
@@ -324,6 +327,9 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 		}
 		buf := m.raw[:size]
 		if err := ctx.Err(); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = RcvTimedOut
+			}
 			return &OpError{Op: op, Name: name, Err: err}
 		}
 		timeout, _ := timeoutFor(ctx)
@@ -332,6 +338,9 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 		case ret == abi.MACH_MSG_SUCCESS:
 			return m.adopt(k, buf, opts)
 		case ret == rcvCanceled:
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return &OpError{Op: op, Name: name, Err: RcvTimedOut} // as if the kernel timed out
+			}
 			return &OpError{Op: op, Name: name, Err: ctx.Err()}
 		case ret == abi.MACH_RCV_TOO_LARGE && !opts.Exact:
 			need := int(le.Uint32(buf[offSize:])) + maxTrailerSize

@@ -1,0 +1,69 @@
+package mach
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestReturnCodes(t *testing.T) {
+	cases := []struct {
+		err      error
+		name     string
+		text     string
+		deadline bool
+	}{
+		{SendInvalidDest, "MACH_SEND_INVALID_DEST", "(ipc/send) invalid destination port", false},
+		{SendTimedOut, "MACH_SEND_TIMED_OUT", "(ipc/send) timed out", true},
+		{RcvTimedOut, "MACH_RCV_TIMED_OUT", "(ipc/rcv) timed out", true},
+		{RcvTooLarge, "MACH_RCV_TOO_LARGE", "(ipc/rcv) msg too large", false},
+		{KernInvalidName, "KERN_INVALID_NAME", "(os/kern) invalid name", false},
+		{KernInvalidRight, "KERN_INVALID_RIGHT", "(os/kern) invalid right", false},
+		{KernUrefsOverflow, "KERN_UREFS_OVERFLOW", "(os/kern) urefs overflow", false},
+		{KernOperationTimedOut, "KERN_OPERATION_TIMED_OUT", "(os/kern) operation timed out", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			require.Contains(t, c.err.Error(), c.name)
+			require.Contains(t, c.err.Error(), c.text)
+			wrapped := &OpError{Op: "mach_msg", Name: 0x103, Err: c.err}
+			require.Equal(t, c.deadline, errors.Is(wrapped, os.ErrDeadlineExceeded))
+			require.Equal(t, c.deadline, errors.Is(wrapped, context.DeadlineExceeded))
+			require.Equal(t, c.deadline, wrapped.Timeout())
+			require.ErrorIs(t, wrapped, c.err)
+			require.Contains(t, wrapped.Error(), "mach_msg 0x103")
+		})
+	}
+	require.Equal(t, "MACH_SEND_INVALID_DEST", SendInvalidDest.Name())
+	require.Equal(t, "(ipc/send) invalid destination port", SendInvalidDest.Text())
+	require.Equal(t, "KERN_SUCCESS", KernSuccess.Name())
+	require.Equal(t, "", MsgReturn(0x7777).Name())
+	require.NotEmpty(t, MsgReturn(0x10000077).Error())
+	var kr KernReturn
+	require.True(t, errors.As(&OpError{Err: KernInvalidValue}, &kr))
+	require.Equal(t, KernInvalidValue, kr)
+}
+
+func TestClassifySendFailure(t *testing.T) {
+	cases := map[MsgReturn]sendOutcome{
+		SendInvalidDest:       sendUntouched,
+		SendInvalidHeader:     sendUntouched,
+		SendInvalidReply:      sendUntouched,
+		SendTooLarge:          sendUntouched,
+		SendMsgTooSmall:       sendUntouched,
+		SendTimedOut:          sendReturned,
+		SendInterrupted:       sendReturned,
+		SendNoBuffer:          sendReturned,
+		SendTimedOut | 0x2000: sendReturned, // MACH_MSG_IPC_SPACE OR'd in
+		SendInvalidRight:      sendDestroyed,
+		SendInvalidMemory:     sendDestroyed,
+		SendInvalidType:       sendDestroyed,
+		SendMsgFiltered:       sendDestroyed,
+	}
+	for code, want := range cases {
+		require.Equal(t, want, classifySendFailure(int32(code)), "%v", code)
+	}
+}
