@@ -380,3 +380,19 @@ func TestNewPortOptions(t *testing.T) {
 	_, err = NewPort(PortOptions{Immovable: true})
 	require.ErrorIs(t, err, KernInvalidValue)
 }
+
+func (f *fakeKernel) moveMember(n, set Name) int32 { return f.record("move_member %v %v", n, set) }
+
+func TestPortOptionsAndMembers(t *testing.T) {
+	f := installFake(t)
+	r, s, err := NewPortWithSendRight(PortOptions{Context: 0xc0})
+	require.NoError(t, err)
+	require.Equal(t, r.Name(), s.Name())
+	require.Equal(t, fmt.Sprintf("construct flags=%#x qlimit=0 context=0xc0", abi.MPO_INSERT_SEND_RIGHT), f.calls[0])
+	set := AdoptPortSet(0x2003)
+	require.NoError(t, MoveMember(r, set))
+	require.NoError(t, MoveMember(r, nil))
+	require.Equal(t, []string{"move_member 0x1003 0x2003", "move_member 0x1003 0x0"}, f.calls[1:])
+	require.NoError(t, set.Close())
+	require.ErrorIs(t, MoveMember(r, set), ErrClosed)
+}

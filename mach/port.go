@@ -19,6 +19,8 @@ type PortOptions struct {
 	// Immovable forbids moving the guarded receive right out of the task (MPO_IMMOVABLE_RECEIVE;
 	// needs Guard).
 	Immovable bool
+	// Context is stored as the port's context (mach_port_get_context) when there is no Guard.
+	Context uint64
 }
 
 // Queue limits.
@@ -29,15 +31,29 @@ const (
 
 // NewPort allocates a port and returns its receive right.
 func NewPort(opts PortOptions) (*ReceiveRight, error) {
+	r, _, err := newPort(opts, false)
+	return r, err
+}
+
+// NewPortWithSendRight allocates a port together with a send right under the same name
+// (MPO_INSERT_SEND_RIGHT), in one kernel call.
+func NewPortWithSendRight(opts PortOptions) (*ReceiveRight, *SendRight, error) {
+	return newPort(opts, true)
+}
+
+func newPort(opts PortOptions, withSend bool) (*ReceiveRight, *SendRight, error) {
 	const op = "mach_port_construct"
 	k, err := getKernel(op)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.QueueLimit < 0 || opts.QueueLimit > QueueLimitMax || (opts.Immovable && opts.Guard == 0) {
-		return nil, &OpError{Op: op, Err: KernInvalidValue}
+		return nil, nil, &OpError{Op: op, Err: KernInvalidValue}
 	}
-	var po portOptions
+	po := portOptions{context: opts.Context}
+	if withSend {
+		po.flags |= abi.MPO_INSERT_SEND_RIGHT
+	}
 	if opts.QueueLimit > 0 {
 		po.flags |= abi.MPO_QLIMIT
 		po.queueLimit = uint32(opts.QueueLimit)
@@ -54,11 +70,14 @@ func NewPort(opts PortOptions) (*ReceiveRight, error) {
 	}
 	n, kr := k.construct(po)
 	if err := kernErr(op, NameNull, kr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r := AdoptReceive(n)
 	r.s.guard, r.s.guarded = opts.Guard, opts.Guard != 0
-	return r, nil
+	if withSend {
+		return r, AdoptSend(n), nil
+	}
+	return r, nil, nil
 }
 
 // portOptionsSize is sizeof(mach_port_options_t).
@@ -130,6 +149,27 @@ func (r *ReceiveRight) Status() (PortStatus, error) {
 		return PortStatus{}, kernErr(op, n, kr)
 	}
 	return decodePortStatus(w), nil
+}
+
+// MoveMember makes the receive right a member of set only, leaving every other set it was in
+// (mach_port_move_member); with a nil set it leaves all sets.
+func MoveMember(member *ReceiveRight, set *PortSet) error {
+	const op = "mach_port_move_member"
+	n, err := member.s.held(op)
+	if err != nil {
+		return err
+	}
+	target := NameNull
+	if set != nil {
+		if target, err = set.s.held(op); err != nil {
+			return err
+		}
+	}
+	k, err := getKernel(op)
+	if err != nil {
+		return err
+	}
+	return kernErr(op, n, k.moveMember(n, target))
 }
 
 // Low-level operations on names, for rights not held as typed values.

@@ -300,17 +300,17 @@ func newRegion(addr uintptr, size int) *Region {
 	return r
 }
 
-// AllocateRegion allocates size bytes of zeroed, page-aligned memory (mach_vm_allocate).
+// AllocateRegion allocates size bytes of zeroed, page-aligned memory (vm_allocate).
 func AllocateRegion(size int) (*Region, error) {
-	k, err := getKernel("mach_vm_allocate")
+	k, err := getKernel("vm_allocate")
 	if err != nil {
 		return nil, err
 	}
 	if size <= 0 {
-		return nil, &OpError{Op: "mach_vm_allocate", Err: KernInvalidArgument}
+		return nil, &OpError{Op: "vm_allocate", Err: KernInvalidArgument}
 	}
 	addr, kr := k.vmAllocate(size)
-	if err := kernErr("mach_vm_allocate", NameNull, kr); err != nil {
+	if err := kernErr("vm_allocate", NameNull, kr); err != nil {
 		return nil, err
 	}
 	return newRegion(addr, size), nil
@@ -328,17 +328,17 @@ func (r *Region) Bytes() []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), r.addr.Load())), r.size)
 }
 
-// Close unmaps the region (mach_vm_deallocate). Safe to call twice.
+// Close unmaps the region (vm_deallocate). Safe to call twice.
 func (r *Region) Close() error {
 	if !r.gone.CompareAndSwap(false, true) {
 		return nil
 	}
-	k, err := getKernel("mach_vm_deallocate")
+	k, err := getKernel("vm_deallocate")
 	if err != nil {
 		return err
 	}
 	if r.size == 0 {
 		return nil
 	}
-	return kernErr("mach_vm_deallocate", NameNull, k.vmDeallocate(r.addr.Load(), r.size))
+	return kernErr("vm_deallocate", NameNull, k.vmDeallocate(r.addr.Load(), r.size))
 }

@@ -88,8 +88,8 @@ var Funcs = []Func{
 	{Name: "mach_port_insert_member", Lib: LibKernel, Fn: &MachPortInsertMember},
 	{Name: "mach_port_extract_member", Lib: LibKernel, Fn: &MachPortExtractMember},
 	{Name: "mach_port_names", Lib: LibKernel, Fn: &MachPortNames},
-	{Name: "mach_vm_allocate", Lib: LibKernel, Fn: &VMAllocate},
-	{Name: "mach_vm_deallocate", Lib: LibKernel, Fn: &VMDeallocate},
+	{Name: "vm_allocate", Lib: LibKernel, Fn: &VMAllocate},
+	{Name: "vm_deallocate", Lib: LibKernel, Fn: &VMDeallocate},
 	{Name: "mach_error_string", Lib: LibKernel, Fn: &MachErrorString, Optional: true},
 }
 
