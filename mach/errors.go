@@ -165,6 +165,10 @@ var (
 	ErrForgedNotification = errors.New("notification not sent by the kernel")
 	// ErrNotNotification is returned by ParseNotification for an ordinary message.
 	ErrNotNotification = errors.New("not a notification")
+	// ErrMoveReceiveUnsupported is returned on Linux for a message that moves a receive right to
+	// another process, which the emulation does not support (within a process it works). It
+	// wraps errors.ErrUnsupported.
+	ErrMoveReceiveUnsupported = fmt.Errorf("moving a receive right to another process: %w", errors.ErrUnsupported)
 )
 
 func opErr(op string, name Name, err error) error {

@@ -56,9 +56,13 @@ type portOptions struct {
 	context    uint64
 }
 
-// rcvCanceled is the pseudo code a kernel's receive returns when ctx was canceled. It is outside
-// the mach_msg_return_t space (the top bits of a real code are 0x1).
-const rcvCanceled int32 = -0x7fff0001
+// Pseudo codes a kernel returns beside Mach's own; they lie outside the mach_msg_return_t space
+// (real codes are small positive numbers) and never reach callers as MsgReturn values.
+const (
+	rcvCanceled           int32 = -0x7fff0001 // receive: ctx was canceled
+	sendMoveReceiveRemote int32 = -0x7fff0002 // send: the emulation cannot move a receive right to another process
+	rcvMalformed          int32 = -0x7fff0003 // receive: a peer wrote bytes that are not a message; dropped
+)
 
 // sys is the platform kernel; nil where there is none.
 var sys kernel

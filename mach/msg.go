@@ -77,6 +77,9 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 		m.markSent()
 		return nil
 	}
+	if ret == sendMoveReceiveRemote {
+		return &OpError{Op: op, Name: m.Remote.Name, Err: ErrMoveReceiveUnsupported}
+	}
 	m.afterFailedSend(k, buf, ret)
 	return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
 }
@@ -337,6 +340,8 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 		switch {
 		case ret == abi.MACH_MSG_SUCCESS:
 			return m.adopt(k, buf, opts)
+		case ret == rcvMalformed:
+			return &OpError{Op: op, Name: name, Err: fmt.Errorf("%w: dropped a message a peer wrote", ErrInvalidMessage)}
 		case ret == rcvCanceled:
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return &OpError{Op: op, Name: name, Err: RcvTimedOut} // as if the kernel timed out

@@ -1,0 +1,519 @@
+//go:build linux
+
+package emu
+
+import (
+	"errors"
+	"time"
+	"unsafe"
+
+	"github.com/machport/machport/internal/abi"
+	"golang.org/x/sys/unix"
+)
+
+// Codes the emulation returns beside Mach's own (outside the mach_msg_return_t space).
+const (
+	// RcvCanceled: the receive's context was canceled.
+	RcvCanceled int32 = -0x7fff0001
+	// SendMoveReceiveRemote: a receive right cannot move to another process on Linux.
+	SendMoveReceiveRemote int32 = -0x7fff0002
+	// RcvMalformed: a peer wrote bytes that are not a message; they were dropped.
+	RcvMalformed int32 = -0x7fff0003
+)
+
+// Msg is a message crossing the emulation's API, in Mach's terms: names and dispositions on the
+// way in, names and received right types on the way out.
+type Msg struct {
+	Bits    uint32
+	Remote  uint32
+	Local   uint32
+	Voucher uint32
+	ID      int32
+	Descs   []Desc
+	Body    []byte
+	Seqno   uint32
+	Sender  [2]uint32
+	Audit   [8]uint32
+}
+
+// Desc is a port or out-of-line memory descriptor.
+type Desc struct {
+	Memory  bool
+	Name    uint32
+	Disp    uint8
+	Addr    uintptr
+	Size    uint32
+	Dealloc bool
+	Copy    uint8
+}
+
+// inMsg is a message queued for a receiver, still holding raw fds until copyout gives them names.
+type inMsg struct {
+	dg       datagram
+	fds      []int
+	body     []byte
+	destType uint8
+	kernel   bool
+	creds    unix.Ucred
+}
+
+// kernelMsg makes a notification, as the kernel would send it (all-zero audit token).
+func kernelMsg(id int32, body []byte) *inMsg {
+	return &inMsg{kernel: true, dg: datagram{id: id, bodyFD: -1, reply: record{fd: -1, counterFD: -1}},
+		body: append([]byte(nil), body...), destType: typePortSendOnce}
+}
+
+// destroy releases everything a queued message holds (mach_msg_destroy before copyout).
+func (m *inMsg) destroy() {
+	for _, fd := range m.fds {
+		unix.Close(fd)
+	}
+	m.fds = nil
+	for _, r := range m.dg.descs {
+		if r.kind == kindReceive {
+			if p := sp.tokens[r.token]; p != nil {
+				delete(sp.tokens, r.token)
+				p.kill()
+			}
+		}
+	}
+}
+
+// SizeFunc computes the size of the Mach message a receive would produce (without trailer), so
+// a too-small buffer is detected before any right is copied out.
+type SizeFunc func(ports, memories, bodyLen int) int
+
+// Send is mach_msg's send half. timeout < 0 blocks.
+func Send(m *Msg, timeout time.Duration) int32 {
+	remoteDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_REMOTE_MASK)
+	localDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_LOCAL_MASK >> 8)
+	if m.Voucher != abi.MACH_PORT_NULL {
+		return abi.MACH_SEND_INVALID_VOUCHER // the emulation has no vouchers
+	}
+	if len(m.Descs) > MaxDescriptors {
+		return abi.MACH_SEND_TOO_LARGE
+	}
+	var tx transfer
+	sp.mu.Lock()
+	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
+	if kr != abi.MACH_MSG_SUCCESS {
+		sp.mu.Unlock()
+		tx.abort()
+		return kr
+	}
+	tx.dg = datagram{bits: m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK, id: m.ID, bodyFD: -1,
+		reply: record{fd: -1, counterFD: -1}}
+	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
+		r, kr := tx.right(m.Local, localDisp, abi.MACH_SEND_INVALID_REPLY, dest)
+		if kr != abi.MACH_MSG_SUCCESS || r.kind == kindReceive {
+			sp.mu.Unlock()
+			tx.abort()
+			if kr == abi.MACH_MSG_SUCCESS {
+				kr = abi.MACH_SEND_INVALID_REPLY
+			}
+			return kr
+		}
+		tx.dg.reply = r
+	}
+	for _, d := range m.Descs {
+		var r record
+		if d.Memory {
+			r = record{kind: kindMemory, typ: d.Copy, fd: -1, counterFD: -1, size: d.Size}
+			if d.Size > 0 {
+				r.fd = tx.addFD(-1) // filled in after the lock is dropped
+				tx.mem = append(tx.mem, memCopy{index: r.fd, addr: d.Addr, size: d.Size, dealloc: d.Dealloc})
+			}
+		} else {
+			var kr int32
+			r, kr = tx.right(d.Name, d.Disp, abi.MACH_SEND_INVALID_RIGHT, dest)
+			if kr != abi.MACH_MSG_SUCCESS {
+				sp.mu.Unlock()
+				tx.abort()
+				return kr
+			}
+		}
+		tx.dg.descs = append(tx.dg.descs, r)
+	}
+	sp.mu.Unlock()
+
+	if len(tx.fds) > maxFDs {
+		tx.abort()
+		return abi.MACH_SEND_TOO_LARGE
+	}
+	if err := tx.fillMemory(m.Body); err != nil {
+		tx.abort()
+		return abi.MACH_SEND_NO_BUFFER
+	}
+	kr = tx.deliver(dest, timeout)
+	sp.mu.Lock()
+	if kr == abi.MACH_MSG_SUCCESS {
+		tx.commit()
+	} else {
+		tx.rollback()
+	}
+	sp.mu.Unlock()
+	tx.abort()
+	if kr == abi.MACH_MSG_SUCCESS {
+		for _, mc := range tx.mem {
+			if mc.dealloc {
+				VMDeallocate(mc.addr, int(mc.size))
+			}
+		}
+	}
+	return kr
+}
+
+// transfer collects what one send needs while sp.mu is held, and what to undo or commit.
+type transfer struct {
+	dg       datagram
+	fds      []int // fds to pass; entries owned by the transfer are closed in abort
+	owned    []bool
+	holds    []*sendChan // channels used, held until the send is over
+	moves    []func()    // what a successful send takes from the space
+	undos    []func()    // what a failed send gives back
+	mem      []memCopy
+	dest     *sendChan
+	destPort *port // the destination when it lives in this process
+}
+
+type memCopy struct {
+	index   int16
+	addr    uintptr
+	size    uint32
+	dealloc bool
+}
+
+func (tx *transfer) addFD(fd int) int16 {
+	tx.fds = append(tx.fds, fd)
+	tx.owned = append(tx.owned, false)
+	return int16(len(tx.fds) - 1)
+}
+
+func (tx *transfer) hold(c *sendChan) *sendChan {
+	tx.holds = append(tx.holds, c.get())
+	return c
+}
+
+// dest resolves the destination right. Called with sp.mu held.
+func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
+	e := sp.entries[name]
+	if e == nil {
+		return nil, abi.MACH_SEND_INVALID_DEST
+	}
+	sp.refreshDead(e)
+	switch disp {
+	case dispCopySend, dispMoveSend:
+		if e.sendRefs == 0 {
+			return nil, abi.MACH_SEND_INVALID_DEST
+		}
+		c := tx.hold(e.send)
+		if disp == dispMoveSend {
+			tx.moves = append(tx.moves, func() { sp.dropSend(e, 1); sp.dropIfEmpty(e) })
+		}
+		tx.dest, tx.destPort = c, e.recv
+		if e.recv == nil {
+			tx.destPort = localPort(c.id)
+		}
+		tx.dg.bits |= typePortSend << 8
+		return c, abi.MACH_MSG_SUCCESS
+	case dispMakeSend, dispMakeSendOnce:
+		if e.recv == nil {
+			return nil, abi.MACH_SEND_INVALID_DEST
+		}
+		c, err := e.recv.newChannel(disp == dispMakeSendOnce)
+		if err != nil {
+			return nil, abi.MACH_SEND_NO_BUFFER
+		}
+		if disp == dispMakeSend {
+			e.recv.mscount++
+			tx.dg.bits |= typePortSend << 8
+		} else {
+			tx.dg.bits |= typePortSendOnce << 8
+		}
+		tx.holds = append(tx.holds, c) // the transfer owns the only hold
+		if c.sendOnce {
+			p := e.recv
+			tx.undos = append(tx.undos, func() { p.discardSendOnce(c) })
+		}
+		tx.dest, tx.destPort = c, e.recv
+		return c, abi.MACH_MSG_SUCCESS
+	case dispMoveSendOnce:
+		if e.sonce == nil {
+			return nil, abi.MACH_SEND_INVALID_DEST
+		}
+		c := tx.hold(e.sonce)
+		tx.moves = append(tx.moves, func() {
+			if e.sonce == c {
+				e.sonce = nil
+				c.put()
+				sp.dropIfEmpty(e)
+			}
+		})
+		tx.dest, tx.destPort = c, localPort(c.id)
+		tx.dg.bits |= typePortSendOnce << 8
+		return c, abi.MACH_MSG_SUCCESS
+	}
+	return nil, abi.MACH_SEND_INVALID_HEADER
+}
+
+// localPort returns the port a channel leads to when its receive right is in this process.
+func localPort(id portID) *port {
+	if n, ok := sp.byPort[id]; ok {
+		if e := sp.entries[n]; e != nil && e.recv != nil {
+			return e.recv
+		}
+	}
+	return nil
+}
+
+// right copies in one right for the reply field or a port descriptor. Called with sp.mu held.
+func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan) (record, int32) {
+	r := record{kind: kindPort, fd: -1, counterFD: -1}
+	if name == abi.MACH_PORT_NULL || name == abi.MACH_PORT_DEAD {
+		return r, invalid
+	}
+	e := sp.entries[name]
+	if e == nil {
+		return r, invalid
+	}
+	sp.refreshDead(e)
+	switch disp {
+	case dispCopySend, dispMoveSend, dispMakeSend:
+		var c *sendChan
+		switch {
+		case disp == dispMakeSend:
+			if e.recv == nil {
+				return r, invalid
+			}
+			if e.send != nil {
+				c = tx.hold(e.send)
+			} else {
+				nc, err := e.recv.newChannel(false)
+				if err != nil {
+					return r, abi.MACH_SEND_NO_BUFFER
+				}
+				c = nc
+				tx.holds = append(tx.holds, c)
+			}
+			p := e.recv
+			tx.moves = append(tx.moves, func() { p.mscount++ })
+		case e.sendRefs == 0:
+			return r, invalid
+		default:
+			c = tx.hold(e.send)
+			if disp == dispMoveSend {
+				tx.moves = append(tx.moves, func() { sp.dropSend(e, 1); sp.dropIfEmpty(e) })
+			}
+		}
+		r.typ, r.id = typePortSend, c.id
+		r.fd = tx.addFD(c.fd)
+		r.counterFD = tx.addFD(c.ctr.fd)
+		return r, abi.MACH_MSG_SUCCESS
+	case dispMakeSendOnce:
+		if e.recv == nil {
+			return r, invalid
+		}
+		c, err := e.recv.newChannel(true)
+		if err != nil {
+			return r, abi.MACH_SEND_NO_BUFFER
+		}
+		tx.holds = append(tx.holds, c)
+		p := e.recv
+		tx.undos = append(tx.undos, func() { p.discardSendOnce(c) })
+		r.typ, r.id = typePortSendOnce, c.id
+		r.fd = tx.addFD(c.fd)
+		return r, abi.MACH_MSG_SUCCESS
+	case dispMoveSendOnce:
+		if e.sonce == nil {
+			return r, invalid
+		}
+		c := tx.hold(e.sonce)
+		tx.moves = append(tx.moves, func() {
+			if e.sonce == c {
+				e.sonce = nil
+				c.put()
+				sp.dropIfEmpty(e)
+			}
+		})
+		r.typ, r.id = typePortSendOnce, c.id
+		r.fd = tx.addFD(c.fd)
+		return r, abi.MACH_MSG_SUCCESS
+	case dispMoveReceive:
+		if e.recv == nil {
+			return r, invalid
+		}
+		if tx.destPort == nil {
+			return r, SendMoveReceiveRemote
+		}
+		if e.recv == tx.destPort {
+			return r, invalid // a port cannot carry its own receive right
+		}
+		p := e.recv
+		sp.nextTok++
+		tok := sp.nextTok
+		sp.tokens[tok] = p
+		r = record{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: tok}
+		tx.undos = append(tx.undos, func() { delete(sp.tokens, tok) })
+		tx.moves = append(tx.moves, func() {
+			if e.recv == p {
+				e.recv = nil
+				if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
+					delete(sp.byPort, p.id)
+				}
+				sp.dropIfEmpty(e)
+			}
+		})
+		return r, abi.MACH_MSG_SUCCESS
+	}
+	return r, abi.MACH_SEND_INVALID_TYPE
+}
+
+// discardSendOnce retires a send-once channel made for a send that failed: its hang-up is
+// silent, as the right never existed for anyone.
+func (p *port) discardSendOnce(c *sendChan) {
+	if c.rc != nil {
+		c.rc.used = true
+	}
+}
+
+// fillMemory writes out-of-line data and a large body into sealed memfds.
+func (tx *transfer) fillMemory(body []byte) error {
+	for _, mc := range tx.mem {
+		fd, err := sealedMemfd(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), mc.addr)), mc.size))
+		if err != nil {
+			return err
+		}
+		tx.fds[mc.index], tx.owned[mc.index] = fd, true
+	}
+	tx.dg.bodyLen = uint32(len(body))
+	if len(body) > inlineBodyMax {
+		fd, err := sealedMemfd(body)
+		if err != nil {
+			return err
+		}
+		tx.dg.bodyFD = tx.addFD(fd)
+		tx.owned[tx.dg.bodyFD] = true
+	} else {
+		tx.dg.body = body
+	}
+	tx.dg.nfds = len(tx.fds)
+	return nil
+}
+
+func sealedMemfd(data []byte) (int, error) {
+	fd, err := unix.MemfdCreate("machport-ool", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	for off := 0; off < len(data); {
+		n, err := unix.Pwrite(fd, data[off:], int64(off))
+		if err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		off += n
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// deliver sends the datagram, waiting for a queue slot and for socket space within timeout.
+func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	counted := dest.ctr != nil // send-once messages are not subject to the queue limit
+	if counted && !dest.ctr.acquire(timeout) {
+		return abi.MACH_SEND_TIMED_OUT
+	}
+	buf := tx.dg.encode(make([]byte, 0, 256))
+	var oob []byte
+	if len(tx.fds) > 0 {
+		oob = unix.UnixRights(tx.fds...)
+	}
+	for {
+		err := unix.Sendmsg(dest.fd, buf, oob, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		switch {
+		case err == nil:
+			return abi.MACH_MSG_SUCCESS
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			left := time.Duration(-1)
+			if timeout >= 0 {
+				if left = time.Until(deadline); left <= 0 {
+					break
+				}
+			}
+			if waitWritable(dest.fd, left) {
+				continue
+			}
+		case errors.Is(err, unix.EPIPE), errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.ECONNRESET):
+			if counted {
+				dest.ctr.release()
+			}
+			return abi.MACH_SEND_INVALID_DEST
+		case errors.Is(err, unix.EMSGSIZE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
+			if counted {
+				dest.ctr.release()
+			}
+			return abi.MACH_SEND_NO_BUFFER
+		default:
+			if counted {
+				dest.ctr.release()
+			}
+			return abi.MACH_SEND_INVALID_DEST
+		}
+		if counted {
+			dest.ctr.release()
+		}
+		return abi.MACH_SEND_TIMED_OUT
+	}
+}
+
+func waitWritable(fd int, timeout time.Duration) bool {
+	ms := -1
+	if timeout >= 0 {
+		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, ms)
+	return err == nil && n > 0 || errors.Is(err, unix.EINTR)
+}
+
+func (tx *transfer) commit() {
+	for _, f := range tx.moves {
+		f()
+	}
+}
+
+func (tx *transfer) rollback() {
+	for _, f := range tx.undos {
+		f()
+	}
+}
+
+// abort releases what the transfer held: the channels it used and the memfds it made.
+func (tx *transfer) abort() {
+	sp.mu.Lock()
+	for _, h := range tx.holds {
+		h.put()
+	}
+	tx.holds = nil
+	sp.mu.Unlock()
+	for i, fd := range tx.fds {
+		if tx.owned[i] {
+			unix.Close(fd)
+		}
+	}
+	tx.fds = nil
+}

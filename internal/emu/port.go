@@ -1,0 +1,659 @@
+//go:build linux
+
+package emu
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"github.com/machport/machport/internal/abi"
+	"golang.org/x/sys/unix"
+)
+
+// port is a receive right's queue: the read ends of its channels and a local FIFO of messages
+// the emulation made itself (notifications) or put back (too large to receive), all behind one
+// epoll fd so that a receiver, or a port set, waits on a single descriptor.
+type port struct {
+	id      portID
+	name    uint32
+	key     uint64 // identifies the port in epoll data
+	epfd    int
+	evfd    int // semaphore eventfd: one count per message in local
+	chans   map[int]*rchan
+	local   []*inMsg
+	ctr     *counter
+	mscount uint32
+	seqno   uint32
+	senders int // channels (not send-once) whose writers have not all gone
+	ns      *notifyReq
+	pd      *port // port-destroyed notifications go there
+	sets    map[*pset]struct{}
+	context uint64
+	guarded bool
+	dead    bool
+	waiters int // receivers blocked on epfd; the last one closes a dead port's fds
+}
+
+type notifyReq struct {
+	notify *port
+	sync   uint32
+}
+
+// rchan is one channel's read end.
+type rchan struct {
+	fd       int
+	sendOnce bool
+	used     bool // a send-once channel delivered its message
+	hungup   bool // every writer is gone
+	monitor  uint64
+	p        *port
+}
+
+var portKeys atomic.Uint64
+
+func newPort(qlimit uint32) (*port, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK|unix.EFD_SEMAPHORE)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ctr, err := newCounter(qlimit)
+	if err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, err
+	}
+	p := &port{id: newPortID(), key: portKeys.Add(1), epfd: epfd, evfd: evfd, chans: map[int]*rchan{},
+		ctr: ctr, sets: map[*pset]struct{}{}}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
+		p.closeFDs()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *port) closeFDs() {
+	unix.Close(p.epfd)
+	unix.Close(p.evfd)
+	p.ctr.close()
+}
+
+// newChannel makes a channel into the port and returns its sending side (with one holder).
+// Called with sp.mu held.
+func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	r, w := fds[0], fds[1]
+	if err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		unix.Close(r)
+		unix.Close(w)
+		return nil, err
+	}
+	if err := unix.SetNonblock(r, true); err != nil {
+		unix.Close(r)
+		unix.Close(w)
+		return nil, err
+	}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)}); err != nil {
+		unix.Close(r)
+		unix.Close(w)
+		return nil, err
+	}
+	rc := &rchan{fd: r, sendOnce: sendOnce, p: p}
+	p.chans[r] = rc
+	if !sendOnce {
+		p.senders++
+	}
+	rc.monitor = monitorAdd(r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) })
+	c := &sendChan{fd: w, id: p.id, sendOnce: sendOnce, refs: 1, rc: rc}
+	if !sendOnce {
+		c.ctr = p.ctr
+	}
+	return c, nil
+}
+
+// removeChan closes a channel's read end. Called with sp.mu held.
+func (p *port) removeChan(rc *rchan) {
+	if _, ok := p.chans[rc.fd]; !ok {
+		return
+	}
+	delete(p.chans, rc.fd)
+	monitorRemove(rc.monitor)
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
+	unix.Close(rc.fd)
+	if !rc.sendOnce && !rc.hungup {
+		p.senders--
+	}
+}
+
+// hungUp runs when every writer of a channel is gone.
+func (s *space) hungUp(rc *rchan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := rc.p
+	if p.dead || rc.hungup {
+		return
+	}
+	if _, ok := p.chans[rc.fd]; !ok {
+		return
+	}
+	rc.hungup = true
+	if rc.sendOnce {
+		if !pending(rc.fd) {
+			p.removeChan(rc)
+			if !rc.used {
+				p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
+			}
+		}
+		return
+	}
+	p.senders--
+	if !pending(rc.fd) {
+		p.removeChan(rc)
+	}
+	s.checkNoSenders(p)
+}
+
+// pending reports whether a read end still has a datagram queued.
+func pending(fd int) bool {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	return err == nil && n > 0
+}
+
+// checkNoSenders fires an armed no-senders request when the port has no senders left.
+func (s *space) checkNoSenders(p *port) {
+	if p.ns == nil || p.senders > 0 || p.mscount < p.ns.sync {
+		return
+	}
+	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
+		return
+	}
+	req := p.ns
+	p.ns = nil
+	var body [12]byte // NDR record, then the make-send count
+	binary.LittleEndian.PutUint32(body[8:], p.mscount)
+	req.notify.inject(kernelMsg(abi.MACH_NOTIFY_NO_SENDERS, body[:]))
+}
+
+// inject queues a message the emulation made. Called with sp.mu held.
+func (p *port) inject(m *inMsg) {
+	if p.dead {
+		m.destroy()
+		return
+	}
+	p.local = append(p.local, m)
+	wake(p.evfd)
+}
+
+// unget puts a message back at the head of the local queue (a receive that was too small).
+func (p *port) unget(m *inMsg) {
+	p.local = append([]*inMsg{m}, p.local...)
+	wake(p.evfd)
+}
+
+// destroyReceive gives up a receive right: the port dies (or, with a port-destroyed request,
+// travels to the notify port). Called with sp.mu held.
+func (s *space) destroyReceive(e *entry) {
+	p := e.recv
+	e.recv = nil
+	if p.pd != nil && !p.pd.dead && p.pd != p {
+		notify := p.pd
+		p.pd = nil
+		tok := s.parkReceive(p)
+		m := kernelMsg(abi.MACH_NOTIFY_PORT_DESTROYED, nil)
+		m.dg.descs = []record{{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: tok}}
+		notify.inject(m)
+		if e.sendRefs == 0 {
+			s.dropIfEmpty(e)
+		}
+		return
+	}
+	p.kill()
+	if e.sendRefs > 0 {
+		// The name's send rights die with the port.
+		e.send.put()
+		e.send = nil
+		s.becomeDead(e, e.sendRefs)
+		e.sendRefs = 0
+		s.fireDeadName(e)
+	}
+	if n, ok := s.byPort[p.id]; ok && n == e.name {
+		delete(s.byPort, p.id)
+	}
+	s.dropIfEmpty(e)
+}
+
+// parkReceive holds a receive right that is travelling inside this process.
+func (s *space) parkReceive(p *port) uint64 {
+	s.nextTok++
+	s.tokens[s.nextTok] = p
+	if n, ok := s.byPort[p.id]; ok && s.entries[n] != nil && s.entries[n].recv == nil && s.entries[n].sendRefs == 0 {
+		delete(s.byPort, p.id)
+	}
+	return s.nextTok
+}
+
+// kill destroys the port: its channels close (senders see EPIPE and hang-ups), queued messages
+// are destroyed with their rights. Called with sp.mu held.
+func (p *port) kill() {
+	p.dead = true
+	for ps := range p.sets {
+		ps.remove(p)
+	}
+	for _, rc := range p.chans {
+		p.removeChan(rc)
+	}
+	for _, m := range p.local {
+		m.destroy()
+	}
+	p.local = nil
+	if p.waiters > 0 {
+		wake(p.evfd) // blocked receivers see the death; the last one closes the fds
+		return
+	}
+	p.closeFDs()
+}
+
+// wake makes an eventfd readable.
+func wake(fd int) {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(fd, one[:])
+}
+
+// fireDeadName delivers a requested dead-name notification for an entry that became a dead name.
+func (s *space) fireDeadName(e *entry) {
+	if e.dn == nil {
+		return
+	}
+	req := e.dn
+	e.dn = nil
+	monitorRemove(req.monitor)
+	e.deadRefs++ // the notification carries a dead-name reference
+	var body [12]byte
+	binary.LittleEndian.PutUint32(body[8:], e.name)
+	req.notify.inject(kernelMsg(abi.MACH_NOTIFY_DEAD_NAME, body[:]))
+}
+
+// RequestNotification is mach_port_request_notification. The notify port must be a receive
+// right of this process (MAKE_SEND_ONCE); the previous request is replaced and reported as
+// MACH_PORT_NULL.
+func RequestNotification(name uint32, id int32, sync, notify, disp uint32) (uint32, int32) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return 0, abi.KERN_INVALID_NAME
+	}
+	var target *port
+	if notify != abi.MACH_PORT_NULL {
+		ne := sp.entries[notify]
+		if ne == nil || ne.recv == nil || disp != dispMakeSendOnce {
+			return 0, abi.KERN_INVALID_CAPABILITY
+		}
+		target = ne.recv
+	}
+	sp.refreshDead(e)
+	switch id {
+	case abi.MACH_NOTIFY_NO_SENDERS:
+		if e.recv == nil {
+			return 0, abi.KERN_INVALID_RIGHT
+		}
+		e.recv.ns = nil
+		if target != nil {
+			e.recv.ns = &notifyReq{notify: target, sync: sync}
+			sp.checkNoSenders(e.recv)
+		}
+	case abi.MACH_NOTIFY_PORT_DESTROYED:
+		if e.recv == nil {
+			return 0, abi.KERN_INVALID_RIGHT
+		}
+		e.recv.pd = target
+	case abi.MACH_NOTIFY_DEAD_NAME:
+		if e.dn != nil {
+			monitorRemove(e.dn.monitor)
+			e.dn = nil
+		}
+		if target == nil {
+			return 0, abi.KERN_SUCCESS
+		}
+		switch {
+		case e.deadRefs > 0 && e.sendRefs == 0 && e.sonce == nil:
+			if sync == 0 {
+				return 0, abi.KERN_INVALID_ARGUMENT
+			}
+			e.dn = &deadNameReq{notify: target}
+			sp.fireDeadName(e)
+		case e.recv != nil && e.sendRefs > 0:
+			e.dn = &deadNameReq{notify: target} // fires when this process destroys the port
+		case e.send != nil || e.sonce != nil:
+			c := e.send
+			if c == nil {
+				c = e.sonce
+			}
+			req := &deadNameReq{notify: target}
+			e.dn = req
+			n := e.name
+			req.monitor = monitorAdd(c.fd, 0, func() { sp.deadNameFired(n, req) })
+		default:
+			return 0, abi.KERN_INVALID_RIGHT
+		}
+	default:
+		return 0, abi.KERN_INVALID_VALUE
+	}
+	return abi.MACH_PORT_NULL, abi.KERN_SUCCESS
+}
+
+func (s *space) deadNameFired(name uint32, req *deadNameReq) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[name]
+	if e == nil || e.dn != req {
+		return
+	}
+	s.refreshDead(e)
+	if e.deadRefs > 0 && e.sendRefs == 0 && e.sonce == nil {
+		s.fireDeadName(e)
+	}
+}
+
+// SetAttributes is mach_port_set_attributes (MACH_PORT_LIMITS_INFO).
+func SetAttributes(name uint32, flavor int32, info []int32) int32 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return abi.KERN_INVALID_NAME
+	}
+	if e.recv == nil {
+		return abi.KERN_INVALID_RIGHT
+	}
+	if flavor != abi.MACH_PORT_LIMITS_INFO || len(info) < abi.MACH_PORT_LIMITS_INFO_COUNT {
+		return abi.KERN_INVALID_ARGUMENT
+	}
+	if info[0] < 0 || info[0] > abi.MACH_PORT_QLIMIT_MAX {
+		return abi.KERN_INVALID_VALUE
+	}
+	e.recv.ctr.setLimit(uint32(info[0]))
+	return abi.KERN_SUCCESS
+}
+
+// GetAttributes is mach_port_get_attributes.
+func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return 0, abi.KERN_INVALID_NAME
+	}
+	if e.recv == nil {
+		return 0, abi.KERN_INVALID_RIGHT
+	}
+	p := e.recv
+	switch flavor {
+	case abi.MACH_PORT_LIMITS_INFO:
+		if len(info) < abi.MACH_PORT_LIMITS_INFO_COUNT {
+			return 0, abi.KERN_INVALID_ARGUMENT
+		}
+		info[0] = atomic.LoadInt32(p.ctr.limit())
+		return abi.MACH_PORT_LIMITS_INFO_COUNT, abi.KERN_SUCCESS
+	case abi.MACH_PORT_RECEIVE_STATUS:
+		if len(info) < abi.MACH_PORT_RECEIVE_STATUS_COUNT {
+			return 0, abi.KERN_INVALID_ARGUMENT
+		}
+		var set uint32
+		for ps := range p.sets {
+			set = ps.name
+			break
+		}
+		info[0] = int32(set)
+		info[1] = int32(p.seqno)
+		info[2] = int32(p.mscount)
+		info[3] = atomic.LoadInt32(p.ctr.limit())
+		info[4] = atomic.LoadInt32(p.ctr.count()) + int32(len(p.local))
+		sorights := 0
+		for _, rc := range p.chans {
+			if rc.sendOnce && !rc.hungup && !rc.used {
+				sorights++
+			}
+		}
+		info[5] = int32(sorights)
+		info[6] = int32(b2u(p.senders > 0))
+		info[7] = int32(b2u(p.pd != nil))
+		info[8] = int32(b2u(p.ns != nil))
+		info[9] = 0
+		return abi.MACH_PORT_RECEIVE_STATUS_COUNT, abi.KERN_SUCCESS
+	}
+	return 0, abi.KERN_INVALID_ARGUMENT
+}
+
+// pset is a port set: an epoll fd over its members' epoll fds, and an eventfd that wakes
+// receivers when the set is destroyed.
+type pset struct {
+	epfd    int
+	evfd    int
+	name    uint32
+	members map[uint64]*port
+	dead    bool
+	waiters int
+}
+
+func newPset() (*pset, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, err
+	}
+	return &pset{epfd: epfd, evfd: evfd, members: map[uint64]*port{}}, nil
+}
+
+func (ps *pset) closeFDs() {
+	unix.Close(ps.epfd)
+	unix.Close(ps.evfd)
+}
+
+func (ps *pset) add(p *port) int32 {
+	if _, ok := ps.members[p.key]; ok {
+		return abi.KERN_ALREADY_IN_SET
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventKey(&ev, p.key)
+	if err := unix.EpollCtl(ps.epfd, unix.EPOLL_CTL_ADD, p.epfd, &ev); err != nil {
+		return abi.KERN_RESOURCE_SHORTAGE
+	}
+	ps.members[p.key] = p
+	p.sets[ps] = struct{}{}
+	return abi.KERN_SUCCESS
+}
+
+func (ps *pset) remove(p *port) int32 {
+	if _, ok := ps.members[p.key]; !ok {
+		return abi.KERN_NOT_IN_SET
+	}
+	unix.EpollCtl(ps.epfd, unix.EPOLL_CTL_DEL, p.epfd, nil)
+	delete(ps.members, p.key)
+	delete(p.sets, ps)
+	return abi.KERN_SUCCESS
+}
+
+func (ps *pset) destroy() {
+	for _, p := range ps.members {
+		ps.remove(p)
+	}
+	ps.dead = true
+	if ps.waiters > 0 {
+		wake(ps.evfd)
+		return
+	}
+	ps.closeFDs()
+}
+
+func membership(name, set uint32, f func(ps *pset, p *port) int32) int32 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return abi.KERN_INVALID_NAME
+	}
+	if e.recv == nil {
+		return abi.KERN_INVALID_RIGHT
+	}
+	var ps *pset
+	if set != abi.MACH_PORT_NULL {
+		se := sp.entries[set]
+		if se == nil {
+			return abi.KERN_INVALID_NAME
+		}
+		if se.pset == nil {
+			return abi.KERN_INVALID_RIGHT
+		}
+		ps = se.pset
+		ps.name = set
+	}
+	return f(ps, e.recv)
+}
+
+// InsertMember is mach_port_insert_member.
+func InsertMember(name, set uint32) int32 {
+	return membership(name, set, func(ps *pset, p *port) int32 {
+		if ps == nil {
+			return abi.KERN_INVALID_NAME
+		}
+		return ps.add(p)
+	})
+}
+
+// ExtractMember is mach_port_extract_member.
+func ExtractMember(name, set uint32) int32 {
+	return membership(name, set, func(ps *pset, p *port) int32 {
+		if ps == nil {
+			return abi.KERN_INVALID_NAME
+		}
+		return ps.remove(p)
+	})
+}
+
+// MoveMember is mach_port_move_member: leave every set, then join set (if not null).
+func MoveMember(name, set uint32) int32 {
+	return membership(name, set, func(ps *pset, p *port) int32 {
+		was := len(p.sets)
+		for other := range p.sets {
+			if other != ps {
+				other.remove(p)
+			}
+		}
+		if ps == nil {
+			if was == 0 {
+				return abi.KERN_NOT_IN_SET
+			}
+			return abi.KERN_SUCCESS
+		}
+		if _, ok := ps.members[p.key]; ok {
+			return abi.KERN_SUCCESS
+		}
+		return ps.add(p)
+	})
+}
+
+// The monitor watches fds for hang-ups in one goroutine: channel read ends (every writer gone)
+// and write ends with dead-name requests (the reader gone). It registers a dup of each fd, so a
+// registration never depends on an fd number the caller may close and reuse.
+var mon struct {
+	once  sync.Once
+	epfd  int
+	mu    sync.Mutex
+	next  uint64
+	watch map[uint64]watch
+}
+
+type watch struct {
+	fd int // the monitor's own dup
+	f  func()
+}
+
+func monitorAdd(fd int, events uint32, f func()) uint64 {
+	mon.once.Do(func() {
+		mon.epfd, _ = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		mon.watch = map[uint64]watch{}
+		go monitorLoop()
+	})
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	mon.mu.Lock()
+	mon.next++
+	key := mon.next
+	mon.watch[key] = watch{fd: dup, f: f}
+	mon.mu.Unlock()
+	ev := unix.EpollEvent{Events: events | unix.EPOLLET}
+	setEventKey(&ev, key)
+	if err := unix.EpollCtl(mon.epfd, unix.EPOLL_CTL_ADD, dup, &ev); err != nil {
+		monitorRemove(key)
+		return 0
+	}
+	return key
+}
+
+// monitorRemove stops watching; it is a no-op for a watch that already fired.
+func monitorRemove(key uint64) {
+	if key == 0 {
+		return
+	}
+	mon.mu.Lock()
+	w, ok := mon.watch[key]
+	delete(mon.watch, key)
+	mon.mu.Unlock()
+	if ok {
+		unix.EpollCtl(mon.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
+		unix.Close(w.fd)
+	}
+}
+
+func monitorLoop() {
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(mon.epfd, events, -1)
+		if err != nil {
+			continue // EINTR
+		}
+		for _, ev := range events[:n] {
+			key := eventKey(&ev)
+			mon.mu.Lock()
+			w, ok := mon.watch[key]
+			delete(mon.watch, key)
+			mon.mu.Unlock()
+			if !ok {
+				continue
+			}
+			unix.EpollCtl(mon.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
+			unix.Close(w.fd)
+			w.f()
+		}
+	}
+}
+
+// setEventKey and eventKey use the 64-bit data word of an epoll event (Fd and Pad in x/sys).
+func setEventKey(ev *unix.EpollEvent, key uint64) {
+	ev.Fd, ev.Pad = int32(uint32(key)), int32(uint32(key>>32))
+}
+
+func eventKey(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}

@@ -1,0 +1,560 @@
+//go:build linux
+
+package emu
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/machport/machport/internal/abi"
+	"golang.org/x/sys/unix"
+)
+
+// Receive is mach_msg's receive half on a receive right or port set. capacity is the room for
+// the message (without trailer); size tells how large a queued message would be. With large, a
+// message that does not fit stays queued and its size is returned with MACH_RCV_TOO_LARGE;
+// without, it is destroyed. timeout < 0 blocks; cancelling ctx returns RcvCanceled.
+func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, large bool, timeout time.Duration, out *Msg) (int, int32) {
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		sp.mu.Lock()
+		e := sp.entries[name]
+		if e == nil || (e.recv == nil && e.pset == nil) {
+			sp.mu.Unlock()
+			return 0, abi.MACH_RCV_INVALID_NAME
+		}
+		p, ps := e.recv, e.pset
+		m, from, kr := sp.tryReceive(p, ps)
+		if kr != abi.MACH_MSG_SUCCESS {
+			sp.mu.Unlock()
+			return 0, kr
+		}
+		if m != nil {
+			ports, mems := m.counts()
+			need := size(ports, mems, len(m.body))
+			if need > capacity {
+				if large {
+					from.unget(m)
+				} else {
+					m.destroy()
+				}
+				sp.mu.Unlock()
+				return need, abi.MACH_RCV_TOO_LARGE
+			}
+			sp.copyout(m, from, out)
+			sp.mu.Unlock()
+			return need, abi.MACH_MSG_SUCCESS
+		}
+		// Nothing queued: wait on the port's (or set's) epoll fd.
+		waitFD := 0
+		if p != nil {
+			waitFD = p.epfd
+			p.waiters++
+		} else {
+			waitFD = ps.epfd
+			ps.waiters++
+		}
+		sp.mu.Unlock()
+		kr = wait(ctx, waitFD, deadline, timeout >= 0)
+		sp.mu.Lock()
+		dead := false
+		if p != nil {
+			p.waiters--
+			if dead = p.dead; dead && p.waiters == 0 {
+				p.closeFDs()
+			}
+		} else {
+			ps.waiters--
+			if dead = ps.dead; dead && ps.waiters == 0 {
+				ps.closeFDs()
+			}
+		}
+		sp.mu.Unlock()
+		if dead {
+			return 0, abi.MACH_RCV_PORT_DIED
+		}
+		if kr != abi.MACH_MSG_SUCCESS {
+			return 0, kr
+		}
+	}
+}
+
+func (m *inMsg) counts() (ports, mems int) {
+	for _, r := range m.dg.descs {
+		if r.kind == kindMemory {
+			mems++
+		} else {
+			ports++
+		}
+	}
+	return ports, mems
+}
+
+// tryReceive takes the next message without blocking. Called with sp.mu held.
+func (s *space) tryReceive(p *port, ps *pset) (*inMsg, *port, int32) {
+	if p != nil {
+		m, kr := s.tryPort(p)
+		return m, p, kr
+	}
+	var events [8]unix.EpollEvent
+	n, err := unix.EpollWait(ps.epfd, events[:], 0)
+	if err != nil {
+		return nil, nil, abi.MACH_MSG_SUCCESS
+	}
+	for _, ev := range events[:n] {
+		member := ps.members[eventKey(&ev)]
+		if member == nil {
+			continue
+		}
+		m, kr := s.tryPort(member)
+		if m != nil || kr != abi.MACH_MSG_SUCCESS {
+			return m, member, kr
+		}
+	}
+	return nil, nil, abi.MACH_MSG_SUCCESS
+}
+
+var recvBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram+1); return &b }}
+
+// oobSize fits the most fds a message carries plus the sender's credentials.
+var oobSize = unix.CmsgSpace(maxFDs*4) + unix.CmsgSpace(unix.SizeofUcred)
+
+// tryPort takes the next message of one port without blocking. Called with sp.mu held.
+func (s *space) tryPort(p *port) (*inMsg, int32) {
+	if p.dead {
+		return nil, abi.MACH_RCV_PORT_DIED
+	}
+	if len(p.local) > 0 {
+		m := p.local[0]
+		p.local = p.local[1:]
+		var v [8]byte
+		unix.Read(p.evfd, v[:])
+		return m, abi.MACH_MSG_SUCCESS
+	}
+	var events [16]unix.EpollEvent
+	n, err := unix.EpollWait(p.epfd, events[:], 0)
+	if err != nil {
+		return nil, abi.MACH_MSG_SUCCESS
+	}
+	for _, ev := range events[:n] {
+		rc := p.chans[int(ev.Fd)]
+		if rc == nil {
+			continue
+		}
+		m, kr := s.readChan(p, rc)
+		if m != nil || kr != abi.MACH_MSG_SUCCESS {
+			return m, kr
+		}
+	}
+	return nil, abi.MACH_MSG_SUCCESS
+}
+
+// readChan reads one datagram from a channel, validating it completely; a malformed one is
+// dropped with its fds and reported as RcvMalformed. Called with sp.mu held.
+func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
+	bp := recvBufs.Get().(*[]byte)
+	defer recvBufs.Put(bp)
+	buf := *bp
+	oob := make([]byte, oobSize)
+	n, oobn, flags, _, err := unix.Recvmsg(rc.fd, buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, abi.MACH_MSG_SUCCESS // EAGAIN: another receiver took it
+	}
+	fds, creds, cerr := parseControl(oob[:oobn])
+	if n == 0 && oobn == 0 && closedPeer(rc.fd) {
+		s.channelEOF(p, rc)
+		return nil, abi.MACH_MSG_SUCCESS
+	}
+	bad := func() (*inMsg, int32) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if rc.sendOnce {
+			rc.used = true
+		} else {
+			p.ctr.release()
+		}
+		return nil, RcvMalformed
+	}
+	if cerr != nil || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || creds == nil || n > maxDatagram {
+		return bad()
+	}
+	m := &inMsg{fds: fds, creds: *creds, destType: typePortSend}
+	if rc.sendOnce {
+		m.destType = typePortSendOnce
+	}
+	if err := m.dg.decode(buf[:n], len(fds)); err != nil {
+		return bad()
+	}
+	if err := m.checkMemory(); err != nil {
+		return bad()
+	}
+	if m.dg.bodyFD >= 0 {
+		m.body = make([]byte, m.dg.bodyLen)
+		if _, err := unix.Pread(fds[m.dg.bodyFD], m.body, 0); err != nil {
+			return bad()
+		}
+		unix.Close(fds[m.dg.bodyFD])
+		m.fds[m.dg.bodyFD] = -1
+	} else {
+		m.body = append([]byte(nil), m.dg.body...)
+		m.dg.body = nil
+	}
+	for _, r := range m.dg.descs {
+		if r.kind == kindReceive && s.tokens[r.token] == nil {
+			return bad() // only this process can move a receive right to itself
+		}
+	}
+	if rc.sendOnce {
+		rc.used = true
+	} else {
+		p.ctr.release()
+	}
+	return m, abi.MACH_MSG_SUCCESS
+}
+
+// closedPeer reports whether every writer of a read end is gone.
+func closedPeer(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) != 0 && !pending(fd)
+}
+
+// channelEOF retires a channel whose writers are gone and whose queue is empty.
+func (s *space) channelEOF(p *port, rc *rchan) {
+	unused := rc.sendOnce && !rc.used
+	wasSender := !rc.sendOnce && !rc.hungup
+	rc.hungup = true
+	if wasSender {
+		p.senders--
+	}
+	p.removeChanNoCount(rc)
+	if unused {
+		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
+	}
+	s.checkNoSenders(p)
+}
+
+func (p *port) removeChanNoCount(rc *rchan) {
+	if _, ok := p.chans[rc.fd]; !ok {
+		return
+	}
+	delete(p.chans, rc.fd)
+	monitorRemove(rc.monitor)
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
+	unix.Close(rc.fd)
+}
+
+func parseControl(oob []byte) (fds []int, creds *unix.Ucred, err error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range msgs {
+		switch msgs[i].Header.Type {
+		case unix.SCM_RIGHTS:
+			f, perr := unix.ParseUnixRights(&msgs[i])
+			fds = append(fds, f...)
+			if perr != nil {
+				err = perr
+			}
+		case unix.SCM_CREDENTIALS:
+			c, perr := unix.ParseUnixCredentials(&msgs[i])
+			if perr != nil {
+				err = perr
+			} else {
+				creds = c
+			}
+		}
+	}
+	return fds, creds, err
+}
+
+// checkMemory refuses memfds a hostile sender could change or shrink under the receiver.
+func (m *inMsg) checkMemory() error {
+	check := func(idx int16, size uint32) error {
+		fd := m.fds[idx]
+		seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+		if err != nil || seals&(unix.F_SEAL_SHRINK|unix.F_SEAL_WRITE) != unix.F_SEAL_SHRINK|unix.F_SEAL_WRITE {
+			return errMalformed
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Size < int64(size) {
+			return errMalformed
+		}
+		return nil
+	}
+	for _, r := range m.dg.descs {
+		if r.kind == kindMemory && r.size > 0 {
+			if err := check(r.fd, r.size); err != nil {
+				return err
+			}
+		}
+	}
+	if m.dg.bodyFD >= 0 {
+		return check(m.dg.bodyFD, m.dg.bodyLen)
+	}
+	return nil
+}
+
+// copyout gives a message's rights names in this space and maps its memory. Called with sp.mu
+// held.
+func (s *space) copyout(m *inMsg, p *port, out *Msg) {
+	p.seqno++
+	out.ID, out.Local, out.Remote, out.Voucher = m.dg.id, p.name, 0, 0
+	out.Seqno = p.seqno
+	out.Descs = out.Descs[:0]
+	replyType := uint8(0)
+	if m.dg.reply.kind == kindPort {
+		out.Remote = s.copyoutRight(m, &m.dg.reply)
+		replyType = m.dg.reply.typ
+	}
+	for i := range m.dg.descs {
+		r := &m.dg.descs[i]
+		switch r.kind {
+		case kindMemory:
+			d := Desc{Memory: true, Size: r.size, Copy: r.typ, Dealloc: r.typ == abi.MACH_MSG_VIRTUAL_COPY}
+			if r.size > 0 {
+				d.Addr = mapMemory(m.fds[r.fd], r.size)
+				unix.Close(m.fds[r.fd])
+				m.fds[r.fd] = -1
+			}
+			out.Descs = append(out.Descs, d)
+		case kindPort:
+			out.Descs = append(out.Descs, Desc{Name: s.copyoutRight(m, r), Disp: r.typ})
+		case kindReceive:
+			out.Descs = append(out.Descs, Desc{Name: s.copyoutReceive(r.token), Disp: typePortReceive})
+		}
+	}
+	out.Bits = uint32(replyType) | uint32(m.destType)<<8
+	if len(out.Descs) > 0 {
+		out.Bits |= abi.MACH_MSGH_BITS_COMPLEX
+	}
+	out.Body = append(out.Body[:0], m.body...)
+	if m.kernel {
+		out.Sender = [2]uint32{0, 1} // KERNEL_SECURITY_TOKEN
+		out.Audit = [8]uint32{}      // KERNEL_AUDIT_TOKEN
+	} else {
+		c := m.creds
+		out.Sender = [2]uint32{c.Uid, c.Gid}
+		out.Audit = [8]uint32{c.Uid, c.Uid, c.Gid, c.Uid, c.Gid, uint32(c.Pid), 0, 0}
+	}
+}
+
+// copyoutRight names a send or send-once right; send rights to a port this space already names
+// coalesce under that name. A right whose port died in flight arrives as MACH_PORT_DEAD.
+func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
+	fd := m.fds[r.fd]
+	m.fds[r.fd] = -1
+	c := &sendChan{fd: fd, id: r.id, sendOnce: r.typ == typePortSendOnce, refs: 1}
+	if r.counterFD >= 0 {
+		cfd := m.fds[r.counterFD]
+		m.fds[r.counterFD] = -1
+		ctr, err := mapCounter(cfd)
+		if err != nil {
+			unix.Close(cfd)
+			unix.Close(fd)
+			return abi.MACH_PORT_DEAD
+		}
+		c.ctr, c.ownsCtr = ctr, true
+	}
+	if c.dead() {
+		c.put()
+		return abi.MACH_PORT_DEAD
+	}
+	if c.sendOnce {
+		e := s.newName()
+		e.sonce, e.id = c, r.id
+		return e.name
+	}
+	if n, ok := s.byPort[r.id]; ok {
+		if e := s.entries[n]; e != nil && (e.recv != nil || e.sendRefs > 0) {
+			if e.send == nil {
+				e.send = c
+			} else {
+				c.put()
+			}
+			if e.sendRefs < urefsMax {
+				e.sendRefs++
+			}
+			return e.name
+		}
+	}
+	e := s.newName()
+	e.send, e.sendRefs, e.id = c, 1, r.id
+	s.byPort[r.id] = e.name
+	return e.name
+}
+
+// copyoutReceive names a receive right that moved inside this process.
+func (s *space) copyoutReceive(tok uint64) uint32 {
+	p := s.tokens[tok]
+	delete(s.tokens, tok)
+	if p == nil {
+		return abi.MACH_PORT_DEAD
+	}
+	if n, ok := s.byPort[p.id]; ok {
+		if e := s.entries[n]; e != nil && e.recv == nil {
+			e.recv, p.name = p, e.name
+			return e.name
+		}
+	}
+	e := s.newName()
+	e.recv, e.id, p.name = p, p.id, e.name
+	s.byPort[p.id] = e.name
+	return e.name
+}
+
+// wait blocks until fd is readable, the deadline passes or ctx is canceled.
+func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
+	ms := func() int {
+		if !hasDeadline {
+			return -1
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0
+		}
+		return int((left + time.Millisecond - 1) / time.Millisecond)
+	}
+	if ctx.Done() == nil {
+		var ev [1]unix.EpollEvent
+		for {
+			t := ms()
+			n, err := unix.EpollWait(fd, ev[:], t)
+			if err != nil && !errors.Is(err, unix.EINTR) {
+				return abi.MACH_RCV_PORT_DIED
+			}
+			if n > 0 {
+				return abi.MACH_MSG_SUCCESS
+			}
+			if t == 0 {
+				return abi.MACH_RCV_TIMED_OUT
+			}
+		}
+	}
+	w, err := getWaiter()
+	if err != nil {
+		return abi.MACH_RCV_TIMED_OUT
+	}
+	defer putWaiter(w)
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 1}); err != nil {
+		return abi.MACH_RCV_PORT_DIED
+	}
+	defer unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	stop := context.AfterFunc(ctx, func() { wake(w.evfd) })
+	defer func() {
+		if !stop() {
+			var v [8]byte
+			for {
+				if _, err := unix.Read(w.evfd, v[:]); err != nil {
+					break
+				}
+			}
+		}
+	}()
+	var ev [2]unix.EpollEvent
+	for {
+		if ctx.Err() != nil {
+			return RcvCanceled
+		}
+		t := ms()
+		n, err := unix.EpollWait(w.epfd, ev[:], t)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return abi.MACH_RCV_PORT_DIED
+		}
+		for _, e := range ev[:max(n, 0)] {
+			if e.Fd == 1 {
+				return abi.MACH_MSG_SUCCESS
+			}
+		}
+		if ctx.Err() != nil {
+			return RcvCanceled
+		}
+		if n <= 0 && t == 0 {
+			return abi.MACH_RCV_TIMED_OUT
+		}
+	}
+}
+
+// waiter is a reusable epoll fd with a cancellation eventfd in it.
+type waiter struct{ epfd, evfd int }
+
+var waiters struct {
+	sync.Mutex
+	free []*waiter
+}
+
+func getWaiter() (*waiter, error) {
+	waiters.Lock()
+	if n := len(waiters.free); n > 0 {
+		w := waiters.free[n-1]
+		waiters.free = waiters.free[:n-1]
+		waiters.Unlock()
+		return w, nil
+	}
+	waiters.Unlock()
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 2}); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, err
+	}
+	return &waiter{epfd: epfd, evfd: evfd}, nil
+}
+
+func putWaiter(w *waiter) {
+	waiters.Lock()
+	waiters.free = append(waiters.free, w)
+	waiters.Unlock()
+}
+
+// mapMemory maps an out-of-line memfd copy-on-write (Mach's virtual copy): the receiver may
+// write its pages without touching the sender's.
+func mapMemory(fd int, size uint32) uintptr {
+	addr, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE, uintptr(fd), 0)
+	if errno != 0 {
+		return 0
+	}
+	return addr
+}
+
+// VMAllocate is vm_allocate: zeroed anonymous memory outside the Go heap.
+func VMAllocate(size int) (uintptr, int32) {
+	addr, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
+	if errno != 0 {
+		return 0, abi.KERN_NO_SPACE
+	}
+	return addr, abi.KERN_SUCCESS
+}
+
+// VMDeallocate is vm_deallocate.
+func VMDeallocate(addr uintptr, size int) int32 {
+	if size == 0 {
+		return abi.KERN_SUCCESS
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0); errno != 0 {
+		return abi.KERN_INVALID_ADDRESS
+	}
+	return abi.KERN_SUCCESS
+}
+
+var _ = binary.LittleEndian
+var _ = unsafe.Pointer(nil)

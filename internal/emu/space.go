@@ -1,0 +1,548 @@
+//go:build linux
+
+package emu
+
+import (
+	"crypto/rand"
+	"sync"
+
+	"github.com/machport/machport/internal/abi"
+	"golang.org/x/sys/unix"
+)
+
+// Right types of received ports (MACH_MSG_TYPE_PORT_*), and dispositions.
+const (
+	typePortReceive  = abi.MACH_MSG_TYPE_PORT_RECEIVE
+	typePortSend     = abi.MACH_MSG_TYPE_PORT_SEND
+	typePortSendOnce = abi.MACH_MSG_TYPE_PORT_SEND_ONCE
+
+	dispMoveReceive  = abi.MACH_MSG_TYPE_MOVE_RECEIVE
+	dispMoveSend     = abi.MACH_MSG_TYPE_MOVE_SEND
+	dispMoveSendOnce = abi.MACH_MSG_TYPE_MOVE_SEND_ONCE
+	dispCopySend     = abi.MACH_MSG_TYPE_COPY_SEND
+	dispMakeSend     = abi.MACH_MSG_TYPE_MAKE_SEND
+	dispMakeSendOnce = abi.MACH_MSG_TYPE_MAKE_SEND_ONCE
+)
+
+// urefsMax is MACH_PORT_UREFS_MAX: xnu pegs user references there instead of failing.
+const urefsMax = 1<<16 - 1
+
+// portID identifies a port across processes, so that send rights to one port coalesce under one
+// name, as in a Mach IPC space.
+type portID [16]byte
+
+func newPortID() portID {
+	var id portID
+	_, _ = rand.Read(id[:])
+	return id
+}
+
+// sendChan is the sending side of a channel: a write end, shared by every holder of the right.
+type sendChan struct {
+	fd       int
+	ctr      *counter // the port's queue counter; nil for send-once channels
+	ownsCtr  bool
+	id       portID
+	sendOnce bool
+	refs     int    // entries and sends in progress that use fd
+	rc       *rchan // the read end, when this process made the channel
+}
+
+func (c *sendChan) get() *sendChan { c.refs++; return c }
+
+// put drops one holder; the last one closes the write end (which is how the receiver learns a
+// sender went away).
+func (c *sendChan) put() {
+	c.refs--
+	if c.refs == 0 {
+		unix.Close(c.fd)
+		if c.ownsCtr {
+			c.ctr.close()
+		}
+	}
+}
+
+// dead reports whether the channel's reader is gone.
+func (c *sendChan) dead() bool {
+	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+}
+
+// entry is one name in the space and the rights it denotes.
+type entry struct {
+	name     uint32
+	recv     *port
+	pset     *pset
+	sendRefs uint32
+	send     *sendChan // set while sendRefs > 0
+	sonce    *sendChan
+	deadRefs uint32
+	dn       *deadNameReq
+	id       portID // the port a receive or send right names
+}
+
+type deadNameReq struct {
+	notify  *port
+	monitor uint64 // monitor registration of the watched write end
+}
+
+func (e *entry) typ() uint32 {
+	var t uint32
+	if e.recv != nil {
+		t |= abi.MACH_PORT_TYPE_RECEIVE
+	}
+	if e.sendRefs > 0 {
+		t |= abi.MACH_PORT_TYPE_SEND
+	}
+	if e.sonce != nil {
+		t |= abi.MACH_PORT_TYPE_SEND_ONCE
+	}
+	if e.deadRefs > 0 {
+		t |= abi.MACH_PORT_TYPE_DEAD_NAME
+	}
+	if e.pset != nil {
+		t |= abi.MACH_PORT_TYPE_PORT_SET
+	}
+	if e.dn != nil {
+		t |= abi.MACH_PORT_TYPE_DNREQUEST
+	}
+	return t
+}
+
+func (e *entry) empty() bool {
+	return e.recv == nil && e.pset == nil && e.sendRefs == 0 && e.sonce == nil && e.deadRefs == 0
+}
+
+// space is this process's IPC space.
+type space struct {
+	mu      sync.Mutex
+	entries map[uint32]*entry
+	next    uint32
+	byPort  map[portID]uint32 // the name holding a port's receive and/or send rights
+	tokens  map[uint64]*port  // receive rights moved inside this process, in flight
+	nextTok uint64
+	pids    int
+}
+
+var sp = &space{entries: map[uint32]*entry{}, byPort: map[portID]uint32{}, tokens: map[uint64]*port{}}
+
+// newName allocates a name shaped like Mach's (index << 8 | generation).
+func (s *space) newName() *entry {
+	s.next++
+	e := &entry{name: s.next<<8 | 3}
+	s.entries[e.name] = e
+	return e
+}
+
+// drop removes an entry that denotes nothing any more.
+func (s *space) dropIfEmpty(e *entry) {
+	if !e.empty() {
+		return
+	}
+	if e.dn != nil {
+		monitorRemove(e.dn.monitor)
+		e.dn = nil
+	}
+	delete(s.entries, e.name)
+	if n, ok := s.byPort[e.id]; ok && n == e.name {
+		delete(s.byPort, e.id)
+	}
+}
+
+// refreshDead turns send and send-once rights whose port died into dead names, as Mach shows
+// them (lazily: the emulation learns of the death when it looks).
+func (s *space) refreshDead(e *entry) {
+	if e.recv != nil {
+		return
+	}
+	if e.send != nil && e.send.dead() {
+		s.becomeDead(e, e.sendRefs)
+		e.send.put()
+		e.send, e.sendRefs = nil, 0
+	}
+	if e.sonce != nil && e.sonce.dead() {
+		s.becomeDead(e, 1)
+		e.sonce.put()
+		e.sonce = nil
+	}
+}
+
+func (s *space) becomeDead(e *entry, refs uint32) {
+	e.deadRefs += refs
+	if n, ok := s.byPort[e.id]; ok && n == e.name {
+		delete(s.byPort, e.id)
+	}
+}
+
+// Allocate is mach_port_allocate for receive rights, port sets and dead names.
+func Allocate(right uint32) (uint32, int32) {
+	switch right {
+	case abi.MACH_PORT_RIGHT_RECEIVE:
+		return Construct(0, 0, 0)
+	case abi.MACH_PORT_RIGHT_PORT_SET:
+		ps, err := newPset()
+		if err != nil {
+			return 0, abi.KERN_RESOURCE_SHORTAGE
+		}
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		e := sp.newName()
+		e.pset = ps
+		return e.name, abi.KERN_SUCCESS
+	case abi.MACH_PORT_RIGHT_DEAD_NAME:
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		e := sp.newName()
+		e.deadRefs = 1
+		return e.name, abi.KERN_SUCCESS
+	}
+	return 0, abi.KERN_INVALID_VALUE
+}
+
+// Construct is mach_port_construct.
+func Construct(flags, qlimit uint32, context uint64) (uint32, int32) {
+	if flags&abi.MPO_QLIMIT == 0 {
+		qlimit = abi.MACH_PORT_QLIMIT_DEFAULT
+	}
+	if qlimit > abi.MACH_PORT_QLIMIT_MAX {
+		return 0, abi.KERN_INVALID_VALUE
+	}
+	p, err := newPort(qlimit)
+	if err != nil {
+		return 0, abi.KERN_RESOURCE_SHORTAGE
+	}
+	p.context = context
+	p.guarded = flags&abi.MPO_CONTEXT_AS_GUARD != 0
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.newName()
+	e.recv, e.id, p.name = p, p.id, e.name
+	sp.byPort[p.id] = e.name
+	if flags&abi.MPO_INSERT_SEND_RIGHT != 0 {
+		if kr := sp.makeSend(e); kr != abi.KERN_SUCCESS {
+			sp.destroyReceive(e)
+			return 0, kr
+		}
+	}
+	return e.name, abi.KERN_SUCCESS
+}
+
+// makeSend adds a send right under a receive right's name (MAKE_SEND).
+func (s *space) makeSend(e *entry) int32 {
+	if e.sendRefs >= urefsMax {
+		return abi.KERN_SUCCESS // pegged, as xnu does
+	}
+	if e.send == nil {
+		c, err := e.recv.newChannel(false)
+		if err != nil {
+			return abi.KERN_RESOURCE_SHORTAGE
+		}
+		e.send = c
+	}
+	e.sendRefs++
+	e.recv.mscount++
+	return abi.KERN_SUCCESS
+}
+
+// Destruct is mach_port_destruct.
+func Destruct(name uint32, srdelta int32, guard uint64) int32 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return abi.KERN_INVALID_NAME
+	}
+	if e.recv == nil {
+		return abi.KERN_INVALID_RIGHT
+	}
+	if srdelta > 0 {
+		return abi.KERN_INVALID_VALUE
+	}
+	if e.recv.guarded && e.recv.context != guard {
+		return abi.KERN_INVALID_ARGUMENT
+	}
+	if srdelta < 0 {
+		if uint32(-srdelta) > e.sendRefs {
+			return abi.KERN_INVALID_RIGHT
+		}
+		sp.dropSend(e, uint32(-srdelta))
+	}
+	sp.destroyReceive(e)
+	return abi.KERN_SUCCESS
+}
+
+func (s *space) dropSend(e *entry, n uint32) {
+	e.sendRefs -= n
+	if e.sendRefs == 0 && e.send != nil {
+		e.send.put()
+		e.send = nil
+	}
+}
+
+// Deallocate is mach_port_deallocate: one user reference of a send, send-once or dead-name right.
+func Deallocate(name uint32) int32 {
+	if name == abi.MACH_PORT_NULL || name == abi.MACH_PORT_DEAD {
+		return abi.KERN_SUCCESS
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return abi.KERN_INVALID_NAME
+	}
+	sp.refreshDead(e)
+	switch {
+	case e.sendRefs > 0:
+		sp.dropSend(e, 1)
+	case e.sonce != nil:
+		e.sonce.put()
+		e.sonce = nil
+	case e.deadRefs > 0:
+		e.deadRefs--
+	default:
+		return abi.KERN_INVALID_RIGHT
+	}
+	sp.dropIfEmpty(e)
+	return abi.KERN_SUCCESS
+}
+
+// ModRefs is mach_port_mod_refs.
+func ModRefs(name, right uint32, delta int32) int32 {
+	if right >= abi.MACH_PORT_RIGHT_NUMBER {
+		return abi.KERN_INVALID_VALUE
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return abi.KERN_INVALID_NAME
+	}
+	sp.refreshDead(e)
+	defer sp.dropIfEmpty(e)
+	switch right {
+	case abi.MACH_PORT_RIGHT_RECEIVE:
+		if e.recv == nil {
+			return abi.KERN_INVALID_RIGHT
+		}
+		switch delta {
+		case 0:
+		case -1:
+			if e.recv.guarded {
+				return abi.KERN_INVALID_RIGHT // xnu also raises a fatal guard exception
+			}
+			sp.destroyReceive(e)
+		default:
+			return abi.KERN_INVALID_VALUE
+		}
+	case abi.MACH_PORT_RIGHT_PORT_SET:
+		if e.pset == nil {
+			return abi.KERN_INVALID_RIGHT
+		}
+		switch delta {
+		case 0:
+		case -1:
+			e.pset.destroy()
+			e.pset = nil
+		default:
+			return abi.KERN_INVALID_VALUE
+		}
+	case abi.MACH_PORT_RIGHT_SEND_ONCE:
+		if e.sonce == nil {
+			return abi.KERN_INVALID_RIGHT
+		}
+		switch delta {
+		case 0:
+		case -1:
+			e.sonce.put()
+			e.sonce = nil
+		default:
+			return abi.KERN_INVALID_VALUE
+		}
+	case abi.MACH_PORT_RIGHT_SEND:
+		if e.sendRefs == 0 {
+			return abi.KERN_INVALID_RIGHT
+		}
+		n, kr := addRefs(e.sendRefs, delta)
+		if kr != abi.KERN_SUCCESS {
+			return kr
+		}
+		if n < e.sendRefs {
+			sp.dropSend(e, e.sendRefs-n)
+		} else {
+			e.sendRefs = n
+		}
+	case abi.MACH_PORT_RIGHT_DEAD_NAME:
+		if e.deadRefs == 0 {
+			return abi.KERN_INVALID_RIGHT
+		}
+		n, kr := addRefs(e.deadRefs, delta)
+		if kr != abi.KERN_SUCCESS {
+			return kr
+		}
+		e.deadRefs = n
+	default:
+		return abi.KERN_INVALID_VALUE
+	}
+	return abi.KERN_SUCCESS
+}
+
+// addRefs applies delta to a user-reference count as xnu's ipc_right_delta does: below zero is
+// KERN_INVALID_VALUE; above MACH_PORT_UREFS_MAX the count is pegged at the maximum.
+func addRefs(refs uint32, delta int32) (uint32, int32) {
+	if delta < -urefsMax || delta > urefsMax {
+		return refs, abi.KERN_INVALID_VALUE
+	}
+	n := int64(refs) + int64(delta)
+	switch {
+	case n < 0:
+		return refs, abi.KERN_INVALID_VALUE
+	case n > urefsMax:
+		return urefsMax, abi.KERN_SUCCESS
+	}
+	return uint32(n), abi.KERN_SUCCESS
+}
+
+// GetRefs is mach_port_get_refs.
+func GetRefs(name, right uint32) (uint32, int32) {
+	if right >= abi.MACH_PORT_RIGHT_NUMBER {
+		return 0, abi.KERN_INVALID_VALUE
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return 0, abi.KERN_INVALID_NAME
+	}
+	sp.refreshDead(e)
+	switch right {
+	case abi.MACH_PORT_RIGHT_RECEIVE:
+		return b2u(e.recv != nil), abi.KERN_SUCCESS
+	case abi.MACH_PORT_RIGHT_SEND:
+		return e.sendRefs, abi.KERN_SUCCESS
+	case abi.MACH_PORT_RIGHT_SEND_ONCE:
+		return b2u(e.sonce != nil), abi.KERN_SUCCESS
+	case abi.MACH_PORT_RIGHT_PORT_SET:
+		return b2u(e.pset != nil), abi.KERN_SUCCESS
+	case abi.MACH_PORT_RIGHT_DEAD_NAME:
+		return e.deadRefs, abi.KERN_SUCCESS
+	}
+	return 0, abi.KERN_SUCCESS
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Type is mach_port_type.
+func Type(name uint32) (uint32, int32) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return 0, abi.KERN_INVALID_NAME
+	}
+	sp.refreshDead(e)
+	return e.typ(), abi.KERN_SUCCESS
+}
+
+// InsertRight is mach_port_insert_right within this task: a send right under its own name.
+func InsertRight(name, poly, disp uint32) int32 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[poly]
+	if e == nil {
+		return abi.KERN_INVALID_NAME
+	}
+	if name != poly {
+		if sp.entries[name] != nil {
+			return abi.KERN_NAME_EXISTS
+		}
+		return abi.KERN_RIGHT_EXISTS // this space already names the port as poly
+	}
+	sp.refreshDead(e)
+	switch disp {
+	case dispMakeSend:
+		if e.recv == nil {
+			return abi.KERN_INVALID_RIGHT
+		}
+		return sp.makeSend(e)
+	case dispCopySend:
+		if e.sendRefs == 0 {
+			return abi.KERN_INVALID_RIGHT
+		}
+		e.sendRefs, _ = addRefs(e.sendRefs, 1)
+		return abi.KERN_SUCCESS
+	case dispMoveSend, dispMoveSendOnce, dispMoveReceive:
+		return abi.KERN_SUCCESS // moving a right to the same name in the same space: no change
+	}
+	return abi.KERN_INVALID_VALUE
+}
+
+// ExtractRight is mach_port_extract_right within this task.
+func ExtractRight(name, disp uint32) (uint32, uint32, int32) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil {
+		return 0, 0, abi.KERN_INVALID_NAME
+	}
+	sp.refreshDead(e)
+	switch disp {
+	case dispMakeSendOnce:
+		if e.recv == nil {
+			return 0, 0, abi.KERN_INVALID_RIGHT
+		}
+		c, err := e.recv.newChannel(true)
+		if err != nil {
+			return 0, 0, abi.KERN_RESOURCE_SHORTAGE
+		}
+		so := sp.newName()
+		so.sonce, so.id = c, e.id
+		return so.name, typePortSendOnce, abi.KERN_SUCCESS
+	case dispMakeSend:
+		if e.recv == nil {
+			return 0, 0, abi.KERN_INVALID_RIGHT
+		}
+		return name, typePortSend, sp.makeSend(e)
+	case dispCopySend:
+		if e.sendRefs == 0 {
+			return 0, 0, abi.KERN_INVALID_RIGHT
+		}
+		e.sendRefs, _ = addRefs(e.sendRefs, 1)
+		return name, typePortSend, abi.KERN_SUCCESS
+	case dispMoveSend:
+		if e.sendRefs == 0 {
+			return 0, 0, abi.KERN_INVALID_RIGHT
+		}
+		return name, typePortSend, abi.KERN_SUCCESS
+	case dispMoveSendOnce:
+		if e.sonce == nil {
+			return 0, 0, abi.KERN_INVALID_RIGHT
+		}
+		return name, typePortSendOnce, abi.KERN_SUCCESS
+	case dispMoveReceive:
+		if e.recv == nil {
+			return 0, 0, abi.KERN_INVALID_RIGHT
+		}
+		return name, typePortReceive, abi.KERN_SUCCESS
+	}
+	return 0, 0, abi.KERN_INVALID_VALUE
+}
+
+// Names is mach_port_names.
+func Names() ([]uint32, []uint32) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	names := make([]uint32, 0, len(sp.entries))
+	types := make([]uint32, 0, len(sp.entries))
+	for n, e := range sp.entries {
+		sp.refreshDead(e)
+		names = append(names, n)
+		types = append(types, e.typ())
+	}
+	return names, types
+}

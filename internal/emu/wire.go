@@ -1,0 +1,250 @@
+//go:build linux
+
+package emu
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The datagram one message travels as on a channel. Little-endian; fds travel beside it with
+// SCM_RIGHTS and records refer to them by index.
+//
+//	0  u32 magic            4  u16 version, u16 flags (bit 0: body in a memfd)
+//	8  u32 msgh_bits         12 i32 msgh_id
+//	16 u32 body length       20 u16 descriptor count, u16 fd count
+//	24 i16 body fd index     26 6 bytes zero
+//	32 record: the reply right (kind 0 when there is none)
+//	64 records: the descriptors, 32 bytes each
+//	.. the inline body (unless it is in a memfd)
+//
+// A record:
+//
+//	0 u8 kind (0 none, 1 port right, 2 out-of-line memory, 3 receive right moved in-process)
+//	1 u8 right type (16 receive, 17 send, 18 send-once) or the copy option
+//	2 u8 deallocate   3 u8 zero   4 i16 fd index   6 i16 counter fd index
+//	8 u32 memory size 12 u32 zero 16 [16]byte port id, or the u64 token of a moved receive right
+const (
+	wireMagic       = 0x4d50454d // "MEPM"
+	wireVersion     = 1
+	wireHeaderSize  = 32
+	wireRecordSize  = 32
+	wireFixedSize   = wireHeaderSize + wireRecordSize
+	flagBodyInMemfd = 1
+
+	// MaxDescriptors is the most descriptors one emulated message carries.
+	MaxDescriptors = 1024
+	// maxFDs is SCM_MAX_FD, the most fds one sendmsg passes.
+	maxFDs = 253
+	// inlineBodyMax is the largest body sent inside the datagram; larger bodies go in a memfd.
+	inlineBodyMax = 16 << 10
+	// maxDatagram bounds what a receiver reads.
+	maxDatagram = wireFixedSize + MaxDescriptors*wireRecordSize + inlineBodyMax
+)
+
+const (
+	kindNone    = 0
+	kindPort    = 1
+	kindMemory  = 2
+	kindReceive = 3
+)
+
+// record is one right or memory region in a datagram.
+type record struct {
+	kind      uint8
+	typ       uint8 // right type, or copy option for memory
+	dealloc   bool
+	fd        int16 // index into the fds, -1 for none
+	counterFD int16
+	size      uint32
+	id        portID
+	token     uint64
+}
+
+// datagram is a decoded message as it travelled.
+type datagram struct {
+	bits    uint32
+	id      int32
+	bodyLen uint32
+	bodyFD  int16
+	reply   record
+	descs   []record
+	body    []byte // inline body (aliases the receive buffer)
+	nfds    int
+}
+
+var errMalformed = errors.New("emu: malformed message")
+
+func putRecord(b []byte, r *record) {
+	b[0], b[1] = r.kind, r.typ
+	if r.dealloc {
+		b[2] = 1
+	}
+	binary.LittleEndian.PutUint16(b[4:], uint16(r.fd))
+	binary.LittleEndian.PutUint16(b[6:], uint16(r.counterFD))
+	binary.LittleEndian.PutUint32(b[8:], r.size)
+	if r.kind == kindReceive {
+		binary.LittleEndian.PutUint64(b[16:], r.token)
+	} else {
+		copy(b[16:32], r.id[:])
+	}
+}
+
+// encode appends the datagram (without a memfd body) to dst.
+func (d *datagram) encode(dst []byte) []byte {
+	n := wireFixedSize + len(d.descs)*wireRecordSize
+	if d.bodyFD < 0 {
+		n += len(d.body)
+	}
+	start := len(dst)
+	dst = append(dst, make([]byte, n)...)
+	b := dst[start:]
+	le := binary.LittleEndian
+	le.PutUint32(b[0:], wireMagic)
+	le.PutUint16(b[4:], wireVersion)
+	if d.bodyFD >= 0 {
+		le.PutUint16(b[6:], flagBodyInMemfd)
+	}
+	le.PutUint32(b[8:], d.bits)
+	le.PutUint32(b[12:], uint32(d.id))
+	le.PutUint32(b[16:], d.bodyLen)
+	le.PutUint16(b[20:], uint16(len(d.descs)))
+	le.PutUint16(b[22:], uint16(d.nfds))
+	le.PutUint16(b[24:], uint16(d.bodyFD))
+	putRecord(b[wireHeaderSize:], &d.reply)
+	for i := range d.descs {
+		putRecord(b[wireFixedSize+i*wireRecordSize:], &d.descs[i])
+	}
+	if d.bodyFD < 0 {
+		copy(b[wireFixedSize+len(d.descs)*wireRecordSize:], d.body)
+	}
+	return dst
+}
+
+// decode parses and validates a datagram that arrived with nfds descriptors. Every fd index must
+// be in range and used exactly once, and every fd must be used, so a hostile sender cannot make
+// the receiver keep or double-close an fd.
+func (d *datagram) decode(b []byte, nfds int) error {
+	le := binary.LittleEndian
+	if len(b) < wireFixedSize {
+		return fmt.Errorf("%w: %d bytes", errMalformed, len(b))
+	}
+	if le.Uint32(b[0:]) != wireMagic || le.Uint16(b[4:]) != wireVersion {
+		return fmt.Errorf("%w: bad magic or version", errMalformed)
+	}
+	flags := le.Uint16(b[6:])
+	d.bits = le.Uint32(b[8:])
+	d.id = int32(le.Uint32(b[12:]))
+	d.bodyLen = le.Uint32(b[16:])
+	ndesc := int(le.Uint16(b[20:]))
+	d.nfds = int(le.Uint16(b[22:]))
+	d.bodyFD = int16(le.Uint16(b[24:]))
+	if d.nfds != nfds {
+		return fmt.Errorf("%w: says %d fds, carried %d", errMalformed, d.nfds, nfds)
+	}
+	if ndesc > MaxDescriptors {
+		return fmt.Errorf("%w: %d descriptors", errMalformed, ndesc)
+	}
+	fixed := wireFixedSize + ndesc*wireRecordSize
+	used := make([]bool, nfds)
+	useFD := func(i int16, need bool) error {
+		if i < 0 {
+			if need {
+				return fmt.Errorf("%w: missing fd", errMalformed)
+			}
+			return nil
+		}
+		if int(i) >= nfds || used[i] {
+			return fmt.Errorf("%w: fd index %d", errMalformed, i)
+		}
+		used[i] = true
+		return nil
+	}
+	switch flags {
+	case 0:
+		if d.bodyFD != -1 || len(b) != fixed+int(d.bodyLen) {
+			return fmt.Errorf("%w: body of %d bytes in %d", errMalformed, d.bodyLen, len(b))
+		}
+		d.body = b[fixed:]
+	case flagBodyInMemfd:
+		if len(b) != fixed || d.bodyLen <= inlineBodyMax {
+			return fmt.Errorf("%w: memfd body", errMalformed)
+		}
+		if err := useFD(d.bodyFD, true); err != nil {
+			return err
+		}
+		d.body = nil
+	default:
+		return fmt.Errorf("%w: flags %#x", errMalformed, flags)
+	}
+	if err := parseRecord(b[wireHeaderSize:], &d.reply, true, useFD); err != nil {
+		return err
+	}
+	d.descs = d.descs[:0]
+	for i := 0; i < ndesc; i++ {
+		var r record
+		if err := parseRecord(b[wireFixedSize+i*wireRecordSize:], &r, false, useFD); err != nil {
+			return fmt.Errorf("descriptor %d: %w", i, err)
+		}
+		d.descs = append(d.descs, r)
+	}
+	for i, u := range used {
+		if !u {
+			return fmt.Errorf("%w: fd %d unused", errMalformed, i)
+		}
+	}
+	return nil
+}
+
+func parseRecord(b []byte, r *record, isReply bool, useFD func(int16, bool) error) error {
+	le := binary.LittleEndian
+	r.kind, r.typ, r.dealloc = b[0], b[1], b[2] != 0
+	r.fd = int16(le.Uint16(b[4:]))
+	r.counterFD = int16(le.Uint16(b[6:]))
+	r.size = le.Uint32(b[8:])
+	switch r.kind {
+	case kindNone:
+		if !isReply {
+			return fmt.Errorf("%w: empty descriptor", errMalformed)
+		}
+		if r.fd != -1 || r.counterFD != -1 {
+			return fmt.Errorf("%w: fds on an empty record", errMalformed)
+		}
+	case kindPort:
+		copy(r.id[:], b[16:32])
+		switch r.typ {
+		case typePortSend:
+			if err := useFD(r.fd, true); err != nil {
+				return err
+			}
+			if err := useFD(r.counterFD, true); err != nil {
+				return err
+			}
+		case typePortSendOnce:
+			if err := useFD(r.fd, true); err != nil {
+				return err
+			}
+			if r.counterFD != -1 {
+				return fmt.Errorf("%w: send-once right with a counter", errMalformed)
+			}
+		default:
+			return fmt.Errorf("%w: right type %d", errMalformed, r.typ)
+		}
+	case kindMemory:
+		if isReply || r.typ > 1 || r.counterFD != -1 {
+			return fmt.Errorf("%w: memory record", errMalformed)
+		}
+		if err := useFD(r.fd, r.size > 0); err != nil {
+			return err
+		}
+	case kindReceive:
+		if isReply || r.typ != typePortReceive || r.fd != -1 || r.counterFD != -1 {
+			return fmt.Errorf("%w: receive record", errMalformed)
+		}
+		r.token = le.Uint64(b[16:])
+	default:
+		return fmt.Errorf("%w: record kind %d", errMalformed, r.kind)
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+//go:build linux
+
+package mach
+
+import (
+	"context"
+	"time"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/machport/machport/internal/emu"
+)
+
+// The Linux emulation (internal/emu) behind the kernel seam. Messages cross the seam in the
+// Darwin wire format, so this adapter decodes and encodes them with the same codec the Darwin
+// kernel path uses.
+
+func init() { sys = linuxKernel{} }
+
+type linuxKernel struct{}
+
+func duration(ms int) time.Duration {
+	if ms < 0 {
+		return -1
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func (linuxKernel) send(buf []byte, timeoutMS int) int32 {
+	var m Message
+	if err := m.decode(buf); err != nil {
+		return abi.MACH_SEND_INVALID_HEADER
+	}
+	em := emu.Msg{
+		Bits: le.Uint32(buf[offBits:]), Remote: uint32(m.Remote.Name), Local: uint32(m.Local.Name),
+		Voucher: uint32(m.Voucher.Name), ID: m.ID, Body: m.Body,
+	}
+	for _, d := range m.Descriptors {
+		switch d := d.(type) {
+		case *PortDescriptor:
+			em.Descs = append(em.Descs, emu.Desc{Name: uint32(d.Port.Name), Disp: uint8(d.Port.Disposition)})
+		case *OOLDescriptor:
+			em.Descs = append(em.Descs, emu.Desc{Memory: true, Addr: uintptr(d.Address), Size: d.Size,
+				Dealloc: d.Deallocate, Copy: uint8(d.Copy)})
+		default:
+			return abi.MACH_SEND_INVALID_TYPE // out-of-line port arrays and guarded ports are not emulated
+		}
+	}
+	ret := emu.Send(&em, duration(timeoutMS))
+	if ret == emu.SendMoveReceiveRemote {
+		return sendMoveReceiveRemote
+	}
+	return ret
+}
+
+// receivedSize is msgh_size of a received message with the given descriptors and body.
+func receivedSize(ports, memories, bodyLen int) int {
+	n := headerSize + round4(bodyLen)
+	if ports+memories > 0 {
+		n += bodyCountSize + ports*portDescriptorSize + memories*oolDescriptorSize
+	}
+	return n
+}
+
+func (linuxKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+	var em emu.Msg
+	need, ret := emu.Receive(ctx, uint32(name), len(buf)-auditTrailerSize, receivedSize, large, duration(timeoutMS), &em)
+	switch ret {
+	case abi.MACH_MSG_SUCCESS:
+	case abi.MACH_RCV_TOO_LARGE:
+		if len(buf) >= headerSize {
+			le.PutUint32(buf[offSize:], uint32(need))
+		}
+		return ret
+	case emu.RcvCanceled:
+		return rcvCanceled
+	case emu.RcvMalformed:
+		return rcvMalformed
+	default:
+		return ret
+	}
+	bits := Bits(em.Bits)
+	m := Message{
+		Remote: Port{Name: Name(em.Remote), Disposition: bits.Remote()},
+		Local:  Port{Name: Name(em.Local), Disposition: bits.Local()},
+		ID:     em.ID, Complex: bits.Complex(), Body: em.Body,
+	}
+	for _, d := range em.Descs {
+		if d.Memory {
+			m.Descriptors = append(m.Descriptors, &OOLDescriptor{Address: uint64(d.Addr), Size: d.Size,
+				Deallocate: d.Dealloc, Copy: CopyOption(d.Copy)})
+		} else {
+			m.Descriptors = append(m.Descriptors, &PortDescriptor{Port: Port{Name: Name(d.Name), Disposition: Disposition(d.Disp)}})
+		}
+	}
+	out, err := m.Append(buf[:0])
+	if err != nil || len(out) != need {
+		return abi.MACH_RCV_INVALID_DATA
+	}
+	t := buf[len(out) : len(out)+auditTrailerSize]
+	clear(t)
+	le.PutUint32(t[4:], auditTrailerSize)
+	le.PutUint32(t[8:], em.Seqno)
+	le.PutUint32(t[12:], em.Sender[0])
+	le.PutUint32(t[16:], em.Sender[1])
+	for i, v := range em.Audit {
+		le.PutUint32(t[20+4*i:], v)
+	}
+	return abi.MACH_MSG_SUCCESS
+}
+
+// destroy releases what a received message holds, as mach_msg_destroy does.
+func (k linuxKernel) destroy(buf []byte) {
+	var m Message
+	if m.decode(buf) != nil {
+		return
+	}
+	for _, p := range []Port{m.Remote, m.Voucher} {
+		k.release(p)
+	}
+	for _, d := range m.Descriptors {
+		switch d := d.(type) {
+		case *PortDescriptor:
+			k.release(d.Port)
+		case *OOLDescriptor:
+			emu.VMDeallocate(uintptr(d.Address), int(d.Size))
+		}
+	}
+}
+
+func (linuxKernel) release(p Port) {
+	if !p.Name.Valid() {
+		return
+	}
+	switch p.Disposition {
+	case PortSend, PortSendOnce:
+		emu.Deallocate(uint32(p.Name))
+	case PortReceive:
+		emu.ModRefs(uint32(p.Name), abi.MACH_PORT_RIGHT_RECEIVE, -1)
+	}
+}
+
+func (linuxKernel) allocate(right PortRight) (Name, int32) {
+	n, kr := emu.Allocate(uint32(right))
+	return Name(n), kr
+}
+
+func (linuxKernel) construct(o portOptions) (Name, int32) {
+	n, kr := emu.Construct(o.flags, o.queueLimit, o.context)
+	return Name(n), kr
+}
+
+func (linuxKernel) destruct(n Name, srdelta int32, guard uint64) int32 {
+	return emu.Destruct(uint32(n), srdelta, guard)
+}
+
+func (linuxKernel) deallocate(n Name) int32 { return emu.Deallocate(uint32(n)) }
+
+func (linuxKernel) modRefs(n Name, r PortRight, delta int32) int32 {
+	return emu.ModRefs(uint32(n), uint32(r), delta)
+}
+
+func (linuxKernel) getRefs(n Name, r PortRight) (uint32, int32) {
+	return emu.GetRefs(uint32(n), uint32(r))
+}
+
+func (linuxKernel) portType(n Name) (PortType, int32) {
+	t, kr := emu.Type(uint32(n))
+	return PortType(t), kr
+}
+
+func (linuxKernel) insertRight(n, poly Name, d Disposition) int32 {
+	return emu.InsertRight(uint32(n), uint32(poly), uint32(d))
+}
+
+func (linuxKernel) extractRight(n Name, d Disposition) (Name, Disposition, int32) {
+	r, t, kr := emu.ExtractRight(uint32(n), uint32(d))
+	return Name(r), Disposition(t), kr
+}
+
+func (linuxKernel) requestNotification(n Name, id int32, sync uint32, notify Name, d Disposition) (Name, int32) {
+	prev, kr := emu.RequestNotification(uint32(n), id, sync, uint32(notify), uint32(d))
+	return Name(prev), kr
+}
+
+func (linuxKernel) setAttributes(n Name, flavor int32, info []int32) int32 {
+	return emu.SetAttributes(uint32(n), flavor, info)
+}
+
+func (linuxKernel) getAttributes(n Name, flavor int32, info []int32) (int, int32) {
+	return emu.GetAttributes(uint32(n), flavor, info)
+}
+
+func (linuxKernel) insertMember(n, set Name) int32  { return emu.InsertMember(uint32(n), uint32(set)) }
+func (linuxKernel) extractMember(n, set Name) int32 { return emu.ExtractMember(uint32(n), uint32(set)) }
+func (linuxKernel) moveMember(n, set Name) int32    { return emu.MoveMember(uint32(n), uint32(set)) }
+
+func (linuxKernel) names() ([]Name, []PortType, int32) {
+	ns, ts := emu.Names()
+	names := make([]Name, len(ns))
+	types := make([]PortType, len(ts))
+	for i := range ns {
+		names[i], types[i] = Name(ns[i]), PortType(ts[i])
+	}
+	return names, types, abi.KERN_SUCCESS
+}
+
+func (linuxKernel) vmAllocate(size int) (uintptr, int32) { return emu.VMAllocate(size) }
+func (linuxKernel) vmDeallocate(addr uintptr, size int) int32 {
+	return emu.VMDeallocate(addr, size)
+}
