@@ -49,19 +49,21 @@ func TestReturnCodes(t *testing.T) {
 
 func TestClassifySendFailure(t *testing.T) {
 	cases := map[MsgReturn]sendOutcome{
-		SendInvalidDest:       sendUntouched,
-		SendInvalidHeader:     sendUntouched,
-		SendInvalidReply:      sendUntouched,
-		SendTooLarge:          sendUntouched,
-		SendMsgTooSmall:       sendUntouched,
-		SendTimedOut:          sendReturned,
-		SendInterrupted:       sendReturned,
-		SendNoBuffer:          sendReturned,
-		SendTimedOut | 0x2000: sendReturned, // MACH_MSG_IPC_SPACE OR'd in
-		SendInvalidRight:      sendDestroyed,
-		SendInvalidMemory:     sendDestroyed,
-		SendInvalidType:       sendDestroyed,
-		SendMsgFiltered:       sendDestroyed,
+		SendInvalidDest:             sendUntouched,
+		SendInvalidHeader:           sendUntouched,
+		SendInvalidReply:            sendUntouched,
+		SendTooLarge:                sendUntouched,
+		SendMsgTooSmall:             sendUntouched,
+		SendTimedOut:                sendReturned,
+		SendInterrupted:             sendReturned,
+		SendNoBuffer:                sendReturned,
+		SendTimedOut | 0x2000:       sendReturned, // MACH_MSG_IPC_SPACE OR'd in
+		SendInvalidRight:            sendPartial,
+		SendInvalidMemory:           sendPartial,
+		SendInvalidType:             sendUntouched,
+		SendMsgFiltered:             sendHeaderDestroyed,
+		SendNoGrantDest:             sendHeaderDestroyed,
+		SendTimedOut | RcvBodyError: sendReturned, // the pseudo-receive's own trouble ORed in
 	}
 	for code, want := range cases {
 		require.Equal(t, want, classifySendFailure(int32(code)), "%v", code)

@@ -24,6 +24,8 @@ type fakeKernel struct {
 	queue     [][]byte // messages to deliver, each with its trailer
 	destroyed int
 	calls     []string
+	types     map[Name]PortType
+	refs      map[Name]uint32
 }
 
 func installFake(t *testing.T) *fakeKernel {
@@ -395,4 +397,50 @@ func TestPortOptionsAndMembers(t *testing.T) {
 	require.Equal(t, []string{"move_member 0x1003 0x2003", "move_member 0x1003 0x0"}, f.calls[1:])
 	require.NoError(t, set.Close())
 	require.ErrorIs(t, MoveMember(r, set), ErrClosed)
+}
+
+func (f *fakeKernel) portType(n Name) (PortType, int32) {
+	if t, ok := f.types[n]; ok {
+		return t, abi.KERN_SUCCESS
+	}
+	return 0, abi.KERN_INVALID_NAME
+}
+
+func (f *fakeKernel) getRefs(n Name, r PortRight) (uint32, int32) {
+	return f.refs[n], abi.KERN_SUCCESS
+}
+
+// A body error destroys the header and the descriptors before the bad one: Send asks the kernel
+// which moved rights are gone.
+func TestSendPartialFailure(t *testing.T) {
+	f := installFake(t)
+	f.sendRet = abi.MACH_SEND_INVALID_RIGHT
+	dest := AdoptSendOnce(0x103)
+	taken := AdoptSend(0x207)
+	kept := AdoptReceive(0x307)
+	f.types = map[Name]PortType{0x207: TypeSend, 0x307: TypeReceive}
+	f.refs = map[Name]uint32{0x207: 2}
+	m := &Message{Remote: MoveSendOnceOf(dest), Descriptors: []Descriptor{
+		&PortDescriptor{Port: MoveSendOf(taken)},
+		&PortDescriptor{Port: MoveReceiveOf(kept)},
+	}}
+	f.rewrite = func([]byte) { f.refs[0x207] = 1 } // the kernel took one send reference
+	require.ErrorIs(t, Send(context.Background(), m), SendInvalidRight)
+	require.NoError(t, dest.Close())
+	require.NoError(t, taken.Close())
+	require.Empty(t, f.calls, "the header right and the first descriptor's right went with the message")
+	require.NoError(t, kept.Close())
+	require.Equal(t, []string{"mod_refs 0x307 receive -1"}, f.calls, "the receive right was never taken")
+}
+
+func TestSendHeaderDestroyed(t *testing.T) {
+	f := installFake(t)
+	f.sendRet = abi.MACH_SEND_MSG_FILTERED
+	dest := AdoptSendOnce(0x103)
+	desc := AdoptSend(0x207)
+	m := &Message{Remote: MoveSendOnceOf(dest), Descriptors: []Descriptor{&PortDescriptor{Port: MoveSendOf(desc)}}}
+	require.ErrorIs(t, Send(context.Background(), m), SendMsgFiltered)
+	require.NoError(t, dest.Close())
+	require.NoError(t, desc.Close())
+	require.Equal(t, []string{"deallocate 0x207"}, f.calls)
 }

@@ -5,6 +5,7 @@ package mach
 import (
 	"context"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
@@ -32,18 +33,34 @@ type darwinKernel struct {
 
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 
+// Both directions pass MACH_*_INTERRUPT, so that libsyscall does not silently retry an
+// interrupted call (re-sending a pseudo-received buffer leaks its memory copies, and restarts the
+// timeout); the portable layer retries with the remaining deadline instead.
+
 func (k *darwinKernel) send(buf []byte, timeoutMS int) int32 {
-	opt, timeout := int32(abi.MACH_SEND_MSG), uint32(abi.MACH_MSG_TIMEOUT_NONE)
+	opt, timeout := int32(abi.MACH_SEND_MSG|abi.MACH_SEND_INTERRUPT), uint32(abi.MACH_MSG_TIMEOUT_NONE)
 	if timeoutMS >= 0 {
 		opt |= abi.MACH_SEND_TIMEOUT
 		timeout = uint32(timeoutMS)
 	}
 	size := le.Uint32(buf[offSize:])
-	return darwin.MachMsg(ptr(buf), opt, size, 0, 0, timeout, 0)
+	ret := darwin.MachMsg(ptr(buf), opt, size, 0, 0, timeout, 0)
+	if ret == abi.MACH_MSG_SUCCESS {
+		// Receive rights that left this task: wake receives waiting on them.
+		var m Message
+		if m.decode(buf[:size]) == nil {
+			for _, d := range m.Descriptors {
+				if pd, ok := d.(*PortDescriptor); ok && pd.Port.Disposition == MoveReceive {
+					k.wakeReceivers(pd.Port.Name)
+				}
+			}
+		}
+	}
+	return ret
 }
 
 func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS int) int32 {
-	opt, timeout := int32(abi.MACH_RCV_MSG|rcvAuditOptions), uint32(abi.MACH_MSG_TIMEOUT_NONE)
+	opt, timeout := int32(abi.MACH_RCV_MSG|abi.MACH_RCV_INTERRUPT|rcvAuditOptions), uint32(abi.MACH_MSG_TIMEOUT_NONE)
 	if large {
 		opt |= abi.MACH_RCV_LARGE
 	}
@@ -54,60 +71,123 @@ func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS i
 	return darwin.MachMsg(ptr(buf), opt, 0, uint32(len(buf)), uint32(name), timeout, 0)
 }
 
-// receive blocks its OS thread in mach_msg. A cancellable ctx needs a way to wake it: the
-// receive waits on a port set holding both the port and a private wake-up port, and
-// cancellation sends an empty message to the wake-up port (the Ladybird/Chromium pattern).
+// receive blocks its OS thread in mach_msg. A cancellable ctx needs a way to wake it: a receive
+// on a receive right waits on a private port set holding both the port and a private wake-up
+// port, and cancellation sends an empty message to the wake-up port (the Ladybird/Chromium
+// pattern). Closing, moving or re-homing the port wakes such receives too (wakeReceivers), so they
+// see the change instead of waiting on a set that no longer holds the port.
+//
+// A receive on a caller's port set cannot take a private port into that set (any other receiver
+// of the set could swallow the wake-up), so it waits in slices of at most setPollInterval and
+// checks ctx between them.
 func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
 	if ctx.Done() == nil {
 		return k.rawReceive(name, buf, large, timeoutMS)
 	}
+	if pt, _ := k.portType(name); pt.Has(TypePortSet) {
+		return k.receiveSetPolling(ctx, name, buf, large, timeoutMS)
+	}
 	w, kr := k.getWaker()
 	if kr != abi.KERN_SUCCESS {
-		return k.rawReceive(name, buf, large, timeoutMS) // cannot wake; a deadline still applies
+		return k.receiveSetPolling(ctx, name, buf, large, timeoutMS)
 	}
-	// A receive right joins the waker's set; a port set instead takes the wake port in.
-	pt, _ := k.portType(name)
-	set, member := w.set, name
-	if pt.Has(TypePortSet) {
-		set, member = name, w.wake
-	}
-	if kr := k.insertMember(member, set); kr != abi.KERN_SUCCESS {
+	if kr := k.insertMember(name, w.set); kr != abi.KERN_SUCCESS {
 		k.putWaker(w)
-		return k.rawReceive(name, buf, large, timeoutMS)
+		return k.rawReceive(name, buf, large, timeoutMS) // e.g. not a receive right: let mach_msg say so
 	}
+	k.track(name, w, true)
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { k.wake(w.wake); close(fired) })
-	ret := k.receiveOrWake(ctx, w, set, buf, large, timeoutMS)
+	ret := k.receiveOrWake(ctx, w, name, buf, large, timeoutMS)
 	wasFired := !stop()
 	if wasFired {
 		<-fired
 	}
-	k.extractMember(member, set)
-	if wasFired {
-		w.drain(k) // the set now holds only the wake port: empty it before reuse
-	}
+	k.track(name, w, false)
+	k.extractMember(name, w.set)
+	w.drain(k) // the set now holds only the wake port: empty it before reuse
 	k.putWaker(w)
 	return ret
 }
 
-func (k *darwinKernel) receiveOrWake(ctx context.Context, w *waker, set Name, buf []byte, large bool, timeoutMS int) int32 {
+// setPollInterval bounds how late a cancelled receive on a port set notices.
+const setPollInterval = 10 // milliseconds
+
+func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+	var deadline time.Time
+	if timeoutMS >= 0 {
+		deadline = time.Now().Add(time.Duration(timeoutMS) * time.Millisecond)
+	}
 	for {
-		ret := k.rawReceive(set, buf, large, timeoutMS)
+		slice := setPollInterval
+		if timeoutMS >= 0 {
+			left := int(time.Until(deadline) / time.Millisecond)
+			if left <= 0 {
+				return k.rawReceive(name, buf, large, 0)
+			}
+			slice = min(slice, left)
+		}
+		ret := k.rawReceive(name, buf, large, slice)
+		if ret != abi.MACH_RCV_TIMED_OUT {
+			return ret
+		}
+		if ctx.Err() != nil {
+			return rcvCanceled
+		}
+	}
+}
+
+func (k *darwinKernel) receiveOrWake(ctx context.Context, w *waker, name Name, buf []byte, large bool, timeoutMS int) int32 {
+	for {
+		ret := k.rawReceive(w.set, buf, large, timeoutMS)
 		if ret != abi.MACH_MSG_SUCCESS {
 			return ret
 		}
-		local := Name(le.Uint32(buf[offLocal:]))
-		if local == w.wake {
-			if ctx.Err() != nil {
-				return rcvCanceled
-			}
-			continue // a stale wake-up from an earlier cancellation
+		if Name(le.Uint32(buf[offLocal:])) != w.wake {
+			return ret
 		}
-		if other := k.wakerFor(local); other != nil {
-			k.wake(other.wake) // another receiver's wake-up: pass it on
-			continue
+		if ctx.Err() != nil {
+			return rcvCanceled
 		}
-		return ret
+		// Woken because the port changed: gone, or taken out of the set.
+		if pt, kr := k.portType(name); kr != abi.KERN_SUCCESS || !pt.Has(TypeReceive) {
+			return abi.MACH_RCV_PORT_DIED
+		}
+		k.insertMember(name, w.set) // KERN_ALREADY_IN_SET when it is still there
+	}
+}
+
+// track records which wakers wait on a receive right.
+func (k *darwinKernel) track(name Name, w *waker, on bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.waiting == nil {
+		k.waiting = map[Name]map[*waker]struct{}{}
+	}
+	if on {
+		if k.waiting[name] == nil {
+			k.waiting[name] = map[*waker]struct{}{}
+		}
+		k.waiting[name][w] = struct{}{}
+		return
+	}
+	delete(k.waiting[name], w)
+	if len(k.waiting[name]) == 0 {
+		delete(k.waiting, name)
+	}
+}
+
+// wakeReceivers wakes the cancellable receives waiting on name after the right was destroyed,
+// moved away or moved between sets.
+func (k *darwinKernel) wakeReceivers(name Name) {
+	k.mu.Lock()
+	var ws []*waker
+	for w := range k.waiting[name] {
+		ws = append(ws, w)
+	}
+	k.mu.Unlock()
+	for _, w := range ws {
+		k.wake(w.wake)
 	}
 }
 
@@ -153,12 +233,6 @@ func (k *darwinKernel) putWaker(w *waker) {
 	k.mu.Unlock()
 }
 
-func (k *darwinKernel) wakerFor(n Name) *waker {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.wakeOf[n]
-}
-
 // wake sends an empty message to a wake-up port without blocking. If its queue is full a
 // wake-up is already pending; the pseudo-received send right that comes back is released.
 func (k *darwinKernel) wake(port Name) {
@@ -199,7 +273,9 @@ func (k *darwinKernel) construct(opts portOptions) (Name, int32) {
 }
 
 func (k *darwinKernel) destruct(name Name, srdelta int32, guard uint64) int32 {
-	return darwin.MachPortDestruct(k.task, uint32(name), srdelta, guard)
+	kr := darwin.MachPortDestruct(k.task, uint32(name), srdelta, guard)
+	k.wakeReceivers(name)
+	return kr
 }
 
 func (k *darwinKernel) deallocate(name Name) int32 {
@@ -207,7 +283,11 @@ func (k *darwinKernel) deallocate(name Name) int32 {
 }
 
 func (k *darwinKernel) modRefs(name Name, right PortRight, delta int32) int32 {
-	return darwin.MachPortModRefs(k.task, uint32(name), uint32(right), delta)
+	kr := darwin.MachPortModRefs(k.task, uint32(name), uint32(right), delta)
+	if right == RightReceive && delta < 0 {
+		k.wakeReceivers(name)
+	}
+	return kr
 }
 
 func (k *darwinKernel) getRefs(name Name, right PortRight) (uint32, int32) {
@@ -257,7 +337,9 @@ func (k *darwinKernel) extractMember(name, set Name) int32 {
 }
 
 func (k *darwinKernel) moveMember(name, set Name) int32 {
-	return darwin.MachPortMoveMember(k.task, uint32(name), uint32(set))
+	kr := darwin.MachPortMoveMember(k.task, uint32(name), uint32(set))
+	k.wakeReceivers(name) // it left the private set of a waiting receive: let it rejoin
+	return kr
 }
 
 // names copies mach_port_names' two arrays, which MIG returns as out-of-line memory in this
@@ -269,18 +351,33 @@ func (k *darwinKernel) names() ([]Name, []PortType, int32) {
 	if kr != abi.KERN_SUCCESS {
 		return nil, nil, kr
 	}
-	names := make([]Name, nNames)
-	types := make([]PortType, min(nNames, nTypes))
+	var rawNames, rawTypes []uint32
 	if nNames > 0 {
-		for i, v := range unsafe.Slice(namesPtr, nNames) {
-			names[i] = Name(v)
+		rawNames = unsafe.Slice(namesPtr, nNames)
+	}
+	if nTypes > 0 {
+		rawTypes = unsafe.Slice(typesPtr, nTypes)
+	}
+	// The wakers' own ports and sets are this package's plumbing, not the caller's rights.
+	k.mu.Lock()
+	private := map[Name]bool{}
+	for _, w := range k.wakeOf {
+		private[w.set], private[w.wake] = true, true
+	}
+	k.mu.Unlock()
+	var names []Name
+	var types []PortType
+	for i, v := range rawNames {
+		if private[Name(v)] || i >= len(rawTypes) {
+			continue
 		}
+		names = append(names, Name(v))
+		types = append(types, PortType(rawTypes[i]))
+	}
+	if nNames > 0 {
 		k.vmDeallocate(uintptr(unsafe.Pointer(namesPtr)), int(nNames)*4)
 	}
 	if nTypes > 0 {
-		for i, v := range unsafe.Slice(typesPtr, nTypes)[:len(types)] {
-			types[i] = PortType(v)
-		}
 		k.vmDeallocate(uintptr(unsafe.Pointer(typesPtr)), int(nTypes)*4)
 	}
 	return names, types, kr

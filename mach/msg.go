@@ -33,8 +33,16 @@ type SendOptions struct {
 //     (pseudo-receive); moved rights stay the caller's (a moved receive right may get a new
 //     name, which its ReceiveRight follows), and the extra rights or memory copies the kernel
 //     made are released;
-//   - MACH_SEND_INVALID_RIGHT, _INVALID_MEMORY, _INVALID_TYPE, _NO_GRANT_DEST, _MSG_FILTERED:
-//     the kernel destroyed the message, so the rights it moved are gone.
+//   - MACH_SEND_NO_GRANT_DEST, _MSG_FILTERED: the header's rights were destroyed, the
+//     descriptors' are still the caller's;
+//   - MACH_SEND_INVALID_RIGHT, _INVALID_MEMORY: the header and the descriptors before the bad one
+//     were destroyed; Send checks which moved rights are gone, and treats regions handed over
+//     with Deallocate as gone (at worst a leak, never a double free).
+//
+// Releasing the extra rights of a handed-back message has Mach's usual effects: a released
+// MAKE_SEND_ONCE right sends MACH_NOTIFY_SEND_ONCE to its port, and a released MAKE_SEND right
+// may fire an armed no-senders request. MACH_SEND_INTERRUPTED is retried with the remaining
+// deadline.
 func Send(ctx context.Context, m *Message) error { return SendWithOptions(ctx, m, SendOptions{}) }
 
 // SendWithOptions is Send with options.
@@ -72,16 +80,30 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 	if err != nil {
 		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
 	}
-	ret := k.send(buf, timeout)
-	if ret == abi.MACH_MSG_SUCCESS {
-		m.markSent()
-		return nil
+	snaps := m.snapshotMoves(k)
+	for {
+		ret := k.send(buf, timeout)
+		switch {
+		case ret == abi.MACH_MSG_SUCCESS:
+			m.markSent()
+			return nil
+		case ret == sendMoveReceiveRemote:
+			return &OpError{Op: op, Name: m.Remote.Name, Err: ErrMoveReceiveUnsupported}
+		}
+		m.afterFailedSend(k, buf, ret, snaps)
+		if MsgReturn(ret&^abi.MACH_MSG_MASK) != SendInterrupted {
+			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
+		}
+		// A signal interrupted a blocked send and the kernel handed the message back:
+		// encode it again and resend with what is left of the deadline.
+		if buf, err = m.Append(m.raw[:0]); err != nil {
+			return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+		}
+		m.raw = buf
+		if timeout, err = timeoutFor(ctx); err != nil || ctx.Err() != nil {
+			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
+		}
 	}
-	if ret == sendMoveReceiveRemote {
-		return &OpError{Op: op, Name: m.Remote.Name, Err: ErrMoveReceiveUnsupported}
-	}
-	m.afterFailedSend(k, buf, ret)
-	return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
 }
 
 func sendBodyOutOfLine(ctx context.Context, m *Message, opts SendOptions) error {
@@ -175,36 +197,97 @@ func (p Port) consume() {
 	}
 }
 
-// sendOutcome is what a failed send did with the message's rights and memory.
+// sendOutcome is what a failed send did with the message's rights and memory (xnu's
+// mach_msg_trap_send, ipc_kmsg_copyin_header/_body, ipc_kmsg_copyout_pseudo).
 type sendOutcome int
 
 const (
-	sendUntouched sendOutcome = iota
-	sendReturned
-	sendDestroyed
+	sendUntouched       sendOutcome = iota // refused before copyin: everything is still the caller's
+	sendReturned                           // pseudo-received: handed back in the buffer
+	sendHeaderDestroyed                    // header rights destroyed, descriptors untouched
+	sendPartial                            // header and the descriptors before the bad one destroyed
 )
 
 func classifySendFailure(ret int32) sendOutcome {
-	switch MsgReturn(ret &^ abi.MACH_MSG_MASK) {
-	case SendTimedOut, SendInterrupted, SendNoBuffer, MsgReturn(abi.MACH_SEND_INVALID_CONTEXT):
+	if ret&0x4000 != 0 {
+		// The pseudo-receive ran into trouble copying descriptors out and ORed an ipc/rcv code
+		// into the result: the message was still handed back.
 		return sendReturned
-	case SendInvalidRight, SendInvalidMemory, SendInvalidType, SendNoGrantDest, SendMsgFiltered:
-		return sendDestroyed
+	}
+	switch MsgReturn(ret &^ abi.MACH_MSG_MASK) {
+	case SendTimedOut, SendInterrupted, SendNoBuffer:
+		return sendReturned
+	case SendNoGrantDest, SendMsgFiltered:
+		return sendHeaderDestroyed
+	case SendInvalidRight, SendInvalidMemory:
+		return sendPartial
 	}
 	return sendUntouched
 }
 
+// moveSnapshot records, before a send, the user references of each right a descriptor moves,
+// so that after a partial failure the rights the kernel took can be told from those it left.
+type moveSnapshot struct {
+	index int
+	typ   PortType
+	refs  uint32
+}
+
+func (m *Message) snapshotMoves(k kernel) []moveSnapshot {
+	var snaps []moveSnapshot
+	for i, d := range m.Descriptors {
+		pd, ok := d.(*PortDescriptor)
+		if !ok || pd.Port.owner == nil || !pd.Port.Disposition.moves() {
+			continue
+		}
+		t, _ := k.portType(pd.Port.Name)
+		refs, _ := k.getRefs(pd.Port.Name, RightSend)
+		snaps = append(snaps, moveSnapshot{index: i, typ: t, refs: refs})
+	}
+	return snaps
+}
+
 // afterFailedSend keeps the caller's rights and regions true to what the kernel did.
-func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32) {
+func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveSnapshot) {
 	switch classifySendFailure(ret) {
-	case sendDestroyed:
-		m.markSent() // the moved rights and deallocated regions went with the message
 	case sendReturned:
 		var back Message
 		if back.decode(buf) != nil {
 			return // the buffer was not rewritten: nothing was taken
 		}
 		m.takeBack(k, &back)
+	case sendHeaderDestroyed:
+		for _, p := range []Port{m.Remote, m.Local, m.Voucher} {
+			p.consume()
+		}
+	case sendPartial:
+		for _, p := range []Port{m.Remote, m.Local, m.Voucher} {
+			p.consume()
+		}
+		for _, sn := range snaps {
+			pd := m.Descriptors[sn.index].(*PortDescriptor)
+			t, kr := k.portType(pd.Port.Name)
+			refs, _ := k.getRefs(pd.Port.Name, RightSend)
+			var taken bool
+			switch pd.Port.Disposition {
+			case MoveReceive:
+				taken = kr != abi.KERN_SUCCESS || !t.Has(TypeReceive)
+			case MoveSendOnce:
+				taken = kr != abi.KERN_SUCCESS || !t.Has(TypeSendOnce)
+			case MoveSend:
+				taken = kr != abi.KERN_SUCCESS || refs < sn.refs
+			}
+			if taken {
+				pd.Port.consume()
+			}
+		}
+		// Which regions the kernel unmapped cannot be told cheaply; treating them as gone can
+		// only leak, never free memory twice.
+		for _, d := range m.Descriptors {
+			if o, ok := d.(*OOLDescriptor); ok && o.Region != nil && o.Deallocate {
+				o.Region.gone.Store(true)
+			}
+		}
 	}
 }
 
@@ -354,6 +437,13 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 					ErrMessageTooLarge, need-maxTrailerSize, opts.MaxSize, MsgReturn(ret))}
 			}
 			size = need
+		case ret == abi.MACH_RCV_INTERRUPTED:
+			continue // a signal: wait again with what is left of the deadline
+		case ret&^abi.MACH_MSG_MASK == abi.MACH_RCV_BODY_ERROR:
+			// The message was dequeued but could not be copied out whole: what did arrive is
+			// in buf and must not leak.
+			k.destroy(buf)
+			return &OpError{Op: op, Name: name, Err: MsgReturn(ret)}
 		default:
 			return &OpError{Op: op, Name: name, Err: MsgReturn(ret)}
 		}

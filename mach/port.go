@@ -260,7 +260,10 @@ func Names() ([]NameInfo, error) {
 	}
 	out := make([]NameInfo, len(names))
 	for i := range names {
-		out[i] = NameInfo{Name: names[i], Type: types[i]}
+		out[i].Name = names[i]
+		if i < len(types) {
+			out[i].Type = types[i]
+		}
 	}
 	return out, nil
 }
