@@ -41,7 +41,7 @@ func (f *fakeKernel) record(format string, args ...any) int32 {
 	return abi.KERN_SUCCESS
 }
 
-func (f *fakeKernel) send(buf []byte, timeoutMS int) int32 {
+func (f *fakeKernel) send(buf []byte, ool [][]byte, timeoutMS int) int32 {
 	f.sent = append(f.sent, append([]byte(nil), buf...))
 	if f.sendRet != 0 && f.rewrite != nil {
 		f.rewrite(buf)

@@ -18,9 +18,11 @@ const rcvAuditOptions = abi.MACH_MSG_TRAILER_FORMAT_0<<28 | (abi.MACH_RCV_TRAILE
 // Messages cross the seam in the Darwin wire format (message.go), so encoding, decoding, right
 // accounting and the notification rules above it are the same code on every platform.
 type kernel interface {
-	// send sends the message in buf[:msgh_size]. timeoutMS < 0 blocks. On a pseudo-receive
-	// (MACH_SEND_TIMED_OUT and friends) buf holds the message as returned to the sender.
-	send(buf []byte, timeoutMS int) int32
+	// send sends the message in buf[:msgh_size]. ool holds the memory of its out-of-line
+	// descriptors, in order (the addresses in buf are the same memory; an emulation uses the
+	// slices so that Go memory never round-trips through an integer). timeoutMS < 0 blocks. On a
+	// pseudo-receive (MACH_SEND_TIMED_OUT and friends) buf holds the message as returned.
+	send(buf []byte, ool [][]byte, timeoutMS int) int32
 	// receive receives from name (a receive right or port set) into buf. large asks for
 	// MACH_RCV_LARGE; timeoutMS < 0 blocks; ctx cancellation returns errCanceled's code.
 	receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32

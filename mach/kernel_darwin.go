@@ -26,9 +26,10 @@ func init() {
 type darwinKernel struct {
 	task uint32
 
-	mu     sync.Mutex
-	wakers []*waker        // idle wakers, reused
-	wakeOf map[Name]*waker // every waker by its wake port's name
+	mu      sync.Mutex
+	wakers  []*waker                     // idle wakers, reused
+	wakeOf  map[Name]*waker              // every waker by its wake port's name
+	waiting map[Name]map[*waker]struct{} // cancellable receives by the right they wait on
 }
 
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
@@ -37,7 +38,7 @@ func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 // interrupted call (re-sending a pseudo-received buffer leaks its memory copies, and restarts the
 // timeout); the portable layer retries with the remaining deadline instead.
 
-func (k *darwinKernel) send(buf []byte, timeoutMS int) int32 {
+func (k *darwinKernel) send(buf []byte, _ [][]byte, timeoutMS int) int32 {
 	opt, timeout := int32(abi.MACH_SEND_MSG|abi.MACH_SEND_INTERRUPT), uint32(abi.MACH_MSG_TIMEOUT_NONE)
 	if timeoutMS >= 0 {
 		opt |= abi.MACH_SEND_TIMEOUT
@@ -240,7 +241,7 @@ func (k *darwinKernel) wake(port Name) {
 	le.PutUint32(b[offBits:], uint32(MakeBits(CopySend, 0, 0, false)))
 	le.PutUint32(b[offSize:], headerSize)
 	le.PutUint32(b[offRemote:], uint32(port))
-	if ret := k.send(b[:], 0); ret != abi.MACH_MSG_SUCCESS {
+	if ret := k.send(b[:], nil, 0); ret != abi.MACH_MSG_SUCCESS {
 		var back Message
 		if back.decode(b[:]) == nil && back.Remote.Disposition == PortSend && back.Remote.Name.Valid() {
 			k.deallocate(back.Remote.Name)

@@ -25,7 +25,7 @@ func duration(ms int) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-func (linuxKernel) send(buf []byte, timeoutMS int) int32 {
+func (linuxKernel) send(buf []byte, ool [][]byte, timeoutMS int) int32 {
 	var m Message
 	if err := m.decode(buf); err != nil {
 		return abi.MACH_SEND_INVALID_HEADER
@@ -34,12 +34,21 @@ func (linuxKernel) send(buf []byte, timeoutMS int) int32 {
 		Bits: le.Uint32(buf[offBits:]), Remote: uint32(m.Remote.Name), Local: uint32(m.Local.Name),
 		Voucher: uint32(m.Voucher.Name), ID: m.ID, Body: m.Body,
 	}
+	nool := 0
 	for _, d := range m.Descriptors {
 		switch d := d.(type) {
 		case *PortDescriptor:
 			em.Descs = append(em.Descs, emu.Desc{Name: uint32(d.Port.Name), Disp: uint8(d.Port.Disposition)})
 		case *OOLDescriptor:
-			em.Descs = append(em.Descs, emu.Desc{Memory: true, Addr: uintptr(d.Address), Size: d.Size,
+			var data []byte
+			if nool < len(ool) {
+				data = ool[nool]
+			}
+			nool++
+			if uint32(len(data)) != d.Size {
+				return abi.MACH_SEND_INVALID_MEMORY // a raw address the emulation cannot read
+			}
+			em.Descs = append(em.Descs, emu.Desc{Memory: true, Data: data, Addr: uintptr(d.Address), Size: d.Size,
 				Dealloc: d.Deallocate, Copy: uint8(d.Copy)})
 		default:
 			return abi.MACH_SEND_INVALID_TYPE // out-of-line port arrays and guarded ports are not emulated

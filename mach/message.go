@@ -137,7 +137,8 @@ type Message struct {
 	// Size is msgh_size of a received or decoded message (without the trailer).
 	Size uint32
 
-	raw []byte // reusable buffer for encoding and receiving
+	raw     []byte   // reusable buffer for encoding and receiving
+	oolData [][]byte // the memory of the out-of-line descriptors being sent
 }
 
 // Layout of the structures the codec reads and writes (<mach/message.h>, #pragma pack(4)).

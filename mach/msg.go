@@ -66,9 +66,18 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 	}
 	var pinner runtime.Pinner
 	defer pinner.Unpin()
+	m.oolData = m.oolData[:0]
 	for _, d := range m.Descriptors {
-		if o, ok := d.(*OOLDescriptor); ok && o.Region == nil && len(o.Data) > 0 {
-			pinner.Pin(unsafe.SliceData(o.Data))
+		if o, ok := d.(*OOLDescriptor); ok {
+			switch {
+			case o.Region != nil:
+				m.oolData = append(m.oolData, o.Region.Bytes())
+			case len(o.Data) > 0:
+				pinner.Pin(unsafe.SliceData(o.Data))
+				m.oolData = append(m.oolData, o.Data)
+			default:
+				m.oolData = append(m.oolData, nil)
+			}
 		}
 	}
 	buf, err := m.Append(m.raw[:0])
@@ -82,7 +91,7 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 	}
 	snaps := m.snapshotMoves(k)
 	for {
-		ret := k.send(buf, timeout)
+		ret := k.send(buf, m.oolData, timeout)
 		switch {
 		case ret == abi.MACH_MSG_SUCCESS:
 			m.markSent()

@@ -5,7 +5,6 @@ package emu
 import (
 	"errors"
 	"time"
-	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
 	"golang.org/x/sys/unix"
@@ -39,6 +38,7 @@ type Msg struct {
 // Desc is a port or out-of-line memory descriptor.
 type Desc struct {
 	Memory  bool
+	Data    []byte // memory to send (Addr is where it lives, for Dealloc)
 	Name    uint32
 	Disp    uint8
 	Addr    uintptr
@@ -121,7 +121,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			r = record{kind: kindMemory, typ: d.Copy, fd: -1, counterFD: -1, size: d.Size}
 			if d.Size > 0 {
 				r.fd = tx.addFD(-1) // filled in after the lock is dropped
-				tx.mem = append(tx.mem, memCopy{index: r.fd, addr: d.Addr, size: d.Size, dealloc: d.Dealloc})
+				tx.mem = append(tx.mem, memCopy{index: r.fd, data: d.Data, addr: d.Addr, size: d.Size, dealloc: d.Dealloc})
 			}
 		} else {
 			var kr int32
@@ -178,6 +178,7 @@ type transfer struct {
 
 type memCopy struct {
 	index   int16
+	data    []byte
 	addr    uintptr
 	size    uint32
 	dealloc bool
@@ -379,7 +380,7 @@ func (p *port) discardSendOnce(c *sendChan) {
 // fillMemory writes out-of-line data and a large body into sealed memfds.
 func (tx *transfer) fillMemory(body []byte) error {
 	for _, mc := range tx.mem {
-		fd, err := sealedMemfd(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), mc.addr)), mc.size))
+		fd, err := sealedMemfd(mc.data)
 		if err != nil {
 			return err
 		}

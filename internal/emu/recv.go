@@ -4,11 +4,9 @@ package emu
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
 	"golang.org/x/sys/unix"
@@ -555,6 +553,3 @@ func VMDeallocate(addr uintptr, size int) int32 {
 	}
 	return abi.KERN_SUCCESS
 }
-
-var _ = binary.LittleEndian
-var _ = unsafe.Pointer(nil)
