@@ -22,16 +22,17 @@ var Targets = []string{"arm64-apple-macos13", "x86_64-apple-macos13"}
 
 // Facts is the part of darwin-abi.json the tests read.
 type Facts struct {
-	Constants        map[string]json.Number        `json:"constants"`
-	ConstantInfo     map[string]ConstantInfo       `json:"constant_info"`
-	PrivateConstants map[string]json.Number        `json:"private_constants"`
-	DerivedRaw       map[string]json.RawMessage    `json:"derived_constants"`
-	Symbols          map[string]*Symbol            `json:"symbols"`
-	ExtraSymbols     map[string]*Symbol            `json:"extra_symbols"`
-	Prototypes       map[string]*Prototype         `json:"prototypes"`
-	ExtraPrototypes  map[string]*Prototype         `json:"extra_prototypes"`
-	Layouts          map[string]map[string]*Layout `json:"layouts"`
-	Typedefs         map[string]map[string]any     `json:"typedefs"`
+	Constants         map[string]json.Number        `json:"constants"`
+	ConstantInfo      map[string]ConstantInfo       `json:"constant_info"`
+	PrivateConstants  map[string]json.Number        `json:"private_constants"`
+	DerivedRaw        map[string]json.RawMessage    `json:"derived_constants"`
+	Symbols           map[string]*Symbol            `json:"symbols"`
+	ExtraSymbols      map[string]*Symbol            `json:"extra_symbols"`
+	Prototypes        map[string]*Prototype         `json:"prototypes"`
+	ExtraPrototypes   map[string]*Prototype         `json:"extra_prototypes"`
+	PrivatePrototypes map[string]*Prototype         `json:"private_prototypes"`
+	Layouts           map[string]map[string]*Layout `json:"layouts"`
+	Typedefs          map[string]map[string]any     `json:"typedefs"`
 }
 
 // ConstantInfo says what C type a constant has.
@@ -136,7 +137,10 @@ func (f *Facts) Prototype(name string) *Prototype {
 	if p := f.Prototypes[name]; p != nil {
 		return p
 	}
-	return f.ExtraPrototypes[name]
+	if p := f.ExtraPrototypes[name]; p != nil {
+		return p
+	}
+	return f.PrivatePrototypes[name]
 }
 
 // Constant returns the SDK value of a constant (public or private table).
@@ -176,6 +180,9 @@ func (f *Facts) Derived(expr, arch string) (int64, error) {
 // uintptr stand for any pointer.
 func CheckGoType(goType reflect.Type, cType string) error {
 	c := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(cType), "const "))
+	if i := strings.Index(c, "["); i > 0 && strings.HasSuffix(c, "]") {
+		c = strings.TrimSpace(c[:i]) + " *" // an array parameter decays to a pointer (name_t)
+	}
 	if strings.HasSuffix(c, "*") || strings.Contains(c, "(*)") {
 		switch goType.Kind() {
 		case reflect.UnsafePointer, reflect.Uintptr:

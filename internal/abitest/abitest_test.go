@@ -73,6 +73,9 @@ func TestCheckGoType(t *testing.T) {
 		{s, "const char *", true},
 		{u32, "char *", false},
 		{s, "unsigned int *", false},
+		{s, "char[128]", true},
+		{s, "const char[128]", true},
+		{u32, "char[128]", false},
 	}
 	for _, c := range cases {
 		err := CheckGoType(reflect.TypeOf(c.goType), c.cType)

@@ -17,6 +17,7 @@ import "unsafe"
 const (
 	LibSystem = "/usr/lib/libSystem.B.dylib"
 	LibKernel = "/usr/lib/system/libsystem_kernel.dylib"
+	LibXPC    = "/usr/lib/system/libxpc.dylib"
 )
 
 // Func is one C function to bind.
@@ -61,11 +62,22 @@ var (
 	MachErrorString             func(code int32) string
 )
 
+// launchd's bootstrap name service (libxpc). bootstrap_register2 and bootstrap_look_up2 are
+// exported but declared in no SDK header; their prototypes come from launchd's bootstrap_priv.h.
+var (
+	BootstrapRegister2 func(bp uint32, name string, port uint32, flags uint64) int32
+	BootstrapLookUp    func(bp uint32, name string, port *uint32) int32
+	BootstrapLookUp2   func(bp uint32, name string, port *uint32, pid int32, flags uint64) int32
+	BootstrapCheckIn   func(bp uint32, name string, port *uint32) int32
+)
+
 // Addresses of data symbols, filled by Load.
 var (
 	// MachTaskSelfAddr is the address of mach_task_self_, a mach_port_t holding this task's name
 	// for itself (mach_task_self() is a macro reading it).
 	MachTaskSelfAddr uintptr
+	// BootstrapPortAddr is the address of bootstrap_port, the task's send right to launchd.
+	BootstrapPortAddr uintptr
 )
 
 // Funcs lists every function Load binds.
@@ -91,9 +103,14 @@ var Funcs = []Func{
 	{Name: "vm_allocate", Lib: LibKernel, Fn: &VMAllocate},
 	{Name: "vm_deallocate", Lib: LibKernel, Fn: &VMDeallocate},
 	{Name: "mach_error_string", Lib: LibKernel, Fn: &MachErrorString, Optional: true},
+	{Name: "bootstrap_register2", Lib: LibXPC, Fn: &BootstrapRegister2, Optional: true},
+	{Name: "bootstrap_look_up", Lib: LibXPC, Fn: &BootstrapLookUp},
+	{Name: "bootstrap_look_up2", Lib: LibXPC, Fn: &BootstrapLookUp2, Optional: true},
+	{Name: "bootstrap_check_in", Lib: LibXPC, Fn: &BootstrapCheckIn},
 }
 
 // DataSymbols lists every data symbol Load resolves.
 var DataSymbols = []Data{
 	{Name: "mach_task_self_", Lib: LibKernel, Addr: &MachTaskSelfAddr, Type: uint32(0)},
+	{Name: "bootstrap_port", Lib: LibKernel, Addr: &BootstrapPortAddr, Type: uint32(0)},
 }

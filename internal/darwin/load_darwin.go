@@ -58,3 +58,7 @@ func ReadUint32(addr uintptr) uint32 {
 
 // TaskSelf returns mach_task_self_, the task's send right to itself. Load must have succeeded.
 func TaskSelf() uint32 { return ReadUint32(MachTaskSelfAddr) }
+
+// BootstrapPort returns bootstrap_port, read when called (a process may change it). Load must
+// have succeeded.
+func BootstrapPort() uint32 { return ReadUint32(BootstrapPortAddr) }

@@ -14,3 +14,6 @@ func Load() error {
 
 // TaskSelf is never valid where Load fails; it returns MACH_PORT_NULL.
 func TaskSelf() uint32 { return 0 }
+
+// BootstrapPort is never valid where Load fails; it returns MACH_PORT_NULL.
+func BootstrapPort() uint32 { return 0 }
