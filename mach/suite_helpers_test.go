@@ -42,6 +42,17 @@ func fdCount(t testing.TB) int {
 	return len(ents)
 }
 
+// fdList describes the open fds, for leak reports.
+func fdList() []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, e.Name()+"="+target)
+	}
+	return out
+}
+
 func nameCount(t testing.TB) int {
 	names, err := mach.Names()
 	require.NoError(t, err)
@@ -63,7 +74,7 @@ func checkLeaks(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		t.Errorf("leak: fds %d -> %d, port names %d -> %d", fds, gotFDs, names, gotNames)
+		t.Errorf("leak: fds %d -> %d, port names %d -> %d\nopen fds: %v", fds, gotFDs, names, gotNames, fdList())
 	})
 }
 

@@ -121,8 +121,8 @@ func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
 
 // removeChan closes a channel's read end. Called with sp.mu held.
 func (p *port) removeChan(rc *rchan) {
-	if _, ok := p.chans[rc.fd]; !ok {
-		return
+	if p.chans[rc.fd] != rc {
+		return // already removed (its fd number may belong to a newer channel now)
 	}
 	delete(p.chans, rc.fd)
 	monitorRemove(rc.monitor)
@@ -141,8 +141,8 @@ func (s *space) hungUp(rc *rchan) {
 	if p.dead || rc.hungup {
 		return
 	}
-	if _, ok := p.chans[rc.fd]; !ok {
-		return
+	if p.chans[rc.fd] != rc {
+		return // already retired; the fd number may belong to a newer channel now
 	}
 	rc.hungup = true
 	if rc.sendOnce {

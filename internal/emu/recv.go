@@ -212,8 +212,12 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	}
 	if rc.sendOnce {
 		rc.used = true
+		p.removeChanNoCount(rc) // a send-once channel is done after its one message
 	} else {
 		p.ctr.release()
+		if rc.hungup && !pending(rc.fd) {
+			p.removeChanNoCount(rc) // its writers left earlier; this was the last message
+		}
 	}
 	return m, abi.MACH_MSG_SUCCESS
 }
@@ -241,7 +245,7 @@ func (s *space) channelEOF(p *port, rc *rchan) {
 }
 
 func (p *port) removeChanNoCount(rc *rchan) {
-	if _, ok := p.chans[rc.fd]; !ok {
+	if p.chans[rc.fd] != rc {
 		return
 	}
 	delete(p.chans, rc.fd)
