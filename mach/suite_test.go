@@ -392,3 +392,39 @@ func TestUserReferenceErrors(t *testing.T) {
 	require.Equal(t, uint32(65535), refs)
 	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, -65534))
 }
+
+// Ten thousand messages carrying rights and out-of-line memory, with replies through send-once
+// rights: the fd and port-name counts are the same afterwards.
+func TestNoLeaksUnderLoad(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 60*time.Second)
+	server, serverSend := newPort(t, mach.PortOptions{QueueLimit: 16})
+	client, _ := newPort(t, mach.PortOptions{})
+	_, extraSend := newPort(t, mach.PortOptions{})
+	data := bytes.Repeat([]byte("ool"), 100)
+	var in, out mach.Message
+	n := 10000
+	if testing.Short() {
+		n = 1000
+	}
+	for i := 0; i < n; i++ {
+		req := &mach.Message{Remote: mach.CopySendOf(serverSend), Local: mach.MakeSendOnceOf(client), ID: int32(i),
+			Descriptors: []mach.Descriptor{
+				&mach.PortDescriptor{Port: mach.CopySendOf(extraSend)},
+				&mach.OOLDescriptor{Data: data, Copy: mach.VirtualCopy},
+			}}
+		require.NoError(t, mach.Send(ctx, req))
+		require.NoError(t, mach.Receive(ctx, server, &in))
+		reply := in.TakeRemote().(*mach.SendOnceRight)
+		region, err := in.TakeRegion(1)
+		require.NoError(t, err)
+		require.NoError(t, in.Destroy())
+		resp := &mach.Message{Remote: mach.MoveSendOnceOf(reply), ID: int32(i),
+			Descriptors: []mach.Descriptor{&mach.OOLDescriptor{Region: region, Deallocate: true, Copy: mach.VirtualCopy}}}
+		require.NoError(t, mach.Send(ctx, resp))
+		require.NoError(t, mach.Receive(ctx, client, &out))
+		require.Equal(t, int32(i), out.ID)
+		require.True(t, bytes.Equal(data, out.Descriptors[0].(*mach.OOLDescriptor).Data))
+		require.NoError(t, out.Destroy())
+	}
+}

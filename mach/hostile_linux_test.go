@@ -1,0 +1,106 @@
+//go:build linux
+
+package mach_test
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/internal/emu"
+	"github.com/machport/machport/mach"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// emuHeader builds the emulation's datagram header (internal/emu/wire.go) so a test can play a
+// peer that lies about it.
+func emuHeader(flags uint16, bodyLen uint32, ndesc, nfds uint16, bodyFD int16) []byte {
+	b := make([]byte, 64)
+	le := binary.LittleEndian
+	le.PutUint32(b[0:], 0x4d50454d)
+	le.PutUint16(b[4:], 1)
+	le.PutUint16(b[6:], flags)
+	le.PutUint32(b[16:], bodyLen)
+	le.PutUint16(b[20:], ndesc)
+	le.PutUint16(b[22:], nfds)
+	le.PutUint16(b[24:], uint16(bodyFD))
+	le.PutUint16(b[36:], 0xffff) // reply record: no fds
+	le.PutUint16(b[38:], 0xffff)
+	return b
+}
+
+// A peer holding a send right can write anything to the channel. The receiver drops each bad
+// message with a typed error, closes any fds it carried, and keeps serving.
+func TestHostilePeer(t *testing.T) {
+	checkLeaks(t)
+	r, s := newPort(t, mach.PortOptions{QueueLimit: 64})
+	fd, ok := emu.ChannelFD(uint32(s.Name()))
+	require.True(t, ok)
+	pipeFDs := func() []int {
+		var p [2]int
+		require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+		return p[:]
+	}
+	unsealed := func() []int {
+		m, err := unix.MemfdCreate("x", unix.MFD_CLOEXEC)
+		require.NoError(t, err)
+		require.NoError(t, unix.Ftruncate(m, 1<<20))
+		return []int{m}
+	}
+	oolRecord := func(b []byte, size uint32) []byte {
+		rec := make([]byte, 32)
+		rec[0] = 2 // memory
+		binary.LittleEndian.PutUint16(rec[4:], 0)
+		binary.LittleEndian.PutUint16(rec[6:], 0xffff)
+		binary.LittleEndian.PutUint32(rec[8:], size)
+		return append(b, rec...)
+	}
+	cases := []struct {
+		name string
+		data []byte
+		fds  func() []int
+	}{
+		{"garbage", []byte("this is not a Mach message at all"), nil},
+		{"truncated header", emuHeader(0, 0, 0, 0, -1)[:20], nil},
+		{"empty datagram", nil, nil},
+		{"body longer than sent", append(emuHeader(0, 100, 0, 0, -1), 1, 2, 3), nil},
+		{"descriptor count beyond the data", emuHeader(0, 0, 5, 0, -1), nil},
+		{"unexpected fds", emuHeader(0, 0, 0, 0, -1), pipeFDs},
+		{"fd count lies", emuHeader(0, 0, 0, 3, -1), pipeFDs},
+		{"body memfd not sealed", emuHeader(1, 1<<20, 0, 1, 0), unsealed},
+		{"memory record beyond its memfd", oolRecord(emuHeader(0, 0, 1, 1, -1), 1<<30), func() []int {
+			m, err := unix.MemfdCreate("x", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+			require.NoError(t, err)
+			require.NoError(t, unix.Ftruncate(m, 4096))
+			_, err = unix.FcntlInt(uintptr(m), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+			require.NoError(t, err)
+			return []int{m}
+		}},
+		{"bad magic", append([]byte{1, 2, 3, 4}, emuHeader(0, 0, 0, 0, -1)[4:]...), nil},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var oob []byte
+			var fds []int
+			if c.fds != nil {
+				fds = c.fds()
+				oob = unix.UnixRights(fds...)
+			}
+			require.NoError(t, unix.Sendmsg(fd, c.data, oob, nil, unix.MSG_DONTWAIT))
+			for _, f := range fds {
+				unix.Close(f) // the in-flight copies are the receiver's to close
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			var m mach.Message
+			err := mach.Receive(ctx, r, &m)
+			require.ErrorIs(t, err, mach.ErrInvalidMessage)
+
+			send(t, ctx, s, int32(i), []byte("still serving"))
+			require.NoError(t, mach.Receive(ctx, r, &m))
+			require.Equal(t, int32(i), m.ID)
+		})
+	}
+}
