@@ -20,7 +20,7 @@ var serviceSeq atomic.Int64
 
 // handOff registers the send right under a unique bootstrap name the peer looks up. The name
 // disappears when the port's receive right dies.
-func handOff(t *testing.T, cmd *exec.Cmd, s *mach.SendRight) func() {
+func handOff(t testing.TB, cmd *exec.Cmd, s *mach.SendRight) func() {
 	require.NoError(t, darwin.Load())
 	name := fmt.Sprintf("com.machport.test.%d.%d", os.Getpid(), serviceSeq.Add(1))
 	kr := darwin.BootstrapRegister2(darwin.BootstrapPort(), name, uint32(s.Name()), 0)

@@ -16,7 +16,7 @@ import (
 )
 
 // handOff gives the peer a send right over a socketpair it inherits as fd 3.
-func handOff(t *testing.T, cmd *exec.Cmd, s *mach.SendRight) func() {
+func handOff(t testing.TB, cmd *exec.Cmd, s *mach.SendRight) func() {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	child := os.NewFile(uintptr(fds[1]), "handoff")

@@ -21,7 +21,11 @@ const roleEnv = "MACHPORT_TEST_ROLE"
 
 func TestMain(m *testing.M) {
 	if role := os.Getenv(roleEnv); role != "" {
-		if err := runPeer(role); err != nil {
+		run := runPeer
+		if baseline, ok := baselinePeers[role]; ok {
+			run = func(string) error { return baseline() }
+		}
+		if err := run(role); err != nil {
 			fmt.Fprintln(os.Stderr, "peer:", err)
 			os.Exit(3)
 		}
@@ -29,6 +33,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// baselinePeers are peers that speak plain sockets, for benchmark baselines.
+var baselinePeers = map[string]func() error{}
 
 // Message ids between the parent and a peer.
 const (
@@ -38,7 +45,7 @@ const (
 )
 
 // startPeer runs this binary as a peer in role, handing it a send right to parent.
-func startPeer(t *testing.T, role string, parent *mach.SendRight) *exec.Cmd {
+func startPeer(t testing.TB, role string, parent *mach.SendRight) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), roleEnv+"="+role)
@@ -54,7 +61,7 @@ func startPeer(t *testing.T, role string, parent *mach.SendRight) *exec.Cmd {
 }
 
 // hello waits for a peer's first message and returns the send right it carries.
-func hello(t *testing.T, ctx context.Context, port *mach.ReceiveRight) (*mach.SendRight, int) {
+func hello(t testing.TB, ctx context.Context, port *mach.ReceiveRight) (*mach.SendRight, int) {
 	t.Helper()
 	var m mach.Message
 	require.NoError(t, mach.Receive(ctx, port, &m))
@@ -87,6 +94,8 @@ func runPeer(role string) error {
 		select {}
 	case "echo":
 		return echo(ctx, port)
+	case "pong":
+		return pong(ctx, port, parent)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -126,6 +135,33 @@ func echo(ctx context.Context, port *mach.ReceiveRight) error {
 		in.Destroy()
 		if err != nil {
 			so.Close()
+			return err
+		}
+	}
+}
+
+// pong answers every message at once, for benchmarks: through the reply right if the message has
+// one, else to the parent's port; the incoming message's rights and memory are released. Message
+// buffers are reused, as a latency-sensitive server would.
+func pong(ctx context.Context, port *mach.ReceiveRight, parent *mach.SendRight) error {
+	var in, out mach.Message
+	for {
+		if err := mach.Receive(ctx, port, &in); err != nil {
+			return err
+		}
+		if in.ID == idQuit {
+			return nil
+		}
+		out.ID, out.Body, out.Local = in.ID, in.Body, mach.Port{}
+		out.Remote = mach.CopySendOf(parent)
+		var so *mach.SendOnceRight
+		if r := in.TakeRemote(); r != nil {
+			so = r.(*mach.SendOnceRight)
+			out.Remote = mach.MoveSendOnceOf(so)
+		}
+		err := mach.Send(ctx, &out)
+		in.Destroy()
+		if err != nil {
 			return err
 		}
 	}
