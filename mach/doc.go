@@ -38,8 +38,30 @@
 // checked against the macOS 13.3 SDK, but it has not run on macOS yet: the project's machines
 // are Linux, and the macOS CI jobs are the first place it will run.
 //
-// On other platforms every operation that needs a kernel returns an error wrapping
-// errors.ErrUnsupported, until the Linux emulation (Mach semantics over SOCK_SEQPACKET,
-// SCM_RIGHTS and memfd) lands. The codec, the error types and the notification rules are
-// portable and tested everywhere.
+// On Linux the same API runs over an emulation of the Mach kernel (internal/emu): a port merges
+// the read ends of SOCK_SEQPACKET socketpairs, send rights travel with SCM_RIGHTS, out-of-line
+// memory is a sealed memfd the receiver maps copy-on-write, the audit trailer comes from
+// SCM_CREDENTIALS, and port names live in a per-process table with user references. The
+// behavioural tests run unchanged on both. What differs on Linux:
+//
+//   - A receive right cannot move to another process (MOVE_RECEIVE across processes fails with
+//     ErrMoveReceiveUnsupported); within a process it moves as on Darwin.
+//   - There are no vouchers (a voucher port fails with MACH_SEND_INVALID_VOUCHER), and no
+//     out-of-line port arrays or guarded port descriptors (MACH_SEND_INVALID_TYPE).
+//   - A message carries at most 1024 descriptors and 126 send rights (SCM_RIGHTS passes 253 fds;
+//     a send right takes two: its channel and its port's queue counter).
+//   - A notification's port must be a receive right of the same process; a new request replaces
+//     the old one and RequestNotification returns no previous right.
+//   - Dead-name and no-senders notifications come from a monitor goroutine that watches for
+//     hang-ups, a moment after the event rather than synchronously with it.
+//   - The audit token's uid fields all hold the sender's real uid, which is what SCM_CREDENTIALS
+//     reports; audit session and pid version are 0.
+//   - The queue limit is a message count shared by the port's senders through a small shared
+//     memory counter; a sender that writes to that memory can disturb the port's flow control,
+//     and send rights to one port coalesce under one name by an identity the sending process
+//     supplies. Mach's kernel vouches for both; the emulation trusts peers that hold a right.
+//   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW.
+//
+// Elsewhere every operation that needs a kernel returns an error wrapping
+// errors.ErrUnsupported. The codec, the error types and the notification rules are portable.
 package mach

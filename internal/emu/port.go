@@ -4,6 +4,7 @@ package emu
 
 import (
 	"encoding/binary"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -19,7 +20,8 @@ type port struct {
 	name    uint32
 	key     uint64 // identifies the port in epoll data
 	epfd    int
-	evfd    int // semaphore eventfd: one count per message in local
+	epFile  *os.File // epfd, non-blocking, for Go's poller
+	evfd    int      // semaphore eventfd: one count per message in local
 	chans   map[int]*rchan
 	local   []*inMsg
 	ctr     *counter
@@ -68,8 +70,8 @@ func newPort(qlimit uint32) (*port, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	p := &port{id: newPortID(), key: portKeys.Add(1), epfd: epfd, evfd: evfd, chans: map[int]*rchan{},
-		ctr: ctr, sets: map[*pset]struct{}{}}
+	p := &port{id: newPortID(), key: portKeys.Add(1), epfd: epfd, epFile: pollable(epfd), evfd: evfd,
+		chans: map[int]*rchan{}, ctr: ctr, sets: map[*pset]struct{}{}}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
 		p.closeFDs()
 		return nil, err
@@ -77,8 +79,15 @@ func newPort(qlimit uint32) (*port, error) {
 	return p, nil
 }
 
+// pollable hands an epoll fd to Go's poller, so a receiver parks its goroutine instead of
+// blocking a thread in epoll_wait. The file owns fd.
+func pollable(fd int) *os.File {
+	unix.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), "machport-epoll")
+}
+
 func (p *port) closeFDs() {
-	unix.Close(p.epfd)
+	p.epFile.Close()
 	unix.Close(p.evfd)
 	p.ctr.close()
 }
@@ -438,6 +447,7 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 // receivers when the set is destroyed.
 type pset struct {
 	epfd    int
+	epFile  *os.File
 	evfd    int
 	name    uint32
 	members map[uint64]*port
@@ -460,11 +470,11 @@ func newPset() (*pset, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	return &pset{epfd: epfd, evfd: evfd, members: map[uint64]*port{}}, nil
+	return &pset{epfd: epfd, epFile: pollable(epfd), evfd: evfd, members: map[uint64]*port{}}, nil
 }
 
 func (ps *pset) closeFDs() {
-	unix.Close(ps.epfd)
+	ps.epFile.Close()
 	unix.Close(ps.evfd)
 }
 

@@ -5,6 +5,7 @@ package emu
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -51,16 +52,17 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			return need, abi.MACH_MSG_SUCCESS
 		}
 		// Nothing queued: wait on the port's (or set's) epoll fd.
-		waitFD := 0
+		var waitFile *os.File
+		var waitFD int
 		if p != nil {
-			waitFD = p.epfd
+			waitFile, waitFD = p.epFile, p.epfd
 			p.waiters++
 		} else {
-			waitFD = ps.epfd
+			waitFile, waitFD = ps.epFile, ps.epfd
 			ps.waiters++
 		}
 		sp.mu.Unlock()
-		kr = wait(ctx, waitFD, deadline, timeout >= 0)
+		kr = wait(ctx, waitFile, waitFD, deadline, timeout >= 0)
 		sp.mu.Lock()
 		dead := false
 		if p != nil {
@@ -119,6 +121,9 @@ func (s *space) tryReceive(p *port, ps *pset) (*inMsg, *port, int32) {
 	return nil, nil, abi.MACH_MSG_SUCCESS
 }
 
+// directReadMax is how many channels a port may have for tryPort to read each directly.
+const directReadMax = 2
+
 var recvBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram+1); return &b }}
 
 // oobSize fits the most fds a message carries plus the sender's credentials.
@@ -135,6 +140,16 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 		var v [8]byte
 		unix.Read(p.evfd, v[:])
 		return m, abi.MACH_MSG_SUCCESS
+	}
+	if len(p.chans) <= directReadMax {
+		// With few channels, trying each is cheaper than asking epoll which is ready.
+		for _, rc := range p.chans {
+			m, kr := s.readChan(p, rc)
+			if m != nil || kr != abi.MACH_MSG_SUCCESS {
+				return m, kr
+			}
+		}
+		return nil, abi.MACH_MSG_SUCCESS
 	}
 	var events [16]unix.EpollEvent
 	n, err := unix.EpollWait(p.epfd, events[:], 0)
@@ -414,117 +429,76 @@ func (s *space) copyoutReceive(tok uint64) uint32 {
 	return e.name
 }
 
-// wait blocks until fd is readable, the deadline passes or ctx is canceled.
-func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
-	ms := func() int {
-		if !hasDeadline {
-			return -1
+// ready reports whether an epoll fd has events, without consuming them.
+func ready(fd uintptr) bool {
+	var ev [1]unix.EpollEvent
+	n, _ := unix.EpollWait(int(fd), ev[:], 0)
+	return n > 0
+}
+
+// wait parks the goroutine until the epoll fd behind f is readable, the deadline passes or ctx
+// is canceled. Without either, it waits on the port's own file; otherwise on a waiter epoll that
+// watches fd, whose read deadline carries both the deadline and cancellation (so
+// receivers with different deadlines never share one).
+func wait(ctx context.Context, f *os.File, fd int, deadline time.Time, hasDeadline bool) int32 {
+	if ctx.Done() == nil && !hasDeadline {
+		rc, err := f.SyscallConn()
+		if err != nil || rc.Read(ready) != nil {
+			return abi.MACH_RCV_PORT_DIED
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return 0
-		}
-		return int((left + time.Millisecond - 1) / time.Millisecond)
-	}
-	if ctx.Done() == nil {
-		var ev [1]unix.EpollEvent
-		for {
-			t := ms()
-			n, err := unix.EpollWait(fd, ev[:], t)
-			if err != nil && !errors.Is(err, unix.EINTR) {
-				return abi.MACH_RCV_PORT_DIED
-			}
-			if n > 0 {
-				return abi.MACH_MSG_SUCCESS
-			}
-			if t == 0 {
-				return abi.MACH_RCV_TIMED_OUT
-			}
-		}
+		return abi.MACH_MSG_SUCCESS
 	}
 	w, err := getWaiter()
 	if err != nil {
 		return abi.MACH_RCV_TIMED_OUT
 	}
 	defer putWaiter(w)
-	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 1}); err != nil {
+	if err := unix.EpollCtl(w.fd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
 		return abi.MACH_RCV_PORT_DIED
 	}
-	defer unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	stop := context.AfterFunc(ctx, func() { wake(w.evfd) })
-	defer func() {
-		if !stop() {
-			var v [8]byte
-			for {
-				if _, err := unix.Read(w.evfd, v[:]); err != nil {
-					break
-				}
+	defer unix.EpollCtl(w.fd, unix.EPOLL_CTL_DEL, fd, nil)
+	w.file.SetReadDeadline(deadline) // the zero time when there is none
+	if ctx.Done() != nil {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() { w.file.SetReadDeadline(time.Unix(1, 0)); close(fired) })
+		defer func() {
+			if !stop() {
+				<-fired // never hand the waiter on while a cancellation may still touch it
 			}
-		}
-	}()
-	var ev [2]unix.EpollEvent
-	for {
-		if ctx.Err() != nil {
-			return RcvCanceled
-		}
-		t := ms()
-		n, err := unix.EpollWait(w.epfd, ev[:], t)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return abi.MACH_RCV_PORT_DIED
-		}
-		for _, e := range ev[:max(n, 0)] {
-			if e.Fd == 1 {
-				return abi.MACH_MSG_SUCCESS
-			}
-		}
-		if ctx.Err() != nil {
-			return RcvCanceled
-		}
-		if n <= 0 && t == 0 {
-			return abi.MACH_RCV_TIMED_OUT
-		}
+		}()
 	}
+	rc, err := w.file.SyscallConn()
+	if err != nil {
+		return abi.MACH_RCV_PORT_DIED
+	}
+	switch err := rc.Read(ready); {
+	case err == nil:
+		return abi.MACH_MSG_SUCCESS
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if ctx.Err() != nil {
+			return RcvCanceled
+		}
+		return abi.MACH_RCV_TIMED_OUT
+	}
+	return abi.MACH_RCV_PORT_DIED
 }
 
-// waiter is a reusable epoll fd with a cancellation eventfd in it.
-type waiter struct{ epfd, evfd int }
-
-var waiters struct {
-	sync.Mutex
-	free []*waiter
+// waiter is an epoll fd in Go's poller, made for one wait that has a deadline or can be
+// canceled (not pooled: a process holds no fds beyond its ports).
+type waiter struct {
+	fd   int
+	file *os.File
 }
 
 func getWaiter() (*waiter, error) {
-	waiters.Lock()
-	if n := len(waiters.free); n > 0 {
-		w := waiters.free[n-1]
-		waiters.free = waiters.free[:n-1]
-		waiters.Unlock()
-		return w, nil
-	}
-	waiters.Unlock()
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, err
-	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 2}); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, err
-	}
-	return &waiter{epfd: epfd, evfd: evfd}, nil
+	return &waiter{fd: fd, file: pollable(fd)}, nil
 }
 
-func putWaiter(w *waiter) {
-	waiters.Lock()
-	waiters.free = append(waiters.free, w)
-	waiters.Unlock()
-}
+func putWaiter(w *waiter) { w.file.Close() }
 
 // mapMemory maps an out-of-line memfd copy-on-write (Mach's virtual copy): the receiver may
 // write its pages without touching the sender's.
