@@ -4,6 +4,7 @@ package mach
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -25,36 +26,69 @@ func duration(ms int) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
+// Pools of messages for the emulation: separate for sending (whose Body aliases the caller's
+// buffer) and receiving (whose Body keeps its capacity from one receive to the next).
+var (
+	emuMsgs     = sync.Pool{New: func() any { return new(emu.Msg) }}
+	emuRecvMsgs = sync.Pool{New: func() any { return new(emu.Msg) }}
+)
+
+// send reads the message straight out of the wire bytes (no Message is built, nothing is
+// copied) and hands it to the emulation.
 func (linuxKernel) send(buf []byte, ool [][]byte, timeoutMS int) int32 {
-	var m Message
-	if err := m.decode(buf); err != nil {
-		return abi.MACH_SEND_INVALID_HEADER
+	if len(buf) < headerSize {
+		return abi.MACH_SEND_MSG_TOO_SMALL
 	}
-	em := emu.Msg{
-		Bits: le.Uint32(buf[offBits:]), Remote: uint32(m.Remote.Name), Local: uint32(m.Local.Name),
-		Voucher: uint32(m.Voucher.Name), ID: m.ID, Body: m.Body,
+	size := int(le.Uint32(buf[offSize:]))
+	if size < headerSize || size > len(buf) || size%4 != 0 {
+		return abi.MACH_SEND_MSG_TOO_SMALL
 	}
-	nool := 0
-	for _, d := range m.Descriptors {
-		switch d := d.(type) {
-		case *PortDescriptor:
-			em.Descs = append(em.Descs, emu.Desc{Name: uint32(d.Port.Name), Disp: uint8(d.Port.Disposition)})
-		case *OOLDescriptor:
-			var data []byte
-			if nool < len(ool) {
-				data = ool[nool]
+	em := emuMsgs.Get().(*emu.Msg)
+	defer emuMsgs.Put(em)
+	bits := Bits(le.Uint32(buf[offBits:]))
+	*em = emu.Msg{Bits: uint32(bits), Remote: le.Uint32(buf[offRemote:]), Local: le.Uint32(buf[offLocal:]),
+		Voucher: le.Uint32(buf[offVoucher:]), ID: int32(le.Uint32(buf[offID:])), Descs: em.Descs[:0]}
+	off := headerSize
+	if bits.Complex() {
+		if size < baseSize {
+			return abi.MACH_SEND_MSG_TOO_SMALL
+		}
+		count := int(le.Uint32(buf[offCount:]))
+		off = baseSize
+		nool := 0
+		for i := 0; i < count; i++ {
+			if off+portDescriptorSize > size {
+				return abi.MACH_SEND_MSG_TOO_SMALL
 			}
-			nool++
-			if uint32(len(data)) != d.Size {
-				return abi.MACH_SEND_INVALID_MEMORY // a raw address the emulation cannot read
+			switch DescriptorType(buf[off+descriptorTypeByte]) {
+			case PortDescriptorType:
+				em.Descs = append(em.Descs, emu.Desc{Name: le.Uint32(buf[off:]), Disp: buf[off+10]})
+				off += portDescriptorSize
+			case OOLDescriptorType:
+				if off+oolDescriptorSize > size {
+					return abi.MACH_SEND_MSG_TOO_SMALL
+				}
+				var data []byte
+				if nool < len(ool) {
+					data = ool[nool]
+				}
+				nool++
+				n := le.Uint32(buf[off+12:])
+				if uint32(len(data)) != n {
+					return abi.MACH_SEND_INVALID_MEMORY // a raw address the emulation cannot read
+				}
+				em.Descs = append(em.Descs, emu.Desc{Memory: true, Data: data, Addr: uintptr(le.Uint64(buf[off:])),
+					Size: n, Dealloc: buf[off+8] != 0, Copy: buf[off+9]})
+				off += oolDescriptorSize
+			default:
+				return abi.MACH_SEND_INVALID_TYPE // out-of-line port arrays and guarded ports are not emulated
 			}
-			em.Descs = append(em.Descs, emu.Desc{Memory: true, Data: data, Addr: uintptr(d.Address), Size: d.Size,
-				Dealloc: d.Deallocate, Copy: uint8(d.Copy)})
-		default:
-			return abi.MACH_SEND_INVALID_TYPE // out-of-line port arrays and guarded ports are not emulated
 		}
 	}
-	ret := emu.Send(&em, duration(timeoutMS))
+	em.Body = buf[off:size]
+	ret := emu.Send(em, duration(timeoutMS))
+	em.Body = nil
+	clear(em.Descs)
 	if ret == emu.SendMoveReceiveRemote {
 		return sendMoveReceiveRemote
 	}
@@ -70,9 +104,12 @@ func receivedSize(ports, memories, bodyLen int) int {
 	return n
 }
 
+// receive writes the emulation's message into buf exactly as the Darwin kernel would: header,
+// descriptors, the body padded to 4 bytes, then the audit trailer.
 func (linuxKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
-	var em emu.Msg
-	need, ret := emu.Receive(ctx, uint32(name), len(buf)-auditTrailerSize, receivedSize, large, duration(timeoutMS), &em)
+	em := emuRecvMsgs.Get().(*emu.Msg)
+	defer emuRecvMsgs.Put(em)
+	need, ret := emu.Receive(ctx, uint32(name), len(buf)-auditTrailerSize, receivedSize, large, duration(timeoutMS), em)
 	switch ret {
 	case abi.MACH_MSG_SUCCESS:
 	case abi.MACH_RCV_TOO_LARGE:
@@ -87,25 +124,30 @@ func (linuxKernel) receive(ctx context.Context, name Name, buf []byte, large boo
 	default:
 		return ret
 	}
-	bits := Bits(em.Bits)
-	m := Message{
-		Remote: Port{Name: Name(em.Remote), Disposition: bits.Remote()},
-		Local:  Port{Name: Name(em.Local), Disposition: bits.Local()},
-		ID:     em.ID, Complex: bits.Complex(), Body: em.Body,
-	}
-	for _, d := range em.Descs {
-		if d.Memory {
-			m.Descriptors = append(m.Descriptors, &OOLDescriptor{Address: uint64(d.Addr), Size: d.Size,
-				Deallocate: d.Dealloc, Copy: CopyOption(d.Copy)})
-		} else {
-			m.Descriptors = append(m.Descriptors, &PortDescriptor{Port: Port{Name: Name(d.Name), Disposition: Disposition(d.Disp)}})
+	b := buf[:need]
+	le.PutUint32(b[offBits:], em.Bits)
+	le.PutUint32(b[offSize:], uint32(need))
+	le.PutUint32(b[offRemote:], em.Remote)
+	le.PutUint32(b[offLocal:], em.Local)
+	le.PutUint32(b[offVoucher:], 0)
+	le.PutUint32(b[offID:], uint32(em.ID))
+	off := headerSize
+	if len(em.Descs) > 0 {
+		le.PutUint32(b[offCount:], uint32(len(em.Descs)))
+		off = baseSize
+		for _, d := range em.Descs {
+			if d.Memory {
+				putOOLDescriptor(b[off:], uint64(d.Addr), d.Size, d.Dealloc, CopyOption(d.Copy), OOLDescriptorType)
+				off += oolDescriptorSize
+			} else {
+				putPortDescriptor(b[off:], Name(d.Name), Disposition(d.Disp))
+				off += portDescriptorSize
+			}
 		}
 	}
-	out, err := m.Append(buf[:0])
-	if err != nil || len(out) != need {
-		return abi.MACH_RCV_INVALID_DATA
-	}
-	t := buf[len(out) : len(out)+auditTrailerSize]
+	off += copy(b[off:], em.Body)
+	clear(b[off:need])
+	t := buf[need : need+auditTrailerSize]
 	clear(t)
 	le.PutUint32(t[4:], auditTrailerSize)
 	le.PutUint32(t[8:], em.Seqno)

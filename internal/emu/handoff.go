@@ -14,7 +14,8 @@ import (
 // type), as a message with one port descriptor. It is how a right first reaches another
 // process without a name service: the bootstrap emulation and cross-process tests use it.
 func PassSendRight(sock int, name uint32) int32 {
-	var tx transfer
+	tx := getTransfer()
+	defer putTransfer(tx)
 	sp.mu.Lock()
 	r, kr := tx.right(name, dispCopySend, abi.KERN_INVALID_RIGHT, nil)
 	sp.mu.Unlock()
@@ -22,7 +23,8 @@ func PassSendRight(sock int, name uint32) int32 {
 		tx.abort()
 		return kr
 	}
-	tx.dg = datagram{bodyFD: -1, reply: record{fd: -1, counterFD: -1}, descs: []record{r}, nfds: len(tx.fds)}
+	tx.dg.descs = append(tx.dg.descs, r)
+	tx.dg.nfds = len(tx.fds)
 	buf := tx.dg.encode(nil)
 	err := unix.Sendmsg(sock, buf, unix.UnixRights(tx.fds...), nil, unix.MSG_NOSIGNAL)
 	tx.abort()
@@ -48,9 +50,10 @@ func AcceptSendRight(sock int, timeout time.Duration) (uint32, int32) {
 		}
 		return 0, abi.KERN_FAILURE
 	}
-	fds, _, _ := parseControl(oob[:oobn])
-	m := &inMsg{fds: fds}
-	if err := m.dg.decode(buf[:n], len(fds)); err != nil || len(m.dg.descs) != 1 ||
+	m := newInMsg()
+	defer m.free()
+	m.parseControl(oob[:oobn])
+	if err := m.dg.decode(buf[:n], len(m.fds)); err != nil || len(m.dg.descs) != 1 ||
 		m.dg.descs[0].kind != kindPort || m.dg.descs[0].typ != typePortSend {
 		m.destroy()
 		return 0, abi.KERN_INVALID_ARGUMENT

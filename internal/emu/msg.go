@@ -3,8 +3,11 @@
 package emu
 
 import (
+	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
 	"golang.org/x/sys/unix"
@@ -57,18 +60,37 @@ type inMsg struct {
 	creds    unix.Ucred
 }
 
+var inMsgs = sync.Pool{New: func() any { return new(inMsg) }}
+
+// newInMsg returns a cleared message whose buffers keep their capacity.
+func newInMsg() *inMsg {
+	m := inMsgs.Get().(*inMsg)
+	m.dg = datagram{descs: m.dg.descs[:0]}
+	m.fds, m.body = m.fds[:0], m.body[:0]
+	m.destType, m.kernel, m.creds = 0, false, unix.Ucred{}
+	return m
+}
+
+// free returns a message whose resources were copied out or destroyed.
+func (m *inMsg) free() { inMsgs.Put(m) }
+
 // kernelMsg makes a notification, as the kernel would send it (all-zero audit token).
 func kernelMsg(id int32, body []byte) *inMsg {
-	return &inMsg{kernel: true, dg: datagram{id: id, bodyFD: -1, reply: record{fd: -1, counterFD: -1}},
-		body: append([]byte(nil), body...), destType: typePortSendOnce}
+	m := newInMsg()
+	m.kernel, m.destType = true, typePortSendOnce
+	m.dg.id, m.dg.bodyFD, m.dg.reply = id, -1, record{fd: -1, counterFD: -1}
+	m.body = append(m.body, body...)
+	return m
 }
 
 // destroy releases everything a queued message holds (mach_msg_destroy before copyout).
 func (m *inMsg) destroy() {
 	for _, fd := range m.fds {
-		unix.Close(fd)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
-	m.fds = nil
+	m.fds = m.fds[:0]
 	for _, r := range m.dg.descs {
 		if r.kind == kindReceive {
 			if p := sp.tokens[r.token]; p != nil {
@@ -93,7 +115,8 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	if len(m.Descs) > MaxDescriptors {
 		return abi.MACH_SEND_TOO_LARGE
 	}
-	var tx transfer
+	tx := getTransfer()
+	defer putTransfer(tx)
 	sp.mu.Lock()
 	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
 	if kr != abi.MACH_MSG_SUCCESS {
@@ -101,8 +124,8 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		tx.abort()
 		return kr
 	}
-	tx.dg = datagram{bits: m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK, id: m.ID, bodyFD: -1,
-		reply: record{fd: -1, counterFD: -1}}
+	tx.dg.bits |= m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
+	tx.dg.id = m.ID
 	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
 		r, kr := tx.right(m.Local, localDisp, abi.MACH_SEND_INVALID_REPLY, dest)
 		if kr != abi.MACH_MSG_SUCCESS || r.kind == kindReceive {
@@ -172,8 +195,31 @@ type transfer struct {
 	moves    []func()    // what a successful send takes from the space
 	undos    []func()    // what a failed send gives back
 	mem      []memCopy
+	wire     []byte // the encoded datagram, reused
+	oob      []byte // its SCM_RIGHTS, reused
 	dest     *sendChan
 	destPort *port // the destination when it lives in this process
+}
+
+var transfers = sync.Pool{New: func() any { return new(transfer) }}
+
+// getTransfer returns a cleared transfer whose slices keep their capacity from earlier sends.
+func getTransfer() *transfer {
+	tx := transfers.Get().(*transfer)
+	tx.dg = datagram{bodyFD: -1, reply: record{fd: -1, counterFD: -1}, descs: tx.dg.descs[:0]}
+	tx.fds, tx.owned, tx.holds = tx.fds[:0], tx.owned[:0], tx.holds[:0]
+	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
+	tx.dest, tx.destPort = nil, nil
+	return tx
+}
+
+func putTransfer(tx *transfer) {
+	clear(tx.holds[:cap(tx.holds)])
+	clear(tx.moves[:cap(tx.moves)])
+	clear(tx.undos[:cap(tx.undos)])
+	clear(tx.mem[:cap(tx.mem)])
+	tx.dest, tx.destPort = nil, nil
+	transfers.Put(tx)
 }
 
 type memCopy struct {
@@ -201,7 +247,7 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 	if e == nil {
 		return nil, abi.MACH_SEND_INVALID_DEST
 	}
-	sp.refreshDead(e)
+	// No liveness probe here: a dead destination shows as EPIPE from sendmsg.
 	switch disp {
 	case dispCopySend, dispMoveSend:
 		if e.sendRefs == 0 {
@@ -433,13 +479,18 @@ func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
 		deadline = time.Now().Add(timeout)
 	}
 	counted := dest.ctr != nil // send-once messages are not subject to the queue limit
+	if counted && dest.ctr.ensure() != nil {
+		return abi.MACH_SEND_INVALID_DEST // a peer gave a counter that is not one
+	}
 	if counted && !dest.ctr.acquire(timeout) {
 		return abi.MACH_SEND_TIMED_OUT
 	}
-	buf := tx.dg.encode(make([]byte, 0, 256))
+	tx.wire = tx.dg.encode(tx.wire[:0])
+	buf := tx.wire
 	var oob []byte
 	if len(tx.fds) > 0 {
-		oob = unix.UnixRights(tx.fds...)
+		tx.oob = appendRights(tx.oob[:0], tx.fds)
+		oob = tx.oob
 	}
 	for {
 		err := unix.Sendmsg(dest.fd, buf, oob, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
@@ -481,6 +532,22 @@ func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
 	}
 }
 
+// appendRights appends an SCM_RIGHTS control message carrying fds.
+func appendRights(b []byte, fds []int) []byte {
+	datalen := len(fds) * 4
+	n := unix.CmsgSpace(datalen)
+	start := len(b)
+	b = append(b, make([]byte, n)...)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[start]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_RIGHTS
+	h.SetLen(unix.CmsgLen(datalen))
+	data := b[start+unix.CmsgLen(0):]
+	for i, fd := range fds {
+		binary.NativeEndian.PutUint32(data[4*i:], uint32(int32(fd)))
+	}
+	return b
+}
+
 func waitWritable(fd int, timeout time.Duration) bool {
 	ms := -1
 	if timeout >= 0 {
@@ -509,12 +576,12 @@ func (tx *transfer) abort() {
 	for _, h := range tx.holds {
 		h.put()
 	}
-	tx.holds = nil
+	tx.holds = tx.holds[:0]
 	sp.mu.Unlock()
 	for i, fd := range tx.fds {
 		if tx.owned[i] {
 			unix.Close(fd)
 		}
 	}
-	tx.fds = nil
+	tx.fds, tx.owned = tx.fds[:0], tx.owned[:0]
 }

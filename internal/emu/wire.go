@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The datagram one message travels as on a channel. Little-endian; fds travel beside it with
@@ -98,8 +99,9 @@ func (d *datagram) encode(dst []byte) []byte {
 		n += len(d.body)
 	}
 	start := len(dst)
-	dst = append(dst, make([]byte, n)...)
+	dst = slices.Grow(dst, n)[:start+n]
 	b := dst[start:]
+	clear(b)
 	le := binary.LittleEndian
 	le.PutUint32(b[0:], wireMagic)
 	le.PutUint16(b[4:], wireVersion)
@@ -147,7 +149,8 @@ func (d *datagram) decode(b []byte, nfds int) error {
 		return fmt.Errorf("%w: %d descriptors", errMalformed, ndesc)
 	}
 	fixed := wireFixedSize + ndesc*wireRecordSize
-	used := make([]bool, nfds)
+	var usedBuf [maxFDs]bool
+	used := usedBuf[:nfds]
 	useFD := func(i int16, need bool) error {
 		if i < 0 {
 			if need {
