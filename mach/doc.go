@@ -61,6 +61,8 @@
 //     and send rights to one port coalesce under one name by an identity the sending process
 //     supplies. Mach's kernel vouches for both; the emulation trusts peers that hold a right.
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW.
+//   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
+//     blocks an OS thread; one with either parks its goroutine in Go's poller instead.
 //
 // Elsewhere every operation that needs a kernel returns an error wrapping
 // errors.ErrUnsupported. The codec, the error types and the notification rules are portable.

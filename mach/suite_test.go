@@ -103,6 +103,24 @@ func TestDispositions(t *testing.T) {
 		require.NoError(t, moved.Close())
 		after, _ = mach.Refs(other.Name(), mach.RightSend)
 		require.Equal(t, refs-1, after)
+
+		// Moving the last send reference leaves the name without a send right: using it as one
+		// fails as on Darwin.
+		last, err := other.MakeSend()
+		require.NoError(t, err)
+		require.NoError(t, otherSend.Close())
+		require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(serverSend), ID: 12,
+			Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.MoveSendOf(last)}}}))
+		ty, err := mach.TypeOf(other.Name())
+		require.NoError(t, err)
+		require.False(t, ty.Has(mach.TypeSend), "%v", ty)
+		require.ErrorIs(t, mach.ModRefs(other.Name(), mach.RightSend, -1), mach.KernInvalidRight)
+		err = mach.Send(ctx, &mach.Message{Remote: mach.Port{Name: other.Name(), Disposition: mach.CopySend}})
+		require.ErrorIs(t, err, mach.SendInvalidDest)
+		in = receive(t, ctx, server)
+		back, err := in.TakePort(0)
+		require.NoError(t, err)
+		require.NoError(t, back.Close())
 	})
 
 	t.Run("MAKE_SEND gives the receiver a new send right", func(t *testing.T) {
