@@ -60,6 +60,10 @@
 //     memory counter; a sender that writes to that memory can disturb the port's flow control,
 //     and send rights to one port coalesce under one name by an identity the sending process
 //     supplies. Mach's kernel vouches for both; the emulation trusts peers that hold a right.
+//   - Out-of-line memory is copied once, into a sealed memfd, except a whole region from
+//     AllocateRegion sent with Deallocate: that moves without a copy (the receiver maps the
+//     region's own memfd), as Mach moves the pages. The memfd is sealed against new writers, but
+//     a sender that kept another mapping of it could still change it; Mach would not allow that.
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
 //     blocks an OS thread; one with either parks its goroutine in Go's poller instead.

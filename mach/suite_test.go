@@ -207,6 +207,23 @@ func TestOutOfLine(t *testing.T) {
 		require.NoError(t, got.Close())
 	})
 
+	t.Run("a failed send leaves the region with the sender", func(t *testing.T) {
+		dead, err := mach.NewPort(mach.PortOptions{})
+		require.NoError(t, err)
+		deadSend, err := dead.MakeSend()
+		require.NoError(t, err)
+		defer deadSend.Close()
+		require.NoError(t, dead.Close())
+		region, err := mach.AllocateRegion(4096)
+		require.NoError(t, err)
+		defer region.Close()
+		m := &mach.Message{Remote: mach.CopySendOf(deadSend),
+			Descriptors: []mach.Descriptor{&mach.OOLDescriptor{Region: region, Deallocate: true, Copy: mach.VirtualCopy}}}
+		require.ErrorIs(t, mach.Send(ctxTimeout(t, time.Second), m), mach.SendInvalidDest)
+		copy(region.Bytes(), "still mine") // mapped and writable
+		require.Equal(t, "still mine", string(region.Bytes()[:10]))
+	})
+
 	t.Run("Go memory cannot be deallocated", func(t *testing.T) {
 		m := &mach.Message{Remote: mach.CopySendOf(s), Descriptors: []mach.Descriptor{&mach.OOLDescriptor{Data: []byte("x"), Deallocate: true}}}
 		require.ErrorIs(t, mach.Send(context.Background(), m), mach.ErrInvalidMessage)

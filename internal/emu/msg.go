@@ -426,6 +426,12 @@ func (p *port) discardSendOnce(c *sendChan) {
 // fillMemory writes out-of-line data and a large body into sealed memfds.
 func (tx *transfer) fillMemory(body []byte) error {
 	for _, mc := range tx.mem {
+		if mc.dealloc {
+			if fd, ok := donatable(mc.addr, mc.size); ok {
+				tx.fds[mc.index] = fd // handed over as it is; VMDeallocate closes it after the send
+				continue
+			}
+		}
 		fd, err := sealedMemfd(mc.data)
 		if err != nil {
 			return err

@@ -336,7 +336,7 @@ func (m *inMsg) checkMemory() error {
 	check := func(idx int16, size uint32) error {
 		fd := m.fds[idx]
 		seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
-		if err != nil || seals&(unix.F_SEAL_SHRINK|unix.F_SEAL_WRITE) != unix.F_SEAL_SHRINK|unix.F_SEAL_WRITE {
+		if err != nil || seals&unix.F_SEAL_SHRINK == 0 || seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) == 0 {
 			return errMalformed
 		}
 		var st unix.Stat_t
@@ -561,13 +561,41 @@ func mapMemory(fd int, size uint32) uintptr {
 	return addr
 }
 
-// VMAllocate is vm_allocate: zeroed anonymous memory outside the Go heap.
+// Regions from VMAllocate are shared mappings of a memfd, so that sending one with deallocate
+// hands the memfd itself to the receiver, without a copy, as Mach moves the pages of a region
+// sent with deallocate=TRUE.
+var regions struct {
+	sync.Mutex
+	byAddr map[uintptr]region
+}
+
+type region struct {
+	fd   int
+	size int
+}
+
+// VMAllocate is vm_allocate: zeroed memory outside the Go heap, backed by a memfd.
 func VMAllocate(size int) (uintptr, int32) {
-	addr, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
-	if errno != 0 {
+	fd, err := unix.MemfdCreate("machport-region", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return 0, abi.KERN_RESOURCE_SHORTAGE
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
 		return 0, abi.KERN_NO_SPACE
 	}
+	addr, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_SHARED, uintptr(fd), 0)
+	if errno != 0 {
+		unix.Close(fd)
+		return 0, abi.KERN_NO_SPACE
+	}
+	regions.Lock()
+	if regions.byAddr == nil {
+		regions.byAddr = map[uintptr]region{}
+	}
+	regions.byAddr[addr] = region{fd: fd, size: size}
+	regions.Unlock()
 	return addr, abi.KERN_SUCCESS
 }
 
@@ -579,5 +607,29 @@ func VMDeallocate(addr uintptr, size int) int32 {
 	if _, _, errno := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0); errno != 0 {
 		return abi.KERN_INVALID_ADDRESS
 	}
+	regions.Lock()
+	r, ok := regions.byAddr[addr]
+	delete(regions.byAddr, addr)
+	regions.Unlock()
+	if ok {
+		unix.Close(r.fd)
+	}
 	return abi.KERN_SUCCESS
+}
+
+// donatable returns the memfd behind a whole region from VMAllocate, sealed against growing,
+// shrinking and new writers (F_SEAL_FUTURE_WRITE leaves the sender's own mapping intact, so a
+// send that fails leaves the region as it was).
+func donatable(addr uintptr, size uint32) (int, bool) {
+	regions.Lock()
+	r, ok := regions.byAddr[addr]
+	regions.Unlock()
+	if !ok || r.size != int(size) {
+		return -1, false
+	}
+	if _, err := unix.FcntlInt(uintptr(r.fd), unix.F_ADD_SEALS,
+		unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE); err != nil {
+		return -1, false
+	}
+	return r.fd, true
 }
