@@ -463,3 +463,28 @@ func TestNoLeaksUnderLoad(t *testing.T) {
 		require.NoError(t, out.Destroy())
 	}
 }
+
+func TestPortOptions(t *testing.T) {
+	checkLeaks(t)
+	r, err := mach.NewPort(mach.PortOptions{QueueLimit: 3, Guard: 0xfeed})
+	require.NoError(t, err)
+	st, err := r.Status()
+	require.NoError(t, err)
+	require.Equal(t, uint32(3), st.QueueLimit)
+	require.NoError(t, r.SetQueueLimit(7))
+	st, _ = r.Status()
+	require.Equal(t, uint32(7), st.QueueLimit)
+	name := r.Name()
+	require.NoError(t, r.Close(), "a guarded receive right is destroyed with its guard")
+	_, err = mach.TypeOf(name)
+	require.ErrorIs(t, err, mach.KernInvalidName)
+
+	r, s, err := mach.NewPortWithSendRight(mach.PortOptions{})
+	require.NoError(t, err)
+	require.Equal(t, r.Name(), s.Name())
+	ty, err := mach.TypeOf(r.Name())
+	require.NoError(t, err)
+	require.True(t, ty.Has(mach.TypeReceive|mach.TypeSend), "%v", ty)
+	require.NoError(t, s.Close())
+	require.NoError(t, r.Close())
+}

@@ -288,19 +288,25 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		if e.sonce == nil {
 			return nil, abi.MACH_SEND_INVALID_DEST
 		}
-		c := tx.hold(e.sonce)
-		tx.moves = append(tx.moves, func() {
-			if e.sonce == c {
-				e.sonce = nil
-				c.put()
-				sp.dropIfEmpty(e)
-			}
-		})
+		c := tx.moveSendOnce(e)
 		tx.dest, tx.destPort = c, localPort(c.id)
 		tx.dg.bits |= typePortSendOnce << 8
 		return c, abi.MACH_MSG_SUCCESS
 	}
 	return nil, abi.MACH_SEND_INVALID_HEADER
+}
+
+// moveSendOnce holds an entry's send-once right for the send, which takes it on success.
+func (tx *transfer) moveSendOnce(e *entry) *sendChan {
+	c := tx.hold(e.sonce)
+	tx.moves = append(tx.moves, func() {
+		if e.sonce == c {
+			e.sonce = nil
+			c.put()
+			sp.dropIfEmpty(e)
+		}
+	})
+	return c
 }
 
 // localPort returns the port a channel leads to when its receive right is in this process.
@@ -374,14 +380,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		if e.sonce == nil {
 			return r, invalid
 		}
-		c := tx.hold(e.sonce)
-		tx.moves = append(tx.moves, func() {
-			if e.sonce == c {
-				e.sonce = nil
-				c.put()
-				sp.dropIfEmpty(e)
-			}
-		})
+		c := tx.moveSendOnce(e)
 		r.typ, r.id = typePortSendOnce, c.id
 		r.fd = tx.addFD(c.fd)
 		return r, abi.MACH_MSG_SUCCESS

@@ -377,12 +377,9 @@ func (s *space) deadNameFired(name uint32, req *deadNameReq) {
 func SetAttributes(name uint32, flavor int32, info []int32) int32 {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
-	if e == nil {
-		return abi.KERN_INVALID_NAME
-	}
-	if e.recv == nil {
-		return abi.KERN_INVALID_RIGHT
+	e, kr := sp.receiveEntry(name)
+	if kr != abi.KERN_SUCCESS {
+		return kr
 	}
 	if flavor != abi.MACH_PORT_LIMITS_INFO || len(info) < abi.MACH_PORT_LIMITS_INFO_COUNT {
 		return abi.KERN_INVALID_ARGUMENT
@@ -398,12 +395,9 @@ func SetAttributes(name uint32, flavor int32, info []int32) int32 {
 func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
-	if e == nil {
-		return 0, abi.KERN_INVALID_NAME
-	}
-	if e.recv == nil {
-		return 0, abi.KERN_INVALID_RIGHT
+	e, kr := sp.receiveEntry(name)
+	if kr != abi.KERN_SUCCESS {
+		return 0, kr
 	}
 	p := e.recv
 	switch flavor {
@@ -514,15 +508,24 @@ func (ps *pset) destroy() {
 	ps.closeFDs()
 }
 
+// receiveEntry returns the entry of a receive right. Called with sp.mu held.
+func (s *space) receiveEntry(name uint32) (*entry, int32) {
+	e := s.entries[name]
+	switch {
+	case e == nil:
+		return nil, abi.KERN_INVALID_NAME
+	case e.recv == nil:
+		return nil, abi.KERN_INVALID_RIGHT
+	}
+	return e, abi.KERN_SUCCESS
+}
+
 func membership(name, set uint32, f func(ps *pset, p *port) int32) int32 {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
-	if e == nil {
-		return abi.KERN_INVALID_NAME
-	}
-	if e.recv == nil {
-		return abi.KERN_INVALID_RIGHT
+	e, kr := sp.receiveEntry(name)
+	if kr != abi.KERN_SUCCESS {
+		return kr
 	}
 	var ps *pset
 	if set != abi.MACH_PORT_NULL {

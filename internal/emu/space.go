@@ -322,43 +322,14 @@ func ModRefs(name, right uint32, delta int32) int32 {
 	defer sp.dropIfEmpty(e)
 	switch right {
 	case abi.MACH_PORT_RIGHT_RECEIVE:
-		if e.recv == nil {
-			return abi.KERN_INVALID_RIGHT
+		if e.recv != nil && e.recv.guarded && delta == -1 {
+			return abi.KERN_INVALID_RIGHT // xnu also raises a fatal guard exception
 		}
-		switch delta {
-		case 0:
-		case -1:
-			if e.recv.guarded {
-				return abi.KERN_INVALID_RIGHT // xnu also raises a fatal guard exception
-			}
-			sp.destroyReceive(e)
-		default:
-			return abi.KERN_INVALID_VALUE
-		}
+		return dropSingle(e.recv != nil, delta, func() { sp.destroyReceive(e) })
 	case abi.MACH_PORT_RIGHT_PORT_SET:
-		if e.pset == nil {
-			return abi.KERN_INVALID_RIGHT
-		}
-		switch delta {
-		case 0:
-		case -1:
-			e.pset.destroy()
-			e.pset = nil
-		default:
-			return abi.KERN_INVALID_VALUE
-		}
+		return dropSingle(e.pset != nil, delta, func() { e.pset.destroy(); e.pset = nil })
 	case abi.MACH_PORT_RIGHT_SEND_ONCE:
-		if e.sonce == nil {
-			return abi.KERN_INVALID_RIGHT
-		}
-		switch delta {
-		case 0:
-		case -1:
-			e.sonce.put()
-			e.sonce = nil
-		default:
-			return abi.KERN_INVALID_VALUE
-		}
+		return dropSingle(e.sonce != nil, delta, func() { e.sonce.put(); e.sonce = nil })
 	case abi.MACH_PORT_RIGHT_SEND:
 		if e.sendRefs == 0 {
 			return abi.KERN_INVALID_RIGHT
@@ -382,6 +353,20 @@ func ModRefs(name, right uint32, delta int32) int32 {
 		}
 		e.deadRefs = n
 	default:
+		return abi.KERN_INVALID_VALUE
+	}
+	return abi.KERN_SUCCESS
+}
+
+// dropSingle is mod_refs on a right that has no user-reference count (receive, send-once,
+// port set): delta 0 or -1 only.
+func dropSingle(present bool, delta int32, release func()) int32 {
+	switch {
+	case !present:
+		return abi.KERN_INVALID_RIGHT
+	case delta == -1:
+		release()
+	case delta != 0:
 		return abi.KERN_INVALID_VALUE
 	}
 	return abi.KERN_SUCCESS
