@@ -83,6 +83,9 @@ func checkLeaks(t *testing.T) {
 func warmUp(t *testing.T) {
 	r, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
+	s, err := r.MakeSend()
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
 	so, err := r.MakeSendOnce()
 	require.NoError(t, err)
 	require.NoError(t, so.Close())

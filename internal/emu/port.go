@@ -95,17 +95,14 @@ func (p *port) closeFDs() {
 // newChannel makes a channel into the port and returns its sending side (with one holder).
 // Called with sp.mu held.
 func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	// Both ends non-blocking: the emulation reads and writes with MSG_DONTWAIT and waits in
+	// epoll or poll, whichever process holds the write end.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	r, w := fds[0], fds[1]
 	if err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		unix.Close(r)
-		unix.Close(w)
-		return nil, err
-	}
-	if err := unix.SetNonblock(r, true); err != nil {
 		unix.Close(r)
 		unix.Close(w)
 		return nil, err
@@ -120,7 +117,12 @@ func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
 	if !sendOnce {
 		p.senders++
 	}
-	rc.monitor = monitorAdd(r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) })
+	if !sendOnce {
+		// Senders leaving must be noticed even while nobody reads the port (no-senders goes to
+		// another port). A send-once channel needs no watch: its hang-up makes it readable, and
+		// the receiver of this port turns an unused one into MACH_NOTIFY_SEND_ONCE.
+		rc.monitor = monitorAdd(r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) })
+	}
 	c := &sendChan{fd: w, id: p.id, sendOnce: sendOnce, refs: 1, rc: rc}
 	if !sendOnce {
 		c.ctr = p.ctr
