@@ -488,3 +488,84 @@ func TestPortOptions(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.NoError(t, r.Close())
 }
+
+// A no-senders notification comes after the messages the last senders queued: in Mach a queued
+// message is sent before the right is released.
+func TestNoSendersAfterQueuedMessages(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 5*time.Second)
+	r, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	defer r.Close()
+	s, err := r.MakeSend()
+	require.NoError(t, err)
+	_, err = r.RequestNoSenders(0, r)
+	require.NoError(t, err)
+	send(t, ctx, s, 1234, []byte("last words"))
+	require.NoError(t, s.Close())
+	require.Equal(t, int32(1234), receive(t, ctx, r).ID)
+	n := notification(t, ctx, r)
+	require.Equal(t, mach.NotifyNoSenders, n.Kind)
+}
+
+// A sender blocked on a full queue is released when the port dies, never left hanging: xnu
+// treats that as a delivery (the message is destroyed) and the send returns success.
+func TestBlockedSenderReleasedByPortDeath(t *testing.T) {
+	checkLeaks(t)
+	r, err := mach.NewPort(mach.PortOptions{QueueLimit: 1})
+	require.NoError(t, err)
+	s, err := r.MakeSend()
+	require.NoError(t, err)
+	defer s.Close()
+	send(t, context.Background(), s, 1, nil)
+	done := make(chan error, 1)
+	go func() { done <- mach.Send(context.Background(), &mach.Message{Remote: mach.CopySendOf(s), ID: 2}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the send did not block: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	require.NoError(t, r.Close())
+	select {
+	case err := <-done:
+		// xnu: success when the sender was already waiting, MACH_SEND_INVALID_DEST when the
+		// port died before it got there (a scheduler can delay the goroutine that long).
+		if err != nil {
+			require.ErrorIs(t, err, mach.SendInvalidDest)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the blocked send was not released")
+	}
+	err = mach.Send(context.Background(), &mach.Message{Remote: mach.CopySendOf(s), ID: 3})
+	require.ErrorIs(t, err, mach.SendInvalidDest)
+}
+
+// A receive right that moves leaves its port sets, as in Mach.
+func TestMovedReceiveLeavesPortSet(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 5*time.Second)
+	set, err := mach.NewPortSet()
+	require.NoError(t, err)
+	defer set.Close()
+	carrier, carrierSend := newPort(t, mach.PortOptions{})
+	a, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	as, err := a.MakeSend()
+	require.NoError(t, err)
+	defer as.Close()
+	require.NoError(t, set.Add(a))
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(carrierSend),
+		Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.MoveReceiveOf(a)}}}))
+	in := receive(t, ctx, carrier)
+	got, err := in.TakePort(0)
+	require.NoError(t, err)
+	moved := got.(*mach.ReceiveRight)
+	defer moved.Close()
+	st, err := moved.Status()
+	require.NoError(t, err)
+	require.Zero(t, st.PortSet)
+	send(t, ctx, as, 9, nil)
+	var m mach.Message
+	require.ErrorIs(t, mach.Receive(ctxTimeout(t, 50*time.Millisecond), set, &m), mach.RcvTimedOut)
+	require.Equal(t, int32(9), receive(t, ctx, moved).ID)
+}

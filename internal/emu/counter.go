@@ -13,22 +13,39 @@ import (
 
 // counter is a port's queue count, shared by the receiver and every sender of the port through
 // a 4 KiB memfd mapping: word 0 counts queued messages, word 1 holds the queue limit, word 2
-// counts senders waiting for room (so the receiver only makes a futex call when one is). Senders
-// wait on it with futexes, so the limit is Mach's (a message count across all senders), not a
-// socket buffer's byte size.
+// counts senders waiting for room (so the receiver only makes a futex call when one is), word 3
+// is set when the port died. Senders wait on it with futexes, so the limit is Mach's (a message
+// count across all senders), not a socket buffer's byte size.
+//
+// In one process a counter is shared by the port and its local channels: refs counts them, and
+// the last release unmaps it.
 type counter struct {
 	fd      int
+	refs    atomic.Int32
 	mapOnce sync.Once
 	mem     []byte // nil until the first use (a received right that never sends maps nothing)
 	mapErr  error
 }
 
+// newCounterRef wraps a counter memfd that came from another process.
+func newCounterRef(fd int) *counter {
+	c := &counter{fd: fd}
+	c.refs.Store(1)
+	return c
+}
+
+// ref adds a holder.
+func (c *counter) ref() *counter { c.refs.Add(1); return c }
+
 // ensure maps the memfd on first use.
 func (c *counter) ensure() error {
 	c.mapOnce.Do(func() {
+		// A peer's memfd must be large enough and sealed against shrinking, or touching the
+		// mapping later could raise SIGBUS.
 		var st unix.Stat_t
-		if err := unix.Fstat(c.fd, &st); err != nil || st.Size < 4096 {
-			c.mapErr = errMalformed // too small: touching it would raise SIGBUS
+		seals, err := unix.FcntlInt(uintptr(c.fd), unix.F_GET_SEALS, 0)
+		if err != nil || seals&unix.F_SEAL_SHRINK == 0 || unix.Fstat(c.fd, &st) != nil || st.Size < 4096 {
+			c.mapErr = errMalformed
 			return
 		}
 		c.mem, c.mapErr = unix.Mmap(c.fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
@@ -39,6 +56,13 @@ func (c *counter) ensure() error {
 func (c *counter) count() *int32   { return (*int32)(unsafe.Pointer(&c.mem[0])) }
 func (c *counter) limit() *int32   { return (*int32)(unsafe.Pointer(&c.mem[4])) }
 func (c *counter) waiting() *int32 { return (*int32)(unsafe.Pointer(&c.mem[8])) }
+func (c *counter) dead() *int32    { return (*int32)(unsafe.Pointer(&c.mem[12])) }
+
+// kill marks the port dead and wakes every waiting sender.
+func (c *counter) kill() {
+	atomic.StoreInt32(c.dead(), 1)
+	futex(c.count(), futexWake, 1<<30, nil)
+}
 
 func newCounter(limit uint32) (*counter, error) {
 	fd, err := unix.MemfdCreate("machport-queue", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
@@ -50,7 +74,7 @@ func newCounter(limit uint32) (*counter, error) {
 		return nil, err
 	}
 	_, _ = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL)
-	c := &counter{fd: fd}
+	c := newCounterRef(fd)
 	if err := c.ensure(); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -60,7 +84,7 @@ func newCounter(limit uint32) (*counter, error) {
 }
 
 func (c *counter) close() {
-	if c == nil {
+	if c == nil || c.refs.Add(-1) > 0 {
 		return
 	}
 	if c.mem != nil {
@@ -69,33 +93,51 @@ func (c *counter) close() {
 	unix.Close(c.fd)
 }
 
-// acquire takes a queue slot, waiting up to timeout (negative: forever). It reports false on
-// timeout. The counter must be mapped (ensure).
-func (c *counter) acquire(timeout time.Duration) bool {
+// Outcomes of acquire.
+const (
+	acquired = iota
+	acquireTimedOut
+	acquirePortDead        // the port was dead already
+	acquirePortDiedWaiting // the port died while the sender waited for room
+)
+
+// deadCheckInterval bounds how long a sender waiting for room goes without checking whether the
+// port's receiver is gone (a killed receiving process cannot wake it).
+const deadCheckInterval = 50 * time.Millisecond
+
+// acquire takes a queue slot, waiting up to timeout (negative: forever). alive is asked between
+// waits whether the port's receiver still exists. The counter must be mapped (ensure).
+func (c *counter) acquire(timeout time.Duration, alive func() bool) int {
 	var deadline time.Time
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
 	}
 	for {
+		if atomic.LoadInt32(c.dead()) != 0 {
+			return acquirePortDead
+		}
 		n := atomic.LoadInt32(c.count())
 		if n < atomic.LoadInt32(c.limit()) {
 			if atomic.CompareAndSwapInt32(c.count(), n, n+1) {
-				return true
+				return acquired
 			}
 			continue
 		}
-		var ts *unix.Timespec
+		wait := deadCheckInterval
 		if timeout >= 0 {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return false
+				return acquireTimedOut
 			}
-			t := unix.NsecToTimespec(left.Nanoseconds())
-			ts = &t
+			wait = min(wait, left)
 		}
+		t := unix.NsecToTimespec(wait.Nanoseconds())
 		atomic.AddInt32(c.waiting(), 1)
-		futex(c.count(), futexWait, n, ts)
+		futex(c.count(), futexWait, n, &t)
 		atomic.AddInt32(c.waiting(), -1)
+		if atomic.LoadInt32(c.dead()) != 0 || !alive() {
+			return acquirePortDiedWaiting
+		}
 	}
 }
 

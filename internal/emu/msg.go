@@ -52,12 +52,14 @@ type Desc struct {
 
 // inMsg is a message queued for a receiver, still holding raw fds until copyout gives them names.
 type inMsg struct {
-	dg       datagram
-	fds      []int
-	body     []byte
-	destType uint8
-	kernel   bool
-	creds    unix.Ucred
+	dg        datagram
+	validated bool      // every record checked: tokens in it are this process's own
+	maps      []mapping // out-of-line memory mapped at validation, in descriptor order
+	fds       []int
+	body      []byte
+	destType  uint8
+	kernel    bool
+	creds     unix.Ucred
 }
 
 var inMsgs = sync.Pool{New: func() any { return new(inMsg) }}
@@ -67,7 +69,8 @@ func newInMsg() *inMsg {
 	m := inMsgs.Get().(*inMsg)
 	m.dg = datagram{descs: m.dg.descs[:0]}
 	m.fds, m.body = m.fds[:0], m.body[:0]
-	m.destType, m.kernel, m.creds = 0, false, unix.Ucred{}
+	m.destType, m.kernel, m.creds, m.validated = 0, false, unix.Ucred{}, false
+	m.maps = m.maps[:0]
 	return m
 }
 
@@ -77,7 +80,7 @@ func (m *inMsg) free() { inMsgs.Put(m) }
 // kernelMsg makes a notification, as the kernel would send it (all-zero audit token).
 func kernelMsg(id int32, body []byte) *inMsg {
 	m := newInMsg()
-	m.kernel, m.destType = true, typePortSendOnce
+	m.kernel, m.destType, m.validated = true, typePortSendOnce, true
 	m.dg.id, m.dg.bodyFD, m.dg.reply = id, -1, record{fd: -1, counterFD: -1}
 	m.body = append(m.body, body...)
 	return m
@@ -91,6 +94,13 @@ func (m *inMsg) destroy() {
 		}
 	}
 	m.fds = m.fds[:0]
+	for _, mp := range m.maps {
+		VMDeallocate(mp.addr, int(mp.size))
+	}
+	m.maps = m.maps[:0]
+	if !m.validated {
+		return // tokens in an unchecked message name nothing of ours
+	}
 	for _, r := range m.dg.descs {
 		if r.kind == kindReceive {
 			if p := sp.tokens[r.token]; p != nil {
@@ -117,24 +127,27 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	}
 	tx := getTransfer()
 	defer putTransfer(tx)
-	sp.mu.Lock()
-	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
-	if kr != abi.MACH_MSG_SUCCESS {
+	// fail undoes a copy-in that stopped half way (sp.mu held).
+	fail := func(kr int32) int32 {
+		tx.rollback()
 		sp.mu.Unlock()
 		tx.abort()
 		return kr
+	}
+	sp.mu.Lock()
+	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
+	if kr != abi.MACH_MSG_SUCCESS {
+		return fail(kr)
 	}
 	tx.dg.bits |= m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
 	tx.dg.id = m.ID
 	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
 		r, kr := tx.right(m.Local, localDisp, abi.MACH_SEND_INVALID_REPLY, dest)
-		if kr != abi.MACH_MSG_SUCCESS || r.kind == kindReceive {
-			sp.mu.Unlock()
-			tx.abort()
-			if kr == abi.MACH_MSG_SUCCESS {
-				kr = abi.MACH_SEND_INVALID_REPLY
-			}
-			return kr
+		if kr == abi.MACH_MSG_SUCCESS && r.kind == kindReceive {
+			kr = abi.MACH_SEND_INVALID_REPLY
+		}
+		if kr != abi.MACH_MSG_SUCCESS {
+			return fail(kr)
 		}
 		tx.dg.reply = r
 	}
@@ -150,9 +163,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			var kr int32
 			r, kr = tx.right(d.Name, d.Disp, abi.MACH_SEND_INVALID_RIGHT, dest)
 			if kr != abi.MACH_MSG_SUCCESS {
-				sp.mu.Unlock()
-				tx.abort()
-				return kr
+				return fail(kr)
 			}
 		}
 		tx.dg.descs = append(tx.dg.descs, r)
@@ -160,12 +171,12 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	sp.mu.Unlock()
 
 	if len(tx.fds) > maxFDs {
-		tx.abort()
-		return abi.MACH_SEND_TOO_LARGE
+		sp.mu.Lock()
+		return fail(abi.MACH_SEND_TOO_LARGE)
 	}
 	if err := tx.fillMemory(m.Body); err != nil {
-		tx.abort()
-		return abi.MACH_SEND_NO_BUFFER
+		sp.mu.Lock()
+		return fail(abi.MACH_SEND_NO_BUFFER)
 	}
 	kr = tx.deliver(dest, timeout)
 	sp.mu.Lock()
@@ -195,6 +206,7 @@ type transfer struct {
 	moves    []func()    // what a successful send takes from the space
 	undos    []func()    // what a failed send gives back
 	mem      []memCopy
+	takenBy  []takenRights
 	wire     []byte // the encoded datagram, reused
 	oob      []byte // its SCM_RIGHTS, reused
 	dest     *sendChan
@@ -209,7 +221,7 @@ func getTransfer() *transfer {
 	tx.dg = datagram{bodyFD: -1, reply: record{fd: -1, counterFD: -1}, descs: tx.dg.descs[:0]}
 	tx.fds, tx.owned, tx.holds = tx.fds[:0], tx.owned[:0], tx.holds[:0]
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
-	tx.dest, tx.destPort = nil, nil
+	tx.dest, tx.destPort, tx.takenBy = nil, nil, tx.takenBy[:0]
 	return tx
 }
 
@@ -218,6 +230,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.moves[:cap(tx.moves)])
 	clear(tx.undos[:cap(tx.undos)])
 	clear(tx.mem[:cap(tx.mem)])
+	clear(tx.takenBy[:cap(tx.takenBy)])
 	tx.dest, tx.destPort = nil, nil
 	transfers.Put(tx)
 }
@@ -250,13 +263,10 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 	// No liveness probe here: a dead destination shows as EPIPE from sendmsg.
 	switch disp {
 	case dispCopySend, dispMoveSend:
-		if e.sendRefs == 0 {
+		if !tx.useSend(e, disp == dispMoveSend) {
 			return nil, abi.MACH_SEND_INVALID_DEST
 		}
 		c := tx.hold(e.send)
-		if disp == dispMoveSend {
-			tx.moves = append(tx.moves, func() { sp.dropSend(e, 1); sp.dropIfEmpty(e) })
-		}
 		tx.dest, tx.destPort = c, e.recv
 		if e.recv == nil {
 			tx.destPort = localPort(c.id)
@@ -272,7 +282,8 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 			return nil, abi.MACH_SEND_NO_BUFFER
 		}
 		if disp == dispMakeSend {
-			e.recv.mscount++
+			p := e.recv
+			tx.moves = append(tx.moves, func() { p.mscount++ })
 			tx.dg.bits |= typePortSend << 8
 		} else {
 			tx.dg.bits |= typePortSendOnce << 8
@@ -285,10 +296,10 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		tx.dest, tx.destPort = c, e.recv
 		return c, abi.MACH_MSG_SUCCESS
 	case dispMoveSendOnce:
-		if e.sonce == nil {
+		c := tx.moveSendOnce(e)
+		if c == nil {
 			return nil, abi.MACH_SEND_INVALID_DEST
 		}
-		c := tx.moveSendOnce(e)
 		tx.dest, tx.destPort = c, localPort(c.id)
 		tx.dg.bits |= typePortSendOnce << 8
 		return c, abi.MACH_MSG_SUCCESS
@@ -298,6 +309,10 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 
 // moveSendOnce holds an entry's send-once right for the send, which takes it on success.
 func (tx *transfer) moveSendOnce(e *entry) *sendChan {
+	if e.sonce == nil || tx.taken(e).sonce {
+		return nil // absent, or already moved by this message
+	}
+	tx.taken(e).sonce = true
 	c := tx.hold(e.sonce)
 	tx.moves = append(tx.moves, func() {
 		if e.sonce == c {
@@ -307,6 +322,38 @@ func (tx *transfer) moveSendOnce(e *entry) *sendChan {
 		}
 	})
 	return c
+}
+
+// takenRights is what one message takes from one entry, so that a message naming the same
+// right twice cannot take more than the entry holds.
+type takenRights struct {
+	e           *entry
+	send        uint32
+	sonce, recv bool
+}
+
+func (tx *transfer) taken(e *entry) *takenRights {
+	for i := range tx.takenBy {
+		if tx.takenBy[i].e == e {
+			return &tx.takenBy[i]
+		}
+	}
+	tx.takenBy = append(tx.takenBy, takenRights{e: e})
+	return &tx.takenBy[len(tx.takenBy)-1]
+}
+
+// useSend checks that the entry still has a send right for this message to copy or move, and
+// records a move (taken from the entry on success).
+func (tx *transfer) useSend(e *entry, move bool) bool {
+	t := tx.taken(e)
+	if e.send == nil || e.sendRefs <= t.send {
+		return false
+	}
+	if move {
+		t.send++
+		tx.moves = append(tx.moves, func() { sp.dropSend(e, 1); sp.dropIfEmpty(e) })
+	}
+	return true
 }
 
 // localPort returns the port a channel leads to when its receive right is in this process.
@@ -350,13 +397,10 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			}
 			p := e.recv
 			tx.moves = append(tx.moves, func() { p.mscount++ })
-		case e.sendRefs == 0:
+		case !tx.useSend(e, disp == dispMoveSend):
 			return r, invalid
 		default:
 			c = tx.hold(e.send)
-			if disp == dispMoveSend {
-				tx.moves = append(tx.moves, func() { sp.dropSend(e, 1); sp.dropIfEmpty(e) })
-			}
 		}
 		r.typ, r.id = typePortSend, c.id
 		r.fd = tx.addFD(c.fd)
@@ -377,10 +421,10 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		r.fd = tx.addFD(c.fd)
 		return r, abi.MACH_MSG_SUCCESS
 	case dispMoveSendOnce:
-		if e.sonce == nil {
+		c := tx.moveSendOnce(e)
+		if c == nil {
 			return r, invalid
 		}
-		c := tx.moveSendOnce(e)
 		r.typ, r.id = typePortSendOnce, c.id
 		r.fd = tx.addFD(c.fd)
 		return r, abi.MACH_MSG_SUCCESS
@@ -395,13 +439,16 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			return r, invalid // a port cannot carry its own receive right
 		}
 		p := e.recv
-		sp.nextTok++
-		tok := sp.nextTok
-		sp.tokens[tok] = p
+		if tx.taken(e).recv {
+			return r, invalid // the same receive right twice in one message
+		}
+		tx.taken(e).recv = true
+		tok := sp.newToken(p)
 		r = record{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: tok}
 		tx.undos = append(tx.undos, func() { delete(sp.tokens, tok) })
 		tx.moves = append(tx.moves, func() {
 			if e.recv == p {
+				sp.leaveSets(p)
 				e.recv = nil
 				if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
 					delete(sp.byPort, p.id)
@@ -487,8 +534,17 @@ func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
 	if counted && dest.ctr.ensure() != nil {
 		return abi.MACH_SEND_INVALID_DEST // a peer gave a counter that is not one
 	}
-	if counted && !dest.ctr.acquire(timeout) {
-		return abi.MACH_SEND_TIMED_OUT
+	if counted {
+		switch dest.ctr.acquire(timeout, func() bool { return !dest.dead() }) {
+		case acquireTimedOut:
+			return abi.MACH_SEND_TIMED_OUT
+		case acquirePortDead:
+			return abi.MACH_SEND_INVALID_DEST
+		case acquirePortDiedWaiting:
+			// xnu treats a destination that dies while the sender waits as a delivery: the
+			// message is destroyed and the send succeeds.
+			return abi.MACH_MSG_SUCCESS
+		}
 	}
 	tx.wire = tx.dg.encode(tx.wire[:0])
 	buf := tx.wire

@@ -48,6 +48,7 @@ type rchan struct {
 	sendOnce bool
 	used     bool // a send-once channel delivered its message
 	hungup   bool // every writer is gone
+	counted  bool // counts in p.senders (a channel for send rights, not yet retired)
 	monitor  uint64
 	p        *port
 }
@@ -89,6 +90,7 @@ func pollable(fd int) *os.File {
 func (p *port) closeFDs() {
 	p.epFile.Close()
 	unix.Close(p.evfd)
+	p.ctr.kill() // senders waiting for room learn the port is gone
 	p.ctr.close()
 }
 
@@ -115,6 +117,7 @@ func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
 	rc := &rchan{fd: r, sendOnce: sendOnce, p: p}
 	p.chans[r] = rc
 	if !sendOnce {
+		rc.counted = true
 		p.senders++
 	}
 	if !sendOnce {
@@ -125,12 +128,13 @@ func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
 	}
 	c := &sendChan{fd: w, id: p.id, sendOnce: sendOnce, refs: 1, rc: rc}
 	if !sendOnce {
-		c.ctr = p.ctr
+		c.ctr, c.ownsCtr = p.ctr.ref(), true // the counter outlives the port while a channel uses it
 	}
 	return c, nil
 }
 
-// removeChan closes a channel's read end. Called with sp.mu held.
+// removeChan closes a channel's read end; a channel that still counted as a sender stops
+// counting. Called with sp.mu held.
 func (p *port) removeChan(rc *rchan) {
 	if p.chans[rc.fd] != rc {
 		return // already removed (its fd number may belong to a newer channel now)
@@ -139,9 +143,17 @@ func (p *port) removeChan(rc *rchan) {
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	unix.Close(rc.fd)
-	if !rc.sendOnce && !rc.hungup {
+	if rc.counted {
+		rc.counted = false
 		p.senders--
 	}
+}
+
+// retire removes a channel whose writers are gone once its last message was read: only then
+// has its sender left, as in Mach a queued message holds its send right. Called with sp.mu held.
+func (s *space) retire(p *port, rc *rchan) {
+	p.removeChan(rc)
+	s.checkNoSenders(p)
 }
 
 // hungUp runs when every writer of a channel is gone.
@@ -149,27 +161,13 @@ func (s *space) hungUp(rc *rchan) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := rc.p
-	if p.dead || rc.hungup {
-		return
-	}
-	if p.chans[rc.fd] != rc {
+	if p.dead || rc.hungup || p.chans[rc.fd] != rc {
 		return // already retired; the fd number may belong to a newer channel now
 	}
 	rc.hungup = true
-	if rc.sendOnce {
-		if !pending(rc.fd) {
-			p.removeChan(rc)
-			if !rc.used {
-				p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
-			}
-		}
-		return
-	}
-	p.senders--
 	if !pending(rc.fd) {
-		p.removeChan(rc)
+		s.retire(p, rc) // else the receiver retires it after the last message
 	}
-	s.checkNoSenders(p)
 }
 
 // pending reports whether a read end still has a datagram queued.
@@ -180,7 +178,7 @@ func pending(fd int) bool {
 
 // checkNoSenders fires an armed no-senders request when the port has no senders left.
 func (s *space) checkNoSenders(p *port) {
-	if p.ns == nil || p.senders > 0 || p.mscount < p.ns.sync {
+	if p.dead || p.ns == nil || p.senders > 0 || p.mscount < p.ns.sync {
 		return
 	}
 	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
@@ -243,12 +241,20 @@ func (s *space) destroyReceive(e *entry) {
 
 // parkReceive holds a receive right that is travelling inside this process.
 func (s *space) parkReceive(p *port) uint64 {
-	s.nextTok++
-	s.tokens[s.nextTok] = p
+	tok := s.newToken(p)
+	s.leaveSets(p)
 	if n, ok := s.byPort[p.id]; ok && s.entries[n] != nil && s.entries[n].recv == nil && s.entries[n].sendRefs == 0 {
 		delete(s.byPort, p.id)
 	}
-	return s.nextTok
+	return tok
+}
+
+// leaveSets takes a receive right that is leaving its name out of every port set, as Mach does
+// when a receive right moves.
+func (s *space) leaveSets(p *port) {
+	for ps := range p.sets {
+		ps.remove(p)
+	}
 }
 
 // kill destroys the port: its channels close (senders see EPIPE and hang-ups), queued messages
@@ -259,6 +265,21 @@ func (p *port) kill() {
 		ps.remove(p)
 	}
 	for _, rc := range p.chans {
+		// Queued messages die with the port, and with them the rights they carry (a receive
+		// right travelling inside this process would otherwise live on, unreachable).
+		for {
+			m, kr := sp.readChan(p, rc)
+			if m == nil && kr == abi.MACH_MSG_SUCCESS {
+				break
+			}
+			if m != nil {
+				m.destroy()
+				m.free()
+			}
+			if p.chans[rc.fd] != rc {
+				break
+			}
+		}
 		p.removeChan(rc)
 	}
 	for _, m := range p.local {

@@ -242,8 +242,27 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	if err := m.dg.decode(rx.data[:n], len(m.fds)); err != nil {
 		return bad()
 	}
+	if m.dg.bodyLen > maxBody {
+		return bad()
+	}
 	if err := m.checkMemory(); err != nil {
 		return bad()
+	}
+	// Map out-of-line memory now, so a memfd that cannot be mapped is a malformed message, not a
+	// descriptor with no memory behind it.
+	for _, r := range m.dg.descs {
+		if r.kind != kindMemory {
+			continue
+		}
+		mp := mapping{size: r.size}
+		if r.size > 0 {
+			if mp.addr = mapMemory(m.fds[r.fd], r.size); mp.addr == 0 {
+				return bad()
+			}
+			unix.Close(m.fds[r.fd])
+			m.fds[r.fd] = -1
+		}
+		m.maps = append(m.maps, mp)
 	}
 	if m.dg.bodyFD >= 0 {
 		m.body = slices.Grow(m.body[:0], int(m.dg.bodyLen))[:m.dg.bodyLen]
@@ -257,17 +276,20 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	}
 	m.dg.body = nil
 	for _, r := range m.dg.descs {
-		if r.kind == kindReceive && s.tokens[r.token] == nil {
-			return bad() // only this process can move a receive right to itself
+		// Only this process can move a receive right to itself: a token from anyone else, or one
+		// that names nothing, is a forgery.
+		if r.kind == kindReceive && (int(m.creds.Pid) != os.Getpid() || s.tokens[r.token] == nil) {
+			return bad()
 		}
 	}
+	m.validated = true
 	if rc.sendOnce {
 		rc.used = true
-		p.removeChanNoCount(rc) // a send-once channel is done after its one message
+		p.removeChan(rc) // a send-once channel is done after its one message
 	} else {
 		p.ctr.release()
 		if rc.hungup && !pending(rc.fd) {
-			p.removeChanNoCount(rc) // its writers left earlier; this was the last message
+			s.retire(p, rc) // its writers left earlier; this was the last message
 		}
 	}
 	return m, abi.MACH_MSG_SUCCESS
@@ -280,29 +302,14 @@ func closedPeer(fd int) bool {
 	return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) != 0 && !pending(fd)
 }
 
-// channelEOF retires a channel whose writers are gone and whose queue is empty.
+// channelEOF retires a channel whose writers are gone and whose queue is empty; a send-once
+// channel that never carried its message becomes MACH_NOTIFY_SEND_ONCE.
 func (s *space) channelEOF(p *port, rc *rchan) {
-	unused := rc.sendOnce && !rc.used
-	wasSender := !rc.sendOnce && !rc.hungup
 	rc.hungup = true
-	if wasSender {
-		p.senders--
-	}
-	p.removeChanNoCount(rc)
-	if unused {
+	if rc.sendOnce && !rc.used {
 		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
 	}
-	s.checkNoSenders(p)
-}
-
-func (p *port) removeChanNoCount(rc *rchan) {
-	if p.chans[rc.fd] != rc {
-		return
-	}
-	delete(p.chans, rc.fd)
-	monitorRemove(rc.monitor)
-	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
-	unix.Close(rc.fd)
+	s.retire(p, rc)
 }
 
 // parseControl collects the fds and credentials of a datagram's control messages into m,
@@ -370,17 +377,15 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 		out.Remote = s.copyoutRight(m, &m.dg.reply)
 		replyType = m.dg.reply.typ
 	}
+	mi := 0
 	for i := range m.dg.descs {
 		r := &m.dg.descs[i]
 		switch r.kind {
 		case kindMemory:
-			d := Desc{Memory: true, Size: r.size, Copy: r.typ, Dealloc: r.typ == abi.MACH_MSG_VIRTUAL_COPY}
-			if r.size > 0 {
-				d.Addr = mapMemory(m.fds[r.fd], r.size)
-				unix.Close(m.fds[r.fd])
-				m.fds[r.fd] = -1
-			}
-			out.Descs = append(out.Descs, d)
+			mp := m.maps[mi]
+			mi++
+			out.Descs = append(out.Descs, Desc{Memory: true, Addr: mp.addr, Size: r.size, Copy: r.typ,
+				Dealloc: r.typ == abi.MACH_MSG_VIRTUAL_COPY})
 		case kindPort:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutRight(m, r), Disp: r.typ})
 		case kindReceive:
@@ -392,6 +397,7 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 		out.Bits |= abi.MACH_MSGH_BITS_COMPLEX
 	}
 	out.Body = append(out.Body[:0], m.body...)
+	m.maps = m.maps[:0] // the caller owns the mappings now
 	defer m.free()
 	if m.kernel {
 		out.Sender = [2]uint32{0, 1} // KERNEL_SECURITY_TOKEN
@@ -414,12 +420,21 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 		m.fds[r.counterFD] = -1
 	}
 	if r.typ == typePortSend {
-		// A port this space already names: one more user reference, and the fds that came
-		// are not needed (checked first, so the common case maps nothing).
 		if n, ok := s.byPort[r.id]; ok {
-			if e := s.entries[n]; e != nil && e.send != nil {
+			if e := s.entries[n]; e != nil && (e.send != nil || e.recv != nil) {
+				// A port this space already names: one more user reference, and the fds that
+				// came are not needed. For a port whose receive right is here, the channel is
+				// always made here too, never taken from a peer that merely claims the port's
+				// id.
 				unix.Close(fd)
 				unix.Close(cfd)
+				if e.send == nil {
+					c, err := e.recv.newChannel(false)
+					if err != nil {
+						return abi.MACH_PORT_DEAD
+					}
+					e.send = c
+				}
 				if e.sendRefs < urefsMax {
 					e.sendRefs++
 				}
@@ -429,7 +444,7 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 	}
 	c := &sendChan{fd: fd, id: r.id, sendOnce: r.typ == typePortSendOnce, refs: 1}
 	if cfd >= 0 {
-		c.ctr, c.ownsCtr = &counter{fd: cfd}, true // mapped when first used to send
+		c.ctr, c.ownsCtr = newCounterRef(cfd), true // mapped when first used to send
 	}
 	if c.dead() {
 		c.put()
@@ -439,12 +454,6 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 		e := s.newName()
 		e.sonce, e.id = c, r.id
 		return e.name
-	}
-	if n, ok := s.byPort[r.id]; ok {
-		if e := s.entries[n]; e != nil && e.recv != nil {
-			e.send, e.sendRefs = c, 1 // the first send right to a port whose receive right is here
-			return e.name
-		}
 	}
 	e := s.newName()
 	e.send, e.sendRefs, e.id = c, 1, r.id
@@ -456,8 +465,8 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 func (s *space) copyoutReceive(tok uint64) uint32 {
 	p := s.tokens[tok]
 	delete(s.tokens, tok)
-	if p == nil {
-		return abi.MACH_PORT_DEAD
+	if p == nil || p.dead {
+		return abi.MACH_PORT_DEAD // destroyed while it travelled
 	}
 	if n, ok := s.byPort[p.id]; ok {
 		if e := s.entries[n]; e != nil && e.recv == nil {
@@ -549,6 +558,15 @@ func getWaiter() (*waiter, error) {
 }
 
 func putWaiter(w *waiter) { w.file.Close() }
+
+// mapping is out-of-line memory mapped for a received message.
+type mapping struct {
+	addr uintptr
+	size uint32
+}
+
+// maxBody is the largest inline body a message may declare (ipc_kmsg_max_body_space).
+const maxBody = 64<<20*3/4 - 68
 
 // mapMemory maps an out-of-line memfd copy-on-write (Mach's virtual copy): the receiver may
 // write its pages without touching the sender's.

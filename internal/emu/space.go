@@ -4,6 +4,7 @@ package emu
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"sync"
 
 	"github.com/machport/machport/internal/abi"
@@ -121,11 +122,24 @@ type space struct {
 	next    uint32
 	byPort  map[portID]uint32 // the name holding a port's receive and/or send rights
 	tokens  map[uint64]*port  // receive rights moved inside this process, in flight
-	nextTok uint64
 	pids    int
 }
 
 var sp = &space{entries: map[uint32]*entry{}, byPort: map[portID]uint32{}, tokens: map[uint64]*port{}}
+
+// newToken makes an unguessable token for a receive right travelling inside this process, so a
+// peer cannot name one in a forged message.
+func (s *space) newToken(p *port) uint64 {
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		tok := binary.LittleEndian.Uint64(b[:])
+		if tok != 0 && s.tokens[tok] == nil {
+			s.tokens[tok] = p
+			return tok
+		}
+	}
+}
 
 // newName allocates a name shaped like Mach's (index << 8 | generation).
 func (s *space) newName() *entry {
