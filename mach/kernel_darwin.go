@@ -46,18 +46,28 @@ func (k *darwinKernel) send(buf []byte, _ [][]byte, timeoutMS int) int32 {
 	}
 	size := le.Uint32(buf[offSize:])
 	ret := darwin.MachMsg(ptr(buf), opt, size, 0, 0, timeout, 0)
-	if ret == abi.MACH_MSG_SUCCESS {
-		// Receive rights that left this task: wake receives waiting on them.
-		var m Message
-		if m.decode(buf[:size]) == nil {
-			for _, d := range m.Descriptors {
-				if pd, ok := d.(*PortDescriptor); ok && pd.Port.Disposition == MoveReceive {
-					k.wakeReceivers(pd.Port.Name)
-				}
-			}
-		}
+	if ret == abi.MACH_MSG_SUCCESS && Bits(le.Uint32(buf[offBits:])).Complex() {
+		k.wakeMovedReceivers(buf[:size])
 	}
 	return ret
+}
+
+// wakeMovedReceivers wakes receives waiting on receive rights a sent message moved away.
+func (k *darwinKernel) wakeMovedReceivers(msg []byte) {
+	if len(msg) < baseSize {
+		return
+	}
+	off, count := baseSize, le.Uint32(msg[offCount:])
+	for i := uint32(0); i < count && off+portDescriptorSize <= len(msg); i++ {
+		if DescriptorType(msg[off+descriptorTypeByte]) != PortDescriptorType {
+			off += oolDescriptorSize
+			continue
+		}
+		if Disposition(msg[off+10]) == MoveReceive {
+			k.wakeReceivers(Name(le.Uint32(msg[off:])))
+		}
+		off += portDescriptorSize
+	}
 }
 
 func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS int) int32 {
