@@ -189,6 +189,16 @@ func (s *space) becomeDead(e *entry, refs uint32) {
 	}
 }
 
+// liveEntry looks a name up, turning rights whose port died into dead names first. Called with
+// sp.mu held; nil for an unknown name.
+func (s *space) liveEntry(name uint32) *entry {
+	e := s.entries[name]
+	if e != nil {
+		s.refreshDead(e)
+	}
+	return e
+}
+
 // Allocate is mach_port_allocate for receive rights, port sets and dead names.
 func Allocate(right uint32) (uint32, int32) {
 	switch right {
@@ -301,11 +311,10 @@ func Deallocate(name uint32) int32 {
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
+	e := sp.liveEntry(name)
 	if e == nil {
 		return abi.KERN_INVALID_NAME
 	}
-	sp.refreshDead(e)
 	switch {
 	case e.sendRefs > 0:
 		sp.dropSend(e, 1)
@@ -328,11 +337,10 @@ func ModRefs(name, right uint32, delta int32) int32 {
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
+	e := sp.liveEntry(name)
 	if e == nil {
 		return abi.KERN_INVALID_NAME
 	}
-	sp.refreshDead(e)
 	defer sp.dropIfEmpty(e)
 	switch right {
 	case abi.MACH_PORT_RIGHT_RECEIVE:
@@ -409,11 +417,10 @@ func GetRefs(name, right uint32) (uint32, int32) {
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
+	e := sp.liveEntry(name)
 	if e == nil {
 		return 0, abi.KERN_INVALID_NAME
 	}
-	sp.refreshDead(e)
 	switch right {
 	case abi.MACH_PORT_RIGHT_RECEIVE:
 		return b2u(e.recv != nil), abi.KERN_SUCCESS
@@ -440,11 +447,10 @@ func b2u(b bool) uint32 {
 func Type(name uint32) (uint32, int32) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
+	e := sp.liveEntry(name)
 	if e == nil {
 		return 0, abi.KERN_INVALID_NAME
 	}
-	sp.refreshDead(e)
 	return e.typ(), abi.KERN_SUCCESS
 }
 
