@@ -185,8 +185,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	} else {
 		tx.rollback()
 	}
+	tx.release()
 	sp.mu.Unlock()
-	tx.abort()
+	tx.closeOwned()
 	if kr == abi.MACH_MSG_SUCCESS {
 		for _, mc := range tx.mem {
 			if mc.dealloc {
@@ -634,11 +635,21 @@ func (tx *transfer) rollback() {
 // abort releases what the transfer held: the channels it used and the memfds it made.
 func (tx *transfer) abort() {
 	sp.mu.Lock()
+	tx.release()
+	sp.mu.Unlock()
+	tx.closeOwned()
+}
+
+// release drops the transfer's holds on channels. Called with sp.mu held.
+func (tx *transfer) release() {
 	for _, h := range tx.holds {
 		h.put()
 	}
 	tx.holds = tx.holds[:0]
-	sp.mu.Unlock()
+}
+
+// closeOwned closes the memfds the transfer made.
+func (tx *transfer) closeOwned() {
 	for i, fd := range tx.fds {
 		if tx.owned[i] {
 			unix.Close(fd)
