@@ -192,13 +192,13 @@ func TestABIPortStatus(t *testing.T) {
 		}
 		s := decodePortStatus(w)
 		byName := map[string]uint32{
-			"mps_pset": uint32(s.PortSet), "mps_seqno": s.Seqno, "mps_mscount": s.MakeSendCount,
+			"mps_seqno": s.Seqno, "mps_mscount": s.MakeSendCount,
 			"mps_qlimit": s.QueueLimit, "mps_msgcount": s.MessageCount, "mps_sorights": s.SendOnceCount,
 			"mps_flags": s.Flags,
 		}
 		for _, f := range l.Fields {
 			switch f.Name {
-			case "mps_srights", "mps_pdrequest", "mps_nsrequest":
+			case "mps_pset", "mps_srights", "mps_pdrequest", "mps_nsrequest":
 				continue // booleans: checked below by position
 			}
 			require.Equal(t, uint32(f.Offset/4+100), byName[f.Name], f.Name)
@@ -209,6 +209,8 @@ func TestABIPortStatus(t *testing.T) {
 			w2[f.Offset/4] = 1
 			s2 := decodePortStatus(w2)
 			switch f.Name {
+			case "mps_pset":
+				require.True(t, s2.InPortSet)
 			case "mps_srights":
 				require.True(t, s2.SendRights)
 			case "mps_pdrequest":

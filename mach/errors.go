@@ -103,11 +103,21 @@ func (m MsgReturn) Text() string { return returnText(int32(m)) }
 
 func (m MsgReturn) Error() string { return formatReturn(int32(m)) }
 
-// Timeout reports whether the code is MACH_SEND_TIMED_OUT or MACH_RCV_TIMED_OUT.
-func (m MsgReturn) Timeout() bool { return m == SendTimedOut || m == RcvTimedOut }
+// base drops the MACH_MSG_IPC_SPACE / _VM_SPACE / _IPC_KERNEL / _VM_KERNEL bits a failed
+// send may carry.
+func (m MsgReturn) base() MsgReturn { return m &^ abi.MACH_MSG_MASK }
 
-// Is makes timeouts match os.ErrDeadlineExceeded and context.DeadlineExceeded.
-func (m MsgReturn) Is(target error) bool { return m.Timeout() && isDeadline(target) }
+// Timeout reports whether the code is MACH_SEND_TIMED_OUT or MACH_RCV_TIMED_OUT.
+func (m MsgReturn) Timeout() bool { b := m.base(); return b == SendTimedOut || b == RcvTimedOut }
+
+// Is makes timeouts match os.ErrDeadlineExceeded and context.DeadlineExceeded, and a code with
+// resource-shortage bits match its base code (SendTimedOut|MACH_MSG_IPC_SPACE is SendTimedOut).
+func (m MsgReturn) Is(target error) bool {
+	if t, ok := target.(MsgReturn); ok {
+		return m.base() == t.base()
+	}
+	return m.Timeout() && isDeadline(target)
+}
 
 func isDeadline(target error) bool {
 	return target == os.ErrDeadlineExceeded || target == context.DeadlineExceeded

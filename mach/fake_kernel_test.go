@@ -25,6 +25,7 @@ type fakeKernel struct {
 	destroyed int
 	calls     []string
 	types     map[Name]PortType
+	ool       [][]byte // the out-of-line memory of the last send
 	refs      map[Name]uint32
 }
 
@@ -43,6 +44,7 @@ func (f *fakeKernel) record(format string, args ...any) int32 {
 
 func (f *fakeKernel) send(buf []byte, ool [][]byte, timeoutMS int) int32 {
 	f.sent = append(f.sent, append([]byte(nil), buf...))
+	f.ool = ool
 	if f.sendRet != 0 && f.rewrite != nil {
 		f.rewrite(buf)
 	}
@@ -182,6 +184,7 @@ func TestSendTimedOutHandsBack(t *testing.T) {
 		"vm_deallocate 0xa000 9", // the kernel's copy of Go memory
 	}, f.calls)
 	require.Equal(t, Name(0x607), movedRecv.Name(), "the moved receive right follows its new name")
+	require.Equal(t, Name(0x607), m.Descriptors[0].(*PortDescriptor).Port.Name, "and so does the message, for a retry")
 	require.Equal(t, uintptr(0xb000), region.addr.Load(), "the handed-over region comes back at its new address")
 	f.calls = nil
 	require.NoError(t, movedRecv.Close())
@@ -208,6 +211,8 @@ func TestSendBodyOutOfLine(t *testing.T) {
 	require.Empty(t, got.Body)
 	require.Len(t, got.Descriptors, 1)
 	require.Equal(t, uint32(len(body)), got.Descriptors[0].(*OOLDescriptor).Size)
+	require.Len(t, f.ool, 1)
+	require.Equal(t, &body[0], &f.ool[0][0], "the body itself went out of line, not a copy")
 }
 
 func TestReceiveGrowsBuffer(t *testing.T) {
@@ -357,6 +362,7 @@ func TestParseNotification(t *testing.T) {
 		Descriptors: []Descriptor{&PortDescriptor{Port: Port{Name: 0x707, Disposition: PortReceive}}}}
 	b, _ = destroyed.Append(nil)
 	got, _ = Decode(withTrailer(b, 0))
+	got.received = true // as Receive would leave it: the right is the caller's to take
 	n, err = ParseNotification(got)
 	require.NoError(t, err)
 	require.Equal(t, Name(0x707), n.Right.Name())

@@ -119,7 +119,13 @@ func (a AuditToken) IsKernel() bool { return a == AuditToken{} }
 //
 // Sending: Remote is the destination (usually CopySendOf(send right)), Local an optional reply
 // right (e.g. MakeSendOnceOf(reply port)). Receiving: as Mach delivers it, Remote holds the reply
-// right that came with the message (if any) and Local.Name the port it arrived on.
+// right that came with the message (if any), and Local names the port it arrived on; Local's
+// disposition says how it was addressed (PortSend, or PortSendOnce for a reply) but it holds no
+// right.
+//
+// Receive fills a Message with storage of its own and reuses it on the next Receive into the same
+// value; a slice from a received message is valid until then. Take or Destroy what a received
+// message holds before receiving into it again, or it leaks.
 type Message struct {
 	Remote  Port
 	Local   Port
@@ -137,8 +143,11 @@ type Message struct {
 	// Size is msgh_size of a received or decoded message (without the trailer).
 	Size uint32
 
-	raw     []byte   // reusable buffer for encoding and receiving
-	oolData [][]byte // the memory of the out-of-line descriptors being sent
+	raw      []byte       // reusable buffer for encoding and receiving
+	oolData  [][]byte     // the memory of the out-of-line descriptors being sent
+	ownBody  []byte       // Body's storage when this package filled it, reused by the next decode
+	ownDescs []Descriptor // Descriptors' storage likewise
+	received bool         // filled by Receive: its rights and regions are the caller's to take
 }
 
 // Layout of the structures the codec reads and writes (<mach/message.h>, #pragma pack(4)).
@@ -285,7 +294,11 @@ func (m *Message) decode(b []byte) error {
 	m.Voucher = Port{Name: Name(le.Uint32(b[offVoucher:])), Disposition: bits.Voucher()}
 	m.ID = int32(le.Uint32(b[offID:]))
 	m.Complex = bits.Complex()
-	m.Descriptors = m.Descriptors[:0]
+	m.received = false
+	// Decode into storage of its own, never into slices the caller built (a message reused from
+	// a send may still alias the caller's request).
+	m.Descriptors = m.ownDescs[:0]
+	defer func() { m.ownDescs = m.Descriptors }()
 	body := b[headerSize:size]
 	if m.Complex {
 		if len(body) < bodyCountSize {
@@ -328,7 +341,8 @@ func (m *Message) decode(b []byte) error {
 			}
 		}
 	}
-	m.Body = append(m.Body[:0], body...)
+	m.ownBody = append(m.ownBody[:0], body...)
+	m.Body = m.ownBody
 	m.Trailer = Trailer{}
 	return m.decodeTrailer(b[size:])
 }

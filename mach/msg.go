@@ -66,6 +66,43 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 	}
 	var pinner runtime.Pinner
 	defer pinner.Unpin()
+	buf, err := m.encodeForSend(&pinner)
+	if err != nil {
+		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+	}
+	timeout, err := timeoutFor(ctx)
+	if err != nil {
+		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+	}
+	snaps := m.snapshotMoves(k)
+	for {
+		ret := k.send(buf, m.oolData, timeout)
+		switch {
+		case ret == abi.MACH_MSG_SUCCESS:
+			m.markSent()
+			return nil
+		case ret == sendMoveReceiveRemote:
+			return &OpError{Op: op, Name: m.Remote.Name, Err: ErrMoveReceiveUnsupported}
+		}
+		m.afterFailedSend(k, buf, ret, snaps)
+		if MsgReturn(ret).base() != SendInterrupted {
+			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
+		}
+		// A signal interrupted a blocked send and the kernel handed the message back:
+		// encode it again (rights and regions may have new names and addresses) and resend
+		// with what is left of the deadline.
+		if buf, err = m.encodeForSend(&pinner); err != nil {
+			return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+		}
+		if timeout, err = timeoutFor(ctx); err != nil || ctx.Err() != nil {
+			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
+		}
+	}
+}
+
+// encodeForSend encodes m into its reusable buffer and collects the memory of its out-of-line
+// descriptors, pinning Go memory for the duration of the send.
+func (m *Message) encodeForSend(pinner *runtime.Pinner) ([]byte, error) {
 	m.oolData = m.oolData[:0]
 	for _, d := range m.Descriptors {
 		if o, ok := d.(*OOLDescriptor); ok {
@@ -82,37 +119,10 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 	}
 	buf, err := m.Append(m.raw[:0])
 	if err != nil {
-		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+		return nil, err
 	}
 	m.raw = buf
-	timeout, err := timeoutFor(ctx)
-	if err != nil {
-		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
-	}
-	snaps := m.snapshotMoves(k)
-	for {
-		ret := k.send(buf, m.oolData, timeout)
-		switch {
-		case ret == abi.MACH_MSG_SUCCESS:
-			m.markSent()
-			return nil
-		case ret == sendMoveReceiveRemote:
-			return &OpError{Op: op, Name: m.Remote.Name, Err: ErrMoveReceiveUnsupported}
-		}
-		m.afterFailedSend(k, buf, ret, snaps)
-		if MsgReturn(ret&^abi.MACH_MSG_MASK) != SendInterrupted {
-			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
-		}
-		// A signal interrupted a blocked send and the kernel handed the message back:
-		// encode it again and resend with what is left of the deadline.
-		if buf, err = m.Append(m.raw[:0]); err != nil {
-			return &OpError{Op: op, Name: m.Remote.Name, Err: err}
-		}
-		m.raw = buf
-		if timeout, err = timeoutFor(ctx); err != nil || ctx.Err() != nil {
-			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
-		}
-	}
+	return buf, nil
 }
 
 func sendBodyOutOfLine(ctx context.Context, m *Message, opts SendOptions) error {
@@ -304,13 +314,17 @@ func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveS
 // names), rights the kernel made or copied for the message are extra and released, and memory
 // copies are unmapped unless they replace a region m handed over.
 func (m *Message) takeBack(k kernel, back *Message) {
-	pairs := [][2]Port{{m.Remote, back.Remote}, {m.Local, back.Local}, {m.Voucher, back.Voucher}}
+	type pair struct {
+		orig *Port // the message's own field, renamed when a moved right comes back renamed
+		got  Port
+	}
+	pairs := []pair{{&m.Remote, back.Remote}, {&m.Local, back.Local}, {&m.Voucher, back.Voucher}}
 	if len(back.Descriptors) == len(m.Descriptors) {
 		for i, d := range m.Descriptors {
 			switch d := d.(type) {
 			case *PortDescriptor:
 				if b, ok := back.Descriptors[i].(*PortDescriptor); ok {
-					pairs = append(pairs, [2]Port{d.Port, b.Port})
+					pairs = append(pairs, pair{&d.Port, b.Port})
 				}
 			case *OOLDescriptor:
 				b, ok := back.Descriptors[i].(*OOLDescriptor)
@@ -330,15 +344,18 @@ func (m *Message) takeBack(k kernel, back *Message) {
 		}
 	}
 	for _, pr := range pairs {
-		orig, got := pr[0], pr[1]
+		orig, got := pr.orig, pr.got
 		if orig.IsNull() || got.Disposition == orig.Disposition && !orig.Disposition.moves() {
 			continue // not copied in
 		}
 		switch {
-		case orig.Disposition.moves():
-			if orig.owner != nil && got.Name.Valid() {
+		case orig.Disposition.moves() && got.Name.Valid():
+			orig.Name = got.Name // a retry sends the right under the name it has now
+			if orig.owner != nil {
 				orig.owner.name.Store(uint32(got.Name))
 			}
+		case orig.Disposition.moves():
+			orig.consume() // it came back as a dead name (MACH_PORT_DEAD): nothing left to hold
 		case got.Name.Valid() && (got.Disposition == PortSend || got.Disposition == PortSendOnce):
 			k.deallocate(got.Name)
 		}
@@ -370,8 +387,10 @@ type ReceiveOptions struct {
 	// MaxSize is the largest message Receive accepts (default 64 MiB). A larger one stays queued
 	// and Receive fails with MACH_RCV_TOO_LARGE.
 	MaxSize int
-	// Exact receives without MACH_RCV_LARGE: a message larger than BufferSize is destroyed by
-	// the kernel and Receive fails with MACH_RCV_TOO_LARGE.
+	// Exact receives without MACH_RCV_LARGE: a message that does not fit BufferSize (less the
+	// 52-byte audit trailer) is destroyed by the kernel and Receive fails with
+	// MACH_RCV_TOO_LARGE. It is also how to discard a message that exceeds MaxSize and would
+	// otherwise stay at the head of the queue.
 	Exact bool
 	// Accept, if set, decides whether to keep a message; an error makes Receive destroy the
 	// message (mach_msg_destroy) and return an error wrapping ErrRejected and the Accept error.
@@ -480,9 +499,11 @@ func (m *Message) adopt(k kernel, buf []byte, opts ReceiveOptions) error {
 	if accept == nil {
 		accept = acceptAdoptable
 	}
+	m.received = true
 	if err := accept(m); err != nil {
 		k.destroy(buf)
 		m.forget()
+		m.received = false
 		return &OpError{Op: op, Name: m.Local.Name, Err: fmt.Errorf("%w: %w", ErrRejected, err)}
 	}
 	return nil
@@ -496,6 +517,8 @@ func acceptAdoptable(m *Message) error {
 	}
 	return nil
 }
+
+var errNotReceived = fmt.Errorf("mach: the message was not received: it holds no rights to take")
 
 // forget drops every reference to rights and regions after they were destroyed elsewhere.
 func (m *Message) forget() {
@@ -516,6 +539,9 @@ func (m *Message) forget() {
 // TakeRemote returns the reply right that came with a received message (a *SendOnceRight or
 // *SendRight), or nil if there is none; the message no longer holds it.
 func (m *Message) TakeRemote() Right {
+	if !m.received {
+		return nil
+	}
 	r := rightFor(m.Remote)
 	m.Remote = Port{}
 	return r
@@ -523,6 +549,9 @@ func (m *Message) TakeRemote() Right {
 
 // TakePort returns the right carried by port descriptor i; the message no longer holds it.
 func (m *Message) TakePort(i int) (Right, error) {
+	if !m.received {
+		return nil, errNotReceived
+	}
 	if i < 0 || i >= len(m.Descriptors) {
 		return nil, fmt.Errorf("mach: descriptor %d of %d", i, len(m.Descriptors))
 	}
@@ -537,6 +566,9 @@ func (m *Message) TakePort(i int) (Right, error) {
 
 // TakeRegion returns the memory of out-of-line descriptor i; the message no longer holds it.
 func (m *Message) TakeRegion(i int) (*Region, error) {
+	if !m.received {
+		return nil, errNotReceived
+	}
 	if i < 0 || i >= len(m.Descriptors) {
 		return nil, fmt.Errorf("mach: descriptor %d of %d", i, len(m.Descriptors))
 	}
@@ -551,8 +583,14 @@ func (m *Message) TakeRegion(i int) (*Region, error) {
 
 // Destroy releases every right and region a received message still holds, as mach_msg_destroy
 // does: the reply right, the voucher, port descriptors' rights and out-of-line memory. The
-// receiving port (Local) is not a right the message holds and is left alone.
+// receiving port (Local) is not a right the message holds and is left alone. On a message that
+// was not filled by Receive (one built to send) it does nothing: the rights named there belong
+// to the caller's typed values. Descriptors of kinds this package does not adopt, let through by
+// a custom ReceiveOptions.Accept, are not released.
 func (m *Message) Destroy() error {
+	if !m.received {
+		return nil
+	}
 	var errs []error
 	for _, p := range []Port{m.Remote, m.Voucher} {
 		if r := rightFor(p); r != nil {

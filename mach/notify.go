@@ -109,7 +109,9 @@ func (n *Notification) CloseDeadName() error {
 	if n.Kind != NotifyDeadName || !n.Name.Valid() {
 		return nil
 	}
-	return AdoptDeadName(n.Name).Close()
+	name := n.Name
+	n.Name = NameNull // once only
+	return AdoptDeadName(name).Close()
 }
 
 // Sizes of the notification messages the kernel sends (<mach/notify.h>, without trailer).
@@ -131,7 +133,8 @@ func IsNotificationID(id int32) bool {
 
 // ParseNotification decodes a received message as a kernel notification. It trusts only what
 // the kernel sent: the message must carry an audit trailer whose token is the kernel's (all zero),
-// because any process holding a send right can send a message with msgh_id 65..72. A forged one
+// because any process holding a send right can send a message with msgh_id 65..72. The trailer
+// is trustworthy in a message filled by Receive, not in one decoded from bytes of unknown origin. A forged one
 // fails with ErrForgedNotification (destroy it); an ordinary message with ErrNotNotification.
 //
 // For a port-destroyed notification the receive right moves from the message to the result.
@@ -163,7 +166,7 @@ func ParseNotification(m *Message) (*Notification, error) {
 			return nil, fmt.Errorf("mach: %v notification of %d bytes: %w", kind, m.Size, ErrInvalidMessage)
 		}
 	case NotifyPortDestroyed:
-		if len(m.Descriptors) != 1 {
+		if !m.Complex || m.Size != notifyPortDestroyedSz || len(m.Descriptors) != 1 {
 			return nil, fmt.Errorf("mach: %v notification with %d descriptors: %w", kind, len(m.Descriptors), ErrInvalidMessage)
 		}
 		d, ok := m.Descriptors[0].(*PortDescriptor)

@@ -110,7 +110,7 @@ func (r *ReceiveRight) SetQueueLimit(limit int) error {
 
 // PortStatus is mach_port_status_t: the state of a receive right.
 type PortStatus struct {
-	PortSet                Name   // mps_pset: a set the port is in, or 0
+	InPortSet              bool   // mps_pset: the port is a member of a port set (xnu reports 0 or 1)
 	Seqno                  uint32 // mps_seqno
 	MakeSendCount          uint32 // mps_mscount: send rights made so far
 	QueueLimit             uint32 // mps_qlimit
@@ -127,7 +127,7 @@ const portStatusWords = abi.MACH_PORT_RECEIVE_STATUS_COUNT
 
 func decodePortStatus(w [portStatusWords]int32) PortStatus {
 	return PortStatus{
-		PortSet: Name(w[0]), Seqno: uint32(w[1]), MakeSendCount: uint32(w[2]), QueueLimit: uint32(w[3]),
+		InPortSet: w[0] != 0, Seqno: uint32(w[1]), MakeSendCount: uint32(w[2]), QueueLimit: uint32(w[3]),
 		MessageCount: uint32(w[4]), SendOnceCount: uint32(w[5]), SendRights: w[6] != 0,
 		PortDestroyedRequested: w[7] != 0, NoSendersRequested: w[8] != 0, Flags: uint32(w[9]),
 	}

@@ -244,21 +244,26 @@ type Receiver interface {
 	receiveName() (Name, error)
 }
 
-// Ports for messages. A Port built from a typed right lets Send mark that right as gone when the
-// message moves it.
+// Ports for messages. A Port built from a typed right lets Send refuse a right that was already
+// closed, and mark the right as gone when the message moves it. A right must not be closed while
+// a message naming it is being sent.
 
 // CopySendOf names a send right the sender keeps (COPY_SEND).
-func CopySendOf(r *SendRight) Port { return Port{Name: r.Name(), Disposition: CopySend} }
+func CopySendOf(r *SendRight) Port { return Port{Name: r.Name(), Disposition: CopySend, owner: &r.s} }
 
 // MoveSendOf names a send right the message takes away (MOVE_SEND); after a successful send the
 // SendRight is gone and Close does nothing.
 func MoveSendOf(r *SendRight) Port { return Port{Name: r.Name(), Disposition: MoveSend, owner: &r.s} }
 
 // MakeSendOf makes a new send right from a receive right (MAKE_SEND) for the receiver.
-func MakeSendOf(r *ReceiveRight) Port { return Port{Name: r.Name(), Disposition: MakeSend} }
+func MakeSendOf(r *ReceiveRight) Port {
+	return Port{Name: r.Name(), Disposition: MakeSend, owner: &r.s}
+}
 
 // MakeSendOnceOf makes a send-once right from a receive right (MAKE_SEND_ONCE), e.g. for replies.
-func MakeSendOnceOf(r *ReceiveRight) Port { return Port{Name: r.Name(), Disposition: MakeSendOnce} }
+func MakeSendOnceOf(r *ReceiveRight) Port {
+	return Port{Name: r.Name(), Disposition: MakeSendOnce, owner: &r.s}
+}
 
 // MoveSendOnceOf sends a send-once right away (MOVE_SEND_ONCE), e.g. to reply through it.
 func MoveSendOnceOf(r *SendOnceRight) Port {

@@ -434,12 +434,7 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		if len(info) < abi.MACH_PORT_RECEIVE_STATUS_COUNT {
 			return 0, abi.KERN_INVALID_ARGUMENT
 		}
-		var set uint32
-		for ps := range p.sets {
-			set = ps.name
-			break
-		}
-		info[0] = int32(set)
+		info[0] = int32(b2u(len(p.sets) > 0)) // xnu reports membership, not which set
 		info[1] = int32(p.seqno)
 		info[2] = int32(p.mscount)
 		info[3] = atomic.LoadInt32(p.ctr.limit())
