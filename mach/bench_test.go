@@ -40,12 +40,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.ResetTimer()
 		for i := range b.N {
 			start := time.Now()
-			if err := mach.Send(ctx, out); err != nil {
-				b.Fatal(err)
-			}
-			if err := mach.Receive(ctx, from, &in); err != nil {
-				b.Fatal(err)
-			}
+			sendReceive(b, ctx, out, from, &in)
 			lat[i] = time.Since(start)
 		}
 		b.StopTimer()
@@ -64,6 +59,16 @@ func BenchmarkRoundTrip(b *testing.B) {
 	require.NoError(b, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), ID: idQuit}))
 }
 
+// sendReceive sends out and receives the next message on from into in.
+func sendReceive(b *testing.B, ctx context.Context, out *mach.Message, from mach.Receiver, in *mach.Message) {
+	if err := mach.Send(ctx, out); err != nil {
+		b.Fatal(err)
+	}
+	if err := mach.Receive(ctx, from, in); err != nil {
+		b.Fatal(err)
+	}
+}
+
 func ctxTimeout2(b testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	b.Cleanup(cancel)
@@ -80,12 +85,7 @@ func BenchmarkSendReceive(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if err := mach.Send(ctx, out); err != nil {
-			b.Fatal(err)
-		}
-		if err := mach.Receive(ctx, r, &in); err != nil {
-			b.Fatal(err)
-		}
+		sendReceive(b, ctx, out, r, &in)
 	}
 }
 
@@ -119,12 +119,7 @@ func BenchmarkOutOfLine64MiB(b *testing.B) {
 			out := &mach.Message{Remote: mach.CopySendOf(s), ID: 1,
 				Descriptors: []mach.Descriptor{&mach.OOLDescriptor{Region: region, Deallocate: true, Copy: mach.VirtualCopy}}}
 			b.StartTimer()
-			if err := mach.Send(ctx, out); err != nil {
-				b.Fatal(err)
-			}
-			if err := mach.Receive(ctx, r, &in); err != nil {
-				b.Fatal(err)
-			}
+			sendReceive(b, ctx, out, r, &in)
 			in.Destroy()
 		}
 	})
@@ -137,12 +132,7 @@ func BenchmarkOutOfLine64MiB(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ResetTimer()
 		for range b.N {
-			if err := mach.Send(ctx, out); err != nil {
-				b.Fatal(err)
-			}
-			if err := mach.Receive(ctx, r, &in); err != nil {
-				b.Fatal(err)
-			}
+			sendReceive(b, ctx, out, r, &in)
 			in.Destroy()
 		}
 	})

@@ -181,13 +181,6 @@ var (
 	ErrMoveReceiveUnsupported = fmt.Errorf("moving a receive right to another process: %w", errors.ErrUnsupported)
 )
 
-func opErr(op string, name Name, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &OpError{Op: op, Name: name, Err: err}
-}
-
 // kernErr turns a raw kern_return_t into an OpError (nil for KERN_SUCCESS).
 func kernErr(op string, name Name, kr int32) error {
 	if kr == abi.KERN_SUCCESS {

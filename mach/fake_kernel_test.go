@@ -45,10 +45,11 @@ func (f *fakeKernel) record(format string, args ...any) int32 {
 func (f *fakeKernel) send(buf []byte, ool [][]byte, timeoutMS int) int32 {
 	f.sent = append(f.sent, append([]byte(nil), buf...))
 	f.ool = ool
-	if f.sendRet != 0 && f.rewrite != nil {
+	ret := f.sendRet
+	if ret != 0 && f.rewrite != nil {
 		f.rewrite(buf)
 	}
-	return f.sendRet
+	return ret
 }
 
 func (f *fakeKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
@@ -449,4 +450,32 @@ func TestSendHeaderDestroyed(t *testing.T) {
 	require.NoError(t, dest.Close())
 	require.NoError(t, desc.Close())
 	require.Equal(t, []string{"deallocate 0x207"}, f.calls)
+}
+
+// An interrupted send is handed back and sent again, under the names its rights have now.
+func TestSendInterruptedIsRetried(t *testing.T) {
+	f := installFake(t)
+	moved := AdoptReceive(0x407)
+	dest := AdoptSend(0x103)
+	m := &Message{Remote: CopySendOf(dest), ID: 3,
+		Descriptors: []Descriptor{&PortDescriptor{Port: MoveReceiveOf(moved)}}}
+	attempts := 0
+	f.sendRet = abi.MACH_SEND_INTERRUPTED
+	f.rewrite = func(buf []byte) {
+		attempts++
+		back := Message{Remote: Port{Name: 0x103, Disposition: PortSend}, ID: 3,
+			Descriptors: []Descriptor{&PortDescriptor{Port: Port{Name: 0x507, Disposition: PortReceive}}}}
+		out, _ := back.Append(nil)
+		copy(buf, out)
+		f.sendRet = abi.MACH_MSG_SUCCESS // the second attempt goes through
+	}
+	require.NoError(t, Send(context.Background(), m))
+	require.Equal(t, 1, attempts)
+	require.Len(t, f.sent, 2)
+	again, err := Decode(f.sent[1])
+	require.NoError(t, err)
+	require.Equal(t, Name(0x507), again.Descriptors[0].(*PortDescriptor).Port.Name, "resent under its new name")
+	require.Equal(t, []string{"deallocate 0x103"}, f.calls, "the extra send right of the first attempt was released")
+	require.NoError(t, moved.Close(), "moved by the successful retry")
+	require.Len(t, f.calls, 1)
 }

@@ -93,11 +93,7 @@ func (o portOptions) encode(b *[portOptionsSize]byte) {
 // SetQueueLimit changes the port's queue limit (MACH_PORT_LIMITS_INFO).
 func (r *ReceiveRight) SetQueueLimit(limit int) error {
 	const op = "mach_port_set_attributes"
-	n, err := r.s.held(op)
-	if err != nil {
-		return err
-	}
-	k, err := getKernel(op)
+	n, k, err := r.s.use(op)
 	if err != nil {
 		return err
 	}
@@ -136,11 +132,7 @@ func decodePortStatus(w [portStatusWords]int32) PortStatus {
 // Status returns the port's status (MACH_PORT_RECEIVE_STATUS).
 func (r *ReceiveRight) Status() (PortStatus, error) {
 	const op = "mach_port_get_attributes"
-	n, err := r.s.held(op)
-	if err != nil {
-		return PortStatus{}, err
-	}
-	k, err := getKernel(op)
+	n, k, err := r.s.use(op)
 	if err != nil {
 		return PortStatus{}, err
 	}

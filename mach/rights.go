@@ -32,6 +32,16 @@ func (s *rightState) held(op string) (Name, error) {
 	return s.current(), nil
 }
 
+// use returns the name and the kernel for an operation on a right that must still be held.
+func (s *rightState) use(op string) (Name, kernel, error) {
+	n, err := s.held(op)
+	if err != nil {
+		return NameNull, nil, err
+	}
+	k, err := getKernel(op)
+	return n, k, err
+}
+
 // release runs free once, the first time the right is given up; later calls return nil.
 func (s *rightState) release(op string, free func(k kernel, n Name) int32) error {
 	if !s.gone.CompareAndSwap(false, true) {
@@ -101,11 +111,7 @@ func (r *ReceiveRight) receiveName() (Name, error) { return r.s.held("mach_msg r
 // MakeSend creates a send right to the port (mach_port_insert_right with MAKE_SEND). The send
 // right has the receive right's name; each call adds one user reference.
 func (r *ReceiveRight) MakeSend() (*SendRight, error) {
-	n, err := r.s.held("mach_port_insert_right")
-	if err != nil {
-		return nil, err
-	}
-	k, err := getKernel("mach_port_insert_right")
+	n, k, err := r.s.use("mach_port_insert_right")
 	if err != nil {
 		return nil, err
 	}
@@ -118,11 +124,7 @@ func (r *ReceiveRight) MakeSend() (*SendRight, error) {
 // MakeSendOnce creates a send-once right to the port (mach_port_extract_right with
 // MAKE_SEND_ONCE). It gets a name of its own.
 func (r *ReceiveRight) MakeSendOnce() (*SendOnceRight, error) {
-	n, err := r.s.held("mach_port_extract_right")
-	if err != nil {
-		return nil, err
-	}
-	k, err := getKernel("mach_port_extract_right")
+	n, k, err := r.s.use("mach_port_extract_right")
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +150,7 @@ func (r *SendRight) Close() error {
 // Copy adds a user reference to the send right (mach_port_mod_refs +1) and returns it as a
 // separate value; both must be closed.
 func (r *SendRight) Copy() (*SendRight, error) {
-	n, err := r.s.held("mach_port_mod_refs")
-	if err != nil {
-		return nil, err
-	}
-	k, err := getKernel("mach_port_mod_refs")
+	n, k, err := r.s.use("mach_port_mod_refs")
 	if err != nil {
 		return nil, err
 	}
@@ -212,11 +210,7 @@ func (r *PortSet) member(op string, member *ReceiveRight) error {
 	if err != nil {
 		return err
 	}
-	n, err := member.s.held(op)
-	if err != nil {
-		return err
-	}
-	k, err := getKernel(op)
+	n, k, err := member.s.use(op)
 	if err != nil {
 		return err
 	}

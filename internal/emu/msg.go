@@ -291,8 +291,7 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		}
 		tx.holds = append(tx.holds, c) // the transfer owns the only hold
 		if c.sendOnce {
-			p := e.recv
-			tx.undos = append(tx.undos, func() { p.discardSendOnce(c) })
+			tx.undos = append(tx.undos, func() { discardSendOnce(c) })
 		}
 		tx.dest, tx.destPort = c, e.recv
 		return c, abi.MACH_MSG_SUCCESS
@@ -416,8 +415,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			return r, abi.MACH_SEND_NO_BUFFER
 		}
 		tx.holds = append(tx.holds, c)
-		p := e.recv
-		tx.undos = append(tx.undos, func() { p.discardSendOnce(c) })
+		tx.undos = append(tx.undos, func() { discardSendOnce(c) })
 		r.typ, r.id = typePortSendOnce, c.id
 		r.fd = tx.addFD(c.fd)
 		return r, abi.MACH_MSG_SUCCESS
@@ -464,7 +462,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 
 // discardSendOnce retires a send-once channel made for a send that failed: its hang-up is
 // silent, as the right never existed for anyone.
-func (p *port) discardSendOnce(c *sendChan) {
+func discardSendOnce(c *sendChan) {
 	if c.rc != nil {
 		c.rc.used = true
 	}

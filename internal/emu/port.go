@@ -461,7 +461,6 @@ type pset struct {
 	epfd    int
 	epFile  *os.File
 	evfd    int
-	name    uint32
 	members map[uint64]*port
 	dead    bool
 	waiters int
@@ -555,7 +554,6 @@ func membership(name, set uint32, f func(ps *pset, p *port) int32) int32 {
 			return abi.KERN_INVALID_RIGHT
 		}
 		ps = se.pset
-		ps.name = set
 	}
 	return f(ps, e.recv)
 }

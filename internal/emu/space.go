@@ -122,7 +122,6 @@ type space struct {
 	next    uint32
 	byPort  map[portID]uint32 // the name holding a port's receive and/or send rights
 	tokens  map[uint64]*port  // receive rights moved inside this process, in flight
-	pids    int
 }
 
 var sp = &space{entries: map[uint32]*entry{}, byPort: map[portID]uint32{}, tokens: map[uint64]*port{}}
