@@ -49,9 +49,26 @@ func TestHostilePeer(t *testing.T) {
 		require.NoError(t, unix.Ftruncate(m, 1<<20))
 		return []int{m}
 	}
-	oolRecord := func(b []byte, size uint32) []byte {
+	sealed := func(sizes ...int64) func() []int {
+		return func() []int {
+			var fds []int
+			for _, size := range sizes {
+				m, err := unix.MemfdCreate("x", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+				require.NoError(t, err)
+				require.NoError(t, unix.Ftruncate(m, size))
+				_, err = unix.FcntlInt(uintptr(m), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+				require.NoError(t, err)
+				fds = append(fds, m)
+			}
+			return fds
+		}
+	}
+	oolRecord := func(b []byte, size uint32, parts ...uint8) []byte {
 		rec := make([]byte, 32)
 		rec[0] = 2 // memory
+		if len(parts) > 0 {
+			rec[3] = parts[0] - 1
+		}
 		binary.LittleEndian.PutUint16(rec[4:], 0)
 		binary.LittleEndian.PutUint16(rec[6:], 0xffff)
 		binary.LittleEndian.PutUint32(rec[8:], size)
@@ -70,14 +87,9 @@ func TestHostilePeer(t *testing.T) {
 		{"unexpected fds", emuHeader(0, 0, 0, 0, -1), pipeFDs},
 		{"fd count lies", emuHeader(0, 0, 0, 3, -1), pipeFDs},
 		{"body memfd not sealed", emuHeader(1, 1<<20, 0, 1, 0), unsealed},
-		{"memory record beyond its memfd", oolRecord(emuHeader(0, 0, 1, 1, -1), 1<<30), func() []int {
-			m, err := unix.MemfdCreate("x", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-			require.NoError(t, err)
-			require.NoError(t, unix.Ftruncate(m, 4096))
-			_, err = unix.FcntlInt(uintptr(m), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
-			require.NoError(t, err)
-			return []int{m}
-		}},
+		{"memory record beyond its memfd", oolRecord(emuHeader(0, 0, 1, 1, -1), 1<<30), sealed(4096)},
+		{"a part of memory short", oolRecord(emuHeader(0, 0, 1, 2, -1), 16<<20, 2), sealed(8<<20, 4096)},
+		{"memory parts beyond the fds", oolRecord(emuHeader(0, 0, 1, 2, -1), 24<<20, 3), sealed(8<<20, 8<<20)},
 		{"bad magic", append([]byte{1, 2, 3, 4}, emuHeader(0, 0, 0, 0, -1)[4:]...), nil},
 	}
 	for i, c := range cases {

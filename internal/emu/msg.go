@@ -5,6 +5,7 @@ package emu
 import (
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 	"unsafe"
@@ -154,10 +155,15 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	for _, d := range m.Descs {
 		var r record
 		if d.Memory {
-			r = record{kind: kindMemory, typ: d.Copy, fd: -1, counterFD: -1, size: d.Size}
+			r = record{kind: kindMemory, typ: d.Copy, fd: -1, counterFD: -1, parts: 1, size: d.Size}
 			if d.Size > 0 {
+				r.parts = uint8(tx.memParts(d))
 				r.fd = tx.addFD(-1) // filled in after the lock is dropped
-				tx.mem = append(tx.mem, memCopy{index: r.fd, data: d.Data, addr: d.Addr, size: d.Size, dealloc: d.Dealloc})
+				for range r.parts - 1 {
+					tx.addFD(-1)
+				}
+				tx.mem = append(tx.mem, memCopy{index: r.fd, parts: int(r.parts), data: d.Data, addr: d.Addr,
+					size: d.Size, dealloc: d.Dealloc})
 			}
 		} else {
 			var kr int32
@@ -237,7 +243,8 @@ func putTransfer(tx *transfer) {
 }
 
 type memCopy struct {
-	index   int16
+	index   int16 // of the first memfd
+	parts   int
 	data    []byte
 	addr    uintptr
 	size    uint32
@@ -468,20 +475,35 @@ func discardSendOnce(c *sendChan) {
 	}
 }
 
+// splitMin is the smallest out-of-line copy split into parts written in parallel; a part is
+// never smaller than half of it.
+const splitMin = 8 << 20
+
+// memParts chooses how many memfds an out-of-line region travels in: one for small regions and
+// for regions donated whole; else one per CPU, within maxMemParts and the message's fd budget.
+func (tx *transfer) memParts(d Desc) int {
+	if d.Size < splitMin || (d.Dealloc && isRegion(d.Addr, d.Size)) {
+		return 1
+	}
+	parts := min(runtime.GOMAXPROCS(0), maxMemParts, int(d.Size/(splitMin/2)))
+	if len(tx.fds)+parts > maxFDs/2 {
+		return 1
+	}
+	return max(parts, 1)
+}
+
 // fillMemory writes out-of-line data and a large body into sealed memfds.
 func (tx *transfer) fillMemory(body []byte) error {
 	for _, mc := range tx.mem {
-		if mc.dealloc {
+		if mc.dealloc && mc.parts == 1 {
 			if fd, ok := donatable(mc.addr, mc.size); ok {
 				tx.fds[mc.index] = fd // handed over as it is; VMDeallocate closes it after the send
 				continue
 			}
 		}
-		fd, err := sealedMemfd(mc.data)
-		if err != nil {
+		if err := tx.copyToMemfds(mc); err != nil {
 			return err
 		}
-		tx.fds[mc.index], tx.owned[mc.index] = fd, true
 	}
 	tx.dg.bodyLen = uint32(len(body))
 	if len(body) > inlineBodyMax {
@@ -496,6 +518,30 @@ func (tx *transfer) fillMemory(body []byte) error {
 	}
 	tx.dg.nfds = len(tx.fds)
 	return nil
+}
+
+// copyToMemfds copies one region into its memfds, the parts in parallel.
+func (tx *transfer) copyToMemfds(mc memCopy) error {
+	fill := func(i int) error {
+		off, n := memPart(mc.size, mc.parts, i)
+		fd, err := sealedMemfd(mc.data[off : off+n])
+		if err == nil {
+			idx := int(mc.index) + i
+			tx.fds[idx], tx.owned[idx] = fd, true
+		}
+		return err
+	}
+	if mc.parts == 1 {
+		return fill(0)
+	}
+	errs := make([]error, mc.parts)
+	var wg sync.WaitGroup
+	for i := 1; i < mc.parts; i++ {
+		wg.Go(func() { errs[i] = fill(i) })
+	}
+	errs[0] = fill(0)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func sealedMemfd(data []byte) (int, error) {

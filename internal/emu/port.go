@@ -20,8 +20,7 @@ type port struct {
 	name    uint32
 	key     uint64 // identifies the port in epoll data
 	epfd    int
-	epFile  *os.File // epfd, non-blocking, for Go's poller
-	evfd    int      // semaphore eventfd: one count per message in local
+	evfd    int // semaphore eventfd: one count per message in local
 	chans   map[int]*rchan
 	local   []*inMsg
 	ctr     *counter
@@ -71,7 +70,7 @@ func newPort(qlimit uint32) (*port, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	p := &port{id: newPortID(), key: portKeys.Add(1), epfd: epfd, epFile: pollable(epfd), evfd: evfd,
+	p := &port{id: newPortID(), key: portKeys.Add(1), epfd: epfd, evfd: evfd,
 		chans: map[int]*rchan{}, ctr: ctr, sets: map[*pset]struct{}{}}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
 		p.closeFDs()
@@ -80,15 +79,16 @@ func newPort(qlimit uint32) (*port, error) {
 	return p, nil
 }
 
-// pollable hands an epoll fd to Go's poller, so a receiver parks its goroutine instead of
-// blocking a thread in epoll_wait. The file owns fd.
+// pollable hands an epoll fd to Go's poller, so a receiver with a deadline or a context parks
+// its goroutine instead of blocking a thread. Only per-wait epoll fds go there: a port's own
+// epoll fd in Go's poller would wake an idle thread of the runtime on every message.
 func pollable(fd int) *os.File {
 	unix.SetNonblock(fd, true)
 	return os.NewFile(uintptr(fd), "machport-epoll")
 }
 
 func (p *port) closeFDs() {
-	p.epFile.Close()
+	unix.Close(p.epfd)
 	unix.Close(p.evfd)
 	p.ctr.kill() // senders waiting for room learn the port is gone
 	p.ctr.close()
@@ -459,7 +459,6 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 // receivers when the set is destroyed.
 type pset struct {
 	epfd    int
-	epFile  *os.File
 	evfd    int
 	members map[uint64]*port
 	dead    bool
@@ -481,11 +480,11 @@ func newPset() (*pset, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	return &pset{epfd: epfd, epFile: pollable(epfd), evfd: evfd, members: map[uint64]*port{}}, nil
+	return &pset{epfd: epfd, evfd: evfd, members: map[uint64]*port{}}, nil
 }
 
 func (ps *pset) closeFDs() {
-	ps.epFile.Close()
+	unix.Close(ps.epfd)
 	unix.Close(ps.evfd)
 }
 

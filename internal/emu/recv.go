@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -65,17 +67,16 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			return need, abi.MACH_MSG_SUCCESS
 		}
 		// Nothing queued: wait on the port's (or set's) epoll fd.
-		var waitFile *os.File
 		var waitFD int
 		if p != nil {
-			waitFile, waitFD = p.epFile, p.epfd
+			waitFD = p.epfd
 			p.waiters++
 		} else {
-			waitFile, waitFD = ps.epFile, ps.epfd
+			waitFD = ps.epfd
 			ps.waiters++
 		}
 		sp.mu.Unlock()
-		kr = wait(ctx, waitFile, waitFD, deadline, timeout >= 0)
+		kr = wait(ctx, waitFD, deadline, timeout >= 0)
 		sp.mu.Lock()
 		dead := false
 		if p != nil {
@@ -256,11 +257,14 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 		}
 		mp := mapping{size: r.size}
 		if r.size > 0 {
-			if mp.addr = mapMemory(m.fds[r.fd], r.size); mp.addr == 0 {
+			fds := m.fds[r.fd : int(r.fd)+int(r.parts)]
+			if mp.addr = mapMemory(fds, r.size); mp.addr == 0 {
 				return bad()
 			}
-			unix.Close(m.fds[r.fd])
-			m.fds[r.fd] = -1
+			for i, fd := range fds {
+				unix.Close(fd)
+				fds[i] = -1
+			}
 		}
 		m.maps = append(m.maps, mp)
 	}
@@ -340,8 +344,7 @@ func (m *inMsg) parseControl(oob []byte) (hasCreds bool, err error) {
 
 // checkMemory refuses memfds a hostile sender could change or shrink under the receiver.
 func (m *inMsg) checkMemory() error {
-	check := func(idx int16, size uint32) error {
-		fd := m.fds[idx]
+	check := func(fd int, size uint32) error {
 		seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
 		if err != nil || seals&unix.F_SEAL_SHRINK == 0 || seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) == 0 {
 			return errMalformed
@@ -353,14 +356,18 @@ func (m *inMsg) checkMemory() error {
 		return nil
 	}
 	for _, r := range m.dg.descs {
-		if r.kind == kindMemory && r.size > 0 {
-			if err := check(r.fd, r.size); err != nil {
+		if r.kind != kindMemory || r.size == 0 {
+			continue
+		}
+		for i := range int(r.parts) {
+			_, n := memPart(r.size, int(r.parts), i)
+			if err := check(m.fds[int(r.fd)+i], n); err != nil {
 				return err
 			}
 		}
 	}
 	if m.dg.bodyFD >= 0 {
-		return check(m.dg.bodyFD, m.dg.bodyLen)
+		return check(m.fds[m.dg.bodyFD], m.dg.bodyLen)
 	}
 	return nil
 }
@@ -491,7 +498,7 @@ func ready(fd uintptr) bool {
 // either, it blocks the thread in epoll_wait on the port itself; otherwise it parks the goroutine
 // on a waiter epoll (in Go's poller) that watches fd, whose read deadline carries both the
 // deadline and cancellation, so receivers with different deadlines never share one.
-func wait(ctx context.Context, f *os.File, fd int, deadline time.Time, hasDeadline bool) int32 {
+func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
 	if ctx.Done() == nil && !hasDeadline {
 		// Block the thread in epoll_wait, as mach_msg blocks it on Darwin: measured against
 		// parking in Go's poller, this halves the median cross-process round trip on a 2-core
@@ -568,15 +575,31 @@ type mapping struct {
 // maxBody is the largest inline body a message may declare (ipc_kmsg_max_body_space).
 const maxBody = 64<<20*3/4 - 68
 
-// mapMemory maps an out-of-line memfd copy-on-write (Mach's virtual copy): the receiver may
-// write its pages without touching the sender's.
-func mapMemory(fd int, size uint32) uintptr {
-	addr, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE, uintptr(fd), 0)
-	if errno != 0 {
+// mapMemory maps out-of-line memfds copy-on-write (Mach's virtual copy), back to back: the
+// receiver may write its pages without touching the sender's.
+func mapMemory(fds []int, size uint32) uintptr {
+	mmap := func(addr uintptr, n uint32, flags, fd int) (uintptr, bool) {
+		a, _, errno := unix.Syscall6(unix.SYS_MMAP, addr, uintptr(n), unix.PROT_READ|unix.PROT_WRITE,
+			uintptr(flags), uintptr(fd), 0)
+		return a, errno == 0
+	}
+	if len(fds) == 1 {
+		addr, _ := mmap(0, size, unix.MAP_PRIVATE, fds[0])
+		return addr
+	}
+	// Reserve the whole range, then map each part over its place in it.
+	base, ok := mmap(0, size, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, -1)
+	if !ok {
 		return 0
 	}
-	return addr
+	for i, fd := range fds {
+		off, n := memPart(size, len(fds), i)
+		if _, ok := mmap(base+uintptr(off), n, unix.MAP_PRIVATE|unix.MAP_FIXED, fd); !ok {
+			unix.Syscall(unix.SYS_MUNMAP, base, uintptr(size), 0)
+			return 0
+		}
+	}
+	return base
 }
 
 // Regions from VMAllocate are shared mappings of a memfd, so that sending one with deallocate
@@ -622,7 +645,7 @@ func VMDeallocate(addr uintptr, size int) int32 {
 	if size == 0 {
 		return abi.KERN_SUCCESS
 	}
-	if _, _, errno := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0); errno != 0 {
+	if errno := unmap(addr, size); errno != 0 {
 		return abi.KERN_INVALID_ADDRESS
 	}
 	regions.Lock()
@@ -633,6 +656,37 @@ func VMDeallocate(addr uintptr, size int) int32 {
 		unix.Close(r.fd)
 	}
 	return abi.KERN_SUCCESS
+}
+
+// unmap unmaps [addr, addr+size). Freeing the pages of a large memfd mapping costs about as much
+// as allocating them, so large ranges are unmapped in parallel parts, as they were filled.
+func unmap(addr uintptr, size int) unix.Errno {
+	if size < splitMin || size > math.MaxUint32 || runtime.GOMAXPROCS(0) == 1 {
+		_, _, errno := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0)
+		return errno
+	}
+	parts := min(runtime.GOMAXPROCS(0), maxMemParts)
+	errs := make([]unix.Errno, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		off, n := memPart(uint32(size), parts, i)
+		wg.Go(func() { _, _, errs[i] = unix.Syscall(unix.SYS_MUNMAP, addr+uintptr(off), uintptr(n), 0) })
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != 0 {
+			return e
+		}
+	}
+	return 0
+}
+
+// isRegion reports whether [addr, addr+size) is a whole region from VMAllocate.
+func isRegion(addr uintptr, size uint32) bool {
+	regions.Lock()
+	r, ok := regions.byAddr[addr]
+	regions.Unlock()
+	return ok && r.size == int(size)
 }
 
 // donatable returns the memfd behind a whole region from VMAllocate, sealed against growing,

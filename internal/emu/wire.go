@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"golang.org/x/sys/unix"
 )
 
 // The datagram one message travels as on a channel. Little-endian; fds travel beside it with
@@ -20,11 +22,16 @@ import (
 //	64 records: the descriptors, 32 bytes each
 //	.. the inline body (unless it is in a memfd)
 //
+// Out-of-line memory travels in one memfd or, when large, in up to maxMemParts memfds at
+// consecutive fd indices, each memPartSize bytes but the last: writes to one shmem file are
+// serialised by its inode lock, so the sender fills the parts in parallel, and the receiver maps
+// them back to back.
+//
 // A record:
 //
 //	0 u8 kind (0 none, 1 port right, 2 out-of-line memory, 3 receive right moved in-process)
 //	1 u8 right type (16 receive, 17 send, 18 send-once) or the copy option
-//	2 u8 deallocate   3 u8 zero   4 i16 fd index   6 i16 counter fd index
+//	2 u8 deallocate   3 u8 memfd parts - 1   4 i16 fd index   6 i16 counter fd index
 //	8 u32 memory size 12 u32 zero 16 [16]byte port id, or the u64 token of a moved receive right
 const (
 	wireMagic       = 0x4d50454d // "MEPM"
@@ -44,6 +51,25 @@ const (
 	maxDatagram = wireFixedSize + MaxDescriptors*wireRecordSize + inlineBodyMax
 )
 
+// maxMemParts is the most memfds one out-of-line region travels in.
+const maxMemParts = 8
+
+var pageSize = uint64(unix.Getpagesize())
+
+// memPartSize is the size of every part of a region of size bytes sent in parts memfds but the
+// last, which holds the rest.
+func memPartSize(size uint32, parts int) uint32 {
+	per := (uint64(size) + uint64(parts) - 1) / uint64(parts)
+	return uint32((per + pageSize - 1) &^ (pageSize - 1))
+}
+
+// memPart returns the offset and length of part i.
+func memPart(size uint32, parts, i int) (off, n uint32) {
+	per := memPartSize(size, parts)
+	off = per * uint32(i)
+	return off, min(per, size-off)
+}
+
 const (
 	kindNone    = 0
 	kindPort    = 1
@@ -58,6 +84,7 @@ type record struct {
 	dealloc   bool
 	fd        int16 // index into the fds, -1 for none
 	counterFD int16
+	parts     uint8 // memfds of out-of-line memory (at fd, fd+1, ...); 1 when size is 0
 	size      uint32
 	id        portID
 	token     uint64
@@ -81,6 +108,9 @@ func putRecord(b []byte, r *record) {
 	b[0], b[1] = r.kind, r.typ
 	if r.dealloc {
 		b[2] = 1
+	}
+	if r.kind == kindMemory && r.parts > 1 {
+		b[3] = r.parts - 1
 	}
 	binary.LittleEndian.PutUint16(b[4:], uint16(r.fd))
 	binary.LittleEndian.PutUint16(b[6:], uint16(r.counterFD))
@@ -202,7 +232,7 @@ func (d *datagram) decode(b []byte, nfds int) error {
 
 func parseRecord(b []byte, r *record, isReply bool, useFD func(int16, bool) error) error {
 	le := binary.LittleEndian
-	r.kind, r.typ, r.dealloc = b[0], b[1], b[2] != 0
+	r.kind, r.typ, r.dealloc, r.parts = b[0], b[1], b[2] != 0, 0
 	r.fd = int16(le.Uint16(b[4:]))
 	r.counterFD = int16(le.Uint16(b[6:]))
 	r.size = le.Uint32(b[8:])
@@ -238,8 +268,17 @@ func parseRecord(b []byte, r *record, isReply bool, useFD func(int16, bool) erro
 		if isReply || r.typ > 1 || r.counterFD != -1 {
 			return fmt.Errorf("%w: memory record", errMalformed)
 		}
+		r.parts = b[3] + 1
+		if int(r.parts) > maxMemParts || (r.parts > 1 && uint64(r.size) <= uint64(r.parts-1)*uint64(memPartSize(r.size, int(r.parts)))) {
+			return fmt.Errorf("%w: %d bytes in %d parts", errMalformed, r.size, r.parts)
+		}
 		if err := useFD(r.fd, r.size > 0); err != nil {
 			return err
+		}
+		for i := int16(1); i < int16(r.parts); i++ {
+			if err := useFD(r.fd+i, true); err != nil {
+				return err
+			}
 		}
 	case kindReceive:
 		if isReply || r.typ != typePortReceive || r.fd != -1 || r.counterFD != -1 {

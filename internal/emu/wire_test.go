@@ -14,7 +14,7 @@ func sampleDatagram() *datagram {
 		reply: record{kind: kindPort, typ: typePortSendOnce, fd: 0, counterFD: -1, id: portID{1, 2, 3}},
 		descs: []record{
 			{kind: kindPort, typ: typePortSend, fd: 1, counterFD: 2, id: portID{9}},
-			{kind: kindMemory, typ: 1, fd: 3, counterFD: -1, size: 4001},
+			{kind: kindMemory, typ: 1, fd: 3, counterFD: -1, parts: 1, size: 4001},
 			{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: 42},
 		},
 	}
@@ -37,6 +37,51 @@ func TestDatagramRoundTrip(t *testing.T) {
 	dup := sampleDatagram()
 	dup.descs[1].fd = 1 // the same fd twice
 	require.ErrorIs(t, got.decode(dup.encode(nil), 4), errMalformed)
+}
+
+// A large region travels in parts at consecutive fd indices; every part must hold data and the
+// indices must be in range and unused.
+func TestDatagramMemoryParts(t *testing.T) {
+	const mib = 1 << 20
+	mem := func(fd int16, parts uint8, size uint32) *datagram {
+		return &datagram{bodyFD: -1, nfds: 5, reply: record{fd: -1, counterFD: -1},
+			descs: []record{{kind: kindMemory, fd: fd, counterFD: -1, parts: parts, size: size}}}
+	}
+	for _, tc := range []struct {
+		name string
+		d    *datagram
+		nfds int
+		ok   bool
+	}{
+		{"one part", mem(0, 1, 64*mib), 1, true},
+		{"four parts", mem(0, 4, 64*mib), 4, true},
+		{"eight parts", mem(0, 8, 64*mib), 8, true},
+		{"more parts than fds", mem(2, 4, 64*mib), 5, false},
+		{"too many parts", mem(0, maxMemParts+1, 64*mib), maxMemParts + 1, false},
+		{"an empty last part", mem(0, 4, uint32(3*pageSize)), 4, false},
+		{"parts of nothing", mem(0, 2, 0), 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.d.nfds = tc.nfds
+			b := tc.d.encode(nil)
+			var got datagram
+			err := got.decode(b, tc.nfds)
+			if !tc.ok {
+				require.ErrorIs(t, err, errMalformed)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.d.descs, got.descs)
+		})
+	}
+	var total uint32
+	for i := range 3 {
+		off, n := memPart(64*mib+5, 3, i)
+		require.Equal(t, total, off)
+		require.Zero(t, uint64(off)%pageSize)
+		total += n
+	}
+	require.Equal(t, uint32(64*mib+5), total)
 }
 
 func FuzzDatagramDecode(f *testing.F) {
@@ -62,6 +107,9 @@ func FuzzDatagramDecode(f *testing.F) {
 		for _, r := range d.descs {
 			mark(r.fd)
 			mark(r.counterFD)
+			for i := int16(1); i < int16(r.parts); i++ {
+				mark(r.fd + i)
+			}
 		}
 		for i, n := range used {
 			if n != 1 {
