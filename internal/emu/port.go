@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/machport/machport/internal/abi"
 	"golang.org/x/sys/unix"
@@ -33,7 +34,45 @@ type port struct {
 	context uint64
 	guarded bool
 	dead    bool
-	waiters int // receivers blocked on epfd; the last one closes a dead port's fds
+	waiters int // receivers blocked on epfd or in recvmsg; the last one closes a dead port's fds
+	direct  directWait
+}
+
+// directWait is the receiver blocked in recvmsg on the port's only channel (receiveDirect).
+type directWait struct {
+	active bool
+	woken  bool
+	tid    int
+	gen    uint64 // counts direct waits, so a late re-signal finds out its wait is over
+}
+
+// directResignal is how soon wakeDirect signals again a receiver that is still blocked: a signal
+// that arrives just before the thread enters recvmsg is lost.
+const directResignal = 100 * time.Microsecond
+
+// wakeDirect interrupts the receiver blocked in recvmsg, if any, so that it looks at the port
+// again. SIGURG is the signal: Go's runtime already sends it to its threads to preempt them,
+// so every Go program handles it and ignores the ones it did not ask for. Called with sp.mu
+// held.
+func (p *port) wakeDirect() {
+	if !p.direct.active || p.direct.woken {
+		return
+	}
+	p.direct.woken = true
+	unix.Tgkill(os.Getpid(), p.direct.tid, unix.SIGURG)
+	gen := p.direct.gen
+	time.AfterFunc(directResignal, func() { p.resignal(gen, directResignal) })
+}
+
+func (p *port) resignal(gen uint64, delay time.Duration) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if !p.direct.active || p.direct.gen != gen {
+		return
+	}
+	unix.Tgkill(os.Getpid(), p.direct.tid, unix.SIGURG)
+	delay = min(2*delay, 10*time.Millisecond)
+	time.AfterFunc(delay, func() { p.resignal(gen, delay) })
 }
 
 type notifyReq struct {
@@ -48,8 +87,12 @@ type rchan struct {
 	used     bool // a send-once channel delivered its message
 	hungup   bool // every writer is gone
 	counted  bool // counts in p.senders (a channel for send rights, not yet retired)
-	monitor  uint64
-	p        *port
+	// rcvTimeout: SO_RCVTIMEO is set for receiveDirect. blocked: a receiver is in recvmsg on fd,
+	// so removing the channel leaves closing fd to it (closeDeferred), lest the number be reused
+	// under it.
+	rcvTimeout, blocked, closeDeferred bool
+	monitor                            uint64
+	p                                  *port
 }
 
 var portKeys atomic.Uint64
@@ -97,9 +140,9 @@ func (p *port) closeFDs() {
 // newChannel makes a channel into the port and returns its sending side (with one holder).
 // Called with sp.mu held.
 func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
-	// Both ends non-blocking: the emulation reads and writes with MSG_DONTWAIT and waits in
-	// epoll or poll, whichever process holds the write end.
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	// Blocking sockets: the emulation reads and writes with MSG_DONTWAIT and waits in epoll or
+	// poll, except for receiveDirect, which blocks in recvmsg.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +159,7 @@ func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
 	}
 	rc := &rchan{fd: r, sendOnce: sendOnce, p: p}
 	p.chans[r] = rc
+	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
 	if !sendOnce {
 		rc.counted = true
 		p.senders++
@@ -142,7 +186,12 @@ func (p *port) removeChan(rc *rchan) {
 	delete(p.chans, rc.fd)
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
-	unix.Close(rc.fd)
+	if rc.blocked {
+		rc.closeDeferred = true
+		p.wakeDirect()
+	} else {
+		unix.Close(rc.fd)
+	}
 	if rc.counted {
 		rc.counted = false
 		p.senders--
@@ -199,12 +248,14 @@ func (p *port) inject(m *inMsg) {
 	}
 	p.local = append(p.local, m)
 	wake(p.evfd)
+	p.wakeDirect()
 }
 
 // unget puts a message back at the head of the local queue (a receive that was too small).
 func (p *port) unget(m *inMsg) {
 	p.local = append([]*inMsg{m}, p.local...)
 	wake(p.evfd)
+	p.wakeDirect()
 }
 
 // destroyReceive gives up a receive right: the port dies (or, with a port-destroyed request,
@@ -288,6 +339,7 @@ func (p *port) kill() {
 	p.local = nil
 	if p.waiters > 0 {
 		wake(p.evfd) // blocked receivers see the death; the last one closes the fds
+		p.wakeDirect()
 		return
 	}
 	p.closeFDs()

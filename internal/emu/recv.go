@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -29,7 +30,8 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 	}
 	// Blocking without a deadline, epoll_wait returns at once when a message is queued, so the
 	// first non-blocking attempt (a recvmsg that would mostly fail) is skipped.
-	waitFirst := ctx.Done() == nil && timeout < 0
+	blocking := ctx.Done() == nil && timeout < 0
+	waitFirst := blocking
 	for {
 		sp.mu.Lock()
 		e := sp.entries[name]
@@ -41,7 +43,30 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		var m *inMsg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
-		if !waitFirst || (p != nil && len(p.local) > 0) {
+		switch {
+		case p != nil && blocking && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active:
+			m, kr = sp.receiveDirect(p)
+			from = p
+			if p.dead {
+				if m != nil {
+					m.destroy()
+					m.free()
+				}
+				if p.waiters == 0 {
+					p.closeFDs()
+				}
+				sp.mu.Unlock()
+				return 0, abi.MACH_RCV_PORT_DIED
+			}
+			if e := sp.entries[name]; m != nil && (e == nil || e.recv != p) {
+				p.unget(m) // the receive right moved meanwhile: the message stays with the port
+				m = nil
+			}
+			if m == nil && kr == abi.MACH_MSG_SUCCESS {
+				sp.mu.Unlock()
+				continue // interrupted, or the channel hung up: look again
+			}
+		case !waitFirst || (p != nil && len(p.local) > 0):
 			m, from, kr = sp.tryReceive(p, ps)
 		}
 		waitFirst = false
@@ -190,7 +215,8 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 }
 
 // recvmsg reads one datagram without allocating (x/sys's Recvmsg builds a Sockaddr each time).
-func recvmsg(fd int, p, oob []byte) (n, oobn, flags int, err error) {
+// Without MSG_DONTWAIT in how, it blocks.
+func recvmsg(fd int, p, oob []byte, how int) (n, oobn, flags int, err error) {
 	var iov unix.Iovec
 	iov.Base = &p[0]
 	iov.SetLen(len(p))
@@ -200,7 +226,7 @@ func recvmsg(fd int, p, oob []byte) (n, oobn, flags int, err error) {
 	msg.Control = &oob[0]
 	msg.SetControllen(len(oob))
 	r, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)),
-		unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		uintptr(how|unix.MSG_CMSG_CLOEXEC))
 	if errno != 0 {
 		return 0, 0, 0, errno
 	}
@@ -212,10 +238,68 @@ func recvmsg(fd int, p, oob []byte) (n, oobn, flags int, err error) {
 func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	rx := rxBufs.Get().(*rxBuf)
 	defer rxBufs.Put(rx)
-	n, oobn, flags, err := recvmsg(rc.fd, rx.data[:], rx.oob)
+	n, oobn, flags, err := recvmsg(rc.fd, rx.data[:], rx.oob, unix.MSG_DONTWAIT)
 	if err != nil {
 		return nil, abi.MACH_MSG_SUCCESS // EAGAIN: another receiver took it
 	}
+	return s.accept(p, rc, rx, n, oobn, flags)
+}
+
+// directTimeout bounds one blocking recvmsg of receiveDirect. A finite receive timeout makes a
+// signal interrupt the call with EINTR rather than restart it; the wait simply starts again.
+const directTimeout = 30 * time.Second
+
+var directWaits atomic.Uint64
+
+// DirectWaits counts the receives that blocked in recvmsg (receiveDirect), for tests.
+func DirectWaits() uint64 { return directWaits.Load() }
+
+// receiveDirect waits for a message of a port that has one channel and nothing queued by
+// blocking in recvmsg on that channel: one system call where waiting in epoll takes two, as a
+// plain socket would. What else the receiver must notice meanwhile (a queued notification, a
+// new channel, the port's death) interrupts the call with a signal (see wakeDirect). It returns
+// no message and success when it was interrupted or the channel hung up. Called with sp.mu
+// held; returns with it held.
+func (s *space) receiveDirect(p *port) (*inMsg, int32) {
+	var rc *rchan
+	for _, c := range p.chans {
+		rc = c
+	}
+	if !rc.rcvTimeout {
+		tv := unix.NsecToTimeval(directTimeout.Nanoseconds())
+		if err := unix.SetsockoptTimeval(rc.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return s.readChan(p, rc)
+		}
+		rc.rcvTimeout = true
+	}
+	directWaits.Add(1)
+	runtime.LockOSThread() // the thread that signals reach
+	p.direct = directWait{active: true, tid: unix.Gettid(), gen: p.direct.gen + 1}
+	p.waiters++
+	rc.blocked = true
+	fd := rc.fd
+	s.mu.Unlock()
+	rx := rxBufs.Get().(*rxBuf)
+	n, oobn, flags, err := recvmsg(fd, rx.data[:], rx.oob, 0)
+	runtime.UnlockOSThread()
+	s.mu.Lock()
+	p.direct.active = false
+	p.waiters--
+	rc.blocked = false
+	m, kr := (*inMsg)(nil), int32(abi.MACH_MSG_SUCCESS)
+	if err == nil {
+		m, kr = s.accept(p, rc, rx, n, oobn, flags)
+	}
+	rxBufs.Put(rx)
+	if rc.closeDeferred {
+		rc.closeDeferred = false
+		unix.Close(fd) // removed while this receiver was blocked on it
+	}
+	return m, kr
+}
+
+// accept validates a datagram read from a channel and makes it a message.
+func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMsg, int32) {
 	m := newInMsg()
 	hasCreds, cerr := m.parseControl(rx.oob[:oobn])
 	if n == 0 && oobn == 0 && closedPeer(rc.fd) {

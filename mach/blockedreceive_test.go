@@ -1,0 +1,108 @@
+package mach_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/mach"
+	"github.com/stretchr/testify/require"
+)
+
+// A receive with no deadline and no cancellation blocks until something arrives. Whatever
+// arrives, a notification the kernel queues, a message through a right made meanwhile, or the
+// death of the port, must end it at once, however the wait is implemented (on Linux the
+// emulation blocks such a receive in recvmsg on the port's only channel).
+
+// blockedReceive starts a receive on r with context.Background and returns its result later.
+func blockedReceive(t *testing.T, r *mach.ReceiveRight) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	var m mach.Message
+	go func() {
+		err := mach.Receive(context.Background(), r, &m)
+		if err == nil {
+			t.Cleanup(func() { m.Destroy() })
+			if m.ID == 0 {
+				err = errors.New("empty message")
+			}
+		}
+		done <- err
+	}()
+	return done
+}
+
+// within waits for a blocked receive to finish; two seconds is far beyond any wake-up and far
+// below the emulation's fallback timeout.
+func within(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(2 * time.Second):
+		t.Fatal("the blocked receive did not wake up")
+		return nil
+	}
+}
+
+func TestBlockedReceiveWakes(t *testing.T) {
+	cases := []struct {
+		name string
+		// act runs while a receive blocks on r, whose one send right is s.
+		act     func(t *testing.T, r *mach.ReceiveRight, s *mach.SendRight)
+		wantErr bool
+	}{
+		{"a notification is queued", func(t *testing.T, r *mach.ReceiveRight, _ *mach.SendRight) {
+			other, otherSend := newPort(t, mach.PortOptions{})
+			_, err := other.RequestNoSenders(0, r)
+			require.NoError(t, err)
+			require.NoError(t, otherSend.Close())
+		}, false},
+		{"a send-once right is made and used", func(t *testing.T, r *mach.ReceiveRight, _ *mach.SendRight) {
+			so, err := r.MakeSendOnce()
+			require.NoError(t, err)
+			require.NoError(t, mach.Send(context.Background(), &mach.Message{Remote: mach.MoveSendOnceOf(so), ID: 7}))
+		}, false},
+		{"a send-once right is made and dropped", func(t *testing.T, r *mach.ReceiveRight, _ *mach.SendRight) {
+			so, err := r.MakeSendOnce()
+			require.NoError(t, err)
+			require.NoError(t, so.Close())
+		}, false},
+		{"the receive right is closed", func(t *testing.T, r *mach.ReceiveRight, _ *mach.SendRight) {
+			require.NoError(t, r.Close())
+		}, true},
+		{"a message arrives", func(t *testing.T, _ *mach.ReceiveRight, s *mach.SendRight) {
+			send(t, context.Background(), s, 9, nil)
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkLeaks(t)
+			r, s := newPort(t, mach.PortOptions{})
+			before := directWaits()
+			done := blockedReceive(t, r)
+			waitBlocked(t, before)
+			c.act(t, r, s)
+			err := within(t, done)
+			if c.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+			}
+		})
+	}
+}
+
+// A wake-up that comes just as the receiver blocks must not be lost.
+func TestBlockedReceiveWakesUnderRace(t *testing.T) {
+	checkLeaks(t)
+	r, _ := newPort(t, mach.PortOptions{})
+	for range 300 {
+		done := blockedReceive(t, r)
+		so, err := r.MakeSendOnce()
+		require.NoError(t, err)
+		require.NoError(t, so.Close())
+		require.NoError(t, within(t, done))
+	}
+}
