@@ -60,13 +60,20 @@
 //     memory counter; a sender that writes to that memory can disturb the port's flow control,
 //     and send rights to one port coalesce under one name by an identity the sending process
 //     supplies. Mach's kernel vouches for both; the emulation trusts peers that hold a right.
-//   - Out-of-line memory is copied once, into a sealed memfd, except a whole region from
+//   - Out-of-line memory is copied once, into sealed memfds, except a whole region from
 //     AllocateRegion sent with Deallocate: that moves without a copy (the receiver maps the
 //     region's own memfd), as Mach moves the pages. The memfd is sealed against new writers, but
 //     a sender that kept another mapping of it could still change it; Mach would not allow that.
+//     Copies of 8 MiB and more are split into one memfd per CPU (at most 8) written in parallel,
+//     because writes to one memfd are serialised by the kernel.
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
-//     blocks an OS thread; one with either parks its goroutine in Go's poller instead.
+//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. When such a
+//     receive waits on a port with one sender channel, it blocks in recvmsg on that channel, and
+//     the emulation interrupts it with SIGURG (sent to that thread only) when the port gets a
+//     notification, a new channel or dies. Go's runtime sends SIGURG itself to preempt
+//     goroutines, so programs already tolerate it; one that asks for SIGURG with signal.Notify
+//     will see these too.
 //
 // Elsewhere every operation that needs a kernel returns an error wrapping
 // errors.ErrUnsupported. The codec, the error types and the notification rules are portable.
