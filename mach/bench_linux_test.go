@@ -46,7 +46,9 @@ func (plainHop) recv(fd int, b, _ []byte) (int, error) { return unix.Read(fd, b)
 
 type floorHop struct{}
 
-func (floorHop) setup(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1) }
+func (floorHop) setup(fd int) error {
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+}
 func (floorHop) send(fd int, b []byte) error {
 	_, err := unix.SendmsgN(fd, b, nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 	return err
