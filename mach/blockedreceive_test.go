@@ -106,3 +106,53 @@ func TestBlockedReceiveWakesUnderRace(t *testing.T) {
 		require.NoError(t, within(t, done))
 	}
 }
+
+// Two receivers on one port, one blocked without a deadline and one with a deadline, see a
+// send-once right's fate once: its message, or a single MACH_NOTIFY_SEND_ONCE when it is
+// dropped unused, never both and never twice.
+func TestTwoReceiversSeeSendOnceOnce(t *testing.T) {
+	checkLeaks(t)
+	for _, used := range []bool{false, true} {
+		for range 60 {
+			r, err := mach.NewPort(mach.PortOptions{})
+			require.NoError(t, err)
+			so, err := r.MakeSendOnce()
+			require.NoError(t, err)
+			got := make(chan int32, 4)
+			recv := func(ctx context.Context) {
+				var m mach.Message
+				if mach.Receive(ctx, r, &m) == nil {
+					got <- m.ID
+					m.Destroy()
+				}
+			}
+			go recv(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			go recv(ctx)
+			if used {
+				require.NoError(t, mach.Send(context.Background(), &mach.Message{Remote: mach.MoveSendOnceOf(so), ID: 7}))
+			} else {
+				require.NoError(t, so.Close())
+			}
+			want := int32(7)
+			if !used {
+				want = int32(mach.NotifySendOnce)
+			}
+			select {
+			case id := <-got:
+				require.Equal(t, want, id)
+			case <-time.After(2 * time.Second):
+				t.Fatal("nothing arrived")
+			}
+			<-ctx.Done()
+			cancel()
+			require.NoError(t, r.Close()) // ends the receiver without a deadline
+			time.Sleep(time.Millisecond)
+			select {
+			case id := <-got:
+				t.Fatalf("a second message arrived: id %d", id)
+			default:
+			}
+		}
+	}
+}

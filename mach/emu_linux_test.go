@@ -4,6 +4,7 @@ package mach_test
 
 import (
 	"encoding/binary"
+	"runtime"
 	"testing"
 	"time"
 
@@ -67,4 +68,23 @@ func TestHostilePeerCannotForgeReceiveRight(t *testing.T) {
 	require.ErrorIs(t, mach.Receive(ctx, r, &m), mach.ErrInvalidMessage)
 	send(t, ctx, s, 2, nil)
 	require.Equal(t, int32(2), receive(t, ctx, r).ID)
+}
+
+// Splitting a large region into memfds never costs a message its room for rights: a region
+// followed by as many send rights as fit still goes, whatever GOMAXPROCS is.
+func TestEmulationSplitsMemoryWithinFDBudget(t *testing.T) {
+	checkLeaks(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	ctx := ctxTimeout(t, 10*time.Second)
+	r, s := newPort(t, mach.PortOptions{})
+	data := make([]byte, 64<<20)
+	data[len(data)-1] = 42
+	descs := []mach.Descriptor{&mach.OOLDescriptor{Data: data, Copy: mach.VirtualCopy}}
+	for range 126 { // two fds each: 252, and one memfd makes SCM_MAX_FD
+		descs = append(descs, &mach.PortDescriptor{Port: mach.CopySendOf(s)})
+	}
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(s), ID: 5, Descriptors: descs}))
+	in := receive(t, ctx, r)
+	require.Len(t, in.Descriptors, 127)
+	require.Equal(t, byte(42), in.Descriptors[0].(*mach.OOLDescriptor).Data[len(data)-1])
 }

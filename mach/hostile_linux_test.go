@@ -90,6 +90,8 @@ func TestHostilePeer(t *testing.T) {
 		{"memory record beyond its memfd", oolRecord(emuHeader(0, 0, 1, 1, -1), 1<<30), sealed(4096)},
 		{"a part of memory short", oolRecord(emuHeader(0, 0, 1, 2, -1), 16<<20, 2), sealed(8<<20, 4096)},
 		{"memory parts beyond the fds", oolRecord(emuHeader(0, 0, 1, 2, -1), 24<<20, 3), sealed(8<<20, 8<<20)},
+		{"a parts count that wraps to zero", oolRecord(emuHeader(0, 0, 1, 1, -1), 1<<20, 0), unsealed},
+		{"nearly 4 GiB declared in a small memfd", oolRecord(emuHeader(0, 0, 1, 1, -1), 0xfffff001), sealed(4096)},
 		{"bad magic", append([]byte{1, 2, 3, 4}, emuHeader(0, 0, 0, 0, -1)[4:]...), nil},
 	}
 	for i, c := range cases {

@@ -128,6 +128,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	}
 	tx := getTransfer()
 	defer putTransfer(tx)
+	tx.spareFDs = maxFDs - fdsNeeded(m, localDisp)
 	// fail undoes a copy-in that stopped half way (sp.mu held).
 	fail := func(kr int32) int32 {
 		tx.rollback()
@@ -214,6 +215,7 @@ type transfer struct {
 	undos    []func()    // what a failed send gives back
 	mem      []memCopy
 	takenBy  []takenRights
+	spareFDs int    // fds the message may still use to split memory into parts
 	wire     []byte // the encoded datagram, reused
 	oob      []byte // its SCM_RIGHTS, reused
 	dest     *sendChan
@@ -485,11 +487,39 @@ func (tx *transfer) memParts(d Desc) int {
 	if d.Size < splitMin || (d.Dealloc && isRegion(d.Addr, d.Size)) {
 		return 1
 	}
-	parts := min(runtime.GOMAXPROCS(0), maxMemParts, int(d.Size/(splitMin/2)))
-	if len(tx.fds)+parts > maxFDs/2 {
-		return 1
+	parts := max(min(runtime.GOMAXPROCS(0), maxMemParts, int(d.Size/(splitMin/2)), 1+tx.spareFDs), 1)
+	tx.spareFDs -= parts - 1
+	return parts
+}
+
+// fdsNeeded counts the fds a message takes with one memfd per region: two per send right (its
+// channel and its port's counter), one per send-once right, region and memfd body.
+func fdsNeeded(m *Msg, localDisp uint8) int {
+	rightFDs := func(disp uint8) int {
+		switch disp {
+		case dispCopySend, dispMoveSend, dispMakeSend:
+			return 2
+		case dispMakeSendOnce, dispMoveSendOnce:
+			return 1
+		}
+		return 0
 	}
-	return max(parts, 1)
+	n := 0
+	if m.Local != abi.MACH_PORT_NULL {
+		n += rightFDs(localDisp)
+	}
+	for _, d := range m.Descs {
+		switch {
+		case d.Memory && d.Size > 0:
+			n++
+		case !d.Memory:
+			n += rightFDs(d.Disp)
+		}
+	}
+	if len(m.Body) > inlineBodyMax {
+		n++
+	}
+	return n
 }
 
 // fillMemory writes out-of-line data and a large body into sealed memfds.

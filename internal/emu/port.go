@@ -61,18 +61,26 @@ func (p *port) wakeDirect() {
 	p.direct.woken = true
 	unix.Tgkill(os.Getpid(), p.direct.tid, unix.SIGURG)
 	gen := p.direct.gen
-	time.AfterFunc(directResignal, func() { p.resignal(gen, directResignal) })
+	time.AfterFunc(directResignal, func() { p.resignal(gen, directResignal, 1) })
 }
 
-func (p *port) resignal(gen uint64, delay time.Duration) {
+// directResignals is how many signals a blocked receiver may leave unanswered before the
+// process stops blocking receivers in recvmsg: its SIGURG is ignored or blocked.
+const directResignals = 6
+
+func (p *port) resignal(gen uint64, delay time.Duration, tries int) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if !p.direct.active || p.direct.gen != gen {
 		return
 	}
+	if tries >= directResignals {
+		directOff.Store(true) // this receiver returns at directTimeout; later ones use epoll
+		return
+	}
 	unix.Tgkill(os.Getpid(), p.direct.tid, unix.SIGURG)
-	delay = min(2*delay, 10*time.Millisecond)
-	time.AfterFunc(delay, func() { p.resignal(gen, delay) })
+	delay *= 2
+	time.AfterFunc(delay, func() { p.resignal(gen, delay, tries+1) })
 }
 
 type notifyReq struct {
@@ -187,8 +195,10 @@ func (p *port) removeChan(rc *rchan) {
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	if rc.blocked {
+		// A receiver is in recvmsg on fd: shutting the socket down returns it at once and makes
+		// senders fail with EPIPE; the receiver closes fd, so its number is not reused under it.
+		unix.Shutdown(rc.fd, unix.SHUT_RDWR)
 		rc.closeDeferred = true
-		p.wakeDirect()
 	} else {
 		unix.Close(rc.fd)
 	}

@@ -44,7 +44,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
 		switch {
-		case p != nil && blocking && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active:
+		case p != nil && blocking && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
 			m, kr = sp.receiveDirect(p)
 			from = p
 			if p.dead {
@@ -245,11 +245,19 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	return s.accept(p, rc, rx, n, oobn, flags)
 }
 
-// directTimeout bounds one blocking recvmsg of receiveDirect. A finite receive timeout makes a
-// signal interrupt the call with EINTR rather than restart it; the wait simply starts again.
-const directTimeout = 30 * time.Second
+// directTimeout bounds one blocking recvmsg of receiveDirect; the wait then starts again. A
+// finite receive timeout is what makes a signal interrupt the call with EINTR rather than
+// restart it; it also bounds how long a receiver whose wake-up signal was lost keeps waiting.
+const directTimeout = 2 * time.Second
+
+// directUsable reports whether receives may block in recvmsg.
+func directUsable() bool { return !directOff.Load() }
 
 var directWaits atomic.Uint64
+
+// directOff turns receiveDirect off for the process: a signal went unanswered (SIGURG ignored
+// or blocked), or a socket refused its receive timeout.
+var directOff atomic.Bool
 
 // DirectWaits counts the receives that blocked in recvmsg (receiveDirect), for tests.
 func DirectWaits() uint64 { return directWaits.Load() }
@@ -268,7 +276,8 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	if !rc.rcvTimeout {
 		tv := unix.NsecToTimeval(directTimeout.Nanoseconds())
 		if err := unix.SetsockoptTimeval(rc.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return s.readChan(p, rc)
+			directOff.Store(true)
+			return nil, abi.MACH_MSG_SUCCESS
 		}
 		rc.rcvTimeout = true
 	}
@@ -281,9 +290,9 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	s.mu.Unlock()
 	rx := rxBufs.Get().(*rxBuf)
 	n, oobn, flags, err := recvmsg(fd, rx.data[:], rx.oob, 0)
-	runtime.UnlockOSThread()
 	s.mu.Lock()
 	p.direct.active = false
+	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
 	p.waiters--
 	rc.blocked = false
 	m, kr := (*inMsg)(nil), int32(abi.MACH_MSG_SUCCESS)
@@ -292,8 +301,20 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	}
 	rxBufs.Put(rx)
 	if rc.closeDeferred {
+		// Removed while this receiver was blocked on it (and shut down, so no sender got
+		// through since): what is still queued dies with the channel, rights included.
 		rc.closeDeferred = false
-		unix.Close(fd) // removed while this receiver was blocked on it
+		for {
+			q, kr := s.readChan(p, rc)
+			if q == nil && kr == abi.MACH_MSG_SUCCESS {
+				break
+			}
+			if q != nil {
+				q.destroy()
+				q.free()
+			}
+		}
+		unix.Close(fd)
 	}
 	return m, kr
 }
@@ -304,7 +325,12 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 	hasCreds, cerr := m.parseControl(rx.oob[:oobn])
 	if n == 0 && oobn == 0 && closedPeer(rc.fd) {
 		m.free()
-		s.channelEOF(p, rc)
+		// End of file reads again and again: only the first reader of a channel still in the
+		// port acts on it, and never while a receiver blocked in recvmsg on it may hold its
+		// last message unprocessed (that receiver sees the end of file itself).
+		if p.chans[rc.fd] == rc && !rc.blocked {
+			s.channelEOF(p, rc)
+		}
 		return nil, abi.MACH_MSG_SUCCESS
 	}
 	bad := func() (*inMsg, int32) {
@@ -395,6 +421,7 @@ func closedPeer(fd int) bool {
 func (s *space) channelEOF(p *port, rc *rchan) {
 	rc.hungup = true
 	if rc.sendOnce && !rc.used {
+		rc.used = true
 		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
 	}
 	s.retire(p, rc)
@@ -663,16 +690,19 @@ const maxBody = 64<<20*3/4 - 68
 // receiver may write its pages without touching the sender's.
 func mapMemory(fds []int, size uint32) uintptr {
 	mmap := func(addr uintptr, n uint32, flags, fd int) (uintptr, bool) {
-		a, _, errno := unix.Syscall6(unix.SYS_MMAP, addr, uintptr(n), unix.PROT_READ|unix.PROT_WRITE,
-			uintptr(flags), uintptr(fd), 0)
+		prot := unix.PROT_READ | unix.PROT_WRITE
+		if fd < 0 {
+			prot = unix.PROT_NONE
+		}
+		a, _, errno := unix.Syscall6(unix.SYS_MMAP, addr, uintptr(n), uintptr(prot), uintptr(flags), uintptr(fd), 0)
 		return a, errno == 0
 	}
 	if len(fds) == 1 {
 		addr, _ := mmap(0, size, unix.MAP_PRIVATE, fds[0])
 		return addr
 	}
-	// Reserve the whole range, then map each part over its place in it.
-	base, ok := mmap(0, size, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, -1)
+	// Reserve the whole range (no access, no commit charge), then map each part over its place.
+	base, ok := mmap(0, size, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, -1)
 	if !ok {
 		return 0
 	}
@@ -729,14 +759,22 @@ func VMDeallocate(addr uintptr, size int) int32 {
 	if size == 0 {
 		return abi.KERN_SUCCESS
 	}
-	if errno := unmap(addr, size); errno != 0 {
-		return abi.KERN_INVALID_ADDRESS
-	}
+	// Forget the region before unmapping it: once unmapped, VMAllocate may get the same address.
 	regions.Lock()
 	r, ok := regions.byAddr[addr]
-	delete(regions.byAddr, addr)
+	if ok && r.size == size {
+		delete(regions.byAddr, addr)
+	}
 	regions.Unlock()
-	if ok {
+	if errno := unmap(addr, size); errno != 0 {
+		if ok && r.size == size {
+			regions.Lock()
+			regions.byAddr[addr] = r
+			regions.Unlock()
+		}
+		return abi.KERN_INVALID_ADDRESS
+	}
+	if ok && r.size == size {
 		unix.Close(r.fd)
 	}
 	return abi.KERN_SUCCESS
@@ -759,7 +797,9 @@ func unmap(addr uintptr, size int) unix.Errno {
 	wg.Wait()
 	for _, e := range errs {
 		if e != 0 {
-			return e
+			// Leave nothing half unmapped: try the whole range at once.
+			_, _, errno := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0)
+			return errno
 		}
 	}
 	return 0

@@ -58,16 +58,20 @@ var pageSize = uint64(unix.Getpagesize())
 
 // memPartSize is the size of every part of a region of size bytes sent in parts memfds but the
 // last, which holds the rest.
-func memPartSize(size uint32, parts int) uint32 {
+func memPartSize(size uint32, parts int) uint64 {
+	if parts <= 1 {
+		return uint64(size)
+	}
 	per := (uint64(size) + uint64(parts) - 1) / uint64(parts)
-	return uint32((per + pageSize - 1) &^ (pageSize - 1))
+	return (per + pageSize - 1) &^ (pageSize - 1)
 }
 
-// memPart returns the offset and length of part i.
+// memPart returns the offset and length of part i (computed in 64 bits: a region may be close
+// to 4 GiB).
 func memPart(size uint32, parts, i int) (off, n uint32) {
 	per := memPartSize(size, parts)
-	off = per * uint32(i)
-	return off, min(per, size-off)
+	o := min(per*uint64(i), uint64(size))
+	return uint32(o), uint32(min(per, uint64(size)-o))
 }
 
 const (
@@ -268,9 +272,13 @@ func parseRecord(b []byte, r *record, isReply bool, useFD func(int16, bool) erro
 		if isReply || r.typ > 1 || r.counterFD != -1 {
 			return fmt.Errorf("%w: memory record", errMalformed)
 		}
-		r.parts = b[3] + 1
-		if int(r.parts) > maxMemParts || (r.parts > 1 && uint64(r.size) <= uint64(r.parts-1)*uint64(memPartSize(r.size, int(r.parts)))) {
-			return fmt.Errorf("%w: %d bytes in %d parts", errMalformed, r.size, r.parts)
+		parts := int(b[3]) + 1
+		if parts > maxMemParts || (parts > 1 && uint64(r.size) <= uint64(parts-1)*memPartSize(r.size, parts)) {
+			return fmt.Errorf("%w: %d bytes in %d parts", errMalformed, r.size, parts)
+		}
+		r.parts = uint8(parts)
+		if r.size == 0 && r.fd != -1 {
+			return fmt.Errorf("%w: an fd for no memory", errMalformed)
 		}
 		if err := useFD(r.fd, r.size > 0); err != nil {
 			return err

@@ -60,6 +60,8 @@ func TestDatagramMemoryParts(t *testing.T) {
 		{"too many parts", mem(0, maxMemParts+1, 64*mib), maxMemParts + 1, false},
 		{"an empty last part", mem(0, 4, uint32(3*pageSize)), 4, false},
 		{"parts of nothing", mem(0, 2, 0), 2, false},
+		{"an fd for no memory", mem(0, 1, 0), 1, false},
+		{"nearly 4 GiB in one part", mem(0, 1, 0xfffff001), 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.d.nfds = tc.nfds
@@ -74,6 +76,16 @@ func TestDatagramMemoryParts(t *testing.T) {
 			require.Equal(t, tc.d.descs, got.descs)
 		})
 	}
+	// The parts count is a byte; 0xff must not wrap to zero parts.
+	wrap := mem(0, 1, 64*mib)
+	wrap.nfds = 1
+	b := wrap.encode(nil)
+	b[wireFixedSize+3] = 0xff
+	var got datagram
+	require.ErrorIs(t, got.decode(b, 1), errMalformed)
+
+	off, n := memPart(0xfffff001, 1, 0)
+	require.Equal(t, [2]uint32{0, 0xfffff001}, [2]uint32{off, n})
 	var total uint32
 	for i := range 3 {
 		off, n := memPart(64*mib+5, 3, i)
