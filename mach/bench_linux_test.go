@@ -3,6 +3,7 @@
 package mach_test
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -28,9 +29,16 @@ func BenchmarkRoundTripFloor(b *testing.B) {
 	socketPingPong(b, "floorpong", 64+96, floorHop{})
 }
 
+// BenchmarkRoundTripNetConn is the same ping-pong through the net package (net.FileConn over the
+// socketpair, goroutines parked in Go's poller): what Go code usually gets from a Unix socket.
+func BenchmarkRoundTripNetConn(b *testing.B) {
+	socketPingPong(b, "netpong", 64, &netHop{})
+}
+
 // hop is one side's send and receive on a channel socket.
 type hop interface {
 	setup(fd int) error
+	close()
 	send(fd int, b []byte) error
 	recv(fd int, b, oob []byte) (int, error)
 }
@@ -38,6 +46,7 @@ type hop interface {
 type plainHop struct{}
 
 func (plainHop) setup(int) error { return nil }
+func (plainHop) close()          {}
 func (plainHop) send(fd int, b []byte) error {
 	_, err := unix.Write(fd, b)
 	return err
@@ -45,6 +54,8 @@ func (plainHop) send(fd int, b []byte) error {
 func (plainHop) recv(fd int, b, _ []byte) (int, error) { return unix.Read(fd, b) }
 
 type floorHop struct{}
+
+func (floorHop) close() {}
 
 func (floorHop) setup(fd int) error {
 	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
@@ -69,6 +80,26 @@ func (floorHop) recv(fd int, b, oob []byte) (int, error) {
 	return int(n), nil
 }
 
+// netHop talks through a net.Conn made from the socket at setup.
+type netHop struct{ c net.Conn }
+
+func (h *netHop) setup(fd int) error {
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(dup), "seqpacket")
+	defer f.Close()
+	h.c, err = net.FileConn(f) // a descriptor of its own
+	return err
+}
+func (h *netHop) close() { h.c.Close() }
+func (h *netHop) send(_ int, b []byte) error {
+	_, err := h.c.Write(b)
+	return err
+}
+func (h *netHop) recv(_ int, b, _ []byte) (int, error) { return h.c.Read(b) }
+
 // socketPingPong measures round trips of size-byte datagrams with a child process that echoes
 // them, both sides using h.
 func socketPingPong(b *testing.B, role string, size int, h hop) {
@@ -88,6 +119,7 @@ func socketPingPong(b *testing.B, role string, size int, h hop) {
 	if err := h.setup(fds[0]); err != nil {
 		b.Fatal(err)
 	}
+	defer h.close()
 	buf := make([]byte, size)
 	in := make([]byte, 1024)
 	oob := make([]byte, 128)
@@ -114,6 +146,7 @@ func echoPeer(h hop) func() error {
 		if err := h.setup(3); err != nil {
 			return err
 		}
+		defer h.close()
 		buf := make([]byte, 1024)
 		oob := make([]byte, 128)
 		for {
@@ -131,4 +164,5 @@ func echoPeer(h hop) func() error {
 func init() {
 	baselinePeers["seqpong"] = echoPeer(plainHop{})
 	baselinePeers["floorpong"] = echoPeer(floorHop{})
+	baselinePeers["netpong"] = echoPeer(&netHop{})
 }
