@@ -328,19 +328,7 @@ func (p *port) kill() {
 	for _, rc := range p.chans {
 		// Queued messages die with the port, and with them the rights they carry (a receive
 		// right travelling inside this process would otherwise live on, unreachable).
-		for {
-			m, kr := sp.readChan(p, rc)
-			if m == nil && kr == abi.MACH_MSG_SUCCESS {
-				break
-			}
-			if m != nil {
-				m.destroy()
-				m.free()
-			}
-			if p.chans[rc.fd] != rc {
-				break
-			}
-		}
+		sp.drain(p, rc, func() bool { return p.chans[rc.fd] != rc })
 		p.removeChan(rc)
 	}
 	for _, m := range p.local {
@@ -353,6 +341,24 @@ func (p *port) kill() {
 		return
 	}
 	p.closeFDs()
+}
+
+// drain destroys the messages queued on a channel, with the rights they carry, until none is
+// left or stop reports true. Called with sp.mu held.
+func (s *space) drain(p *port, rc *rchan, stop func() bool) {
+	for {
+		m, kr := s.readChan(p, rc)
+		if m == nil && kr == abi.MACH_MSG_SUCCESS {
+			return
+		}
+		if m != nil {
+			m.destroy()
+			m.free()
+		}
+		if stop() {
+			return
+		}
+	}
 }
 
 // wake makes an eventfd readable.

@@ -304,16 +304,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 		// Removed while this receiver was blocked on it (and shut down, so no sender got
 		// through since): what is still queued dies with the channel, rights included.
 		rc.closeDeferred = false
-		for {
-			q, kr := s.readChan(p, rc)
-			if q == nil && kr == abi.MACH_MSG_SUCCESS {
-				break
-			}
-			if q != nil {
-				q.destroy()
-				q.free()
-			}
-		}
+		s.drain(p, rc, func() bool { return false })
 		unix.Close(fd)
 	}
 	return m, kr
