@@ -574,8 +574,11 @@ func (tx *transfer) copyToMemfds(mc memCopy) error {
 	return errors.Join(errs...)
 }
 
+// memfdCreate is unix.MemfdCreate; tests replace it to make a copy fail part way.
+var memfdCreate = unix.MemfdCreate
+
 func sealedMemfd(data []byte) (int, error) {
-	fd, err := unix.MemfdCreate("machport-ool", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	fd, err := memfdCreate("machport-ool", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return -1, err
 	}

@@ -1,0 +1,113 @@
+//go:build linux
+
+package emu
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(entries)
+}
+
+// A large copy that fails in one of its parts fails the send with MACH_SEND_NO_BUFFER and
+// closes the memfds the other parts made; the send right stays, and the port still works.
+func TestSplitCopyFailureReleasesParts(t *testing.T) {
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	defer ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+	defer Deallocate(name)
+
+	data := make([]byte, 4*splitMin)
+	msg := func() *Msg {
+		return &Msg{Bits: dispCopySend, Remote: name, ID: 1,
+			Descs: []Desc{{Memory: true, Data: data, Size: uint32(len(data)), Copy: abi.MACH_MSG_VIRTUAL_COPY}}}
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4)) // four parts
+	before := openFDs(t)
+	var calls atomic.Int32
+	memfdCreate = func(name string, flags int) (int, error) {
+		if calls.Add(1) == 2 {
+			return -1, unix.EMFILE
+		}
+		return unix.MemfdCreate(name, flags)
+	}
+	kr = Send(msg(), 0)
+	memfdCreate = unix.MemfdCreate
+	require.Equal(t, int32(4), calls.Load(), "the copy was split in four")
+	require.Equal(t, int32(abi.MACH_SEND_NO_BUFFER), kr)
+	require.Equal(t, before, openFDs(t), "no memfd is left open")
+	refs, kr := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, uint32(1), refs)
+
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(msg(), 0))
+	var out Msg
+	size := func(ports, mems, body int) int { return 1 << 20 }
+	_, kr = Receive(context.Background(), name, 1<<20, size, false, 0, &out)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	require.Len(t, out.Descs, 1)
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(out.Descs[0].Addr, int(out.Descs[0].Size)))
+}
+
+// A process that ignores SIGURG cannot have a receiver blocked in recvmsg woken by a signal: the
+// first such wait ends at directTimeout, and from then on receivers wait in epoll. It runs in a
+// child process, as ignoring SIGURG is for the whole process.
+func TestDirectWaitWithoutSIGURG(t *testing.T) {
+	if os.Getenv("EMU_TEST_IGNORE_SIGURG") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDirectWaitWithoutSIGURG$", "-test.v")
+		cmd.Env = append(os.Environ(), "EMU_TEST_IGNORE_SIGURG=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return
+	}
+	signal.Ignore(syscall.SIGURG)
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+
+	// blockedThenNotified starts a receive, makes and drops a send-once right once the receive
+	// waits, and returns how long the send-once notification took to arrive.
+	blockedThenNotified := func() time.Duration {
+		got := make(chan int32, 1)
+		before := DirectWaits()
+		go func() {
+			var out Msg
+			size := func(ports, mems, body int) int { return 0 }
+			_, kr := Receive(context.Background(), name, 1024, size, false, -1, &out)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+			got <- out.ID
+		}()
+		for DirectWaits() == before && !directOff.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
+		start := time.Now()
+		so, _, kr := ExtractRight(name, dispMakeSendOnce)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(so))
+		require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), <-got)
+		return time.Since(start)
+	}
+	first := blockedThenNotified()
+	require.True(t, directOff.Load(), "direct waits are off once signals go unanswered")
+	require.Less(t, first, directTimeout+time.Second)
+	waits := DirectWaits()
+	require.Less(t, blockedThenNotified(), 500*time.Millisecond, "the next receive waits in epoll")
+	require.Equal(t, waits, DirectWaits())
+}
