@@ -336,8 +336,9 @@ func (p *port) kill() {
 	}
 	p.local = nil
 	if p.waiters > 0 {
-		wake(p.evfd) // blocked receivers see the death; the last one closes the fds
-		p.wakeDirect()
+		// Blocked receivers see the death: those in epoll through the eventfd, one in recvmsg
+		// because removeChan shut its channel down. The last one closes the fds.
+		wake(p.evfd)
 		return
 	}
 	p.closeFDs()
