@@ -212,3 +212,27 @@ const (
 const (
 	VM_FLAGS_ANYWHERE = 0x0001
 )
+
+// launchd's bootstrap return codes and limits (<bootstrap.h>).
+const (
+	BOOTSTRAP_SUCCESS         = 0
+	BOOTSTRAP_NOT_PRIVILEGED  = 1100
+	BOOTSTRAP_NAME_IN_USE     = 1101
+	BOOTSTRAP_UNKNOWN_SERVICE = 1102
+	BOOTSTRAP_SERVICE_ACTIVE  = 1103
+	BOOTSTRAP_BAD_COUNT       = 1104
+	BOOTSTRAP_NO_MEMORY       = 1105
+	BOOTSTRAP_NO_CHILDREN     = 1106
+	BOOTSTRAP_MAX_NAME_LEN    = 128
+)
+
+// Private launchd and sandbox values (launchd's bootstrap_priv.h, the sandbox SPI, xnu's
+// codesign.h), from the private tables of the SDK facts: likely, not certain.
+const (
+	BOOTSTRAP_PER_PID_SERVICE  = 1
+	SANDBOX_FILTER_NONE        = 0
+	SANDBOX_FILTER_GLOBAL_NAME = 2
+	SANDBOX_FILTER_LOCAL_NAME  = 3
+	CS_OPS_ENTITLEMENTS_BLOB   = 7
+)
+

@@ -227,6 +227,9 @@ func CheckGoType(goType reflect.Type, cType string) error {
 		w = want{64, false}
 	case "void":
 		return fmt.Errorf("C void has no Go value type")
+	case "enum sandbox_filter_type":
+		// The SDK facts record its underlying type: unsigned int (no negative enumerators).
+		w = want{32, false}
 	default:
 		return fmt.Errorf("abitest: no rule for C type %q", cType)
 	}

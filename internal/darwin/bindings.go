@@ -18,7 +18,16 @@ const (
 	LibSystem = "/usr/lib/libSystem.B.dylib"
 	LibKernel = "/usr/lib/system/libsystem_kernel.dylib"
 	LibXPC    = "/usr/lib/system/libxpc.dylib"
+	// LibSandbox exports the sandbox SPI; libSystem re-exports it too.
+	LibSandbox = "/usr/lib/system/libsystem_sandbox.dylib"
+	// LibSecurity and LibCoreFoundation are frameworks, not part of libSystem: Load opens them
+	// on their own, and only when a binding from them is used.
+	LibSecurity       = "/System/Library/Frameworks/Security.framework/Versions/A/Security"
+	LibCoreFoundation = "/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation"
 )
+
+// CFStringEncodingUTF8 is kCFStringEncodingUTF8 (checked against the SDK by the tests).
+const CFStringEncodingUTF8 = 0x08000100
 
 // Func is one C function to bind.
 type Func struct {
@@ -69,6 +78,32 @@ var (
 	BootstrapLookUp    func(bp uint32, name string, port *uint32) int32
 	BootstrapLookUp2   func(bp uint32, name string, port *uint32, pid int32, flags uint64) int32
 	BootstrapCheckIn   func(bp uint32, name string, port *uint32) int32
+	BootstrapStrerror  func(code int32) string
+)
+
+// The sandbox, code signing and entitlements. csops is exported by libsystem_kernel but declared
+// in no SDK header (xnu's codesign.h). CF and SecTask objects are passed as uintptr: they are
+// C pointers the Go garbage collector must not trace.
+var (
+	Csops                          func(pid int32, ops uint32, addr unsafe.Pointer, size uint64) int32
+	SecTaskCreateFromSelf          func(allocator uintptr) uintptr
+	SecTaskCopyValueForEntitlement func(task, entitlement uintptr, cfErr *uintptr) uintptr
+	CFStringCreateWithCString      func(allocator uintptr, cstr string, encoding uint32) uintptr
+	CFStringGetCString             func(str uintptr, buf unsafe.Pointer, size int64, encoding uint32) bool
+	CFStringGetLength              func(str uintptr) int64
+	CFStringGetTypeID              func() uint64
+	CFGetTypeID                    func(cf uintptr) uint64
+	CFRelease                      func(cf uintptr)
+)
+
+// sandbox_check(pid, operation, type, ...) is variadic, which purego cannot express. On Apple
+// arm64 every variadic argument goes on the stack, so the arm64 binding fills the remaining
+// integer registers (x3..x7) with padding and passes the variadic argument as the ninth, which
+// purego puts in the first stack slot. On amd64 variadic arguments travel like fixed ones.
+// Call it through SandboxCheck (sandbox_darwin.go), which picks the variant.
+var (
+	SandboxCheckArm64 func(pid int32, operation unsafe.Pointer, filter uint32, _, _, _, _, _ uintptr, arg unsafe.Pointer) int32
+	SandboxCheckAmd64 func(pid int32, operation unsafe.Pointer, filter uint32, arg unsafe.Pointer) int32
 )
 
 // Addresses of data symbols, filled by Load.
@@ -78,6 +113,10 @@ var (
 	MachTaskSelfAddr uintptr
 	// BootstrapPortAddr is the address of bootstrap_port, the task's send right to launchd.
 	BootstrapPortAddr uintptr
+	// SandboxCheckNoReportAddr is the address of SANDBOX_CHECK_NO_REPORT, a flag OR-ed into
+	// sandbox_check's filter type so that a probe is not logged as a violation. Its value is in
+	// no header, only in this data symbol.
+	SandboxCheckNoReportAddr uintptr
 )
 
 // Funcs lists every function Load binds.
@@ -107,10 +146,42 @@ var Funcs = []Func{
 	{Name: "bootstrap_look_up", Lib: LibXPC, Fn: &BootstrapLookUp},
 	{Name: "bootstrap_look_up2", Lib: LibXPC, Fn: &BootstrapLookUp2, Optional: true},
 	{Name: "bootstrap_check_in", Lib: LibXPC, Fn: &BootstrapCheckIn},
+	{Name: "bootstrap_strerror", Lib: LibXPC, Fn: &BootstrapStrerror, Optional: true},
+	{Name: "csops", Lib: LibKernel, Fn: &Csops, Optional: true},
+	{Name: "SecTaskCreateFromSelf", Lib: LibSecurity, Fn: &SecTaskCreateFromSelf, Optional: true},
+	{Name: "SecTaskCopyValueForEntitlement", Lib: LibSecurity, Fn: &SecTaskCopyValueForEntitlement, Optional: true},
+	{Name: "CFStringCreateWithCString", Lib: LibCoreFoundation, Fn: &CFStringCreateWithCString, Optional: true},
+	{Name: "CFStringGetCString", Lib: LibCoreFoundation, Fn: &CFStringGetCString, Optional: true},
+	{Name: "CFStringGetLength", Lib: LibCoreFoundation, Fn: &CFStringGetLength, Optional: true},
+	{Name: "CFStringGetTypeID", Lib: LibCoreFoundation, Fn: &CFStringGetTypeID, Optional: true},
+	{Name: "CFGetTypeID", Lib: LibCoreFoundation, Fn: &CFGetTypeID, Optional: true},
+	{Name: "CFRelease", Lib: LibCoreFoundation, Fn: &CFRelease, Optional: true},
 }
+
+// VariadicFunc is a C variadic function bound once per architecture, because the two Darwin
+// ABIs place variadic arguments differently (see SandboxCheckArm64).
+type VariadicFunc struct {
+	Name    string
+	Lib     string
+	Arm64   any      // pointer to the darwin/arm64 func variable: fixed, padding, then variadic
+	Amd64   any      // pointer to the darwin/amd64 func variable: fixed, then variadic
+	VarArgs []string // canonical C types of the variadic arguments this binding passes
+	// Optional: a missing symbol leaves the variables nil instead of failing Load.
+	Optional bool
+}
+
+// VariadicFuncs lists every variadic function Load binds.
+var VariadicFuncs = []VariadicFunc{
+	{Name: "sandbox_check", Lib: LibSandbox, Arm64: &SandboxCheckArm64, Amd64: &SandboxCheckAmd64,
+		VarArgs: []string{"const char *"}, Optional: true},
+}
+
+// Arm64IntRegisters is how many integer argument registers (x0..x7) Apple's arm64 ABI has.
+const Arm64IntRegisters = 8
 
 // DataSymbols lists every data symbol Load resolves.
 var DataSymbols = []Data{
 	{Name: "mach_task_self_", Lib: LibKernel, Addr: &MachTaskSelfAddr, Type: uint32(0)},
 	{Name: "bootstrap_port", Lib: LibKernel, Addr: &BootstrapPortAddr, Type: uint32(0)},
+	{Name: "SANDBOX_CHECK_NO_REPORT", Lib: LibSandbox, Addr: &SandboxCheckNoReportAddr, Type: uint32(0), Optional: true},
 }
