@@ -3,7 +3,9 @@
 package emu
 
 import (
+	"encoding/binary"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -41,30 +43,61 @@ func AcceptSendRight(sock int, timeout time.Duration) (uint32, int32) {
 		tv := unix.NsecToTimeval(timeout.Nanoseconds())
 		_ = unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	}
+	name, code, err := ReceiveHandoff(sock, true)
+	switch {
+	case errors.Is(err, unix.EAGAIN):
+		return 0, abi.KERN_OPERATION_TIMED_OUT
+	case err != nil:
+		return 0, abi.KERN_FAILURE
+	}
+	return name, code
+}
+
+// RefuseHandoff answers a hand-off request on sock with a status code instead of a send right:
+// a datagram of exactly four bytes, the code in little-endian order.
+func RefuseHandoff(sock int, code int32) error {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(code))
+	return unix.Sendmsg(sock, b[:], nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+}
+
+// ReceiveHandoff reads one answer to a hand-off request from sock: a send right (PassSendRight),
+// which it names in this space and returns with code 0, or a refusal (RefuseHandoff), whose code
+// it returns. A malformed answer gives KERN_INVALID_ARGUMENT and releases whatever came with it.
+// Without wait the read does not block and err is EAGAIN when nothing has arrived; err is
+// io.EOF when the peer closed the socket without answering.
+func ReceiveHandoff(sock int, wait bool) (name uint32, code int32, err error) {
+	flags := unix.MSG_CMSG_CLOEXEC
+	if !wait {
+		flags |= unix.MSG_DONTWAIT
+	}
 	buf := make([]byte, wireFixedSize+wireRecordSize)
 	oob := make([]byte, unix.CmsgSpace(4*4))
-	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, flags)
 	if err != nil {
-		if errors.Is(err, unix.EAGAIN) {
-			return 0, abi.KERN_OPERATION_TIMED_OUT
-		}
-		return 0, abi.KERN_FAILURE
+		return 0, 0, err
 	}
 	m := newInMsg()
 	defer m.free()
 	m.parseControl(oob[:oobn])
+	if n == 0 && len(m.fds) == 0 {
+		return 0, 0, io.EOF
+	}
+	if n == 4 && len(m.fds) == 0 {
+		return 0, int32(binary.LittleEndian.Uint32(buf)), nil
+	}
 	if err := m.dg.decode(buf[:n], len(m.fds)); err != nil || len(m.dg.descs) != 1 ||
 		m.dg.descs[0].kind != kindPort || m.dg.descs[0].typ != typePortSend {
 		m.destroy()
-		return 0, abi.KERN_INVALID_ARGUMENT
+		return 0, abi.KERN_INVALID_ARGUMENT, nil
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	name := sp.copyoutRight(m, &m.dg.descs[0])
+	name = sp.copyoutRight(m, &m.dg.descs[0])
 	if name == abi.MACH_PORT_DEAD {
-		return 0, abi.KERN_INVALID_NAME
+		return 0, abi.KERN_INVALID_NAME, nil
 	}
-	return name, abi.KERN_SUCCESS
+	return name, abi.KERN_SUCCESS, nil
 }
 
 // ChannelFD returns the write end behind a send right, for tests that play a hostile peer.

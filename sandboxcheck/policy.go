@@ -1,0 +1,114 @@
+package sandboxcheck
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// EnvAppGroups names the environment variable that declares the emulated policy's application
+// groups (comma-separated) where there is no real sandbox. Child processes inherit it, which is
+// how a test puts a whole process tree in the same emulated sandbox.
+const EnvAppGroups = "MACHPORT_APP_GROUPS"
+
+// EntitlementAppGroups is the entitlement that lists a process's application groups.
+const EntitlementAppGroups = "com.apple.security.application-groups"
+
+// Operation is a sandbox operation on a Mach service name, spelled as in sandbox profiles.
+type Operation string
+
+// The two operations a sandbox profile controls for Mach service names.
+const (
+	MachRegister Operation = "mach-register"
+	MachLookUp   Operation = "mach-lookup"
+)
+
+// Scope says which namespace a name lives in.
+type Scope int
+
+const (
+	// GlobalName is the per-user namespace that bootstrap_register2 and bootstrap_look_up use
+	// (the profile's global-name filter).
+	GlobalName Scope = iota
+	// PerPIDName is a per-process service registered with BOOTSTRAP_PER_PID_SERVICE (the
+	// profile's local-name filter).
+	PerPIDName
+)
+
+func (s Scope) String() string {
+	if s == PerPIDName {
+		return "per-PID"
+	}
+	return "global"
+}
+
+// Sandboxed reports whether this process runs in a sandbox. On macOS the sandbox answers; under
+// the emulated policy, a process is sandboxed when it declares application groups.
+func Sandboxed() (bool, error) { return platform.sandboxed() }
+
+// ApplicationGroups returns this process's application-group identifiers: on macOS from its
+// com.apple.security.application-groups entitlement, under the emulated policy from
+// SetApplicationGroups or MACHPORT_APP_GROUPS. A process without groups gets nil.
+func ApplicationGroups() ([]string, error) { return platform.groups() }
+
+// Allowed reports whether the sandbox lets this process perform op on the global service name.
+// On macOS it asks sandbox_check without logging a violation; under the emulated policy a
+// sandboxed process may use only names inside its application groups. An unsandboxed process is
+// allowed everything.
+func Allowed(op Operation, name string) (bool, error) { return allowed(op, GlobalName, name) }
+
+// AllowedPerPID is Allowed for a per-process service name.
+func AllowedPerPID(op Operation, name string) (bool, error) { return allowed(op, PerPIDName, name) }
+
+func allowed(op Operation, scope Scope, name string) (bool, error) {
+	if op != MachRegister && op != MachLookUp {
+		return false, fmt.Errorf("sandboxcheck: unknown operation %q", op)
+	}
+	return platform.allowed(op, scope, name)
+}
+
+// Check returns nil when the name may be used for op, and otherwise the reason as a *NameError:
+// the name is malformed, or this process is sandboxed with known application groups and the name
+// lies outside them. It never asks launchd; it is what a caller runs before asking it, so that a
+// refusal says which rule broke instead of a bare 1100.
+func Check(op Operation, name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	sandboxed, err := Sandboxed()
+	if err == nil && sandboxed {
+		var groups []string
+		if groups, err = ApplicationGroups(); err == nil && len(groups) > 0 {
+			return ValidateName(name, groups...)
+		}
+	}
+	var bad *NameError
+	if errors.As(err, &bad) {
+		return err // a malformed declared group: the configuration is wrong, say so
+	}
+	return nil // otherwise launchd gives the answer, without a reason
+}
+
+// parseGroupList splits a comma-separated list of group identifiers, as MACHPORT_APP_GROUPS
+// holds them, and checks each.
+func parseGroupList(list string) ([]string, error) {
+	var groups []string
+	for _, g := range strings.Split(list, ",") {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		if err := ValidateGroup(g); err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
+}
+
+// policy is the platform seam: the real sandbox on macOS, the emulated one elsewhere.
+type policy interface {
+	sandboxed() (bool, error)
+	groups() ([]string, error)
+	allowed(op Operation, scope Scope, name string) (bool, error)
+}

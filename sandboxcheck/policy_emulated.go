@@ -1,0 +1,77 @@
+//go:build !darwin
+
+package sandboxcheck
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+)
+
+var platform policy = emulated{}
+
+// The groups declared through SetApplicationGroups; they take precedence over the environment.
+var declared struct {
+	sync.Mutex
+	set    bool
+	groups []string
+}
+
+// SetApplicationGroups puts this process in the emulated sandbox with the given application
+// groups, overriding MACHPORT_APP_GROUPS. Each group must pass ValidateGroup. It affects this
+// process only; set MACHPORT_APP_GROUPS for children. On macOS the entitlements decide and it
+// returns an error wrapping errors.ErrUnsupported.
+func SetApplicationGroups(groups ...string) error {
+	if len(groups) == 0 {
+		return fmt.Errorf("sandboxcheck: SetApplicationGroups needs at least one group (ResetApplicationGroups leaves the sandbox)")
+	}
+	for _, g := range groups {
+		if err := ValidateGroup(g); err != nil {
+			return err
+		}
+	}
+	declared.Lock()
+	defer declared.Unlock()
+	declared.set, declared.groups = true, slices.Clone(groups)
+	return nil
+}
+
+// ResetApplicationGroups undoes SetApplicationGroups: the environment decides again.
+func ResetApplicationGroups() {
+	declared.Lock()
+	defer declared.Unlock()
+	declared.set, declared.groups = false, nil
+}
+
+type emulated struct{}
+
+func (emulated) groups() ([]string, error) {
+	declared.Lock()
+	if declared.set {
+		defer declared.Unlock()
+		return slices.Clone(declared.groups), nil
+	}
+	declared.Unlock()
+	groups, err := parseGroupList(os.Getenv(EnvAppGroups))
+	if err != nil {
+		return nil, fmt.Errorf("sandboxcheck: %s: %w", EnvAppGroups, err)
+	}
+	return groups, nil
+}
+
+func (e emulated) sandboxed() (bool, error) {
+	groups, err := e.groups()
+	return len(groups) > 0, err
+}
+
+func (e emulated) allowed(_ Operation, _ Scope, name string) (bool, error) {
+	if err := ValidateName(name); err != nil {
+		return false, err
+	}
+	groups, err := e.groups()
+	if err != nil || len(groups) == 0 {
+		return err == nil, err
+	}
+	return ValidateName(name, groups...) == nil, nil
+}
