@@ -1,0 +1,214 @@
+package bootstrap
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/machport/machport/mach"
+	"github.com/machport/machport/sandboxcheck"
+)
+
+// Options tune Register.
+type Options struct {
+	// PerPID registers a per-process service (BOOTSTRAP_PER_PID_SERVICE): it does not collide
+	// with other processes' names and is found with LookUpPID and this process's pid.
+	PerPID bool
+}
+
+// Registration is a name published by Register. It owns the receive right: Close destroys the
+// right, which is what withdraws the name (launchd drops a name when its port dies).
+type Registration struct {
+	name   string
+	pid    int
+	port   *mach.ReceiveRight
+	closer func() error
+
+	once sync.Once
+	err  error
+}
+
+// Name returns the registered service name.
+func (r *Registration) Name() string { return r.name }
+
+// PID returns this process's pid for a per-PID registration, and 0 for a global one.
+func (r *Registration) PID() int { return r.pid }
+
+// Port returns the registered receive right, to receive requests on. Registration owns it: do
+// not close it yourself (that withdraws the name as well, but leaves the Registration open).
+func (r *Registration) Port() *mach.ReceiveRight { return r.port }
+
+// Close withdraws the name and destroys the receive right. Safe to call more than once. On
+// macOS launchd notices the port's death asynchronously, so a look-up racing Close may still
+// succeed and get a right that is already dead.
+func (r *Registration) Close() error {
+	r.once.Do(func() {
+		err := r.closer()
+		if cerr := r.port.Close(); err == nil {
+			err = cerr
+		}
+		r.err = err
+	})
+	return r.err
+}
+
+// Register publishes port under name (bootstrap_register2) and takes ownership of it: the
+// returned Registration's Close withdraws the name. On failure port stays the caller's.
+//
+// When this process is sandboxed with known application groups, the name is checked against
+// them first: a name outside them fails with an *Error wrapping ErrNotPrivileged and the
+// *sandboxcheck.NameError that says which rule broke (unless the real sandbox allows the name
+// anyway, through a temporary-exception entitlement). A name another process owns fails with
+// ErrNotPrivileged; one this process already serves with ErrServiceActive.
+func Register(name string, port *mach.ReceiveRight, opts Options) (*Registration, error) {
+	op := "bootstrap_register2"
+	pid := 0
+	scope := sandboxcheck.GlobalName
+	if opts.PerPID {
+		pid, scope = os.Getpid(), sandboxcheck.PerPIDName
+	}
+	if port == nil || !port.Name().Valid() {
+		return nil, &Error{Op: op, Name: name, PID: pid, Err: fmt.Errorf("no receive right: %w", mach.KernReturn(4))}
+	}
+	if err := precheck(op, sandboxcheck.MachRegister, scope, name, pid); err != nil {
+		return nil, err
+	}
+	closer, err := ns.register(name, port, opts.PerPID)
+	if err != nil {
+		return nil, err
+	}
+	return &Registration{name: name, pid: pid, port: port, closer: closer}, nil
+}
+
+// uniqueAttempts bounds RegisterUnique's retries; with 64 random bits a second attempt is
+// already a sign of something other than a collision.
+const uniqueAttempts = 4
+
+// RegisterUnique registers port under "<prefix>.<16 random hex digits>", trying a new suffix if
+// the name is taken. When this process is sandboxed and prefix does not already start with one
+// of its application groups, the first group is put in front ("<group>.<prefix>.<random>"), so
+// that the sandbox allows the name.
+func RegisterUnique(prefix string, port *mach.ReceiveRight, opts Options) (*Registration, error) {
+	prefix, err := groupPrefixed(prefix)
+	if err != nil {
+		return nil, err
+	}
+	var last error
+	for range uniqueAttempts {
+		var suffix [8]byte
+		_, _ = rand.Read(suffix[:])
+		name := hex.EncodeToString(suffix[:])
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		reg, err := Register(name, port, opts)
+		if err == nil {
+			return reg, nil
+		}
+		last = err
+		var be *Error
+		if !errors.As(err, &be) || be.Err != nil ||
+			(be.Code != ErrNotPrivileged && be.Code != ErrNameInUse && be.Code != ErrServiceActive) {
+			return nil, err // not a collision: another suffix will not help
+		}
+	}
+	return nil, last
+}
+
+func groupPrefixed(prefix string) (string, error) {
+	sandboxed, err := sandboxcheck.Sandboxed()
+	if err != nil || !sandboxed {
+		return prefix, nil
+	}
+	groups, err := sandboxcheck.ApplicationGroups()
+	if err != nil {
+		return "", err
+	}
+	for _, g := range groups {
+		if prefix == g || sandboxcheck.HasGroupPrefix(prefix, g) {
+			return prefix, nil
+		}
+	}
+	if len(groups) == 0 {
+		return prefix, nil
+	}
+	if prefix == "" {
+		return groups[0], nil
+	}
+	return groups[0] + "." + prefix, nil
+}
+
+// CheckIn claims the receive right of a name that launchd declared for this job (a MachServices
+// entry in its plist) with bootstrap_check_in. A name nobody declared fails with
+// ErrUnknownService; on Linux, where there is no launchd, every name does.
+func CheckIn(name string) (*mach.ReceiveRight, error) {
+	if err := precheck("bootstrap_check_in", sandboxcheck.MachRegister, sandboxcheck.GlobalName, name, 0); err != nil {
+		return nil, err
+	}
+	return ns.checkIn(name)
+}
+
+// LookUp returns a send right to the service registered under name (bootstrap_look_up). It
+// fails with ErrUnknownService when nobody serves the name and with ErrNotPrivileged when the
+// sandbox refuses it.
+func LookUp(ctx context.Context, name string) (*mach.SendRight, error) {
+	return lookUp(ctx, name, 0)
+}
+
+// LookUpPID returns a send right to the per-PID service name of process pid
+// (bootstrap_look_up2 with BOOTSTRAP_PER_PID_SERVICE).
+func LookUpPID(ctx context.Context, name string, pid int) (*mach.SendRight, error) {
+	if pid <= 0 {
+		return nil, &Error{Op: "bootstrap_look_up2", Name: name, PID: pid, Err: fmt.Errorf("pid %d: %w", pid, mach.KernReturn(4))}
+	}
+	return lookUp(ctx, name, pid)
+}
+
+func lookUp(ctx context.Context, name string, pid int) (*mach.SendRight, error) {
+	op, scope := "bootstrap_look_up", sandboxcheck.GlobalName
+	if pid != 0 {
+		op, scope = "bootstrap_look_up2", sandboxcheck.PerPIDName
+	}
+	if err := precheck(op, sandboxcheck.MachLookUp, scope, name, pid); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Op: op, Name: name, PID: pid, Err: err}
+	}
+	return ns.lookUp(ctx, op, name, pid)
+}
+
+// precheck refuses, before launchd is asked, a malformed name and one outside this process's
+// application groups; the latter only if the sandbox itself does not allow it, because a
+// temporary-exception entitlement can allow names outside the groups.
+func precheck(op string, sop sandboxcheck.Operation, scope sandboxcheck.Scope, name string, pid int) error {
+	err := sandboxcheck.Check(sop, name)
+	if err == nil {
+		return nil
+	}
+	var ne *sandboxcheck.NameError
+	if errors.As(err, &ne) && (errors.Is(err, sandboxcheck.ErrOutsideGroups) || errors.Is(err, sandboxcheck.ErrEmptyRest)) {
+		allowed := sandboxcheck.Allowed
+		if scope == sandboxcheck.PerPIDName {
+			allowed = sandboxcheck.AllowedPerPID
+		}
+		if ok, aerr := allowed(sop, name); aerr == nil && ok {
+			return nil
+		}
+		return &Error{Op: op, Name: name, PID: pid, Code: ErrNotPrivileged, Err: err}
+	}
+	return &Error{Op: op, Name: name, PID: pid, Err: err}
+}
+
+// namespace is the platform seam: launchd on macOS, the daemonless emulation on Linux.
+type namespace interface {
+	// register publishes port; the returned func withdraws the name (the caller then destroys
+	// the port).
+	register(name string, port *mach.ReceiveRight, perPID bool) (func() error, error)
+	checkIn(name string) (*mach.ReceiveRight, error)
+	lookUp(ctx context.Context, op, name string, pid int) (*mach.SendRight, error)
+}

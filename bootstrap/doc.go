@@ -1,0 +1,23 @@
+// Package bootstrap registers and looks up Mach service names in launchd's bootstrap namespace.
+//
+// Inside the App Sandbox a process may register only names that begin with one of its
+// application-group identifiers and a period ("group.com.example.app.worker"); launchd refuses
+// any other name with BOOTSTRAP_NOT_PRIVILEGED (1100). This package checks that rule before it
+// asks launchd, so a refusal says which rule broke (errors.As to *sandboxcheck.NameError) while
+// still matching ErrNotPrivileged with errors.Is.
+//
+// Register publishes a receive right under a name (bootstrap_register2, optionally as a per-PID
+// service) and returns a Registration whose Close withdraws it; RegisterUnique makes a fresh
+// "<prefix>.<random>" name; CheckIn claims a name launchd declared from a plist; LookUp and
+// LookUpPID return a send right to a service.
+//
+// On macOS these are launchd's calls. On Linux a daemonless namespace gives them the same
+// semantics: one socket per name in a private per-user directory ($XDG_RUNTIME_DIR/machport, or
+// MACHPORT_BOOTSTRAP_DIR), an flock that makes the registrant the name's owner (so a killed
+// owner frees its names), a check of the peer's uid on every look-up, and the send right passed
+// over the socket. The emulated sandbox of package sandboxcheck (MACHPORT_APP_GROUPS) applies to
+// both register and look-up there.
+//
+// Status on macOS: builds for darwin/arm64 and darwin/amd64 and is checked against the macOS 13.3
+// SDK; not run on macOS yet.
+package bootstrap

@@ -1,0 +1,129 @@
+package bootstrap
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/machport/machport/mach"
+)
+
+// Code is one of launchd's bootstrap return codes (1100–1106). The exported codes are sentinel
+// errors: errors.Is(err, bootstrap.ErrNotPrivileged) matches any *Error carrying that code.
+type Code int32
+
+// launchd's answers, with bootstrap_strerror's texts.
+const (
+	// ErrNotPrivileged (1100, "Permission denied"): the sandbox refused the name, or another
+	// process owns it.
+	ErrNotPrivileged Code = abi.BOOTSTRAP_NOT_PRIVILEGED
+	// ErrNameInUse (1101, "Service name already exists").
+	ErrNameInUse Code = abi.BOOTSTRAP_NAME_IN_USE
+	// ErrUnknownService (1102, "Unknown service name"): nobody registered the name, or its owner
+	// is gone.
+	ErrUnknownService Code = abi.BOOTSTRAP_UNKNOWN_SERVICE
+	// ErrServiceActive (1103, "Service name already exists"): this process already serves the
+	// name.
+	ErrServiceActive Code = abi.BOOTSTRAP_SERVICE_ACTIVE
+	// ErrBadCount (1104): too many look-ups in one request.
+	ErrBadCount Code = abi.BOOTSTRAP_BAD_COUNT
+	// ErrNoMemory (1105, "Out of memory").
+	ErrNoMemory Code = abi.BOOTSTRAP_NO_MEMORY
+	// ErrNoChildren (1106).
+	ErrNoChildren Code = abi.BOOTSTRAP_NO_CHILDREN
+)
+
+var codeNames = map[Code][2]string{
+	ErrNotPrivileged:  {"BOOTSTRAP_NOT_PRIVILEGED", "Permission denied"},
+	ErrNameInUse:      {"BOOTSTRAP_NAME_IN_USE", "Service name already exists"},
+	ErrUnknownService: {"BOOTSTRAP_UNKNOWN_SERVICE", "Unknown service name"},
+	ErrServiceActive:  {"BOOTSTRAP_SERVICE_ACTIVE", "Service name already exists"},
+	ErrBadCount:       {"BOOTSTRAP_BAD_COUNT", "Too many lookups were requested in one request"},
+	ErrNoMemory:       {"BOOTSTRAP_NO_MEMORY", "Out of memory"},
+	ErrNoChildren:     {"BOOTSTRAP_NO_CHILDREN", "No children"},
+}
+
+// IsCode reports whether kr is one of launchd's bootstrap codes.
+func IsCode(kr int32) bool { _, ok := codeNames[Code(kr)]; return ok }
+
+// Name returns the C name, such as "BOOTSTRAP_NOT_PRIVILEGED".
+func (c Code) Name() string {
+	if n, ok := codeNames[c]; ok {
+		return n[0]
+	}
+	return fmt.Sprintf("bootstrap code %d", int32(c))
+}
+
+// Text returns launchd's text for the code, as bootstrap_strerror gives it.
+func (c Code) Text() string { return codeText(c) }
+
+func (c Code) Error() string {
+	return fmt.Sprintf("%d (%#x) %s: %s", int32(c), int32(c), c.Name(), c.Text())
+}
+
+// Error is a failed bootstrap operation. Code is launchd's answer, or 0 when the operation
+// failed before or without one; Err is the cause behind it: a *sandboxcheck.NameError when the
+// name broke a rule, a mach error when launchd could not be reached, a context error.
+type Error struct {
+	Op   string // the C call, such as "bootstrap_register2"
+	Name string // the service name, never truncated
+	PID  int    // the service's process, for per-PID operations
+	Code Code
+	Err  error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "bootstrap: %s %q", e.Op, e.Name)
+	if e.PID != 0 {
+		fmt.Fprintf(&b, " (per-PID service of pid %d)", e.PID)
+	}
+	if e.Code != 0 {
+		fmt.Fprintf(&b, ": %v", e.Code)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the code and the cause, so that errors.Is and errors.As see both.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.Code != 0 {
+		errs = append(errs, e.Code)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// opError turns a kern_return_t from the name service into an *Error.
+func opError(op, name string, pid int, kr int32) error {
+	if kr == 0 {
+		return nil
+	}
+	e := &Error{Op: op, Name: name, PID: pid}
+	switch {
+	case IsCode(kr):
+		e.Code = Code(kr)
+	case uint32(kr)&0xfffff000 == 0x10000000 || uint32(kr)&0xfffff000 == 0x10004000:
+		e.Err = mach.MsgReturn(kr) // launchd could not be reached, or did not answer
+	default:
+		e.Err = mach.KernReturn(kr)
+	}
+	return e
+}
+
+// codeText is bootstrap_strerror's text; a Darwin test compares this table with it. For 1106
+// launchd has no text of its own and falls back to the generic Mach error text.
+func codeText(c Code) string {
+	if c == ErrNoChildren {
+		return mach.KernReturn(c).Text()
+	}
+	if n, ok := codeNames[c]; ok {
+		return n[1]
+	}
+	return mach.KernReturn(c).Text()
+}

@@ -1,0 +1,348 @@
+//go:build linux
+
+package bootstrap
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/machport/machport/internal/emu"
+	"github.com/machport/machport/mach"
+	"golang.org/x/sys/unix"
+)
+
+// EnvDir names the environment variable that overrides the emulated namespace's directory.
+// Processes that should see each other's names must agree on it; tests use it for isolation.
+const EnvDir = "MACHPORT_BOOTSTRAP_DIR"
+
+var ns namespace = &emulated{owned: map[string]*served{}}
+
+// emulated is the daemonless namespace. Per name it keeps two files in the directory:
+// <key>.lock, which the owner holds an exclusive flock on for as long as it serves the name, and
+// <key>.sock, a listening SOCK_SEQPACKET socket that hands each look-up a new send right. The
+// kernel drops the flock when the owner dies, so a killed owner frees its names; its socket file
+// then refuses connections until the next owner replaces it.
+type emulated struct {
+	mu    sync.Mutex
+	owned map[string]*served // by key: the names this process serves
+}
+
+// served is one name this process serves.
+type served struct {
+	key, sockPath, lockPath string
+	lockFD                  int
+	ln                      *net.UnixListener
+	send                    *mach.SendRight    // what each look-up receives a copy of
+	notify                  *mach.ReceiveRight // receives the dead-name notification of send
+	watch                   *mach.SendOnceRight
+	stop                    context.CancelFunc
+	done                    chan struct{} // closed when serving has ended and all is released
+	withdrawOnce            sync.Once
+}
+
+// Dir returns the directory of the emulated namespace, creating it with mode 0700. It refuses a
+// directory that another user owns or that others may write to.
+func Dir() (string, error) {
+	dir := os.Getenv(EnvDir)
+	if dir == "" {
+		if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
+			dir = filepath.Join(rt, "machport")
+		} else {
+			dir = filepath.Join(os.TempDir(), "machport-"+strconv.Itoa(os.Getuid()))
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("bootstrap: namespace directory: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return "", fmt.Errorf("bootstrap: namespace directory: %w", err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return "", fmt.Errorf("bootstrap: namespace directory %s is not a directory", dir)
+	case int(st.Uid) != os.Getuid():
+		return "", fmt.Errorf("bootstrap: namespace directory %s belongs to uid %d, not %d", dir, st.Uid, os.Getuid())
+	case st.Mode&0o077 != 0:
+		return "", fmt.Errorf("bootstrap: namespace directory %s has mode %#o; others must have no access", dir, st.Mode&0o777)
+	}
+	return dir, nil
+}
+
+// paths derives a name's file names from a hash of the name, because a socket path holds only
+// 108 bytes and a service name may hold 127 of any UTF-8.
+func paths(name string, pid int) (key, sock, lock string, err error) {
+	dir, err := Dir()
+	if err != nil {
+		return "", "", "", err
+	}
+	sum := sha256.Sum256([]byte(name))
+	key = "g-" + hex.EncodeToString(sum[:16])
+	if pid != 0 {
+		key = "p" + strconv.Itoa(pid) + "-" + hex.EncodeToString(sum[:16])
+	}
+	return key, filepath.Join(dir, key+".sock"), filepath.Join(dir, key+".lock"), nil
+}
+
+func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (func() error, error) {
+	op, pid := "bootstrap_register2", 0
+	if perPID {
+		pid = os.Getpid()
+	}
+	fail := func(code Code, err error) (func() error, error) {
+		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
+	}
+	key, sockPath, lockPath, err := paths(name, pid)
+	if err != nil {
+		return fail(0, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.owned[key]; ok {
+		return fail(ErrServiceActive, nil)
+	}
+	lockFD, err := lockName(lockPath)
+	if err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fail(ErrNotPrivileged, errors.New("another process serves this name"))
+		}
+		return fail(0, err)
+	}
+	s := &served{key: key, sockPath: sockPath, lockPath: lockPath, lockFD: lockFD, done: make(chan struct{})}
+	if err := s.start(name, port); err != nil {
+		s.release()
+		return fail(0, err)
+	}
+	e.owned[key] = s
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go s.serve(ctx, e)
+	return func() error { s.withdraw(e); <-s.done; return nil }, nil
+}
+
+// lockName opens and flocks a name's lock file. The lock must be on the file the path names
+// now: a previous owner unlinks the file when it withdraws, and a lock won on the unlinked file
+// would be worthless, so the inode is compared after locking and the whole step retried.
+func lockName(path string) (int, error) {
+	for range 8 {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return -1, fmt.Errorf("lock file: %w", err)
+		}
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(fd, &held) == nil && unix.Stat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+			return fd, nil
+		}
+		unix.Close(fd)
+	}
+	return -1, errors.New("lock file keeps being replaced")
+}
+
+// start makes the send right that look-ups receive copies of, asks for its dead-name
+// notification (the name must disappear when the receive right dies, however it dies), and
+// replaces any stale socket of a dead owner with a listening one.
+func (s *served) start(name string, port *mach.ReceiveRight) error {
+	var err error
+	if s.send, err = port.MakeSend(); err != nil {
+		return err
+	}
+	if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
+		return err
+	}
+	if s.watch, err = s.send.RequestDeadName(s.notify); err != nil {
+		return err
+	}
+	record := fmt.Sprintf("%s\n%d\n", name, os.Getpid()) // for people and machping, not for locking
+	_ = unix.Ftruncate(s.lockFD, 0)
+	_, _ = unix.Pwrite(s.lockFD, []byte(record), 0)
+	if err := os.Remove(s.sockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s.ln, err = net.ListenUnix("unixpacket", &net.UnixAddr{Name: s.sockPath, Net: "unixpacket"})
+	if err != nil {
+		return err
+	}
+	s.ln.SetUnlinkOnClose(false) // withdraw unlinks, in its own order
+	return nil
+}
+
+// serve answers look-ups until the name is withdrawn, and withdraws it when the port dies.
+func (s *served) serve(ctx context.Context, e *emulated) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var m mach.Message
+		err := mach.Receive(ctx, s.notify, &m)
+		if err == nil {
+			if n, perr := mach.ParseNotification(&m); perr == nil {
+				_ = n.CloseDeadName()
+			}
+			_ = m.Destroy()
+			go s.withdraw(e) // the port died: the name goes with it
+		}
+	}()
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			break // withdrawn
+		}
+		s.answer(conn)
+	}
+	s.stop()
+	wg.Wait()
+	s.release()
+	close(s.done)
+}
+
+// answer gives one look-up a send right, or refuses a peer of another uid with 1100 (the
+// namespace is per user, as launchd's is).
+func (s *served) answer(conn *net.UnixConn) {
+	defer conn.Close()
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		switch {
+		case err != nil || int(cred.Uid) != os.Getuid():
+			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_NOT_PRIVILEGED)
+		case emu.PassSendRight(int(fd), uint32(s.send.Name())) != abi.KERN_SUCCESS:
+			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_UNKNOWN_SERVICE) // the port is dead
+		}
+	})
+}
+
+// withdraw takes the name away: first the socket file, so that new look-ups find nothing, then
+// the listener, the lock file, and last the lock itself.
+func (s *served) withdraw(e *emulated) {
+	s.withdrawOnce.Do(func() {
+		e.mu.Lock()
+		if e.owned[s.key] == s {
+			delete(e.owned, s.key)
+		}
+		e.mu.Unlock()
+		_ = os.Remove(s.sockPath)
+		_ = s.ln.Close()
+		s.stop()
+	})
+}
+
+// release closes what start opened; the lock goes last.
+func (s *served) release() {
+	if s.watch != nil {
+		_ = s.watch.Close()
+	}
+	if s.notify != nil {
+		_ = s.notify.Close()
+	}
+	if s.send != nil {
+		_ = s.send.Close()
+	}
+	_ = os.Remove(s.lockPath)
+	_ = unix.Close(s.lockFD)
+}
+
+func (e *emulated) checkIn(name string) (*mach.ReceiveRight, error) {
+	return nil, &Error{Op: "bootstrap_check_in", Name: name, Code: ErrUnknownService,
+		Err: errors.New("no launchd on Linux: no name is declared for check-in")}
+}
+
+func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.SendRight, error) {
+	fail := func(code Code, err error) (*mach.SendRight, error) {
+		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
+	}
+	_, sockPath, lockPath, err := paths(name, pid)
+	if err != nil {
+		return fail(0, err)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unixpacket", sockPath)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return fail(0, ctx.Err())
+		case errors.Is(err, unix.ENOENT):
+			return fail(ErrUnknownService, nil)
+		case errors.Is(err, unix.ECONNREFUSED):
+			cleanStale(sockPath, lockPath)
+			return fail(ErrUnknownService, nil)
+		case errors.Is(err, unix.EACCES):
+			return fail(ErrNotPrivileged, err)
+		}
+		return fail(0, err)
+	}
+	conn := c.(*net.UnixConn)
+	defer conn.Close()
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return fail(0, err)
+	}
+	var credErr error
+	_ = raw.Control(func(fd uintptr) {
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err == nil && int(cred.Uid) != os.Getuid() {
+			err = fmt.Errorf("the name's socket is served by uid %d", cred.Uid)
+		}
+		credErr = err
+	})
+	if credErr != nil {
+		return fail(ErrNotPrivileged, credErr)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(dl)
+	}
+	unblock := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer unblock()
+	var got uint32
+	var code int32
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		got, code, rerr = emu.ReceiveHandoff(int(fd), false)
+		return !errors.Is(rerr, unix.EAGAIN)
+	})
+	switch {
+	case ctx.Err() != nil:
+		if got != 0 {
+			_ = mach.AdoptSend(mach.Name(got)).Close()
+		}
+		return fail(0, ctx.Err())
+	case err != nil:
+		return fail(0, err)
+	case errors.Is(rerr, io.EOF):
+		return fail(ErrUnknownService, errors.New("the owner closed the connection without answering"))
+	case rerr != nil:
+		return fail(0, rerr)
+	case code != 0:
+		return nil, opError(op, name, pid, code)
+	}
+	return mach.AdoptSend(mach.Name(got)), nil
+}
+
+// cleanStale removes the files of a name whose owner died: the socket refused the connection,
+// and the lock, taken here without waiting, proves nobody serves the name now.
+func cleanStale(sockPath, lockPath string) {
+	fd, err := lockName(lockPath)
+	if err != nil {
+		return
+	}
+	_ = os.Remove(sockPath)
+	_ = os.Remove(lockPath)
+	_ = unix.Close(fd)
+}

@@ -1,0 +1,111 @@
+// Package leakcheck asserts that a test leaves no file descriptors or Mach port names behind.
+package leakcheck
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/mach"
+)
+
+// FDs returns how many file descriptors this process has open.
+func FDs(t testing.TB) int {
+	ents, err := os.ReadDir(fdDir())
+	if err != nil {
+		t.Fatalf("leakcheck: %v", err)
+	}
+	return len(ents)
+}
+
+func fdDir() string {
+	if _, err := os.Stat("/proc/self/fd"); err == nil {
+		return "/proc/self/fd"
+	}
+	return "/dev/fd"
+}
+
+// FDList describes the open descriptors, for a leak report.
+func FDList() []string {
+	ents, _ := os.ReadDir(fdDir())
+	out := make([]string, 0, len(ents))
+	for _, e := range ents {
+		target, _ := os.Readlink(fdDir() + "/" + e.Name())
+		out = append(out, e.Name()+"="+target)
+	}
+	return out
+}
+
+// Names returns how many port names this task has.
+func Names(t testing.TB) int {
+	names, err := mach.Names()
+	if err != nil {
+		t.Fatalf("leakcheck: %v", err)
+	}
+	return len(names)
+}
+
+func threads() int { return pprof.Lookup("threadcreate").Count() }
+
+// Check records the fd and port-name counts now and fails the test at cleanup unless they have
+// come back within a few seconds (background goroutines may still be closing what they own).
+// On macOS each new OS thread that makes a MIG call keeps a reply port, so new threads may add
+// that many names.
+func Check(t *testing.T) {
+	t.Helper()
+	WarmUp(t)
+	fds, names, th := FDs(t), Names(t), threads()
+	t.Cleanup(func() {
+		var gotFDs, gotNames int
+		for range 300 {
+			gotFDs, gotNames = FDs(t), Names(t)
+			allowed := names
+			if runtime.GOOS == "darwin" {
+				allowed += threads() - th
+			}
+			if gotFDs <= fds && gotNames <= allowed {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Errorf("leak: fds %d -> %d, port names %d -> %d\nopen fds: %v", fds, gotFDs, names, gotNames, FDList())
+	})
+}
+
+// WarmUp makes the platform create what it keeps for the life of the process (the emulation's
+// monitor and pooled waiters), so that a leak check counts only what the test leaves behind.
+func WarmUp(t testing.TB) {
+	r, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		t.Fatalf("leakcheck: %v", err)
+	}
+	defer r.Close()
+	so, err := r.MakeSendOnce()
+	if err != nil {
+		t.Fatalf("leakcheck: %v", err)
+	}
+	_ = so.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var m mach.Message
+	if err := mach.Receive(ctx, r, &m); err != nil {
+		t.Fatalf("leakcheck: %v", err)
+	}
+	// A dead-name request starts the emulation's monitor of channel hang-ups.
+	s, err := r.MakeSend()
+	if err != nil {
+		t.Fatalf("leakcheck: %v", err)
+	}
+	defer s.Close()
+	notify, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		t.Fatalf("leakcheck: %v", err)
+	}
+	defer notify.Close()
+	if prev, err := s.RequestDeadName(notify); err == nil && prev != nil {
+		defer prev.Close()
+	}
+}
