@@ -16,6 +16,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/sandboxcheck"
 	"github.com/stretchr/testify/require"
 )
 
@@ -119,6 +120,28 @@ func runChild(role, name string) error {
 		}
 		_, _ = io.Copy(io.Discard, stdin)
 		return nil
+	case "probe":
+		// Report what the sandbox says about registering name and what registering it does.
+		sandboxed, _ := sandboxcheck.Sandboxed()
+		allowed, aerr := sandboxcheck.Allowed(sandboxcheck.MachRegister, name)
+		outcome := "ok"
+		port, err := mach.NewPort(mach.PortOptions{})
+		if err != nil {
+			return err
+		}
+		reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+		var be *bootstrap.Error
+		switch {
+		case err == nil:
+			defer reg.Close()
+		case errors.As(err, &be) && be.Code != 0:
+			outcome = fmt.Sprint("code ", int32(be.Code))
+			port.Close()
+		default:
+			return err
+		}
+		fmt.Printf("sandboxed=%v allowed=%v allowedErr=%v register=%s\n", sandboxed, allowed, aerr, outcome)
+		return nil
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -132,7 +155,13 @@ type child struct {
 
 func startChild(t *testing.T, role, name string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return startChildCommand(t, exec.Command(os.Args[0], "-test.run=^$"), role, name, env...)
+}
+
+// startChildCommand starts cmd, which runs this test binary (perhaps through a wrapper such as
+// sandbox-exec), in role.
+func startChildCommand(t *testing.T, cmd *exec.Cmd, role, name string, env ...string) *child {
+	t.Helper()
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role, nameEnv+"="+name), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
