@@ -317,6 +317,9 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 		got, code, rerr = emu.ReceiveHandoff(int(fd), false)
 		return !errors.Is(rerr, unix.EAGAIN)
 	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		<-ctx.Done() // the read deadline is the context's: its error is the one to give
+	}
 	switch {
 	case ctx.Err() != nil:
 		if got != 0 {

@@ -1,0 +1,8 @@
+package bootstrap
+
+// NamePaths exposes the emulated namespace's file names for a name, for tests that play a
+// hostile or dead owner.
+func NamePaths(name string, pid int) (sock, lock string, err error) {
+	_, sock, lock, err = paths(name, pid)
+	return sock, lock, err
+}

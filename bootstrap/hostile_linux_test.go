@@ -1,0 +1,110 @@
+package bootstrap_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/leakcheck"
+	"github.com/machport/machport/mach"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// A socket squatting on a name's path answers look-ups badly: each answer gives a clear error
+// and leaves no descriptor or port name behind.
+func TestLookUpSurvivesHostileOwner(t *testing.T) {
+	leakcheck.Check(t)
+	devNull, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer devNull.Close()
+	cases := []struct {
+		name   string
+		answer func(fd int)
+		check  func(t *testing.T, err error)
+	}{
+		{name: "garbage", answer: func(fd int) { _ = unix.Sendmsg(fd, []byte("not a hand-off"), nil, nil, 0) },
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, mach.KernReturn(4)) }},
+		{name: "refusal carrying a descriptor", answer: func(fd int) {
+			_ = unix.Sendmsg(fd, []byte{0x4c, 0x04, 0, 0}, unix.UnixRights(int(devNull.Fd())), nil, 0)
+		}, check: func(t *testing.T, err error) { require.ErrorIs(t, err, mach.KernReturn(4)) }},
+		{name: "descriptors and garbage", answer: func(fd int) {
+			_ = unix.Sendmsg(fd, make([]byte, 64), unix.UnixRights(int(devNull.Fd()), int(devNull.Fd())), nil, 0)
+		}, check: func(t *testing.T, err error) { require.ErrorIs(t, err, mach.KernReturn(4)) }},
+		{name: "unknown code", answer: func(fd int) { _ = unix.Sendmsg(fd, []byte{0x39, 0x30, 0, 0}, nil, nil, 0) },
+			check: func(t *testing.T, err error) { require.ErrorContains(t, err, "0x3039") }},
+		{name: "hang-up", answer: func(int) {},
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, bootstrap.ErrUnknownService) }},
+		{name: "silence", answer: func(int) { time.Sleep(600 * time.Millisecond) },
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, context.DeadlineExceeded) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := uniqueName(t)
+			sock, _, err := bootstrap.NamePaths(name, 0)
+			require.NoError(t, err)
+			ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+			require.NoError(t, err)
+			served := make(chan struct{})
+			go func() {
+				defer close(served)
+				conn, err := ln.AcceptUnix()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				raw, _ := conn.SyscallConn()
+				_ = raw.Control(func(fd uintptr) { tc.answer(int(fd)) })
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			s, err := bootstrap.LookUp(ctx, name)
+			require.Nil(t, s)
+			tc.check(t, err)
+			require.Less(t, time.Since(start), time.Second)
+			<-served
+			ln.Close()
+		})
+	}
+}
+
+// A killed owner leaves its socket file behind; the next look-up sees the socket refuse, finds
+// the name's lock free, and removes both files.
+func TestStaleSocketIsCleaned(t *testing.T) {
+	ctx := ctxTimeout(t, 20*time.Second)
+	name := uniqueName(t)
+	c := startChild(t, "serve", name)
+	require.Equal(t, "ready", c.line(t))
+	sock, lock, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	require.FileExists(t, sock)
+	require.FileExists(t, lock)
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
+	_, _ = c.cmd.Process.Wait()
+	require.FileExists(t, sock, "a killed owner cannot clean up")
+
+	_, err = bootstrap.LookUp(ctx, name)
+	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
+	require.NoFileExists(t, sock)
+	require.NoFileExists(t, lock)
+}
+
+// The namespace directory must be private.
+func TestNamespaceDirectoryMustBePrivate(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Setenv(bootstrapDirEnv, dir)
+	_, err := bootstrap.Dir()
+	require.ErrorContains(t, err, "others must have no access")
+	_, err = bootstrap.LookUp(context.Background(), "com.machport.x")
+	require.ErrorContains(t, err, "others must have no access")
+	require.NoError(t, os.Chmod(dir, 0o700))
+	got, err := bootstrap.Dir()
+	require.NoError(t, err)
+	require.Equal(t, dir, got)
+}
