@@ -23,7 +23,7 @@ const (
 // Layout, in bytes from the start of the Mach message: the 28-byte base, one out-of-line
 // descriptor slot (present, zero, in inline messages too), the 16-byte inner header.
 const (
-	innerOffset = 44             // where the inner header starts for every 64-bit sender
+	innerOffset = 44               // where the inner header starts for every 64-bit sender
 	fixedSize   = innerOffset + 16 // MSGP_SIZE: the smallest valid message
 	// In mach.Message terms: a simple message's Body starts at offset 24, so the inner header is
 	// at 20 in it; a complex message's Body starts after the descriptor, at the inner header.
