@@ -99,9 +99,7 @@ func RegisterUnique(prefix string, port *mach.ReceiveRight, opts Options) (*Regi
 	}
 	var last error
 	for range uniqueAttempts {
-		var suffix [8]byte
-		_, _ = rand.Read(suffix[:])
-		name := hex.EncodeToString(suffix[:])
+		name := randomSuffix()
 		if prefix != "" {
 			name = prefix + "." + name
 		}
@@ -111,12 +109,21 @@ func RegisterUnique(prefix string, port *mach.ReceiveRight, opts Options) (*Regi
 		}
 		last = err
 		var be *Error
-		if !errors.As(err, &be) || be.Err != nil ||
+		var rule *sandboxcheck.NameError
+		if !errors.As(err, &be) || errors.As(err, &rule) ||
 			(be.Code != ErrNotPrivileged && be.Code != ErrNameInUse && be.Code != ErrServiceActive) {
 			return nil, err // not a collision: another suffix will not help
 		}
 	}
 	return nil, last
+}
+
+// randomSuffix makes RegisterUnique's 16 hex digits (a variable so that a test can force a
+// collision).
+var randomSuffix = func() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func groupPrefixed(prefix string) (string, error) {

@@ -40,7 +40,7 @@ var codeNames = map[Code][2]string{
 	ErrServiceActive:  {"BOOTSTRAP_SERVICE_ACTIVE", "Service name already exists"},
 	ErrBadCount:       {"BOOTSTRAP_BAD_COUNT", "Too many lookups were requested in one request"},
 	ErrNoMemory:       {"BOOTSTRAP_NO_MEMORY", "Out of memory"},
-	ErrNoChildren:     {"BOOTSTRAP_NO_CHILDREN", "No children"},
+	ErrNoChildren:     {"BOOTSTRAP_NO_CHILDREN", ""}, // text: see codeText
 }
 
 // IsCode reports whether kr is one of launchd's bootstrap codes.
@@ -57,6 +57,7 @@ func (c Code) Name() string {
 // Text returns launchd's text for the code, as bootstrap_strerror gives it.
 func (c Code) Text() string { return codeText(c) }
 
+// Error gives the code, its C name and launchd's text.
 func (c Code) Error() string {
 	return fmt.Sprintf("%d (%#x) %s: %s", int32(c), int32(c), c.Name(), c.Text())
 }
@@ -72,6 +73,7 @@ type Error struct {
 	Err  error
 }
 
+// Error says which call failed for which name, launchd's answer, and the cause.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "bootstrap: %s %q", e.Op, e.Name)

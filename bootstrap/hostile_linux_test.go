@@ -35,6 +35,8 @@ func TestLookUpSurvivesHostileOwner(t *testing.T) {
 		{name: "descriptors and garbage", answer: func(fd int) {
 			_ = unix.Sendmsg(fd, make([]byte, 64), unix.UnixRights(int(devNull.Fd()), int(devNull.Fd())), nil, 0)
 		}, check: func(t *testing.T, err error) { require.ErrorIs(t, err, mach.KernReturn(4)) }},
+		{name: "refusal saying success", answer: func(fd int) { _ = unix.Sendmsg(fd, []byte{0, 0, 0, 0}, nil, nil, 0) },
+			check: func(t *testing.T, err error) { require.ErrorIs(t, err, mach.KernReturn(4)) }},
 		{name: "unknown code", answer: func(fd int) { _ = unix.Sendmsg(fd, []byte{0x39, 0x30, 0, 0}, nil, nil, 0) },
 			check: func(t *testing.T, err error) { require.ErrorContains(t, err, "0x3039") }},
 		{name: "hang-up", answer: func(int) {},
@@ -107,4 +109,64 @@ func TestNamespaceDirectoryMustBePrivate(t *testing.T) {
 	got, err := bootstrap.Dir()
 	require.NoError(t, err)
 	require.Equal(t, dir, got)
+}
+
+// A look-up that cleans a dead owner's files holds the name's lock for a moment; a registration
+// meeting it must not be told that another process serves the name.
+func TestRegisterWhileALookUpCleansStaleFiles(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	for i := range 50 {
+		name := uniqueName(t)
+		sock, _, err := bootstrap.NamePaths(name, 0)
+		require.NoError(t, err)
+		ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+		require.NoError(t, err)
+		ln.SetUnlinkOnClose(false)
+		ln.Close() // a dead owner's socket: it refuses connections
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if s, err := bootstrap.LookUp(ctx, name); err == nil {
+				s.Close()
+			}
+		}()
+		port := newPort(t)
+		reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+		<-done
+		require.NoError(t, err, "attempt %d", i)
+		require.NoError(t, reg.Close())
+	}
+}
+
+// A port that dies just before its registration is closed leaves no dead name behind (the
+// dead-name notification's extra reference is released).
+func TestPortDeathThenCloseLeavesNoDeadName(t *testing.T) {
+	leakcheck.Check(t)
+	for range 100 {
+		port := newPort(t)
+		reg, err := bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+		require.NoError(t, err)
+		require.NoError(t, port.Close())
+		require.NoError(t, reg.Close())
+	}
+}
+
+// RegisterUnique tries another suffix when a name is taken: by this process (1103) or by
+// another (1100).
+func TestRegisterUniqueRetriesCollisions(t *testing.T) {
+	leakcheck.Check(t)
+	prefix := uniqueName(t)
+	taken := register(t, prefix+".aaaa", bootstrap.Options{})
+	other := startChild(t, "serve", prefix+".cccc")
+	require.Equal(t, "ready", other.line(t))
+	suffixes := []string{"aaaa", "cccc", "bbbb"}
+	restore := bootstrap.SetRandomSuffix(func() string { s := suffixes[0]; suffixes = suffixes[1:]; return s })
+	defer restore()
+	port := newPort(t)
+	reg, err := bootstrap.RegisterUnique(prefix, port, bootstrap.Options{})
+	require.NoError(t, err)
+	defer reg.Close()
+	require.Equal(t, prefix+".bbbb", reg.Name())
+	require.NotEqual(t, taken.Name(), reg.Name())
 }

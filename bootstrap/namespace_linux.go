@@ -112,7 +112,7 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 	if _, ok := e.owned[key]; ok {
 		return fail(ErrServiceActive, nil)
 	}
-	lockFD, err := lockName(lockPath)
+	lockFD, err := lockNameSoon(lockPath)
 	if err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return fail(ErrNotPrivileged, errors.New("another process serves this name"))
@@ -129,6 +129,19 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 	s.stop = stop
 	go s.serve(ctx, e)
 	return func() error { s.withdraw(e); <-s.done; return nil }, nil
+}
+
+// lockNameSoon is lockName for a registrant: a look-up cleaning a dead owner's files holds the
+// lock for a moment, which must not look like a live owner, so a busy lock is retried briefly
+// before it counts as another process's.
+func lockNameSoon(path string) (int, error) {
+	for delay := 100 * time.Microsecond; ; delay *= 2 {
+		fd, err := lockName(path)
+		if !errors.Is(err, unix.EWOULDBLOCK) || delay > 10*time.Millisecond {
+			return fd, err
+		}
+		time.Sleep(delay)
+	}
 }
 
 // lockName opens and flocks a name's lock file. The lock must be on the file the path names
@@ -206,6 +219,7 @@ func (s *served) serve(ctx context.Context, e *emulated) {
 	}
 	s.stop()
 	wg.Wait()
+	s.drainNotify()
 	s.release()
 	close(s.done)
 }
@@ -230,7 +244,7 @@ func (s *served) answer(conn *net.UnixConn) {
 }
 
 // withdraw takes the name away: first the socket file, so that new look-ups find nothing, then
-// the listener, the lock file, and last the lock itself.
+// the listener; serve then ends and release removes the lock file and, last, drops the lock.
 func (s *served) withdraw(e *emulated) {
 	s.withdrawOnce.Do(func() {
 		e.mu.Lock()
@@ -242,6 +256,28 @@ func (s *served) withdraw(e *emulated) {
 		_ = s.ln.Close()
 		s.stop()
 	})
+}
+
+// drainNotify releases a dead-name notification that arrived after its receiver stopped: it
+// carries a user reference of the dead name, which closing the notify port would leak.
+func (s *served) drainNotify() {
+	if s.notify == nil {
+		return
+	}
+	for {
+		// An expired context would not even look at the queue: wait a moment instead.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		var m mach.Message
+		err := mach.Receive(ctx, s.notify, &m)
+		cancel()
+		if err != nil {
+			return
+		}
+		if n, perr := mach.ParseNotification(&m); perr == nil {
+			_ = n.CloseDeadName()
+		}
+		_ = m.Destroy()
+	}
 }
 
 // release closes what start opened; the lock goes last.
@@ -334,6 +370,8 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 		return fail(0, rerr)
 	case code != 0:
 		return nil, opError(op, name, pid, code)
+	case got == 0:
+		return nil, opError(op, name, pid, abi.KERN_INVALID_ARGUMENT)
 	}
 	return mach.AdoptSend(mach.Name(got)), nil
 }

@@ -1,3 +1,5 @@
+//go:build linux || (darwin && !ios)
+
 package bootstrap_test
 
 import (

@@ -36,6 +36,20 @@ func entitlementsBlobLen(header []byte) (int, error) {
 	return n, nil
 }
 
+// entitlementsProbeLen reads the total length from the header csops writes when the buffer is
+// too small for the blob (ERANGE): xnu copies out a zeroed fake header with only the big-endian
+// length filled in, so the magic is not there to check.
+func entitlementsProbeLen(header []byte) (int, error) {
+	if len(header) < entitlementsHeaderSize {
+		return 0, fmt.Errorf("%w: %d-byte header", ErrBadEntitlements, len(header))
+	}
+	n := int(binary.BigEndian.Uint32(header[4:]))
+	if n < entitlementsHeaderSize || n > maxEntitlementsBlob {
+		return 0, fmt.Errorf("%w: length %d", ErrBadEntitlements, n)
+	}
+	return n, nil
+}
+
 // parseEntitlementGroups returns the application groups an entitlements blob grants: the
 // strings of com.apple.security.application-groups in its XML property list (an array, or a
 // lone string). A blob without that key grants none.

@@ -64,6 +64,18 @@ func TestParseEntitlementGroups(t *testing.T) {
 	}
 }
 
+// When the buffer is too small, xnu's csops copies out a zeroed header with only the length.
+func TestEntitlementsProbeLenReadsXNUFakeHeader(t *testing.T) {
+	header := make([]byte, entitlementsHeaderSize)
+	binary.BigEndian.PutUint32(header[4:], 612)
+	n, err := entitlementsProbeLen(header)
+	require.NoError(t, err)
+	require.Equal(t, 612, n)
+	binary.BigEndian.PutUint32(header[4:], 3)
+	_, err = entitlementsProbeLen(header)
+	require.ErrorIs(t, err, ErrBadEntitlements)
+}
+
 func TestParseEntitlementGroupsRejectsBadHeaders(t *testing.T) {
 	good := entitlementsBlobOf(plistHead + `<dict/></plist>`)
 	wrongMagic := append([]byte(nil), good...)

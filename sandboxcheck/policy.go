@@ -35,6 +35,7 @@ const (
 	PerPIDName
 )
 
+// String returns "global" or "per-PID".
 func (s Scope) String() string {
 	if s == PerPIDName {
 		return "per-PID"
@@ -68,12 +69,16 @@ func allowed(op Operation, scope Scope, name string) (bool, error) {
 }
 
 // Check returns nil when the name may be used for op, and otherwise the reason as a *NameError:
-// the name is malformed, or this process is sandboxed with known application groups and the name
-// lies outside them. It never asks launchd; it is what a caller runs before asking it, so that a
-// refusal says which rule broke instead of a bare 1100.
+// the name is malformed, or this process is sandboxed with known application groups, the group
+// rule governs op (on macOS it governs mach-register only; the emulated sandbox applies it to
+// mach-lookup too) and the name lies outside the groups. It never asks launchd; it is what a
+// caller runs before asking it, so that a refusal says which rule broke instead of a bare 1100.
 func Check(op Operation, name string) error {
 	if err := ValidateName(name); err != nil {
 		return err
+	}
+	if !platform.groupRule(op) {
+		return nil
 	}
 	sandboxed, err := Sandboxed()
 	if err == nil && sandboxed {
@@ -111,4 +116,6 @@ type policy interface {
 	sandboxed() (bool, error)
 	groups() ([]string, error)
 	allowed(op Operation, scope Scope, name string) (bool, error)
+	// groupRule reports whether the application-group rule decides op here.
+	groupRule(op Operation) bool
 }

@@ -43,6 +43,10 @@ func (darwinSandbox) sandboxed() (bool, error) {
 	}
 }
 
+// groupRule: the App Sandbox's group rule governs mach-register; which names a process may look
+// up is the profile's business (system services are allowed without any group prefix).
+func (darwinSandbox) groupRule(op Operation) bool { return op == MachRegister }
+
 func (darwinSandbox) allowed(op Operation, scope Scope, name string) (bool, error) {
 	if err := ValidateName(name); err != nil {
 		return false, err // a NUL would cut the C string short
@@ -69,7 +73,8 @@ func (darwinSandbox) groups() ([]string, error) {
 		return nil, err
 	}
 	if darwin.SecTaskCreateFromSelf == nil || darwin.SecTaskCopyValueForEntitlement == nil ||
-		darwin.CFStringCreateWithCString == nil || darwin.CFRelease == nil {
+		darwin.CFStringCreateWithCString == nil || darwin.CFRelease == nil || darwin.CFGetTypeID == nil ||
+		darwin.CFStringGetTypeID == nil || darwin.CFStringGetLength == nil || darwin.CFStringGetCString == nil {
 		return nil, fmt.Errorf("sandboxcheck: Security.framework or CoreFoundation not available: %w", errors.ErrUnsupported)
 	}
 	task := darwin.SecTaskCreateFromSelf(0)
@@ -103,7 +108,11 @@ func (darwinSandbox) groups() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseEntitlementGroups(blob)
+	groups, err := parseEntitlementGroups(blob)
+	if len(groups) == 0 {
+		groups = nil
+	}
+	return groups, err
 }
 
 func cfString(s uintptr) string {
@@ -129,7 +138,7 @@ func entitlementsBlob() ([]byte, error) {
 	pid := int32(os.Getpid())
 	header := make([]byte, entitlementsHeaderSize)
 	darwin.Csops(pid, abi.CS_OPS_ENTITLEMENTS_BLOB, unsafe.Pointer(&header[0]), uint64(len(header))) // ERANGE expected
-	n, err := entitlementsBlobLen(header)
+	n, err := entitlementsProbeLen(header)
 	if err != nil {
 		return nil, err
 	}

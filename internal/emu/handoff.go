@@ -84,7 +84,10 @@ func ReceiveHandoff(sock int, wait bool) (name uint32, code int32, err error) {
 		return 0, 0, io.EOF
 	}
 	if n == 4 && len(m.fds) == 0 {
-		return 0, int32(binary.LittleEndian.Uint32(buf)), nil
+		if code := int32(binary.LittleEndian.Uint32(buf)); code != 0 {
+			return 0, code, nil
+		}
+		return 0, abi.KERN_INVALID_ARGUMENT, nil // a refusal that says "success" is no answer
 	}
 	if err := m.dg.decode(buf[:n], len(m.fds)); err != nil || len(m.dg.descs) != 1 ||
 		m.dg.descs[0].kind != kindPort || m.dg.descs[0].typ != typePortSend {

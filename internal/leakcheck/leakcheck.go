@@ -50,28 +50,31 @@ func Names(t testing.TB) int {
 
 func threads() int { return pprof.Lookup("threadcreate").Count() }
 
-// Check records the fd and port-name counts now and fails the test at cleanup unless they have
-// come back within a few seconds (background goroutines may still be closing what they own).
+// Check records the fd, port-name and goroutine counts now and fails the test at cleanup unless
+// they have come back within a few seconds (background goroutines may still be closing what they
+// own). Register it before the test's other cleanups, which run first.
 // On macOS each new OS thread that makes a MIG call keeps a reply port, so new threads may add
 // that many names.
 func Check(t *testing.T) {
 	t.Helper()
 	WarmUp(t)
-	fds, names, th := FDs(t), Names(t), threads()
+	fds, names, th, gs := FDs(t), Names(t), threads(), runtime.NumGoroutine()
 	t.Cleanup(func() {
-		var gotFDs, gotNames int
+		var gotFDs, gotNames, gotGs int
 		for range 300 {
-			gotFDs, gotNames = FDs(t), Names(t)
+			gotFDs, gotNames, gotGs = FDs(t), Names(t), runtime.NumGoroutine()
 			allowed := names
 			if runtime.GOOS == "darwin" {
 				allowed += threads() - th
 			}
-			if gotFDs <= fds && gotNames <= allowed {
+			if gotFDs <= fds && gotNames <= allowed && gotGs <= gs {
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		t.Errorf("leak: fds %d -> %d, port names %d -> %d\nopen fds: %v", fds, gotFDs, names, gotNames, FDList())
+		buf := make([]byte, 1<<20)
+		t.Errorf("leak: fds %d -> %d, port names %d -> %d, goroutines %d -> %d\nopen fds: %v\ngoroutines:\n%s",
+			fds, gotFDs, names, gotNames, gs, gotGs, FDList(), buf[:runtime.Stack(buf, true)])
 	})
 }
 

@@ -1,0 +1,31 @@
+//go:build !linux && !(darwin && !ios)
+
+package sandboxcheck
+
+import (
+	"errors"
+	"fmt"
+)
+
+var platform policy = unsupported{}
+
+// SetApplicationGroups is for the emulated policy; here it returns an error wrapping
+// errors.ErrUnsupported.
+func SetApplicationGroups(groups ...string) error {
+	return fmt.Errorf("sandboxcheck: no emulated sandbox on this platform: %w", errors.ErrUnsupported)
+}
+
+// ResetApplicationGroups does nothing here.
+func ResetApplicationGroups() {}
+
+// On iOS the purego bindings need cgo, which this package does not use, and other systems have
+// neither a Mach sandbox nor the emulation: every question about the running process fails with
+// errors.ErrUnsupported. ValidateName works everywhere.
+type unsupported struct{}
+
+var errUnsupported = fmt.Errorf("sandboxcheck: asking the sandbox is not supported on this platform: %w", errors.ErrUnsupported)
+
+func (unsupported) sandboxed() (bool, error)                       { return false, errUnsupported }
+func (unsupported) groups() ([]string, error)                      { return nil, errUnsupported }
+func (unsupported) allowed(Operation, Scope, string) (bool, error) { return false, errUnsupported }
+func (unsupported) groupRule(Operation) bool                       { return false }
