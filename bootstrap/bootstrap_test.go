@@ -37,6 +37,18 @@ func register(t testing.TB, name string, opts bootstrap.Options) *bootstrap.Regi
 	return reg
 }
 
+// eventuallyUnknown waits until looking name up gives ErrUnknownService.
+func eventuallyUnknown(t *testing.T, ctx context.Context, name, what string) {
+	t.Helper()
+	eventually(t, what, func() bool {
+		s, err := bootstrap.LookUp(ctx, name)
+		if err == nil {
+			s.Close()
+		}
+		return errors.Is(err, bootstrap.ErrUnknownService)
+	})
+}
+
 // roundTrip sends a request with a reply right through dest and checks the echo (bodies are
 // 4-byte multiples, as Mach pads them).
 func roundTrip(t *testing.T, ctx context.Context, dest *mach.SendRight, body string) {
@@ -69,13 +81,7 @@ func TestRegisterLookUpSendWithdraw(t *testing.T) {
 
 	require.NoError(t, reg.Close())
 	require.NoError(t, reg.Close(), "Close twice")
-	eventually(t, "the name is withdrawn", func() bool {
-		s, err := bootstrap.LookUp(ctx, name)
-		if err == nil {
-			s.Close()
-		}
-		return errors.Is(err, bootstrap.ErrUnknownService)
-	})
+	eventuallyUnknown(t, ctx, name, "the name is withdrawn")
 	// Withdrawn names can be registered again.
 	eventually(t, "the name can be registered again", func() bool {
 		port := newPort(t)
@@ -186,13 +192,7 @@ func TestNameGoesWithItsPort(t *testing.T) {
 	defer old.Close()
 
 	require.NoError(t, reg.Port().Close())
-	eventually(t, "the name is gone", func() bool {
-		s, err := bootstrap.LookUp(ctx, name)
-		if err == nil {
-			s.Close()
-		}
-		return errors.Is(err, bootstrap.ErrUnknownService)
-	})
+	eventuallyUnknown(t, ctx, name, "the name is gone")
 	err = mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(old), ID: 1})
 	require.ErrorIs(t, err, mach.SendInvalidDest)
 	require.NoError(t, reg.Close())
@@ -270,13 +270,7 @@ func TestCrossProcessRegisterLookUpAndKill(t *testing.T) {
 		err := mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(s), ID: 1})
 		return errors.Is(err, mach.SendInvalidDest)
 	})
-	eventually(t, "the name is free again", func() bool {
-		s2, err := bootstrap.LookUp(ctx, name)
-		if err == nil {
-			s2.Close()
-		}
-		return errors.Is(err, bootstrap.ErrUnknownService)
-	})
+	eventuallyUnknown(t, ctx, name, "the name is free again")
 	reg := register(t, name, bootstrap.Options{})
 	s3, err := bootstrap.LookUp(ctx, name)
 	require.NoError(t, err)

@@ -101,49 +101,50 @@ func runChild(role, name string) error {
 		if _, err := stdin.ReadString('\n'); err != nil {
 			return err
 		}
-		port, err := mach.NewPort(mach.PortOptions{})
+		reg, outcome, err := tryRegister(name)
 		if err != nil {
 			return err
 		}
-		reg, err := bootstrap.Register(name, port, bootstrap.Options{})
-		var be *bootstrap.Error
-		switch {
-		case err == nil:
-			fmt.Println("ok")
+		if reg != nil {
 			defer reg.Close()
-		case errors.As(err, &be):
-			fmt.Println("code", int32(be.Code))
-			port.Close()
-		default:
-			fmt.Println("error", err)
-			port.Close()
 		}
+		fmt.Println(outcome)
 		_, _ = io.Copy(io.Discard, stdin)
 		return nil
 	case "probe":
 		// Report what the sandbox says about registering name and what registering it does.
 		sandboxed, _ := sandboxcheck.Sandboxed()
 		allowed, aerr := sandboxcheck.Allowed(sandboxcheck.MachRegister, name)
-		outcome := "ok"
-		port, err := mach.NewPort(mach.PortOptions{})
+		reg, outcome, err := tryRegister(name)
 		if err != nil {
 			return err
 		}
-		reg, err := bootstrap.Register(name, port, bootstrap.Options{})
-		var be *bootstrap.Error
-		switch {
-		case err == nil:
+		if reg != nil {
 			defer reg.Close()
-		case errors.As(err, &be) && be.Code != 0:
-			outcome = fmt.Sprint("code ", int32(be.Code))
-			port.Close()
-		default:
-			return err
 		}
 		fmt.Printf("sandboxed=%v allowed=%v allowedErr=%v register=%s\n", sandboxed, allowed, aerr, outcome)
 		return nil
 	}
 	return fmt.Errorf("unknown role %q", role)
+}
+
+// tryRegister registers name on a new port and says how it went: "ok" (with the registration)
+// or "code N" for launchd's answer N; any other failure is an error.
+func tryRegister(name string) (*bootstrap.Registration, string, error) {
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		return nil, "", err
+	}
+	reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+	if err == nil {
+		return reg, "ok", nil
+	}
+	port.Close()
+	var be *bootstrap.Error
+	if errors.As(err, &be) && be.Code != 0 {
+		return nil, fmt.Sprint("code ", int32(be.Code)), nil
+	}
+	return nil, "", err
 }
 
 // child is a running child process of this test binary.
