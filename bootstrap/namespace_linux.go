@@ -219,7 +219,9 @@ func (s *served) serve(ctx context.Context, e *emulated) {
 	}
 	s.stop()
 	wg.Wait()
-	s.drainNotify()
+	if s.notify != nil {
+		mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
+	}
 	s.release()
 	close(s.done)
 }
@@ -256,28 +258,6 @@ func (s *served) withdraw(e *emulated) {
 		_ = s.ln.Close()
 		s.stop()
 	})
-}
-
-// drainNotify releases a dead-name notification that arrived after its receiver stopped: it
-// carries a user reference of the dead name, which closing the notify port would leak.
-func (s *served) drainNotify() {
-	if s.notify == nil {
-		return
-	}
-	for {
-		// An expired context would not even look at the queue: wait a moment instead.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		var m mach.Message
-		err := mach.Receive(ctx, s.notify, &m)
-		cancel()
-		if err != nil {
-			return
-		}
-		if n, perr := mach.ParseNotification(&m); perr == nil {
-			_ = n.CloseDeadName()
-		}
-		_ = m.Destroy()
-	}
 }
 
 // release closes what start opened; the lock goes last.

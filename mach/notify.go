@@ -1,8 +1,10 @@
 package mach
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/machport/machport/internal/abi"
 )
@@ -177,4 +179,24 @@ func ParseNotification(m *Message) (*Notification, error) {
 		n.Right, _ = r.(*ReceiveRight)
 	}
 	return n, nil
+}
+
+// Drain receives and destroys every message queued on r. A dead-name notification among them
+// carries a user reference of the dead name that destroying the message would not release (as
+// in Mach): Drain releases it. Call it before destroying a port that may hold notifications.
+func Drain(r *ReceiveRight) {
+	for {
+		// An expired context would not look at the queue at all: allow a moment instead.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		var m Message
+		err := Receive(ctx, r, &m)
+		cancel()
+		if err != nil {
+			return
+		}
+		if n, perr := ParseNotification(&m); perr == nil {
+			_ = n.CloseDeadName()
+		}
+		_ = m.Destroy()
+	}
 }

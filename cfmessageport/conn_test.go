@@ -1,0 +1,206 @@
+package cfmessageport_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/internal/leakcheck"
+	"github.com/stretchr/testify/require"
+)
+
+func listen(t *testing.T, h cfmessageport.Handler, opts *cfmessageport.ServerOptions) *cfmessageport.Server {
+	t.Helper()
+	srv, err := cfmessageport.Listen(uniqueName(t), h, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func dial(t *testing.T, ctx context.Context, name string) *cfmessageport.Remote {
+	t.Helper()
+	r, err := cfmessageport.Dial(ctx, name)
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestRequestReplySizes(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	srv := listen(t, echo, nil)
+	r := dial(t, ctx, srv.Name())
+	for _, n := range []int{0, 1, 7, 8, 4000, 4001, 64 << 10, 16 << 20} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*7 + n)
+		}
+		got, err := r.Request(ctx, msgEcho, data)
+		require.NoError(t, err, "%d bytes", n)
+		require.True(t, bytes.Equal(data, got), "%d bytes come back changed", n)
+		require.NotNil(t, got)
+	}
+	got, err := r.Request(ctx, msgNone, []byte("x"))
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	require.Empty(t, got, "no data arrives as empty data")
+}
+
+func TestSenderIdentityAndOneWay(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	got := make(chan *cfmessageport.Request, 1)
+	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
+		c := *req
+		c.Data = append([]byte(nil), req.Data...)
+		got <- &c
+		return nil, nil
+	}), nil)
+	r := dial(t, ctx, srv.Name())
+	require.NoError(t, r.Send(ctx, 77, []byte("one way")))
+	req := <-got
+	require.True(t, req.OneWay)
+	require.Equal(t, int32(77), req.MsgID)
+	require.Equal(t, "one way", string(req.Data))
+	require.Equal(t, os.Getpid(), req.Sender.PID())
+	require.Equal(t, uint32(os.Geteuid()), req.Sender.EUID())
+}
+
+// 64 goroutines × many requests of random sizes on one remote: every reply matches its request.
+func TestConcurrentRequestsMatchTheirReplies(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 60*time.Second)
+	srv := listen(t, echo, &cfmessageport.ServerOptions{Concurrency: 8})
+	r := dial(t, ctx, srv.Name())
+	const goroutines, each = 64, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for i := range each {
+				n := rng.IntN(6000)
+				data := make([]byte, n)
+				for j := range data {
+					data[j] = byte(g + i + j)
+				}
+				got, err := r.Request(ctx, msgEcho, data)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(got, data) {
+					errs <- errors.New("a reply does not match its request")
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestTimeoutsAndCancel(t *testing.T) {
+	leakcheck.Check(t)
+	srv := listen(t, echo, &cfmessageport.ServerOptions{Concurrency: 4})
+	r := dial(t, ctxTimeout(t, 10*time.Second), srv.Name())
+
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := r.Request(short, msgSleep, []byte("300"))
+	require.ErrorIs(t, err, cfmessageport.ErrReceiveTimeout)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+
+	cctx, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel2)
+	_, err = r.Request(cctx, msgSleep, []byte("300"))
+	require.ErrorIs(t, err, context.Canceled)
+
+	// The late replies are dropped and the remote still works.
+	time.Sleep(350 * time.Millisecond)
+	got, err := r.Request(ctxTimeout(t, 5*time.Second), msgEcho, []byte("after"))
+	require.NoError(t, err)
+	require.Equal(t, "after", string(got))
+}
+
+func TestClosedRemoteAndServer(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	srv, err := cfmessageport.Listen(uniqueName(t), echo, nil)
+	require.NoError(t, err)
+	r, err := cfmessageport.Dial(ctx, srv.Name())
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	require.NoError(t, r.Close())
+	_, err = r.Request(ctx, msgEcho, nil)
+	require.ErrorIs(t, err, cfmessageport.ErrInvalid)
+	select {
+	case <-r.Invalidated():
+	default:
+		t.Fatal("a closed remote is not invalidated")
+	}
+
+	r2, err := cfmessageport.Dial(ctx, srv.Name())
+	require.NoError(t, err)
+	defer r2.Close()
+	require.NoError(t, srv.Close())
+	_, err = cfmessageport.Dial(ctx, srv.Name())
+	require.Error(t, err, "the name is withdrawn")
+	_, err = r2.Request(ctx, msgEcho, []byte("x"))
+	require.True(t, errors.Is(err, cfmessageport.ErrBecameInvalid) || errors.Is(err, cfmessageport.ErrTransport) ||
+		errors.Is(err, cfmessageport.ErrInvalid), "%v", err)
+	select {
+	case <-r2.Invalidated():
+	case <-time.After(time.Second):
+		t.Fatal("the remote of a closed server is not invalidated")
+	}
+}
+
+// The server is killed while a request waits: the request fails with ErrBecameInvalid at once,
+// although its timeout is 30 s.
+func TestServerKilledMidRequest(t *testing.T) {
+	leakcheck.Check(t)
+	name := uniqueName(t)
+	c := startChild(t, "serve", name)
+	ctx := ctxTimeout(t, 30*time.Second)
+	r := dial(t, ctx, name)
+	got, err := r.Request(ctx, msgEcho, []byte("alive"))
+	require.NoError(t, err)
+	require.Equal(t, "alive", string(got))
+
+	errc := make(chan error, 1)
+	go func() { _, err := r.Request(ctx, msgSleep, []byte("20000")); errc <- err }()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, cfmessageport.ErrBecameInvalid)
+		require.Less(t, time.Since(start), time.Second)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request still waits 5 s after the server was killed")
+	}
+	<-r.Invalidated()
+	_, err = r.Request(ctx, msgEcho, nil)
+	require.ErrorIs(t, err, cfmessageport.ErrInvalid)
+}
+
+func TestErrorText(t *testing.T) {
+	err := error(&cfmessageport.Error{Op: "request", Name: "com.example.x", Status: cfmessageport.ErrBecameInvalid})
+	require.Equal(t, `cfmessageport: request "com.example.x": -5 kCFMessagePortBecameInvalidError`, err.Error())
+	require.ErrorIs(t, err, cfmessageport.ErrBecameInvalid)
+	require.NotErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, cfmessageport.ErrSendTimeout, os.ErrDeadlineExceeded)
+}

@@ -1,0 +1,191 @@
+package cfmessageport
+
+import (
+	"context"
+
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/mach"
+)
+
+// Request is one request a Server hands its handler.
+type Request struct {
+	// MsgID is the caller's message id.
+	MsgID int32
+	// Data is the payload, empty (never nil) when none came. It is valid only during the call.
+	Data []byte
+	// OneWay is set for Remote.Send and CF's one-way sends: the reply is not delivered.
+	OneWay bool
+	// Sender is the sending process's audit token (pid, uid, ...), from the message trailer.
+	Sender mach.AuditToken
+}
+
+// Handler answers requests. The returned data is the reply; nil data or an error sends CF's
+// "no data" reply (byteslen -1), which the requester receives as empty data.
+type Handler interface {
+	ServeMessage(ctx context.Context, req *Request) ([]byte, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
+
+// ServeMessage calls f.
+func (f HandlerFunc) ServeMessage(ctx context.Context, req *Request) ([]byte, error) {
+	return f(ctx, req)
+}
+
+// ServerOptions tune Listen.
+type ServerOptions struct {
+	// PerPID registers a per-process service (CFMessagePortCreatePerProcessLocal).
+	PerPID bool
+	// Concurrency is how many requests run at once. 0 or 1 serves them one at a time in
+	// arrival order, as CF does.
+	Concurrency int
+}
+
+// Server serves a CFMessagePort name, what CFMessagePortCreateLocal gives in CF.
+type Server struct {
+	name    string
+	port    *mach.ReceiveRight
+	reg     *bootstrap.Registration // nil when the name was checked in
+	handler Handler
+	slots   chan struct{}
+
+	stop     context.CancelFunc
+	done     chan struct{}
+	inflight sync.WaitGroup
+	dropped  atomic.Uint64
+	once     sync.Once
+}
+
+// Listen serves name with handler. Like CF it first tries bootstrap_check_in (a name launchd
+// declared for this job) and otherwise registers a new port (bootstrap_register2); a sandboxed
+// process must use a name inside its application groups (see package sandboxcheck).
+func Listen(name string, handler Handler, opts *ServerOptions) (*Server, error) {
+	if opts == nil {
+		opts = &ServerOptions{}
+	}
+	s := &Server{name: name, handler: handler, done: make(chan struct{})}
+	if opts.Concurrency > 1 {
+		s.slots = make(chan struct{}, opts.Concurrency)
+	}
+	if !opts.PerPID {
+		if port, err := bootstrap.CheckIn(name); err == nil {
+			s.port = port
+		}
+	}
+	if s.port == nil {
+		port, err := mach.NewPort(mach.PortOptions{})
+		if err != nil {
+			return nil, &Error{Op: "listen", Name: name, Err: err}
+		}
+		reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: opts.PerPID})
+		if err != nil {
+			port.Close()
+			return nil, &Error{Op: "listen", Name: name, Err: err}
+		}
+		s.port, s.reg = port, reg
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go s.serve(ctx)
+	return s, nil
+}
+
+// Name returns the served name.
+func (s *Server) Name() string { return s.name }
+
+// Dropped returns how many corrupt messages the server has dropped.
+func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+func (s *Server) serve(ctx context.Context) {
+	defer close(s.done)
+	for {
+		m := new(mach.Message)
+		if err := mach.Receive(ctx, s.port, m); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.dropped.Add(1) // too large or rejected: the kernel or Receive destroyed it
+			continue
+		}
+		p, err := Decode(m, false)
+		if err != nil {
+			// CF's rule: destroy it (a carried reply right too, so its sender learns) and go on.
+			s.dropped.Add(1)
+			_ = m.Destroy()
+			continue
+		}
+		if s.slots == nil {
+			s.handle(ctx, m, p)
+			continue
+		}
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			_ = m.Destroy()
+			return
+		}
+		s.inflight.Add(1)
+		go func() {
+			defer func() { <-s.slots; s.inflight.Done() }()
+			s.handle(ctx, m, p)
+		}()
+	}
+}
+
+// handle runs the handler and replies on the request's send-once right, if it has one.
+func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
+	reply, _ := m.TakeRemote().(*mach.SendOnceRight)
+	req := &Request{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
+	data, err := s.call(context.WithoutCancel(ctx), req) // Close lets handlers finish
+	_ = m.Destroy()                                      // the request's memory, after the handler is done with it
+	if reply == nil {
+		return
+	}
+	out := Packet{MsgID: p.MsgID, ConvID: -p.ConvID, Data: data, NoData: data == nil || err != nil}
+	if out.NoData {
+		out.Data = nil
+	}
+	var rm mach.Message
+	if err := out.Encode(&rm, mach.MoveSendOnceOf(reply), mach.Port{}); err == nil {
+		// CF replies with a blocking send; a requester that went away makes it fail at once.
+		if mach.Send(context.Background(), &rm) == nil {
+			return
+		}
+	}
+	_ = reply.Close()
+}
+
+func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			data, err = nil, fmt.Errorf("cfmessageport: handler panicked: %v", r)
+		}
+	}()
+	return s.handler.ServeMessage(ctx, req)
+}
+
+// Close stops receiving, withdraws the name, and waits for requests being handled to finish
+// and be answered. Requests still queued are destroyed, which their senders see as the
+// service's death. Safe to call more than once.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.stop()
+		<-s.done
+		s.inflight.Wait()
+		if s.reg != nil {
+			err = s.reg.Close()
+		} else {
+			err = s.port.Close()
+		}
+	})
+	if err != nil {
+		return &Error{Op: "close", Name: s.name, Err: err}
+	}
+	return nil
+}
