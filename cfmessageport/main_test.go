@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
 
@@ -67,7 +69,7 @@ var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.
 func runChild(role, name string) error {
 	switch role {
 	case "serve":
-		srv, err := cfmessageport.Listen(name, echo, &cfmessageport.ServerOptions{Concurrency: 8})
+		srv, err := cfmessageport.Listen(name, echo, nil)
 		if err != nil {
 			return err
 		}
@@ -75,6 +77,39 @@ func runChild(role, name string) error {
 		fmt.Println("ready")
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return nil
+	case "rawserve":
+		// A raw mach echo service, the benchmarks' baseline: the same message shapes as CF's
+		// (inline up to 4000 bytes, out-of-line above) without the protocol.
+		port, err := mach.NewPort(mach.PortOptions{})
+		if err != nil {
+			return err
+		}
+		reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+		if err != nil {
+			return err
+		}
+		defer reg.Close()
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+		fmt.Println("ready")
+		var m mach.Message
+		for {
+			if err := mach.Receive(context.Background(), reg.Port(), &m); err != nil {
+				return err
+			}
+			reply, _ := m.TakeRemote().(*mach.SendOnceRight)
+			out := &mach.Message{Remote: mach.MoveSendOnceOf(reply), ID: m.ID}
+			if len(m.Descriptors) == 1 {
+				if d, ok := m.Descriptors[0].(*mach.OOLDescriptor); ok {
+					out.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Data: d.Data, Copy: mach.VirtualCopy}}
+				}
+			} else {
+				out.Body = m.Body
+			}
+			if reply != nil && mach.Send(context.Background(), out) != nil {
+				reply.Close()
+			}
+			_ = m.Destroy()
+		}
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -84,7 +119,7 @@ type child struct {
 	out *bufio.Reader
 }
 
-func startChild(t *testing.T, role, name string) *child {
+func startChild(t testing.TB, role, name string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), roleEnv+"="+role, nameEnv+"="+name)
@@ -115,6 +150,7 @@ func startChild(t *testing.T, role, name string) *child {
 var nameSeq atomic.Int64
 
 func uniqueName(t testing.TB) string {
+	t.Helper()
 	return fmt.Sprintf("com.machport.cfmp.%s.%d.%d", strings.ReplaceAll(t.Name(), "/", "."), os.Getpid(), nameSeq.Add(1))
 }
 

@@ -3,6 +3,7 @@ package cfmessageport
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -27,8 +28,8 @@ type Remote struct {
 	invalidOnce sync.Once
 	died        atomic.Bool // the service died (rather than the remote being closed)
 
-	stop context.CancelFunc
-	done chan struct{}
+	stopper stopper
+	done    chan struct{}
 }
 
 // Dial looks name up (bootstrap_look_up) and returns a Remote for it.
@@ -74,10 +75,9 @@ func newRemote(name string, service *mach.SendRight) (*Remote, error) {
 	if prev != nil {
 		prev.Close()
 	}
-	ctx, stop := context.WithCancel(context.Background())
 	r := &Remote{name: name, service: service, reply: reply, pending: map[int32]chan []byte{},
-		invalid: make(chan struct{}), stop: stop, done: make(chan struct{})}
-	go r.read(ctx)
+		invalid: make(chan struct{}), stopper: newStopper(), done: make(chan struct{})}
+	go r.read()
 	return r, nil
 }
 
@@ -95,16 +95,19 @@ func (r *Remote) invalidate(died bool) {
 	})
 }
 
-// read receives replies and notifications on the reply port until the remote is closed.
-func (r *Remote) read(ctx context.Context) {
+// read receives replies and notifications on the reply port until Close's stop message.
+func (r *Remote) read() {
 	defer close(r.done)
 	var m mach.Message
 	for {
-		if err := mach.Receive(ctx, r.reply, &m); err != nil {
-			if ctx.Err() != nil {
-				return
+		if err := mach.Receive(context.Background(), r.reply, &m); err != nil {
+			if errors.Is(err, mach.ErrRejected) || errors.Is(err, mach.RcvTooLarge) {
+				continue // destroyed, as CF drops what it cannot use
 			}
-			continue // a message too large or rejected: it was destroyed
+			return // the port is gone
+		}
+		if r.stopper.is(&m) {
+			return
 		}
 		if mach.IsNotificationID(m.ID) {
 			r.notified(&m)
@@ -119,6 +122,9 @@ func (r *Remote) read(ctx context.Context) {
 			r.mu.Unlock()
 			if ch != nil {
 				ch <- append([]byte{}, p.Data...) // the message's memory goes with Destroy
+				// Let the requester run now: the next Receive may block this thread in a
+				// system call, and the runtime would take its time to hand the P over.
+				runtime.Gosched()
 			}
 		}
 		_ = m.Destroy() // a late, unknown or corrupt reply is dropped
@@ -267,8 +273,9 @@ func (r *Remote) Close() error {
 	r.closed = true
 	r.mu.Unlock()
 	r.invalidate(false)
-	r.stop()
-	<-r.done
+	if err := r.stopper.send(r.reply); err == nil {
+		<-r.done
+	}
 	mach.Drain(r.reply) // releases the dead name a queued dead-name notification carries
 	err := r.reply.Close()
 	if serr := r.service.Close(); err == nil {

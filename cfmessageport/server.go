@@ -2,6 +2,8 @@ package cfmessageport
 
 import (
 	"context"
+	"errors"
+	"runtime"
 
 	"fmt"
 	"sync"
@@ -54,7 +56,7 @@ type Server struct {
 	handler Handler
 	slots   chan struct{}
 
-	stop     context.CancelFunc
+	stopper  stopper
 	done     chan struct{}
 	inflight sync.WaitGroup
 	dropped  atomic.Uint64
@@ -89,9 +91,8 @@ func Listen(name string, handler Handler, opts *ServerOptions) (*Server, error) 
 		}
 		s.port, s.reg = port, reg
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	s.stop = stop
-	go s.serve(ctx)
+	s.stopper = newStopper()
+	go s.serve()
 	return s, nil
 }
 
@@ -101,16 +102,20 @@ func (s *Server) Name() string { return s.name }
 // Dropped returns how many corrupt messages the server has dropped.
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 
-func (s *Server) serve(ctx context.Context) {
+func (s *Server) serve() {
 	defer close(s.done)
+	ctx := context.Background() // handlers run to the end, even past Close
 	for {
 		m := new(mach.Message)
 		if err := mach.Receive(ctx, s.port, m); err != nil {
-			if ctx.Err() != nil {
-				return
+			if errors.Is(err, mach.ErrRejected) || errors.Is(err, mach.RcvTooLarge) {
+				s.dropped.Add(1) // the kernel or Receive destroyed it
+				continue
 			}
-			s.dropped.Add(1) // too large or rejected: the kernel or Receive destroyed it
-			continue
+			return // the port is gone
+		}
+		if s.stopper.is(m) {
+			return
 		}
 		p, err := Decode(m, false)
 		if err != nil {
@@ -123,17 +128,13 @@ func (s *Server) serve(ctx context.Context) {
 			s.handle(ctx, m, p)
 			continue
 		}
-		select {
-		case s.slots <- struct{}{}:
-		case <-ctx.Done():
-			_ = m.Destroy()
-			return
-		}
+		s.slots <- struct{}{}
 		s.inflight.Add(1)
 		go func() {
 			defer func() { <-s.slots; s.inflight.Done() }()
 			s.handle(ctx, m, p)
 		}()
+		runtime.Gosched() // start the handler before this thread may block in the next Receive
 	}
 }
 
@@ -141,8 +142,8 @@ func (s *Server) serve(ctx context.Context) {
 func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
 	reply, _ := m.TakeRemote().(*mach.SendOnceRight)
 	req := &Request{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
-	data, err := s.call(context.WithoutCancel(ctx), req) // Close lets handlers finish
-	_ = m.Destroy()                                      // the request's memory, after the handler is done with it
+	data, err := s.call(ctx, req)
+	_ = m.Destroy() // the request's memory, after the handler is done with it
 	if reply == nil {
 		return
 	}
@@ -169,14 +170,15 @@ func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error
 	return s.handler.ServeMessage(ctx, req)
 }
 
-// Close stops receiving, withdraws the name, and waits for requests being handled to finish
-// and be answered. Requests still queued are destroyed, which their senders see as the
-// service's death. Safe to call more than once.
+// Close answers the requests already queued, waits for those being handled to finish and be
+// answered, and withdraws the name. Requests that arrive later are destroyed with the port,
+// which their senders see as the service's death. Safe to call more than once.
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
-		s.stop()
-		<-s.done
+		if s.stopper.send(s.port) == nil {
+			<-s.done
+		}
 		s.inflight.Wait()
 		if s.reg != nil {
 			err = s.reg.Close()
