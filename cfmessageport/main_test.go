@@ -68,8 +68,12 @@ var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.
 
 func runChild(role, name string) error {
 	switch role {
-	case "serve":
-		srv, err := cfmessageport.Listen(name, echo, nil)
+	case "serve", "serveconc":
+		var opts *cfmessageport.ServerOptions
+		if role == "serveconc" {
+			opts = &cfmessageport.ServerOptions{Concurrency: 8}
+		}
+		srv, err := cfmessageport.Listen(name, echo, opts)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package cfmessageport_test
+
+const raceEnabled = false
