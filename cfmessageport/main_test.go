@@ -63,7 +63,7 @@ var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.
 	case msgNone:
 		return nil, nil
 	}
-	return append([]byte(nil), req.Data...), nil
+	return req.Data, nil // valid until the reply is sent
 })
 
 func runChild(role, name string) error {

@@ -17,7 +17,8 @@ import (
 type Request struct {
 	// MsgID is the caller's message id.
 	MsgID int32
-	// Data is the payload, empty (never nil) when none came. It is valid only during the call.
+	// Data is the payload, empty (never nil) when none came. It is valid only during the call;
+	// the handler may return it (or part of it) as the reply without copying.
 	Data []byte
 	// OneWay is set for Remote.Send and CF's one-way sends: the reply is not delivered.
 	OneWay bool
@@ -143,7 +144,8 @@ func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
 	reply, _ := m.TakeRemote().(*mach.SendOnceRight)
 	req := &Request{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
 	data, err := s.call(ctx, req)
-	_ = m.Destroy() // the request's memory, after the handler is done with it
+	// The request's memory goes only after the reply is sent: a handler may return req.Data.
+	defer m.Destroy()
 	if reply == nil {
 		return
 	}
