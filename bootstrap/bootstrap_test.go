@@ -251,7 +251,7 @@ func TestCrossProcessRegisterLookUpAndKill(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	name := uniqueName(t)
 	c := startChild(t, "serve", name)
-	require.Equal(t, "ready", c.line(t))
+	require.Equal(t, "ready", c.Line(t))
 
 	s, err := bootstrap.LookUp(ctx, name)
 	require.NoError(t, err)
@@ -264,8 +264,8 @@ func TestCrossProcessRegisterLookUpAndKill(t *testing.T) {
 	require.ErrorIs(t, err, bootstrap.ErrNotPrivileged)
 	port.Close()
 
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
-	_, _ = c.cmd.Process.Wait()
+	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
+	_, _ = c.Cmd.Process.Wait()
 	eventually(t, "the dead child's right is dead", func() bool {
 		err := mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(s), ID: 1})
 		return errors.Is(err, mach.SendInvalidDest)
@@ -285,8 +285,8 @@ func TestCrossProcessPerPIDLookUp(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	name := uniqueName(t)
 	c := startChild(t, "serve", name, "PER_PID=1")
-	require.Equal(t, "ready", c.line(t))
-	s, err := bootstrap.LookUpPID(ctx, name, c.cmd.Process.Pid)
+	require.Equal(t, "ready", c.Line(t))
+	s, err := bootstrap.LookUpPID(ctx, name, c.Cmd.Process.Pid)
 	require.NoError(t, err)
 	defer s.Close()
 	roundTrip(t, ctx, s, "per-PID!")
@@ -303,14 +303,14 @@ func TestRegisterRace(t *testing.T) {
 		children[i] = startChild(t, "race", name)
 	}
 	for _, c := range children {
-		_, err := c.stdin.Write([]byte("go\n"))
+		_, err := c.Stdin.Write([]byte("go\n"))
 		require.NoError(t, err)
 	}
 	results := make([]string, n)
 	var wg sync.WaitGroup
 	for i, c := range children {
 		wg.Add(1)
-		go func() { defer wg.Done(); results[i] = c.line(t) }()
+		go func() { defer wg.Done(); results[i] = c.Line(t) }()
 	}
 	wg.Wait()
 	won := 0

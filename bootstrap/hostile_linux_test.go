@@ -81,13 +81,13 @@ func TestStaleSocketIsCleaned(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	name := uniqueName(t)
 	c := startChild(t, "serve", name)
-	require.Equal(t, "ready", c.line(t))
+	require.Equal(t, "ready", c.Line(t))
 	sock, lock, err := bootstrap.NamePaths(name, 0)
 	require.NoError(t, err)
 	require.FileExists(t, sock)
 	require.FileExists(t, lock)
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
-	_, _ = c.cmd.Process.Wait()
+	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
+	_, _ = c.Cmd.Process.Wait()
 	require.FileExists(t, sock, "a killed owner cannot clean up")
 
 	_, err = bootstrap.LookUp(ctx, name)
@@ -159,7 +159,7 @@ func TestRegisterUniqueRetriesCollisions(t *testing.T) {
 	prefix := uniqueName(t)
 	taken := register(t, prefix+".aaaa", bootstrap.Options{})
 	other := startChild(t, "serve", prefix+".cccc")
-	require.Equal(t, "ready", other.line(t))
+	require.Equal(t, "ready", other.Line(t))
 	suffixes := []string{"aaaa", "cccc", "bbbb"}
 	restore := bootstrap.SetRandomSuffix(func() string { s := suffixes[0]; suffixes = suffixes[1:]; return s })
 	defer restore()
@@ -170,3 +170,5 @@ func TestRegisterUniqueRetriesCollisions(t *testing.T) {
 	require.Equal(t, prefix+".bbbb", reg.Name())
 	require.NotEqual(t, taken.Name(), reg.Name())
 }
+
+const bootstrapDirEnv = bootstrap.EnvDir

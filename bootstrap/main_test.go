@@ -7,65 +7,27 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"runtime"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/testproc"
 	"github.com/machport/machport/mach"
 	"github.com/machport/machport/sandboxcheck"
-	"github.com/stretchr/testify/require"
-)
-
-// The test binary re-executes itself as a child process in one of these roles.
-const (
-	roleEnv = "MACHPORT_BOOTSTRAP_TEST_ROLE"
-	nameEnv = "MACHPORT_BOOTSTRAP_TEST_NAME"
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(roleEnv); role != "" {
-		if err := runChild(role, os.Getenv(nameEnv)); err != nil {
-			fmt.Fprintln(os.Stderr, "child:", err)
-			os.Exit(3)
-		}
-		os.Exit(0)
+	roles := map[string]func(string) error{}
+	for _, role := range []string{"serve", "race", "probe"} {
+		roles[role] = func(name string) error { return runChild(role, name) }
 	}
-	os.Exit(runTests(m))
+	testproc.Main(m, roles)
 }
-
-// runTests gives the test run (and the children it starts, which inherit the environment) a
-// private namespace directory where the platform has one to give.
-func runTests(m *testing.M) int {
-	if runtime.GOOS == "linux" && os.Getenv(bootstrapDirEnv) == "" {
-		dir, err := os.MkdirTemp("", "machport-bootstrap-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		os.Setenv(bootstrapDirEnv, dir)
-	}
-	return m.Run()
-}
-
-const bootstrapDirEnv = "MACHPORT_BOOTSTRAP_DIR"
-
-var nameSeq atomic.Int64
 
 // uniqueName is a service name no other test or run uses.
-func uniqueName(t testing.TB) string {
-	return fmt.Sprintf("com.machport.test.%s.%d.%d", strings.ReplaceAll(t.Name(), "/", "."), os.Getpid(), nameSeq.Add(1))
-}
+func uniqueName(t testing.TB) string { return testproc.UniqueName(t, "com.machport.test") }
 
-func ctxTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxTimeout(t testing.TB, d time.Duration) context.Context { return testproc.Context(t, d) }
 
 // idEcho asks a serving child to answer on the reply right with the same body.
 const idEcho = 7000
@@ -147,59 +109,11 @@ func tryRegister(name string) (*bootstrap.Registration, string, error) {
 	return nil, "", err
 }
 
-// child is a running child process of this test binary.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
+type child = testproc.Child
 
 func startChild(t *testing.T, role, name string, env ...string) *child {
 	t.Helper()
-	return startChildCommand(t, exec.Command(os.Args[0], "-test.run=^$"), role, name, env...)
-}
-
-// startChildCommand starts cmd, which runs this test binary (perhaps through a wrapper such as
-// sandbox-exec), in role.
-func startChildCommand(t *testing.T, cmd *exec.Cmd, role, name string, env ...string) *child {
-	t.Helper()
-	cmd.Env = append(append(os.Environ(), roleEnv+"="+role, nameEnv+"="+name), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	return &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-}
-
-func (c *child) line(t *testing.T) string {
-	t.Helper()
-	type result struct {
-		s   string
-		err error
-	}
-	got := make(chan result, 1)
-	go func() { s, err := c.out.ReadString('\n'); got <- result{strings.TrimSpace(s), err} }()
-	select {
-	case r := <-got:
-		require.NoError(t, r.err, "the child's output ended")
-		return r.s
-	case <-time.After(20 * time.Second):
-		t.Fatal("no line from the child in 20 s")
-		return ""
-	}
+	return testproc.Start(t, role, name, env...)
 }
 
 // eventually polls cond until it holds, for names that launchd withdraws asynchronously.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/internal/darwin"
+	"github.com/machport/machport/internal/testproc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -25,7 +26,7 @@ func startSandboxedChild(t *testing.T, role, name string) *child {
 	if _, err := exec.LookPath("sandbox-exec"); err != nil {
 		t.Fatalf("sandbox-exec: %v", err)
 	}
-	return startChildCommand(t, exec.Command("sandbox-exec", "-p", sandboxProfile, os.Args[0], "-test.run=^$"), role, name)
+	return testproc.StartCommand(t, exec.Command("sandbox-exec", "-p", sandboxProfile, os.Args[0], "-test.run=^$"), role, name)
 }
 
 // launchd's own texts match the table the package carries.

@@ -33,7 +33,7 @@ func TestSandboxedChildRegisters(t *testing.T) {
 			if !tc.allowed {
 				want = fmt.Sprintf("sandboxed=true allowed=false allowedErr=<nil> register=code %d", 1100)
 			}
-			require.Equal(t, want, c.line(t))
+			require.Equal(t, want, c.Line(t))
 		})
 	}
 }

@@ -190,7 +190,7 @@ func TestServerKilledMidRequest(t *testing.T) {
 	go func() { _, err := r.Request(ctx, msgSleep, []byte("20000")); errc <- err }()
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
+	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
 	select {
 	case err := <-errc:
 		require.ErrorIs(t, err, cfmessageport.ErrBecameInvalid)

@@ -1,48 +1,25 @@
 package cfmessageport_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"runtime"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/internal/testproc"
 	"github.com/machport/machport/mach"
-	"github.com/stretchr/testify/require"
-)
-
-const (
-	roleEnv = "MACHPORT_CFMP_TEST_ROLE"
-	nameEnv = "MACHPORT_CFMP_TEST_NAME"
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(roleEnv); role != "" {
-		if err := runChild(role, os.Getenv(nameEnv)); err != nil {
-			fmt.Fprintln(os.Stderr, "child:", err)
-			os.Exit(3)
-		}
-		os.Exit(0)
+	roles := map[string]func(string) error{}
+	for _, role := range []string{"serve", "serveconc", "rawserve"} {
+		roles[role] = func(name string) error { return runChild(role, name) }
 	}
-	if runtime.GOOS == "linux" && os.Getenv("MACHPORT_BOOTSTRAP_DIR") == "" {
-		dir, err := os.MkdirTemp("", "machport-cfmp-test-")
-		if err != nil {
-			panic(err)
-		}
-		os.Setenv("MACHPORT_BOOTSTRAP_DIR", dir)
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
+	testproc.Main(m, roles)
 }
 
 // Message ids the echo handler understands.
@@ -118,48 +95,18 @@ func runChild(role, name string) error {
 	return fmt.Errorf("unknown role %q", role)
 }
 
-type child struct {
-	cmd *exec.Cmd
-	out *bufio.Reader
-}
+type child = testproc.Child
 
+// startChild starts a serving child and waits for it to be ready.
 func startChild(t testing.TB, role, name string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), roleEnv+"="+role, nameEnv+"="+name)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	c := &child{cmd: cmd, out: bufio.NewReader(stdout)}
-	line, err := c.out.ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "ready", strings.TrimSpace(line))
+	c := testproc.Start(t, role, name)
+	if line := c.Line(t); line != "ready" {
+		t.Fatalf("the child says %q", line)
+	}
 	return c
 }
 
-var nameSeq atomic.Int64
+func uniqueName(t testing.TB) string { return testproc.UniqueName(t, "com.machport.cfmp") }
 
-func uniqueName(t testing.TB) string {
-	t.Helper()
-	return fmt.Sprintf("com.machport.cfmp.%s.%d.%d", strings.ReplaceAll(t.Name(), "/", "."), os.Getpid(), nameSeq.Add(1))
-}
-
-func ctxTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxTimeout(t testing.TB, d time.Duration) context.Context { return testproc.Context(t, d) }
