@@ -52,7 +52,7 @@ func (s Status) Timeout() bool { return s == ErrSendTimeout || s == ErrReceiveTi
 
 // Error is a failed CFMessagePort operation on a named service.
 type Error struct {
-	Op     string // "request", "send", "dial", "listen"
+	Op     string // "request", "send", "dial", "listen", "close"
 	Name   string // the service name
 	Status Status // CF's return code, or 0 when the failure has none
 	Err    error  // the cause: a mach or bootstrap error, a context error

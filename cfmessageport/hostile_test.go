@@ -3,6 +3,8 @@ package cfmessageport_test
 import (
 	"context"
 	"encoding/binary"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,4 +105,72 @@ func TestRemoteIgnoresForgedNotifications(t *testing.T) {
 		t.Fatal("a forged notification invalidated the remote")
 	default:
 	}
+}
+
+// A request whose reply right is a send right (not send-once) gets no reply, and the server
+// releases the right instead of keeping it.
+func TestServerReleasesSendRightReplyPorts(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	srv := listen(t, echo, nil)
+	service, err := bootstrap.LookUp(ctx, srv.Name())
+	require.NoError(t, err)
+	defer service.Close()
+	reply, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	defer reply.Close()
+	for range 5 {
+		var m mach.Message
+		p := cfmessageport.Packet{MsgID: msgEcho, ConvID: 1, Data: []byte("x")}
+		require.NoError(t, p.Encode(&m, mach.CopySendOf(service), mach.MakeSendOf(reply)))
+		require.NoError(t, mach.Send(ctx, &m))
+	}
+	r := dial(t, ctx, srv.Name())
+	_, err = r.Request(ctx, msgEcho, nil) // the five before it are done
+	require.NoError(t, err)
+}
+
+// With the server's queue full, a request with a deadline fails with ErrSendTimeout, and a
+// request without one is ended by closing the remote.
+func TestFullQueue(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	release := make(chan struct{})
+	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Request) ([]byte, error) {
+		<-release
+		return nil, nil
+	}), nil)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the server's Close, which waits for the handler
+	r := dial(t, ctx, srv.Name())
+	var sawTimeout bool
+	for range 200 {
+		short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		err := r.Send(short, msgEcho, nil)
+		cancel()
+		if err != nil {
+			require.ErrorIs(t, err, cfmessageport.ErrSendTimeout)
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			sawTimeout = true
+			break
+		}
+	}
+	require.True(t, sawTimeout, "the queue never filled")
+
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { _, err := r.Request(context.Background(), msgEcho, nil); errs <- err }()
+	}
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, r.Close())
+	for range 4 {
+		select {
+		case err := <-errs:
+			require.ErrorIs(t, err, cfmessageport.ErrInvalid)
+		case <-time.After(2 * time.Second):
+			t.Fatal("a request blocked on a full queue outlives Close")
+		}
+	}
+	unblock()
 }

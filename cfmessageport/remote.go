@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/mach"
@@ -98,6 +99,7 @@ func (r *Remote) invalidate(died bool) {
 // read receives replies and notifications on the reply port until Close's stop message.
 func (r *Remote) read() {
 	defer close(r.done)
+	defer r.invalidate(false) // without a reader no reply can come: let requests fail, not hang
 	var m mach.Message
 	for {
 		if err := mach.Receive(context.Background(), r.reply, &m); err != nil {
@@ -225,6 +227,9 @@ func (r *Remote) begin(op string, ch chan []byte) (int32, error) {
 	default:
 	}
 	conv := r.nextConv()
+	for r.pending[conv] != nil { // after a wrap, skip ids still waiting for their replies
+		conv = r.nextConv()
+	}
 	if ch != nil {
 		r.pending[conv] = ch
 	}
@@ -245,13 +250,33 @@ func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) 
 	if wantReply {
 		local = mach.MakeSendOnceOf(r.reply)
 	}
-	var m mach.Message
-	if err := p.Encode(&m, mach.CopySendOf(r.service), local); err != nil {
-		return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: err}
-	}
-	if err := mach.Send(ctx, &m); err != nil {
+	for {
+		var m mach.Message
+		if err := p.Encode(&m, mach.CopySendOf(r.service), local); err != nil {
+			return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: err}
+		}
+		// A send to a full queue blocks; without a deadline it is made in slices, so that
+		// cancelling the context or closing the remote ends it.
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			sctx, cancel = context.WithTimeout(ctx, sendSlice)
+		}
+		err := mach.Send(sctx, &m)
+		cancel()
+		if err == nil {
+			return nil
+		}
 		status := ErrTransport
 		switch {
+		case errors.Is(err, mach.SendTimedOut) && sctx != ctx && ctx.Err() == nil:
+			select {
+			case <-r.invalid:
+				return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errClosed}
+			default:
+				continue // the slice ended, not the caller's time
+			}
+		case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return &Error{Op: op, Name: r.name, Err: ctx.Err()}
 		case errors.Is(err, mach.SendTimedOut):
 			status = ErrSendTimeout
 		case errors.Is(err, mach.SendInvalidDest):
@@ -259,11 +284,14 @@ func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) 
 		}
 		return &Error{Op: op, Name: r.name, Status: status, Err: err}
 	}
-	return nil
 }
 
-// Close invalidates the remote: waiting requests fail with ErrInvalid, the reply port is
-// destroyed (with any late reply) and the send right released. Safe to call more than once.
+// sendSlice is how long one attempt of a send without a deadline waits for room in the queue.
+const sendSlice = 50 * time.Millisecond
+
+// Close invalidates the remote: waiting requests, including ones blocked sending to a full
+// queue, fail with ErrInvalid; the reply port is destroyed (with any late reply) and the send
+// right released. Safe to call more than once.
 func (r *Remote) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -276,10 +304,12 @@ func (r *Remote) Close() error {
 	if err := r.stopper.send(r.reply); err == nil {
 		<-r.done
 	}
-	mach.Drain(r.reply) // releases the dead name a queued dead-name notification carries
-	err := r.reply.Close()
-	if serr := r.service.Close(); err == nil {
-		err = serr
+	// Release the service right first, which ends its dead-name request, then whatever
+	// notifications are queued (a dead-name one carries a reference of the dead name).
+	err := r.service.Close()
+	mach.Drain(r.reply)
+	if rerr := r.reply.Close(); err == nil {
+		err = rerr
 	}
 	return err
 }

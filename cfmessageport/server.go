@@ -141,7 +141,14 @@ func (s *Server) serve() {
 
 // handle runs the handler and replies on the request's send-once right, if it has one.
 func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
-	reply, _ := m.TakeRemote().(*mach.SendOnceRight)
+	var reply *mach.SendOnceRight
+	switch rt := m.TakeRemote().(type) {
+	case *mach.SendOnceRight:
+		reply = rt
+	case nil:
+	default:
+		_ = rt.Close() // a peer gave a send right to reply on: CF answers only send-once rights
+	}
 	req := &Request{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
 	data, err := s.call(ctx, req)
 	// The request's memory goes only after the reply is sent: a handler may return req.Data.
@@ -153,14 +160,34 @@ func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
 	if out.NoData {
 		out.Data = nil
 	}
-	var rm mach.Message
-	if err := out.Encode(&rm, mach.MoveSendOnceOf(reply), mach.Port{}); err == nil {
-		// CF replies with a blocking send; a requester that went away makes it fail at once.
-		if mach.Send(context.Background(), &rm) == nil {
-			return
-		}
+	rm, region, err := encodeReply(out, reply)
+	// CF replies with a blocking send; a requester that went away makes it fail at once.
+	if err == nil && mach.Send(context.Background(), rm) == nil {
+		return
+	}
+	if region != nil {
+		_ = region.Close()
 	}
 	_ = reply.Close()
+}
+
+// encodeReply lays a reply out as CF's server sends it: an out-of-line payload travels in memory
+// the kernel takes from the server (deallocate set), here a region the data is copied into.
+func encodeReply(out Packet, reply *mach.SendOnceRight) (*mach.Message, *mach.Region, error) {
+	var rm mach.Message
+	if err := out.Encode(&rm, mach.MoveSendOnceOf(reply), mach.Port{}); err != nil {
+		return nil, nil, err
+	}
+	if len(rm.Descriptors) == 0 {
+		return &rm, nil, nil
+	}
+	region, err := mach.AllocateRegion(len(out.Data))
+	if err != nil {
+		return nil, nil, err
+	}
+	copy(region.Bytes(), out.Data)
+	rm.Descriptors[0] = &mach.OOLDescriptor{Region: region, Deallocate: true, Copy: mach.VirtualCopy}
+	return &rm, region, nil
 }
 
 func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error) {
@@ -173,7 +200,8 @@ func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error
 }
 
 // Close answers the requests already queued, waits for those being handled to finish and be
-// answered, and withdraws the name. Requests that arrive later are destroyed with the port,
+// answered, and withdraws the name. It must not be called from a handler, which it would wait
+// for: a handler that wants the server closed can call go srv.Close(). Requests that arrive later are destroyed with the port,
 // which their senders see as the service's death. Safe to call more than once.
 func (s *Server) Close() error {
 	var err error

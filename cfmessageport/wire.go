@@ -72,8 +72,10 @@ func Inline(n int) bool { return n <= InlineLimit }
 
 // Encode fills m, ready to send to remote with an optional reply right local, as CF lays the
 // message out: inline payloads (up to 4000 bytes) after a zeroed descriptor slot, padded to 8
-// bytes; larger payloads in one out-of-line descriptor (virtual copy, not deallocated) with the
-// inner header inline. m's earlier content is replaced; its buffers are reused.
+// bytes; larger payloads in one out-of-line descriptor (virtual copy) of p.Data with the inner
+// header inline. The descriptor does not deallocate, as in CF's requests; CF's server sends
+// out-of-line replies with deallocate set, which Server does by sending them from a region.
+// m's earlier content is replaced; its buffers are reused.
 func (p *Packet) Encode(m *mach.Message, remote, local mach.Port) error {
 	n := len(p.Data)
 	if n > MaxPayload {

@@ -182,7 +182,7 @@ func TestDecodeDropRules(t *testing.T) {
 		{name: "complex without descriptors", msg: func() []byte {
 			b := put(valid(), 0, 0x80001513)
 			return put(b, 24, 0) // count 0
-		}, rule: "0"},
+		}, rule: "with 0 descriptors"},
 		{name: "inline over 4060 bytes", msg: func() []byte {
 			b := append(valid()[:60], make([]byte, 4008)...)
 			put(b, 56, 4008)
@@ -221,7 +221,12 @@ func TestDecodeDropRules(t *testing.T) {
 	require.ErrorContains(t, err, "2 descriptors")
 	m.Descriptors = []mach.Descriptor{&mach.PortDescriptor{}}
 	_, err = cfmessageport.Decode(&m, false)
-	require.ErrorIs(t, err, cfmessageport.ErrCorrupt)
+	require.ErrorContains(t, err, "not out-of-line memory")
+	// byteslen over 1.5 GiB, consistent with the descriptor's size.
+	m.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Size: cfmessageport.MaxPayload + 1}}
+	binary.LittleEndian.PutUint32(m.Body[12:], cfmessageport.MaxPayload+1)
+	_, err = cfmessageport.Decode(&m, false)
+	require.ErrorContains(t, err, "byteslen 1610612737")
 }
 
 func FuzzDecode(f *testing.F) {
