@@ -1,6 +1,7 @@
 package mach_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/machport/machport/mach"
@@ -34,4 +35,25 @@ func TestDrainReleasesDeadNameReferences(t *testing.T) {
 			require.NoError(t, mach.Deallocate(send.Name()))
 		}
 	}
+}
+
+// A deadline already past polls, as a Mach timeout of 0 does.
+func TestExpiredDeadlinePolls(t *testing.T) {
+	port, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	defer port.Close()
+	expired, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	var m mach.Message
+	require.ErrorIs(t, mach.Receive(expired, port, &m), mach.RcvTimedOut, "an empty queue")
+
+	so, err := port.MakeSendOnce()
+	require.NoError(t, err)
+	require.NoError(t, mach.Send(context.Background(), &mach.Message{Remote: mach.MoveSendOnceOf(so), ID: 5}))
+	require.NoError(t, mach.Receive(expired, port, &m), "a queued message")
+	require.Equal(t, int32(5), m.ID)
+
+	cancelled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	require.ErrorIs(t, mach.Receive(cancelled, port, &m), context.Canceled)
 }

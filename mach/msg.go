@@ -405,8 +405,8 @@ const (
 )
 
 // Receive waits for a message on from (a *ReceiveRight or *PortSet) and decodes it into m,
-// reusing m's buffers. A deadline on ctx becomes the Mach receive timeout; cancelling ctx wakes
-// the receive promptly. The trailer carries the sender's audit token.
+// reusing m's buffers. A deadline on ctx becomes the Mach receive timeout (one already past
+// polls the queue once); cancelling ctx wakes the receive promptly. The trailer carries the sender's audit token.
 //
 // The rights and out-of-line regions in the received message are the caller's: take them with
 // TakeRemote, TakePort and TakeRegion, and release the rest with Destroy.
@@ -440,14 +440,17 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 			m.raw = make([]byte, size)
 		}
 		buf := m.raw[:size]
-		if err := ctx.Err(); err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				err = RcvTimedOut
-			}
-			return &OpError{Op: op, Name: name, Err: err}
-		}
+		kctx := ctx
 		timeout, _ := timeoutFor(ctx)
-		ret := k.receive(ctx, name, buf, !opts.Exact, timeout)
+		if err := ctx.Err(); err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return &OpError{Op: op, Name: name, Err: err}
+			}
+			// A deadline already past polls, as a Mach timeout of 0 does: a queued message is
+			// returned, an empty queue gives MACH_RCV_TIMED_OUT at once.
+			kctx, timeout = context.Background(), 0
+		}
+		ret := k.receive(kctx, name, buf, !opts.Exact, timeout)
 		switch {
 		case ret == abi.MACH_MSG_SUCCESS:
 			return m.adopt(k, buf, opts)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/machport/machport/internal/abi"
 )
@@ -186,8 +185,8 @@ func ParseNotification(m *Message) (*Notification, error) {
 // in Mach): Drain releases it. Call it before destroying a port that may hold notifications.
 func Drain(r *ReceiveRight) {
 	for {
-		// An expired context would not look at the queue at all: allow a moment instead.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 0) // poll
+
 		var m Message
 		err := Receive(ctx, r, &m)
 		cancel()
