@@ -13,6 +13,11 @@ import (
 	"github.com/machport/machport/sandboxcheck"
 )
 
+// EnvDir names the environment variable that overrides the directory of the Linux emulation's
+// namespace (launchd has no such thing). Processes that should see each other's names must agree
+// on it; tests use it for isolation.
+const EnvDir = "MACHPORT_BOOTSTRAP_DIR"
+
 // Options tune Register.
 type Options struct {
 	// PerPID registers a per-process service (BOOTSTRAP_PER_PID_SERVICE): it does not collide
@@ -72,7 +77,7 @@ func Register(name string, port *mach.ReceiveRight, opts Options) (*Registration
 		pid, scope = os.Getpid(), sandboxcheck.PerPIDName
 	}
 	if port == nil || !port.Name().Valid() {
-		return nil, &Error{Op: op, Name: name, PID: pid, Err: fmt.Errorf("no receive right: %w", mach.KernReturn(4))}
+		return nil, &Error{Op: op, Name: name, PID: pid, Err: fmt.Errorf("no receive right: %w", mach.KernInvalidArgument)}
 	}
 	if err := precheck(op, sandboxcheck.MachRegister, scope, name, pid); err != nil {
 		return nil, err
@@ -170,7 +175,7 @@ func LookUp(ctx context.Context, name string) (*mach.SendRight, error) {
 // (bootstrap_look_up2 with BOOTSTRAP_PER_PID_SERVICE).
 func LookUpPID(ctx context.Context, name string, pid int) (*mach.SendRight, error) {
 	if pid <= 0 {
-		return nil, &Error{Op: "bootstrap_look_up2", Name: name, PID: pid, Err: fmt.Errorf("pid %d: %w", pid, mach.KernReturn(4))}
+		return nil, &Error{Op: "bootstrap_look_up2", Name: name, PID: pid, Err: fmt.Errorf("pid %d: %w", pid, mach.KernInvalidArgument)}
 	}
 	return lookUp(ctx, name, pid)
 }

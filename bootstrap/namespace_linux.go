@@ -22,10 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// EnvDir names the environment variable that overrides the emulated namespace's directory.
-// Processes that should see each other's names must agree on it; tests use it for isolation.
-const EnvDir = "MACHPORT_BOOTSTRAP_DIR"
-
 var ns namespace = &emulated{owned: map[string]*served{}}
 
 // emulated is the daemonless namespace. Per name it keeps two files in the directory:

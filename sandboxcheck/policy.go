@@ -14,6 +14,10 @@ const EnvAppGroups = "MACHPORT_APP_GROUPS"
 // EntitlementAppGroups is the entitlement that lists a process's application groups.
 const EntitlementAppGroups = "com.apple.security.application-groups"
 
+// ErrNoSandboxSPI reports that this macOS lacks sandbox_check, the symbol the sandbox probe
+// needs (it is private API).
+var ErrNoSandboxSPI = errors.New("sandboxcheck: sandbox_check is not available")
+
 // Operation is a sandbox operation on a Mach service name, spelled as in sandbox profiles.
 type Operation string
 

@@ -14,9 +14,6 @@ import (
 
 var platform policy = darwinSandbox{}
 
-// ErrNoSandboxSPI reports that this macOS lacks a symbol the sandbox probe needs.
-var ErrNoSandboxSPI = errors.New("sandboxcheck: sandbox_check is not available")
-
 // SetApplicationGroups is for the emulated policy; on macOS the process's entitlements decide,
 // so it returns an error wrapping errors.ErrUnsupported.
 func SetApplicationGroups(groups ...string) error {

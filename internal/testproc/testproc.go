@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/machport/machport/bootstrap"
 )
 
 // The environment that tells a re-executed test binary which role to play, and for which name.
@@ -21,9 +23,6 @@ const (
 	RoleEnv = "MACHPORT_TEST_ROLE"
 	NameEnv = "MACHPORT_TEST_NAME"
 )
-
-// bootstrapDirEnv is bootstrap.EnvDir, repeated to keep this package free of it.
-const bootstrapDirEnv = "MACHPORT_BOOTSTRAP_DIR"
 
 // Main is TestMain's body. In a child it runs the role's function and exits (3 on error);
 // otherwise it gives the run, and the children it starts, a private bootstrap namespace
@@ -45,14 +44,14 @@ func Main(m *testing.M, roles map[string]func(name string) error) {
 }
 
 func runTests(m *testing.M) int {
-	if runtime.GOOS == "linux" && os.Getenv(bootstrapDirEnv) == "" {
+	if runtime.GOOS == "linux" && os.Getenv(bootstrap.EnvDir) == "" {
 		dir, err := os.MkdirTemp("", "machport-test-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		os.Setenv(bootstrapDirEnv, dir)
+		os.Setenv(bootstrap.EnvDir, dir)
 	}
 	return m.Run()
 }

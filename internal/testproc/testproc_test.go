@@ -3,8 +3,10 @@ package testproc_test
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/internal/testproc"
 )
 
@@ -19,7 +21,7 @@ func TestChildRunsItsRole(t *testing.T) {
 	if got := c.Line(t); got != "hello world" {
 		t.Fatalf("got %q", got)
 	}
-	if os.Getenv("MACHPORT_BOOTSTRAP_DIR") == "" && os.Getenv("GOOS") == "linux" {
+	if runtime.GOOS == "linux" && os.Getenv(bootstrap.EnvDir) == "" {
 		t.Fatal("no private namespace directory")
 	}
 }
