@@ -107,13 +107,10 @@ func opError(op, name string, pid int, kr int32) error {
 		return nil
 	}
 	e := &Error{Op: op, Name: name, PID: pid}
-	switch {
-	case IsCode(kr):
+	if IsCode(kr) {
 		e.Code = Code(kr)
-	case uint32(kr)&0xfffff000 == 0x10000000 || uint32(kr)&0xfffff000 == 0x10004000:
-		e.Err = mach.MsgReturn(kr) // launchd could not be reached, or did not answer
-	default:
-		e.Err = mach.KernReturn(kr)
+	} else {
+		e.Err = mach.ReturnError(kr) // e.g. launchd could not be reached, or did not answer
 	}
 	return e
 }

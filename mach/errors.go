@@ -181,6 +181,27 @@ var (
 	ErrMoveReceiveUnsupported = fmt.Errorf("moving a receive right to another process: %w", errors.ErrUnsupported)
 )
 
+// ReturnError turns a return code from a call that may fail either as a kernel call or as a
+// message send or receive (a MIG routine's, say) into its typed error: a MsgReturn for the
+// mach_msg_return_t ranges, a KernReturn otherwise, and nil for success.
+func ReturnError(code int32) error {
+	switch {
+	case code == abi.KERN_SUCCESS:
+		return nil
+	case isMsgReturn(code):
+		return MsgReturn(code)
+	default:
+		return KernReturn(code)
+	}
+}
+
+// isMsgReturn reports whether code lies in mach_msg's send or receive error ranges (the IPC
+// space and kernel bits masked off).
+func isMsgReturn(code int32) bool {
+	base := code &^ abi.MACH_MSG_MASK
+	return base&^0xff == abi.MACH_SEND_IN_PROGRESS&^0xff || base&^0xff == abi.MACH_RCV_IN_PROGRESS&^0xff
+}
+
 // kernErr turns a raw kern_return_t into an OpError (nil for KERN_SUCCESS).
 func kernErr(op string, name Name, kr int32) error {
 	if kr == abi.KERN_SUCCESS {

@@ -69,3 +69,15 @@ func TestClassifySendFailure(t *testing.T) {
 		require.Equal(t, want, classifySendFailure(int32(code)), "%v", code)
 	}
 }
+
+func TestReturnErrorPicksTheType(t *testing.T) {
+	require.NoError(t, ReturnError(0))
+	for _, code := range []int32{int32(SendInvalidDest), int32(RcvTimedOut), int32(SendTimedOut) | 0x2000} {
+		var mr MsgReturn
+		require.ErrorAs(t, ReturnError(code), &mr, "%#x", code)
+	}
+	for _, code := range []int32{4, 15, 1100} {
+		var kr KernReturn
+		require.ErrorAs(t, ReturnError(code), &kr, "%d", code)
+	}
+}
