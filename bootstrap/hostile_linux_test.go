@@ -172,3 +172,24 @@ func TestRegisterUniqueRetriesCollisions(t *testing.T) {
 }
 
 const bootstrapDirEnv = bootstrap.EnvDir
+
+// When the name's socket cannot be made (here a directory squats its path), Register fails
+// with the cause, releases the name's lock and everything it made, and the name can be
+// registered once the path is clear.
+func TestRegisterFailsCleanlyWhenTheSocketCannotBeMade(t *testing.T) {
+	leakcheck.Check(t)
+	name := uniqueName(t)
+	sock, _, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(sock+"/squat", 0o700))
+	port := newPort(t)
+	_, err = bootstrap.Register(name, port, bootstrap.Options{})
+	var be *bootstrap.Error
+	require.ErrorAs(t, err, &be)
+	require.Zero(t, be.Code, "not launchd's answer")
+	require.ErrorContains(t, err, "directory not empty")
+	require.NoError(t, port.Close())
+
+	require.NoError(t, os.RemoveAll(sock))
+	register(t, name, bootstrap.Options{})
+}

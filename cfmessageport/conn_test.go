@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/internal/leakcheck"
+	"github.com/machport/machport/sandboxcheck"
 	"github.com/stretchr/testify/require"
 )
 
@@ -208,4 +210,40 @@ func TestErrorText(t *testing.T) {
 	require.ErrorIs(t, err, cfmessageport.ErrBecameInvalid)
 	require.NotErrorIs(t, err, os.ErrDeadlineExceeded)
 	require.ErrorIs(t, cfmessageport.ErrSendTimeout, os.ErrDeadlineExceeded)
+}
+
+// A requester that goes away before its out-of-line reply is sent: the server's reply send
+// fails, and the reply's region and right are released (the leak check covers the server, which
+// runs in this process).
+func TestReplyToAGoneRequester(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	answered := make(chan struct{})
+	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Request) ([]byte, error) {
+		defer close(answered)
+		time.Sleep(100 * time.Millisecond)
+		return make([]byte, 100<<10), nil // out-of-line, from a region
+	}), nil)
+	r, err := cfmessageport.Dial(ctx, srv.Name())
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() { _, err := r.Request(ctx, msgEcho, nil); errc <- err }()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, r.Close())
+	require.ErrorIs(t, <-errc, cfmessageport.ErrInvalid)
+	<-answered
+}
+
+// Listen and Dial fail with typed errors and leave nothing behind.
+func TestListenAndDialFailures(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	srv := listen(t, echo, nil)
+	_, err := cfmessageport.Listen(srv.Name(), echo, nil)
+	require.ErrorIs(t, err, bootstrap.ErrServiceActive, "the name is served already")
+	_, err = cfmessageport.Listen("a\x00b", echo, nil)
+	require.ErrorIs(t, err, sandboxcheck.ErrNameHasNUL)
+	_, err = cfmessageport.Dial(ctx, uniqueName(t))
+	require.ErrorIs(t, err, cfmessageport.ErrInvalid)
+	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
 }

@@ -15,6 +15,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// rawPeer is a client that speaks raw mach to a service: a send right to it and a reply port,
+// both released at the end of the test.
+func rawPeer(t *testing.T, ctx context.Context, name string) (*mach.SendRight, *mach.ReceiveRight) {
+	t.Helper()
+	service, err := bootstrap.LookUp(ctx, name)
+	require.NoError(t, err)
+	t.Cleanup(func() { service.Close() })
+	reply, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { reply.Close() })
+	return service, reply
+}
+
 // A peer sends the server each kind of corrupt message, each with a reply right. The server
 // drops every one as CF does: no reply (the reply right is destroyed, so the peer's reply port
 // gets a send-once notification), nothing leaked, and it keeps serving.
@@ -22,12 +35,7 @@ func TestServerDropsCorruptRequests(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 20*time.Second)
 	srv := listen(t, echo, nil)
-	service, err := bootstrap.LookUp(ctx, srv.Name())
-	require.NoError(t, err)
-	defer service.Close()
-	reply, err := mach.NewPort(mach.PortOptions{})
-	require.NoError(t, err)
-	defer reply.Close()
+	service, reply := rawPeer(t, ctx, srv.Name())
 
 	valid := func() []byte {
 		var m mach.Message
@@ -113,12 +121,7 @@ func TestServerReleasesSendRightReplyPorts(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	srv := listen(t, echo, nil)
-	service, err := bootstrap.LookUp(ctx, srv.Name())
-	require.NoError(t, err)
-	defer service.Close()
-	reply, err := mach.NewPort(mach.PortOptions{})
-	require.NoError(t, err)
-	defer reply.Close()
+	service, reply := rawPeer(t, ctx, srv.Name())
 	for range 5 {
 		var m mach.Message
 		p := cfmessageport.Packet{MsgID: msgEcho, ConvID: 1, Data: []byte("x")}
@@ -126,7 +129,7 @@ func TestServerReleasesSendRightReplyPorts(t *testing.T) {
 		require.NoError(t, mach.Send(ctx, &m))
 	}
 	r := dial(t, ctx, srv.Name())
-	_, err = r.Request(ctx, msgEcho, nil) // the five before it are done
+	_, err := r.Request(ctx, msgEcho, nil) // the five before it are done
 	require.NoError(t, err)
 }
 
