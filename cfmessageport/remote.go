@@ -190,10 +190,7 @@ func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte,
 			return reply, nil
 		default:
 		}
-		if r.died.Load() {
-			return nil, &Error{Op: op, Name: r.name, Status: ErrBecameInvalid}
-		}
-		return nil, &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errClosed}
+		return nil, r.invalidErr(op, true)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, &Error{Op: op, Name: r.name, Status: ErrReceiveTimeout, Err: ctx.Err()}
@@ -211,7 +208,24 @@ func (r *Remote) Send(ctx context.Context, msgid int32, data []byte) error {
 	return r.send(ctx, "send", Packet{MsgID: msgid, ConvID: conv, Data: data}, false)
 }
 
-var errClosed = errors.New("the remote is closed")
+var (
+	errClosed      = errors.New("the remote is closed")
+	errServiceGone = errors.New("the service is gone")
+)
+
+// invalidErr is the error of an operation on an invalid remote. A service that died while the
+// request waited gives ErrBecameInvalid (-5); one already known dead, or a closed remote, gives
+// ErrInvalid (-3), as CF does.
+func (r *Remote) invalidErr(op string, waited bool) error {
+	switch {
+	case !r.died.Load():
+		return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errClosed}
+	case waited:
+		return &Error{Op: op, Name: r.name, Status: ErrBecameInvalid}
+	default:
+		return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errServiceGone}
+	}
+}
 
 // begin takes a conversation id and, for a request, registers where its reply goes.
 func (r *Remote) begin(op string, ch chan []byte) (int32, error) {
@@ -219,11 +233,7 @@ func (r *Remote) begin(op string, ch chan []byte) (int32, error) {
 	defer r.mu.Unlock()
 	select {
 	case <-r.invalid:
-		err := error(errClosed)
-		if r.died.Load() {
-			err = errors.New("the service is gone")
-		}
-		return 0, &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: err}
+		return 0, r.invalidErr(op, false)
 	default:
 	}
 	conv := r.nextConv()
@@ -258,7 +268,8 @@ func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) 
 		// A send to a full queue blocks; without a deadline it is made in slices, so that
 		// cancelling the context or closing the remote ends it.
 		sctx, cancel := ctx, context.CancelFunc(func() {})
-		if _, ok := ctx.Deadline(); !ok {
+		_, hasDeadline := ctx.Deadline()
+		if !hasDeadline {
 			sctx, cancel = context.WithTimeout(ctx, sendSlice)
 		}
 		err := mach.Send(sctx, &m)
@@ -268,10 +279,10 @@ func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) 
 		}
 		status := ErrTransport
 		switch {
-		case errors.Is(err, mach.SendTimedOut) && sctx != ctx && ctx.Err() == nil:
+		case errors.Is(err, mach.SendTimedOut) && !hasDeadline && ctx.Err() == nil:
 			select {
 			case <-r.invalid:
-				return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errClosed}
+				return r.invalidErr(op, false)
 			default:
 				continue // the slice ended, not the caller's time
 			}
