@@ -41,7 +41,6 @@ type served struct {
 	ln                      *net.UnixListener
 	send                    *mach.SendRight    // what each look-up receives a copy of
 	notify                  *mach.ReceiveRight // receives the dead-name notification of send
-	watch                   *mach.SendOnceRight
 	stop                    context.CancelFunc
 	done                    chan struct{} // closed when serving has ended and all is released
 	withdrawOnce            sync.Once
@@ -173,8 +172,12 @@ func (s *served) start(name string, port *mach.ReceiveRight) error {
 	if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
 		return err
 	}
-	if s.watch, err = s.send.RequestDeadName(s.notify); err != nil {
+	prev, err := s.send.RequestDeadName(s.notify)
+	if err != nil {
 		return err
+	}
+	if prev != nil { // a fresh right has no earlier request; release one all the same
+		_ = prev.Close()
 	}
 	record := fmt.Sprintf("%s\n%d\n", name, os.Getpid()) // for people and machping, not for locking
 	_ = unix.Ftruncate(s.lockFD, 0)
@@ -215,9 +218,7 @@ func (s *served) serve(ctx context.Context, e *emulated) {
 	}
 	s.stop()
 	wg.Wait()
-	if s.notify != nil {
-		mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
-	}
+	mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
 	s.release()
 	close(s.done)
 }
@@ -258,9 +259,6 @@ func (s *served) withdraw(e *emulated) {
 
 // release closes what start opened; the lock goes last.
 func (s *served) release() {
-	if s.watch != nil {
-		_ = s.watch.Close()
-	}
 	if s.notify != nil {
 		_ = s.notify.Close()
 	}
