@@ -7,40 +7,32 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/machport/machport/internal/darwin"
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
 
 const serviceEnv = "MACHPORT_TEST_SERVICE"
 
-var serviceSeq atomic.Int64
-
 // handOff gives the peer a send right through launchd without leaving launchd a send right to
 // the port itself (which would keep no-senders from ever firing): a private hand-off port is
 // registered under a unique name, the peer asks it for the right, and the hand-off port is then
 // destroyed, which withdraws the name.
 func handOff(t testing.TB, cmd *exec.Cmd, s *mach.SendRight) func() {
-	require.NoError(t, darwin.Load())
 	h, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
-	hs, err := h.MakeSend()
+	reg, err := bootstrap.RegisterUnique("com.machport.test.handoff", h, bootstrap.Options{})
 	require.NoError(t, err)
-	name := fmt.Sprintf("com.machport.test.%d.%d", os.Getpid(), serviceSeq.Add(1))
-	kr := darwin.BootstrapRegister2(darwin.BootstrapPort(), name, uint32(hs.Name()), 0)
-	require.Zero(t, kr, "bootstrap_register2(%s): %v", name, mach.KernReturn(kr))
-	require.NoError(t, hs.Close())
-	cmd.Env = append(cmd.Env, serviceEnv+"="+name)
+	cmd.Env = append(cmd.Env, serviceEnv+"="+reg.Name())
 	return func() {
-		defer h.Close()
+		defer reg.Close() // destroys the hand-off port, which withdraws the name
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var req mach.Message
-		require.NoError(t, mach.Receive(ctx, h, &req))
+		require.NoError(t, mach.Receive(ctx, reg.Port(), &req))
 		reply, ok := req.TakeRemote().(*mach.SendOnceRight)
 		require.True(t, ok, "the hand-off request carries a reply right")
 		require.NoError(t, req.Destroy())
@@ -50,22 +42,18 @@ func handOff(t testing.TB, cmd *exec.Cmd, s *mach.SendRight) func() {
 }
 
 func acceptHandOff() (*mach.SendRight, error) {
-	if err := darwin.Load(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h, err := bootstrap.LookUp(ctx, os.Getenv(serviceEnv))
+	if err != nil {
 		return nil, err
 	}
-	var port uint32
-	if kr := darwin.BootstrapLookUp(darwin.BootstrapPort(), os.Getenv(serviceEnv), &port); kr != 0 {
-		return nil, fmt.Errorf("bootstrap_look_up(%s): %d", os.Getenv(serviceEnv), kr)
-	}
-	h := mach.AdoptSend(mach.Name(port))
 	defer h.Close()
 	reply, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer reply.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if err := mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(h), Local: mach.MakeSendOnceOf(reply)}); err != nil {
 		return nil, err
 	}
