@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,10 +16,17 @@ import (
 	"github.com/machport/machport/mach"
 )
 
+// platformRoles holds child roles that exist on one platform only (the CoreFoundation peers of
+// the Darwin interop tests); their files add them in init.
+var platformRoles = map[string]func(string) error{}
+
 func TestMain(m *testing.M) {
 	roles := map[string]func(string) error{}
 	for _, role := range []string{"serve", "serveconc", "rawserve"} {
 		roles[role] = func(name string) error { return runChild(role, name) }
+	}
+	for role, run := range platformRoles {
+		roles[role] = run
 	}
 	testproc.Main(m, roles)
 }
@@ -27,7 +36,11 @@ const (
 	msgEcho  = 1 // reply with the data
 	msgSleep = 2 // sleep for the number of milliseconds in the data, then reply
 	msgNone  = 3 // reply with no data
+	msgCount = 4 // reply with how many one-way messages came so far, in decimal
 )
+
+// oneWays counts the one-way messages the echo handler has seen.
+var oneWays atomic.Int64
 
 // echo is the test service's handler.
 var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
@@ -39,6 +52,11 @@ var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.
 		return []byte("slept"), nil
 	case msgNone:
 		return nil, nil
+	case msgCount:
+		return []byte(strconv.FormatInt(oneWays.Load(), 10)), nil
+	}
+	if req.OneWay {
+		oneWays.Add(1)
 	}
 	return req.Data, nil // valid until the reply is sent
 })
