@@ -180,6 +180,20 @@ func (f *Facts) Derived(expr, arch string) (int64, error) {
 // uintptr stand for any pointer.
 func CheckGoType(goType reflect.Type, cType string) error {
 	c := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(cType), "const "))
+	// A const pointer variable ("const struct __CFString *const") reads as its pointer type.
+	c = strings.TrimSpace(strings.TrimSuffix(c, "const"))
+	if c == "dispatch_object_t" {
+		// libdispatch's transparent union of object pointers: passed as its first member.
+		c = "struct dispatch_object_s *"
+	}
+	switch c {
+	case "double", "float":
+		want := map[string]reflect.Kind{"double": reflect.Float64, "float": reflect.Float32}[c]
+		if goType.Kind() != want {
+			return fmt.Errorf("Go %s does not match C %q (want %s)", goType, cType, want)
+		}
+		return nil
+	}
 	if i := strings.Index(c, "["); i > 0 && strings.HasSuffix(c, "]") {
 		c = strings.TrimSpace(c[:i]) + " *" // an array parameter decays to a pointer (name_t)
 	}

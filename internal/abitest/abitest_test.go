@@ -49,6 +49,9 @@ func TestCheckGoType(t *testing.T) {
 		pi  *int32
 		ptr unsafe.Pointer
 		s   string
+		f64 float64
+		f32 float32
+		up  uintptr
 	)
 	cases := []struct {
 		goType any
@@ -76,6 +79,15 @@ func TestCheckGoType(t *testing.T) {
 		{s, "char[128]", true},
 		{s, "const char[128]", true},
 		{u32, "char[128]", false},
+		{f64, "double", true},
+		{f32, "float", true},
+		{f32, "double", false},
+		{i64, "double", false},
+		{f64, "long", false},
+		{up, "const struct __CFString *const", true},
+		{u32, "const struct __CFString *const", false},
+		{up, "dispatch_object_t", true},
+		{u32, "dispatch_object_t", false},
 	}
 	for _, c := range cases {
 		err := CheckGoType(reflect.TypeOf(c.goType), c.cType)

@@ -24,6 +24,8 @@ const (
 	// on their own, and only when a binding from them is used.
 	LibSecurity       = "/System/Library/Frameworks/Security.framework/Versions/A/Security"
 	LibCoreFoundation = "/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation"
+	// LibDispatch is libdispatch (dispatch queues), re-exported by libSystem.
+	LibDispatch = "/usr/lib/system/libdispatch.dylib"
 )
 
 // CFStringEncodingUTF8 is kCFStringEncodingUTF8 (checked against the SDK by the tests).
@@ -96,6 +98,59 @@ var (
 	CFRelease                      func(cf uintptr)
 )
 
+// CoreFoundation's own CFMessagePort, with the CFData and dispatch-queue calls it needs: the
+// interop tests' CF peers (package internal/cfport). Objects are uintptr, as above. The two
+// per-process variants are exported but declared only in CF's private CFPriv.h.
+var (
+	CFMessagePortCreateLocal             func(allocator, name, callout uintptr, context unsafe.Pointer, shouldFreeInfo *uint8) uintptr
+	CFMessagePortCreatePerProcessLocal   func(allocator, name, callout uintptr, context unsafe.Pointer, shouldFreeInfo *uint8) uintptr
+	CFMessagePortCreateRemote            func(allocator, name uintptr) uintptr
+	CFMessagePortCreatePerProcessRemote  func(allocator, name uintptr, pid int64) uintptr
+	CFMessagePortSendRequest             func(remote uintptr, msgid int32, data uintptr, sendTimeout, rcvTimeout float64, replyMode uintptr, returnData *uintptr) int32
+	CFMessagePortSetDispatchQueue        func(port, queue uintptr)
+	CFMessagePortSetInvalidationCallBack func(port, callout uintptr)
+	CFMessagePortInvalidate              func(port uintptr)
+	CFMessagePortIsValid                 func(port uintptr) bool
+	CFMessagePortIsRemote                func(port uintptr) bool
+	CFDataCreate                         func(allocator uintptr, bytes unsafe.Pointer, length int64) uintptr
+	CFDataGetBytePtr                     func(data uintptr) unsafe.Pointer
+	CFDataGetLength                      func(data uintptr) int64
+	DispatchQueueCreate                  func(label string, attr uintptr) uintptr
+	DispatchRelease                      func(object uintptr)
+)
+
+// CFMessagePortContext is CoreFoundation's CFMessagePortContext (checked against the SDK layout
+// on both targets). machport passes a small integer handle as Info, never a Go pointer.
+type CFMessagePortContext struct {
+	Version         int64
+	Info            uintptr
+	Retain          uintptr
+	Release         uintptr
+	CopyDescription uintptr
+}
+
+// The Go shapes of the C function pointers CoreFoundation calls back through (made once each
+// with purego.NewCallback, which never frees them).
+type (
+	// CFMessagePortCallBackFunc is CFMessagePortCallBack: (port, msgid, data, info) -> reply data,
+	// which CF releases after sending it.
+	CFMessagePortCallBackFunc = func(port uintptr, msgid int32, data uintptr, info uintptr) uintptr
+	// CFMessagePortInvalidationCallBackFunc is CFMessagePortInvalidationCallBack: (port, info).
+	CFMessagePortInvalidationCallBackFunc = func(port uintptr, info uintptr)
+)
+
+// Callback is a C function-pointer typedef and the Go function type that implements it.
+type Callback struct {
+	Typedef string // the SDK's typedef name
+	Type    any    // a nil value of the Go func type
+}
+
+// Callbacks lists every callback machport hands to C; the tests check each against its typedef.
+var Callbacks = []Callback{
+	{Typedef: "CFMessagePortCallBack", Type: CFMessagePortCallBackFunc(nil)},
+	{Typedef: "CFMessagePortInvalidationCallBack", Type: CFMessagePortInvalidationCallBackFunc(nil)},
+}
+
 // sandbox_check(pid, operation, type, ...) is variadic, which purego cannot express. On Apple
 // arm64 every variadic argument goes on the stack, so the arm64 binding fills the remaining
 // integer registers (x3..x7) with padding and passes the variadic argument as the ninth, which
@@ -117,6 +172,9 @@ var (
 	// sandbox_check's filter type so that a probe is not logged as a violation. Its value is in
 	// no header, only in this data symbol.
 	SandboxCheckNoReportAddr uintptr
+	// CFRunLoopDefaultModeAddr is the address of kCFRunLoopDefaultMode, a CFStringRef: the reply
+	// mode CFMessagePortSendRequest is given to wait for a reply.
+	CFRunLoopDefaultModeAddr uintptr
 )
 
 // Funcs lists every function Load binds.
@@ -156,6 +214,21 @@ var Funcs = []Func{
 	{Name: "CFStringGetTypeID", Lib: LibCoreFoundation, Fn: &CFStringGetTypeID, Optional: true},
 	{Name: "CFGetTypeID", Lib: LibCoreFoundation, Fn: &CFGetTypeID, Optional: true},
 	{Name: "CFRelease", Lib: LibCoreFoundation, Fn: &CFRelease, Optional: true},
+	{Name: "CFMessagePortCreateLocal", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateLocal, Optional: true},
+	{Name: "CFMessagePortCreatePerProcessLocal", Lib: LibCoreFoundation, Fn: &CFMessagePortCreatePerProcessLocal, Optional: true},
+	{Name: "CFMessagePortCreateRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateRemote, Optional: true},
+	{Name: "CFMessagePortCreatePerProcessRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreatePerProcessRemote, Optional: true},
+	{Name: "CFMessagePortSendRequest", Lib: LibCoreFoundation, Fn: &CFMessagePortSendRequest, Optional: true},
+	{Name: "CFMessagePortSetDispatchQueue", Lib: LibCoreFoundation, Fn: &CFMessagePortSetDispatchQueue, Optional: true},
+	{Name: "CFMessagePortSetInvalidationCallBack", Lib: LibCoreFoundation, Fn: &CFMessagePortSetInvalidationCallBack, Optional: true},
+	{Name: "CFMessagePortInvalidate", Lib: LibCoreFoundation, Fn: &CFMessagePortInvalidate, Optional: true},
+	{Name: "CFMessagePortIsValid", Lib: LibCoreFoundation, Fn: &CFMessagePortIsValid, Optional: true},
+	{Name: "CFMessagePortIsRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortIsRemote, Optional: true},
+	{Name: "CFDataCreate", Lib: LibCoreFoundation, Fn: &CFDataCreate, Optional: true},
+	{Name: "CFDataGetBytePtr", Lib: LibCoreFoundation, Fn: &CFDataGetBytePtr, Optional: true},
+	{Name: "CFDataGetLength", Lib: LibCoreFoundation, Fn: &CFDataGetLength, Optional: true},
+	{Name: "dispatch_queue_create", Lib: LibDispatch, Fn: &DispatchQueueCreate, Optional: true},
+	{Name: "dispatch_release", Lib: LibDispatch, Fn: &DispatchRelease, Optional: true},
 }
 
 // VariadicFunc is a C variadic function bound once per architecture, because the two Darwin
@@ -184,4 +257,5 @@ var DataSymbols = []Data{
 	{Name: "mach_task_self_", Lib: LibKernel, Addr: &MachTaskSelfAddr, Type: uint32(0)},
 	{Name: "bootstrap_port", Lib: LibKernel, Addr: &BootstrapPortAddr, Type: uint32(0)},
 	{Name: "SANDBOX_CHECK_NO_REPORT", Lib: LibSandbox, Addr: &SandboxCheckNoReportAddr, Type: uint32(0), Optional: true},
+	{Name: "kCFRunLoopDefaultMode", Lib: LibCoreFoundation, Addr: &CFRunLoopDefaultModeAddr, Type: uintptr(0), Optional: true},
 }

@@ -3,6 +3,7 @@ package darwin
 import (
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -159,4 +160,95 @@ func TestCFStringEncodingUTF8MatchesSDK(t *testing.T) {
 	v, ok := facts.Constant("kCFStringEncodingUTF8")
 	require.True(t, ok)
 	require.Equal(t, v.String(), strconv.Itoa(CFStringEncodingUTF8))
+}
+
+// Every callback's Go type matches the parameters and result of its C function-pointer typedef
+// ("const struct __CFData *(*)(struct __CFMessagePort *, int, const struct __CFData *, void *)").
+func TestCallbacksMatchSDK(t *testing.T) {
+	facts, err := abitest.Load()
+	require.NoError(t, err)
+	for _, cb := range Callbacks {
+		t.Run(cb.Typedef, func(t *testing.T) {
+			td := facts.Typedefs[cb.Typedef]
+			require.NotNil(t, td, "the SDK has no typedef %s", cb.Typedef)
+			canonical, _ := td["canonical"].(string)
+			ret, params, err := splitFuncPointer(canonical)
+			require.NoError(t, err)
+			require.NoError(t, checkCallback(reflect.TypeOf(cb.Type), ret, params))
+		})
+	}
+}
+
+// splitFuncPointer takes "R (*)(P1, P2)" apart.
+func splitFuncPointer(c string) (ret string, params []string, err error) {
+	i := strings.Index(c, "(*)(")
+	if i < 0 || !strings.HasSuffix(c, ")") {
+		return "", nil, errorf("%q is not a function pointer", c)
+	}
+	inner := c[i+len("(*)(") : len(c)-1]
+	if strings.ContainsAny(inner, "()") {
+		return "", nil, errorf("%q: nested function types are not handled", c)
+	}
+	if inner != "void" && inner != "" {
+		for _, p := range strings.Split(inner, ",") {
+			params = append(params, strings.TrimSpace(p))
+		}
+	}
+	return strings.TrimSpace(c[:i]), params, nil
+}
+
+func checkCallback(fn reflect.Type, ret string, params []string) error {
+	if fn.NumIn() != len(params) {
+		return errorf("Go takes %d parameters, C %d", fn.NumIn(), len(params))
+	}
+	for i, c := range params {
+		if err := abitest.CheckGoType(fn.In(i), c); err != nil {
+			return errorf("parameter %d: %v", i, err)
+		}
+	}
+	if ret == "void" {
+		if fn.NumOut() != 0 {
+			return errorf("C returns void, Go returns %d values", fn.NumOut())
+		}
+		return nil
+	}
+	if fn.NumOut() != 1 {
+		return errorf("C returns %s, Go returns %d values", ret, fn.NumOut())
+	}
+	return abitest.CheckGoType(fn.Out(0), ret)
+}
+
+// A callback whose Go type disagrees with its typedef must be caught.
+func TestCheckCallbackCatchesMismatch(t *testing.T) {
+	ret, params, err := splitFuncPointer("const struct __CFData *(*)(struct __CFMessagePort *, int, const struct __CFData *, void *)")
+	require.NoError(t, err)
+	require.Equal(t, []string{"struct __CFMessagePort *", "int", "const struct __CFData *", "void *"}, params)
+	require.NoError(t, checkCallback(reflect.TypeOf(CFMessagePortCallBackFunc(nil)), ret, params))
+	var wrongWidth func(port uintptr, msgid int64, data, info uintptr) uintptr
+	require.Error(t, checkCallback(reflect.TypeOf(wrongWidth), ret, params))
+	var noResult func(port uintptr, msgid int32, data, info uintptr)
+	require.Error(t, checkCallback(reflect.TypeOf(noResult), ret, params))
+	_, _, err = splitFuncPointer("int")
+	require.Error(t, err)
+}
+
+// CFMessagePortContext has the SDK's size and field offsets on both targets.
+func TestCFMessagePortContextLayout(t *testing.T) {
+	facts, err := abitest.Load()
+	require.NoError(t, err)
+	goType := reflect.TypeOf(CFMessagePortContext{})
+	names := map[string]string{"version": "Version", "info": "Info", "retain": "Retain",
+		"release": "Release", "copyDescription": "CopyDescription"}
+	for _, target := range abitest.Targets {
+		l := facts.Layouts[target]["CFMessagePortContext"]
+		require.NotNil(t, l, target)
+		require.Equal(t, l.Size, int(goType.Size()), target)
+		require.Len(t, l.Fields, goType.NumField(), target)
+		for _, f := range l.Fields {
+			gf, ok := goType.FieldByName(names[f.Name])
+			require.True(t, ok, "%s: no Go field for %s", target, f.Name)
+			require.Equal(t, f.Offset, int(gf.Offset), "%s: offset of %s", target, f.Name)
+			require.Equal(t, f.Size, int(gf.Type.Size()), "%s: size of %s", target, f.Name)
+		}
+	}
 }

@@ -97,6 +97,11 @@ func ReadUint32(addr uintptr) uint32 {
 	return *(*uint32)(unsafe.Add(unsafe.Pointer(nil), addr))
 }
 
+// ReadUintptr reads the pointer-sized value at a data symbol's address (a const CF object).
+func ReadUintptr(addr uintptr) uintptr {
+	return *(*uintptr)(unsafe.Add(unsafe.Pointer(nil), addr))
+}
+
 // TaskSelf returns mach_task_self_, the task's send right to itself. Load must have succeeded.
 func TaskSelf() uint32 { return ReadUint32(MachTaskSelfAddr) }
 
