@@ -22,7 +22,7 @@ var platformRoles = map[string]func(string) error{}
 
 func TestMain(m *testing.M) {
 	roles := map[string]func(string) error{}
-	for _, role := range []string{"serve", "serveconc", "rawserve"} {
+	for _, role := range []string{"serve", "serveconc", "servepid", "rawserve"} {
 		roles[role] = func(name string) error { return runChild(role, name) }
 	}
 	for role, run := range platformRoles {
@@ -63,10 +63,13 @@ var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.
 
 func runChild(role, name string) error {
 	switch role {
-	case "serve", "serveconc":
+	case "serve", "serveconc", "servepid":
 		var opts *cfmessageport.ServerOptions
-		if role == "serveconc" {
+		switch role {
+		case "serveconc":
 			opts = &cfmessageport.ServerOptions{Concurrency: 8}
+		case "servepid":
+			opts = &cfmessageport.ServerOptions{PerPID: true}
 		}
 		srv, err := cfmessageport.Listen(name, echo, opts)
 		if err != nil {

@@ -102,21 +102,20 @@ var (
 // interop tests' CF peers (package internal/cfport). Objects are uintptr, as above. The two
 // per-process variants are exported but declared only in CF's private CFPriv.h.
 var (
-	CFMessagePortCreateLocal             func(allocator, name, callout uintptr, context unsafe.Pointer, shouldFreeInfo *uint8) uintptr
-	CFMessagePortCreatePerProcessLocal   func(allocator, name, callout uintptr, context unsafe.Pointer, shouldFreeInfo *uint8) uintptr
-	CFMessagePortCreateRemote            func(allocator, name uintptr) uintptr
-	CFMessagePortCreatePerProcessRemote  func(allocator, name uintptr, pid int64) uintptr
-	CFMessagePortSendRequest             func(remote uintptr, msgid int32, data uintptr, sendTimeout, rcvTimeout float64, replyMode uintptr, returnData *uintptr) int32
-	CFMessagePortSetDispatchQueue        func(port, queue uintptr)
-	CFMessagePortSetInvalidationCallBack func(port, callout uintptr)
-	CFMessagePortInvalidate              func(port uintptr)
-	CFMessagePortIsValid                 func(port uintptr) bool
-	CFMessagePortIsRemote                func(port uintptr) bool
-	CFDataCreate                         func(allocator uintptr, bytes unsafe.Pointer, length int64) uintptr
-	CFDataGetBytePtr                     func(data uintptr) unsafe.Pointer
-	CFDataGetLength                      func(data uintptr) int64
-	DispatchQueueCreate                  func(label string, attr uintptr) uintptr
-	DispatchRelease                      func(object uintptr)
+	CFMessagePortCreateLocal            func(allocator, name, callout uintptr, context unsafe.Pointer, shouldFreeInfo *uint8) uintptr
+	CFMessagePortCreatePerProcessLocal  func(allocator, name, callout uintptr, context unsafe.Pointer, shouldFreeInfo *uint8) uintptr
+	CFMessagePortCreateRemote           func(allocator, name uintptr) uintptr
+	CFMessagePortCreatePerProcessRemote func(allocator, name uintptr, pid int64) uintptr
+	CFMessagePortSendRequest            func(remote uintptr, msgid int32, data uintptr, sendTimeout, rcvTimeout float64, replyMode uintptr, returnData *uintptr) int32
+	CFMessagePortSetDispatchQueue       func(port, queue uintptr)
+	CFMessagePortInvalidate             func(port uintptr)
+	CFMessagePortIsValid                func(port uintptr) bool
+	CFMessagePortIsRemote               func(port uintptr) bool
+	CFDataCreate                        func(allocator uintptr, bytes unsafe.Pointer, length int64) uintptr
+	CFDataGetBytePtr                    func(data uintptr) unsafe.Pointer
+	CFDataGetLength                     func(data uintptr) int64
+	DispatchQueueCreate                 func(label string, attr uintptr) uintptr
+	DispatchRelease                     func(object uintptr)
 )
 
 // CFMessagePortContext is CoreFoundation's CFMessagePortContext (checked against the SDK layout
@@ -129,15 +128,10 @@ type CFMessagePortContext struct {
 	CopyDescription uintptr
 }
 
-// The Go shapes of the C function pointers CoreFoundation calls back through (made once each
-// with purego.NewCallback, which never frees them).
-type (
-	// CFMessagePortCallBackFunc is CFMessagePortCallBack: (port, msgid, data, info) -> reply data,
-	// which CF releases after sending it.
-	CFMessagePortCallBackFunc = func(port uintptr, msgid int32, data uintptr, info uintptr) uintptr
-	// CFMessagePortInvalidationCallBackFunc is CFMessagePortInvalidationCallBack: (port, info).
-	CFMessagePortInvalidationCallBackFunc = func(port uintptr, info uintptr)
-)
+// CFMessagePortCallBackFunc is the Go shape of CFMessagePortCallBack: (port, msgid, data, info)
+// -> reply data, which CF releases after sending it. Make it once with purego.NewCallback, which
+// never frees a callback.
+type CFMessagePortCallBackFunc = func(port uintptr, msgid int32, data uintptr, info uintptr) uintptr
 
 // Callback is a C function-pointer typedef and the Go function type that implements it.
 type Callback struct {
@@ -148,7 +142,6 @@ type Callback struct {
 // Callbacks lists every callback machport hands to C; the tests check each against its typedef.
 var Callbacks = []Callback{
 	{Typedef: "CFMessagePortCallBack", Type: CFMessagePortCallBackFunc(nil)},
-	{Typedef: "CFMessagePortInvalidationCallBack", Type: CFMessagePortInvalidationCallBackFunc(nil)},
 }
 
 // sandbox_check(pid, operation, type, ...) is variadic, which purego cannot express. On Apple
@@ -220,7 +213,6 @@ var Funcs = []Func{
 	{Name: "CFMessagePortCreatePerProcessRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreatePerProcessRemote, Optional: true},
 	{Name: "CFMessagePortSendRequest", Lib: LibCoreFoundation, Fn: &CFMessagePortSendRequest, Optional: true},
 	{Name: "CFMessagePortSetDispatchQueue", Lib: LibCoreFoundation, Fn: &CFMessagePortSetDispatchQueue, Optional: true},
-	{Name: "CFMessagePortSetInvalidationCallBack", Lib: LibCoreFoundation, Fn: &CFMessagePortSetInvalidationCallBack, Optional: true},
 	{Name: "CFMessagePortInvalidate", Lib: LibCoreFoundation, Fn: &CFMessagePortInvalidate, Optional: true},
 	{Name: "CFMessagePortIsValid", Lib: LibCoreFoundation, Fn: &CFMessagePortIsValid, Optional: true},
 	{Name: "CFMessagePortIsRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortIsRemote, Optional: true},

@@ -1,0 +1,190 @@
+//go:build darwin && !ios
+
+package cfport
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+	"github.com/machport/machport/internal/darwin"
+)
+
+var (
+	setupOnce sync.Once
+	setupErr  error
+	// calloutFn is the one C callout every Local shares (purego callbacks are never freed).
+	calloutFn uintptr
+)
+
+func setup() error {
+	setupOnce.Do(func() {
+		if err := darwin.Load(); err != nil {
+			setupErr = err
+			return
+		}
+		for _, fn := range []any{darwin.CFMessagePortCreateLocal, darwin.CFMessagePortCreateRemote,
+			darwin.CFMessagePortSendRequest, darwin.CFMessagePortSetDispatchQueue, darwin.CFMessagePortInvalidate,
+			darwin.CFMessagePortIsValid, darwin.CFDataCreate, darwin.CFDataGetBytePtr, darwin.CFDataGetLength,
+			darwin.CFStringCreateWithCString, darwin.CFRelease, darwin.DispatchQueueCreate, darwin.DispatchRelease} {
+			if isNilFunc(fn) {
+				setupErr = fmt.Errorf("CoreFoundation's CFMessagePort functions are missing: %w", errors.ErrUnsupported)
+				return
+			}
+		}
+		if darwin.CFRunLoopDefaultModeAddr == 0 {
+			setupErr = fmt.Errorf("kCFRunLoopDefaultMode is missing: %w", errors.ErrUnsupported)
+			return
+		}
+		calloutFn = purego.NewCallback(darwin.CFMessagePortCallBackFunc(callout))
+	})
+	return setupErr
+}
+
+// isNilFunc reports whether a binding was left unbound (its symbol is missing).
+func isNilFunc(fn any) bool { return reflect.ValueOf(fn).IsNil() }
+
+// callout is CF's CFMessagePortCallBack for every Local: info is the Local's handle. CF releases
+// the request data after the call and the returned reply data after sending it.
+func callout(_ uintptr, msgid int32, data uintptr, info uintptr) uintptr {
+	reply := serve(info, msgid, dataBytes(data))
+	if reply == nil {
+		return 0
+	}
+	return newData(reply)
+}
+
+// dataBytes copies a CFData's bytes into Go memory; NULL gives empty data.
+func dataBytes(d uintptr) []byte {
+	if d == 0 {
+		return []byte{}
+	}
+	n := darwin.CFDataGetLength(d)
+	out := make([]byte, n)
+	if n > 0 {
+		copy(out, unsafe.Slice((*byte)(darwin.CFDataGetBytePtr(d)), n))
+	}
+	return out
+}
+
+// newData makes a CFData holding a copy of b; the caller owns it.
+func newData(b []byte) uintptr {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	d := darwin.CFDataCreate(0, p, int64(len(b)))
+	runtime.KeepAlive(b)
+	return d
+}
+
+func cfString(s string) uintptr {
+	return darwin.CFStringCreateWithCString(0, s, darwin.CFStringEncodingUTF8)
+}
+
+func createLocal(name string, perPID bool, handle uintptr) (uintptr, uintptr, error) {
+	if err := setup(); err != nil {
+		return 0, 0, err
+	}
+	create := darwin.CFMessagePortCreateLocal
+	if perPID {
+		if create = darwin.CFMessagePortCreatePerProcessLocal; create == nil {
+			return 0, 0, fmt.Errorf("CFMessagePortCreatePerProcessLocal is missing: %w", errors.ErrUnsupported)
+		}
+	}
+	cfName := cfString(name)
+	if cfName == 0 {
+		return 0, 0, fmt.Errorf("the name is not valid UTF-8: %w", ErrRefused)
+	}
+	defer darwin.CFRelease(cfName)
+	// CF copies the context; it holds no Go pointer, only the handle.
+	ctx := darwin.CFMessagePortContext{Info: handle}
+	shouldFreeInfo := uint8(1)
+	ref := create(0, cfName, calloutFn, unsafe.Pointer(&ctx), &shouldFreeInfo)
+	runtime.KeepAlive(&ctx)
+	if ref == 0 {
+		return 0, 0, ErrRefused
+	}
+	if shouldFreeInfo != 0 {
+		// CF returned this process's existing port of that name, with another callout's info.
+		darwin.CFRelease(ref)
+		return 0, 0, ErrNameInProcess
+	}
+	queue := darwin.DispatchQueueCreate("com.machport.cfport.local", 0)
+	if queue == 0 {
+		darwin.CFMessagePortInvalidate(ref)
+		darwin.CFRelease(ref)
+		return 0, 0, errors.New("dispatch_queue_create failed")
+	}
+	darwin.CFMessagePortSetDispatchQueue(ref, queue)
+	return ref, queue, nil
+}
+
+func closeLocal(ref, queue uintptr) {
+	darwin.CFMessagePortInvalidate(ref) // cancels its dispatch source, destroys the receive right
+	darwin.CFRelease(ref)
+	darwin.DispatchRelease(queue)
+}
+
+func createRemote(name string, perPID bool, pid int) (uintptr, error) {
+	if err := setup(); err != nil {
+		return 0, err
+	}
+	cfName := cfString(name)
+	if cfName == 0 {
+		return 0, fmt.Errorf("the name is not valid UTF-8: %w", ErrRefused)
+	}
+	defer darwin.CFRelease(cfName)
+	var ref uintptr
+	if perPID {
+		if darwin.CFMessagePortCreatePerProcessRemote == nil {
+			return 0, fmt.Errorf("CFMessagePortCreatePerProcessRemote is missing: %w", errors.ErrUnsupported)
+		}
+		ref = darwin.CFMessagePortCreatePerProcessRemote(0, cfName, int64(pid))
+	} else {
+		ref = darwin.CFMessagePortCreateRemote(0, cfName)
+	}
+	if ref == 0 {
+		return 0, ErrRefused
+	}
+	return ref, nil
+}
+
+func closeRemote(ref uintptr) {
+	darwin.CFMessagePortInvalidate(ref)
+	darwin.CFRelease(ref)
+}
+
+func isValid(ref uintptr) bool { return darwin.CFMessagePortIsValid(ref) }
+
+// sendRequest calls CFMessagePortSendRequest. While it waits for a reply it runs this thread's
+// run loop, so the goroutine must not move to another thread meanwhile.
+func sendRequest(ref uintptr, msgid int32, data []byte, timeout float64, wantReply bool) ([]byte, Status) {
+	var d uintptr
+	if data != nil {
+		if d = newData(data); d == 0 {
+			return nil, TransportError
+		}
+		defer darwin.CFRelease(d)
+	}
+	var mode uintptr
+	if wantReply {
+		mode = darwin.ReadUintptr(darwin.CFRunLoopDefaultModeAddr)
+	}
+	var reply uintptr
+	runtime.LockOSThread()
+	status := Status(darwin.CFMessagePortSendRequest(ref, msgid, d, timeout, timeout, mode, &reply))
+	runtime.UnlockOSThread()
+	if reply == 0 {
+		if status == Success && wantReply {
+			return []byte{}, Success // CF's NULL reply stands for no data
+		}
+		return nil, status
+	}
+	defer darwin.CFRelease(reply)
+	return dataBytes(reply), status
+}
