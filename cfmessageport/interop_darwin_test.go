@@ -42,9 +42,9 @@ var interopProfile = fmt.Sprintf(`(version 1)
 `, interopGroup)
 
 func init() {
-	platformRoles["cfserve"] = func(name string) error { return runCFServer(name, nil) }
-	platformRoles["cfservepid"] = func(name string) error { return runCFServer(name, &cfport.Options{PerPID: true}) }
-	platformRoles["cfdenied"] = runDeniedChild
+	extraRoles["cfserve"] = func(name string) error { return runCFServer(name, nil) }
+	extraRoles["cfservepid"] = func(name string) error { return runCFServer(name, &cfport.Options{PerPID: true}) }
+	extraRoles["cfdenied"] = runDeniedChild
 }
 
 // cfEcho is the CF service's handler: the echo service's message ids, answered by CoreFoundation.

@@ -16,16 +16,16 @@ import (
 	"github.com/machport/machport/mach"
 )
 
-// platformRoles holds child roles that exist on one platform only (the CoreFoundation peers of
-// the Darwin interop tests); their files add them in init.
-var platformRoles = map[string]func(string) error{}
+// extraRoles holds the child roles other test files define (the pairing peers, and the
+// CoreFoundation peers of the Darwin interop tests); their files add them in init.
+var extraRoles = map[string]func(string) error{}
 
 func TestMain(m *testing.M) {
 	roles := map[string]func(string) error{}
 	for _, role := range []string{"serve", "serveconc", "servepid", "rawserve"} {
 		roles[role] = func(name string) error { return runChild(role, name) }
 	}
-	for role, run := range platformRoles {
+	for role, run := range extraRoles {
 		roles[role] = run
 	}
 	testproc.Main(m, roles)
