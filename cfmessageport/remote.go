@@ -3,7 +3,6 @@ package cfmessageport
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,22 +14,58 @@ import (
 // Remote is a client of a CFMessagePort service, what CFMessagePortCreateRemote gives in CF. It
 // is safe for many goroutines at once: each request carries its own conversation id and replies
 // are matched by it, so they may come back in any order.
+//
+// Replies are received by the requesters themselves, one at a time (leader/follower): a request
+// that finds nobody receiving on the reply port receives there itself until its own reply comes,
+// handing the replies of other conversations to their requesters and, when it leaves, the
+// receiving to one of them. A lone requester thus waits in the receive itself, as a raw mach
+// client does, with no goroutine hand-off per reply. The service's death is watched on a
+// separate notification port by a goroutine that is idle otherwise, so that it is noticed with
+// no request in flight too. A late reply that comes while no request waits stays queued until
+// the next request receives and drops it, or Close destroys it.
 type Remote struct {
 	name    string
 	service *mach.SendRight
 	reply   *mach.ReceiveRight // one reply port for all requests, as CF keeps
+	notify  *mach.ReceiveRight // where the service's dead-name notification comes
 
-	conv    atomic.Int32
-	mu      sync.Mutex
-	pending map[int32]chan []byte
-	closed  bool
+	conv atomic.Int32
+
+	mu         sync.Mutex
+	pending    map[int32]*waiter // requests waiting for their replies, by conversation id
+	receiving  bool              // a requester receives on the reply port (it leads)
+	closed     bool
+	leaderGone chan struct{} // made by Close when a requester leads; closed when it stops
+
+	// in is the leader's receive buffer, reused from reply to reply; only the leader touches it.
+	in mach.Message
 
 	invalid     chan struct{} // closed when the service died or the remote was closed
 	invalidOnce sync.Once
 	died        atomic.Bool // the service died (rather than the remote being closed)
+	woken       bool        // invalidate sent the reply port its stop message; set within invalidOnce
 
 	stopper stopper
-	done    chan struct{}
+	watched chan struct{} // closed when the notification watcher has stopped
+}
+
+// waiter is one request waiting for its reply. Its fields are guarded by Remote.mu.
+type waiter struct {
+	reply []byte
+	done  bool // reply is set: the leader delivered it
+	lead  bool // the leader left and handed the receiving to this requester
+	// wake is made when the requester waits for another requester (the leader) to deliver; it
+	// is signalled when the reply is delivered or the receiving is handed over.
+	wake chan struct{}
+}
+
+func (w *waiter) signal() {
+	if w.wake != nil {
+		select {
+		case w.wake <- struct{}{}:
+		default: // signalled already; the requester looks at the fields again anyway
+		}
+	}
 }
 
 // Dial looks name up (bootstrap_look_up) and returns a Remote for it.
@@ -57,28 +92,35 @@ func NewRemote(name string, service *mach.SendRight) (*Remote, error) {
 }
 
 func newRemote(name string, service *mach.SendRight) (*Remote, error) {
-	fail := func(err error) (*Remote, error) {
+	fail := func(err error, ports ...*mach.ReceiveRight) (*Remote, error) {
+		service.Close()
+		for _, p := range ports {
+			p.Close()
+		}
 		return nil, &Error{Op: "dial", Name: name, Status: ErrInvalid, Err: err}
 	}
 	reply, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
-		service.Close()
 		return fail(err)
 	}
-	// The service's death must end waiting requests at once, not at their deadlines: ask for a
-	// dead-name notification on the reply port itself, where the reader already waits.
-	prev, err := service.RequestDeadName(reply)
+	notify, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
-		reply.Close()
-		service.Close()
-		return fail(err)
+		return fail(err, reply)
+	}
+	// The service's death must end waiting requests at once, not at their deadlines, and be
+	// seen while no request is in flight: its notification goes to a port of its own, which a
+	// goroutine watches (the reply port is received on only while requests wait).
+	prev, err := service.RequestDeadName(notify)
+	if err != nil {
+		return fail(err, reply, notify)
 	}
 	if prev != nil {
 		prev.Close()
 	}
-	r := &Remote{name: name, service: service, reply: reply, pending: map[int32]chan []byte{},
-		invalid: make(chan struct{}), stopper: newStopper(), done: make(chan struct{})}
-	go r.read()
+	r := &Remote{name: name, service: service, reply: reply, notify: notify,
+		pending: map[int32]*waiter{}, invalid: make(chan struct{}), stopper: newStopper(),
+		watched: make(chan struct{})}
+	go r.watch()
 	return r, nil
 }
 
@@ -89,48 +131,56 @@ func (r *Remote) Name() string { return r.name }
 // (its port is a dead name) or Close was called.
 func (r *Remote) Invalidated() <-chan struct{} { return r.invalid }
 
+// invalidate marks the remote invalid and wakes the requester receiving on the reply port, if
+// any: it may be blocked in a receive that only a message ends.
 func (r *Remote) invalidate(died bool) {
 	r.invalidOnce.Do(func() {
 		r.died.Store(died)
 		close(r.invalid)
+		// A send-once message is not held back by a full queue, so this never blocks. A stop
+		// message nobody receives is drained by Close.
+		r.woken = r.stopper.send(r.reply) == nil
 	})
 }
 
-// read receives replies and notifications on the reply port until Close's stop message.
-func (r *Remote) read() {
-	defer close(r.done)
-	defer r.invalidate(false) // without a reader no reply can come: let requests fail, not hang
+func (r *Remote) isInvalid() bool {
+	select {
+	case <-r.invalid:
+		return true
+	default:
+		return false
+	}
+}
+
+// watch receives the notifications of the notification port until Close's stop message.
+func (r *Remote) watch() {
+	defer close(r.watched)
 	var m mach.Message
 	for {
-		if err := mach.Receive(context.Background(), r.reply, &m); err != nil {
-			if errors.Is(err, mach.ErrRejected) || errors.Is(err, mach.RcvTooLarge) {
-				continue // destroyed, as CF drops what it cannot use
+		if err := mach.Receive(context.Background(), r.notify, &m); err != nil {
+			if retryReceive(err) {
+				continue
 			}
-			return // the port is gone
+			// The port is gone: nothing would tell of the service's death any more.
+			r.invalidate(false)
+			return
 		}
 		if r.stopper.is(&m) {
+			_ = m.Destroy()
 			return
 		}
 		if mach.IsNotificationID(m.ID) {
 			r.notified(&m)
-			_ = m.Destroy()
-			continue
 		}
-		p, err := Decode(&m, true)
-		if err == nil {
-			r.mu.Lock()
-			ch := r.pending[-p.ConvID]
-			delete(r.pending, -p.ConvID)
-			r.mu.Unlock()
-			if ch != nil {
-				ch <- append([]byte{}, p.Data...) // the message's memory goes with Destroy
-				// Let the requester run now: the next Receive may block this thread in a
-				// system call, and the runtime would take its time to hand the P over.
-				runtime.Gosched()
-			}
-		}
-		_ = m.Destroy() // a late, unknown or corrupt reply is dropped
+		_ = m.Destroy()
 	}
+}
+
+// retryReceive reports whether a failed receive dropped one message (destroyed by the kernel or
+// by Receive) and the port can be received on again.
+func retryReceive(err error) bool {
+	return errors.Is(err, mach.ErrRejected) || errors.Is(err, mach.RcvTooLarge) ||
+		errors.Is(err, mach.ErrInvalidMessage)
 }
 
 // notified acts on a kernel notification: the service's dead name, or a send-once right that
@@ -172,31 +222,169 @@ func (r *Remote) nextConv() int32 {
 // meanwhile, Request fails with ErrBecameInvalid at once.
 func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte, error) {
 	const op = "request"
-	ch := make(chan []byte, 1)
-	conv, err := r.begin(op, ch)
+	w := &waiter{}
+	conv, err := r.begin(op, w)
 	if err != nil {
 		return nil, err
 	}
-	defer r.forget(conv)
 	if err := r.send(ctx, op, Packet{MsgID: msgid, ConvID: conv, Data: data}, true); err != nil {
+		r.mu.Lock()
+		r.leave(conv, w)
+		r.mu.Unlock()
 		return nil, err
 	}
-	select {
-	case reply := <-ch:
-		return reply, nil
-	case <-r.invalid:
+	return r.await(ctx, op, conv, w)
+}
+
+// await waits for the reply of conversation conv: by receiving on the reply port itself when
+// nobody else does, or else until the receiving requester delivers the reply or hands the
+// receiving over.
+func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) ([]byte, error) {
+	for {
+		r.mu.Lock()
+		switch {
+		case w.done:
+			if w.lead { // cannot happen: nobody delivers while the receiving is handed over
+				r.leave(conv, w)
+			}
+			r.mu.Unlock()
+			return w.reply, nil
+		case r.isInvalid():
+			r.leave(conv, w)
+			r.mu.Unlock()
+			return nil, r.invalidErr(op, true)
+		case w.lead || !r.receiving:
+			w.lead, r.receiving = false, true
+			r.mu.Unlock()
+			return r.lead(ctx, op, conv, w)
+		}
+		if w.wake == nil {
+			w.wake = make(chan struct{}, 1)
+		}
+		r.mu.Unlock()
 		select {
-		case reply := <-ch: // it made it after all
-			return reply, nil
-		default:
+		case <-w.wake:
+		case <-r.invalid:
+		case <-ctx.Done():
+			r.mu.Lock()
+			if w.done { // it made it after all
+				r.mu.Unlock()
+				return w.reply, nil
+			}
+			r.leave(conv, w)
+			r.mu.Unlock()
+			return nil, r.ctxErr(op, ctx, nil)
 		}
-		return nil, r.invalidErr(op, true)
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, &Error{Op: op, Name: r.name, Status: ErrReceiveTimeout, Err: ctx.Err()}
-		}
-		return nil, &Error{Op: op, Name: r.name, Err: ctx.Err()}
 	}
+}
+
+// lead receives on the reply port until conversation conv's reply comes, delivering the
+// replies of other conversations to their requesters. Whatever ends it, it leaves the receiving
+// to another waiting requester.
+func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) ([]byte, error) {
+	m := &r.in
+	for {
+		if r.isInvalid() {
+			return r.stopLeading(conv, w, nil, r.invalidErr(op, true))
+		}
+		if err := mach.ReceiveWithOptions(ctx, r.reply, m, receiveOptions); err != nil {
+			switch {
+			case retryReceive(err):
+				continue
+			case ctx.Err() != nil || errors.Is(err, mach.RcvTimedOut):
+				return r.stopLeading(conv, w, nil, r.ctxErr(op, ctx, err))
+			}
+			// The port is gone: no reply can come any more.
+			r.invalidate(false)
+			return r.stopLeading(conv, w, nil, r.invalidErr(op, true))
+		}
+		if r.stopper.is(m) {
+			_ = m.Destroy()
+			continue // sent by invalidate: the loop's check ends the wait
+		}
+		if mach.IsNotificationID(m.ID) {
+			r.notified(m)
+			_ = m.Destroy()
+			continue
+		}
+		p, err := Decode(m, true)
+		if err != nil {
+			_ = m.Destroy() // corrupt: dropped
+			continue
+		}
+		if -p.ConvID == conv {
+			reply := append([]byte{}, p.Data...) // the message's memory goes with Destroy
+			_ = m.Destroy()
+			return r.stopLeading(conv, w, reply, nil)
+		}
+		r.deliver(-p.ConvID, p.Data)
+		_ = m.Destroy() // a late or unknown reply is dropped
+	}
+}
+
+// deliver gives a copy of data to the requester waiting for conversation conv, if one does.
+func (r *Remote) deliver(conv int32, data []byte) {
+	r.mu.Lock()
+	w := r.pending[conv]
+	delete(r.pending, conv)
+	r.mu.Unlock()
+	if w == nil {
+		return
+	}
+	reply := append([]byte{}, data...) // outside the lock: it may be megabytes
+	r.mu.Lock()
+	w.reply, w.done = reply, true
+	w.signal()
+	r.mu.Unlock()
+}
+
+// stopLeading ends the leader's receiving and its request, and returns reply, err.
+func (r *Remote) stopLeading(conv int32, w *waiter, reply []byte, err error) ([]byte, error) {
+	r.mu.Lock()
+	r.receiving = false
+	r.leave(conv, w)
+	r.mu.Unlock()
+	return reply, err
+}
+
+// leave takes a request that stops waiting out of pending and, if it was told to take over the
+// receiving (or held it), passes the receiving to another waiting requester, so that no reply
+// is stranded. Called with mu held.
+func (r *Remote) leave(conv int32, w *waiter) {
+	if r.pending[conv] == w {
+		delete(r.pending, conv)
+	}
+	if w.lead {
+		w.lead, r.receiving = false, false
+	}
+	if r.receiving {
+		return
+	}
+	if r.closed || r.isInvalid() {
+		// Nobody receives again: waiting requesters see invalid. Close waits for this.
+		if r.leaderGone != nil {
+			close(r.leaderGone)
+			r.leaderGone = nil
+		}
+		return
+	}
+	for _, next := range r.pending {
+		if next.wake != nil && !next.done {
+			next.lead, r.receiving = true, true
+			next.signal()
+			return
+		}
+	}
+	// Requests still sending take the receiving when they start to wait.
+}
+
+// ctxErr is the error of a request whose context ended while it waited for its reply.
+func (r *Remote) ctxErr(op string, ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if errors.Is(cerr, context.DeadlineExceeded) || cerr == nil && errors.Is(err, mach.RcvTimedOut) {
+		return &Error{Op: op, Name: r.name, Status: ErrReceiveTimeout, Err: context.DeadlineExceeded}
+	}
+	return &Error{Op: op, Name: r.name, Err: cerr}
 }
 
 // Send sends msgid and data one way: no reply is asked for.
@@ -228,28 +416,20 @@ func (r *Remote) invalidErr(op string, waited bool) error {
 }
 
 // begin takes a conversation id and, for a request, registers where its reply goes.
-func (r *Remote) begin(op string, ch chan []byte) (int32, error) {
+func (r *Remote) begin(op string, w *waiter) (int32, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	select {
-	case <-r.invalid:
+	if r.closed || r.isInvalid() {
 		return 0, r.invalidErr(op, false)
-	default:
 	}
 	conv := r.nextConv()
 	for r.pending[conv] != nil { // after a wrap, skip ids still waiting for their replies
 		conv = r.nextConv()
 	}
-	if ch != nil {
-		r.pending[conv] = ch
+	if w != nil {
+		r.pending[conv] = w
 	}
 	return conv, nil
-}
-
-func (r *Remote) forget(conv int32) {
-	r.mu.Lock()
-	delete(r.pending, conv)
-	r.mu.Unlock()
 }
 
 func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) error {
@@ -260,32 +440,32 @@ func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) 
 	if wantReply {
 		local = mach.MakeSendOnceOf(r.reply)
 	}
+	m := getOutMessage()
+	defer putOutMessage(m)
 	for {
-		var m mach.Message
-		if err := p.Encode(&m, mach.CopySendOf(r.service), local); err != nil {
+		if err := p.encodeInto(m, mach.CopySendOf(r.service), local); err != nil {
 			return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: err}
 		}
 		// A send to a full queue blocks; without a deadline it is made in slices, so that
 		// cancelling the context or closing the remote ends it.
-		sctx, cancel := ctx, context.CancelFunc(func() {})
 		_, hasDeadline := ctx.Deadline()
+		sctx := ctx
 		if !hasDeadline {
-			sctx, cancel = context.WithTimeout(ctx, sendSlice)
+			sctx = sliceContext{ctx, time.Now().Add(sendSlice)}
 		}
-		err := mach.Send(sctx, &m)
-		cancel()
+		err := mach.Send(sctx, m)
 		if err == nil {
 			return nil
 		}
 		status := ErrTransport
 		switch {
+		case errors.Is(err, mach.ErrClosed) && r.isInvalid():
+			return r.invalidErr(op, false) // Close released the rights while this waited
 		case errors.Is(err, mach.SendTimedOut) && !hasDeadline && ctx.Err() == nil:
-			select {
-			case <-r.invalid:
+			if r.isInvalid() {
 				return r.invalidErr(op, false)
-			default:
-				continue // the slice ended, not the caller's time
 			}
+			continue // the slice ended, not the caller's time
 		case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return &Error{Op: op, Name: r.name, Err: ctx.Err()}
 		case errors.Is(err, mach.SendTimedOut):
@@ -300,6 +480,17 @@ func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) 
 // sendSlice is how long one attempt of a send without a deadline waits for room in the queue.
 const sendSlice = 50 * time.Millisecond
 
+// sliceContext is a context with a deadline that is only a send timeout: mach.Send turns the
+// deadline into MACH_SEND_TIMEOUT and reads nothing else but Err. Unlike context.WithTimeout it
+// arms no timer, which every request would pay for though sends to a full queue are rare; its
+// Done and Err stay the parent's, so cancelling the parent still counts.
+type sliceContext struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c sliceContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
 // Close invalidates the remote: waiting requests, including ones blocked sending to a full
 // queue, fail with ErrInvalid; the reply port is destroyed (with any late reply) and the send
 // right released. Safe to call more than once.
@@ -310,14 +501,29 @@ func (r *Remote) Close() error {
 		return nil
 	}
 	r.closed = true
+	var leaderGone chan struct{}
+	if r.receiving {
+		r.leaderGone = make(chan struct{})
+		leaderGone = r.leaderGone
+	}
 	r.mu.Unlock()
-	r.invalidate(false)
-	if err := r.stopper.send(r.reply); err == nil {
-		<-r.done
+	r.invalidate(false) // wakes the receiving requester
+	if leaderGone != nil && r.woken {
+		// Wait until it no longer uses the reply port. (Had the stop message failed, closing
+		// the port below would end its receive instead.)
+		<-leaderGone
+	}
+	if err := r.stopper.send(r.notify); err == nil {
+		<-r.watched
 	}
 	// Release the service right first, which ends its dead-name request, then whatever
-	// notifications are queued (a dead-name one carries a reference of the dead name).
+	// notifications are queued (a dead-name one carries a reference of the dead name), and the
+	// replies and stop messages nobody received.
 	err := r.service.Close()
+	mach.Drain(r.notify)
+	if nerr := r.notify.Close(); err == nil {
+		err = nerr
+	}
 	mach.Drain(r.reply)
 	if rerr := r.reply.Close(); err == nil {
 		err = rerr

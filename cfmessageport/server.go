@@ -106,9 +106,14 @@ func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 func (s *Server) serve() {
 	defer close(s.done)
 	ctx := context.Background() // handlers run to the end, even past Close
+	var m *mach.Message
 	for {
-		m := new(mach.Message)
-		if err := mach.Receive(ctx, s.port, m); err != nil {
+		if m == nil || s.slots != nil {
+			// Served one at a time, a request is done with before the next receive, and the
+			// message and its buffer are reused; a request handed to a goroutine keeps its own.
+			m = new(mach.Message)
+		}
+		if err := mach.ReceiveWithOptions(ctx, s.port, m, receiveOptions); err != nil {
 			if errors.Is(err, mach.ErrRejected) || errors.Is(err, mach.RcvTooLarge) {
 				s.dropped.Add(1) // the kernel or Receive destroyed it
 				continue
@@ -116,6 +121,7 @@ func (s *Server) serve() {
 			return // the port is gone
 		}
 		if s.stopper.is(m) {
+			_ = m.Destroy()
 			return
 		}
 		p, err := Decode(m, false)
@@ -131,13 +137,23 @@ func (s *Server) serve() {
 		}
 		s.slots <- struct{}{}
 		s.inflight.Add(1)
-		go func() {
+		go func(m *mach.Message) {
 			defer func() { <-s.slots; s.inflight.Done() }()
 			s.handle(ctx, m, p)
-		}()
+		}(m)
 		runtime.Gosched() // start the handler before this thread may block in the next Receive
 	}
 }
+
+// receiveOptions size the first receive buffer for the largest inline message CF sends, so that
+// no request or reply needs a second attempt with a larger one (Receive's default 4 KiB holds
+// only 4096 bytes with the trailer, less than a 4000-byte payload with its headers).
+var receiveOptions = mach.ReceiveOptions{BufferSize: maxInlineMessage + receiveTrailerRoom}
+
+const (
+	maxInlineMessage   = fixedSize + InlineLimit // 4060 bytes, the most a valid inline message has
+	receiveTrailerRoom = 68                      // MAX_TRAILER_SIZE, which Receive asks room for
+)
 
 // handle runs the handler and replies on the request's send-once right, if it has one.
 func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
@@ -160,9 +176,10 @@ func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
 	if out.NoData {
 		out.Data = nil
 	}
-	rm, region, err := encodeReply(out, reply)
+	rm, region, err := encodeReplyFrom(out, reply, m)
 	// CF replies with a blocking send; a requester that went away makes it fail at once.
 	if err == nil && mach.Send(context.Background(), rm) == nil {
+		putOutMessage(rm)
 		return
 	}
 	if region != nil {
@@ -174,20 +191,51 @@ func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
 // encodeReply lays a reply out as CF's server sends it: an out-of-line payload travels in memory
 // the kernel takes from the server (deallocate set), here a region the data is copied into.
 func encodeReply(out Packet, reply *mach.SendOnceRight) (*mach.Message, *mach.Region, error) {
-	var rm mach.Message
-	if err := out.Encode(&rm, mach.MoveSendOnceOf(reply), mach.Port{}); err != nil {
+	return encodeReplyFrom(out, reply, nil)
+}
+
+// encodeReplyFrom is encodeReply for the reply to req: when the reply's data is the whole
+// out-of-line memory of req (a handler that returns req.Data, such as an echo), that region
+// itself is sent with deallocate set, as the kernel takes it, instead of a copy of it. The
+// region is then no longer req's.
+func encodeReplyFrom(out Packet, reply *mach.SendOnceRight, req *mach.Message) (*mach.Message, *mach.Region, error) {
+	rm := getOutMessage()
+	if err := out.encodeInto(rm, mach.MoveSendOnceOf(reply), mach.Port{}); err != nil {
 		return nil, nil, err
 	}
 	if len(rm.Descriptors) == 0 {
-		return &rm, nil, nil
+		return rm, nil, nil
 	}
-	region, err := mach.AllocateRegion(len(out.Data))
-	if err != nil {
-		return nil, nil, err
+	region := requestRegion(req, out.Data)
+	if region == nil {
+		var err error
+		if region, err = mach.AllocateRegion(len(out.Data)); err != nil {
+			return nil, nil, err
+		}
+		copy(region.Bytes(), out.Data)
 	}
-	copy(region.Bytes(), out.Data)
 	rm.Descriptors[0] = &mach.OOLDescriptor{Region: region, Deallocate: true, Copy: mach.VirtualCopy}
-	return &rm, region, nil
+	return rm, region, nil
+}
+
+// requestRegion takes from req the out-of-line region whose memory is exactly data, if it has
+// one, and returns it; otherwise nil.
+func requestRegion(req *mach.Message, data []byte) *mach.Region {
+	if req == nil || len(data) == 0 {
+		return nil
+	}
+	for i, d := range req.Descriptors {
+		o, ok := d.(*mach.OOLDescriptor)
+		if !ok || o.Region == nil || o.Region.Len() != len(data) {
+			continue
+		}
+		if b := o.Region.Bytes(); len(b) > 0 && &b[0] == &data[0] {
+			if r, err := req.TakeRegion(i); err == nil {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error) {

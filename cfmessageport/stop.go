@@ -9,9 +9,11 @@ import (
 	"github.com/machport/machport/mach"
 )
 
-// stopID is the msgh_id of the message a Server or Remote sends itself to end its receive loop.
-// The loops wait without a cancellable context, because that lets the emulation block in one
-// system call per message instead of arming a waiter each time; a message is what wakes them.
+// stopID is the msgh_id of the message a Server or Remote sends itself to end its receive loop,
+// or, on a Remote's reply port, to wake the requester receiving there when the remote becomes
+// invalid. The receives wait without a cancellable context (a requester's may have none either),
+// because that lets the emulation block in one system call per message instead of arming a
+// waiter each time; a message is what wakes them.
 const stopID = 0x6d707374
 
 // stopper is a receive loop's stop message: a random nonce, accepted only from this process.

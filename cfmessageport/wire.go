@@ -77,30 +77,8 @@ func Inline(n int) bool { return n <= InlineLimit }
 // out-of-line replies with deallocate set, which Server does by sending them from a region.
 // m's earlier content is replaced; its buffers are reused.
 func (p *Packet) Encode(m *mach.Message, remote, local mach.Port) error {
-	n := len(p.Data)
-	if n > MaxPayload {
-		return fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
-	}
-	byteslen := int32(n)
-	if p.NoData && n == 0 {
-		byteslen = -1
-	}
-	*m = mach.Message{Remote: remote, Local: local, ID: MsgID, Body: m.Body[:0], Descriptors: m.Descriptors[:0]}
-	var inner [16]byte
-	binary.LittleEndian.PutUint32(inner[0:], Magic)
-	binary.LittleEndian.PutUint32(inner[4:], uint32(p.MsgID))
-	binary.LittleEndian.PutUint32(inner[8:], uint32(p.ConvID))
-	binary.LittleEndian.PutUint32(inner[12:], uint32(byteslen))
-	if Inline(n) {
-		body := append(m.Body, make([]byte, simpleInner)...) // descriptor count and slot: zero
-		body = append(body, inner[:]...)
-		body = append(body, p.Data...)
-		m.Body = append(body, make([]byte, round8(n)-n)...)
-		return nil
-	}
-	m.Descriptors = append(m.Descriptors, &mach.OOLDescriptor{Data: p.Data, Copy: mach.VirtualCopy})
-	m.Body = append(m.Body, inner[:]...)
-	return nil
+	*m = mach.Message{Body: m.Body[:0], Descriptors: m.Descriptors[:0]}
+	return p.encodeInto(m, remote, local)
 }
 
 // Decode validates a received message as CF's receivers do and returns its packet. A reply must

@@ -1,0 +1,282 @@
+package cfmessageport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/internal/leakcheck"
+	"github.com/machport/machport/internal/testproc"
+	"github.com/stretchr/testify/require"
+)
+
+// gatedServer serves in this process; a request whose data starts with "gate" is answered only
+// after release is closed, any other is echoed at once.
+func gatedServer(t *testing.T) (name string, release func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	name = fmt.Sprintf("com.machport.cfmp.internal.%s.%d", t.Name(), os.Getpid())
+	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Request) ([]byte, error) {
+		if bytes.HasPrefix(req.Data, []byte("gate")) {
+			<-gate
+		}
+		return req.Data, nil
+	}), &ServerOptions{Concurrency: 32})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		release() // before Close, which waits for the handlers
+		srv.Close()
+	})
+	return name, release
+}
+
+// waitFor polls cond, which runs with r.mu held, until it holds.
+func waitFor(t *testing.T, r *Remote, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		ok := cond()
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still not so after 5 s: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// followers counts the requests waiting for another requester to deliver their replies.
+func (r *Remote) followers() int {
+	n := 0
+	for _, w := range r.pending {
+		if w.wake != nil && !w.done {
+			n++
+		}
+	}
+	return n
+}
+
+// The requester that receives for everyone is cancelled while others wait: one of them takes
+// the receiving over, so their replies, which come only afterwards, still reach them; the
+// cancelled request's late reply is dropped.
+func TestCancelledLeaderHandsOverReceiving(t *testing.T) {
+	leakcheck.Check(t)
+	name, release := gatedServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := Dial(ctx, name)
+	require.NoError(t, err)
+	defer r.Close()
+
+	leaderCtx, cancelLeader := context.WithCancel(ctx)
+	leaderErr := make(chan error, 1)
+	go func() { _, err := r.Request(leaderCtx, 1, []byte("gate leader")); leaderErr <- err }()
+	waitFor(t, r, "the first request receives", func() bool { return r.receiving && len(r.pending) == 1 })
+
+	const followers = 8
+	type result struct {
+		want, got []byte
+		err       error
+	}
+	results := make(chan result, followers)
+	for i := range followers {
+		go func() {
+			want := fmt.Appendf(nil, "gate follower %d", i)
+			got, err := r.Request(ctx, 1, want)
+			results <- result{want, got, err}
+		}()
+	}
+	waitFor(t, r, "the others wait for the first to deliver", func() bool { return r.followers() == followers })
+
+	cancelLeader()
+	select {
+	case err := <-leaderErr:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cancelled receiving request did not return")
+	}
+	waitFor(t, r, "a waiting request took the receiving over", func() bool { return r.receiving })
+
+	release() // only now do the replies come, the cancelled request's too
+	for range followers {
+		select {
+		case res := <-results:
+			require.NoError(t, res.err)
+			require.Equal(t, string(res.want), string(res.got))
+		case <-time.After(10 * time.Second):
+			t.Fatal("a reply was stranded: nobody received it")
+		}
+	}
+	got, err := r.Request(ctx, 1, []byte("after"))
+	require.NoError(t, err)
+	require.Equal(t, "after", string(got))
+	waitFor(t, r, "nothing is left waiting", func() bool { return len(r.pending) == 0 && !r.receiving })
+}
+
+// Close ends a request that waits in the receive itself without any deadline (which blocks a
+// thread in the emulation, not Go's poller), and the requests waiting for it.
+func TestCloseWakesTheReceivingRequest(t *testing.T) {
+	leakcheck.Check(t)
+	name, release := gatedServer(t)
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := Dial(ctx, name)
+	require.NoError(t, err)
+
+	errs := make(chan error, 3)
+	go func() { _, err := r.Request(context.Background(), 1, []byte("gate")); errs <- err }()
+	waitFor(t, r, "the request receives", func() bool { return r.receiving })
+	for range 2 {
+		go func() { _, err := r.Request(context.Background(), 1, []byte("gate")); errs <- err }()
+	}
+	waitFor(t, r, "two requests wait for it", func() bool { return r.followers() == 2 })
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	for range 3 {
+		select {
+		case err := <-errs:
+			require.ErrorIs(t, err, ErrInvalid)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a request outlives Close")
+		}
+	}
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close does not return")
+	}
+}
+
+// Many requesters at once, some with deadlines so short that they often expire while their
+// request receives for the others: every request with time enough gets its own reply.
+func TestShortDeadlinesAmongManyRequesters(t *testing.T) {
+	leakcheck.Check(t)
+	name := fmt.Sprintf("com.machport.cfmp.internal.%s.%d", t.Name(), os.Getpid())
+	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Request) ([]byte, error) {
+		if len(req.Data) > 0 {
+			time.Sleep(time.Duration(req.Data[0]%4) * time.Millisecond)
+		}
+		return req.Data, nil
+	}), &ServerOptions{Concurrency: 8})
+	require.NoError(t, err)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := Dial(ctx, name)
+	require.NoError(t, err)
+	defer r.Close()
+
+	const goroutines = 24
+	each := 100
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 2))
+			for i := range each {
+				data := fmt.Appendf(nil, "%c%d.%d", byte(rng.IntN(256)), g, i)
+				if g%2 == 1 { // impatient: may give up while receiving for the others
+					short, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(2000))*time.Microsecond)
+					got, err := r.Request(short, 1, data)
+					cancel()
+					if err == nil && !bytes.Equal(got, data) {
+						errs <- fmt.Errorf("goroutine %d: a reply does not match its request", g)
+						return
+					}
+					if err != nil && !errors.Is(err, ErrReceiveTimeout) && !errors.Is(err, ErrSendTimeout) {
+						errs <- fmt.Errorf("goroutine %d: %w", g, err)
+						return
+					}
+					continue
+				}
+				got, err := r.Request(ctx, 1, data)
+				if err != nil {
+					errs <- fmt.Errorf("goroutine %d: %w", g, err)
+					return
+				}
+				if !bytes.Equal(got, data) {
+					errs <- fmt.Errorf("goroutine %d: a reply does not match its request", g)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitFor(t, r, "nothing is left waiting", func() bool { return len(r.pending) == 0 && !r.receiving })
+}
+
+// startEcho starts the test binary's echo service (role "serve", see main_test.go) in a child
+// process and dials it.
+func startEcho(t *testing.T, ctx context.Context) (*Remote, *testproc.Child) {
+	t.Helper()
+	name := testproc.UniqueName(t, "com.machport.cfmp.internal")
+	c := testproc.Start(t, "serve", name)
+	if line := c.Line(t); line != "ready" {
+		t.Fatalf("the child says %q", line)
+	}
+	r, err := Dial(ctx, name)
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close() })
+	got, err := r.Request(ctx, 1, []byte("alive")) // msgid 1: echo
+	require.NoError(t, err)
+	require.Equal(t, "alive", string(got))
+	return r, c
+}
+
+// With no request in flight nobody receives on the reply port, yet the service's death is
+// noticed at once: the remote is invalidated and the next request fails as CF's -3.
+func TestIdleRemoteNoticesKilledServer(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, c := startEcho(t, ctx)
+	waitFor(t, r, "the remote is idle", func() bool { return !r.receiving && len(r.pending) == 0 })
+	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case <-r.Invalidated():
+	case <-time.After(2 * time.Second):
+		t.Fatal("an idle remote did not notice its service's death")
+	}
+	_, err := r.Request(ctx, 1, []byte("x"))
+	require.ErrorIs(t, err, ErrInvalid)
+}
+
+// The server is killed while a request without any deadline waits in the receive: it fails
+// with ErrBecameInvalid at once.
+func TestKilledServerEndsReceivingRequestWithoutDeadline(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, c := startEcho(t, ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.Request(context.Background(), 2, []byte("20000")) // msgid 2: sleep 20 s
+		errc <- err
+	}()
+	waitFor(t, r, "the request receives", func() bool { return r.receiving })
+	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, ErrBecameInvalid)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request still waits 5 s after the server was killed")
+	}
+}
