@@ -31,6 +31,40 @@
 // bytes, out-of-line above), and Decode validates a received message with CF's own rules,
 // returning a *CorruptError for a message CF would drop.
 //
+// # Two-way connections
+//
+// A CF server can only answer. ListenPair and DialPair make two-way connections (Conn), where
+// each side serves a local port and calls the other's. Two handshakes make them:
+//
+// The names handshake, which peers using plain CFMessagePort calls can speak in either role:
+//
+//  1. The client registers a local port under a new name N and serves it.
+//  2. It sends the service a request with msgid PairMsgID (0x70616972, 'pair') whose data is N
+//     in UTF-8, without a NUL.
+//  3. The server looks N up (its remote port for the connection), registers a local port for the
+//     connection under a new name M, and replies with M in UTF-8. A reply with no or empty data
+//     means the server refused.
+//  4. The client looks M up. From then on the client sends to M and the server sends to N, with
+//     ordinary requests. Either side ends the connection by invalidating its local port; the
+//     other side sees its remote port become invalid. Each side serves only the process that
+//     made the handshake (its audit token is pinned); messages from others are dropped.
+//
+// By default N is "<service>.peer.<16 hex digits>" and M "<service>.conn.<16 hex digits>", so
+// that in the App Sandbox both carry the service's application-group prefix.
+//
+// An Objective-C client pairs like this:
+//
+//	CFMessagePortRef local = CFMessagePortCreateLocal(NULL, myName, callback, NULL, NULL); // N
+//	CFMessagePortSetDispatchQueue(local, queue);
+//	CFDataRef reply = NULL;
+//	CFMessagePortSendRequest(service, 0x70616972, nameData, 5, 5, kCFRunLoopDefaultMode, &reply);
+//	CFMessagePortRef remote = CFMessagePortCreateRemote(NULL, replyName); // M, from reply
+//
+// The fast handshake, when both peers are this library, registers no names: a raw Mach message
+// to the service carries a send right to the client's local port, and the answer a send right to
+// the server's. CF drops that message (it is shorter than CF's 60-byte header), which the client
+// learns at once from its destroyed reply right, and the client then falls back to names.
+//
 // Status: runs over the Linux emulation and is tested there, in and across processes. On macOS
 // the same code runs over the real mach_msg and launchd; interop tests hold it against
 // CoreFoundation's own CFMessagePort (bound with purego) in both directions. Those build for

@@ -1,7 +1,9 @@
 package cfmessageport_test
 
 import (
+	"context"
 	"fmt"
+	"os"
 
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/mach"
@@ -28,4 +30,39 @@ func Example() {
 	// 68 bytes, msgh_bits 0x1513
 	// msgid 7, convid 1, "hello", <nil>
 	// cfmessageport: corrupt message: a reply with conversation id 1
+}
+
+// A two-way connection: the client calls the server, and the server calls the client on the
+// same connection.
+func ExampleDialPair() {
+	ctx := context.Background()
+	name := fmt.Sprintf("com.example.pair.%d", os.Getpid())
+	answer := func(who string) cfmessageport.Handler {
+		return cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+			return []byte(who + " got " + string(req.Data)), nil
+		})
+	}
+	l, err := cfmessageport.ListenPair(name, answer("the server"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	client, err := cfmessageport.DialPair(ctx, name, answer("the client"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	server, err := l.Accept(ctx)
+	if err != nil {
+		panic(err)
+	}
+	defer server.Close()
+
+	reply, _ := client.Request(ctx, 1, []byte("a question"))
+	fmt.Println(string(reply))
+	reply, _ = server.Request(ctx, 1, []byte("one back"))
+	fmt.Println(string(reply))
+	// Output:
+	// the server got a question
+	// the client got one back
 }

@@ -24,6 +24,8 @@ type Request struct {
 	OneWay bool
 	// Sender is the sending process's audit token (pid, uid, ...), from the message trailer.
 	Sender mach.AuditToken
+	// Conn is the paired connection the request came on, or nil for a plain request.
+	Conn *Conn
 }
 
 // Handler answers requests. The returned data is the reply; nil data or an error sends CF's
@@ -57,6 +59,11 @@ type Server struct {
 	handler Handler
 	slots   chan struct{}
 
+	// peer, when set, is the only process whose messages are served: others are dropped.
+	peer *mach.AuditToken
+	// raw, when set, takes the messages with msgh_id pairFastID (fast pairing handshakes).
+	raw func(*mach.Message)
+
 	stopper  stopper
 	done     chan struct{}
 	inflight sync.WaitGroup
@@ -68,39 +75,55 @@ type Server struct {
 // declared for this job) and otherwise registers a new port (bootstrap_register2); a sandboxed
 // process must use a name inside its application groups (see package sandboxcheck).
 func Listen(name string, handler Handler, opts *ServerOptions) (*Server, error) {
+	return listen(name, handler, opts, nil)
+}
+
+// listen is Listen, with raw taking the fast pairing handshakes when set.
+func listen(name string, handler Handler, opts *ServerOptions, raw func(*mach.Message)) (*Server, error) {
 	if opts == nil {
 		opts = &ServerOptions{}
 	}
-	s := &Server{name: name, handler: handler, done: make(chan struct{})}
+	if !opts.PerPID {
+		if port, err := bootstrap.CheckIn(name); err == nil {
+			return startServer(name, port, nil, handler, opts, nil, raw), nil
+		}
+	}
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		return nil, &Error{Op: "listen", Name: name, Err: err}
+	}
+	reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: opts.PerPID})
+	if err != nil {
+		port.Close()
+		return nil, &Error{Op: "listen", Name: name, Err: err}
+	}
+	return startServer(name, port, reg, handler, opts, nil, raw), nil
+}
+
+// startServer serves port, and withdraws reg (when set) at Close. With peer set, only that
+// process's messages are served.
+func startServer(name string, port *mach.ReceiveRight, reg *bootstrap.Registration, handler Handler,
+	opts *ServerOptions, peer *mach.AuditToken, raw func(*mach.Message)) *Server {
+	s := &Server{name: name, port: port, reg: reg, handler: handler, peer: peer, raw: raw,
+		done: make(chan struct{}), stopper: newStopper()}
 	if opts.Concurrency > 1 {
 		s.slots = make(chan struct{}, opts.Concurrency)
 	}
-	if !opts.PerPID {
-		if port, err := bootstrap.CheckIn(name); err == nil {
-			s.port = port
-		}
-	}
-	if s.port == nil {
-		port, err := mach.NewPort(mach.PortOptions{})
-		if err != nil {
-			return nil, &Error{Op: "listen", Name: name, Err: err}
-		}
-		reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: opts.PerPID})
-		if err != nil {
-			port.Close()
-			return nil, &Error{Op: "listen", Name: name, Err: err}
-		}
-		s.port, s.reg = port, reg
-	}
-	s.stopper = newStopper()
 	go s.serve()
-	return s, nil
+	return s
+}
+
+// samePeer reports whether two audit tokens name the same process: its pid, the pid's version
+// (which tells a reused pid apart on macOS) and its effective user.
+func samePeer(a, b mach.AuditToken) bool {
+	return a.PID() == b.PID() && a.PIDVersion() == b.PIDVersion() && a.EUID() == b.EUID()
 }
 
 // Name returns the served name.
 func (s *Server) Name() string { return s.name }
 
-// Dropped returns how many corrupt messages the server has dropped.
+// Dropped returns how many messages the server has dropped: corrupt ones, and for a paired
+// connection's server those from any process but the peer.
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 
 func (s *Server) serve() {
@@ -123,6 +146,15 @@ func (s *Server) serve() {
 		if s.stopper.is(m) {
 			_ = m.Destroy()
 			return
+		}
+		if s.peer != nil && !samePeer(m.Trailer.Audit, *s.peer) {
+			s.dropped.Add(1) // only the paired peer may use this port
+			_ = m.Destroy()
+			continue
+		}
+		if s.raw != nil && m.ID == pairFastID {
+			s.raw(m)
+			continue
 		}
 		p, err := Decode(m, false)
 		if err != nil {

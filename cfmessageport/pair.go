@@ -1,0 +1,528 @@
+package cfmessageport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/mach"
+)
+
+// PairMsgID is the msgid of the names handshake's request ('pair').
+const PairMsgID int32 = 0x70616972
+
+// The fast handshake: a request and its reply, raw Mach messages told apart by msgh_id.
+const (
+	pairFastID      int32 = 0x6d706672 // 'mpfr'
+	pairFastReplyID int32 = 0x6d706673 // 'mpfs'
+)
+
+// pairFastMagic is the fast handshake's body: with the header and one port descriptor the
+// message is 48 bytes, under the 60 bytes below which CF drops a request as corrupt.
+var pairFastMagic = []byte("mpair/1\x00")
+
+// DefaultPairPrefix is the prefix of the names the names handshake registers when
+// PairOptions.Prefix is empty.
+const DefaultPairPrefix = "com.machport.pair"
+
+var (
+	// ErrPairRefused is returned by DialPair when the service refused the handshake (it is not a
+	// pairing service, or its backlog of connections not yet accepted is full).
+	ErrPairRefused = errors.New("the service refused to pair")
+	// ErrPeerClosed is a connection's error once the peer closed it or died.
+	ErrPeerClosed = errors.New("the peer closed the connection")
+	// ErrConnClosed is a connection's error once it was closed on this side.
+	ErrConnClosed = errors.New("the connection is closed")
+)
+
+// errNoFastPath says that the service dropped the fast handshake: it may still pair by names.
+var errNoFastPath = errors.New("the service does not take the fast handshake")
+
+// PairOptions tune ListenPair and DialPair.
+type PairOptions struct {
+	// Prefix is the prefix of the names the names handshake registers, made unique with
+	// bootstrap.RegisterUnique (which puts the application group in front when the process is
+	// sandboxed). Empty means the service's name followed by ".peer" on the client and ".conn"
+	// on the server, so that the names share the service's application-group prefix (a
+	// sandboxed peer may look up only such names); DefaultPairPrefix when that would be too
+	// long for a service name.
+	Prefix string
+	// NamesOnly skips the fast handshake and always pairs by names.
+	NamesOnly bool
+	// Concurrency is how many requests a connection's handler runs at once (see ServerOptions).
+	Concurrency int
+	// Backlog is how many paired connections may wait for Accept; more are refused. 0 means 64.
+	Backlog int
+}
+
+// prefix returns the prefix for the names made for a connection to service on one side.
+func (o *PairOptions) prefix(service, side string) string {
+	switch {
+	case o.Prefix != "":
+		return o.Prefix
+	case len(service)+len(side)+uniqueSuffixLen <= bootstrapMaxName:
+		return service + side
+	default:
+		return DefaultPairPrefix
+	}
+}
+
+// uniqueSuffixLen is the length of what RegisterUnique appends: a period and 16 hex digits.
+const uniqueSuffixLen = 17
+
+// handshakeTimeout bounds the server side of a handshake (looking the client's name up).
+const handshakeTimeout = 10 * time.Second
+
+// Conn is one two-way connection, the same on both sides: Request and Send call the peer, and the
+// handler given to ListenPair or DialPair answers the requests the peer starts (Request.Conn
+// says which connection). It is safe for many goroutines at once.
+type Conn struct {
+	local     *Server
+	remote    *Remote
+	peer      mach.AuditToken
+	localName string // "" for a fast-handshake connection
+
+	done    chan struct{}
+	once    sync.Once
+	err     error
+	closing chan struct{}
+	closed  chan struct{}
+}
+
+// newConn starts a connection serving local (already receiving, not yet served) and calling
+// remote; messages on local from anyone but peer are dropped.
+func newConn(name string, port *mach.ReceiveRight, reg *bootstrap.Registration, remote *Remote,
+	peer mach.AuditToken, handler Handler, opts *PairOptions) *Conn {
+	c := &Conn{remote: remote, peer: peer, localName: name, done: make(chan struct{}),
+		closing: make(chan struct{}), closed: make(chan struct{})}
+	h := HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+		req.Conn = c
+		return handler.ServeMessage(ctx, req)
+	})
+	c.local = startServer(name, port, reg, h, &ServerOptions{Concurrency: opts.Concurrency}, &c.peer, nil)
+	go c.watch()
+	return c
+}
+
+// watch ends the connection when the peer's port dies or Close is called.
+func (c *Conn) watch() {
+	defer close(c.closed)
+	err := ErrConnClosed
+	select {
+	case <-c.remote.Invalidated():
+		err = ErrPeerClosed
+	case <-c.closing:
+	}
+	c.once.Do(func() { c.err = err; close(c.done) })
+	// Release the remote first, so that requests waiting on it fail, then withdraw the local
+	// port, which the peer sees as this side's end.
+	_ = c.remote.Close()
+	_ = c.local.Close()
+}
+
+// Request sends a request to the peer and waits for its reply (see Remote.Request). When the
+// peer closes or dies meanwhile, it fails with ErrBecameInvalid at once.
+func (c *Conn) Request(ctx context.Context, msgid int32, data []byte) ([]byte, error) {
+	return c.remote.Request(ctx, msgid, data)
+}
+
+// Send sends a one-way message to the peer.
+func (c *Conn) Send(ctx context.Context, msgid int32, data []byte) error {
+	return c.remote.Send(ctx, msgid, data)
+}
+
+// Peer returns the peer's audit token (pid, uid, ...), pinned from the handshake.
+func (c *Conn) Peer() mach.AuditToken { return c.peer }
+
+// LocalName returns the name this side registered for the connection, or "" when the fast
+// handshake made the connection without names.
+func (c *Conn) LocalName() string { return c.localName }
+
+// Dropped returns how many messages to this side were dropped: corrupt ones, and any that came
+// from a process other than the peer.
+func (c *Conn) Dropped() uint64 { return c.local.Dropped() }
+
+// Done returns a channel that is closed when the connection ends: Close was called, or the peer
+// closed it or died.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the connection is open, then ErrConnClosed or ErrPeerClosed.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the connection: requests waiting for the peer fail, the handler's requests in
+// flight finish, and this side's port (and name) is withdrawn, which the peer sees at once. Like
+// Server.Close it must not be called from the connection's own handler (use go c.Close()).
+func (c *Conn) Close() error {
+	select {
+	case c.closing <- struct{}{}:
+	case <-c.closed:
+	case <-c.done:
+	}
+	<-c.closed
+	return nil
+}
+
+// PairListener serves a name and accepts two-way connections on it. Plain CFMessagePort
+// requests to the name (any msgid but PairMsgID) go to the handler too, with Request.Conn nil.
+type PairListener struct {
+	name    string
+	srv     *Server // set once serving has started: only Close uses it
+	handler Handler
+	opts    PairOptions
+	accept  chan *Conn
+
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{}
+}
+
+// ListenPair serves name (see Listen) and pairs with the clients that DialPair it. handler
+// answers the requests the clients start on every connection.
+func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener, error) {
+	if opts == nil {
+		opts = &PairOptions{}
+	}
+	backlog := opts.Backlog
+	if backlog <= 0 {
+		backlog = 64
+	}
+	l := &PairListener{name: name, handler: handler, opts: *opts, accept: make(chan *Conn, backlog), done: make(chan struct{})}
+	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: 4}, l.fastHandshake)
+	if err != nil {
+		return nil, err
+	}
+	l.srv = srv
+	return l, nil
+}
+
+// Name returns the served name.
+func (l *PairListener) Name() string { return l.name }
+
+// Accept returns the next paired connection.
+func (l *PairListener) Accept(ctx context.Context) (*Conn, error) {
+	select {
+	case c := <-l.accept:
+		return c, nil
+	case <-l.done:
+		return nil, &Error{Op: "accept", Name: l.Name(), Status: ErrInvalid, Err: errListenerClosed}
+	case <-ctx.Done():
+		return nil, &Error{Op: "accept", Name: l.Name(), Err: ctx.Err()}
+	}
+}
+
+var errListenerClosed = errors.New("the listener is closed")
+
+// Close stops serving the name and closes the connections not yet accepted. Accepted
+// connections stay open.
+func (l *PairListener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.done)
+	l.mu.Unlock()
+	err := l.srv.Close() // no handshake runs after this
+	for {
+		select {
+		case c := <-l.accept:
+			_ = c.Close()
+		default:
+			return err
+		}
+	}
+}
+
+// offer queues a new connection for Accept, or reports that it cannot be taken.
+func (l *PairListener) offer(c *Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	select {
+	case l.accept <- c:
+		return true
+	default:
+		return false
+	}
+}
+
+// serve answers the listener's requests: names handshakes, and plain requests for the handler.
+func (l *PairListener) serve(ctx context.Context, req *Request) ([]byte, error) {
+	if req.MsgID != PairMsgID {
+		return l.handler.ServeMessage(ctx, req)
+	}
+	if req.OneWay || !validPairName(req.Data) {
+		return nil, nil // no data: refused
+	}
+	clientName := string(req.Data)
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	remote, err := Dial(hctx, clientName)
+	if err != nil {
+		return nil, nil
+	}
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		remote.Close()
+		return nil, nil
+	}
+	reg, err := bootstrap.RegisterUnique(l.opts.prefix(l.Name(), ".conn"), port, bootstrap.Options{})
+	if err != nil {
+		port.Close()
+		remote.Close()
+		return nil, nil
+	}
+	c := newConn(reg.Name(), port, reg, remote, req.Sender, l.handler, &l.opts)
+	if !l.offer(c) {
+		_ = c.Close()
+		return nil, nil
+	}
+	return []byte(reg.Name()), nil
+}
+
+// validPairName reports whether a handshake's name could be a service name.
+func validPairName(b []byte) bool {
+	if len(b) == 0 || len(b) > bootstrapMaxName || !utf8.Valid(b) {
+		return false
+	}
+	for _, c := range b {
+		if c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// bootstrapMaxName is the longest service name launchd takes (name_t is 128 bytes with its NUL).
+const bootstrapMaxName = 127
+
+// fastHandshake takes a fast handshake off the listener's port: a send right to the client's
+// local port and a send-once right for the answer, which carries a send right to the port this
+// side makes for the connection (or nothing, when the connection is refused).
+func (l *PairListener) fastHandshake(m *mach.Message) {
+	defer m.Destroy()
+	reply, ok := m.TakeRemote().(*mach.SendOnceRight)
+	if !ok {
+		return // nowhere to answer; Destroy releases what came
+	}
+	answer := func(d []mach.Descriptor) error {
+		return mach.Send(context.Background(), &mach.Message{Remote: mach.MoveSendOnceOf(reply), ID: pairFastReplyID, Descriptors: d})
+	}
+	c, port, err := l.fastConn(m)
+	if err != nil {
+		if answer(nil) != nil {
+			_ = reply.Close()
+		}
+		return
+	}
+	if !l.offer(c) {
+		_ = c.Close()
+		if answer(nil) != nil {
+			_ = reply.Close()
+		}
+		return
+	}
+	if err := answer([]mach.Descriptor{&mach.PortDescriptor{Port: mach.MakeSendOf(port)}}); err != nil {
+		_ = reply.Close()
+		_ = c.Close() // the client is gone; Accept returns the connection already ended
+	}
+}
+
+// fastConn makes the server side of a fast-handshake connection from its request.
+func (l *PairListener) fastConn(m *mach.Message) (*Conn, *mach.ReceiveRight, error) {
+	if len(m.Descriptors) != 1 || string(m.Body) != string(pairFastMagic) {
+		return nil, nil, errNoFastPath
+	}
+	right, err := m.TakePort(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	send, ok := right.(*mach.SendRight)
+	if !ok {
+		if right != nil {
+			_ = right.Close()
+		}
+		return nil, nil, errNoFastPath
+	}
+	remote, err := NewRemote(l.Name()+" (peer)", send)
+	if err != nil {
+		return nil, nil, err
+	}
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		remote.Close()
+		return nil, nil, err
+	}
+	return newConn("", port, nil, remote, m.Trailer.Audit, l.handler, &l.opts), port, nil
+}
+
+// DialPair looks name up and pairs with it: the fast handshake when the service is this library
+// and opts allow it, else the names handshake. handler answers the requests the service starts.
+func DialPair(ctx context.Context, name string, handler Handler, opts *PairOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &PairOptions{}
+	}
+	service, err := bootstrap.LookUp(ctx, name)
+	if err != nil {
+		return nil, &Error{Op: "pair", Name: name, Status: ErrInvalid, Err: err}
+	}
+	defer service.Close()
+	if !opts.NamesOnly {
+		c, err := dialFast(ctx, name, service, handler, opts)
+		if !errors.Is(err, errNoFastPath) {
+			return c, err
+		}
+	}
+	return dialNames(ctx, name, service, handler, opts)
+}
+
+// dialFast tries the fast handshake; errNoFastPath means the service dropped it.
+func dialFast(ctx context.Context, name string, service *mach.SendRight, handler Handler, opts *PairOptions) (*Conn, error) {
+	fail := func(err error) (*Conn, error) {
+		return nil, &Error{Op: "pair", Name: name, Status: ErrTransport, Err: err}
+	}
+	local, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		return fail(err)
+	}
+	reply, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		local.Close()
+		return fail(err)
+	}
+	defer func() {
+		mach.Drain(reply)
+		reply.Close()
+	}()
+	m := &mach.Message{ID: pairFastID, Remote: mach.CopySendOf(service), Local: mach.MakeSendOnceOf(reply),
+		Body: pairFastMagic, Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.MakeSendOf(local)}}}
+	if err := mach.Send(ctx, m); err != nil {
+		local.Close()
+		return fail(err)
+	}
+	var in mach.Message
+	if err := mach.Receive(ctx, reply, &in); err != nil {
+		local.Close()
+		return fail(err)
+	}
+	defer in.Destroy()
+	if mach.IsNotificationID(in.ID) {
+		local.Close()
+		return nil, errNoFastPath // the service destroyed the handshake unread
+	}
+	if in.ID != pairFastReplyID {
+		local.Close()
+		return fail(fmt.Errorf("unexpected handshake reply (msgh_id %#x)", uint32(in.ID)))
+	}
+	if len(in.Descriptors) == 0 {
+		local.Close()
+		return nil, &Error{Op: "pair", Name: name, Status: ErrInvalid, Err: ErrPairRefused}
+	}
+	right, err := in.TakePort(0)
+	send, ok := right.(*mach.SendRight)
+	if err != nil || !ok {
+		if right != nil {
+			_ = right.Close()
+		}
+		local.Close()
+		return fail(errors.New("the handshake reply carries no send right"))
+	}
+	remote, err := NewRemote(name, send)
+	if err != nil {
+		local.Close()
+		return nil, err
+	}
+	return newConn("", local, nil, remote, in.Trailer.Audit, handler, opts), nil
+}
+
+// dialNames pairs by the names handshake.
+func dialNames(ctx context.Context, name string, service *mach.SendRight, handler Handler, opts *PairOptions) (*Conn, error) {
+	fail := func(status Status, err error) (*Conn, error) {
+		return nil, &Error{Op: "pair", Name: name, Status: status, Err: err}
+	}
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		return fail(ErrTransport, err)
+	}
+	reg, err := bootstrap.RegisterUnique(opts.prefix(name, ".peer"), port, bootstrap.Options{})
+	if err != nil {
+		port.Close()
+		return fail(ErrInvalid, err)
+	}
+	// Requests the service starts wait in the port's queue until the connection serves it,
+	// which is after the reply has pinned the service's identity.
+	serverName, peer, err := pairRequest(ctx, service, reg.Name())
+	if err == nil && (serverName == "" || serverName == reg.Name()) {
+		err = ErrPairRefused
+	}
+	if err != nil {
+		reg.Close()
+		if errors.Is(err, ErrPairRefused) {
+			return fail(ErrInvalid, err)
+		}
+		return fail(ErrTransport, err)
+	}
+	remote, err := Dial(ctx, serverName)
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
+	return newConn(reg.Name(), port, reg, remote, peer, handler, opts), nil
+}
+
+// pairRequest sends the names handshake's request and returns the reply's name and the audit
+// token of the process that sent it.
+func pairRequest(ctx context.Context, service *mach.SendRight, localName string) (string, mach.AuditToken, error) {
+	reply, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		return "", mach.AuditToken{}, err
+	}
+	defer func() {
+		mach.Drain(reply)
+		reply.Close()
+	}()
+	var m mach.Message
+	hello := Packet{MsgID: PairMsgID, ConvID: 1, Data: []byte(localName)}
+	if err := hello.Encode(&m, mach.CopySendOf(service), mach.MakeSendOnceOf(reply)); err != nil {
+		return "", mach.AuditToken{}, err
+	}
+	if err := mach.Send(ctx, &m); err != nil {
+		return "", mach.AuditToken{}, err
+	}
+	for {
+		var in mach.Message
+		if err := mach.Receive(ctx, reply, &in); err != nil {
+			return "", mach.AuditToken{}, err
+		}
+		if mach.IsNotificationID(in.ID) {
+			in.Destroy()
+			return "", mach.AuditToken{}, ErrPairRefused // the service destroyed the request
+		}
+		p, err := Decode(&in, true)
+		if err != nil || p.ConvID != -1 {
+			in.Destroy()
+			continue // not the reply; CF drops it too
+		}
+		name := string(p.Data)
+		token := in.Trailer.Audit
+		in.Destroy()
+		if p.NoData || !validPairName([]byte(name)) {
+			return "", token, ErrPairRefused
+		}
+		return name, token, nil
+	}
+}
