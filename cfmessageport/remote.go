@@ -69,6 +69,11 @@ func (w *waiter) signal() {
 }
 
 // Dial looks name up (bootstrap_look_up) and returns a Remote for it.
+//
+// Use one Remote per service in a process: a task holds all its send rights to one port under
+// one name, and Mach keeps one dead-name request per name, so of two Remotes of one service only
+// the newer learns of the service's death at once (the older finds out when it next sends), and
+// a dead name can stay behind. CF shares one remote per name for the same reason.
 func Dial(ctx context.Context, name string) (*Remote, error) {
 	s, err := bootstrap.LookUp(ctx, name)
 	if err != nil {
