@@ -2,11 +2,13 @@ package cfmessageport_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,3 +133,29 @@ func startChild(t testing.TB, role, name string) *child {
 func uniqueName(t testing.TB) string { return testproc.UniqueName(t, "com.machport.cfmp") }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context { return testproc.Context(t, d) }
+
+// killMidRequest SIGKILLs the child while request waits on it, and requires that the request
+// fail with ErrBecameInvalid within a second of the kill, long before its own timeout. It returns
+// when the kill was sent.
+func killMidRequest(t *testing.T, c *child, request func() error) time.Time {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- request() }()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := c.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, cfmessageport.ErrBecameInvalid) {
+			t.Fatalf("the request failed with %v, not ErrBecameInvalid", err)
+		}
+		if d := time.Since(start); d >= time.Second {
+			t.Fatalf("the request failed %v after the kill", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request still waits 10 s after its peer was killed")
+	}
+	return start
+}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -239,31 +238,8 @@ func TestPairServerKilled(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "hello", string(got))
 
-			errc := make(chan error, 1)
-			go func() { _, err := c.Request(ctx, msgSleep, []byte("20000")); errc <- err }()
-			time.Sleep(100 * time.Millisecond)
-			start := time.Now()
-			require.NoError(t, child.Cmd.Process.Signal(syscall.SIGKILL))
-			select {
-			case err := <-errc:
-				require.ErrorIs(t, err, cfmessageport.ErrBecameInvalid)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the request still waits 5 s after the server was killed")
-			}
-			select {
-			case <-c.Done():
-				require.Less(t, time.Since(start), time.Second)
-				require.ErrorIs(t, c.Err(), cfmessageport.ErrPeerClosed)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the connection is still open 5 s after the server was killed")
-			}
-			_, err = c.Request(ctx, msgEcho, nil)
-			require.ErrorIs(t, err, cfmessageport.ErrInvalid)
-			require.NoError(t, c.Close())
-			if c.LocalName() != "" {
-				_, err = bootstrap.LookUp(ctx, c.LocalName())
-				require.ErrorIs(t, err, bootstrap.ErrUnknownService, "the connection's name is withdrawn")
-			}
+			start := killMidRequest(t, child, func() error { _, err := c.Request(ctx, msgSleep, []byte("20000")); return err })
+			requirePeerGone(t, ctx, c, start)
 		})
 	}
 }
@@ -291,29 +267,8 @@ func TestPairClientKilled(t *testing.T) {
 			require.Equal(t, child.Cmd.Process.Pid, c.Peer().PID())
 			require.Equal(t, mode.opts.NamesOnly, c.LocalName() != "")
 
-			errc := make(chan error, 1)
-			go func() { _, err := c.Request(ctx, msgSleep, []byte("20000")); errc <- err }()
-			time.Sleep(100 * time.Millisecond)
-			start := time.Now()
-			require.NoError(t, child.Cmd.Process.Signal(syscall.SIGKILL))
-			select {
-			case err := <-errc:
-				require.ErrorIs(t, err, cfmessageport.ErrBecameInvalid)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the request still waits 5 s after the client was killed")
-			}
-			select {
-			case <-c.Done():
-				require.Less(t, time.Since(start), time.Second)
-				require.ErrorIs(t, c.Err(), cfmessageport.ErrPeerClosed)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the connection is still open 5 s after the client was killed")
-			}
-			require.NoError(t, c.Close())
-			if c.LocalName() != "" {
-				_, err = bootstrap.LookUp(ctx, c.LocalName())
-				require.ErrorIs(t, err, bootstrap.ErrUnknownService, "the connection's name is withdrawn")
-			}
+			start := killMidRequest(t, child, func() error { _, err := c.Request(ctx, msgSleep, []byte("20000")); return err })
+			requirePeerGone(t, ctx, c, start)
 		})
 	}
 }
@@ -436,4 +391,24 @@ func TestPairListenerPlainRequestsAndClose(t *testing.T) {
 	}
 	_, err = l.Accept(ctx)
 	require.ErrorIs(t, err, cfmessageport.ErrInvalid)
+}
+
+// requirePeerGone requires that c end within a second of start with ErrPeerClosed, fail later
+// requests with ErrInvalid, and, once closed, have withdrawn its name.
+func requirePeerGone(t *testing.T, ctx context.Context, c *cfmessageport.Conn, start time.Time) {
+	t.Helper()
+	select {
+	case <-c.Done():
+		require.Less(t, time.Since(start), time.Second)
+		require.ErrorIs(t, c.Err(), cfmessageport.ErrPeerClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection is still open 5 s after its peer was killed")
+	}
+	_, err := c.Request(ctx, msgEcho, nil)
+	require.ErrorIs(t, err, cfmessageport.ErrInvalid)
+	require.NoError(t, c.Close())
+	if c.LocalName() != "" {
+		_, err = bootstrap.LookUp(ctx, c.LocalName())
+		require.ErrorIs(t, err, bootstrap.ErrUnknownService, "the connection's name is withdrawn")
+	}
 }
