@@ -50,7 +50,9 @@
 //     made the handshake (its audit token is pinned); messages from others are dropped.
 //
 // By default N is "<service>.peer.<16 hex digits>" and M "<service>.conn.<16 hex digits>", so
-// that in the App Sandbox both carry the service's application-group prefix.
+// that in the App Sandbox both carry the service's application-group prefix (for service names
+// of 106 bytes or more, which leave no room, DefaultPairPrefix is used instead). A listener runs
+// at most 32 names handshakes at once and refuses more.
 //
 // An Objective-C client pairs like this:
 //

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,8 +56,8 @@ func cfPairEcho(remote func() *cfport.Remote) cfport.Handler {
 // a local port of its own, sends its name with PairMsgID, and calls the name in the reply.
 func runCFPairClient(service string) error {
 	localName := fmt.Sprintf("%s.cfpeer.%d", service, os.Getpid())
-	var toServer *cfport.Remote
-	local, err := cfport.CreateLocal(localName, cfPairEcho(func() *cfport.Remote { return toServer }), nil)
+	var toServer atomic.Pointer[cfport.Remote]
+	local, err := cfport.CreateLocal(localName, cfPairEcho(toServer.Load), nil)
 	if err != nil {
 		return err
 	}
@@ -70,12 +71,13 @@ func runCFPairClient(service string) error {
 	if status != cfport.Success || len(reply) == 0 {
 		return fmt.Errorf("the handshake: %v %q", status, reply)
 	}
-	toServer, err = cfport.CreateRemote(string(reply), nil)
+	remote, err := cfport.CreateRemote(string(reply), nil)
 	if err != nil {
 		return err
 	}
-	defer toServer.Close()
-	got, status := toServer.Request(msgEcho, []byte("to the Go server"), 10*time.Second)
+	defer remote.Close()
+	toServer.Store(remote)
+	got, status := remote.Request(msgEcho, []byte("to the Go server"), 10*time.Second)
 	fmt.Printf("paired %s %v %q\n", localName, status, got)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return nil
@@ -85,8 +87,8 @@ func runCFPairClient(service string) error {
 // a PairMsgID request it calls the client's name and serves a new local port, whose name it
 // answers.
 func runCFPairServer(service string) error {
-	var toClient *cfport.Remote
-	var conns []*cfport.Local
+	var toClient atomic.Pointer[cfport.Remote]
+	var conns []*cfport.Local // touched only by the service's serial queue, then by the defer
 	defer func() {
 		for _, c := range conns {
 			c.Close()
@@ -100,9 +102,9 @@ func runCFPairServer(service string) error {
 		if err != nil {
 			return nil
 		}
-		toClient = r
+		toClient.Store(r)
 		connName := fmt.Sprintf("%s.cfconn.%d", service, len(conns))
-		local, err := cfport.CreateLocal(connName, cfPairEcho(func() *cfport.Remote { return toClient }), nil)
+		local, err := cfport.CreateLocal(connName, cfPairEcho(toClient.Load), nil)
 		if err != nil {
 			return nil
 		}

@@ -74,12 +74,27 @@ func (o *PairOptions) prefix(service, side string) string {
 // uniqueSuffixLen is the length of what RegisterUnique appends: a period and 16 hex digits.
 const uniqueSuffixLen = 17
 
-// handshakeTimeout bounds the server side of a handshake (looking the client's name up).
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds the server side of a names handshake (looking the client's name up).
+const handshakeTimeout = 2 * time.Second
+
+// Limits of a listener: how many requests it serves at once, and how many of those may be names
+// handshakes. A handshake beyond the limit is refused rather than waited for, so that peers
+// naming services that never answer cannot stall the listener's receive loop.
+const (
+	listenerConcurrency = 64
+	maxHandshakes       = 32
+)
 
 // Conn is one two-way connection, the same on both sides: Request and Send call the peer, and the
 // handler given to ListenPair or DialPair answers the requests the peer starts (Request.Conn
 // says which connection). It is safe for many goroutines at once.
+//
+// Limits: a handler that calls its own connection's Request while the peer's handler calls back
+// waits forever when both serve one request at a time (set PairOptions.Concurrency above 1 for
+// such exchanges). In the names handshake a side trusts the name it is given: it pins the
+// sender of the handshake, but does not prove that the sender serves that name, so a process
+// that knows another connection's name can make the server open a connection to it (messages to
+// the victim from the server still pass its pin).
 type Conn struct {
 	local     *Server
 	remote    *Remote
@@ -181,6 +196,8 @@ type PairListener struct {
 	handler Handler
 	opts    PairOptions
 	accept  chan *Conn
+	// handshakes holds a token per names handshake in progress.
+	handshakes chan struct{}
 
 	mu     sync.Mutex
 	closed bool
@@ -197,8 +214,9 @@ func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener,
 	if backlog <= 0 {
 		backlog = 64
 	}
-	l := &PairListener{name: name, handler: handler, opts: *opts, accept: make(chan *Conn, backlog), done: make(chan struct{})}
-	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: 4}, l.fastHandshake)
+	l := &PairListener{name: name, handler: handler, opts: *opts, accept: make(chan *Conn, backlog),
+		handshakes: make(chan struct{}, maxHandshakes), done: make(chan struct{})}
+	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: listenerConcurrency}, l.fastHandshake)
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +263,10 @@ func (l *PairListener) Close() error {
 	}
 }
 
+// full reports whether the backlog has no room, so that a handshake is refused before it makes
+// anything.
+func (l *PairListener) full() bool { return len(l.accept) == cap(l.accept) }
+
 // offer queues a new connection for Accept, or reports that it cannot be taken.
 func (l *PairListener) offer(c *Conn) bool {
 	l.mu.Lock()
@@ -265,8 +287,14 @@ func (l *PairListener) serve(ctx context.Context, req *Request) ([]byte, error) 
 	if req.MsgID != PairMsgID {
 		return l.handler.ServeMessage(ctx, req)
 	}
-	if req.OneWay || !validPairName(req.Data) {
+	if req.OneWay || !validPairName(req.Data) || l.full() {
 		return nil, nil // no data: refused
+	}
+	select {
+	case l.handshakes <- struct{}{}:
+		defer func() { <-l.handshakes }()
+	default:
+		return nil, nil // too many handshakes at once: refused
 	}
 	clientName := string(req.Data)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
@@ -315,14 +343,22 @@ const bootstrapMaxName = 127
 // side makes for the connection (or nothing, when the connection is refused).
 func (l *PairListener) fastHandshake(m *mach.Message) {
 	defer m.Destroy()
-	reply, ok := m.TakeRemote().(*mach.SendOnceRight)
+	right := m.TakeRemote()
+	reply, ok := right.(*mach.SendOnceRight)
 	if !ok {
-		return // nowhere to answer; Destroy releases what came
+		if right != nil {
+			_ = right.Close() // a send right to answer on: not a handshake this side speaks
+		}
+		return // nowhere to answer; Destroy releases the rest
 	}
 	answer := func(d []mach.Descriptor) error {
 		return mach.Send(context.Background(), &mach.Message{Remote: mach.MoveSendOnceOf(reply), ID: pairFastReplyID, Descriptors: d})
 	}
 	c, port, err := l.fastConn(m)
+	if err == nil && l.full() {
+		_ = c.Close()
+		err = errListenerClosed
+	}
 	if err != nil {
 		if answer(nil) != nil {
 			_ = reply.Close()
@@ -393,7 +429,7 @@ func DialPair(ctx context.Context, name string, handler Handler, opts *PairOptio
 // dialFast tries the fast handshake; errNoFastPath means the service dropped it.
 func dialFast(ctx context.Context, name string, service *mach.SendRight, handler Handler, opts *PairOptions) (*Conn, error) {
 	fail := func(err error) (*Conn, error) {
-		return nil, &Error{Op: "pair", Name: name, Status: ErrTransport, Err: err}
+		return nil, &Error{Op: "pair", Name: name, Status: pairStatus(ctx, err), Err: err}
 	}
 	local, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
@@ -474,12 +510,13 @@ func dialNames(ctx context.Context, name string, service *mach.SendRight, handle
 		if errors.Is(err, ErrPairRefused) {
 			return fail(ErrInvalid, err)
 		}
-		return fail(ErrTransport, err)
+		return fail(pairStatus(ctx, err), err)
 	}
 	remote, err := Dial(ctx, serverName)
 	if err != nil {
+		// The reply is not a name anyone serves: the service answered, but not as a pairing one.
 		reg.Close()
-		return nil, err
+		return fail(ErrInvalid, fmt.Errorf("%w: the reply %q names no service: %w", ErrPairRefused, serverName, err))
 	}
 	return newConn(reg.Name(), port, reg, remote, peer, handler, opts), nil
 }
@@ -525,4 +562,18 @@ func pairRequest(ctx context.Context, service *mach.SendRight, localName string)
 		}
 		return name, token, nil
 	}
+}
+
+// pairStatus is CF's status for a handshake that failed with err: the timeouts as CF's, a
+// cancelled context none, anything else a transport error.
+func pairStatus(ctx context.Context, err error) Status {
+	switch {
+	case errors.Is(err, mach.SendTimedOut):
+		return ErrSendTimeout
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, mach.RcvTimedOut):
+		return ErrReceiveTimeout
+	case ctx.Err() != nil:
+		return 0
+	}
+	return ErrTransport
 }

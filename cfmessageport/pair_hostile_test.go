@@ -3,6 +3,8 @@ package cfmessageport_test
 import (
 	"context"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,4 +98,60 @@ func acceptNow(l *cfmessageport.PairListener) chan *cfmessageport.Conn {
 		ch <- c
 	}
 	return ch
+}
+
+// A fast handshake whose reply right is a send right (not send-once) is not answered, and the
+// listener keeps nothing of it: the peer's port sees no senders. (No name-count check here: the
+// listener is in this process, and a look-up of an own port shares its name, which leaves a dead
+// name behind when the listener closes first; see Dial's note.)
+func TestPairFastHandshakeWithSendRightReleased(t *testing.T) {
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := cfmessageport.ListenPair(uniqueName(t), echo, nil)
+	require.NoError(t, err)
+	defer l.Close()
+	service, port := rawPeer(t, ctx, l.Name())
+	notify, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	defer notify.Close()
+	require.NoError(t, mach.Send(ctx, &mach.Message{ID: pairFastID, Remote: mach.CopySendOf(service),
+		Local: mach.MakeSendOf(port), Body: []byte("mpair/1\x00")}))
+	prev, err := port.RequestNoSenders(1, notify)
+	require.NoError(t, err)
+	if prev != nil {
+		prev.Close()
+	}
+	var n mach.Message
+	require.NoError(t, mach.Receive(ctx, notify, &n), "the listener still holds the send right")
+	got, err := mach.ParseNotification(&n)
+	require.NoError(t, err)
+	require.Equal(t, mach.NotifyNoSenders, got.Kind)
+	require.NoError(t, n.Destroy())
+}
+
+// Names handshakes naming a service that never answers look-ups (a stopped process, in the
+// emulation) are bounded and refused beyond the limit: they cannot stall the listener, and a
+// legitimate client still pairs at once.
+func TestPairStalledHandshakesDoNotWedgeTheListener(t *testing.T) {
+	ctx := ctxTimeout(t, 30*time.Second)
+	l, err := cfmessageport.ListenPair(uniqueName(t), echo, nil)
+	require.NoError(t, err)
+	defer l.Close()
+	stuck := uniqueName(t)
+	child := startChild(t, "serve", stuck)
+	require.NoError(t, child.Cmd.Process.Signal(syscall.SIGSTOP))
+	defer child.Cmd.Process.Signal(syscall.SIGCONT)
+
+	r := dial(t, ctx, l.Name())
+	var wg sync.WaitGroup
+	for range 80 { // more than the listener serves at once
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = r.Request(ctx, cfmessageport.PairMsgID, []byte(stuck)) }()
+	}
+	defer wg.Wait()
+	time.Sleep(200 * time.Millisecond)
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	c, err := cfmessageport.DialPair(dctx, l.Name(), echo, nil)
+	require.NoError(t, err, "a legitimate client could not pair")
+	require.NoError(t, c.Close())
 }

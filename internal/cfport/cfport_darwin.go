@@ -154,10 +154,9 @@ func createRemote(name string, perPID bool, pid int) (uintptr, error) {
 	return ref, nil
 }
 
-func closeRemote(ref uintptr) {
-	darwin.CFMessagePortInvalidate(ref)
-	darwin.CFRelease(ref)
-}
+// closeRemote releases a remote without invalidating it: CF hands every CFMessagePortCreateRemote
+// of a name in this process the same cached object, which other Remotes may still use.
+func closeRemote(ref uintptr) { darwin.CFRelease(ref) }
 
 func isValid(ref uintptr) bool { return darwin.CFMessagePortIsValid(ref) }
 

@@ -135,8 +135,8 @@ func (r *Remote) IsValid() bool {
 	return !r.closed && isValid(r.ref)
 }
 
-// Close invalidates and releases the remote. Safe to call more than once; it waits for requests
-// in flight.
+// Close releases the remote (CF shares one object per name in a process, so it is not
+// invalidated). Safe to call more than once; it waits for requests in flight.
 func (r *Remote) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
