@@ -102,8 +102,7 @@ type Conn struct {
 	localName string // "" for a fast-handshake connection
 
 	done    chan struct{}
-	once    sync.Once
-	err     error
+	err     error // set before done is closed
 	closing chan struct{}
 	closed  chan struct{}
 }
@@ -132,7 +131,8 @@ func (c *Conn) watch() {
 		err = ErrPeerClosed
 	case <-c.closing:
 	}
-	c.once.Do(func() { c.err = err; close(c.done) })
+	c.err = err
+	close(c.done)
 	// Release the remote first, so that requests waiting on it fail, then withdraw the local
 	// port, which the peer sees as this side's end.
 	_ = c.remote.Close()
@@ -357,7 +357,7 @@ func (l *PairListener) fastHandshake(m *mach.Message) {
 	c, port, err := l.fastConn(m)
 	if err == nil && l.full() {
 		_ = c.Close()
-		err = errListenerClosed
+		err = ErrPairRefused
 	}
 	if err != nil {
 		if answer(nil) != nil {

@@ -193,21 +193,8 @@ func TestPairBothDirectionsUnderLoad(t *testing.T) {
 						errs <- fmt.Errorf("local name %q in %s mode", c.LocalName(), mode.name)
 						return
 					}
-					if err := c.Send(ctx, msgPairStart, []byte(strconv.Itoa(perSide))); err != nil {
+					if err := exchangeBothWays(ctx, c, &box, perSide); err != nil {
 						errs <- err
-						return
-					}
-					if result := requestMany(c, perSide); result != fmt.Sprintf("ok %d", perSide) {
-						errs <- errors.New(result)
-						return
-					}
-					select {
-					case result := <-box.ch(c):
-						if result != fmt.Sprintf("ok %d", perSide) {
-							errs <- fmt.Errorf("the server's requests: %s", result)
-						}
-					case <-ctx.Done():
-						errs <- errors.New("the server's requests never finished")
 					}
 				}()
 			}
@@ -410,5 +397,26 @@ func requirePeerGone(t *testing.T, ctx context.Context, c *cfmessageport.Conn, s
 	if c.LocalName() != "" {
 		_, err = bootstrap.LookUp(ctx, c.LocalName())
 		require.ErrorIs(t, err, bootstrap.ErrUnknownService, "the connection's name is withdrawn")
+	}
+}
+
+// exchangeBothWays asks the peer to make n requests on c while this side makes n of its own, and
+// reports the first failure of either side.
+func exchangeBothWays(ctx context.Context, c *cfmessageport.Conn, box *doneBox, n int) error {
+	if err := c.Send(ctx, msgPairStart, []byte(strconv.Itoa(n))); err != nil {
+		return err
+	}
+	want := fmt.Sprintf("ok %d", n)
+	if result := requestMany(c, n); result != want {
+		return fmt.Errorf("this side's requests: %s", result)
+	}
+	select {
+	case result := <-box.ch(c):
+		if result != want {
+			return fmt.Errorf("the peer's requests: %s", result)
+		}
+		return nil
+	case <-ctx.Done():
+		return errors.New("the peer's requests never finished")
 	}
 }

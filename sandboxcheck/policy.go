@@ -3,7 +3,6 @@ package sandboxcheck
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // EnvAppGroups names the environment variable that declares the emulated policy's application
@@ -96,23 +95,6 @@ func Check(op Operation, name string) error {
 		return err // a malformed declared group: the configuration is wrong, say so
 	}
 	return nil // otherwise launchd gives the answer, without a reason
-}
-
-// parseGroupList splits a comma-separated list of group identifiers, as MACHPORT_APP_GROUPS
-// holds them, and checks each.
-func parseGroupList(list string) ([]string, error) {
-	var groups []string
-	for _, g := range strings.Split(list, ",") {
-		g = strings.TrimSpace(g)
-		if g == "" {
-			continue
-		}
-		if err := ValidateGroup(g); err != nil {
-			return nil, err
-		}
-		groups = append(groups, g)
-	}
-	return groups, nil
 }
 
 // policy is the platform seam: the real sandbox on macOS, the emulated one elsewhere.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -77,4 +78,21 @@ func (e emulated) allowed(_ Operation, _ Scope, name string) (bool, error) {
 		return err == nil, err
 	}
 	return ValidateName(name, groups...) == nil, nil
+}
+
+// parseGroupList splits a comma-separated list of group identifiers, as MACHPORT_APP_GROUPS
+// holds them, and checks each.
+func parseGroupList(list string) ([]string, error) {
+	var groups []string
+	for _, g := range strings.Split(list, ",") {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		if err := ValidateGroup(g); err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
 }
