@@ -1,9 +1,5 @@
-// Command machping is machport's diagnostic tool for Mach services.
-//
-// This is its first cut: with no arguments it runs a self-test of what this platform supports
-// today (the Mach message codec everywhere; ports and mach_msg where a kernel backend exists) and
-// prints the result. The service commands (serve, ping, lookup, register, check, bench) come with
-// the bootstrap, CFMessagePort and pairing packages.
+// Command machping is machport's diagnostic tool for Mach services, in the spirit of ping(8).
+// See doc.go for the commands, their exit codes and their JSON shapes.
 package main
 
 import (
@@ -11,104 +7,240 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"runtime"
-	"time"
-
-	"github.com/machport/machport/mach"
+	"runtime/debug"
+	"strings"
+	"syscall"
 )
 
-const version = "0.1.0-dev"
+// version is machping's release; the module version and VCS revision, when the build records
+// them, are reported next to it.
+const version = "0.1.0"
 
-func main() {
-	showVersion := flag.Bool("version", false, "print the version and exit")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: machping [--version]\n\nWith no arguments, run a self-test.\n")
-	}
-	flag.Parse()
-	if *showVersion {
-		fmt.Println("machping", version)
-		return
-	}
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "machping: unknown command %q (only the self-test exists yet)\n", flag.Arg(0))
-		os.Exit(2)
-	}
-	os.Exit(selfTest())
+// Exit codes, as ping(8) uses them.
+const (
+	exitOK       = 0 // the answer is yes: every reply came, the name resolves, the name is valid
+	exitNegative = 1 // a clear no: replies lost, name unknown, registration refused, name invalid
+	exitError    = 2 // the question could not be answered: bad usage, an error on the way
+)
+
+// A command is one of machping's subcommands.
+type command struct {
+	name     string
+	args     string // the usage line after the command's name
+	summary  string
+	detail   string   // a paragraph for the command's --help
+	examples []string // each a full command line
+	hidden   bool     // internal: started by machping itself
+	// flags declares the command's flags on fs and returns its runner, which gets the positional
+	// arguments.
+	flags func(fs *flag.FlagSet, o *output) func(ctx context.Context, args []string) int
 }
 
-func selfTest() int {
-	fmt.Printf("machping %s self-test on %s/%s\n", version, runtime.GOOS, runtime.GOARCH)
-	if err := codecCheck(); err != nil {
-		fmt.Println("codec: FAIL:", err)
-		return 1
-	}
-	fmt.Println("codec: ok (Darwin message layout: encode, decode, 28-byte base, pack(4) descriptors)")
+var commands []*command // filled by each command's file, in init
 
-	rtt, err := loopback()
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		fmt.Println("mach_msg: not available here:", err)
-		fmt.Println("self-test passed (codec only)")
-		return 0
-	case err != nil:
-		fmt.Println("mach_msg: FAIL:", err)
-		return 1
-	}
-	fmt.Printf("mach_msg: ok (send+receive to own port in %v)\n", rtt)
-	fmt.Println("self-test passed")
-	return 0
-}
+func register(c *command) { commands = append(commands, c) }
 
-func codecCheck() error {
-	m := &mach.Message{
-		Remote: mach.Port{Name: 0x1103, Disposition: mach.CopySend},
-		ID:     0x63666d70,
-		Descriptors: []mach.Descriptor{&mach.OOLDescriptor{Address: 0x1122334455667788, Size: 0xAABBCCDD,
-			Deallocate: true, Copy: mach.VirtualCopy}},
-	}
-	b, err := m.Append(nil)
-	if err != nil {
-		return err
-	}
-	want := []byte{0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 1, 1, 0, 1, 0xDD, 0xCC, 0xBB, 0xAA}
-	if len(b) != 44 || string(b[28:44]) != string(want) {
-		return fmt.Errorf("out-of-line descriptor bytes % x", b[28:])
-	}
-	back, err := mach.Decode(b)
-	if err != nil {
-		return err
-	}
-	if back.ID != m.ID || len(back.Descriptors) != 1 {
-		return fmt.Errorf("decoded %+v", back)
+func lookupCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
 	}
 	return nil
 }
 
-func loopback() (time.Duration, error) {
-	port, err := mach.NewPort(mach.PortOptions{})
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is machping with its arguments (without the program name) and its outputs; it returns the
+// exit code. ctx ends on Ctrl-C or SIGTERM.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o := &output{stdout: stdout, stderr: stderr}
+	top := flag.NewFlagSet("machping", flag.ContinueOnError)
+	top.SetOutput(stderr)
+	top.BoolVar(&o.json, "json", false, "print one JSON document (see 'machping help json')")
+	showVersion := top.Bool("version", false, "print the version and exit")
+	top.Usage = func() { usage(stderr) }
+	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return exitOK
+		}
+		return exitError
+	}
+	if *showVersion {
+		return printVersion(o)
+	}
+	args = top.Args()
+	name := "selftest"
+	if len(args) > 0 {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		return help(o, args)
+	}
+	c := lookupCommand(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "machping: unknown command %q; 'machping help' lists the commands\n", name)
+		return exitError
+	}
+	fs := flag.NewFlagSet("machping "+c.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.json, "json", o.json, "print JSON (see 'machping help json')")
+	runCmd := c.flags(fs, o)
+	fs.Usage = func() { commandUsage(stderr, c, fs) }
+	positional, err := parseInterspersed(fs, args)
 	if err != nil {
-		return 0, err
+		if errors.Is(err, flag.ErrHelp) {
+			commandUsage(stdout, c, fs)
+			return exitOK
+		}
+		return exitError
 	}
-	defer port.Close()
-	send, err := port.MakeSend()
-	if err != nil {
-		return 0, err
+	o.command = c.name
+	return runCmd(ctx, positional)
+}
+
+// parseInterspersed parses flags wherever they appear among the positional arguments, so that
+// "machping ping NAME -c 3" works as well as "machping ping -c 3 NAME". "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		// flag stops at the first non-flag, or after "--": then everything left is positional.
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	defer send.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(send), ID: 1, Body: []byte("ping")}); err != nil {
-		return 0, err
+}
+
+// versionInfo is the JSON shape of --version.
+type versionInfo struct {
+	header
+	Version  string `json:"version"`
+	Module   string `json:"module,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Go       string `json:"go"`
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
+	IPC      string `json:"ipc"`
+}
+
+func printVersion(o *output) int {
+	v := versionInfo{header: newHeader("version"), Version: version, Go: runtime.Version(), OS: runtime.GOOS,
+		Arch: runtime.GOARCH, IPC: ipcBackend()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v.Module = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v.Revision = s.Value[:min(len(s.Value), 12)]
+			}
+		}
 	}
-	var in mach.Message
-	if err := mach.Receive(ctx, port, &in); err != nil {
-		return 0, err
+	if o.json {
+		return o.emit(v, exitOK)
 	}
-	defer in.Destroy()
-	if string(in.Body) != "ping" {
-		return 0, fmt.Errorf("received %q", in.Body)
+	line := fmt.Sprintf("machping %s", v.Version)
+	if v.Revision != "" {
+		line += " (" + v.Revision + ")"
 	}
-	return time.Since(start), nil
+	fmt.Fprintf(o.stdout, "%s %s %s/%s, %s\n", line, v.Go, v.OS, v.Arch, v.IPC)
+	return exitOK
+}
+
+// ipcBackend says what carries Mach messages here.
+func ipcBackend() string {
+	if runtime.GOOS == "darwin" {
+		return "Mach (xnu)"
+	}
+	return "machport's Linux emulation of Mach IPC"
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `machping %s: diagnose Mach services (launchd names, CFMessagePort, raw mach_msg)
+
+usage: machping [--json] [command] [arguments]
+
+With no command, machping runs a self-test: it starts an echo service in a child process,
+pings it across processes and checks that the name goes away with the service.
+
+Commands:
+`, version)
+	for _, c := range commands {
+		if !c.hidden {
+			fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		}
+	}
+	fmt.Fprint(w, `  help      help about a command, or 'help json' for the JSON shapes
+
+Flags:
+  --json     print one JSON document instead of text (serve: one JSON object per line)
+  --version  print the version
+  --help     print this help
+
+Exit codes: 0 yes (all replies came, the name resolves, may register, valid),
+            1 no (replies lost, unknown name, refused, invalid), 2 error (usage or failure).
+
+Examples:
+  machping
+  machping serve com.example.echo
+  machping ping -c 5 com.example.echo
+  machping check --group group.com.example.app group.com.example.app.worker
+  machping bench
+`)
+}
+
+func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: machping %s %s\n\n%s\n", c.name, c.args, c.summary)
+	if c.detail != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.detail))
+	}
+	fmt.Fprintf(w, "\nFlags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	if len(c.examples) > 0 {
+		fmt.Fprintf(w, "\nExamples:\n")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+}
+
+func help(o *output, args []string) int {
+	switch {
+	case len(args) == 0:
+		usage(o.stdout)
+		return exitOK
+	case args[0] == "json":
+		fmt.Fprint(o.stdout, jsonHelp)
+		return exitOK
+	}
+	c := lookupCommand(args[0])
+	if c == nil {
+		fmt.Fprintf(o.stderr, "machping: no help for %q\n", args[0])
+		return exitError
+	}
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.Bool("json", false, "print JSON (see 'machping help json')")
+	c.flags(fs, o)
+	commandUsage(o.stdout, c, fs)
+	return exitOK
 }

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/mach"
+)
+
+func init() {
+	register(&command{
+		name:    "ping",
+		args:    "[-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] NAME",
+		summary: "send echo requests to a service and report round-trip times",
+		detail: `Looks NAME up and sends it echo requests, CFMessagePort requests by default or raw mach
+messages with --raw, one every interval, printing a line per reply and a summary with loss,
+min/avg/max/mdev and the 50th and 99th percentiles. Payloads up to 4000 bytes travel inline,
+larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C.
+
+Exit status: 0 when every reply came, 1 when some were lost (timeouts, a reply that differs,
+or the server died mid-run), 2 when the service could not be pinged at all (unknown name
+(1102), refused by the sandbox (1100), bad arguments). Durations are seconds ("0.2") or Go
+durations ("200ms").`,
+		examples: []string{
+			"machping ping -c 5 com.example.echo",
+			"machping ping -c 100 -i 0 -s 65536 com.example.echo",
+			"machping ping --raw --pid 4242 -c 3 com.example.echo",
+			"machping ping --json -c 10 -i 10ms com.example.echo",
+		},
+		flags: pingFlags,
+	})
+}
+
+// pingDoc is ping's JSON document.
+type pingDoc struct {
+	header
+	Name        string      `json:"name"`
+	PID         int         `json:"pid,omitempty"` // for a per-PID service
+	Protocol    string      `json:"protocol"`      // "cfmessageport" or "raw"
+	Size        int         `json:"size"`
+	OutOfLine   bool        `json:"out_of_line"`
+	Replies     []pingReply `json:"replies"`
+	Transmitted int         `json:"transmitted"`
+	Received    int         `json:"received"`
+	LossPercent float64     `json:"loss_percent"`
+	RTT         summary     `json:"rtt"`
+	Failure     *diagnosis  `json:"failure,omitempty"` // why the run stopped early (the server died)
+}
+
+// pingReply is one request's outcome.
+type pingReply struct {
+	Seq    int     `json:"seq"`
+	Bytes  int     `json:"bytes"`
+	TimeMs float64 `json:"time_ms"`         // the round trip; 0 when lost
+	Error  string  `json:"error,omitempty"` // why the reply was lost
+}
+
+// pinger sends one echo request and returns the reply's data.
+type pinger interface {
+	ping(ctx context.Context, seq int32, data []byte) ([]byte, error)
+	close()
+}
+
+type cfPinger struct{ remote *cfmessageport.Remote }
+
+func (p cfPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, error) {
+	return p.remote.Request(ctx, seq, data)
+}
+func (p cfPinger) close() { p.remote.Close() }
+
+type rawPinger struct{ c *rawClient }
+
+func (p rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, error) {
+	return p.c.request(ctx, seq, data)
+}
+func (p rawPinger) close() { p.c.close() }
+
+// dialPinger looks the service up and returns a client for the protocol.
+func dialPinger(ctx context.Context, name string, pid int, raw bool) (pinger, error) {
+	if raw {
+		right, err := lookUpRight(ctx, name, pid)
+		if err != nil {
+			return nil, err
+		}
+		c, err := newRawClient(right)
+		if err != nil {
+			return nil, err
+		}
+		return rawPinger{c}, nil
+	}
+	var remote *cfmessageport.Remote
+	var err error
+	if pid != 0 {
+		remote, err = cfmessageport.DialPID(ctx, name, pid)
+	} else {
+		remote, err = cfmessageport.Dial(ctx, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cfPinger{remote}, nil
+}
+
+func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
+	count := fs.Int("c", 0, "stop after `count` requests (0: until Ctrl-C)")
+	interval := durationFlag(fs, "i", time.Second, "wait `interval` between requests")
+	size := fs.Int("s", 56, "payload `size` in bytes (above 4000: out-of-line)")
+	timeout := durationFlag(fs, "W", 2*time.Second, "wait at most `timeout` for each reply")
+	raw := fs.Bool("raw", false, "use the raw mach echo protocol (for 'serve --raw')")
+	pid := fs.Int("pid", 0, "ping the per-PID service of process `PID`")
+	quiet := fs.Bool("q", false, "print only the summary")
+	return func(ctx context.Context, args []string) int {
+		switch {
+		case len(args) != 1:
+			return o.usageError("ping needs exactly one NAME, got %d arguments", len(args))
+		case *count < 0:
+			return o.usageError("-c must not be negative")
+		case *size < 0 || *size > cfmessageport.MaxPayload:
+			return o.usageError("-s must be between 0 and %d", cfmessageport.MaxPayload)
+		case *timeout <= 0:
+			return o.usageError("-W must be positive")
+		}
+		name := args[0]
+		doc := runPing(ctx, o, pingParams{name: name, pid: *pid, raw: *raw, count: *count, interval: *interval,
+			size: *size, timeout: *timeout, quiet: *quiet})
+		return doc.exit(o)
+	}
+}
+
+type pingParams struct {
+	name     string
+	pid      int
+	raw      bool
+	count    int
+	interval time.Duration
+	size     int
+	timeout  time.Duration
+	quiet    bool
+}
+
+// pingRun is a finished ping: its document, and the error that kept it from starting.
+type pingRun struct {
+	doc     pingDoc
+	dialErr *diagnosis
+}
+
+// exit prints what is left to print and gives the exit status.
+func (r pingRun) exit(o *output) int {
+	if r.dialErr != nil {
+		return o.fail(*r.dialErr, exitError)
+	}
+	code := exitOK
+	if r.doc.Transmitted == 0 || r.doc.Received < r.doc.Transmitted {
+		code = exitNegative
+	}
+	if o.json {
+		return o.emit(r.doc, code)
+	}
+	if r.doc.Failure != nil {
+		o.mu.Lock()
+		r.doc.Failure.write(o.stderr, "machping: ")
+		o.mu.Unlock()
+	}
+	return code
+}
+
+// runPing pings as p says, printing reply lines and the summary as it goes in text mode.
+func runPing(ctx context.Context, o *output, p pingParams) pingRun {
+	protocol := "cfmessageport"
+	if p.raw {
+		protocol = "raw"
+	}
+	doc := pingDoc{header: newHeader("ping"), Name: p.name, PID: p.pid, Protocol: protocol, Size: p.size,
+		OutOfLine: !cfmessageport.Inline(p.size), Replies: []pingReply{}}
+	lookCtx, cancel := context.WithTimeout(ctx, p.timeout)
+	client, err := dialPinger(lookCtx, p.name, p.pid, p.raw)
+	cancel()
+	if err != nil {
+		d := diagnose(err, "look up", p.name, p.pid)
+		return pingRun{doc: doc, dialErr: &d}
+	}
+	defer client.close()
+
+	how := "inline"
+	if doc.OutOfLine {
+		how = "out-of-line"
+	}
+	target := p.name
+	if p.pid != 0 {
+		target = fmt.Sprintf("%s (pid %d)", p.name, p.pid)
+	}
+	o.printf("PING %s (%s): %d data bytes, %s\n", target, protocolTitle(protocol), p.size, how)
+	var rtts latencies
+	data := make([]byte, p.size)
+	for seq := 1; p.count == 0 || seq <= p.count; seq++ {
+		if seq > 1 && p.interval > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(p.interval):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		fillPattern(data, seq)
+		reqCtx, cancel := context.WithTimeout(ctx, p.timeout)
+		start := time.Now()
+		got, err := client.ping(reqCtx, int32(seq), data)
+		rtt := time.Since(start)
+		cancel()
+		if ctx.Err() != nil {
+			break // interrupted: this request does not count
+		}
+		doc.Transmitted++
+		reply := pingReply{Seq: seq}
+		switch {
+		case err == nil && !bytes.Equal(got, data):
+			reply.Bytes = len(got)
+			reply.Error = fmt.Sprintf("the reply differs from the request (%d bytes back)", len(got))
+		case err == nil:
+			reply.Bytes, reply.TimeMs = len(got), millis(rtt)
+			doc.Received++
+			rtts.add(rtt)
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+			reply.Error = fmt.Sprintf("no reply within %v", p.timeout)
+		default:
+			reply.Error = err.Error()
+		}
+		doc.Replies = append(doc.Replies, reply)
+		if !p.quiet {
+			if reply.Error == "" {
+				o.printf("%d bytes from %s: seq=%d time=%.3f ms\n", reply.Bytes, p.name, seq, reply.TimeMs)
+			} else {
+				o.printf("seq=%d: %s\n", seq, reply.Error)
+			}
+		}
+		if isServerDeath(err) {
+			d := diagnose(errServerDied, "ping", p.name, p.pid)
+			d.Cause = err.Error()
+			doc.Failure = &d
+			break
+		}
+	}
+	doc.RTT = rtts.summary()
+	if doc.Transmitted > 0 {
+		doc.LossPercent = round3(100 * float64(doc.Transmitted-doc.Received) / float64(doc.Transmitted))
+	}
+	o.printf("--- %s ping statistics ---\n", target)
+	o.printf("%d requests transmitted, %d replies received, %.1f%% loss\n", doc.Transmitted, doc.Received, doc.LossPercent)
+	if doc.Received > 0 {
+		s := doc.RTT
+		o.printf("round-trip min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", s.Min, s.Avg, s.Max, s.Mdev)
+		o.printf("round-trip p50/p99 = %.3f/%.3f ms\n", s.P50, s.P99)
+	}
+	return pingRun{doc: doc}
+}
+
+func isServerDeath(err error) bool {
+	return errors.Is(err, errServerDied) || errors.Is(err, cfmessageport.ErrBecameInvalid) ||
+		errors.Is(err, cfmessageport.ErrInvalid)
+}
+
+// fillPattern fills data with bytes that depend on seq, so that a reply to another request, or
+// a reply that was not echoed faithfully, does not pass for the right one.
+func fillPattern(data []byte, seq int) {
+	for i := range data {
+		data[i] = byte(seq*31 + i)
+	}
+}
+
+// lookUpRight looks a global or per-PID name up.
+func lookUpRight(ctx context.Context, name string, pid int) (*mach.SendRight, error) {
+	if pid != 0 {
+		return bootstrap.LookUpPID(ctx, name, pid)
+	}
+	return bootstrap.LookUp(ctx, name)
+}
+
+// durationFlag defines a flag that takes seconds ("0.2", as ping(8)) or a Go duration ("200ms").
+func durationFlag(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	d := &durationValue{value}
+	fs.Var(d, name, usage)
+	return &d.d
+}
+
+type durationValue struct{ d time.Duration }
+
+func (v *durationValue) String() string { return v.d.String() }
+
+func (v *durationValue) Set(s string) error {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if secs < 0 {
+			return errors.New("negative duration")
+		}
+		v.d = time.Duration(secs * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not seconds or a duration")
+	}
+	if d < 0 {
+		return errors.New("negative duration")
+	}
+	v.d = d
+	return nil
+}

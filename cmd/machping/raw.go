@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/mach"
+)
+
+// The raw echo protocol: a request is any Mach message with a send-once reply right; the reply
+// carries the request's msgh_id and data back, inline when the request was inline and
+// out-of-line when it was out-of-line. Clients put payloads above cfmessageport.InlineLimit
+// out-of-line, as CF does, so that raw and CF measurements compare like with like.
+
+// rawRequest is what the raw server tells its logger about a request.
+type rawRequest struct {
+	id        int32
+	bytes     int
+	outOfLine bool
+	oneWay    bool
+	sender    mach.AuditToken
+}
+
+// rawServe answers the requests that arrive on port until ctx ends or the port is closed.
+// Messages it cannot answer (no reply right) are logged as one-way and destroyed.
+func rawServe(ctx context.Context, port *mach.ReceiveRight, logRequest func(rawRequest)) error {
+	var in mach.Message
+	out := &mach.Message{}
+	for {
+		if err := mach.Receive(ctx, port, &in); err != nil {
+			if ctx.Err() != nil || errors.Is(err, mach.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		req := rawRequest{id: in.ID, bytes: len(in.Body), sender: in.Trailer.Audit}
+		*out = mach.Message{ID: in.ID}
+		if len(in.Descriptors) == 1 {
+			if _, ok := in.Descriptors[0].(*mach.OOLDescriptor); ok {
+				// Hand the received memory back without copying it.
+				if region, err := in.TakeRegion(0); err == nil {
+					req.bytes, req.outOfLine = region.Len(), true
+					out.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Region: region, Deallocate: true, Copy: mach.VirtualCopy}}
+				}
+			}
+		}
+		if !req.outOfLine {
+			out.Body = in.Body
+		}
+		reply, _ := in.TakeRemote().(*mach.SendOnceRight)
+		req.oneWay = reply == nil
+		if logRequest != nil {
+			logRequest(req)
+		}
+		if reply != nil {
+			out.Remote = mach.MoveSendOnceOf(reply)
+			if err := mach.Send(ctx, out); err != nil {
+				// The requester is gone or its queue is full: drop the reply, keep serving.
+				reply.Close()
+				for _, d := range out.Descriptors {
+					if ool, ok := d.(*mach.OOLDescriptor); ok && ool.Region != nil {
+						ool.Region.Close()
+					}
+				}
+			}
+		} else {
+			for _, d := range out.Descriptors {
+				d.(*mach.OOLDescriptor).Region.Close()
+			}
+		}
+		_ = in.Destroy()
+	}
+}
+
+// rawClient makes raw echo requests to a service, one at a time.
+type rawClient struct {
+	service *mach.SendRight
+	reply   *mach.ReceiveRight
+	in      mach.Message
+}
+
+// newRawClient takes ownership of service. The service's death is announced on the reply port
+// itself (a dead-name notification), so that a request waiting for its reply learns of it.
+func newRawClient(service *mach.SendRight) (*rawClient, error) {
+	reply, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		service.Close()
+		return nil, err
+	}
+	previous, err := mach.RequestNotification(service.Name(), mach.NotifyDeadName, 1, reply)
+	if err != nil {
+		reply.Close()
+		service.Close()
+		return nil, err
+	}
+	if previous != nil {
+		previous.Close()
+	}
+	return &rawClient{service: service, reply: reply}, nil
+}
+
+// request sends data with msgh_id id and returns the echoed data, valid until the next request.
+func (c *rawClient) request(ctx context.Context, id int32, data []byte) ([]byte, error) {
+	_ = c.in.Destroy()
+	out := &mach.Message{Remote: mach.CopySendOf(c.service), Local: mach.MakeSendOnceOf(c.reply), ID: id}
+	if cfmessageport.Inline(len(data)) {
+		out.Body = data
+	} else {
+		out.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Data: data, Copy: mach.VirtualCopy}}
+	}
+	if err := mach.Send(ctx, out); err != nil {
+		if c.serviceDead() {
+			return nil, errServerDied
+		}
+		return nil, err
+	}
+	for {
+		if err := mach.Receive(ctx, c.reply, &c.in); err != nil {
+			return nil, err
+		}
+		if mach.IsNotificationID(c.in.ID) {
+			n, err := mach.ParseNotification(&c.in)
+			if err != nil {
+				_ = c.in.Destroy()
+				continue // a forged notification: not the kernel's word
+			}
+			if n.Kind == mach.NotifyDeadName {
+				_ = n.CloseDeadName()
+				return nil, errServerDied
+			}
+			if n.Kind == mach.NotifySendOnce {
+				// Our reply right was destroyed unanswered: the server dropped the request, or
+				// died holding it (the dead-name notification may follow).
+				if c.serviceDead() {
+					return nil, errServerDied
+				}
+				return nil, errors.New("the server dropped the request without answering")
+			}
+			_ = c.in.Destroy()
+			continue
+		}
+		if c.in.ID != id {
+			_ = c.in.Destroy() // a late reply to a request that timed out
+			continue
+		}
+		if len(c.in.Descriptors) == 1 {
+			if ool, ok := c.in.Descriptors[0].(*mach.OOLDescriptor); ok {
+				return ool.Data, nil
+			}
+		}
+		if len(c.in.Descriptors) != 0 {
+			return nil, fmt.Errorf("reply with %d descriptors", len(c.in.Descriptors))
+		}
+		// The body comes back padded to 4 bytes; the request's length says how much is data.
+		if len(c.in.Body) < len(data) {
+			return c.in.Body, nil
+		}
+		return c.in.Body[:len(data)], nil
+	}
+}
+
+func (c *rawClient) serviceDead() bool {
+	t, err := mach.TypeOf(c.service.Name())
+	return err == nil && t.Has(mach.TypeDeadName)
+}
+
+// close releases the service right, then the reply port with whatever is queued on it.
+func (c *rawClient) close() {
+	_ = c.in.Destroy()
+	c.service.Close()
+	c.reply.Close()
+}

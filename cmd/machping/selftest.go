@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/mach"
+	"github.com/machport/machport/sandboxcheck"
+)
+
+// selftestPrefix starts the self-test's service name; the parent's pid follows, so that
+// self-tests running at once do not collide.
+const selftestPrefix = "com.machport.machping.selftest"
+
+func init() {
+	register(&command{
+		name:    "selftest",
+		args:    "",
+		summary: "start an echo service in a child process and ping it (the default command)",
+		detail: `Starts 'machping serve' in a child process under a name of its own, pings it across
+processes with an inline and an out-of-line payload, stops the child with SIGINT, checks that
+the name is gone (a look-up gives 1102) and that this process holds no more port names than it
+started with. Exit status 0 when all of that worked, 1 otherwise.`,
+		examples: []string{"machping", "machping selftest --json"},
+		flags:    selftestFlags,
+	})
+}
+
+// selftestDoc is the self-test's JSON document.
+type selftestDoc struct {
+	header
+	Version         string     `json:"version"`
+	OS              string     `json:"os"`
+	Arch            string     `json:"arch"`
+	IPC             string     `json:"ipc"`
+	Service         string     `json:"service"`
+	ChildPID        int        `json:"child_pid"`
+	Pings           []pingDoc  `json:"pings"`
+	Withdrawn       bool       `json:"withdrawn"` // the name was gone once the child stopped
+	PortNamesBefore int        `json:"port_names_before"`
+	PortNamesAfter  int        `json:"port_names_after"`
+	Passed          bool       `json:"passed"`
+	Failure         *diagnosis `json:"failure,omitempty"`
+}
+
+func selftestFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
+	return func(ctx context.Context, args []string) int {
+		if len(args) != 0 {
+			return o.usageError("selftest takes no arguments")
+		}
+		doc := selftestDoc{header: newHeader("selftest"), Version: version, OS: runtime.GOOS, Arch: runtime.GOARCH,
+			IPC: ipcBackend(), Pings: []pingDoc{}}
+		err := selftest(ctx, o, &doc)
+		if err != nil {
+			var d diagnosis
+			if !errors.As(err, &d) {
+				d = diagnosis{Message: err.Error()}
+			}
+			doc.Failure = &d
+		}
+		doc.Passed = err == nil
+		code := exitOK
+		if !doc.Passed {
+			code = exitNegative
+		}
+		if o.json {
+			return o.emit(doc, code)
+		}
+		if doc.Failure != nil {
+			o.mu.Lock()
+			doc.Failure.write(o.stdout, "self-test FAILED: ")
+			o.mu.Unlock()
+			return code
+		}
+		o.printf("self-test passed\n")
+		return code
+	}
+}
+
+// Error makes a diagnosis usable as an error within the self-test.
+func (d diagnosis) Error() string { return d.Message }
+
+func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
+	o.printf("machping %s self-test on %s/%s (%s)\n", version, doc.OS, doc.Arch, doc.IPC)
+	before, err := mach.Names()
+	if err != nil {
+		return fmt.Errorf("listing port names: %w", err)
+	}
+	doc.PortNamesBefore = len(before)
+	doc.Service = selftestName()
+
+	child, err := startEchoChild(ctx, doc.Service)
+	if err != nil {
+		return err
+	}
+	defer child.kill()
+	doc.ChildPID = child.pid
+	o.printf("started an echo service %s in child pid %d\n", doc.Service, child.pid)
+
+	pings := []pingParams{
+		{name: doc.Service, count: 5, interval: 10 * time.Millisecond, size: 56, timeout: 5 * time.Second},
+		{name: doc.Service, count: 3, interval: 10 * time.Millisecond, size: 64 << 10, timeout: 5 * time.Second},
+	}
+	transmitted := 0
+	for i, p := range pings {
+		if i > 0 {
+			o.printf("\n")
+		}
+		r := runPing(ctx, o, p)
+		doc.Pings = append(doc.Pings, r.doc)
+		transmitted += r.doc.Transmitted
+		switch {
+		case r.dialErr != nil:
+			return *r.dialErr
+		case r.doc.Failure != nil:
+			return *r.doc.Failure
+		case r.doc.Received != p.count:
+			return fmt.Errorf("%d of %d replies came back", r.doc.Received, p.count)
+		}
+	}
+
+	o.printf("\n")
+	requests, err := child.stop()
+	if err != nil {
+		return err
+	}
+	if requests != transmitted {
+		return fmt.Errorf("the child served %d requests, not the %d sent", requests, transmitted)
+	}
+	lookCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	right, err := bootstrap.LookUp(lookCtx, doc.Service)
+	cancel()
+	if err == nil {
+		right.Close()
+		return fmt.Errorf("%s still resolves after its server stopped", doc.Service)
+	}
+	if !errors.Is(err, bootstrap.ErrUnknownService) {
+		return fmt.Errorf("looking up the withdrawn name: %w", err)
+	}
+	doc.Withdrawn = true
+	o.printf("stopped the child (SIGINT): it withdrew the name after %d requests; a look-up now gives 1102 (unknown service)\n", requests)
+
+	after, err := mach.Names()
+	if err != nil {
+		return fmt.Errorf("listing port names: %w", err)
+	}
+	doc.PortNamesAfter = len(after)
+	o.printf("port names held by this process: %d before, %d after\n", doc.PortNamesBefore, doc.PortNamesAfter)
+	if doc.PortNamesAfter > doc.PortNamesBefore {
+		return fmt.Errorf("%d port names leaked", doc.PortNamesAfter-doc.PortNamesBefore)
+	}
+	return nil
+}
+
+// selftestName is the self-test's service name; in a sandbox with application groups it goes
+// inside the first group, where the sandbox allows it.
+func selftestName() string {
+	name := fmt.Sprintf("%s.%d", selftestPrefix, os.Getpid())
+	if groups, err := sandboxcheck.ApplicationGroups(); err == nil && len(groups) > 0 {
+		name = fmt.Sprintf("%s.machping.selftest.%d", groups[0], os.Getpid())
+	}
+	return name
+}
+
+// echoChild is a 'machping serve' child process.
+type echoChild struct {
+	cmd    *exec.Cmd
+	pid    int
+	stdin  io.WriteCloser
+	events *bufio.Scanner
+	stderr strings.Builder
+}
+
+// startEchoChild starts 'machping --json serve -q NAME' (with extra flags) and waits until it
+// serves.
+func startEchoChild(ctx context.Context, name string, flags ...string) (*echoChild, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding machping's executable: %w", err)
+	}
+	c := &echoChild{}
+	args := append([]string{"--json", "serve", "-q"}, flags...)
+	c.cmd = exec.Command(self, append(args, name)...)
+	c.cmd.Env = append(os.Environ(), childEnv+"=1")
+	c.cmd.Stderr = &c.stderr
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the echo child: %w", err)
+	}
+	c.events = bufio.NewScanner(stdout)
+	ready := make(chan error, 1)
+	go func() {
+		var ev servingEvent
+		err := c.next(&ev, "serving")
+		c.pid = ev.PID
+		ready <- err
+	}()
+	select {
+	case err = <-ready:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-time.After(10 * time.Second):
+		err = errors.New("the echo child did not start serving within 10 s")
+	}
+	if err != nil {
+		c.kill()
+		return nil, c.explain(err)
+	}
+	return c, nil
+}
+
+// next reads the child's next JSON event into v and checks its kind.
+func (c *echoChild) next(v any, event string) error {
+	if !c.events.Scan() {
+		return errors.New("the echo child exited")
+	}
+	if err := json.Unmarshal(c.events.Bytes(), v); err != nil {
+		return fmt.Errorf("the echo child said %q: %w", c.events.Text(), err)
+	}
+	var kind struct{ Event string }
+	_ = json.Unmarshal(c.events.Bytes(), &kind)
+	if kind.Event != event {
+		return fmt.Errorf("the echo child said %q, expected a %q event", c.events.Text(), event)
+	}
+	return nil
+}
+
+// stop interrupts the child as Ctrl-C would and returns how many requests it served.
+func (c *echoChild) stop() (int, error) {
+	if err := c.cmd.Process.Signal(os.Interrupt); err != nil {
+		return 0, err
+	}
+	var ev withdrawnEvent
+	err := c.next(&ev, "withdrawn")
+	if werr := c.cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("the echo child exited with %w", werr)
+	}
+	c.cmd = nil
+	if err != nil {
+		return 0, c.explain(err)
+	}
+	return int(ev.Requests), nil
+}
+
+// explain adds what the child wrote on stderr (its diagnosis) to err.
+func (c *echoChild) explain(err error) error {
+	if s := strings.TrimSpace(c.stderr.String()); s != "" {
+		return fmt.Errorf("%w; the child said:\n%s", err, s)
+	}
+	return err
+}
+
+// kill ends the child if it still runs; closing its stdin would too, as it watches it.
+func (c *echoChild) kill() {
+	if c.cmd == nil {
+		return
+	}
+	c.stdin.Close()
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+	c.cmd = nil
+}
