@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/machport/machport/bootstrap"
@@ -82,12 +81,7 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		if pid == 0 {
 			d.Hints = append(d.Hints, "a per-PID service is found only with --pid and its server's pid")
 		}
-		if runtime.GOOS == "linux" {
-			dir, _ := bootstrap.Dir()
-			d.Hints = append(d.Hints, fmt.Sprintf("on Linux, client and server must share %s (here %s)", bootstrap.EnvDir, dir))
-		} else {
-			d.Hints = append(d.Hints, "a sandboxed server may only register names inside its application groups: look for 1100 in its log")
-		}
+		d.Hints = append(d.Hints, namespaceHint())
 	case errors.Is(err, bootstrap.ErrNotPrivileged):
 		d.Message = fmt.Sprintf("cannot %s %s: not privileged (1100)", what, target)
 		groups, _ := sandboxcheck.ApplicationGroups()
@@ -128,4 +122,3 @@ func statusName(s cfmessageport.Status) string {
 	}
 	return ""
 }
-

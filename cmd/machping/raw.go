@@ -23,16 +23,16 @@ type rawRequest struct {
 	sender    mach.AuditToken
 }
 
-// rawServe answers the requests that arrive on port until ctx ends or the port is closed.
-// Messages it cannot answer (no reply right) are logged as one-way and destroyed.
-func rawServe(ctx context.Context, port *mach.ReceiveRight, logRequest func(rawRequest)) error {
+// rawServe answers the requests that arrive on port until the port is closed, which ends it
+// with an error. Messages it cannot answer (no reply right) are logged as one-way and destroyed.
+// It blocks without a context: a receive that cannot be canceled is the fastest one (see
+// internal/emu), and closing the port is how it stops.
+func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest)) error {
+	ctx := context.Background()
 	var in mach.Message
 	out := &mach.Message{}
 	for {
 		if err := mach.Receive(ctx, port, &in); err != nil {
-			if ctx.Err() != nil || errors.Is(err, mach.ErrClosed) {
-				return nil
-			}
 			return err
 		}
 		req := rawRequest{id: in.ID, bytes: len(in.Body), sender: in.Trailer.Audit}
@@ -120,26 +120,25 @@ func (c *rawClient) request(ctx context.Context, id int32, data []byte) ([]byte,
 		if err := mach.Receive(ctx, c.reply, &c.in); err != nil {
 			return nil, err
 		}
+		// msgh_ids 64 to 72 are the kernel's notifications when the kernel sent them; from the
+		// server (a seq in that range) they are replies.
 		if mach.IsNotificationID(c.in.ID) {
-			n, err := mach.ParseNotification(&c.in)
-			if err != nil {
-				_ = c.in.Destroy()
-				continue // a forged notification: not the kernel's word
-			}
-			if n.Kind == mach.NotifyDeadName {
-				_ = n.CloseDeadName()
-				return nil, errServerDied
-			}
-			if n.Kind == mach.NotifySendOnce {
-				// Our reply right was destroyed unanswered: the server dropped the request, or
-				// died holding it (the dead-name notification may follow).
-				if c.serviceDead() {
+			if n, err := mach.ParseNotification(&c.in); err == nil {
+				switch n.Kind {
+				case mach.NotifyDeadName:
+					_ = n.CloseDeadName()
 					return nil, errServerDied
+				case mach.NotifySendOnce:
+					// Our reply right was destroyed unanswered: the server dropped the request,
+					// or died holding it (the dead-name notification may follow).
+					if c.serviceDead() {
+						return nil, errServerDied
+					}
+					return nil, errors.New("the server dropped the request without answering")
 				}
-				return nil, errors.New("the server dropped the request without answering")
+				_ = c.in.Destroy()
+				continue
 			}
-			_ = c.in.Destroy()
-			continue
 		}
 		if c.in.ID != id {
 			_ = c.in.Destroy() // a late reply to a request that timed out

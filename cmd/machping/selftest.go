@@ -173,7 +173,7 @@ func selftestName() string {
 	return name
 }
 
-// echoChild is a 'machping serve' child process.
+// echoChild is a machping child process serving something ('serve', 'bench-server').
 type echoChild struct {
 	cmd    *exec.Cmd
 	pid    int
@@ -182,16 +182,26 @@ type echoChild struct {
 	stderr strings.Builder
 }
 
-// startEchoChild starts 'machping --json serve -q NAME' (with extra flags) and waits until it
-// serves.
-func startEchoChild(ctx context.Context, name string, flags ...string) (*echoChild, error) {
+// startEchoChild starts 'machping --json serve -q NAME' and waits until it serves.
+func startEchoChild(ctx context.Context, name string) (*echoChild, error) {
+	var ev servingEvent
+	c, err := startChild(ctx, []string{"--json", "serve", "-q", name}, "serving", &ev)
+	if err != nil {
+		return nil, err
+	}
+	c.pid = ev.PID
+	return c, nil
+}
+
+// startChild starts machping with args and waits for its first JSON event, of kind event, which
+// it decodes into ready.
+func startChild(ctx context.Context, args []string, event string, ready any) (*echoChild, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding machping's executable: %w", err)
 	}
 	c := &echoChild{}
-	args := append([]string{"--json", "serve", "-q"}, flags...)
-	c.cmd = exec.Command(self, append(args, name)...)
+	c.cmd = exec.Command(self, args...)
 	c.cmd.Env = append(os.Environ(), childEnv+"=1")
 	c.cmd.Stderr = &c.stderr
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
@@ -202,22 +212,17 @@ func startEchoChild(ctx context.Context, name string, flags ...string) (*echoChi
 		return nil, err
 	}
 	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the echo child: %w", err)
+		return nil, fmt.Errorf("starting a machping child: %w", err)
 	}
 	c.events = bufio.NewScanner(stdout)
-	ready := make(chan error, 1)
-	go func() {
-		var ev servingEvent
-		err := c.next(&ev, "serving")
-		c.pid = ev.PID
-		ready <- err
-	}()
+	done := make(chan error, 1)
+	go func() { done <- c.next(ready, event) }()
 	select {
-	case err = <-ready:
+	case err = <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-time.After(10 * time.Second):
-		err = errors.New("the echo child did not start serving within 10 s")
+		err = errors.New("the machping child did not start serving within 10 s")
 	}
 	if err != nil {
 		c.kill()

@@ -110,19 +110,18 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 				port.Close()
 				return o.fail(diagnose(err, "serve", name, 0), exitError)
 			}
-			serveCtx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				_ = rawServe(serveCtx, reg.Port(), func(r rawRequest) {
+				_ = rawServe(reg.Port(), func(r rawRequest) {
 					logRequest(requestEvent{PID: r.sender.PID(), UID: r.sender.EUID(), MsgID: r.id, Bytes: r.bytes,
 						OutOfLine: r.outOfLine, OneWay: r.oneWay})
 				})
 			}()
 			stop = func() error {
-				cancel()
+				err := reg.Close() // ends rawServe
 				<-done
-				return reg.Close()
+				return err
 			}
 		} else {
 			handler := cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {

@@ -1,0 +1,466 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/mach"
+	"github.com/machport/machport/sandboxcheck"
+)
+
+func init() {
+	register(&command{
+		name:    "lookup",
+		args:    "[--pid PID] [-W timeout] NAME",
+		summary: "tell whether a service name resolves, and what right came back",
+		detail: `Looks NAME up (bootstrap_look_up, or bootstrap_look_up2 for the per-PID service of --pid)
+and reports the send right it got, then releases it. Exit status 0 when the name resolves,
+1 when nobody serves it (1102), 2 on any other failure (such as 1100 from the sandbox).`,
+		examples: []string{"machping lookup com.apple.windowserver.active", "machping lookup --pid 4242 com.example.echo"},
+		flags:    lookupFlags,
+	})
+	register(&command{
+		name:    "register",
+		args:    "[--pid] NAME",
+		summary: "tell whether this process may register a name (probes, then withdraws)",
+		detail: `Probes check-in (bootstrap_check_in: does a launchd job declare NAME for this process?) and
+registration (bootstrap_register2) separately, withdrawing the name after each success, and
+reports the sandbox's own answers for mach-register and mach-lookup (on macOS from
+sandbox_check; on Linux from the emulated sandbox of MACHPORT_APP_GROUPS). Exit status 0 when
+the name may be registered, 1 when it is refused (1100 sandbox or another owner, 1103, an
+invalid name), 2 on other failures.`,
+		examples: []string{"machping register group.com.example.app.worker", "MACHPORT_APP_GROUPS=group.com.example.app machping register com.other.name"},
+		flags:    registerFlags,
+	})
+	register(&command{
+		name:    "check",
+		args:    "[--group G]... NAME",
+		summary: "check a name offline against the application-group rule",
+		detail: `Validates NAME without asking launchd: non-empty, UTF-8, no NUL, at most 127 bytes, and inside one
+of the application groups given with --group (or, without --group, this process's own groups),
+explaining a refusal and suggesting a name that would pass. Also prints this process's
+sandbox state and groups. Exit status 0 when the name is valid, 1 when it is not.`,
+		examples: []string{
+			"machping check --group group.com.example.app group.com.example.app.worker",
+			"machping check --group group.com.example.app com.example.worker",
+		},
+		flags: checkFlags,
+	})
+	register(&command{
+		name:    "rights",
+		args:    "[--lookup NAME]",
+		summary: "list this process's port names and right types (and fds), for leak hunting",
+		detail: `Lists every name in this process's IPC space with its right types (mach_port_names), and its
+open file descriptors (on Linux the emulation keeps ports behind descriptors). With --lookup,
+NAME is looked up first, which shows the right a look-up adds.`,
+		examples: []string{"machping rights", "machping rights --lookup com.example.echo --json"},
+		flags:    rightsFlags,
+	})
+}
+
+// rightInfo describes one name in the IPC space.
+type rightInfo struct {
+	Name string `json:"name"` // the port name, in hex ("0x1103")
+	Type string `json:"type"` // its rights: "send", "receive+send", "dead-name", ...
+}
+
+func describeRight(n mach.Name) rightInfo {
+	info := rightInfo{Name: fmt.Sprintf("%#x", uint32(n)), Type: "unknown"}
+	if t, err := mach.TypeOf(n); err == nil {
+		info.Type = t.String()
+	}
+	return info
+}
+
+// sandboxInfo is this process's sandbox state.
+type sandboxInfo struct {
+	Source    string   `json:"source"` // where the answers come from
+	Sandboxed bool     `json:"sandboxed"`
+	Groups    []string `json:"groups"` // application groups; [] when none
+	Error     string   `json:"error,omitempty"`
+}
+
+func currentSandbox() sandboxInfo {
+	info := sandboxInfo{Source: "the emulated sandbox (" + sandboxcheck.EnvAppGroups + ")", Groups: []string{}}
+	if runtime.GOOS == "darwin" {
+		info.Source = "the App Sandbox (sandbox_check, entitlements)"
+	}
+	var errs []string
+	sandboxed, err := sandboxcheck.Sandboxed()
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	info.Sandboxed = sandboxed
+	groups, err := sandboxcheck.ApplicationGroups()
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	if groups != nil {
+		info.Groups = groups
+	}
+	info.Error = strings.Join(errs, "; ")
+	return info
+}
+
+func (s sandboxInfo) print(o *output) {
+	state := "not sandboxed"
+	if s.Sandboxed {
+		state = "sandboxed"
+	}
+	groups := "none"
+	if len(s.Groups) > 0 {
+		groups = strings.Join(s.Groups, ", ")
+	}
+	o.printf("this process: %s, application groups: %s (from %s)\n", state, groups, s.Source)
+	if s.Error != "" {
+		o.printf("  (sandbox state incomplete: %s)\n", s.Error)
+	}
+}
+
+// lookupDoc is lookup's JSON document.
+type lookupDoc struct {
+	header
+	Name    string     `json:"name"`
+	PID     int        `json:"pid,omitempty"`
+	Found   bool       `json:"found"`
+	Right   *rightInfo `json:"right,omitempty"`
+	Failure *diagnosis `json:"failure,omitempty"`
+}
+
+func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
+	pid := fs.Int("pid", 0, "look up the per-PID service of process `PID`")
+	timeout := durationFlag(fs, "W", 5*time.Second, "give up after `timeout`")
+	return func(ctx context.Context, args []string) int {
+		if len(args) != 1 {
+			return o.usageError("lookup needs exactly one NAME, got %d arguments", len(args))
+		}
+		doc := lookupDoc{header: newHeader("lookup"), Name: args[0], PID: *pid}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		right, err := lookUpRight(ctx, doc.Name, *pid)
+		cancel()
+		code := exitOK
+		if err != nil {
+			d := diagnose(err, "look up", doc.Name, *pid)
+			doc.Failure = &d
+			code = exitError
+			if errors.Is(err, bootstrap.ErrUnknownService) {
+				code = exitNegative
+			}
+		} else {
+			info := describeRight(right.Name())
+			doc.Found, doc.Right = true, &info
+			right.Close()
+		}
+		if o.json {
+			return o.emit(doc, code)
+		}
+		if doc.Found {
+			o.printf("%s: found: send right %s (%s)\n", doc.Name, doc.Right.Name, doc.Right.Type)
+			return code
+		}
+		if code == exitNegative {
+			o.printf("%s: not found (1102 unknown service)\n", doc.Name)
+		}
+		return o.fail(*doc.Failure, code)
+	}
+}
+
+// registerDoc is register's JSON document.
+type registerDoc struct {
+	header
+	Name          string          `json:"name"`
+	PerPID        bool            `json:"per_pid"`
+	Sandbox       sandboxInfo     `json:"sandbox"`
+	SandboxAllows map[string]bool `json:"sandbox_allows"`     // "mach-register", "mach-lookup": the sandbox's answers
+	CheckIn       *probe          `json:"check_in,omitempty"` // absent for per-PID names, which launchd never declares
+	Register      probe           `json:"register"`
+	MayRegister   bool            `json:"may_register"`
+}
+
+// probe is the outcome of one attempt to claim a name.
+type probe struct {
+	OK        bool       `json:"ok"`
+	Withdrawn bool       `json:"withdrawn"` // the name was given back afterwards
+	Failure   *diagnosis `json:"failure,omitempty"`
+}
+
+func registerFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
+	perPID := fs.Bool("pid", false, "probe the per-PID name of this process instead")
+	return func(ctx context.Context, args []string) int {
+		if len(args) != 1 {
+			return o.usageError("register needs exactly one NAME, got %d arguments", len(args))
+		}
+		name := args[0]
+		doc := registerDoc{header: newHeader("register"), Name: name, PerPID: *perPID, Sandbox: currentSandbox(),
+			SandboxAllows: map[string]bool{}}
+		allowed := sandboxcheck.Allowed
+		if *perPID {
+			allowed = sandboxcheck.AllowedPerPID
+		}
+		var sandboxErrs []string
+		for _, op := range []sandboxcheck.Operation{sandboxcheck.MachRegister, sandboxcheck.MachLookUp} {
+			ok, err := allowed(op, name)
+			if err != nil {
+				sandboxErrs = append(sandboxErrs, fmt.Sprintf("%s: %v", op, err))
+				continue
+			}
+			doc.SandboxAllows[string(op)] = ok
+		}
+		if len(sandboxErrs) > 0 && doc.Sandbox.Error == "" {
+			doc.Sandbox.Error = strings.Join(sandboxErrs, "; ")
+		}
+
+		if !*perPID {
+			p := probeCheckIn(name)
+			doc.CheckIn = &p
+		}
+		doc.Register = probeRegister(name, *perPID)
+		doc.MayRegister = doc.Register.OK || (doc.CheckIn != nil && doc.CheckIn.OK)
+		code := exitOK
+		if !doc.MayRegister {
+			code = exitNegative
+			if f := doc.Register.Failure; f != nil && !refusal(f) {
+				code = exitError
+			}
+		}
+		if o.json {
+			return o.emit(doc, code)
+		}
+		doc.Sandbox.print(o)
+		for _, op := range []string{string(sandboxcheck.MachRegister), string(sandboxcheck.MachLookUp)} {
+			if ok, known := doc.SandboxAllows[op]; known {
+				o.printf("sandbox allows %s %s: %s\n", op, name, yesNo(ok))
+			}
+		}
+		if doc.CheckIn != nil {
+			o.printf("check-in (bootstrap_check_in): %s\n", doc.CheckIn.text())
+		}
+		o.printf("register (bootstrap_register2): %s\n", doc.Register.text())
+		if doc.MayRegister {
+			o.printf("%s: this process may register it\n", name)
+		} else {
+			o.printf("%s: this process may not register it\n", name)
+			if f := doc.Register.Failure; f != nil {
+				o.mu.Lock()
+				f.write(o.stdout, "  ")
+				o.mu.Unlock()
+			}
+		}
+		return code
+	}
+}
+
+// refusal reports whether a failed registration is launchd's (or the sandbox's) "no", as
+// opposed to a failure to ask.
+func refusal(d *diagnosis) bool {
+	switch bootstrap.Code(d.Code) {
+	case bootstrap.ErrNotPrivileged, bootstrap.ErrNameInUse, bootstrap.ErrServiceActive:
+		return true
+	}
+	return d.Rule != "" || strings.HasPrefix(d.Message, "cannot register \"") // a malformed name
+}
+
+func (p probe) text() string {
+	switch {
+	case p.OK && p.Withdrawn:
+		return "ok, withdrawn again"
+	case p.OK:
+		return "ok, but withdrawing it failed"
+	default:
+		return "refused: " + p.Failure.Message
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func probeCheckIn(name string) probe {
+	port, err := bootstrap.CheckIn(name)
+	if err != nil {
+		d := diagnose(err, "check in", name, 0)
+		if errors.Is(err, bootstrap.ErrUnknownService) {
+			d.Message = "no launchd job declares " + name + " for this process (1102), as expected unless a launchd plist lists it under MachServices"
+			d.Hints = nil
+		}
+		return probe{Failure: &d}
+	}
+	// Destroying the checked-in right gives the name back to launchd, which keeps it declared.
+	return probe{OK: true, Withdrawn: port.Close() == nil}
+}
+
+func probeRegister(name string, perPID bool) probe {
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		d := diagnose(err, "register", name, 0)
+		return probe{Failure: &d}
+	}
+	reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: perPID})
+	if err != nil {
+		port.Close()
+		d := diagnose(err, "register", name, 0)
+		return probe{Failure: &d}
+	}
+	return probe{OK: true, Withdrawn: reg.Close() == nil}
+}
+
+// checkDoc is check's JSON document.
+type checkDoc struct {
+	header
+	Name       string      `json:"name"`
+	Groups     []string    `json:"groups"`      // the groups the name was checked against
+	GroupsFrom string      `json:"groups_from"` // "flags", "process" or "none"
+	Valid      bool        `json:"valid"`
+	Rule       string      `json:"rule,omitempty"`   // the broken rule's identifier (see 'help json')
+	Detail     string      `json:"detail,omitempty"` // what exactly is wrong
+	Example    string      `json:"example,omitempty"`
+	Sandbox    sandboxInfo `json:"sandbox"`
+}
+
+// ruleIDs are check's stable identifiers of sandboxcheck's rules.
+var ruleIDs = []struct {
+	err error
+	id  string
+}{
+	{sandboxcheck.ErrEmptyName, "empty"},
+	{sandboxcheck.ErrInvalidUTF8, "invalid-utf8"},
+	{sandboxcheck.ErrNameHasNUL, "nul"},
+	{sandboxcheck.ErrNameTooLong, "too-long"},
+	{sandboxcheck.ErrOutsideGroups, "outside-groups"},
+	{sandboxcheck.ErrEmptyRest, "empty-rest"},
+	{sandboxcheck.ErrBadGroup, "bad-group"},
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func checkFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
+	var groups stringList
+	fs.Var(&groups, "group", "an application-group `identifier` to check against (repeatable)")
+	return func(ctx context.Context, args []string) int {
+		if len(args) != 1 {
+			return o.usageError("check needs exactly one NAME, got %d arguments", len(args))
+		}
+		doc := checkDoc{header: newHeader("check"), Name: args[0], Groups: []string(groups), GroupsFrom: "flags",
+			Sandbox: currentSandbox()}
+		if len(groups) == 0 {
+			doc.Groups, doc.GroupsFrom = doc.Sandbox.Groups, "process"
+			if len(doc.Groups) == 0 {
+				doc.GroupsFrom = "none"
+			}
+		}
+		err := sandboxcheck.ValidateName(doc.Name, doc.Groups...)
+		doc.Valid = err == nil
+		var nameErr *sandboxcheck.NameError
+		if errors.As(err, &nameErr) {
+			doc.Detail, doc.Example = nameErr.Detail, nameErr.Example
+			for _, r := range ruleIDs {
+				if errors.Is(err, r.err) {
+					doc.Rule = r.id
+				}
+			}
+		} else if err != nil {
+			doc.Detail = err.Error()
+		}
+		code := exitOK
+		if !doc.Valid {
+			code = exitNegative
+		}
+		if o.json {
+			return o.emit(doc, code)
+		}
+		against := "no application groups (only the rules every name follows)"
+		switch doc.GroupsFrom {
+		case "flags":
+			against = "groups " + strings.Join(doc.Groups, ", ")
+		case "process":
+			against = "this process's groups " + strings.Join(doc.Groups, ", ")
+		}
+		if doc.Valid {
+			o.printf("%s: valid (checked against %s)\n", doc.Name, against)
+		} else {
+			o.printf("%s: invalid (checked against %s)\n", doc.Name, against)
+			o.printf("  rule: %s: %s\n", doc.Rule, doc.Detail)
+			if doc.Example != "" {
+				o.printf("  a name that would pass: %s\n", doc.Example)
+			}
+			if doc.Rule == "outside-groups" || doc.Rule == "empty-rest" {
+				o.printf("  the app-group rule: %s\n", appGroupRule)
+			}
+		}
+		doc.Sandbox.print(o)
+		return code
+	}
+}
+
+// rightsDoc is rights's JSON document.
+type rightsDoc struct {
+	header
+	PID    int         `json:"pid"`
+	IPC    string      `json:"ipc"`
+	Lookup *lookupDoc  `json:"lookup,omitempty"` // with --lookup
+	Names  []rightInfo `json:"names"`
+	FDs    []fdInfo    `json:"fds"`
+}
+
+// fdInfo is one open file descriptor.
+type fdInfo struct {
+	FD     int    `json:"fd"`
+	Target string `json:"target,omitempty"` // what it refers to, where the system says
+}
+
+func rightsFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
+	lookup := fs.String("lookup", "", "look `NAME` up first and hold its right while listing")
+	return func(ctx context.Context, args []string) int {
+		if len(args) != 0 {
+			return o.usageError("rights takes no arguments besides --lookup")
+		}
+		doc := rightsDoc{header: newHeader("rights"), PID: osGetpid(), IPC: ipcBackend(), Names: []rightInfo{}}
+		if *lookup != "" {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			right, err := lookUpRight(lctx, *lookup, 0)
+			cancel()
+			if err != nil {
+				return o.fail(diagnose(err, "look up", *lookup, 0), exitError)
+			}
+			defer right.Close()
+			info := describeRight(right.Name())
+			doc.Lookup = &lookupDoc{header: newHeader("lookup"), Name: *lookup, Found: true, Right: &info}
+		}
+		names, err := mach.Names()
+		if err != nil {
+			return o.fail(diagnosis{Message: "cannot list port names", Cause: err.Error()}, exitError)
+		}
+		for _, n := range names {
+			doc.Names = append(doc.Names, rightInfo{Name: fmt.Sprintf("%#x", uint32(n.Name)), Type: n.Type.String()})
+		}
+		doc.FDs = openFDs()
+		if o.json {
+			return o.emit(doc, exitOK)
+		}
+		if doc.Lookup != nil {
+			o.printf("looked up %s: send right %s\n", *lookup, doc.Lookup.Right.Name)
+		}
+		o.printf("port names of pid %d (%s): %d\n", doc.PID, doc.IPC, len(doc.Names))
+		for _, n := range doc.Names {
+			o.printf("  %-10s %s\n", n.Name, n.Type)
+		}
+		o.printf("file descriptors: %d\n", len(doc.FDs))
+		for _, f := range doc.FDs {
+			o.printf("  %-4d %s\n", f.FD, f.Target)
+		}
+		return exitOK
+	}
+}
