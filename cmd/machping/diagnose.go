@@ -101,15 +101,15 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		}
 	case errors.Is(err, bootstrap.ErrServiceActive):
 		d.Message = fmt.Sprintf("cannot %s %s: this process already serves it (1103)", what, target)
-	case errors.Is(err, errServerDied), errors.Is(err, cfmessageport.ErrBecameInvalid), errors.Is(err, cfmessageport.ErrInvalid):
-		d.Message = fmt.Sprintf("%s: the server died (its port became a dead name)", target)
-		d.Hints = append(d.Hints, "the service's process exited or was killed; restart it and look the name up again")
 	case hasNameErr:
 		d.Message = fmt.Sprintf("cannot %s %q: %s", what, name, nameErr.Detail)
 		d.Rule = ""
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		d.Message = fmt.Sprintf("cannot %s %s: timed out", what, target)
 		d.Hints = append(d.Hints, "the server is alive but not answering: is its handler stuck, or its queue full?")
+	case errors.Is(err, errServerDied), errors.Is(err, cfmessageport.ErrBecameInvalid):
+		d.Message = fmt.Sprintf("%s: the server died (its port became a dead name)", target)
+		d.Hints = append(d.Hints, "the service's process exited or was killed; restart it and look the name up again")
 	default:
 		d.Message = fmt.Sprintf("cannot %s %s: %v", what, target, err)
 	}

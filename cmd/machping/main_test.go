@@ -1,33 +1,621 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/testproc"
 	"github.com/stretchr/testify/require"
 )
 
-// Build the binary and run the self-test as a user would.
-func TestSelfTest(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "machping")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-	out, err := exec.Command(bin).CombinedOutput()
-	require.NoError(t, err, string(out))
-	require.Contains(t, string(out), "codec: ok")
-	require.Contains(t, string(out), "self-test passed")
+// machping is the binary under test, built once by TestMain.
+var machping string
 
-	out, err = exec.Command(bin, "--version").CombinedOutput()
-	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(out), "machping "))
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "machping-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	machping = filepath.Join(dir, "machping")
+	build := exec.Command("go", "build", "-o", machping, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building machping:", err)
+		os.Exit(1)
+	}
+	if runtime.GOOS == "linux" && os.Getenv(bootstrap.EnvDir) == "" {
+		// A private namespace for this run and the processes it starts.
+		os.Setenv(bootstrap.EnvDir, filepath.Join(dir, "namespace"))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
-	err = exec.Command(bin, "bogus").Run()
+// result is one finished machping run.
+type result struct {
+	stdout, stderr string
+	code           int
+	pid            int
+}
+
+// runMachping runs machping with args and extra environment, and waits up to a minute.
+func runMachping(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, machping, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
 	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit)
-	require.Equal(t, 2, exit.ExitCode())
+	if err != nil && !errorsAs(err, &exit) {
+		t.Fatalf("machping %v: %v", args, err)
+	}
+	require.NoError(t, ctx.Err(), "machping %v did not finish in a minute", args)
+	return result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode(), pid: cmd.Process.Pid}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	*target = e
+	return ok
+}
+
+// requireCode fails with the run's output when its exit code is not want.
+func requireCode(t *testing.T, r result, want int) {
+	t.Helper()
+	require.Equal(t, want, r.code, "exit code; stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+}
+
+// decode parses the run's stdout as one JSON document.
+func decode[T any](t *testing.T, r result) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&v), "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	require.False(t, dec.More(), "more than one JSON document: %s", r.stdout)
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stdout), "\n")+1, "one line of JSON")
+	return v
+}
+
+func uniqueName(t *testing.T) string { return testproc.UniqueName(t, "com.machport.machping") }
+
+// server is a running 'machping --json serve'.
+type server struct {
+	child *testproc.Child
+	pid   int
+}
+
+// startServer starts 'machping --json serve' with args (the last one the name) and waits until
+// it serves. The server exits when the test ends.
+func startServer(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(machping, append([]string{"--json", "serve"}, args...)...)
+	c := testproc.StartCommand(t, cmd, "", "", append(env, childEnv+"=1")...)
+	var ev servingEvent
+	line := c.Line(t)
+	require.NoError(t, json.Unmarshal([]byte(line), &ev), line)
+	require.Equal(t, "serving", ev.Event, line)
+	require.Equal(t, args[len(args)-1], ev.Name)
+	require.Equal(t, cmd.Process.Pid, ev.PID)
+	require.Equal(t, os.Geteuid(), ev.UID)
+	return &server{child: c, pid: ev.PID}
+}
+
+// event reads the server's next JSON event.
+func (s *server) event(t *testing.T) map[string]any {
+	t.Helper()
+	var ev map[string]any
+	line := s.child.Line(t)
+	require.NoError(t, json.Unmarshal([]byte(line), &ev), line)
+	require.EqualValues(t, 1, ev["machping"])
+	require.Equal(t, "serve", ev["command"])
+	return ev
+}
+
+// interrupt stops the server as Ctrl-C does and returns its last event and its exit code.
+func (s *server) interrupt(t *testing.T) (map[string]any, int) {
+	t.Helper()
+	require.NoError(t, s.child.Cmd.Process.Signal(os.Interrupt))
+	var last map[string]any
+	for {
+		ev := s.event(t)
+		if ev["event"] == "withdrawn" {
+			last = ev
+			break
+		}
+	}
+	_ = s.child.Cmd.Wait()
+	return last, s.child.Cmd.ProcessState.ExitCode()
+}
+
+// normalize replaces what changes from run to run (times, pids, names, the platform) so that
+// output can be compared with a golden file.
+func normalize(s string, names ...string) string {
+	for i, n := range names {
+		s = strings.ReplaceAll(s, n, fmt.Sprintf("NAME%d", i+1))
+	}
+	s = strings.ReplaceAll(s, namespaceHint(), "NAMESPACE-HINT")
+	s = strings.ReplaceAll(s, ipcBackend(), "IPC")
+	s = strings.ReplaceAll(s, runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH")
+	s = strings.ReplaceAll(s, version, "VERSION")
+	for _, r := range []struct{ re, with string }{
+		{`selftest\.\d+`, "selftest.PID"},
+		{`\d+\.\d{3}`, "T"},
+		{`\bpid \d+`, "pid PID"},
+		{`\buid \d+`, "uid UID"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.with)
+	}
+	return s
+}
+
+// golden compares got with testdata/<file>, or rewrites it with -update.
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", file)
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run 'go test ./cmd/machping -update' to create it")
+	require.Equal(t, string(want), got, "output differs from %s", path)
+}
+
+// The README's run command: a self-test across processes that passes.
+func TestSelfTest(t *testing.T) {
+	r := runMachping(t, nil)
+	requireCode(t, r, exitOK)
+	golden(t, "selftest.golden", normalize(r.stdout))
+	require.Empty(t, r.stderr)
+
+	r = runMachping(t, nil, "selftest", "--json")
+	requireCode(t, r, exitOK)
+	doc := decode[selftestDoc](t, r)
+	require.True(t, doc.Passed)
+	require.Nil(t, doc.Failure)
+	require.True(t, doc.Withdrawn)
+	require.Equal(t, runtime.GOOS, doc.OS)
+	require.NotZero(t, doc.ChildPID)
+	require.NotEqual(t, r.pid, doc.ChildPID, "the service runs in a child process")
+	require.Len(t, doc.Pings, 2)
+	require.Equal(t, 5, doc.Pings[0].Received)
+	require.False(t, doc.Pings[0].OutOfLine)
+	require.Equal(t, 3, doc.Pings[1].Received)
+	require.True(t, doc.Pings[1].OutOfLine)
+	require.LessOrEqual(t, doc.PortNamesAfter, doc.PortNamesBefore)
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args         []string
+		code         int
+		stdout       string // a substring of stdout
+		stderr       string // a substring of stderr
+		stdoutIsJSON bool
+	}{
+		{args: []string{"--version"}, stdout: "machping " + version},
+		{args: []string{"--json", "--version"}, stdout: `"command":"version"`, stdoutIsJSON: true},
+		{args: []string{"--help"}, stdout: "Examples:\n  machping\n"},
+		{args: []string{"help"}, stdout: "Commands:"},
+		{args: []string{"help", "ping"}, stdout: "usage: machping ping"},
+		{args: []string{"ping", "--help"}, stdout: "machping ping -c 5 com.example.echo"},
+		{args: []string{"serve", "-h"}, stdout: "Ctrl-C"},
+		{args: []string{"help", "json"}, stdout: "loss_percent"},
+		{args: []string{"bogus"}, code: exitError, stderr: `unknown command "bogus"`},
+		{args: []string{"--bogus"}, code: exitError, stderr: "flag provided but not defined"},
+		{args: []string{"help", "bogus"}, code: exitError, stderr: `no help for "bogus"`},
+		{args: []string{"ping"}, code: exitError, stderr: "ping needs exactly one NAME, got 0 arguments"},
+		{args: []string{"ping", "a", "b"}, code: exitError, stderr: "got 2 arguments"},
+		{args: []string{"ping", "-c", "x", "n"}, code: exitError, stderr: `invalid value "x" for flag -c`},
+		{args: []string{"ping", "-W", "0", "n"}, code: exitError, stderr: "-W must be positive"},
+		{args: []string{"ping", "-i", "soon", "n"}, code: exitError, stderr: "not seconds or a duration"},
+		{args: []string{"ping", "-s", "-1", "n"}, code: exitError, stderr: "-s must be between"},
+		{args: []string{"--json", "ping"}, code: exitError, stdout: `"error":{"message":"ping needs exactly one NAME`, stdoutIsJSON: true},
+		{args: []string{"serve"}, code: exitError, stderr: "serve needs exactly one NAME"},
+		{args: []string{"lookup"}, code: exitError, stderr: "lookup needs exactly one NAME"},
+		{args: []string{"register", "a", "b"}, code: exitError, stderr: "register needs exactly one NAME"},
+		{args: []string{"check"}, code: exitError, stderr: "check needs exactly one NAME"},
+		{args: []string{"rights", "x"}, code: exitError, stderr: "rights takes no arguments"},
+		{args: []string{"bench", "--sizes", "12,huge"}, code: exitError, stderr: `"huge" is not a size`},
+		{args: []string{"bench", "--transports", "pigeon"}, code: exitError, stderr: `unknown transport "pigeon"`},
+		{args: []string{"selftest", "x"}, code: exitError, stderr: "selftest takes no arguments"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := runMachping(t, nil, tc.args...)
+			requireCode(t, r, tc.code)
+			require.Contains(t, r.stdout, tc.stdout)
+			require.Contains(t, r.stderr, tc.stderr)
+			if tc.stdoutIsJSON {
+				var v map[string]any
+				require.NoError(t, json.Unmarshal([]byte(r.stdout), &v))
+				require.EqualValues(t, 1, v["machping"])
+			}
+			if tc.code == exitError && !tc.stdoutIsJSON {
+				require.Empty(t, r.stdout, "errors go to stderr")
+			}
+		})
+	}
+}
+
+// serve and ping across processes, for both protocols and both inline and out-of-line data,
+// global and per-PID.
+func TestServeAndPing(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		serve  []string
+		ping   []string
+		size   int
+		perPID bool
+	}{
+		{name: "cf/inline", size: 56},
+		{name: "cf/out-of-line", ping: []string{"-s", "10000"}, size: 10000},
+		{name: "raw/inline", serve: []string{"--raw"}, ping: []string{"--raw", "-s", "7"}, size: 7},
+		{name: "raw/out-of-line", serve: []string{"--raw"}, ping: []string{"--raw", "-s", "70000"}, size: 70000},
+		{name: "cf/per-pid", serve: []string{"--pid"}, size: 56, perPID: true},
+		{name: "raw/per-pid", serve: []string{"--raw", "--pid"}, ping: []string{"--raw"}, size: 56, perPID: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := uniqueName(t)
+			srv := startServer(t, nil, append(tc.serve, name)...)
+			ping := append([]string{"ping", "-c", "3", "-i", "0.01"}, tc.ping...)
+			if tc.perPID {
+				// Without --pid the per-PID name is unknown.
+				r := runMachping(t, nil, append(slicesClone(ping), "-W", "1", name)...)
+				requireCode(t, r, exitError)
+				require.Contains(t, r.stderr, "unknown service (1102)")
+				ping = append(ping, "--pid", strconv.Itoa(srv.pid))
+			}
+			// Flags after the name work too.
+			r := runMachping(t, nil, append(ping, name, "--json")...)
+			requireCode(t, r, exitOK)
+			doc := decode[pingDoc](t, r)
+			require.Equal(t, name, doc.Name)
+			require.Equal(t, 3, doc.Transmitted)
+			require.Equal(t, 3, doc.Received)
+			require.Zero(t, doc.LossPercent)
+			require.Equal(t, tc.size, doc.Size)
+			require.Equal(t, tc.size > 4000, doc.OutOfLine)
+			require.Len(t, doc.Replies, 3)
+			for i, reply := range doc.Replies {
+				require.Equal(t, i+1, reply.Seq)
+				require.Equal(t, tc.size, reply.Bytes)
+				require.Positive(t, reply.TimeMs)
+				require.Empty(t, reply.Error)
+			}
+			require.Equal(t, 3, doc.RTT.Count)
+			require.LessOrEqual(t, doc.RTT.Min, doc.RTT.P50)
+			require.LessOrEqual(t, doc.RTT.P50, doc.RTT.P99)
+			require.LessOrEqual(t, doc.RTT.P99, doc.RTT.Max)
+			if tc.perPID {
+				require.Equal(t, srv.pid, doc.PID)
+			}
+
+			// The server logged each request with the pinger's pid and uid.
+			for seq := 1; seq <= 3; seq++ {
+				ev := srv.event(t)
+				require.Equal(t, "request", ev["event"])
+				require.EqualValues(t, r.pid, ev["pid"])
+				require.EqualValues(t, os.Geteuid(), ev["uid"])
+				require.EqualValues(t, seq, ev["msgid"])
+				require.Equal(t, tc.size > 4000, ev["out_of_line"])
+				require.Equal(t, false, ev["one_way"])
+			}
+
+			last, code := srv.interrupt(t)
+			require.Equal(t, exitOK, code)
+			require.EqualValues(t, 3, last["requests"])
+			lookup := []string{"lookup", name}
+			if tc.perPID {
+				lookup = append(lookup, "--pid", strconv.Itoa(srv.pid))
+			}
+			requireCode(t, runMachping(t, nil, lookup...), exitNegative)
+		})
+	}
+}
+
+func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// The text output's shape: serve's log and ping's lines and summary.
+func TestServeAndPingText(t *testing.T) {
+	name := uniqueName(t)
+	cmd := exec.Command(machping, "serve", name)
+	c := testproc.StartCommand(t, cmd, "", "", childEnv+"=1")
+	serving := c.Line(t)
+	r := runMachping(t, nil, "ping", "-c", "2", "-i", "0", name)
+	requireCode(t, r, exitOK)
+	golden(t, "ping.golden", normalize(r.stdout, name))
+	log := serving + "\n" + c.Line(t) + "\n" + c.Line(t) + "\n"
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	log += c.Line(t) + "\n"
+	require.NoError(t, cmd.Wait())
+	golden(t, "serve.golden", normalize(log, name))
+}
+
+func TestPingUnknownService(t *testing.T) {
+	name := uniqueName(t)
+	r := runMachping(t, nil, "ping", "-c", "1", name)
+	requireCode(t, r, exitError)
+	require.Empty(t, r.stdout)
+	golden(t, "ping-unknown.golden", normalize(r.stderr, name))
+
+	r = runMachping(t, nil, "ping", "--json", "-c", "1", name)
+	requireCode(t, r, exitError)
+	doc := decode[errorDoc](t, r)
+	require.Equal(t, "ping", doc.Command)
+	require.Equal(t, 1102, doc.Error.Code)
+	require.Equal(t, "BOOTSTRAP_UNKNOWN_SERVICE", doc.Error.CodeName)
+	require.Contains(t, doc.Error.Message, "unknown service")
+	require.NotEmpty(t, doc.Error.Hints)
+}
+
+// A server that stops answering (SIGSTOP) loses replies: exit status 1, and the run goes on.
+func TestPingLostReplies(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+			name := uniqueName(t)
+			serve, ping := []string{"-q", name}, []string{"ping", "-c", "3", "-i", "0.05", "-W", "150ms", name}
+			if raw {
+				serve, ping = append([]string{"--raw"}, serve...), append(ping, "--raw")
+			}
+			srv := startServer(t, nil, serve...)
+			cmd := exec.Command(machping, ping...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			defer cmd.Process.Kill()
+			lines := bufio.NewScanner(stdout)
+			var out strings.Builder
+			for lines.Scan() {
+				out.WriteString(lines.Text() + "\n")
+				if strings.Contains(lines.Text(), "seq=1 ") {
+					// Stopped, the server still holds its port: requests queue up unanswered.
+					require.NoError(t, srv.child.Cmd.Process.Signal(syscall.SIGSTOP))
+				}
+			}
+			_ = cmd.Wait()
+			require.NoError(t, srv.child.Cmd.Process.Signal(syscall.SIGCONT))
+			require.Equal(t, exitNegative, cmd.ProcessState.ExitCode(), "stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
+			require.Contains(t, out.String(), "seq=2: no reply within 150ms\nseq=3: no reply within 150ms\n")
+			require.Contains(t, out.String(), "3 requests transmitted, 1 replies received, 66.7% loss\n")
+			require.Empty(t, stderr.String(), "the server is alive: nothing to diagnose")
+		})
+	}
+}
+
+// Killing the server during a ping ends the run at once with a diagnosis and exit status 1.
+func TestKillServerDuringPing(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+			name := uniqueName(t)
+			serve, ping := []string{"-q", name}, []string{"ping", "-c", "100000", "-i", "5ms", "-W", "30s", name}
+			if raw {
+				serve, ping = append([]string{"--raw"}, serve...), append(ping, "--raw")
+			}
+			srv := startServer(t, nil, serve...)
+			cmd := exec.Command(machping, ping...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			defer cmd.Process.Kill()
+			lines := bufio.NewScanner(stdout)
+			for replies := 0; replies < 3 && lines.Scan(); {
+				if strings.Contains(lines.Text(), " bytes from ") {
+					replies++
+				}
+			}
+			killed := time.Now()
+			require.NoError(t, srv.child.Cmd.Process.Kill())
+			var rest strings.Builder
+			for lines.Scan() {
+				rest.WriteString(lines.Text() + "\n")
+			}
+			err = cmd.Wait()
+			require.Less(t, time.Since(killed), 10*time.Second, "the death is noticed at once, not at -W")
+			require.Equal(t, exitNegative, cmd.ProcessState.ExitCode(), "err %v\nstdout after the kill:\n%s\nstderr:\n%s", err, rest.String(), stderr.String())
+			require.Contains(t, rest.String(), "ping statistics ---")
+			require.Contains(t, stderr.String(), "the server died")
+		})
+	}
+}
+
+func TestLookup(t *testing.T) {
+	name := uniqueName(t)
+	srv := startServer(t, nil, "--pid", name)
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+		found  bool
+	}{
+		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: name + ": found: send right 0x", found: true},
+		{args: []string{name}, code: exitNegative, stdout: name + ": not found (1102 unknown service)", stderr: "start the server"},
+		{args: []string{""}, code: exitError, stderr: "is empty"},
+	} {
+		r := runMachping(t, nil, append([]string{"lookup"}, tc.args...)...)
+		requireCode(t, r, tc.code)
+		require.Contains(t, r.stdout, tc.stdout)
+		require.Contains(t, r.stderr, tc.stderr)
+
+		r = runMachping(t, nil, append([]string{"lookup", "--json"}, tc.args...)...)
+		requireCode(t, r, tc.code)
+		var doc lookupDoc
+		if tc.code == exitError {
+			e := decode[errorDoc](t, r)
+			require.Contains(t, e.Error.Message, "cannot look up")
+			continue
+		}
+		doc = decode[lookupDoc](t, r)
+		require.Equal(t, tc.found, doc.Found)
+		if tc.found {
+			require.Equal(t, "send", doc.Right.Type)
+			require.Equal(t, srv.pid, doc.PID)
+		} else {
+			require.Equal(t, 1102, doc.Failure.Code)
+		}
+	}
+}
+
+func TestRegister(t *testing.T) {
+	free := uniqueName(t)
+	r := runMachping(t, nil, "register", free)
+	requireCode(t, r, exitOK)
+	require.Contains(t, r.stdout, "register (bootstrap_register2): ok, withdrawn again")
+	require.Contains(t, r.stdout, free+": this process may register it")
+
+	r = runMachping(t, nil, "register", "--json", free)
+	requireCode(t, r, exitOK)
+	doc := decode[registerDoc](t, r)
+	require.True(t, doc.MayRegister)
+	require.True(t, doc.Register.OK)
+	require.True(t, doc.Register.Withdrawn)
+	require.NotNil(t, doc.CheckIn)
+	require.False(t, doc.CheckIn.OK, "no launchd job declares the name")
+	require.Equal(t, 1102, doc.CheckIn.Failure.Code)
+	require.Equal(t, map[string]bool{"mach-register": true, "mach-lookup": true}, doc.SandboxAllows)
+	// Withdrawn: nobody serves it now.
+	requireCode(t, runMachping(t, nil, "lookup", free), exitNegative)
+
+	// A name another process serves is refused.
+	taken := uniqueName(t)
+	startServer(t, nil, taken)
+	r = runMachping(t, nil, "register", "--json", taken)
+	requireCode(t, r, exitNegative)
+	doc = decode[registerDoc](t, r)
+	require.False(t, doc.MayRegister)
+	require.False(t, doc.Register.OK)
+	require.Contains(t, []int{1100, 1101}, doc.Register.Failure.Code) // launchd may answer either
+
+	// Per-PID names skip check-in.
+	r = runMachping(t, nil, "register", "--json", "--pid", taken)
+	requireCode(t, r, exitOK)
+	doc = decode[registerDoc](t, r)
+	require.True(t, doc.PerPID)
+	require.Nil(t, doc.CheckIn)
+	require.True(t, doc.Register.OK)
+}
+
+func TestCheck(t *testing.T) {
+	const group = "group.com.example.app"
+	long := group + "." + strings.Repeat("x", 120)
+	for _, tc := range []struct {
+		name    string
+		groups  []string
+		code    int
+		rule    string
+		example string
+	}{
+		{name: group + ".worker", groups: []string{group}},
+		{name: "com.example.worker"},
+		{name: "com.example.worker", groups: []string{group}, code: exitNegative, rule: "outside-groups", example: group + ".worker"},
+		{name: group, groups: []string{group}, code: exitNegative, rule: "empty-rest"},
+		{name: long, groups: []string{group}, code: exitNegative, rule: "too-long"},
+		{name: "", code: exitNegative, rule: "empty"},
+		{name: "x.y", groups: []string{"not a group"}, code: exitNegative, rule: "bad-group"},
+		{name: "group.b.example.worker", groups: []string{"group.a.example", "group.b.example"}},
+	} {
+		t.Run(tc.rule+tc.name[:min(len(tc.name), 30)], func(t *testing.T) {
+			args := []string{"check", "--json"}
+			for _, g := range tc.groups {
+				args = append(args, "--group", g)
+			}
+			r := runMachping(t, nil, append(args, tc.name)...)
+			requireCode(t, r, tc.code)
+			doc := decode[checkDoc](t, r)
+			require.Equal(t, tc.code == exitOK, doc.Valid)
+			require.Equal(t, tc.rule, doc.Rule)
+			require.Equal(t, tc.name, doc.Name)
+			if tc.example != "" {
+				require.Equal(t, tc.example, doc.Example)
+			}
+			if len(tc.groups) > 0 {
+				require.Equal(t, "flags", doc.GroupsFrom)
+				require.Equal(t, tc.groups, doc.Groups)
+			}
+			require.NotEmpty(t, doc.Sandbox.Source)
+		})
+	}
+	r := runMachping(t, nil, "check", "--group", group, "com.example.worker")
+	requireCode(t, r, exitNegative)
+	golden(t, "check-outside.golden", normalize(r.stdout))
+}
+
+func TestRights(t *testing.T) {
+	name := uniqueName(t)
+	startServer(t, nil, name)
+	r := runMachping(t, nil, "rights", "--json", "--lookup", name)
+	requireCode(t, r, exitOK)
+	doc := decode[rightsDoc](t, r)
+	require.Equal(t, r.pid, doc.PID)
+	require.NotNil(t, doc.Lookup)
+	require.Contains(t, doc.Names, *doc.Lookup.Right, "the looked-up right is in the table")
+	require.NotEmpty(t, doc.FDs)
+
+	r = runMachping(t, nil, "rights")
+	requireCode(t, r, exitOK)
+	require.Regexp(t, `^port names of pid \d+ \(`+regexp.QuoteMeta(ipcBackend())+`\): \d+\n`, r.stdout)
+	require.Contains(t, r.stdout, "file descriptors: ")
+}
+
+func TestBench(t *testing.T) {
+	r := runMachping(t, nil, "bench", "--json", "--time", "20ms", "--sizes", "64,8192")
+	requireCode(t, r, exitOK)
+	doc := decode[benchDoc](t, r)
+	require.NotZero(t, doc.ServerPID)
+	require.Len(t, doc.Results, 6)
+	i := 0
+	for _, size := range []int{64, 8192} {
+		for _, transport := range []string{transportUnix, transportRaw, transportCF} {
+			res := doc.Results[i]
+			i++
+			require.Equal(t, transport, res.Transport)
+			require.Equal(t, size, res.Size)
+			require.Equal(t, size > 4000 && transport != transportUnix, res.OutOfLine)
+			require.GreaterOrEqual(t, res.RoundTrips, 10)
+			require.Positive(t, res.P50Ms)
+			require.LessOrEqual(t, res.P50Ms, res.P99Ms)
+			require.Positive(t, res.PerSecond)
+			require.Positive(t, res.MBPerS)
+			if transport == transportUnix {
+				require.Zero(t, res.VsUnix)
+			} else {
+				require.Positive(t, res.VsUnix)
+			}
+		}
+	}
+	require.Contains(t, r.stderr, "bench: echo server in child pid")
+	require.Equal(t, 6, strings.Count(r.stderr, " round trips, p50 "), "progress on stderr: %s", r.stderr)
+
+	r = runMachping(t, nil, "bench", "--time", "10ms", "--sizes", "100", "--transports", "raw")
+	requireCode(t, r, exitOK)
+	require.Regexp(t, `(?m)^raw +100 B  inline +\d`, r.stdout)
 }

@@ -157,6 +157,9 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 			doc.Found, doc.Right = true, &info
 			right.Close()
 		}
+		if code == exitError {
+			return o.fail(*doc.Failure, code) // no answer, an error
+		}
 		if o.json {
 			return o.emit(doc, code)
 		}

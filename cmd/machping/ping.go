@@ -180,7 +180,8 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 	}
 	doc := pingDoc{header: newHeader("ping"), Name: p.name, PID: p.pid, Protocol: protocol, Size: p.size,
 		OutOfLine: !cfmessageport.Inline(p.size), Replies: []pingReply{}}
-	lookCtx, cancel := context.WithTimeout(ctx, p.timeout)
+	// The look-up gets at least 5 s: -W is about replies, and a slow launchd is not a lost reply.
+	lookCtx, cancel := context.WithTimeout(ctx, max(p.timeout, 5*time.Second))
 	client, err := dialPinger(lookCtx, p.name, p.pid, p.raw)
 	cancel()
 	if err != nil {
