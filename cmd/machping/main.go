@@ -1,5 +1,3 @@
-// Command machping is machport's diagnostic tool for Mach services, in the spirit of ping(8).
-// See doc.go for the commands, their exit codes and their JSON shapes.
 package main
 
 import (

@@ -1,0 +1,135 @@
+// Command machping diagnoses Mach services, in the spirit of ping(8): it tells whether a
+// service name resolves, whether this process may register one and why not, how long an echo
+// round trip takes, and which port rights a process holds. It speaks the three layers a Mach
+// service is made of: launchd's bootstrap names, CFMessagePort, and raw mach_msg.
+//
+// Usage:
+//
+//	machping [--json] [command] [arguments]
+//
+// With no command, machping runs selftest. Flags may follow the positional arguments
+// ("machping ping NAME -c 3"); "--" ends the flags. A flag takes one dash or two. Durations
+// are seconds ("0.2", as ping(8) takes them) or Go durations ("200ms").
+//
+// # Commands
+//
+//	machping [selftest]
+//
+// Starts 'machping serve' in a child process under a name of its own, pings it across
+// processes (5 requests of 56 bytes inline, then 3 of 64 KiB out-of-line), stops the child
+// with SIGINT, and checks that the name is gone (a look-up gives 1102) and that this process
+// holds no more port names than it started with. It takes no flags.
+//
+//	machping serve [--raw] [--pid] [-q] NAME
+//
+// Serves a CFMessagePort echo service under NAME until Ctrl-C or SIGTERM, which withdraw the
+// name; each request is logged with the sender's pid and uid. --raw serves the raw echo
+// protocol instead; --pid registers a per-PID service; -q logs no requests.
+//
+//	machping ping [-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] [-q] NAME
+//
+// Looks NAME up and sends it echo requests, printing a line per reply and a summary with loss,
+// min/avg/max/mdev and the 50th and 99th percentiles. -c stops after count requests (default 0:
+// until Ctrl-C); -i waits interval between requests (default 1s); -s sets the payload size
+// (default 56; above 4000 bytes payloads travel out-of-line, as CF sends them); -W waits at
+// most timeout for each reply (default 2s; the look-up gets at least 5s); --raw uses the raw echo
+// protocol (for 'serve --raw'); --pid reaches the per-PID service of process PID; -q prints
+// only the summary.
+//
+//	machping lookup [--pid PID] [-W timeout] NAME
+//
+// Looks NAME up (bootstrap_look_up, or bootstrap_look_up2 for the per-PID service of --pid),
+// reports the send right that came back and releases it. -W gives up after timeout (default
+// 5s).
+//
+//	machping register [--pid] NAME
+//
+// Probes check-in (bootstrap_check_in) and registration (bootstrap_register2) of NAME
+// separately, withdrawing the name after each success, and reports the sandbox's own answers
+// for mach-register and mach-lookup. --pid probes this process's per-PID name instead (there is
+// no check-in for those).
+//
+//	machping check [--group G]... NAME
+//
+// Validates NAME offline, without asking launchd: non-empty, UTF-8, no NUL, at most 127 bytes,
+// and inside one of the application groups given with --group (repeatable; without it, this
+// process's own groups). A refusal names the broken rule and, when one can be built, a name
+// that would pass. It also prints this process's sandbox state and groups.
+//
+//	machping rights [--lookup NAME]
+//
+// Lists every name in this process's IPC space with its right types, and its open file
+// descriptors (on Linux the emulation keeps ports behind descriptors), for leak hunting.
+// --lookup looks NAME up first and holds its right while listing.
+//
+//	machping bench [--sizes LIST] [--time D] [--transports LIST]
+//
+// Starts an echo server in a child process and measures round trips against it, one request at
+// a time, per payload size: raw mach messages, CFMessagePort requests, and a Unix stream socket
+// with a length prefix as the baseline. It reports the median and 99th-percentile round trip,
+// round trips per second, payload megabytes per second and the median relative to the Unix
+// socket's. --sizes lists the payload sizes in bytes (default 64,4000,65536,1048576); --time
+// measures each transport and size for D (default 300ms); --transports picks among unix, raw
+// and cfmessageport (default all three). Progress goes to stderr.
+//
+//	machping help [command]
+//	machping help json
+//
+// Prints the usage, a command's usage with its flags and examples, or the JSON documents.
+//
+// Besides --json, the top level takes --version (print the version, the Go release, the
+// platform and what carries Mach messages) and --help.
+//
+// # Exit status
+//
+// As ping(8) uses them:
+//
+//   - 0: yes. Every reply came, the name resolves, this process may register the name, the
+//     name is valid, the self-test passed, serve withdrew its name, rights or bench finished.
+//   - 1: no. Replies were lost or the server died (ping), nobody serves the name (lookup:
+//     1102), registration is refused (register: 1100, 1101, 1103, an invalid name), the name
+//     is invalid (check), the self-test failed.
+//   - 2: the question could not be answered: bad usage, an unknown command, a service that
+//     could not be pinged at all, a name that serve could not register, any other failure.
+//
+// # JSON
+//
+// Every command accepts --json (before or after the command's name). A command then prints one
+// line of JSON on stdout, and serve one object per line (the events "serving", "request" and
+// "withdrawn"); progress and text diagnostics go to stderr. Each document carries "machping",
+// the schema version (now 1; it changes only when a field changes meaning or goes away), and
+// "command". A failed command prints an error document whose "error" object explains the
+// failure: a message, launchd's or CF's code and its name, the broken rule, this process's
+// application groups, a name that would pass, and hints. 'machping help json' documents every
+// shape, field by field. Durations in JSON are milliseconds, rounded to the microsecond, in
+// fields ending in _ms.
+//
+// # The raw echo protocol
+//
+// serve --raw and ping --raw speak a protocol of bare Mach messages, without CFMessagePort's
+// framing: a request is any Mach message that carries a send-once reply right; the reply goes
+// to that right with the request's msgh_id and data, inline when the request was inline and
+// out-of-line when it was out-of-line. Clients put payloads above 4000 bytes
+// (cfmessageport.InlineLimit) out-of-line, as CF does, so that raw and CF measurements compare
+// like with like. A message without a reply right is logged as one-way and destroyed. The
+// client learns of the server's death from a dead-name notification on its reply port.
+//
+// # Linux
+//
+// On Linux machping runs over machport's emulation of Mach IPC. Its bootstrap namespace is a
+// private per-user directory of sockets, one per name: $MACHPORT_BOOTSTRAP_DIR, or by default
+// $XDG_RUNTIME_DIR/machport (else machport-<uid> in the temporary directory). A client and its
+// server must share it, and must run as the same user. MACHPORT_APP_GROUPS (comma-separated
+// application-group identifiers) puts a process in an emulated App Sandbox with those groups:
+// it may then register and look up only names inside them, and is refused with 1100 otherwise,
+// as launchd refuses a sandboxed process on macOS. For example:
+//
+//	MACHPORT_APP_GROUPS=group.com.example.app machping register com.other.name
+//
+// # Status
+//
+// On Linux machping runs and is tested over the emulation. On macOS it builds for darwin/arm64
+// and darwin/amd64, and its bindings (the Mach calls of libSystem, launchd through libxpc,
+// sandbox_check and the entitlements) are checked against the macOS 13.3 SDK; it has not run on
+// macOS.
+package main
