@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -201,9 +202,9 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 			if t == transportUnix {
 				unixP50 = r.P50Ms
 			} else if unixP50 > 0 {
-				r.VsUnix = round3(r.P50Ms / unixP50)
+				r.VsUnix = math.Round(100*r.P50Ms/unixP50) / 100
 			}
-			o.progress(" %d round trips, p50 %.3f ms\n", r.RoundTrips, r.P50Ms)
+			o.progress(" %d round trips, p50 %.1f µs\n", r.RoundTrips, 1000*r.P50Ms)
 			doc.Results = append(doc.Results, r)
 		}
 	}
@@ -246,7 +247,7 @@ func measure(ctx context.Context, echo func([]byte) (int, error), data []byte, d
 func printBench(o *output, doc *benchDoc) {
 	o.printf("machping bench on %s/%s (%d CPUs, %s): echo server in pid %d, %gs per case, one request at a time\n",
 		doc.OS, doc.Arch, doc.CPUs, doc.IPC, doc.ServerPID, doc.TimePerCase)
-	o.printf("%-14s %9s  %-11s %9s %9s %10s %9s %8s\n", "transport", "size", "how", "p50 ms", "p99 ms", "trips/s", "MB/s", "vs unix")
+	o.printf("%-14s %9s  %-11s %9s %9s %10s %9s %8s\n", "transport", "size", "how", "p50 µs", "p99 µs", "trips/s", "MB/s", "vs unix")
 	for _, r := range doc.Results {
 		how := "stream"
 		if r.Transport != transportUnix {
@@ -259,7 +260,7 @@ func printBench(o *output, doc *benchDoc) {
 		if r.VsUnix > 0 {
 			vs = fmt.Sprintf("%.2fx", r.VsUnix)
 		}
-		o.printf("%-14s %9s  %-11s %9.3f %9.3f %10.0f %9.1f %8s\n", r.Transport, sizeText(r.Size), how, r.P50Ms, r.P99Ms,
+		o.printf("%-14s %9s  %-11s %9.1f %9.1f %10.0f %9.1f %8s\n", r.Transport, sizeText(r.Size), how, 1000*r.P50Ms, 1000*r.P99Ms,
 			r.PerSecond, r.MBPerS, vs)
 	}
 }

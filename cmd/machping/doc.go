@@ -101,7 +101,7 @@
 // "command". A failed command prints an error document whose "error" object explains the
 // failure: a message, launchd's or CF's code and its name, the broken rule, this process's
 // application groups, a name that would pass, and hints. 'machping help json' documents every
-// shape, field by field. Durations in JSON are milliseconds, rounded to the microsecond, in
+// shape, field by field. Durations in JSON are milliseconds, to a tenth of a microsecond, in
 // fields ending in _ms.
 //
 // # The raw echo protocol

@@ -18,7 +18,7 @@ Common rules
   2. A "no" (exit 1) comes in the command's own document (lookup's "failure" when nobody
   serves the name, register's probes, even when register exits 2). Unknown commands and
   unparsable flags are reported on stderr in words only (exit 2).
-  Durations are milliseconds rounded to the microsecond, in fields ending in _ms (bench's
+  Durations are milliseconds to a tenth of a microsecond, in fields ending in _ms (bench's
   time_per_case_s is in seconds). A field marked "?" is omitted when empty (0, false, "", null,
   no elements). [T] is an array of T, [] when empty; {bool} an object of booleans.
 
@@ -185,7 +185,7 @@ bench
     avg_ms           number    mean round trip
     round_trips_per_s number   round trips per second of measured time, a whole number
     mb_per_s         number    payload megabytes (10^6 bytes) per second, one way, 3 decimals
-    p50_vs_unix?     number    p50 over unix's p50 at the same size, 3 decimals (missing for
+    p50_vs_unix?     number    p50 over unix's p50 at the same size, 2 decimals (missing for
                                unix, and when unix was not measured before this transport)
 
 bench-server (internal: the first line of the child that 'machping bench' starts)

@@ -163,7 +163,7 @@ func normalize(s string, names ...string) string {
 	s = strings.ReplaceAll(s, version, "VERSION")
 	for _, r := range []struct{ re, with string }{
 		{`selftest\.\d+`, "selftest.PID"},
-		{`\d+\.\d{3}`, "T"},
+		{`\d+\.\d{3,4}`, "T"},
 		{`\bpid \d+`, "pid PID"},
 		{`\buid \d+`, "uid UID"},
 	} {

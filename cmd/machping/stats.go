@@ -14,8 +14,8 @@ type latencies struct {
 
 func (l *latencies) add(d time.Duration) { l.samples = append(l.samples, d) }
 
-// summary is the statistics of a set of round trips, in milliseconds with microsecond precision
-// in JSON.
+// summary is the statistics of a set of round trips, in milliseconds to a tenth of a
+// microsecond.
 type summary struct {
 	Count int     `json:"count"`
 	Min   float64 `json:"min_ms"`
@@ -44,9 +44,9 @@ func (l *latencies) summary() summary {
 	return summary{
 		Count: n,
 		Min:   millis(sorted[0]),
-		Avg:   round3(avg),
+		Avg:   round4(avg),
 		Max:   millis(sorted[n-1]),
-		Mdev:  round3(math.Sqrt(variance)),
+		Mdev:  round4(math.Sqrt(variance)),
 		P50:   millis(percentile(sorted, 50)),
 		P99:   millis(percentile(sorted, 99)),
 	}
@@ -62,7 +62,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(max(rank, 1), len(sorted))-1]
 }
 
-// millis converts to milliseconds rounded to the microsecond.
-func millis(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
+// millis converts to milliseconds rounded to a tenth of a microsecond.
+func millis(d time.Duration) float64 { return round4(float64(d) / float64(time.Millisecond)) }
+
+func round4(x float64) float64 { return math.Round(x*10000) / 10000 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

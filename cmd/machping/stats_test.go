@@ -45,8 +45,8 @@ func TestSummary(t *testing.T) {
 		l.add(d)
 	}
 	// mean 2, deviations -1, 1, 0, 0: variance 0.5
-	require.Equal(t, summary{Count: 4, Min: 1, Avg: 2, Max: 3, Mdev: 0.707, P50: 2, P99: 3}, l.summary())
+	require.Equal(t, summary{Count: 4, Min: 1, Avg: 2, Max: 3, Mdev: 0.7071, P50: 2, P99: 3}, l.summary())
 	l = latencies{}
-	l.add(1500 * time.Nanosecond)
-	require.Equal(t, summary{Count: 1, Min: 0.002, Avg: 0.002, Max: 0.002, P50: 0.002, P99: 0.002}, l.summary())
+	l.add(1550 * time.Nanosecond)
+	require.Equal(t, summary{Count: 1, Min: 0.0016, Avg: 0.0016, Max: 0.0016, P50: 0.0016, P99: 0.0016}, l.summary())
 }
