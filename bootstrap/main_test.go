@@ -16,10 +16,16 @@ import (
 	"github.com/machport/machport/sandboxcheck"
 )
 
+// extraRoles holds the child roles of platform-only test files, added in their init.
+var extraRoles = map[string]func(name string) error{}
+
 func TestMain(m *testing.M) {
 	roles := map[string]func(string) error{}
 	for _, role := range []string{"serve", "race", "probe"} {
 		roles[role] = func(name string) error { return runChild(role, name) }
+	}
+	for role, run := range extraRoles {
+		roles[role] = run
 	}
 	testproc.Main(m, roles)
 }

@@ -66,12 +66,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	top.SetOutput(stderr)
 	top.BoolVar(&o.json, "json", false, "print one JSON document (see 'machping help json')")
 	showVersion := top.Bool("version", false, "print the version and exit")
-	top.Usage = func() { usage(stderr) }
+	// flag calls Usage both for -help and after its own error message; help goes to stdout once,
+	// and an error gets a one-line pointer instead of the whole text.
+	top.Usage = func() {}
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout)
 			return exitOK
 		}
+		fmt.Fprintln(stderr, "  hint: 'machping help' shows the usage")
 		return exitError
 	}
 	if *showVersion {
@@ -94,13 +97,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&o.json, "json", o.json, "print JSON (see 'machping help json')")
 	runCmd := c.flags(fs, o)
-	fs.Usage = func() { commandUsage(stderr, c, fs) }
+	fs.Usage = func() {}
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(stdout, c, fs)
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "  hint: 'machping help %s' shows the usage\n", c.name)
 		return exitError
 	}
 	o.command = c.name

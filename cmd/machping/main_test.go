@@ -228,6 +228,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"help", "json"}, stdout: "loss_percent"},
 		{args: []string{"bogus"}, code: exitError, stderr: `unknown command "bogus"`},
 		{args: []string{"--bogus"}, code: exitError, stderr: "flag provided but not defined"},
+		{args: []string{"ping", "--bogus", "n"}, code: exitError, stderr: "'machping help ping' shows the usage"},
 		{args: []string{"help", "bogus"}, code: exitError, stderr: `no help for "bogus"`},
 		{args: []string{"ping"}, code: exitError, stderr: "ping needs exactly one NAME, got 0 arguments"},
 		{args: []string{"ping", "a", "b"}, code: exitError, stderr: "got 2 arguments"},
@@ -257,6 +258,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 			}
 			if tc.code == exitError && !tc.stdoutIsJSON {
 				require.Empty(t, r.stdout, "errors go to stderr")
+			}
+			if tc.code == exitOK {
+				require.Empty(t, r.stderr, "help and answers go to stdout only")
 			}
 		})
 	}
