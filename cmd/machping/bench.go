@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,6 +65,7 @@ type benchDoc struct {
 	ServerPID   int           `json:"server_pid"`
 	TimePerCase float64       `json:"time_per_case_s"`
 	Results     []benchResult `json:"results"`
+	Interrupted bool          `json:"interrupted,omitempty"` // Ctrl-C ended the run; Results holds the cases measured in full
 }
 
 // benchResult is one transport at one payload size.
@@ -113,10 +115,20 @@ func benchFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		}
 		doc := benchDoc{header: newHeader("bench"), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 			IPC: ipcBackend(), TimePerCase: perCase.Seconds(), Results: []benchResult{}}
-		if err := runBench(ctx, o, &doc, sizeList, which, *perCase); err != nil {
+		err = runBench(ctx, o, &doc, sizeList, which, *perCase)
+		switch {
+		case errors.Is(err, errInterrupted):
+			// Ctrl-C: the cases measured so far are still worth printing.
+			doc.Interrupted = true
+			if o.json {
+				return o.emit(doc, exitError)
+			}
+			printBench(o, &doc)
+			o.progress("bench: interrupted; the cases above were measured in full\n")
+			return exitError
+		case err != nil:
 			return o.fail(diagnosis{Message: "bench failed: " + err.Error()}, exitError)
-		}
-		if o.json {
+		case o.json:
 			return o.emit(doc, exitOK)
 		}
 		printBench(o, &doc)
@@ -142,12 +154,15 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 	if err != nil {
 		return err
 	}
-	defer child.kill()
+	defer child.end()
 	doc.ServerPID = ready.PID
 	o.progress("bench: echo server in child pid %d; %v per case\n", ready.PID, perCase)
 
-	// Requests carry no context: a receive that cannot be canceled is the fastest one, and each
-	// client learns of the server's death on its own (dead-name notification, closed socket).
+	// Requests carry no context: a receive that cannot be canceled is the fastest one. Ctrl-C
+	// ends the server instead, and each client learns of its death at once (dead-name
+	// notification, closed socket), even when the server is stopped and answers nothing.
+	stopWatch := context.AfterFunc(ctx, child.end)
+	defer stopWatch()
 	clients := map[string]func(data []byte) (int, error){}
 	for _, t := range transports {
 		switch t {
@@ -157,6 +172,8 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 				return err
 			}
 			defer conn.Close()
+			stopConn := context.AfterFunc(ctx, func() { conn.Close() })
+			defer stopConn()
 			clients[t] = unixEcho(conn)
 		case transportRaw:
 			right, err := bootstrap.LookUp(ctx, ready.Raw)
@@ -193,6 +210,10 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 		for _, t := range transports {
 			o.progress("bench: %-13s %9s ...", t, sizeText(size))
 			r, err := measure(ctx, clients[t], data, perCase)
+			if ctx.Err() != nil {
+				o.progress(" interrupted\n")
+				return errInterrupted
+			}
 			if err != nil {
 				o.progress(" failed\n")
 				return fmt.Errorf("%s, %d bytes: %w", t, size, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/machport/machport/bootstrap"
@@ -23,6 +24,8 @@ type diagnosis struct {
 	Groups   []string `json:"groups,omitempty"`    // for 1100: this process's application groups, when it has any
 	Example  string   `json:"example,omitempty"`   // a name that would pass, when one can be built
 	Hints    []string `json:"hints,omitempty"`
+
+	badName bool // the name itself breaks a rule (not the process's groups): a "no", not an error
 }
 
 func (d diagnosis) write(w io.Writer, prefix string) {
@@ -74,10 +77,20 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		target = fmt.Sprintf("%s (per-PID service of pid %d)", name, pid)
 	}
 	switch {
+	case errors.Is(err, sandboxcheck.ErrBadGroup):
+		// The process's own groups are malformed: no name could be checked against them.
+		d.Message = fmt.Sprintf("cannot %s %s: this process's application group %q is malformed: %s", what, target, nameErr.Group, nameErr.Detail)
+		d.Rule, d.Example = "", ""
+		d.Code, d.CodeName = 0, "" // this process's own check failed; launchd was not asked
+		d.Hints = append(d.Hints, groupsSourceHint())
 	case errors.Is(err, bootstrap.ErrUnknownService):
 		d.Message = fmt.Sprintf("cannot %s %s: unknown service (1102): nobody serves this name", what, target)
+		serve := "'machping serve " + name + "'"
+		if pid != 0 {
+			serve = "'machping serve --pid " + name + "' in the process whose pid you give"
+		}
 		d.Hints = append(d.Hints, "check the name: it must match the server's exactly, including case",
-			"start the server, e.g. 'machping serve "+name+"', or check that it is running")
+			"start the server, e.g. "+serve+", or check that it is running")
 		if pid == 0 {
 			d.Hints = append(d.Hints, "a per-PID service is found only with --pid and its server's pid")
 		}
@@ -97,13 +110,15 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		default:
 			d.Message += ": the sandbox does not allow this process to look the name up"
 			d.Groups = groups
-			d.Hints = append(d.Hints, "a sandboxed process may look up only the names its profile allows (mach-lookup)")
+			d.Hints = append(d.Hints, "a sandboxed process may look up only the names its profile allows (mach-lookup): "+
+				"names inside its application groups, and those its entitlements list as exceptions")
 		}
 	case errors.Is(err, bootstrap.ErrServiceActive):
 		d.Message = fmt.Sprintf("cannot %s %s: this process already serves it (1103)", what, target)
 	case hasNameErr:
 		d.Message = fmt.Sprintf("cannot %s %q: %s", what, name, nameErr.Detail)
 		d.Rule = ""
+		d.badName = true
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		d.Message = fmt.Sprintf("cannot %s %s: timed out", what, target)
 		d.Hints = append(d.Hints, "the server is alive but not answering: is its handler stuck, or its queue full?")
@@ -114,6 +129,14 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		d.Message = fmt.Sprintf("cannot %s %s: %v", what, target, err)
 	}
 	return d
+}
+
+// groupsSourceHint says where this process's application groups come from.
+func groupsSourceHint() string {
+	if runtime.GOOS == "darwin" {
+		return "the groups come from the com.apple.security.application-groups entitlement of this process's signature"
+	}
+	return "the groups come from " + sandboxcheck.EnvAppGroups + " (comma-separated, each group.<reverse-dns> or <TEAMID>.<reverse-dns>)"
 }
 
 func statusName(s cfmessageport.Status) string {

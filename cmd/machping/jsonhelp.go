@@ -72,7 +72,8 @@ serve, event "request" (one per request; none with -q)
   pid                int       the sender's pid, from the message's audit trailer
   uid                int       the sender's effective uid
   msgid              int       the CFMessagePort msgid, or the raw msgh_id
-  bytes              int       payload bytes
+  bytes              int       payload bytes; for a raw inline message, its body as Mach carries
+                               it, padded to a multiple of 4
   out_of_line        bool      the payload came out-of-line (above 4000 bytes)
   one_way            bool      the request expected no reply
 serve, event "withdrawn" (last, after Ctrl-C or SIGTERM; then exit 0)
@@ -93,6 +94,7 @@ ping
                                none was sent
   rtt                rtt       statistics of the received replies' round trips
   failure?           error     why the run stopped early (the server died)
+  hint?              string    when no request got a reply: what to try (the other protocol)
   reply:
     seq              int       the request's number, from 1 (also its msgid)
     bytes            int       bytes that came back; 0 when none did
@@ -187,6 +189,8 @@ bench
     mb_per_s         number    payload megabytes (10^6 bytes) per second, one way, 3 decimals
     p50_vs_unix?     number    p50 over unix's p50 at the same size, 2 decimals (missing for
                                unix, and when unix was not measured before this transport)
+  interrupted?       bool      Ctrl-C ended the run (exit 2); results holds the cases measured
+                               in full before it
 
 bench-server (internal: the first line of the child that 'machping bench' starts)
   event              string    "bench-server"

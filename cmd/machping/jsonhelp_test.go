@@ -20,6 +20,9 @@ func TestJSONHelpCoversFields(t *testing.T) {
 			if f.Anonymous {
 				continue // header: checked below
 			}
+			if !f.IsExported() {
+				continue // never encoded
+			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			require.NotEmpty(t, name, "%s.%s has no json name", typ.Name(), f.Name)
 			require.Contains(t, jsonHelp, name, "%s.%s (%q) is not documented", typ.Name(), f.Name, name)

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -236,6 +237,12 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"ping", "-W", "0", "n"}, code: exitError, stderr: "-W must be positive"},
 		{args: []string{"ping", "-i", "soon", "n"}, code: exitError, stderr: "not seconds or a duration"},
 		{args: []string{"ping", "-s", "-1", "n"}, code: exitError, stderr: "-s must be between"},
+		{args: []string{"ping", "-i", "NaN", "n"}, code: exitError, stderr: "not a finite number of seconds"},
+		{args: []string{"ping", "-i", "1e10", "n"}, code: exitError, stderr: "more than 9223372036 seconds"},
+		{args: []string{"ping", "-W", "+Inf", "n"}, code: exitError, stderr: "not a finite number of seconds"},
+		{args: []string{"ping", "--pid", "-4", "n"}, code: exitError, stderr: "--pid must be a process id"},
+		{args: []string{"lookup", "-W", "0", "n"}, code: exitError, stderr: "-W must be positive"},
+		{args: []string{"lookup", "--pid", "-4", "n"}, code: exitError, stderr: "--pid must be a process id"},
 		{args: []string{"--json", "ping"}, code: exitError, stdout: `"error":{"message":"ping needs exactly one NAME`, stdoutIsJSON: true},
 		{args: []string{"serve"}, code: exitError, stderr: "serve needs exactly one NAME"},
 		{args: []string{"lookup"}, code: exitError, stderr: "lookup needs exactly one NAME"},
@@ -591,7 +598,19 @@ func TestRights(t *testing.T) {
 }
 
 func TestBench(t *testing.T) {
-	r := runMachping(t, nil, "bench", "--json", "--time", "20ms", "--sizes", "64,8192")
+	// A namespace and a temporary directory of the bench's own, to see that it leaves nothing in
+	// either: its server withdraws its names and removes its socket before it exits.
+	ns, tmp := t.TempDir(), t.TempDir()
+	require.NoError(t, os.Chmod(ns, 0o700)) // the namespace's own rule
+	env := []string{bootstrap.EnvDir + "=" + ns, "TMPDIR=" + tmp}
+	t.Cleanup(func() {
+		for _, dir := range []string{ns, tmp} {
+			left, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			require.Empty(t, left, "left behind in %s", dir)
+		}
+	})
+	r := runMachping(t, env, "bench", "--json", "--time", "20ms", "--sizes", "64,8192")
 	requireCode(t, r, exitOK)
 	doc := decode[benchDoc](t, r)
 	require.NotZero(t, doc.ServerPID)
@@ -619,7 +638,118 @@ func TestBench(t *testing.T) {
 	require.Contains(t, r.stderr, "bench: echo server in child pid")
 	require.Equal(t, 6, strings.Count(r.stderr, " round trips, p50 "), "progress on stderr: %s", r.stderr)
 
-	r = runMachping(t, nil, "bench", "--time", "10ms", "--sizes", "100", "--transports", "raw")
+	r = runMachping(t, env, "bench", "--time", "10ms", "--sizes", "100", "--transports", "raw")
 	requireCode(t, r, exitOK)
 	require.Regexp(t, `(?m)^raw +100 B  inline +\d`, r.stdout)
+}
+
+// syncBuffer is a bytes.Buffer that a command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// waitFor polls until cond holds, failing the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not so after 20 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Ctrl-C ends a bench even when its server is stopped and answers nothing: the cases measured
+// so far are printed, flagged as interrupted, with exit status 2.
+func TestBenchInterruptedWithServerStopped(t *testing.T) {
+	cmd := exec.Command(machping, "bench", "--json", "--time", "1s", "--sizes", "64", "--transports", "unix,raw")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill()
+	pidRE := regexp.MustCompile(`echo server in child pid (\d+)`)
+	waitFor(t, "the bench measures raw", func() bool { return strings.Contains(stderr.String(), "bench: raw") })
+	m := pidRE.FindStringSubmatch(stderr.String())
+	require.NotNil(t, m, stderr.String())
+	server, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(server, syscall.SIGSTOP))
+	defer syscall.Kill(server, syscall.SIGKILL)
+	time.Sleep(50 * time.Millisecond) // a request is now waiting for a reply that cannot come
+
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("Ctrl-C did not end the bench in 15 s; stderr:\n%s", stderr.String())
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+	requireCode(t, r, exitError)
+	doc := decode[benchDoc](t, r)
+	require.True(t, doc.Interrupted)
+	require.Len(t, doc.Results, 1, "the unix case, measured in full")
+	require.Equal(t, transportUnix, doc.Results[0].Transport)
+	require.Contains(t, r.stderr, "bench: raw                64 B ... interrupted")
+	// The stopped server could not clean up: it was killed after its grace period.
+	waitFor(t, "the server is gone", func() bool { return syscall.Kill(server, 0) != nil })
+}
+
+// When no request gets a reply, ping says to try the other protocol.
+func TestPingWrongProtocol(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("server raw=%v", raw), func(t *testing.T) {
+			name := uniqueName(t)
+			serve, ping := []string{"-q", name}, []string{"ping", "-c", "2", "-i", "0", "-W", "200ms", name}
+			if raw {
+				serve = append([]string{"--raw"}, serve...)
+			} else {
+				ping = append(ping, "--raw")
+			}
+			startServer(t, nil, serve...)
+			r := runMachping(t, nil, ping...)
+			requireCode(t, r, exitNegative)
+			require.Contains(t, r.stdout, "2 requests transmitted, 0 replies received, 100.0% loss\n")
+			want := "hint: if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw\n"
+			if !raw {
+				want = "hint: if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw\n"
+			}
+			require.Contains(t, r.stdout, want)
+
+			r = runMachping(t, nil, append([]string{"--json"}, ping...)...)
+			requireCode(t, r, exitNegative)
+			require.Contains(t, decode[pingDoc](t, r).Hint, "no request got a reply")
+		})
+	}
+}
+
+// Malformed application groups are this process's problem, not the name's: the diagnosis says
+// which group, and register cannot answer (exit 2) rather than answering no.
+func TestMalformedGroups(t *testing.T) {
+	env := []string{"MACHPORT_APP_GROUPS=bad group"}
+	r := runMachping(t, env, "register", "com.example.x")
+	requireCode(t, r, exitError)
+	require.Contains(t, r.stdout+r.stderr, `this process's application group "bad group" is malformed`)
+	require.Contains(t, r.stdout+r.stderr, "hint: the groups come from MACHPORT_APP_GROUPS")
+
+	r = runMachping(t, env, "--json")
+	requireCode(t, r, exitNegative)
+	doc := decode[selftestDoc](t, r)
+	require.NotNil(t, doc.Failure)
+	require.Contains(t, doc.Failure.Message, `application group "bad group" is malformed`, "the child's diagnosis, not its JSON")
 }

@@ -137,8 +137,13 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 	pid := fs.Int("pid", 0, "look up the per-PID service of process `PID`")
 	timeout := durationFlag(fs, "W", 5*time.Second, "give up after `timeout`")
 	return func(ctx context.Context, args []string) int {
-		if len(args) != 1 {
+		switch {
+		case len(args) != 1:
 			return o.usageError("lookup needs exactly one NAME, got %d arguments", len(args))
+		case *timeout <= 0:
+			return o.usageError("-W must be positive")
+		case *pid < 0:
+			return o.usageError("--pid must be a process id (positive)")
 		}
 		doc := lookupDoc{header: newHeader("lookup"), Name: args[0], PID: *pid}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -266,7 +271,7 @@ func refusal(d *diagnosis) bool {
 	case bootstrap.ErrNotPrivileged, bootstrap.ErrNameInUse, bootstrap.ErrServiceActive:
 		return true
 	}
-	return d.Rule != "" || strings.HasPrefix(d.Message, "cannot register \"") // a malformed name
+	return d.badName // a malformed name
 }
 
 func (p probe) text() string {

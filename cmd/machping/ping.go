@@ -6,8 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
@@ -18,10 +20,11 @@ import (
 func init() {
 	register(&command{
 		name:    "ping",
-		args:    "[-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] NAME",
+		args:    "[-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] [-q] NAME",
 		summary: "send echo requests to a service and report round-trip times",
 		detail: `Looks NAME up and sends it echo requests, CFMessagePort requests by default or raw mach
-messages with --raw, one every interval, printing a line per reply and a summary with loss,
+messages with --raw, one every interval (a reply that takes longer delays the next request),
+printing a line per reply and a summary with loss,
 min/avg/max/mdev and the 50th and 99th percentiles. Payloads up to 4000 bytes travel inline,
 larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C.
 
@@ -53,6 +56,7 @@ type pingDoc struct {
 	LossPercent float64     `json:"loss_percent"`
 	RTT         summary     `json:"rtt"`
 	Failure     *diagnosis  `json:"failure,omitempty"` // why the run stopped early (the server died)
+	Hint        string      `json:"hint,omitempty"`    // when nothing came back: what to try
 }
 
 // pingReply is one request's outcome.
@@ -127,6 +131,8 @@ func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int 
 			return o.usageError("-s must be between 0 and %d", cfmessageport.MaxPayload)
 		case *timeout <= 0:
 			return o.usageError("-W must be positive")
+		case *pid < 0:
+			return o.usageError("--pid must be a process id (positive)")
 		}
 		name := args[0]
 		doc := runPing(ctx, o, pingParams{name: name, pid: *pid, raw: *raw, count: *count, interval: *interval,
@@ -201,12 +207,17 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 	o.printf("PING %s (%s): %d data bytes, %s\n", target, protocolTitle(protocol), p.size, how)
 	var rtts latencies
 	data := make([]byte, p.size)
+	var lastSent time.Time
 	for seq := 1; p.count == 0 || seq <= p.count; seq++ {
-		if seq > 1 && p.interval > 0 {
+		// One request per interval, as ping(8) sends them: a slow reply or a timeout eats into
+		// the wait rather than adding to it.
+		if wait := p.interval - time.Since(lastSent); seq > 1 && wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
-			case <-time.After(p.interval):
+			case <-t.C:
 			}
+			t.Stop()
 		}
 		if ctx.Err() != nil {
 			break
@@ -214,6 +225,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		fillPattern(data, seq)
 		reqCtx, cancel := context.WithTimeout(ctx, p.timeout)
 		start := time.Now()
+		lastSent = start
 		got, err := client.ping(reqCtx, int32(seq), data)
 		rtt := time.Since(start)
 		cancel()
@@ -251,6 +263,15 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		}
 	}
 	doc.RTT = rtts.summary()
+	if doc.Transmitted > 0 && doc.Received == 0 && doc.Failure == nil {
+		// The usual cause: the server speaks the other protocol, and drops or ignores requests
+		// it cannot parse, or answers in a shape this client drops.
+		if p.raw {
+			doc.Hint = "no request got a reply: if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw"
+		} else {
+			doc.Hint = "no request got a reply: if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw"
+		}
+	}
 	if doc.Transmitted > 0 {
 		doc.LossPercent = round3(100 * float64(doc.Transmitted-doc.Received) / float64(doc.Transmitted))
 	}
@@ -260,6 +281,9 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		s := doc.RTT
 		o.printf("round-trip min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", s.Min, s.Avg, s.Max, s.Mdev)
 		o.printf("round-trip p50/p99 = %.3f/%.3f ms\n", s.P50, s.P99)
+	}
+	if doc.Hint != "" {
+		o.printf("hint: %s\n", strings.TrimPrefix(doc.Hint, "no request got a reply: "))
 	}
 	return pingRun{doc: doc}
 }
@@ -294,12 +318,20 @@ func durationFlag(fs *flag.FlagSet, name string, value time.Duration, usage stri
 
 type durationValue struct{ d time.Duration }
 
+// maxDurationSeconds is the longest duration a time.Duration holds, in whole seconds.
+const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
+
 func (v *durationValue) String() string { return v.d.String() }
 
 func (v *durationValue) Set(s string) error {
 	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if secs < 0 {
+		switch {
+		case math.IsNaN(secs) || math.IsInf(secs, 0):
+			return errors.New("not a finite number of seconds")
+		case secs < 0:
 			return errors.New("negative duration")
+		case secs > maxDurationSeconds:
+			return fmt.Errorf("more than %d seconds", int64(maxDurationSeconds))
 		}
 		v.d = time.Duration(secs * float64(time.Second))
 		return nil

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
@@ -104,7 +105,7 @@ func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
 	if err != nil {
 		return err
 	}
-	defer child.kill()
+	defer child.end()
 	doc.ChildPID = child.pid
 	o.printf("started an echo service %s in child pid %d\n", doc.Service, child.pid)
 
@@ -121,6 +122,8 @@ func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
 		doc.Pings = append(doc.Pings, r.doc)
 		transmitted += r.doc.Transmitted
 		switch {
+		case ctx.Err() != nil:
+			return errInterrupted
 		case r.dialErr != nil:
 			return *r.dialErr
 		case r.doc.Failure != nil:
@@ -131,7 +134,7 @@ func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
 	}
 
 	o.printf("\n")
-	requests, err := child.stop()
+	requests, err := child.stop(ctx)
 	if err != nil {
 		return err
 	}
@@ -173,13 +176,40 @@ func selftestName() string {
 	return name
 }
 
+// errInterrupted reports a run that Ctrl-C (or SIGTERM) ended.
+var errInterrupted = errors.New("interrupted")
+
+// childGrace is how long a child gets to withdraw its names and exit before it is killed.
+const childGrace = 3 * time.Second
+
 // echoChild is a machping child process serving something ('serve', 'bench-server').
 type echoChild struct {
 	cmd    *exec.Cmd
 	pid    int
 	stdin  io.WriteCloser
 	events *bufio.Scanner
-	stderr strings.Builder
+	stderr lockedBuilder
+
+	endOnce sync.Once
+	waitErr error // the child's exit, once ended
+}
+
+// lockedBuilder collects a child's stderr, which exec copies from its own goroutine.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startEchoChild starts 'machping --json serve -q NAME' and waits until it serves.
@@ -215,56 +245,72 @@ func startChild(ctx context.Context, args []string, event string, ready any) (*e
 		return nil, fmt.Errorf("starting a machping child: %w", err)
 	}
 	c.events = bufio.NewScanner(stdout)
-	done := make(chan error, 1)
-	go func() { done <- c.next(ready, event) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-time.After(10 * time.Second):
-		err = errors.New("the machping child did not start serving within 10 s")
-	}
-	if err != nil {
-		c.kill()
+	if err := c.await(ctx, ready, event, 10*time.Second); err != nil {
+		c.end()
 		return nil, c.explain(err)
 	}
 	return c, nil
 }
 
-// next reads the child's next JSON event into v and checks its kind.
+// await reads the child's next event, giving up when ctx ends or after timeout.
+func (c *echoChild) await(ctx context.Context, v any, event string, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.next(v, event) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return errInterrupted
+	case <-t.C:
+		return fmt.Errorf("no %q event from the machping child within %v", event, timeout)
+	}
+}
+
+// next reads the child's next JSON event into v and checks its kind. A child that fails says
+// why in an error document, whose diagnosis becomes the error.
 func (c *echoChild) next(v any, event string) error {
 	if !c.events.Scan() {
-		return errors.New("the echo child exited")
+		return errors.New("the machping child exited")
 	}
-	if err := json.Unmarshal(c.events.Bytes(), v); err != nil {
-		return fmt.Errorf("the echo child said %q: %w", c.events.Text(), err)
+	line := c.events.Bytes()
+	var kind struct {
+		Event string
+		Error *diagnosis
 	}
-	var kind struct{ Event string }
-	_ = json.Unmarshal(c.events.Bytes(), &kind)
-	if kind.Event != event {
-		return fmt.Errorf("the echo child said %q, expected a %q event", c.events.Text(), event)
+	_ = json.Unmarshal(line, &kind)
+	switch {
+	case kind.Error != nil:
+		return *kind.Error
+	case kind.Event != event:
+		return fmt.Errorf("the machping child said %q, expected a %q event", line, event)
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("the machping child said %q: %w", line, err)
 	}
 	return nil
 }
 
 // stop interrupts the child as Ctrl-C would and returns how many requests it served.
-func (c *echoChild) stop() (int, error) {
+func (c *echoChild) stop(ctx context.Context) (int, error) {
 	if err := c.cmd.Process.Signal(os.Interrupt); err != nil {
 		return 0, err
 	}
 	var ev withdrawnEvent
-	err := c.next(&ev, "withdrawn")
-	if werr := c.cmd.Wait(); err == nil && werr != nil {
-		err = fmt.Errorf("the echo child exited with %w", werr)
+	err := c.await(ctx, &ev, "withdrawn", childGrace)
+	c.end()
+	if err == nil && c.waitErr != nil {
+		err = fmt.Errorf("the machping child exited with %w", c.waitErr)
 	}
-	c.cmd = nil
 	if err != nil {
 		return 0, c.explain(err)
 	}
 	return int(ev.Requests), nil
 }
 
-// explain adds what the child wrote on stderr (its diagnosis) to err.
+// explain adds what the child wrote on stderr (its diagnosis) to err; an error document the
+// child printed has already said it.
 func (c *echoChild) explain(err error) error {
 	if s := strings.TrimSpace(c.stderr.String()); s != "" {
 		return fmt.Errorf("%w; the child said:\n%s", err, s)
@@ -272,13 +318,21 @@ func (c *echoChild) explain(err error) error {
 	return err
 }
 
-// kill ends the child if it still runs; closing its stdin would too, as it watches it.
-func (c *echoChild) kill() {
-	if c.cmd == nil {
-		return
-	}
-	c.stdin.Close()
-	_ = c.cmd.Process.Kill()
-	_ = c.cmd.Wait()
-	c.cmd = nil
+// end asks the child to exit by closing its stdin, so that it withdraws its names and removes
+// its files, and kills it if it has not exited within childGrace (a stopped child cannot).
+// It may be called more than once, from any goroutine.
+func (c *echoChild) end() {
+	c.endOnce.Do(func() {
+		c.stdin.Close()
+		done := make(chan struct{})
+		go func() { c.waitErr = c.cmd.Wait(); close(done) }()
+		t := time.NewTimer(childGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			_ = c.cmd.Process.Kill()
+			<-done
+		}
+	})
 }

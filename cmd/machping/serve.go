@@ -143,7 +143,11 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		} else {
 			o.printf("serving %s (%s echo) as pid %d, uid %d; Ctrl-C withdraws the name\n", name, protocolTitle(protocol), ev.PID, ev.UID)
 			if *perPID {
-				o.printf("per-PID service: 'machping ping --pid %d %s' reaches it\n", ev.PID, name)
+				rawFlag := ""
+				if *raw {
+					rawFlag = "--raw "
+				}
+				o.printf("per-PID service: 'machping ping %s--pid %d %s' reaches it\n", rawFlag, ev.PID, name)
 			}
 		}
 		<-ctx.Done()
