@@ -201,7 +201,8 @@ Flags:
   --help     print this help
 
 Exit codes: 0 yes (all replies came, the name resolves, may register, valid),
-            1 no (replies lost, unknown name, refused, invalid), 2 error (usage or failure).
+            1 no (replies lost, lookup: unknown name, refused, invalid),
+            2 error (usage, a service that cannot be pinged, or a failure).
 
 Examples:
   machping
