@@ -30,7 +30,8 @@
 //
 // Looks NAME up and sends it echo requests, printing a line per reply and a summary with loss,
 // min/avg/max/mdev and the 50th and 99th percentiles. -c stops after count requests (default 0:
-// until Ctrl-C); -i waits interval between requests (default 1s); -s sets the payload size
+// until Ctrl-C); -i sends one request per interval (default 1s; a reply that takes longer delays
+// the next request); -s sets the payload size
 // (default 56; above 4000 bytes payloads travel out-of-line, as CF sends them); -W waits at
 // most timeout for each reply (default 2s; the look-up gets at least 5s); --raw uses the raw echo
 // protocol (for 'serve --raw'); --pid reaches the per-PID service of process PID; -q prints
@@ -70,7 +71,13 @@
 // round trips per second, payload megabytes per second and the median relative to the Unix
 // socket's. --sizes lists the payload sizes in bytes (default 64,4000,65536,1048576); --time
 // measures each transport and size for D (default 300ms); --transports picks among unix, raw
-// and cfmessageport (default all three). Progress goes to stderr.
+// and cfmessageport (default all three). Progress goes to stderr. Ctrl-C ends the run, even
+// against a server that answers nothing: the cases measured in full are printed (in JSON with
+// "interrupted": true) and the exit status is 2. A second Ctrl-C kills machping at once.
+//
+// The children machping starts (the self-test's and the bench's servers) exit when machping
+// closes their stdin, withdrawing their names and removing their files; one that has not exited
+// within 3 seconds (a stopped one) is killed.
 //
 //	machping help [command]
 //	machping help json
@@ -90,7 +97,8 @@
 //     1102), registration is refused (register: 1100, 1101, 1103, an invalid name), the name
 //     is invalid (check), the self-test failed.
 //   - 2: the question could not be answered: bad usage, an unknown command, a service that
-//     could not be pinged at all, a name that serve could not register, any other failure.
+//     could not be pinged at all, a name that serve could not register, malformed application
+//     groups, an interrupted bench, any other failure.
 //
 // # JSON
 //
@@ -112,7 +120,10 @@
 // out-of-line when it was out-of-line. Clients put payloads above 4000 bytes
 // (cfmessageport.InlineLimit) out-of-line, as CF does, so that raw and CF measurements compare
 // like with like. A message without a reply right is logged as one-way and destroyed. The
-// client learns of the server's death from a dead-name notification on its reply port.
+// client learns of the server's death from a dead-name notification on its reply port. Mach
+// pads inline data to a multiple of 4 bytes, so a raw server sees (and logs) the padded size.
+// When nothing comes back, ping suggests the other protocol: a CF server drops raw requests, and
+// a CF client drops a raw server's replies.
 //
 // # Linux
 //
