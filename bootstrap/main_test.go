@@ -125,11 +125,5 @@ func startChild(t *testing.T, role, name string, env ...string) *child {
 // eventually polls cond until it holds, for names that launchd withdraws asynchronously.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not so after 5 s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testproc.Eventually(t, what, 5*time.Second, cond)
 }

@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -643,46 +642,16 @@ func TestBench(t *testing.T) {
 	require.Regexp(t, `(?m)^raw +100 B  inline +\d`, r.stdout)
 }
 
-// syncBuffer is a bytes.Buffer that a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// waitFor polls until cond holds, failing the test after 20 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not so after 20 s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Ctrl-C ends a bench even when its server is stopped and answers nothing: the cases measured
 // so far are printed, flagged as interrupted, with exit status 2.
 func TestBenchInterruptedWithServerStopped(t *testing.T) {
 	cmd := exec.Command(machping, "bench", "--json", "--time", "1s", "--sizes", "64", "--transports", "unix,raw")
-	var stdout, stderr syncBuffer
+	var stdout, stderr lockedBuilder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
 	defer cmd.Process.Kill()
 	pidRE := regexp.MustCompile(`echo server in child pid (\d+)`)
-	waitFor(t, "the bench measures raw", func() bool { return strings.Contains(stderr.String(), "bench: raw") })
+	testproc.Eventually(t, "the bench measures raw", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "bench: raw") })
 	m := pidRE.FindStringSubmatch(stderr.String())
 	require.NotNil(t, m, stderr.String())
 	server, err := strconv.Atoi(m[1])
@@ -707,7 +676,7 @@ func TestBenchInterruptedWithServerStopped(t *testing.T) {
 	require.Equal(t, transportUnix, doc.Results[0].Transport)
 	require.Contains(t, r.stderr, "bench: raw                64 B ... interrupted")
 	// The stopped server could not clean up: it was killed after its grace period.
-	waitFor(t, "the server is gone", func() bool { return syscall.Kill(server, 0) != nil })
+	testproc.Eventually(t, "the server is gone", 20*time.Second, func() bool { return syscall.Kill(server, 0) != nil })
 }
 
 // When no request gets a reply, ping says to try the other protocol.

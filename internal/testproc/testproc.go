@@ -128,6 +128,18 @@ func UniqueName(t testing.TB, prefix string) string {
 	return fmt.Sprintf("%s.%s.%d.%d", prefix, strings.ReplaceAll(t.Name(), "/", "."), os.Getpid(), nameSeq.Add(1))
 }
 
+// Eventually polls cond every 10 ms until it holds, failing the test with what after d.
+func Eventually(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not so after %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Context returns a context that ends after d or with the test.
 func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
