@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,8 +144,12 @@ func TestRegisterRefusals(t *testing.T) {
 	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
 	_, err = bootstrap.LookUpPID(ctx, served, 0)
 	require.Error(t, err)
-	_, err = bootstrap.CheckIn(uniqueName(t))
-	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
+	port, err := bootstrap.CheckIn(uniqueName(t))
+	if runtime.GOOS == "darwin" && err == nil {
+		port.Close() // recent launchd makes an undeclared name a dynamic service (see CheckIn)
+	} else {
+		require.ErrorIs(t, err, bootstrap.ErrUnknownService)
+	}
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
