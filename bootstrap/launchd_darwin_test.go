@@ -121,7 +121,7 @@ func TestLaunchdCheckIn(t *testing.T) {
 	out, err := exec.Command("launchctl", "managername").CombinedOutput()
 	require.NoError(t, err, "launchctl managername: %s", out)
 	require.Equal(t, "Aqua", strings.TrimSpace(string(out)),
-		"the test needs a GUI login session (its launchd domain gui/<uid>), as GitHub's macOS runners have")
+		"the test needs a GUI login session (its launchd domain gui/<uid>)")
 	domain := fmt.Sprintf("gui/%d", os.Getuid())
 	launchctl(t, "bootstrap", domain, plist)
 	loaded := true

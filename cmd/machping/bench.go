@@ -116,6 +116,9 @@ func benchFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		doc := benchDoc{header: newHeader("bench"), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 			IPC: ipcBackend(), TimePerCase: perCase.Seconds(), Results: []benchResult{}}
 		err = runBench(ctx, o, &doc, sizeList, which, *perCase)
+		if err != nil && ctx.Err() != nil {
+			err = errInterrupted // also during set-up, where a look-up or dial saw the context end
+		}
 		switch {
 		case errors.Is(err, errInterrupted):
 			// Ctrl-C: the cases measured so far are still worth printing.
@@ -154,7 +157,13 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 	if err != nil {
 		return err
 	}
-	defer child.end()
+	defer func() {
+		child.end()
+		// A server that had to be killed (a stopped one) could not remove its socket's folder.
+		if dir := filepath.Dir(ready.Unix); strings.HasPrefix(filepath.Base(dir), benchDirPrefix) {
+			_ = os.RemoveAll(dir)
+		}
+	}()
 	doc.ServerPID = ready.PID
 	o.progress("bench: echo server in child pid %d; %v per case\n", ready.PID, perCase)
 
@@ -362,12 +371,15 @@ func benchServerFlags(fs *flag.FlagSet, o *output) func(context.Context, []strin
 	}
 }
 
+// benchDirPrefix starts the name of the temporary folder of the bench server's Unix socket.
+const benchDirPrefix = "machping-bench-"
+
 func benchServer(ctx context.Context, o *output) error {
 	base := strings.Replace(selftestName(), ".selftest.", ".bench.", 1)
 	ready := benchReady{header: newHeader("bench-server"), Event: "bench-server", PID: os.Getpid(),
 		Raw: base + ".raw", CF: base + ".cf"}
 
-	dir, err := os.MkdirTemp("", "machping")
+	dir, err := os.MkdirTemp("", benchDirPrefix)
 	if err != nil {
 		return err
 	}

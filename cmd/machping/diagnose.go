@@ -77,7 +77,7 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		target = fmt.Sprintf("%s (per-PID service of pid %d)", name, pid)
 	}
 	switch {
-	case errors.Is(err, sandboxcheck.ErrBadGroup):
+	case hasNameErr && errors.Is(err, sandboxcheck.ErrBadGroup):
 		// The process's own groups are malformed: no name could be checked against them.
 		d.Message = fmt.Sprintf("cannot %s %s: this process's application group %q is malformed: %s", what, target, nameErr.Group, nameErr.Detail)
 		d.Rule, d.Example = "", ""
@@ -85,12 +85,11 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		d.Hints = append(d.Hints, groupsSourceHint())
 	case errors.Is(err, bootstrap.ErrUnknownService):
 		d.Message = fmt.Sprintf("cannot %s %s: unknown service (1102): nobody serves this name", what, target)
-		serve := "'machping serve " + name + "'"
+		start := "start the server, e.g. 'machping serve " + name + "', or check that it is running"
 		if pid != 0 {
-			serve = "'machping serve --pid " + name + "' in the process whose pid you give"
+			start = fmt.Sprintf("the server must register the name per-PID (e.g. 'machping serve --pid %s') and run as pid %d", name, pid)
 		}
-		d.Hints = append(d.Hints, "check the name: it must match the server's exactly, including case",
-			"start the server, e.g. "+serve+", or check that it is running")
+		d.Hints = append(d.Hints, "check the name: it must match the server's exactly, including case", start)
 		if pid == 0 {
 			d.Hints = append(d.Hints, "a per-PID service is found only with --pid and its server's pid")
 		}
@@ -110,8 +109,8 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		default:
 			d.Message += ": the sandbox does not allow this process to look the name up"
 			d.Groups = groups
-			d.Hints = append(d.Hints, "a sandboxed process may look up only the names its profile allows (mach-lookup): "+
-				"names inside its application groups, and those its entitlements list as exceptions")
+			d.Hints = append(d.Hints, "a sandboxed process may look up the names its profile allows (mach-lookup), "+
+				"such as system services, names inside its application groups, and those its entitlements list as exceptions")
 		}
 	case errors.Is(err, bootstrap.ErrServiceActive):
 		d.Message = fmt.Sprintf("cannot %s %s: this process already serves it (1103)", what, target)

@@ -98,7 +98,7 @@
 //     is invalid (check), the self-test failed.
 //   - 2: the question could not be answered: bad usage, an unknown command, a service that
 //     could not be pinged at all, a name that serve could not register, malformed application
-//     groups, an interrupted bench, any other failure.
+//     groups, a bench or self-test interrupted by Ctrl-C, any other failure.
 //
 // # JSON
 //

@@ -650,7 +650,9 @@ func TestBench(t *testing.T) {
 // Ctrl-C ends a bench even when its server is stopped and answers nothing: the cases measured
 // so far are printed, flagged as interrupted, with exit status 2.
 func TestBenchInterruptedWithServerStopped(t *testing.T) {
+	tmp := t.TempDir()
 	cmd := exec.Command(machping, "bench", "--json", "--time", "1s", "--sizes", "64", "--transports", "unix,raw")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stdout, stderr lockedBuilder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
@@ -662,7 +664,12 @@ func TestBenchInterruptedWithServerStopped(t *testing.T) {
 	server, err := strconv.Atoi(m[1])
 	require.NoError(t, err)
 	require.NoError(t, syscall.Kill(server, syscall.SIGSTOP))
-	defer syscall.Kill(server, syscall.SIGKILL)
+	serverEnded := false
+	defer func() {
+		if !serverEnded { // machping has not reaped it, so the pid is still the server's
+			syscall.Kill(server, syscall.SIGKILL)
+		}
+	}()
 	time.Sleep(50 * time.Millisecond) // a request is now waiting for a reply that cannot come
 
 	require.NoError(t, cmd.Process.Signal(os.Interrupt))
@@ -670,6 +677,7 @@ func TestBenchInterruptedWithServerStopped(t *testing.T) {
 	go func() { _ = cmd.Wait(); close(exited) }()
 	select {
 	case <-exited:
+		serverEnded = true // machping waits for its child before it exits
 	case <-time.After(15 * time.Second):
 		t.Fatalf("Ctrl-C did not end the bench in 15 s; stderr:\n%s", stderr.String())
 	}
@@ -680,8 +688,33 @@ func TestBenchInterruptedWithServerStopped(t *testing.T) {
 	require.Len(t, doc.Results, 1, "the unix case, measured in full")
 	require.Equal(t, transportUnix, doc.Results[0].Transport)
 	require.Contains(t, r.stderr, "bench: raw                64 B ... interrupted")
-	// The stopped server could not clean up: it was killed after its grace period.
-	testproc.Eventually(t, "the server is gone", 20*time.Second, func() bool { return syscall.Kill(server, 0) != nil })
+	// The stopped server could not clean up, so it was killed after its grace period, and
+	// machping removed the folder of its socket.
+	left, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	require.Empty(t, left, "left behind in TMPDIR")
+}
+
+// Ctrl-C during the self-test ends it at once as interrupted (exit 2, no answer), and its
+// child withdraws the service name on the way out.
+func TestSelfTestInterrupted(t *testing.T) {
+	ns := t.TempDir()
+	require.NoError(t, os.Chmod(ns, 0o700))
+	cmd := exec.Command(machping)
+	cmd.Env = append(os.Environ(), bootstrap.EnvDir+"="+ns)
+	var stdout, stderr lockedBuilder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill()
+	testproc.Eventually(t, "the self-test pings", 20*time.Second, func() bool { return strings.Contains(stdout.String(), "PING ") })
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	_ = cmd.Wait()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+	requireCode(t, r, exitError)
+	require.Contains(t, r.stdout, "self-test FAILED: interrupted\n")
+	left, err := os.ReadDir(ns)
+	require.NoError(t, err)
+	require.Empty(t, left, "the child withdrew its name")
 }
 
 // When no request gets a reply, ping says to try the other protocol.

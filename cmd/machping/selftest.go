@@ -72,7 +72,10 @@ func selftestFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) 
 		}
 		doc.Passed = err == nil
 		code := exitOK
-		if !doc.Passed {
+		switch {
+		case errors.Is(err, errInterrupted) || (err != nil && ctx.Err() != nil):
+			code = exitError // no answer either way
+		case !doc.Passed:
 			code = exitNegative
 		}
 		if o.json {

@@ -5,7 +5,7 @@ package cicheck
 
 import (
 	"fmt"
-	"go/build/constraint"
+	"go/build"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -16,17 +16,49 @@ import (
 	"strings"
 )
 
-// macOSOnly reports whether a file with build constraint expr compiles for macOS (darwin without
-// ios) and not for linux, where the project's own CI runs: its tests run only on the macOS jobs.
-func macOSOnly(expr constraint.Expr) bool {
-	has := func(tags ...string) func(string) bool {
-		return func(tag string) bool { return slices.Contains(tags, tag) }
+// The platforms a file is matched against: the macOS runners', and the Linux ones the project's
+// own CI has, each with and without cgo.
+var (
+	macOSContexts = contexts("darwin", "arm64", "amd64")
+	linuxContexts = contexts("linux", "amd64", "arm64")
+)
+
+func contexts(goos string, arches ...string) []build.Context {
+	var out []build.Context
+	for _, arch := range arches {
+		for _, cgo := range []bool{false, true} {
+			c := build.Default
+			c.GOOS, c.GOARCH, c.CgoEnabled = goos, arch, cgo
+			c.BuildTags, c.ToolTags = nil, nil
+			out = append(out, c)
+		}
 	}
-	return expr.Eval(has("darwin", "unix")) && !expr.Eval(has("linux", "unix"))
+	return out
 }
 
-// MacOSOnlyTests returns, sorted, the Test functions under root (a module's directory) that are
-// built for macOS and not for Linux, by their files' //go:build lines and _GOOS_test.go names.
+// macOSOnly reports whether the Go file dir/name builds on some macOS runner and on no Linux
+// machine, by the go command's own rules (the _GOOS_GOARCH name suffixes and //go:build lines):
+// its tests run only on the macOS jobs.
+func macOSOnly(dir, name string) (bool, error) {
+	matches := func(ctxts []build.Context) (bool, error) {
+		for _, c := range ctxts {
+			ok, err := c.MatchFile(dir, name)
+			if ok || err != nil {
+				return ok, err
+			}
+		}
+		return false, nil
+	}
+	onMac, err := matches(macOSContexts)
+	if err != nil || !onMac {
+		return false, err
+	}
+	onLinux, err := matches(linuxContexts)
+	return !onLinux, err
+}
+
+// MacOSOnlyTests returns, sorted, the Test functions under root (a module's directory) in files
+// that build on macOS and not on Linux.
 func MacOSOnlyTests(root string) ([]string, error) {
 	var tests []string
 	fset := token.NewFileSet()
@@ -40,36 +72,13 @@ func MacOSOnlyTests(root string) ([]string, error) {
 		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
-		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.SkipObjectResolution)
-		if err != nil {
+		only, err := macOSOnly(filepath.Dir(path), d.Name())
+		if err != nil || !only {
 			return err
 		}
-		var expr constraint.Expr
-		for _, cg := range f.Comments {
-			if cg.Pos() > f.Package {
-				break
-			}
-			for _, c := range cg.List {
-				if constraint.IsGoBuild(c.Text) {
-					if expr, err = constraint.Parse(c.Text); err != nil {
-						return fmt.Errorf("%s: %w", path, err)
-					}
-				}
-			}
-		}
-		// A _GOOS_test.go name is a constraint too (and _darwin matches ios as well).
-		for _, goos := range []string{"darwin", "ios", "linux"} {
-			if strings.HasSuffix(path, "_"+goos+"_test.go") {
-				tag := &constraint.TagExpr{Tag: goos}
-				if expr == nil {
-					expr = tag
-				} else {
-					expr = &constraint.AndExpr{X: expr, Y: tag}
-				}
-			}
-		}
-		if expr == nil || !macOSOnly(expr) {
-			return nil
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
 		}
 		for _, decl := range f.Decls {
 			if name, ok := testFunc(decl); ok {

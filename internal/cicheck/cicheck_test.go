@@ -1,9 +1,9 @@
 package cicheck
 
 import (
-	"go/build/constraint"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,7 +22,7 @@ func TestWorkflowRunsEveryMacOSOnlyTest(t *testing.T) {
 	// and the workflow names it because on macOS it is the one that reproduces 1100.
 	require.Subset(t, inWorkflow, inCode, "macOS-only tests missing from the workflow's darwin-only job")
 	for _, name := range inWorkflow {
-		if !contains(inCode, name) {
+		if !slices.Contains(inCode, name) {
 			require.Contains(t, sharedTestsTheJobNames, name, "the workflow names a test that is not macOS-only")
 		}
 	}
@@ -32,30 +32,31 @@ func TestWorkflowRunsEveryMacOSOnlyTest(t *testing.T) {
 // for what they do only on macOS.
 var sharedTestsTheJobNames = []string{"TestSandboxedChildRegisters"}
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func TestMacOSOnly(t *testing.T) {
 	for _, tc := range []struct {
-		expr string
-		want bool
+		file, src string
+		want      bool
 	}{
-		{"//go:build darwin && !ios", true},
-		{"//go:build darwin", true},
-		{"//go:build linux || (darwin && !ios)", false},
-		{"//go:build (!darwin && !linux) || ios", false},
-		{"//go:build !linux", true}, // of the two platforms CI has, only macOS builds it
-		{"//go:build ios", false},
+		{"a_test.go", "//go:build darwin && !ios\n\npackage a\n", true},
+		{"a_test.go", "//go:build darwin\n\npackage a\n", true},
+		{"a_test.go", "//go:build linux || (darwin && !ios)\n\npackage a\n", false},
+		{"a_test.go", "//go:build (!darwin && !linux) || ios\n\npackage a\n", false},
+		{"a_test.go", "//go:build !linux\n\npackage a\n", true}, // of the two platforms CI has, only macOS builds it
+		{"a_test.go", "//go:build ios\n\npackage a\n", false},
+		{"a_test.go", "//go:build darwin && cgo\n\npackage a\n", true}, // the cgo=1 runners build it
+		{"a_test.go", "//go:build darwin && arm64\n\npackage a\n", true},
+		{"a_test.go", "//go:build (darwin || linux) && !cgo\n\npackage a\n", false},
+		{"a_test.go", "package a\n", false},
+		{"a_darwin_test.go", "package a\n", true},
+		{"a_darwin_arm64_test.go", "package a\n", true},
+		{"a_linux_test.go", "package a\n", false},
+		{"a_darwin_test.go", "//go:build !darwin\n\npackage a\n", false},
 	} {
-		e, err := constraint.Parse(tc.expr)
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, tc.file), []byte(tc.src), 0o644))
+		got, err := macOSOnly(dir, tc.file)
 		require.NoError(t, err)
-		require.Equal(t, tc.want, macOSOnly(e), tc.expr)
+		require.Equal(t, tc.want, got, "%s: %q", tc.file, tc.src)
 	}
 }
 
@@ -70,6 +71,7 @@ func TestMacOSOnlyTestsFindsThem(t *testing.T) {
 	write("d_linux_test.go", "package a\nimport \"testing\"\nfunc TestLinux(t *testing.T) {}\n")
 	write("e_darwin_test.go", "//go:build !darwin\n\npackage a\nimport \"testing\"\nfunc TestNever(t *testing.T) {}\n")
 	write("f_test.go", "//go:build linux || darwin\n\npackage a\nimport \"testing\"\nfunc TestBoth(t *testing.T) {}\n")
+	write("g_darwin_test.go", "package a\nimport \"testing\"\nfunc TestNotATest(t *other.T) {}\n")
 	got, err := MacOSOnlyTests(dir)
 	require.NoError(t, err)
 	require.Equal(t, []string{"TestMacA", "TestMacB"}, got)

@@ -3,6 +3,7 @@ package cicheck_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/machport/machport/internal/cicheck"
 )
@@ -14,6 +15,6 @@ func ExampleWorkflowTests() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(len(tests) > 0, tests[0])
-	// Output: true TestCodeTextsMatchLaunchd
+	fmt.Println(slices.Contains(tests, "TestLaunchdCheckIn"))
+	// Output: true
 }

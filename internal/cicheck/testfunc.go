@@ -7,7 +7,8 @@ import (
 	"unicode/utf8"
 )
 
-// testFunc reports whether decl is a top-level func TestXxx(t *testing.T), and its name.
+// testFunc reports whether decl is a top-level func TestXxx(t *testing.T), and its name. The
+// parameter must be *testing.T as the file spells it with the usual import name.
 func testFunc(decl ast.Decl) (string, bool) {
 	fn, ok := decl.(*ast.FuncDecl)
 	if !ok || fn.Recv != nil || !strings.HasPrefix(fn.Name.Name, "Test") || fn.Name.Name == "TestMain" {
@@ -28,6 +29,9 @@ func testFunc(decl ast.Decl) (string, bool) {
 	}
 	sel, ok := star.X.(*ast.SelectorExpr)
 	if !ok || sel.Sel.Name != "T" {
+		return "", false
+	}
+	if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "testing" {
 		return "", false
 	}
 	return fn.Name.Name, true
