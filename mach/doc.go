@@ -66,7 +66,8 @@
 //     a sender that kept another mapping of it could still change it; Mach would not allow that.
 //     Copies of 8 MiB and more are split into one memfd per CPU (at most 8) written in parallel,
 //     because writes to one memfd are serialised by the kernel.
-//   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW.
+//   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW, and
+//     a count stopped there comes down only by a release of all 65535 at once.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
 //     blocks an OS thread; one with either parks its goroutine in Go's poller instead. When such a
 //     receive waits on a port with one sender channel, it blocks in recvmsg on that channel, and

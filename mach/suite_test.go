@@ -412,16 +412,27 @@ func TestUserReferenceErrors(t *testing.T) {
 	}
 	_, err := mach.TypeOf(0x7fff0103)
 	require.ErrorIs(t, err, mach.KernInvalidName)
-	require.ErrorIs(t, mach.Deallocate(r.Name()+0x100), mach.KernInvalidName)
+	// A name beyond any table the task has: r.Name()+0x100 could be a live neighbour on xnu.
+	require.ErrorIs(t, mach.Deallocate(0x7fff0103), mach.KernInvalidName)
 
 	// xnu pegs user references at MACH_PORT_UREFS_MAX (65535) instead of failing with
-	// KERN_UREFS_OVERFLOW; the emulation does the same.
+	// KERN_UREFS_OVERFLOW, and a pegged count changes only by a delta that removes it all
+	// (ipc_right_delta); the emulation does the same.
 	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, 65000))
 	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, 1000))
 	refs, err := mach.Refs(s.Name(), mach.RightSend)
 	require.NoError(t, err)
 	require.Equal(t, uint32(65535), refs)
-	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, -65534))
+	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, -65534), "a partial release of a pegged count succeeds")
+	refs, err = mach.Refs(s.Name(), mach.RightSend)
+	require.NoError(t, err)
+	require.Equal(t, uint32(65535), refs, "and changes nothing")
+	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, -65535))
+	refs, err = mach.Refs(s.Name(), mach.RightSend)
+	require.NoError(t, err)
+	require.Zero(t, refs, "removing all of them at once drops the send right")
+	// The receive right remains; give the name its send right back for s.Close.
+	require.NoError(t, mach.InsertRight(r.Name(), r.Name(), mach.MakeSend))
 }
 
 // Ten thousand messages carrying rights and out-of-line memory, with replies through send-once

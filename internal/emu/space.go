@@ -394,10 +394,17 @@ func dropSingle(present bool, delta int32, release func()) int32 {
 }
 
 // addRefs applies delta to a user-reference count as xnu's ipc_right_delta does: below zero is
-// KERN_INVALID_VALUE; above MACH_PORT_UREFS_MAX the count is pegged at the maximum.
+// KERN_INVALID_VALUE; above MACH_PORT_UREFS_MAX the count is pegged at the maximum, and a pegged
+// count changes only by a delta that removes all of it (any other succeeds and changes nothing).
 func addRefs(refs uint32, delta int32) (uint32, int32) {
 	if delta < -urefsMax || delta > urefsMax {
 		return refs, abi.KERN_INVALID_VALUE
+	}
+	if refs == urefsMax {
+		if delta == -urefsMax {
+			return 0, abi.KERN_SUCCESS
+		}
+		return refs, abi.KERN_SUCCESS
 	}
 	n := int64(refs) + int64(delta)
 	switch {
