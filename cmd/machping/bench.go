@@ -371,8 +371,14 @@ func benchServerFlags(fs *flag.FlagSet, o *output) func(context.Context, []strin
 	}
 }
 
-// benchDirPrefix starts the name of the temporary folder of the bench server's Unix socket.
-const benchDirPrefix = "machping-bench-"
+// The bench server's Unix socket: its name, the start of its temporary folder's name, and the
+// longest path a socket may have on every platform (macOS's sun_path holds 104 bytes with the
+// NUL, Linux's 108).
+const (
+	benchSocket    = "echo.sock"
+	benchDirPrefix = "machping-bench-"
+	maxSocketPath  = 103
+)
 
 func benchServer(ctx context.Context, o *output) error {
 	base := strings.Replace(selftestName(), ".selftest.", ".bench.", 1)
@@ -383,8 +389,16 @@ func benchServer(ctx context.Context, o *output) error {
 	if err != nil {
 		return err
 	}
+	if len(filepath.Join(dir, benchSocket)) > maxSocketPath {
+		// A long TMPDIR (macOS's /var/folders/..., a test's own folder) leaves no room in
+		// sun_path: use /tmp instead.
+		os.Remove(dir)
+		if dir, err = os.MkdirTemp("/tmp", benchDirPrefix); err != nil {
+			return err
+		}
+	}
 	defer os.RemoveAll(dir)
-	ready.Unix = filepath.Join(dir, "echo.sock")
+	ready.Unix = filepath.Join(dir, benchSocket)
 	l, err := net.Listen("unix", ready.Unix)
 	if err != nil {
 		return err
