@@ -75,5 +75,25 @@ func BenchmarkRoundTrip(b *testing.B) {
 				}
 			}
 		})
+		// RequestFunc: the reply read where it arrived, not copied.
+		b.Run(fmt.Sprintf("cf-func/%d", size), func(b *testing.B) {
+			name := uniqueName(b)
+			startChild(b, "serve", name)
+			r, err := cfmessageport.Dial(ctx, name)
+			require.NoError(b, err)
+			defer r.Close()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			n := 0
+			read := func(reply []byte) error { n = len(reply); return nil }
+			for b.Loop() {
+				if err := r.RequestFunc(ctx, msgEcho, data, read); err != nil {
+					b.Fatal(err)
+				}
+				if n != size {
+					b.Fatalf("%d bytes back", n)
+				}
+			}
+		})
 	}
 }

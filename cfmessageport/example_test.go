@@ -1,6 +1,7 @@
 package cfmessageport_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -65,4 +66,32 @@ func ExampleDialPair() {
 	// Output:
 	// the server got a question
 	// the client got one back
+}
+
+// A large reply read where it arrived: RequestFunc lends read the out-of-line memory instead of
+// copying it, and releases it when read returns.
+func ExampleRemote_RequestFunc() {
+	ctx := context.Background()
+	name := fmt.Sprintf("com.example.big.%d", os.Getpid())
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(
+		func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+			return bytes.Repeat([]byte{'x'}, 1<<20), nil // 1 MiB: out of line
+		}), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+	remote, err := cfmessageport.Dial(ctx, name)
+	if err != nil {
+		panic(err)
+	}
+	defer remote.Close()
+
+	var xs int
+	err = remote.RequestFunc(ctx, 1, nil, func(reply []byte) error {
+		xs = bytes.Count(reply, []byte{'x'}) // reply must not be kept past this call
+		return nil
+	})
+	fmt.Println(xs, err)
+	// Output: 1048576 <nil>
 }

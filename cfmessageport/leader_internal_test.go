@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/internal/testproc"
+	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
 
@@ -279,4 +281,42 @@ func TestKilledServerEndsReceivingRequestWithoutDeadline(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the request still waits 5 s after the server was killed")
 	}
+}
+
+// A reply delivered to a requester that has just stopped waiting is released, not left mapped:
+// the window between the leader taking the requester out of pending and handing it the reply.
+func TestDeliverToALeftRequesterReleasesTheReply(t *testing.T) {
+	leakcheck.Check(t)
+	port, send, err := mach.NewPortWithSendRight(mach.PortOptions{})
+	require.NoError(t, err)
+	defer port.Close()
+	defer send.Close()
+	ctx := testproc.Context(t, 5*time.Second)
+	var out mach.Message
+	pk := Packet{MsgID: 1, ConvID: -7, Data: bytes.Repeat([]byte("o"), 8000)}
+	require.NoError(t, pk.Encode(&out, mach.CopySendOf(send), mach.Port{}))
+	require.NoError(t, mach.Send(ctx, &out))
+	var m mach.Message
+	require.NoError(t, mach.Receive(ctx, port, &m))
+	p, err := Decode(&m, true)
+	require.NoError(t, err)
+	require.Len(t, m.Descriptors, 1, "out of line")
+
+	mapped := func() int {
+		maps, _ := os.ReadFile("/proc/self/maps") // Linux; elsewhere both counts are 0
+		return bytes.Count(maps, []byte("memfd:machport-ool")) + bytes.Count(maps, []byte("memfd:machport-region"))
+	}
+	before := mapped()
+
+	r := &Remote{pending: map[int32]*waiter{}}
+	w := &waiter{left: true} // as leave leaves it, after the leader took it out of pending
+	r.pending[7] = w
+	r.deliver(7, &m, p)
+	require.False(t, w.done, "nothing is delivered to a requester that left")
+	if runtime.GOOS == "linux" {
+		require.Equal(t, before-1, mapped(), "the reply's memory was unmapped")
+	}
+	d := m.Descriptors[0].(*mach.OOLDescriptor)
+	require.Nil(t, d.Region, "the region was taken from the message")
+	require.NoError(t, m.Destroy())
 }

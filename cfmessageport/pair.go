@@ -145,6 +145,12 @@ func (c *Conn) Request(ctx context.Context, msgid int32, data []byte) ([]byte, e
 	return c.remote.Request(ctx, msgid, data)
 }
 
+// RequestFunc is Request with the reply lent to read instead of copied (see
+// Remote.RequestFunc).
+func (c *Conn) RequestFunc(ctx context.Context, msgid int32, data []byte, read func(reply []byte) error) error {
+	return c.remote.RequestFunc(ctx, msgid, data, read)
+}
+
 // Send sends a one-way message to the peer.
 func (c *Conn) Send(ctx context.Context, msgid int32, data []byte) error {
 	return c.remote.Send(ctx, msgid, data)

@@ -51,8 +51,9 @@ type Remote struct {
 
 // waiter is one request waiting for its reply. Its fields are guarded by Remote.mu.
 type waiter struct {
-	reply []byte
+	reply reply
 	done  bool // reply is set: the leader delivered it
+	left  bool // the requester stopped waiting: a reply delivered now is released by the leader
 	lead  bool // the leader left and handed the receiving to this requester
 	// wake is made when the requester waits for another requester (the leader) to deliver; it
 	// is signalled when the reply is delivered or the receiving is handed over.
@@ -221,22 +222,78 @@ func (r *Remote) nextConv() int32 {
 	}
 }
 
+// reply is a reply's data as it came: copied from an inline message, or, out of line, still in
+// the memory the message mapped (region), which moved to the requester without a copy.
+type reply struct {
+	data   []byte
+	region *mach.Region // nil for inline data
+}
+
+// takeReply takes the data of p, decoded from m, out of m before m is destroyed or reused.
+func takeReply(m *mach.Message, p Packet) reply {
+	if len(m.Descriptors) == 1 && p.Data != nil {
+		if region, err := m.TakeRegion(0); err == nil {
+			return reply{data: p.Data, region: region} // p.Data lies in region's memory
+		}
+	}
+	return reply{data: append([]byte{}, p.Data...)}
+}
+
+// owned returns the data in memory of the caller's own, releasing the mapped memory.
+func (rep reply) owned() []byte {
+	if rep.region == nil {
+		return rep.data
+	}
+	b := append([]byte{}, rep.data...)
+	rep.release()
+	return b
+}
+
+// release gives back the mapped memory of an out-of-line reply.
+func (rep reply) release() {
+	if rep.region != nil {
+		_ = rep.region.Close()
+	}
+}
+
 // Request sends msgid and data and waits for the reply, as CFMessagePortSendRequest does. The
 // context's deadline bounds both the send (ErrSendTimeout) and the wait (ErrReceiveTimeout);
 // cancelling it abandons the request (its reply, if it comes, is dropped). If the service dies
-// meanwhile, Request fails with ErrBecameInvalid at once.
+// meanwhile, Request fails with ErrBecameInvalid at once. The reply is the caller's to keep;
+// RequestFunc reads a large one where it arrived, without the copy.
 func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte, error) {
+	rep, err := r.request(ctx, msgid, data)
+	if err != nil {
+		return nil, err
+	}
+	return rep.owned(), nil
+}
+
+// RequestFunc is Request for replies read once: read gets the reply's data, valid only until it
+// returns, and RequestFunc returns read's error. An out-of-line reply (above InlineLimit bytes)
+// is read in the memory it arrived in, which is released afterwards, instead of being copied
+// into memory of the caller's own as Request does; read must not keep it, nor modify it.
+func (r *Remote) RequestFunc(ctx context.Context, msgid int32, data []byte, read func(reply []byte) error) error {
+	rep, err := r.request(ctx, msgid, data)
+	if err != nil {
+		return err
+	}
+	defer rep.release()
+	return read(rep.data)
+}
+
+func (r *Remote) request(ctx context.Context, msgid int32, data []byte) (reply, error) {
 	const op = "request"
 	w := &waiter{}
 	conv, err := r.begin(op, w)
 	if err != nil {
-		return nil, err
+		return reply{}, err
 	}
 	if err := r.send(ctx, op, Packet{MsgID: msgid, ConvID: conv, Data: data}, true); err != nil {
 		r.mu.Lock()
 		r.leave(conv, w)
 		r.mu.Unlock()
-		return nil, err
+		return reply{}, err
 	}
 	return r.await(ctx, op, conv, w)
 }
@@ -244,7 +301,7 @@ func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte,
 // await waits for the reply of conversation conv: by receiving on the reply port itself when
 // nobody else does, or else until the receiving requester delivers the reply or hands the
 // receiving over.
-func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) ([]byte, error) {
+func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) (reply, error) {
 	for {
 		r.mu.Lock()
 		switch {
@@ -257,7 +314,7 @@ func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) ([
 		case r.isInvalid():
 			r.leave(conv, w)
 			r.mu.Unlock()
-			return nil, r.invalidErr(op, true)
+			return reply{}, r.invalidErr(op, true)
 		case w.lead || !r.receiving:
 			w.lead, r.receiving = false, true
 			r.mu.Unlock()
@@ -278,7 +335,7 @@ func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) ([
 			}
 			r.leave(conv, w)
 			r.mu.Unlock()
-			return nil, r.ctxErr(op, ctx, nil)
+			return reply{}, r.ctxErr(op, ctx, nil)
 		}
 	}
 }
@@ -286,22 +343,22 @@ func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) ([
 // lead receives on the reply port until conversation conv's reply comes, delivering the
 // replies of other conversations to their requesters. Whatever ends it, it leaves the receiving
 // to another waiting requester.
-func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) ([]byte, error) {
+func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) (reply, error) {
 	m := &r.in
 	for {
 		if r.isInvalid() {
-			return r.stopLeading(conv, w, nil, r.invalidErr(op, true))
+			return r.stopLeading(conv, w, reply{}, r.invalidErr(op, true))
 		}
 		if err := mach.ReceiveWithOptions(ctx, r.reply, m, receiveOptions); err != nil {
 			switch {
 			case retryReceive(err):
 				continue
 			case ctx.Err() != nil || errors.Is(err, mach.RcvTimedOut):
-				return r.stopLeading(conv, w, nil, r.ctxErr(op, ctx, err))
+				return r.stopLeading(conv, w, reply{}, r.ctxErr(op, ctx, err))
 			}
 			// The port is gone: no reply can come any more.
 			r.invalidate(false)
-			return r.stopLeading(conv, w, nil, r.invalidErr(op, true))
+			return r.stopLeading(conv, w, reply{}, r.invalidErr(op, true))
 		}
 		if r.stopper.is(m) {
 			_ = m.Destroy()
@@ -318,17 +375,18 @@ func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) ([]
 			continue
 		}
 		if -p.ConvID == conv {
-			reply := append([]byte{}, p.Data...) // the message's memory goes with Destroy
+			rep := takeReply(m, p) // before Destroy, which would release the memory
 			_ = m.Destroy()
-			return r.stopLeading(conv, w, reply, nil)
+			return r.stopLeading(conv, w, rep, nil)
 		}
-		r.deliver(-p.ConvID, p.Data)
+		r.deliver(-p.ConvID, m, p)
 		_ = m.Destroy() // a late or unknown reply is dropped
 	}
 }
 
-// deliver gives a copy of data to the requester waiting for conversation conv, if one does.
-func (r *Remote) deliver(conv int32, data []byte) {
+// deliver moves the reply p, decoded from m, to the requester waiting for conversation conv, if
+// one does; an out-of-line reply's memory moves with it, not copied.
+func (r *Remote) deliver(conv int32, m *mach.Message, p Packet) {
 	r.mu.Lock()
 	w := r.pending[conv]
 	delete(r.pending, conv)
@@ -336,26 +394,32 @@ func (r *Remote) deliver(conv int32, data []byte) {
 	if w == nil {
 		return
 	}
-	reply := append([]byte{}, data...) // outside the lock: it may be megabytes
+	rep := takeReply(m, p) // outside the lock: an inline copy may be 4000 bytes
 	r.mu.Lock()
-	w.reply, w.done = reply, true
+	if w.left { // it stopped waiting meanwhile (cancelled, or the remote became invalid)
+		r.mu.Unlock()
+		rep.release()
+		return
+	}
+	w.reply, w.done = rep, true
 	w.signal()
 	r.mu.Unlock()
 }
 
-// stopLeading ends the leader's receiving and its request, and returns reply, err.
-func (r *Remote) stopLeading(conv int32, w *waiter, reply []byte, err error) ([]byte, error) {
+// stopLeading ends the leader's receiving and its request, and returns rep, err.
+func (r *Remote) stopLeading(conv int32, w *waiter, rep reply, err error) (reply, error) {
 	r.mu.Lock()
 	r.receiving = false
 	r.leave(conv, w)
 	r.mu.Unlock()
-	return reply, err
+	return rep, err
 }
 
 // leave takes a request that stops waiting out of pending and, if it was told to take over the
 // receiving (or held it), passes the receiving to another waiting requester, so that no reply
 // is stranded. Called with mu held.
 func (r *Remote) leave(conv int32, w *waiter) {
+	w.left = true
 	if r.pending[conv] == w {
 		delete(r.pending, conv)
 	}

@@ -206,9 +206,13 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 				return err
 			}
 			defer remote.Close()
-			clients[t] = func(data []byte) (int, error) {
-				got, err := remote.Request(context.Background(), 1, data)
-				return len(got), err
+			// Read in place, as the raw client reads its replies: Request would copy each one.
+			clients[t] = func(data []byte) (n int, err error) {
+				err = remote.RequestFunc(context.Background(), 1, data, func(reply []byte) error {
+					n = len(reply)
+					return nil
+				})
+				return n, err
 			}
 		}
 	}
