@@ -16,6 +16,19 @@ var benchSizes = []int{64, 4000, 64 << 10, 16 << 20}
 // BenchmarkRoundTrip compares a CFMessagePort request/reply with a raw mach request/reply of the
 // same size and shape (inline up to 4000 bytes, out-of-line above, a send-once reply right, the
 // reply copied out), each against an echo service in a child process, in the same run.
+// benchRemote starts an echo service in a child process and dials it, for a benchmark of
+// size-byte round trips; the timer starts afterwards.
+func benchRemote(b *testing.B, ctx context.Context, size int) *cfmessageport.Remote {
+	name := uniqueName(b)
+	startChild(b, "serve", name)
+	r, err := cfmessageport.Dial(ctx, name)
+	require.NoError(b, err)
+	b.Cleanup(func() { r.Close() })
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	return r
+}
+
 func BenchmarkRoundTrip(b *testing.B) {
 	ctx := context.Background()
 	for _, size := range benchSizes {
@@ -58,13 +71,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("cf/%d", size), func(b *testing.B) {
-			name := uniqueName(b)
-			startChild(b, "serve", name)
-			r, err := cfmessageport.Dial(ctx, name)
-			require.NoError(b, err)
-			defer r.Close()
-			b.SetBytes(int64(size))
-			b.ResetTimer()
+			r := benchRemote(b, ctx, size)
 			for b.Loop() {
 				got, err := r.Request(ctx, msgEcho, data)
 				if err != nil {
@@ -77,13 +84,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 		// RequestFunc: the reply read where it arrived, not copied.
 		b.Run(fmt.Sprintf("cf-func/%d", size), func(b *testing.B) {
-			name := uniqueName(b)
-			startChild(b, "serve", name)
-			r, err := cfmessageport.Dial(ctx, name)
-			require.NoError(b, err)
-			defer r.Close()
-			b.SetBytes(int64(size))
-			b.ResetTimer()
+			r := benchRemote(b, ctx, size)
 			n := 0
 			read := func(reply []byte) error { n = len(reply); return nil }
 			for b.Loop() {
