@@ -283,40 +283,67 @@ func TestKilledServerEndsReceivingRequestWithoutDeadline(t *testing.T) {
 	}
 }
 
+// receivedOOLReply sends this process an out-of-line reply of conversation conv and receives
+// it, as a leader would: the message still holds the mapped memory.
+func receivedOOLReply(t *testing.T, conv int32) (*mach.Message, Packet) {
+	t.Helper()
+	port, send, err := mach.NewPortWithSendRight(mach.PortOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { send.Close(); port.Close() })
+	ctx := testproc.Context(t, 5*time.Second)
+	var out mach.Message
+	pk := Packet{MsgID: 1, ConvID: -conv, Data: bytes.Repeat([]byte("o"), 8000)}
+	require.NoError(t, pk.Encode(&out, mach.CopySendOf(send), mach.Port{}))
+	require.NoError(t, mach.Send(ctx, &out))
+	m := &mach.Message{}
+	require.NoError(t, mach.Receive(ctx, port, m))
+	p, err := Decode(m, true)
+	require.NoError(t, err)
+	require.Len(t, m.Descriptors, 1, "out of line")
+	return m, p
+}
+
+// oolMapped counts the emulation's out-of-line mappings (Linux; 0 elsewhere).
+func oolMapped() int {
+	maps, _ := os.ReadFile("/proc/self/maps")
+	return bytes.Count(maps, []byte("memfd:machport-ool")) + bytes.Count(maps, []byte("memfd:machport-region"))
+}
+
 // A reply delivered to a requester that has just stopped waiting is released, not left mapped:
 // the window between the leader taking the requester out of pending and handing it the reply.
 func TestDeliverToALeftRequesterReleasesTheReply(t *testing.T) {
 	leakcheck.Check(t)
-	port, send, err := mach.NewPortWithSendRight(mach.PortOptions{})
-	require.NoError(t, err)
-	defer port.Close()
-	defer send.Close()
-	ctx := testproc.Context(t, 5*time.Second)
-	var out mach.Message
-	pk := Packet{MsgID: 1, ConvID: -7, Data: bytes.Repeat([]byte("o"), 8000)}
-	require.NoError(t, pk.Encode(&out, mach.CopySendOf(send), mach.Port{}))
-	require.NoError(t, mach.Send(ctx, &out))
-	var m mach.Message
-	require.NoError(t, mach.Receive(ctx, port, &m))
-	p, err := Decode(&m, true)
-	require.NoError(t, err)
-	require.Len(t, m.Descriptors, 1, "out of line")
-
-	mapped := func() int {
-		maps, _ := os.ReadFile("/proc/self/maps") // Linux; elsewhere both counts are 0
-		return bytes.Count(maps, []byte("memfd:machport-ool")) + bytes.Count(maps, []byte("memfd:machport-region"))
-	}
-	before := mapped()
+	m, p := receivedOOLReply(t, 7)
+	before := oolMapped()
 
 	r := &Remote{pending: map[int32]*waiter{}}
 	w := &waiter{left: true} // as leave leaves it, after the leader took it out of pending
 	r.pending[7] = w
-	r.deliver(7, &m, p)
+	r.deliver(7, m, p)
 	require.False(t, w.done, "nothing is delivered to a requester that left")
 	if runtime.GOOS == "linux" {
-		require.Equal(t, before-1, mapped(), "the reply's memory was unmapped")
+		require.Equal(t, before-1, oolMapped(), "the reply's memory was unmapped")
 	}
 	d := m.Descriptors[0].(*mach.OOLDescriptor)
 	require.Nil(t, d.Region, "the region was taken from the message")
 	require.NoError(t, m.Destroy())
+}
+
+// A reply delivered to a request whose send then fails is released with the request.
+func TestAbandonReleasesADeliveredReply(t *testing.T) {
+	leakcheck.Check(t)
+	m, p := receivedOOLReply(t, 9)
+	before := oolMapped()
+
+	r := &Remote{pending: map[int32]*waiter{}}
+	w := &waiter{} // still sending: in pending, not yet waiting
+	r.pending[9] = w
+	r.deliver(9, m, p)
+	require.NoError(t, m.Destroy())
+	require.True(t, w.done, "the early reply was delivered")
+	require.Equal(t, before, oolMapped(), "its memory moved to the request")
+	r.abandon(9, w) // the send failed
+	if runtime.GOOS == "linux" {
+		require.Equal(t, before-1, oolMapped(), "and is unmapped with it")
+	}
 }

@@ -290,12 +290,24 @@ func (r *Remote) request(ctx context.Context, msgid int32, data []byte) (reply, 
 		return reply{}, err
 	}
 	if err := r.send(ctx, op, Packet{MsgID: msgid, ConvID: conv, Data: data}, true); err != nil {
-		r.mu.Lock()
-		r.leave(conv, w)
-		r.mu.Unlock()
+		r.abandon(conv, w)
 		return reply{}, err
 	}
 	return r.await(ctx, op, conv, w)
+}
+
+// abandon ends a request whose send failed. A leader may already have delivered it a reply (a
+// server that answered with this conversation's id early, or a late reply after the ids
+// wrapped): that reply's memory is released here, since nobody will read it.
+func (r *Remote) abandon(conv int32, w *waiter) {
+	r.mu.Lock()
+	r.leave(conv, w)
+	stray, delivered := w.reply, w.done
+	w.reply, w.done = reply{}, false
+	r.mu.Unlock()
+	if delivered {
+		stray.release()
+	}
 }
 
 // await waits for the reply of conversation conv: by receiving on the reply port itself when
