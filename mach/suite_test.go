@@ -423,10 +423,24 @@ func TestUserReferenceErrors(t *testing.T) {
 	refs, err := mach.Refs(s.Name(), mach.RightSend)
 	require.NoError(t, err)
 	require.Equal(t, uint32(65535), refs)
+	pegged := func(how string) {
+		t.Helper()
+		refs, err := mach.Refs(s.Name(), mach.RightSend)
+		require.NoError(t, err)
+		require.Equal(t, uint32(65535), refs, "%s leaves a pegged count as it is", how)
+	}
 	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, -65534), "a partial release of a pegged count succeeds")
-	refs, err = mach.Refs(s.Name(), mach.RightSend)
-	require.NoError(t, err)
-	require.Equal(t, uint32(65535), refs, "and changes nothing")
+	pegged("mod_refs -65534")
+	require.NoError(t, mach.Deallocate(s.Name()))
+	pegged("deallocate")
+	ctx := ctxTimeout(t, 5*time.Second)
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(s), ID: 1,
+		Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.Port{Name: s.Name(), Disposition: mach.MoveSend}}}}))
+	pegged("moving a send right into a message")
+	var m mach.Message
+	require.NoError(t, mach.Receive(ctx, r, &m))
+	require.NoError(t, m.Destroy()) // the right comes back to the same name, and goes again
+	pegged("receiving and destroying it")
 	require.NoError(t, mach.ModRefs(s.Name(), mach.RightSend, -65535))
 	refs, err = mach.Refs(s.Name(), mach.RightSend)
 	require.NoError(t, err)

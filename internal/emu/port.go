@@ -377,7 +377,9 @@ func (s *space) fireDeadName(e *entry) {
 	req := e.dn
 	e.dn = nil
 	monitorRemove(req.monitor)
-	e.deadRefs++ // the notification carries a dead-name reference
+	if e.deadRefs < urefsMax { // a pegged count stays pegged, as in xnu's ipc_right_check
+		e.deadRefs++ // the notification carries a dead-name reference
+	}
 	var body [12]byte
 	binary.LittleEndian.PutUint32(body[8:], e.name)
 	req.notify.inject(kernelMsg(abi.MACH_NOTIFY_DEAD_NAME, body[:]))

@@ -296,7 +296,7 @@ func Destruct(name uint32, srdelta int32, guard uint64) int32 {
 }
 
 func (s *space) dropSend(e *entry, n uint32) {
-	e.sendRefs -= n
+	dropRefs(&e.sendRefs, n)
 	if e.sendRefs == 0 && e.send != nil {
 		e.send.put()
 		e.send = nil
@@ -321,7 +321,7 @@ func Deallocate(name uint32) int32 {
 		e.sonce.put()
 		e.sonce = nil
 	case e.deadRefs > 0:
-		e.deadRefs--
+		dropRefs(&e.deadRefs, 1)
 	default:
 		return abi.KERN_INVALID_RIGHT
 	}
@@ -391,6 +391,16 @@ func dropSingle(present bool, delta int32, release func()) int32 {
 		return abi.KERN_INVALID_VALUE
 	}
 	return abi.KERN_SUCCESS
+}
+
+// dropRefs takes n user references from *refs as xnu does everywhere it releases them
+// (mach_port_deallocate, a MOVE_SEND in a message, mach_port_destruct, mach_port_mod_refs): a
+// count pegged at MACH_PORT_UREFS_MAX stays there unless all of it goes at once.
+func dropRefs(refs *uint32, n uint32) {
+	if *refs == urefsMax && n != urefsMax {
+		return
+	}
+	*refs -= n
 }
 
 // addRefs applies delta to a user-reference count as xnu's ipc_right_delta does: below zero is
