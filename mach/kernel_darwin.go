@@ -403,3 +403,6 @@ func (k *darwinKernel) vmAllocate(size int) (uintptr, int32) {
 func (k *darwinKernel) vmDeallocate(addr uintptr, size int) int32 {
 	return darwin.VMDeallocate(k.task, uint64(addr), uint64(size))
 }
+
+// namesPerThread: a thread port, and a MIG reply port (see NamesPerThread).
+const namesPerThread = 2

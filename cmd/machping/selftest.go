@@ -98,6 +98,10 @@ func (d diagnosis) Error() string { return d.Message }
 
 func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
 	o.printf("machping %s self-test on %s/%s (%s)\n", version, doc.OS, doc.Arch, doc.IPC)
+	// Both listings of port names from one thread, whose own names are then the same in both
+	// (see mach.NamesPerThread).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	before, err := mach.Names()
 	if err != nil {
 		return fmt.Errorf("listing port names: %w", err)
@@ -158,7 +162,7 @@ func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
 	}
 	doc.PortNamesAfter = len(after)
 	o.printf("port names held by this process: %d before, %d after\n", doc.PortNamesBefore, doc.PortNamesAfter)
-	if leaked := doc.PortNamesAfter - doc.PortNamesBefore - perThreadNames(threadsBefore); leaked > 0 {
+	if leaked := doc.PortNamesAfter - doc.PortNamesBefore - mach.NamesPerThread*(threadCount()-threadsBefore); leaked > 0 {
 		return fmt.Errorf("%d port names leaked", leaked)
 	}
 	return nil
@@ -192,16 +196,6 @@ func awaitWithdrawn(ctx context.Context, name string) error {
 
 // threadCount is how many OS threads the Go runtime has created.
 func threadCount() int { return pprof.Lookup("threadcreate").Count() }
-
-// perThreadNames is how many port names the threads created since threadsBefore may hold of
-// their own on macOS: a thread port each, and a MIG reply port once they make a MIG call. The
-// emulation has neither.
-func perThreadNames(threadsBefore int) int {
-	if runtime.GOOS != "darwin" {
-		return 0
-	}
-	return 2*(threadCount()-threadsBefore) + 1 // +1: the reply port of the thread that listed the names
-}
 
 // selftestName is the self-test's service name; in a sandbox with application groups it goes
 // inside the first group, where the sandbox allows it.

@@ -53,10 +53,9 @@ func threads() int { return pprof.Lookup("threadcreate").Count() }
 // Check records the fd, port-name and goroutine counts now and fails the test at cleanup unless
 // they have come back within a few seconds (background goroutines may still be closing what they
 // own). Register it before the test's other cleanups, which run first.
-// On macOS every OS thread has a thread-port name in the task, and one that makes a MIG call
-// (mach_port_names is one) keeps a reply port: the test's goroutine stays on one OS thread from
-// here to the cleanup, so both counts come from the same thread, and each thread created
-// meanwhile may add two names.
+// Threads may hold port names of their own (mach.NamesPerThread: on macOS a thread port and a
+// MIG reply port): the test's goroutine stays on one OS thread from here to the cleanup, so both
+// counts come from the same thread, and each thread created meanwhile is allowed its names.
 func Check(t *testing.T) {
 	t.Helper()
 	WarmUp(t)
@@ -67,10 +66,7 @@ func Check(t *testing.T) {
 		var gotFDs, gotNames, gotGs int
 		for range 300 {
 			gotFDs, gotNames, gotGs = FDs(t), Names(t), runtime.NumGoroutine()
-			allowed := names
-			if runtime.GOOS == "darwin" {
-				allowed += 2 * (threads() - th)
-			}
+			allowed := names + mach.NamesPerThread*(threads()-th)
 			if gotFDs <= fds && gotNames <= allowed && gotGs <= gs {
 				return
 			}
