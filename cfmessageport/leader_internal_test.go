@@ -303,7 +303,11 @@ func receivedOOLReply(t *testing.T, conv int32) (*mach.Message, Packet) {
 	return m, p
 }
 
-// oolMapped counts the emulation's out-of-line mappings (Linux; 0 elsewhere).
+// OOLMapped counts the out-of-line regions this process has mapped, for the external tests too
+// (Linux: the emulation's memfd mappings in /proc/self/maps, copies from Go memory and regions
+// moved whole; 0 elsewhere).
+var OOLMapped = oolMapped
+
 func oolMapped() int {
 	maps, _ := os.ReadFile("/proc/self/maps")
 	return bytes.Count(maps, []byte("memfd:machport-ool")) + bytes.Count(maps, []byte("memfd:machport-region"))

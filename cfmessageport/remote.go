@@ -231,7 +231,7 @@ type reply struct {
 
 // takeReply takes the data of p, decoded from m, out of m before m is destroyed or reused.
 func takeReply(m *mach.Message, p Packet) reply {
-	if len(m.Descriptors) == 1 && p.Data != nil {
+	if len(m.Descriptors) == 1 {
 		if region, err := m.TakeRegion(0); err == nil {
 			return reply{data: p.Data, region: region} // p.Data lies in region's memory
 		}

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,15 +52,6 @@ func TestRequestFunc(t *testing.T) {
 	require.ErrorIs(t, err, cfmessageport.ErrReceiveTimeout)
 }
 
-// oolMappings counts the out-of-line regions this process has mapped (Linux: the emulation's
-// memfd mappings in /proc/self/maps: copies from Go memory, and regions moved whole).
-func oolMappings(t *testing.T) int {
-	t.Helper()
-	maps, err := os.ReadFile("/proc/self/maps")
-	require.NoError(t, err)
-	return strings.Count(string(maps), "memfd:machport-ool") + strings.Count(string(maps), "memfd:machport-region")
-}
-
 // Out-of-line replies give their memory back whichever way they are read, and also when they
 // arrive for requesters that gave up or are delivered by another requester.
 func TestOutOfLineRepliesReleaseTheirMemory(t *testing.T) {
@@ -77,7 +66,7 @@ func TestOutOfLineRepliesReleaseTheirMemory(t *testing.T) {
 		return reply, nil
 	}), &cfmessageport.ServerOptions{Concurrency: 8})
 	r := dial(t, ctx, srv.Name())
-	before := oolMappings(t)
+	before := cfmessageport.OOLMapped()
 
 	for range 50 {
 		got, err := r.Request(ctx, msgEcho, []byte{0})
@@ -110,7 +99,7 @@ func TestOutOfLineRepliesReleaseTheirMemory(t *testing.T) {
 	wg.Wait()
 	// Replies still on their way are dropped as they come.
 	testproc.Eventually(t, "every out-of-line reply is unmapped", 10*time.Second, func() bool {
-		return oolMappings(t) <= before
+		return cfmessageport.OOLMapped() <= before
 	})
 }
 

@@ -55,6 +55,10 @@ func Sandboxed() (bool, error) { return platform.sandboxed() }
 // SetApplicationGroups or MACHPORT_APP_GROUPS. A process without groups gets nil.
 func ApplicationGroups() ([]string, error) { return platform.groups() }
 
+// GroupsSource says, for a person reading a diagnosis, where ApplicationGroups takes this
+// process's groups from on this platform.
+func GroupsSource() string { return groupsSource }
+
 // Allowed reports whether the sandbox lets this process perform op on the global service name.
 // On macOS it asks sandbox_check without logging a violation; under the emulated policy a
 // sandboxed process may use only names inside its application groups. An unsandboxed process is

@@ -14,6 +14,8 @@ import (
 
 var platform policy = darwinSandbox{}
 
+const groupsSource = "the " + EntitlementAppGroups + " entitlement of this process's code signature"
+
 // SetApplicationGroups is for the emulated policy; on macOS the process's entitlements decide,
 // so it returns an error wrapping errors.ErrUnsupported.
 func SetApplicationGroups(groups ...string) error {

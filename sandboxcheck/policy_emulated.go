@@ -12,6 +12,9 @@ import (
 
 var platform policy = emulated{}
 
+const groupsSource = "SetApplicationGroups, else " + EnvAppGroups +
+	" (comma-separated, each group.<reverse-dns> or <TEAMID>.<reverse-dns>)"
+
 // The groups declared through SetApplicationGroups; they take precedence over the environment.
 var declared struct {
 	sync.Mutex

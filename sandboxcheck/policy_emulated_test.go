@@ -71,6 +71,7 @@ func TestEmulatedPolicyRejectsBadConfiguration(t *testing.T) {
 	_, err := sandboxcheck.ApplicationGroups()
 	require.ErrorIs(t, err, sandboxcheck.ErrBadGroup)
 	require.ErrorContains(t, err, sandboxcheck.EnvAppGroups)
+	require.Contains(t, sandboxcheck.GroupsSource(), sandboxcheck.EnvAppGroups, "a diagnosis can say where to fix it")
 	_, err = sandboxcheck.Allowed(sandboxcheck.MachRegister, "group.com.example.app.x")
 	require.ErrorIs(t, err, sandboxcheck.ErrBadGroup)
 	require.ErrorIs(t, sandboxcheck.Check(sandboxcheck.MachRegister, "group.com.example.app.x"), sandboxcheck.ErrBadGroup)

@@ -9,6 +9,8 @@ import (
 
 var platform policy = unsupported{}
 
+const groupsSource = "nowhere: application groups are a macOS idea, emulated on Linux only"
+
 // SetApplicationGroups is for the emulated policy; here it returns an error wrapping
 // errors.ErrUnsupported.
 func SetApplicationGroups(groups ...string) error {

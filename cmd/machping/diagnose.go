@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/machport/machport/bootstrap"
@@ -82,7 +81,7 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		d.Message = fmt.Sprintf("cannot %s %s: this process's application group %q is malformed: %s", what, target, nameErr.Group, nameErr.Detail)
 		d.Rule, d.Example = "", ""
 		d.Code, d.CodeName = 0, "" // this process's own check failed; launchd was not asked
-		d.Hints = append(d.Hints, groupsSourceHint())
+		d.Hints = append(d.Hints, "the groups come from "+sandboxcheck.GroupsSource())
 	case errors.Is(err, bootstrap.ErrUnknownService):
 		d.Message = fmt.Sprintf("cannot %s %s: unknown service (1102): nobody serves this name", what, target)
 		start := "start the server, e.g. 'machping serve " + name + "', or check that it is running"
@@ -128,14 +127,6 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		d.Message = fmt.Sprintf("cannot %s %s: %v", what, target, err)
 	}
 	return d
-}
-
-// groupsSourceHint says where this process's application groups come from.
-func groupsSourceHint() string {
-	if runtime.GOOS == "darwin" {
-		return "the groups come from the com.apple.security.application-groups entitlement of this process's signature"
-	}
-	return "the groups come from " + sandboxcheck.EnvAppGroups + " (comma-separated, each group.<reverse-dns> or <TEAMID>.<reverse-dns>)"
 }
 
 func statusName(s cfmessageport.Status) string {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,7 +99,7 @@ func currentSandbox() sandboxInfo {
 	}
 	info.Sandboxed = sandboxed
 	groups, err := sandboxcheck.ApplicationGroups()
-	if err != nil {
+	if err != nil && !slices.Contains(errs, err.Error()) { // both fail alike on malformed groups
 		errs = append(errs, err.Error())
 	}
 	if groups != nil {

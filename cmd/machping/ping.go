@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
@@ -267,9 +266,9 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		// The usual cause: the server speaks the other protocol, and drops or ignores requests
 		// it cannot parse, or answers in a shape this client drops.
 		if p.raw {
-			doc.Hint = "no request got a reply: if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw"
+			doc.Hint = "if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw"
 		} else {
-			doc.Hint = "no request got a reply: if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw"
+			doc.Hint = "if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw"
 		}
 	}
 	if doc.Transmitted > 0 {
@@ -283,7 +282,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		o.printf("round-trip p50/p99 = %.3f/%.3f ms\n", s.P50, s.P99)
 	}
 	if doc.Hint != "" {
-		o.printf("hint: %s\n", strings.TrimPrefix(doc.Hint, "no request got a reply: "))
+		o.printf("hint: %s\n", doc.Hint)
 	}
 	return pingRun{doc: doc}
 }
