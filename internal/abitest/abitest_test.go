@@ -11,18 +11,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The committed copy must be the shared SDK facts byte for byte, when the shared folder is beside
-// the repository (it is on the project's own machines; GitHub runners have only the copy).
+// The committed copies must be the shared SDK facts byte for byte, when the shared folder is beside
+// the repository (it is on the project's own machines; GitHub runners have only the copies).
 func TestCopyMatchesShared(t *testing.T) {
-	shared := filepath.Join(filepath.Dir(Path()), "..", "..", "..", "..", "shared", "darwin-abi.json")
-	want, err := os.ReadFile(shared)
-	if os.IsNotExist(err) {
-		t.Skipf("no shared folder at %s (only the committed copy is checked)", shared)
+	for _, name := range []string{"darwin-abi.json", "ios-abi.json"} {
+		t.Run(name, func(t *testing.T) {
+			shared := filepath.Join(filepath.Dir(Path()), "..", "..", "..", "..", "shared", name)
+			want, err := os.ReadFile(shared)
+			if os.IsNotExist(err) {
+				t.Skipf("no shared folder at %s (only the committed copy is checked)", shared)
+			}
+			require.NoError(t, err)
+			got, err := os.ReadFile(filepath.Join(filepath.Dir(Path()), name))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(want, got), "internal/abitest/testdata/%s differs from %s: copy it again", name, shared)
+		})
 	}
-	require.NoError(t, err)
-	got, err := os.ReadFile(Path())
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(want, got), "internal/abitest/testdata/darwin-abi.json differs from %s: copy it again", shared)
 }
 
 func TestLoad(t *testing.T) {
