@@ -1,6 +1,7 @@
 package cfmessageport
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -84,3 +85,12 @@ func (e *Error) Unwrap() []error {
 
 // Timeout reports whether the operation timed out.
 func (e *Error) Timeout() bool { return e.Status.Timeout() }
+
+var (
+	// ErrNilHandler is returned by Listen and ListenPair for a nil handler.
+	ErrNilHandler = errors.New("nil handler")
+	// ErrServerClosed is a Server's Err after Close or Shutdown.
+	ErrServerClosed = errors.New("the server is closed")
+	// ErrHandlerPanicked is the error a recovered handler panic is logged with.
+	ErrHandlerPanicked = errors.New("handler panicked")
+)

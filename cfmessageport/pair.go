@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -57,6 +58,9 @@ type PairOptions struct {
 	Concurrency int
 	// Backlog is how many paired connections may wait for Accept; more are refused. 0 means 64.
 	Backlog int
+	// ErrorLog receives the listener's and its connections' handler errors, recovered panics
+	// and dropped messages (see ServerOptions.ErrorLog). nil means slog.Default().
+	ErrorLog *slog.Logger
 }
 
 // prefix returns the prefix for the names made for a connection to service on one side.
@@ -117,18 +121,21 @@ func newConn(name string, port *mach.ReceiveRight, reg *bootstrap.Registration, 
 		req.Conn = c
 		return handler.ServeMessage(ctx, req)
 	})
-	c.local = startServer(name, port, reg, h, &ServerOptions{Concurrency: opts.Concurrency}, &c.peer, nil)
+	c.local = startServer(name, port, reg, h, &ServerOptions{Concurrency: opts.Concurrency, ErrorLog: opts.ErrorLog}, &c.peer, nil)
 	go c.watch()
 	return c
 }
 
-// watch ends the connection when the peer's port dies or Close is called.
+// watch ends the connection when the peer's port dies, this side's port is destroyed, or Close
+// is called.
 func (c *Conn) watch() {
 	defer close(c.closed)
 	err := ErrConnClosed
 	select {
 	case <-c.remote.Invalidated():
 		err = ErrPeerClosed
+	case <-c.local.Done():
+		err = c.local.Err()
 	case <-c.closing:
 	}
 	c.err = err
@@ -171,7 +178,8 @@ func (c *Conn) Dropped() uint64 { return c.local.Dropped() }
 // closed it or died.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Err returns nil while the connection is open, then ErrConnClosed or ErrPeerClosed.
+// Err returns nil while the connection is open, then ErrConnClosed or ErrPeerClosed, or the
+// error that ended this side's server (its port was destroyed).
 func (c *Conn) Err() error {
 	select {
 	case <-c.done:
@@ -211,8 +219,12 @@ type PairListener struct {
 }
 
 // ListenPair serves name (see Listen) and pairs with the clients that DialPair it. handler
-// answers the requests the clients start on every connection.
+// answers the requests the clients start on every connection; a nil one is refused with
+// ErrNilHandler.
 func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener, error) {
+	if handler == nil {
+		return nil, &Error{Op: "listen", Name: name, Err: ErrNilHandler}
+	}
 	if opts == nil {
 		opts = &PairOptions{}
 	}
@@ -222,7 +234,7 @@ func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener,
 	}
 	l := &PairListener{name: name, handler: handler, opts: *opts, accept: make(chan *Conn, backlog),
 		handshakes: make(chan struct{}, maxHandshakes), done: make(chan struct{})}
-	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: listenerConcurrency}, l.fastHandshake)
+	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: listenerConcurrency, ErrorLog: opts.ErrorLog}, l.fastHandshake)
 	if err != nil {
 		return nil, err
 	}
@@ -413,8 +425,12 @@ func (l *PairListener) fastConn(m *mach.Message) (*Conn, *mach.ReceiveRight, err
 }
 
 // DialPair looks name up and pairs with it: the fast handshake when the service is this library
-// and opts allow it, else the names handshake. handler answers the requests the service starts.
+// and opts allow it, else the names handshake. handler answers the requests the service starts;
+// a nil one is refused with ErrNilHandler.
 func DialPair(ctx context.Context, name string, handler Handler, opts *PairOptions) (*Conn, error) {
+	if handler == nil {
+		return nil, &Error{Op: "pair", Name: name, Err: ErrNilHandler}
+	}
 	if opts == nil {
 		opts = &PairOptions{}
 	}

@@ -164,7 +164,7 @@ func (r *Remote) watch() {
 	var m mach.Message
 	for {
 		if err := mach.Receive(context.Background(), r.notify, &m); err != nil {
-			if retryReceive(err) {
+			if droppedByReceive(err) {
 				continue
 			}
 			// The port is gone: nothing would tell of the service's death any more.
@@ -180,13 +180,6 @@ func (r *Remote) watch() {
 		}
 		_ = m.Destroy()
 	}
-}
-
-// retryReceive reports whether a failed receive dropped one message (destroyed by the kernel or
-// by Receive) and the port can be received on again.
-func retryReceive(err error) bool {
-	return errors.Is(err, mach.ErrRejected) || errors.Is(err, mach.RcvTooLarge) ||
-		errors.Is(err, mach.ErrInvalidMessage)
 }
 
 // notified acts on a kernel notification: the service's dead name, or a send-once right that
@@ -363,7 +356,7 @@ func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) (re
 		}
 		if err := mach.ReceiveWithOptions(ctx, r.reply, m, receiveOptions); err != nil {
 			switch {
-			case retryReceive(err):
+			case droppedByReceive(err):
 				continue
 			case ctx.Err() != nil || errors.Is(err, mach.RcvTimedOut):
 				return r.stopLeading(conv, w, reply{}, r.ctxErr(op, ctx, err))

@@ -3,11 +3,13 @@ package cfmessageport
 import (
 	"context"
 	"errors"
-	"runtime"
-
 	"fmt"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/mach"
@@ -29,7 +31,9 @@ type Request struct {
 }
 
 // Handler answers requests. The returned data is the reply; nil data or an error sends CF's
-// "no data" reply (byteslen -1), which the requester receives as empty data.
+// "no data" reply (byteslen -1), which the requester receives as empty data, and the error (or
+// a recovered panic, with its stack) goes to the server's ErrorLog. ctx is canceled when the
+// server is closed.
 type Handler interface {
 	ServeMessage(ctx context.Context, req *Request) ([]byte, error)
 }
@@ -49,37 +53,61 @@ type ServerOptions struct {
 	// Concurrency is how many requests run at once. 0 or 1 serves them one at a time in
 	// arrival order, as CF does.
 	Concurrency int
+	// ErrorLog receives what the server would otherwise lose silently: handler errors,
+	// recovered handler panics (with their stack) and the messages it dropped. Each kind is
+	// logged at most logBurst times a second; the next line logged says how many were left out.
+	// nil means slog.Default().
+	ErrorLog *slog.Logger
 }
 
 // Server serves a CFMessagePort name, what CFMessagePortCreateLocal gives in CF.
+//
+// No message a peer can send stops it: a malformed or unexpected message is destroyed (its
+// rights and memory released), counted by Dropped and logged, and serving goes on. Only Close,
+// Shutdown or the death of its port end it; Done and Err report that.
 type Server struct {
 	name    string
 	port    *mach.ReceiveRight
 	reg     *bootstrap.Registration // nil when the name was checked in
 	handler Handler
 	slots   chan struct{}
+	log     errorLog
 
 	// peer, when set, is the only process whose messages are served: others are dropped.
 	peer *mach.AuditToken
 	// raw, when set, takes the messages with msgh_id pairFastID (fast pairing handshakes).
 	raw func(*mach.Message)
 
+	// baseCtx is the parent of every handler's context; Close cancels it.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
 	stopper  stopper
-	done     chan struct{}
+	stopOnce sync.Once     // sends the stop message
+	stopping atomic.Bool   // Close or Shutdown began: the loop's end is not an error
+	closing  atomic.Bool   // Close began: requests still queued are destroyed, not served
+	done     chan struct{} // closed when the receive loop has returned
+	err      error         // why the loop returned; set before done is closed
 	inflight sync.WaitGroup
 	dropped  atomic.Uint64
-	once     sync.Once
+
+	withdrawOnce sync.Once
+	withdrawErr  error
 }
 
 // Listen serves name with handler. Like CF it first tries bootstrap_check_in (a name launchd
 // declared for this job) and otherwise registers a new port (bootstrap_register2); a sandboxed
-// process must use a name inside its application groups (see package sandboxcheck).
+// process must use a name inside its application groups (see package sandboxcheck). A nil
+// handler is refused with ErrNilHandler.
 func Listen(name string, handler Handler, opts *ServerOptions) (*Server, error) {
 	return listen(name, handler, opts, nil)
 }
 
 // listen is Listen, with raw taking the fast pairing handshakes when set.
 func listen(name string, handler Handler, opts *ServerOptions, raw func(*mach.Message)) (*Server, error) {
+	if handler == nil {
+		return nil, &Error{Op: "listen", Name: name, Err: ErrNilHandler}
+	}
 	if opts == nil {
 		opts = &ServerOptions{}
 	}
@@ -105,7 +133,8 @@ func listen(name string, handler Handler, opts *ServerOptions, raw func(*mach.Me
 func startServer(name string, port *mach.ReceiveRight, reg *bootstrap.Registration, handler Handler,
 	opts *ServerOptions, peer *mach.AuditToken, raw func(*mach.Message)) *Server {
 	s := &Server{name: name, port: port, reg: reg, handler: handler, peer: peer, raw: raw,
-		done: make(chan struct{}), stopper: newStopper()}
+		done: make(chan struct{}), stopper: newStopper(), log: newErrorLog(opts.ErrorLog, name)}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	if opts.Concurrency > 1 {
 		s.slots = make(chan struct{}, opts.Concurrency)
 	}
@@ -122,34 +151,75 @@ func samePeer(a, b mach.AuditToken) bool {
 // Name returns the served name.
 func (s *Server) Name() string { return s.name }
 
-// Dropped returns how many messages the server has dropped: corrupt ones, and for a paired
-// connection's server those from any process but the peer.
+// Dropped returns how many messages the server has dropped: malformed ones, ones CF would drop,
+// and for a paired connection's server those from any process but the peer.
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+// Done returns a channel that is closed when the server stops receiving: Close or Shutdown
+// was called, or its port died. Err then says which.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the server receives; then ErrServerClosed after Close or Shutdown, or
+// an *Error wrapping the receive error that ended it (its port was destroyed). A server that
+// ended on its own must still be closed, to withdraw its name.
+func (s *Server) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Backoff after a receive error that is neither a dropped message nor the port's end (a
+// resource shortage, say): as net/http's accept loop does, so that a persistent failure does not
+// spin.
+const (
+	minReceiveBackoff = 5 * time.Millisecond
+	maxReceiveBackoff = time.Second
+)
 
 func (s *Server) serve() {
 	defer close(s.done)
-	ctx := context.Background() // handlers run to the end, even past Close
 	var m *mach.Message
+	var backoff time.Duration
 	for {
 		if m == nil || s.slots != nil {
 			// Served one at a time, a request is done with before the next receive, and the
 			// message and its buffer are reused; a request handed to a goroutine keeps its own.
 			m = new(mach.Message)
 		}
-		if err := mach.ReceiveWithOptions(ctx, s.port, m, receiveOptions); err != nil {
-			if errors.Is(err, mach.ErrRejected) || errors.Is(err, mach.RcvTooLarge) {
-				s.dropped.Add(1) // the kernel or Receive destroyed it
-				continue
+		if err := mach.ReceiveWithOptions(context.Background(), s.port, m, receiveOptions); err != nil {
+			switch {
+			case s.stopping.Load() || mach.PortGone(err):
+				s.err = ErrServerClosed
+				if !s.stopping.Load() {
+					s.err = &Error{Op: "serve", Name: s.name, Err: err}
+					s.log.stopped(err)
+				}
+				return
+			case droppedByReceive(err):
+				backoff = 0
+				s.drop("receive", err) // Receive destroyed it
+			default:
+				backoff = min(max(2*backoff, minReceiveBackoff), maxReceiveBackoff)
+				s.log.receiveFailed(err, backoff)
+				time.Sleep(backoff)
 			}
-			return // the port is gone
+			continue
 		}
+		backoff = 0
 		if s.stopper.is(m) {
 			_ = m.Destroy()
+			s.err = ErrServerClosed
 			return
 		}
+		if s.closing.Load() {
+			_ = m.Destroy() // Close: its requester sees the reply right destroyed
+			continue
+		}
 		if s.peer != nil && !samePeer(m.Trailer.Audit, *s.peer) {
-			s.dropped.Add(1) // only the paired peer may use this port
-			_ = m.Destroy()
+			s.dropMessage(m, "from a process other than the peer", nil)
 			continue
 		}
 		if s.raw != nil && m.ID == pairFastID {
@@ -159,28 +229,50 @@ func (s *Server) serve() {
 		p, err := Decode(m, false)
 		if err != nil {
 			// CF's rule: destroy it (a carried reply right too, so its sender learns) and go on.
-			s.dropped.Add(1)
-			_ = m.Destroy()
+			s.dropMessage(m, "not a CFMessagePort message", err)
 			continue
 		}
 		if s.slots == nil {
-			s.handle(ctx, m, p)
+			s.handle(m, p)
 			continue
 		}
 		s.slots <- struct{}{}
 		s.inflight.Add(1)
 		go func(m *mach.Message) {
 			defer func() { <-s.slots; s.inflight.Done() }()
-			s.handle(ctx, m, p)
+			s.handle(m, p)
 		}(m)
 		runtime.Gosched() // start the handler before this thread may block in the next Receive
 	}
 }
 
-// receiveOptions size the first receive buffer for the largest inline message CF sends, so that
-// no request or reply needs a second attempt with a larger one (Receive's default 4 KiB holds
-// only 4096 bytes with the trailer, less than a 4000-byte payload with its headers).
-var receiveOptions = mach.ReceiveOptions{BufferSize: maxInlineMessage + receiveTrailerRoom}
+// droppedByReceive reports whether a receive error means that Receive (or the kernel) destroyed
+// one message and the next receive may succeed: bytes that were no message, descriptors the
+// server does not take, a message larger than any valid request.
+func droppedByReceive(err error) bool {
+	return errors.Is(err, mach.ErrInvalidMessage) || errors.Is(err, mach.ErrRejected) ||
+		errors.Is(err, mach.RcvTooLarge) || errors.Is(err, mach.ErrMessageTooLarge)
+}
+
+// drop counts and logs a message Receive destroyed.
+func (s *Server) drop(why string, err error) {
+	s.dropped.Add(1)
+	s.log.dropped(why, 0, err)
+}
+
+// dropMessage destroys a received message the server will not serve, counts and logs it.
+func (s *Server) dropMessage(m *mach.Message, why string, err error) {
+	s.dropped.Add(1)
+	s.log.dropped(why, m.Trailer.Audit.PID(), err)
+	_ = m.Destroy()
+}
+
+// receiveOptions (a server's and a remote's) receive exactly into a buffer sized for the largest
+// valid message CF sends (4000 bytes inline with its headers), so that no message needs a second attempt
+// with a larger buffer, and a larger message, which no valid request is, is destroyed by the
+// kernel instead of staying at the head of the queue (MACH_RCV_TOO_LARGE without
+// MACH_RCV_LARGE; see Receive's Exact).
+var receiveOptions = mach.ReceiveOptions{BufferSize: maxInlineMessage + receiveTrailerRoom, Exact: true}
 
 const (
 	maxInlineMessage   = fixedSize + InlineLimit // 4060 bytes, the most a valid inline message has
@@ -188,7 +280,7 @@ const (
 )
 
 // handle runs the handler and replies on the request's send-once right, if it has one.
-func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
+func (s *Server) handle(m *mach.Message, p Packet) {
 	var reply *mach.SendOnceRight
 	switch rt := m.TakeRemote().(type) {
 	case *mach.SendOnceRight:
@@ -198,7 +290,7 @@ func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
 		_ = rt.Close() // a peer gave a send right to reply on: CF answers only send-once rights
 	}
 	req := &Request{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
-	data, err := s.call(ctx, req)
+	data, err := s.call(req)
 	// The request's memory goes only after the reply is sent: a handler may return req.Data.
 	defer m.Destroy()
 	if reply == nil {
@@ -209,11 +301,16 @@ func (s *Server) handle(ctx context.Context, m *mach.Message, p Packet) {
 		out.Data = nil
 	}
 	rm, region, err := encodeReplyFrom(out, reply, m)
-	// CF replies with a blocking send; a requester that went away makes it fail at once.
-	if err == nil && mach.Send(context.Background(), rm) == nil {
-		putOutMessage(rm)
-		return
+	if err == nil {
+		// A reply goes on a send-once right, which Mach always enqueues, so this never waits on
+		// the requester (CF sends its replies blocking for that reason); a requester that went
+		// away makes it fail at once.
+		if err = mach.Send(context.Background(), rm); err == nil {
+			putOutMessage(rm)
+			return
+		}
 	}
+	s.log.replyFailed(req, err)
 	if region != nil {
 		_ = region.Close()
 	}
@@ -270,34 +367,87 @@ func requestRegion(req *mach.Message, data []byte) *mach.Region {
 	return nil
 }
 
-func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error) {
+// call runs the handler with a context that Close cancels, recovers a panic, and logs a
+// failure: the requester gets CF's "no data" reply either way.
+func (s *Server) call(req *Request) (data []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			data, err = nil, fmt.Errorf("cfmessageport: handler panicked: %v", r)
+			data, err = nil, fmt.Errorf("%w: %v", ErrHandlerPanicked, r)
+			s.log.panicked(req, r, debug.Stack())
 		}
 	}()
-	return s.handler.ServeMessage(ctx, req)
+	data, err = s.handler.ServeMessage(s.baseCtx, req)
+	if err != nil {
+		s.log.handlerFailed(req, err)
+	}
+	return data, err
 }
 
-// Close answers the requests already queued, waits for those being handled to finish and be
-// answered, and withdraws the name. It must not be called from a handler, which it would wait
-// for: a handler that wants the server closed can call go srv.Close(). Requests that arrive later are destroyed with the port,
-// which their senders see as the service's death. Safe to call more than once.
+// Close stops the server at once: handlers' contexts are canceled, requests still queued are
+// destroyed unanswered (their requesters see the reply right destroyed and fail at once), the
+// handlers running are waited for, and the name is withdrawn. Requests that arrive later are
+// destroyed with the port, which their senders see as the service's death. It must not be called
+// from a handler, which it would wait for: a handler that wants the server closed can call go
+// srv.Close(). Safe to call more than once, and after Shutdown.
 func (s *Server) Close() error {
-	var err error
-	s.once.Do(func() {
-		if s.stopper.send(s.port) == nil {
-			<-s.done
+	s.closing.Store(true)
+	s.cancel()
+	s.stop()
+	<-s.done
+	s.inflight.Wait()
+	return s.withdraw()
+}
+
+// Shutdown stops the server gracefully: the requests queued before it are still answered, then
+// receiving stops, the name is withdrawn (later requests are destroyed with the port, which
+// their senders see as the service's death) and the handlers still running are waited for. When
+// ctx ends first, Shutdown returns its error and leaves the server stopping; Close then ends it
+// at once. Like Close, it must not be called from a handler.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return &Error{Op: "shutdown", Name: s.name, Err: ctx.Err()}
+	}
+	if err := s.withdraw(); err != nil {
+		return err
+	}
+	idle := make(chan struct{})
+	go func() { s.inflight.Wait(); close(idle) }()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return &Error{Op: "shutdown", Name: s.name, Err: ctx.Err()}
+	}
+}
+
+// stop queues the stop message behind the requests already queued, once. If it cannot be sent
+// (the port is already gone), the loop ends on its own.
+func (s *Server) stop() {
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		if err := s.stopper.send(s.port); err != nil {
+			// Unreachable while this side holds the port; closing it ends the loop anyway.
+			_ = s.withdraw()
 		}
-		s.inflight.Wait()
+	})
+}
+
+// withdraw withdraws the name and destroys the port, once.
+func (s *Server) withdraw() error {
+	s.withdrawOnce.Do(func() {
+		var err error
 		if s.reg != nil {
 			err = s.reg.Close()
 		} else {
 			err = s.port.Close()
 		}
+		// A port destroyed behind the server's back (which ended its loop) is already gone.
+		if err != nil && !errors.Is(err, mach.ErrClosed) {
+			s.withdrawErr = &Error{Op: "close", Name: s.name, Err: err}
+		}
 	})
-	if err != nil {
-		return &Error{Op: "close", Name: s.name, Err: err}
-	}
-	return nil
+	return s.withdrawErr
 }

@@ -209,3 +209,12 @@ func kernErr(op string, name Name, kr int32) error {
 	}
 	return &OpError{Op: op, Name: name, Err: KernReturn(kr)}
 }
+
+// PortGone reports whether err, from Receive, means that the right received on is gone for good
+// (closed or moved away here, or destroyed under the receive), so that no later receive on it can
+// succeed. A serving loop ends on these errors alone; every other receive error concerns one
+// message or a passing condition.
+func PortGone(err error) bool {
+	return errors.Is(err, ErrClosed) || errors.Is(err, RcvInvalidName) || errors.Is(err, RcvPortDied) ||
+		errors.Is(err, RcvPortChanged) || errors.Is(err, errors.ErrUnsupported)
+}
