@@ -44,9 +44,9 @@ type datagram struct {
 
 type wireRecord struct {
 	kind, typ, dealloc, partsLess1 uint8
-	fd, counterFD                   int16
-	size                            uint32
-	id                              [16]byte // or a moved receive right's token
+	fd, counterFD                  int16
+	size                           uint32
+	id                             [16]byte // or a moved receive right's token
 }
 
 // Record kinds and right types of the emulation's wire format.
