@@ -164,7 +164,7 @@ func (r *Remote) watch() {
 	var m mach.Message
 	for {
 		if err := mach.Receive(context.Background(), r.notify, &m); err != nil {
-			if droppedByReceive(err) {
+			if mach.MessageDropped(err) {
 				continue
 			}
 			// The port is gone: nothing would tell of the service's death any more.
@@ -356,7 +356,7 @@ func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) (re
 		}
 		if err := mach.ReceiveWithOptions(ctx, r.reply, m, receiveOptions); err != nil {
 			switch {
-			case droppedByReceive(err):
+			case mach.MessageDropped(err):
 				continue
 			case ctx.Err() != nil || errors.Is(err, mach.RcvTimedOut):
 				return r.stopLeading(conv, w, reply{}, r.ctxErr(op, ctx, err))

@@ -198,7 +198,7 @@ func (s *Server) serve() {
 					s.log.stopped(err)
 				}
 				return
-			case droppedByReceive(err):
+			case mach.MessageDropped(err):
 				backoff = 0
 				s.drop("receive", err) // Receive destroyed it
 			default:
@@ -244,14 +244,6 @@ func (s *Server) serve() {
 		}(m)
 		runtime.Gosched() // start the handler before this thread may block in the next Receive
 	}
-}
-
-// droppedByReceive reports whether a receive error means that Receive (or the kernel) destroyed
-// one message and the next receive may succeed: bytes that were no message, descriptors the
-// server does not take, a message larger than any valid request.
-func droppedByReceive(err error) bool {
-	return errors.Is(err, mach.ErrInvalidMessage) || errors.Is(err, mach.ErrRejected) ||
-		errors.Is(err, mach.RcvTooLarge) || errors.Is(err, mach.ErrMessageTooLarge)
 }
 
 // drop counts and logs a message Receive destroyed.

@@ -210,6 +210,14 @@ func kernErr(op string, name Name, kr int32) error {
 	return &OpError{Op: op, Name: name, Err: KernReturn(kr)}
 }
 
+// MessageDropped reports whether err, from Receive, means that one message was destroyed (bytes
+// that were no message, descriptors the receiver does not accept, a message larger than it
+// takes) and that the next receive may succeed.
+func MessageDropped(err error) bool {
+	return errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrRejected) || errors.Is(err, RcvTooLarge) ||
+		errors.Is(err, ErrMessageTooLarge)
+}
+
 // PortGone reports whether err, from Receive, means that the right received on is gone for good
 // (closed or moved away here, or destroyed under the receive), so that no later receive on it can
 // succeed. A serving loop ends on these errors alone; every other receive error concerns one

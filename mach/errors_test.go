@@ -3,9 +3,11 @@ package mach
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 
+	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,5 +81,32 @@ func TestReturnErrorPicksTheType(t *testing.T) {
 	for _, code := range []int32{4, 15, 1100} {
 		var kr KernReturn
 		require.ErrorAs(t, ReturnError(code), &kr, "%d", code)
+	}
+}
+
+// A serving loop's two questions about a receive error: does it end the loop (the port is gone),
+// or was one message dropped? Each error answers at most one of them.
+func TestReceiveErrorClasses(t *testing.T) {
+	op := func(err error) error { return &OpError{Op: "mach_msg receive", Name: 0x103, Err: err} }
+	cases := []struct {
+		err           error
+		gone, dropped bool
+	}{
+		{op(ErrClosed), true, false},
+		{op(RcvInvalidName), true, false},
+		{op(RcvPortDied), true, false},
+		{op(RcvPortChanged), true, false},
+		{op(errors.ErrUnsupported), true, false},
+		{op(fmt.Errorf("%w: dropped a message a peer wrote", ErrInvalidMessage)), false, true},
+		{op(fmt.Errorf("%w: descriptor 0", ErrRejected)), false, true},
+		{op(RcvTooLarge), false, true},
+		{op(fmt.Errorf("%w (9 bytes): %w", ErrMessageTooLarge, RcvTooLarge)), false, true},
+		{op(RcvTimedOut), false, false},
+		{op(KernReturn(abi.KERN_RESOURCE_SHORTAGE)), false, false},
+		{op(context.Canceled), false, false},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.gone, PortGone(c.err), "PortGone(%v)", c.err)
+		require.Equal(t, c.dropped, MessageDropped(c.err), "MessageDropped(%v)", c.err)
 	}
 }

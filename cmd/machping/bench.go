@@ -420,7 +420,7 @@ func benchServer(ctx context.Context, o *output) error {
 		return err
 	}
 	rawDone := make(chan error, 1)
-	go func() { rawDone <- rawServe(reg.Port(), nil) }()
+	go func() { rawDone <- rawServe(reg.Port(), nil, func(error) {}) }()
 	defer func() {
 		reg.Close()
 		<-rawDone

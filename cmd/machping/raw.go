@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/mach"
@@ -24,17 +26,30 @@ type rawRequest struct {
 }
 
 // rawServe answers the requests that arrive on port until the port is closed, which ends it
-// with an error. Messages it cannot answer (no reply right) are logged as one-way and destroyed.
-// It blocks without a context: a receive that cannot be canceled is the fastest one (see
-// internal/emu), and closing the port is how it stops.
-func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest)) error {
+// with an error. Messages it cannot answer (no reply right) are logged as one-way and destroyed;
+// messages a peer wrote that are no message are dropped and told to logDrop, and serving goes
+// on: only the port's end stops it. It blocks without a context: a receive that cannot be
+// canceled is the fastest one (see internal/emu), and closing the port is how it stops.
+func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest), logDrop func(error)) error {
 	ctx := context.Background()
 	var in mach.Message
 	out := &mach.Message{}
+	var backoff time.Duration
 	for {
 		if err := mach.Receive(ctx, port, &in); err != nil {
-			return err
+			switch {
+			case mach.PortGone(err):
+				return err
+			case mach.MessageDropped(err):
+				backoff = 0
+			default: // a passing failure (a resource shortage): do not spin on it
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+			}
+			logDrop(err)
+			continue
 		}
+		backoff = 0
 		req := rawRequest{id: in.ID, bytes: len(in.Body), sender: in.Trailer.Audit}
 		*out = mach.Message{ID: in.ID}
 		if len(in.Descriptors) == 1 {
@@ -72,6 +87,27 @@ func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest)) error {
 		}
 		_ = in.Destroy()
 	}
+}
+
+// dropLog reports the messages a server dropped on stderr, at most once a second, with how many
+// were dropped since the last line: a peer flooding the server must not flood the terminal.
+type dropLog struct {
+	o       *output
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+func (d *dropLog) drop(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dropped++
+	if time.Since(d.last) < time.Second {
+		return
+	}
+	d.last = time.Now()
+	d.o.progress("machping: dropped %d message(s) since the last report; the latest: %v\n", d.dropped, err)
+	d.dropped = 0
 }
 
 // rawClient makes raw echo requests to a service, one at a time.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"sync/atomic"
 
@@ -99,6 +100,8 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		}
 		protocol := "cfmessageport"
 		var stop func() error
+		var ended <-chan struct{} // closed when the server stops on its own: its port is gone
+		var endErr func() error
 		if *raw {
 			protocol = "raw"
 			port, err := mach.NewPort(mach.PortOptions{})
@@ -111,13 +114,16 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 				return o.fail(diagnose(err, "serve", name, 0), exitError)
 			}
 			done := make(chan struct{})
+			var serveErr error
+			drops := &dropLog{o: o}
 			go func() {
 				defer close(done)
-				_ = rawServe(reg.Port(), func(r rawRequest) {
+				serveErr = rawServe(reg.Port(), func(r rawRequest) {
 					logRequest(requestEvent{PID: r.sender.PID(), UID: r.sender.EUID(), MsgID: r.id, Bytes: r.bytes,
 						OutOfLine: r.outOfLine, OneWay: r.oneWay})
-				})
+				}, drops.drop)
 			}()
+			ended, endErr = done, func() error { return serveErr }
 			stop = func() error {
 				err := reg.Close() // ends rawServe
 				<-done
@@ -129,11 +135,12 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 					Bytes: len(req.Data), OutOfLine: !cfmessageport.Inline(len(req.Data)), OneWay: req.OneWay})
 				return req.Data, nil
 			})
-			srv, err := cfmessageport.Listen(name, handler, &cfmessageport.ServerOptions{PerPID: *perPID})
+			srv, err := cfmessageport.Listen(name, handler, &cfmessageport.ServerOptions{PerPID: *perPID,
+				ErrorLog: slog.New(slog.NewTextHandler(stderrWriter{o}, nil))})
 			if err != nil {
 				return o.fail(diagnose(err, "serve", name, 0), exitError)
 			}
-			stop = srv.Close
+			stop, ended, endErr = srv.Close, srv.Done(), srv.Err
 		}
 
 		ev := servingEvent{header: newHeader("serve"), Event: "serving", Name: name, Protocol: protocol,
@@ -150,7 +157,13 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 				o.printf("per-PID service: 'machping ping %s--pid %d %s' reaches it\n", rawFlag, ev.PID, name)
 			}
 		}
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-ended:
+			err := endErr()
+			_ = stop()
+			return o.fail(diagnose(err, "serve", name, 0), exitError)
+		}
 		if err := stop(); err != nil {
 			return o.fail(diagnose(err, "withdraw", name, 0), exitError)
 		}
@@ -167,6 +180,14 @@ func protocolTitle(p string) string {
 		return "raw mach"
 	}
 	return "CFMessagePort"
+}
+
+// stderrWriter writes a server's log lines to stderr, between the other lines of the output.
+type stderrWriter struct{ o *output }
+
+func (w stderrWriter) Write(p []byte) (int, error) {
+	w.o.progress("%s", p)
+	return len(p), nil
 }
 
 // untilStdinCloses returns a context that also ends when stdin reaches end of file.
