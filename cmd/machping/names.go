@@ -195,7 +195,7 @@ type probe struct {
 	Withdrawn bool       `json:"withdrawn"` // the name was given back afterwards
 	Failure   *diagnosis `json:"failure,omitempty"`
 
-	err error // the failure's error, for the exit status
+	err error // register's failure, for the exit status
 }
 
 func registerFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
@@ -287,7 +287,7 @@ func probeCheckIn(name string) probe {
 			d.Message = "no launchd job declares " + name + " for this process (1102), as expected unless a launchd plist lists it under MachServices"
 			d.Hints = nil
 		}
-		return probe{Failure: &d, err: err}
+		return probe{Failure: &d}
 	}
 	// Destroying the checked-in right gives the name back to launchd, which keeps it declared.
 	return probe{OK: true, Withdrawn: port.Close() == nil}
