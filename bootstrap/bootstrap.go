@@ -167,9 +167,15 @@ func CheckIn(name string) (*mach.ReceiveRight, error) {
 	return ns.checkIn(name)
 }
 
-// LookUp returns a send right to the service registered under name (bootstrap_look_up). It
-// fails with ErrUnknownService when nobody serves the name and with ErrNotPrivileged when the
-// sandbox refuses it.
+// LookUp returns a send right to the service registered under name (bootstrap_look_up).
+//
+// One cause gives one error. When no live server has the name (nobody registered it, it was
+// withdrawn, or its server was killed), LookUp fails with ErrUnknownService, also when the
+// right the look-up gave is already dead. When the sandbox refuses the name, it fails with
+// ErrNotPrivileged and, if the name lies outside this process's application groups, the
+// *sandboxcheck.NameError that says so (ErrOutsideGroups or ErrEmptyRest). An invalid name
+// (empty, not UTF-8, with a NUL, longer than sandboxcheck.MaxNameLen) fails with the
+// *sandboxcheck.NameError of its rule alone, without asking launchd.
 func LookUp(ctx context.Context, name string) (*mach.SendRight, error) {
 	return lookUp(ctx, name, 0)
 }
@@ -194,7 +200,37 @@ func lookUp(ctx context.Context, name string, pid int) (*mach.SendRight, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Op: op, Name: name, PID: pid, Err: err}
 	}
-	return ns.lookUp(ctx, op, name, pid)
+	s, err := ns.lookUp(ctx, op, name, pid)
+	if err != nil {
+		return nil, err
+	}
+	if deadRight(s) {
+		return nil, &Error{Op: op, Name: name, PID: pid, Code: ErrUnknownService, Err: errServerGone}
+	}
+	return s, nil
+}
+
+// errServerGone explains a 1102 that the look-up's own answer did not give: the right it gave
+// was already dead.
+var errServerGone = errors.New("the right the look-up gave is a dead name: its server is gone")
+
+// deadRight reports whether a right that a look-up gave is already dead, and if so releases it.
+// launchd learns of a registrant's death asynchronously, from the dead-name notification it
+// asked for, and until then answers a look-up with the right it holds. If the port died before
+// the reply reached this process, the reply carries MACH_PORT_DEAD (xnu's
+// ipc_kmsg_copyout_object, ipc_kmsg.c, copies out a dead or inactive port as MACH_PORT_DEAD); if
+// it died just after, the name the reply gave is a dead name. Either way no live server has the
+// name. (Registration.Close destroys the port at once, so a look-up racing it ends here too.)
+func deadRight(s *mach.SendRight) bool {
+	n := s.Name()
+	if n == mach.NameDead {
+		return true
+	}
+	if t, err := mach.TypeOf(n); err != nil || !t.Has(mach.TypeDeadName) {
+		return false
+	}
+	_ = s.Close()
+	return true
 }
 
 // precheck refuses, before launchd is asked, a malformed name and one outside this process's

@@ -1,11 +1,13 @@
 package bootstrap
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/sandboxcheck"
 )
 
 // Code is one of launchd's bootstrap return codes (1100–1106). The exported codes are sentinel
@@ -19,8 +21,9 @@ const (
 	ErrNotPrivileged Code = abi.BOOTSTRAP_NOT_PRIVILEGED
 	// ErrNameInUse (1101, "Service name already exists").
 	ErrNameInUse Code = abi.BOOTSTRAP_NAME_IN_USE
-	// ErrUnknownService (1102, "Unknown service name"): nobody registered the name, or its owner
-	// is gone.
+	// ErrUnknownService (1102, "Unknown service name"): no live server has the name: nobody
+	// registered it, its owner withdrew it, or its owner is gone (killed, or its port
+	// destroyed), however the look-up learnt that.
 	ErrUnknownService Code = abi.BOOTSTRAP_UNKNOWN_SERVICE
 	// ErrServiceActive (1103, "Service name already exists"): this process already serves the
 	// name.
@@ -73,10 +76,15 @@ type Error struct {
 	Err  error
 }
 
-// Error says which call failed for which name, launchd's answer, and the cause.
+// Error says which call failed for which name, launchd's answer, and the cause. The name is
+// quoted once: when the cause quotes it already (the *sandboxcheck.NameError of a name that
+// broke a rule), only the cause does, so that a long name does not fill the line twice.
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "bootstrap: %s %q", e.Op, e.Name)
+	b.WriteString("bootstrap: " + e.Op)
+	if !quotesName(e.Err, e.Name) {
+		fmt.Fprintf(&b, " %q", e.Name)
+	}
 	if e.PID != 0 {
 		fmt.Fprintf(&b, " (per-PID service of pid %d)", e.PID)
 	}
@@ -99,6 +107,13 @@ func (e *Error) Unwrap() []error {
 		errs = append(errs, e.Err)
 	}
 	return errs
+}
+
+// quotesName reports whether err's text quotes the service name itself: it holds a
+// *sandboxcheck.NameError about that name.
+func quotesName(err error, name string) bool {
+	var ne *sandboxcheck.NameError
+	return errors.As(err, &ne) && ne.Name == name
 }
 
 // opError turns a kern_return_t from the name service into an *Error.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/emu"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
@@ -192,4 +194,87 @@ func TestRegisterFailsCleanlyWhenTheSocketCannotBeMade(t *testing.T) {
 
 	require.NoError(t, os.RemoveAll(sock))
 	register(t, name, bootstrap.Options{})
+}
+
+// An owner that dies, or withdraws, with a look-up's connection still queued on its socket
+// resets it: no live server has the name (1102), not an I/O error.
+func TestLookUpOfAnOwnerGoneBeforeAccepting(t *testing.T) {
+	leakcheck.Check(t)
+	name := uniqueName(t)
+	sock, _, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	require.NoError(t, err)
+	defer ln.Close()
+	errc := make(chan error, 1)
+	go func() {
+		s, err := bootstrap.LookUp(ctxTimeout(t, 20*time.Second), name)
+		if err == nil {
+			s.Close()
+		}
+		errc <- err
+	}()
+	// The listening socket polls readable once the look-up's connection is queued on it.
+	raw, err := ln.SyscallConn()
+	require.NoError(t, err)
+	var n int
+	var perr error
+	require.NoError(t, raw.Control(func(fd uintptr) {
+		n, perr = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 20_000)
+	}))
+	require.NoError(t, perr)
+	require.Equal(t, 1, n, "the look-up connected")
+	require.NoError(t, ln.Close())
+	err = <-errc
+	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
+	require.ErrorContains(t, err, "the owner went away before answering")
+}
+
+// A send right whose server dies while the right is on its way to a look-up arrives dead
+// (Mach copies it out as MACH_PORT_DEAD): no live server has the name (1102). The look-up runs
+// in a child that is stopped until the right is in its socket and the server is dead.
+func TestLookUpOfARightThatDiesOnTheWay(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	serverName := uniqueName(t)
+	server := startChild(t, "serve", serverName)
+	require.Equal(t, "ready", server.Line(t))
+	right, err := bootstrap.LookUp(ctx, serverName)
+	require.NoError(t, err)
+	defer right.Close()
+
+	// This process plays the owner of name, and answers the child's look-up with right.
+	name := uniqueName(t)
+	sock, _, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	require.NoError(t, err)
+	defer ln.Close()
+	looker := startChild(t, "lookup", name)
+	conn, err := ln.AcceptUnix()
+	require.NoError(t, err)
+	defer conn.Close()
+	pid := looker.Cmd.Process.Pid
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	var ws syscall.WaitStatus
+	_, err = syscall.Wait4(pid, &ws, syscall.WUNTRACED, nil) // until every thread has stopped
+	require.NoError(t, err)
+	require.True(t, ws.Stopped(), "the child stopped: %v", ws)
+
+	raw, err := conn.SyscallConn()
+	require.NoError(t, err)
+	kr := int32(-1)
+	require.NoError(t, raw.Control(func(fd uintptr) { kr = emu.PassSendRight(int(fd), uint32(right.Name())) }))
+	require.Zero(t, kr, "the right is in the child's socket")
+	require.NoError(t, server.Cmd.Process.Signal(syscall.SIGKILL))
+	_ = server.Cmd.Wait()
+	eventually(t, "the right is dead", func() bool {
+		ty, err := mach.TypeOf(right.Name())
+		return err == nil && ty.Has(mach.TypeDeadName)
+	})
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	line := looker.Line(t)
+	require.True(t, strings.HasPrefix(line, "unknown-service=true: "), line)
+	require.Contains(t, line, "dead name")
 }

@@ -21,7 +21,7 @@ var extraRoles = map[string]func(name string) error{}
 
 func TestMain(m *testing.M) {
 	roles := map[string]func(string) error{}
-	for _, role := range []string{"serve", "race", "probe"} {
+	for _, role := range []string{"serve", "race", "probe", "lookup"} {
 		roles[role] = func(name string) error { return runChild(role, name) }
 	}
 	for role, run := range extraRoles {
@@ -78,6 +78,17 @@ func runChild(role, name string) error {
 		}
 		fmt.Println(outcome)
 		_, _ = io.Copy(io.Discard, stdin)
+		return nil
+	case "lookup":
+		// Look name up once and report the outcome: "ok", or which cause and the error.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		s, err := bootstrap.LookUp(ctx, name)
+		if err == nil {
+			fmt.Println("ok")
+			return s.Close()
+		}
+		fmt.Printf("unknown-service=%v: %v\n", errors.Is(err, bootstrap.ErrUnknownService), err)
 		return nil
 	case "probe":
 		// Report what the sandbox says about registering name and what registering it does.

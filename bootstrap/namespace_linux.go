@@ -340,8 +340,17 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 		return fail(0, err)
 	case errors.Is(rerr, io.EOF):
 		return fail(ErrUnknownService, errors.New("the owner closed the connection without answering"))
+	case errors.Is(rerr, unix.ECONNRESET):
+		// The owner's listening socket closed with this connection still queued on it: the
+		// owner died (or withdrew the name) before it accepted (Linux's unix_release_sock
+		// resets the connections a listener never accepted).
+		return fail(ErrUnknownService, errors.New("the owner went away before answering"))
 	case rerr != nil:
 		return fail(0, rerr)
+	case code == abi.KERN_INVALID_NAME:
+		// ReceiveHandoff's answer for a send right whose port died on the way, which Mach
+		// would copy out as MACH_PORT_DEAD: the owner is gone.
+		return fail(ErrUnknownService, errServerGone)
 	case code != 0:
 		return nil, opError(op, name, pid, code)
 	case got == 0:

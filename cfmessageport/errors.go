@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/sandboxcheck"
 )
 
 // Status is one of CFMessagePortSendRequest's return codes. The non-zero ones are sentinel
@@ -59,9 +62,14 @@ type Error struct {
 	Err    error  // the cause: a mach or bootstrap error, a context error
 }
 
-// Error says what failed on which service, with CF's status and the cause.
+// Error says what failed on which service, with CF's status and the cause. The name is quoted
+// once: when the cause quotes it already (a look-up's *bootstrap.Error, a name's
+// *sandboxcheck.NameError), only the cause does.
 func (e *Error) Error() string {
-	s := fmt.Sprintf("cfmessageport: %s %q", e.Op, e.Name)
+	s := "cfmessageport: " + e.Op
+	if !quotesName(e.Err, e.Name) {
+		s += fmt.Sprintf(" %q", e.Name)
+	}
 	if e.Status != 0 {
 		s += ": " + e.Status.Error()
 	}
@@ -69,6 +77,14 @@ func (e *Error) Error() string {
 		s += ": " + e.Err.Error()
 	}
 	return s
+}
+
+// quotesName reports whether err's text quotes the service name itself: it holds a
+// *bootstrap.Error or a *sandboxcheck.NameError about that name.
+func quotesName(err error, name string) bool {
+	var be *bootstrap.Error
+	var ne *sandboxcheck.NameError
+	return errors.As(err, &be) && be.Name == name || errors.As(err, &ne) && ne.Name == name
 }
 
 // Unwrap returns the status and the cause.

@@ -3,6 +3,7 @@ package cfmessageport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,12 @@ func (w *waiter) signal() {
 
 // Dial looks name up (bootstrap_look_up) and returns a Remote for it.
 //
+// A failed Dial carries no CF status: CFMessagePortCreateRemote has none to give (it returns
+// NULL). Its error matches the cause alone: bootstrap.ErrUnknownService when no live server has
+// the name (never registered, withdrawn, or its server killed, also when the right the look-up
+// gave is already dead), bootstrap.ErrNotPrivileged when the sandbox refuses it (with the
+// sandboxcheck rule that predicted it, if any), and the sandboxcheck rule of an invalid name.
+//
 // Use one Remote per service in a process: a task holds all its send rights to one port under
 // one name, and Mach keeps one dead-name request per name, so of two Remotes of one service only
 // the newer learns of the service's death at once (the older finds out when it next sends), and
@@ -78,7 +85,7 @@ func (w *waiter) signal() {
 func Dial(ctx context.Context, name string) (*Remote, error) {
 	s, err := bootstrap.LookUp(ctx, name)
 	if err != nil {
-		return nil, &Error{Op: "dial", Name: name, Status: ErrInvalid, Err: err}
+		return nil, &Error{Op: "dial", Name: name, Err: err}
 	}
 	return newRemote(name, s)
 }
@@ -87,15 +94,20 @@ func Dial(ctx context.Context, name string) (*Remote, error) {
 func DialPID(ctx context.Context, name string, pid int) (*Remote, error) {
 	s, err := bootstrap.LookUpPID(ctx, name, pid)
 	if err != nil {
-		return nil, &Error{Op: "dial", Name: name, Status: ErrInvalid, Err: err}
+		return nil, &Error{Op: "dial", Name: name, Err: err}
 	}
 	return newRemote(name, s)
 }
 
 // NewRemote makes a Remote for a send right obtained some other way (it takes ownership of it).
+// A right that is already dead fails with bootstrap.ErrUnknownService, as in Dial.
 func NewRemote(name string, service *mach.SendRight) (*Remote, error) {
 	return newRemote(name, service)
 }
+
+// errServerGone is the cause of a Dial whose right died between the look-up and the Remote:
+// no live server has the name, as a look-up a moment later would say.
+var errServerGone = fmt.Errorf("the service's right is a dead name, its server is gone: %w", bootstrap.ErrUnknownService)
 
 func newRemote(name string, service *mach.SendRight) (*Remote, error) {
 	fail := func(err error, ports ...*mach.ReceiveRight) (*Remote, error) {
@@ -103,7 +115,15 @@ func newRemote(name string, service *mach.SendRight) (*Remote, error) {
 		for _, p := range ports {
 			p.Close()
 		}
-		return nil, &Error{Op: "dial", Name: name, Status: ErrInvalid, Err: err}
+		return nil, &Error{Op: "dial", Name: name, Err: err}
+	}
+	// CF refuses a dead name in the same place (_CFMachPortCreateWithPort2, CFMachPort.c, returns
+	// NULL when mach_port_type says the name is no port right, and CFMessagePortCreateRemote
+	// with it). Checked before the dead-name request, which older kernels (and the emulation)
+	// answer for a dead name with an immediate notification and a Remote that is invalid from
+	// the start.
+	if isDead(service) {
+		return fail(errServerGone)
 	}
 	reply, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
@@ -118,6 +138,9 @@ func newRemote(name string, service *mach.SendRight) (*Remote, error) {
 	// goroutine watches (the reply port is received on only while requests wait).
 	prev, err := service.RequestDeadName(notify)
 	if err != nil {
+		if isDead(service) { // it died since: today's xnu refuses the request (KERN_INVALID_ARGUMENT)
+			err = errServerGone
+		}
 		return fail(err, reply, notify)
 	}
 	if prev != nil {
@@ -128,6 +151,17 @@ func newRemote(name string, service *mach.SendRight) (*Remote, error) {
 		watched: make(chan struct{})}
 	go r.watch()
 	return r, nil
+}
+
+// isDead reports whether a send right's port is gone: the right is MACH_PORT_DEAD, or its name
+// has become a dead name.
+func isDead(s *mach.SendRight) bool {
+	n := s.Name()
+	if n == mach.NameDead {
+		return true
+	}
+	t, err := mach.TypeOf(n)
+	return err == nil && t.Has(mach.TypeDeadName)
 }
 
 // Name returns the service name.

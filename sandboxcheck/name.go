@@ -88,9 +88,13 @@ func (e *NameError) Error() string {
 	case ErrOutsideGroups:
 		fmt.Fprintf(&b, "service name %q is outside the application groups %v", e.Name, e.Groups)
 	case ErrEmptyRest:
-		fmt.Fprintf(&b, "service name %q has nothing after application group %q", e.Name, e.Group)
+		if e.Name == e.Group { // quoting the group would quote the name twice
+			fmt.Fprintf(&b, "service name %q is an application group, with nothing after it", e.Name)
+		} else {
+			fmt.Fprintf(&b, "service name %q has nothing after application group %q", e.Name, e.Group)
+		}
 	case ErrBadGroup:
-		if len(e.Groups) == 0 {
+		if len(e.Groups) == 0 || e.Group == e.Name {
 			fmt.Fprintf(&b, "application group %q is malformed", e.Name)
 		} else {
 			fmt.Fprintf(&b, "application group %q, given for service name %q, is malformed", e.Group, e.Name)
@@ -225,9 +229,10 @@ func shortened(name string, groups []string) (group, example string) {
 func outside(name string, groups []string) *NameError {
 	for _, g := range groups {
 		if name == g || name == g+"." {
-			d := fmt.Sprintf("it is group %q itself; add a '.' and a name after it", g)
+			// The message names the name and the group already: the detail repeats neither.
+			d := "add a '.' and a name after the group"
 			if name != g {
-				d = fmt.Sprintf("nothing follows the '.' after group %q", g)
+				d = "nothing follows the '.' after the group; add a name"
 			}
 			return &NameError{Rule: ErrEmptyRest, Group: g, Detail: d, Example: withSuffix(g, "service")}
 		}

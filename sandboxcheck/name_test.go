@@ -54,7 +54,8 @@ func checkNameError(t *testing.T, err error, name string, groups []string) *sand
 	for i := range groups {
 		assert.Equal(t, groups[i], ne.Groups[i])
 	}
-	assert.Contains(t, err.Error(), strconv.Quote(name))
+	// Quoted once: a name wrapped by bootstrap and cfmessageport errors is left to this text.
+	assert.Equal(t, 1, strings.Count(err.Error(), strconv.Quote(name)), "the name quoted once: %s", err)
 	assert.NotEmpty(t, ne.Detail)
 	if ne.Example != "" {
 		assert.NoError(t, sandboxcheck.ValidateName(ne.Example, groups...), "example %q", ne.Example)
@@ -128,7 +129,7 @@ func TestValidateName(t *testing.T) {
 
 		// Nothing after the group.
 		{desc: "name is the group", name: iosGroup, groups: []string{iosGroup},
-			want: sandboxcheck.ErrEmptyRest, msg: "is group", example: iosGroup + ".service"},
+			want: sandboxcheck.ErrEmptyRest, msg: "is an application group, with nothing after it", example: iosGroup + ".service"},
 		{desc: "name is group and dot", name: iosGroup + ".", groups: []string{iosGroup},
 			want: sandboxcheck.ErrEmptyRest, msg: "nothing follows the '.'", example: iosGroup + ".service"},
 		{desc: "name is the second group", name: teamGroup, groups: []string{iosGroup, teamGroup},
@@ -201,6 +202,8 @@ func TestValidateName(t *testing.T) {
 			want: sandboxcheck.ErrBadGroup, msg: "126 bytes, too long"},
 		{desc: "bad second group", name: "group.com.example.x", groups: []string{iosGroup, "group.com"},
 			want: sandboxcheck.ErrBadGroup, msg: `application group "group.com", given for service name`},
+		{desc: "name is its own bad group", name: "group.com", groups: []string{"group.com"},
+			want: sandboxcheck.ErrBadGroup, msg: `application group "group.com" is malformed`},
 	}
 	require.GreaterOrEqual(t, len(tests), 45)
 	for _, tt := range tests {

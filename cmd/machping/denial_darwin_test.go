@@ -34,7 +34,7 @@ func TestDenialUnderSandboxExec(t *testing.T) {
 	require.Contains(t, r.stderr, "not privileged (1100)")
 
 	r = sandboxed("register", "--json", outside)
-	requireCode(t, r, exitNegative)
+	requireCode(t, r, exitRefused)
 	reg := decode[registerDoc](t, r)
 	require.Equal(t, 1100, reg.Register.Failure.Code)
 	require.Equal(t, false, reg.SandboxAllows["mach-register"])

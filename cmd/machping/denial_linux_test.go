@@ -31,7 +31,7 @@ func TestDenialUnderAppGroups(t *testing.T) {
 	require.Contains(t, doc.Error.Hints[0], "<group-id>.<name>")
 
 	r = runMachping(t, sandbox, "register", "--json", outside)
-	requireCode(t, r, exitNegative)
+	requireCode(t, r, exitRefused)
 	reg := decode[registerDoc](t, r)
 	require.False(t, reg.MayRegister)
 	require.True(t, reg.Sandbox.Sandboxed)
@@ -42,7 +42,7 @@ func TestDenialUnderAppGroups(t *testing.T) {
 	// Unsandboxed, the same name is served; sandboxed, it cannot even be looked up here.
 	startServer(t, nil, outside)
 	r = runMachping(t, sandbox, "ping", "-c", "1", outside)
-	requireCode(t, r, exitError)
+	requireCode(t, r, exitRefused)
 	require.Contains(t, r.stderr, "not privileged (1100): the sandbox refuses this name")
 	require.Contains(t, r.stderr, "this process's application groups: "+group)
 
@@ -55,7 +55,7 @@ func TestDenialUnderAppGroups(t *testing.T) {
 	require.Regexp(t, `^`+group+`\.machping\.selftest\.\d+$`, decode[selftestDoc](t, r).Service)
 
 	r = runMachping(t, sandbox, "check", outside)
-	requireCode(t, r, exitNegative)
+	requireCode(t, r, exitRefused)
 	require.Contains(t, r.stdout, "checked against this process's groups "+group)
 	require.Contains(t, r.stdout, "this process: sandboxed, application groups: "+group)
 }

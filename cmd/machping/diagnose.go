@@ -23,8 +23,6 @@ type diagnosis struct {
 	Groups   []string `json:"groups,omitempty"`    // for 1100: this process's application groups, when it has any
 	Example  string   `json:"example,omitempty"`   // a name that would pass, when one can be built
 	Hints    []string `json:"hints,omitempty"`
-
-	badName bool // the name itself breaks a rule (not the process's groups): a "no", not an error
 }
 
 func (d diagnosis) write(w io.Writer, prefix string) {
@@ -116,7 +114,6 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 	case hasNameErr:
 		d.Message = fmt.Sprintf("cannot %s %q: %s", what, name, nameErr.Detail)
 		d.Rule = ""
-		d.badName = true
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		d.Message = fmt.Sprintf("cannot %s %s: timed out", what, target)
 		d.Hints = append(d.Hints, "the server is alive but not answering: is its handler stuck, or its queue full?")

@@ -89,16 +89,22 @@
 //
 // # Exit status
 //
-// As ping(8) uses them:
+// 0, 1 and 2 as ping(8) uses them; 3 to 5 say why a name is of no use. The same cause gives the
+// same status in lookup, ping, check, register and rights:
 //
 //   - 0: yes. Every reply came, the name resolves, this process may register the name, the
 //     name is valid, the self-test passed, serve withdrew its name, rights or bench finished.
-//   - 1: no. Replies were lost or the server died (ping), nobody serves the name (lookup:
-//     1102), registration is refused (register: 1100, 1101, 1103, an invalid name), the name
-//     is invalid (check), the self-test failed.
-//   - 2: the question could not be answered: bad usage, an unknown command, a service that
-//     could not be pinged at all, a name that serve could not register, malformed application
-//     groups, a bench or self-test interrupted by Ctrl-C, any other failure.
+//   - 1: no reply. ping lost replies (timeouts, a reply that differs) or its server died
+//     mid-run; the self-test failed.
+//   - 2: no answer. Bad usage, an unknown command, malformed application groups (this
+//     process's, or check's --group), a name that serve could not register, a bench or
+//     self-test interrupted by Ctrl-C, any other failure.
+//   - 3: unknown service (1102). No live server has the name: nobody registered it, it was
+//     withdrawn, or its server is gone (killed, or its port destroyed).
+//   - 4: refused (1100, 1101, 1103). The sandbox refuses the name (for check: it lies outside
+//     the application groups, so the sandbox would), or another process has it, or this one
+//     already serves it.
+//   - 5: invalid name. Empty, not UTF-8, holding a NUL byte, or longer than 127 bytes.
 //
 // # JSON
 //

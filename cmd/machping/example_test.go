@@ -26,6 +26,6 @@ func Example() {
 	fmt.Println("exit", code, "valid", doc.Valid, "rule", doc.Rule)
 	fmt.Println("try", doc.Example)
 	// Output:
-	// exit 1 valid false rule outside-groups
+	// exit 4 valid false rule outside-groups
 	// try group.com.example.app.worker
 }

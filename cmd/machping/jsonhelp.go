@@ -15,24 +15,33 @@ Common rules
                       "register", "check", "rights", "bench" or "bench-server" (a nested
                       document names its own: selftest's pings say "ping", rights' lookup "lookup")
   A command that fails prints an error document instead of its own (see error below) and exits
-  2. A "no" (exit 1) comes in the command's own document (lookup's "failure" when nobody
-  serves the name, register's probes, even when register exits 2). Unknown commands and
+  with its cause's status (below). The answers come in the command's own document instead:
+  lookup's "failure" when no live server has the name (exit 3), register's probes and check's
+  verdict (whatever the exit status), ping's replies (exit 0 or 1). Unknown commands and
   unparsable flags are reported on stderr in words only (exit 2).
   Durations are milliseconds to a tenth of a microsecond, in fields ending in _ms (bench's
   time_per_case_s is in seconds). A field marked "?" is omitted when empty (0, false, "", null,
   no elements). [T] is an array of T, [] when empty; {bool} an object of booleans.
 
 Exit status
+  One cause gives one status, whichever of lookup, ping, check, register and rights meets it:
+    3  unknown service: no live server has the name (1102)
+    4  refused: the sandbox refuses the name (1100; check: outside the groups), or it is taken
+       (1100 or 1101 by another process, 1103 by this one)
+    5  invalid name: empty, not UTF-8, a NUL, longer than 127 bytes (check's rules empty,
+       invalid-utf8, nul, too-long)
+    2  malformed application groups (check's rule bad-group), bad usage, any other failure
   version   0
-  selftest  0 every step passed; 1 a step failed ("failure" says which)
+  selftest  0 every step passed; 1 a step failed ("failure" says which); 2 interrupted
   serve     0 the name was withdrawn after Ctrl-C or SIGTERM; 2 it could not be registered
             (or withdrawn)
-  ping      0 every reply came; 1 a reply was lost, none was sent, or the server died;
-            2 the service could not be pinged at all (not found: 1102, sandbox: 1100, ...)
-  lookup    0 the name resolves; 1 nobody serves it (1102); 2 any other failure (1100, ...)
-  register  0 it may be registered; 1 refused (1100, 1101, 1103, invalid name); 2 other failures
-  check     0 the name is valid; 1 it is not
-  rights    0; 2 a failure
+  ping      0 every reply came; 1 a reply was lost, none was sent, or the server died mid-run;
+            3, 4, 5 or 2 the service could not be pinged at all (an error document)
+  lookup    0 the name resolves; 3 no live server has it (a lookup document); 4, 5 or 2 (an
+            error document)
+  register  0 it may be registered; 4, 5 or 2 it may not (a register document)
+  check     0 the name is valid; 4, 5 or 2 it is not (a check document)
+  rights    0; 3, 4, 5 or 2 the --lookup failed; 2 another failure
   bench     0; 2 a failure
   Bad usage exits 2 with every command.
 
@@ -199,7 +208,7 @@ bench-server (internal: the first line of the child that 'machping bench' starts
   cf                 string    the CFMessagePort echo service's name
   unix               string    the Unix socket's path
 
-error (a command that failed; exit 2)
+error (a command that failed; exit 2 to 5, by cause)
   error              error     the diagnosis, below
   error, the diagnosis (also the "failure" of selftest, ping, lookup and register's probes):
     message          string    what failed, in one sentence

@@ -12,18 +12,66 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/sandboxcheck"
 )
 
 // version is machping's release; the module version and VCS revision, when the build records
 // them, are reported next to it.
 const version = "0.1.0"
 
-// Exit codes, as ping(8) uses them.
+// Exit statuses. 0, 1 and 2 are ping(8)'s; 3 to 5 name why a name is of no use. One cause
+// gives one status in every command that meets it (lookup, ping, check, register, rights):
+// they all take it from exitFor.
 const (
-	exitOK       = 0 // the answer is yes: every reply came, the name resolves, the name is valid
-	exitNegative = 1 // a clear no: replies lost, name unknown, registration refused, name invalid
-	exitError    = 2 // the question could not be answered: bad usage, an error on the way
+	exitOK       = 0 // yes: every reply came, the name resolves, may be registered, is valid
+	exitNegative = 1 // no reply: ping lost replies or its server died mid-run; the self-test failed
+	exitError    = 2 // no answer: bad usage, malformed application groups, interrupted, other failures
+	exitUnknown  = 3 // unknown service: no live server has the name (1102)
+	exitRefused  = 4 // refused: the sandbox refuses the name (1100), or another owner has it (1100, 1101, 1103)
+	exitInvalid  = 5 // invalid name: a rule every name follows is broken
 )
+
+// exitTable is what each status means, as 'machping help' prints it, and the sentinels of the
+// causes that give it (a sandbox refusal matches both launchd's 1100 and the sandboxcheck rule
+// that predicted it, both in the same row).
+var exitTable = []struct {
+	status  int
+	meaning string // lines after the first start with 5 spaces, under the first's text
+	causes  []error
+}{
+	{exitOK, "yes: every reply came, the name resolves, it may be registered, it is valid", nil},
+	{exitNegative, "no reply: ping lost replies or its server died mid-run; the self-test failed", nil},
+	// Every cause not listed below, sandboxcheck.ErrBadGroup among them: with malformed groups
+	// no name can be checked.
+	{exitError, "no answer: bad usage, malformed application groups, Ctrl-C, any other failure", nil},
+	{exitUnknown, "unknown service (1102): no live server has the name: nobody registered it,\n" +
+		"     it was withdrawn, or its server is gone",
+		[]error{bootstrap.ErrUnknownService}},
+	{exitRefused, "refused (1100, 1101, 1103): the sandbox refuses the name (check: it lies outside\n" +
+		"     the application groups), or another process has it, or this one already serves it",
+		[]error{bootstrap.ErrNotPrivileged, bootstrap.ErrNameInUse, bootstrap.ErrServiceActive,
+			sandboxcheck.ErrOutsideGroups, sandboxcheck.ErrEmptyRest}},
+	{exitInvalid, "invalid name: empty, not UTF-8, holding a NUL, or longer than 127 bytes",
+		[]error{sandboxcheck.ErrEmptyName, sandboxcheck.ErrInvalidUTF8, sandboxcheck.ErrNameHasNUL, sandboxcheck.ErrNameTooLong}},
+}
+
+// exitFor is the exit status of a command that failed with err, by err's cause: exitOK for nil,
+// exitError for a cause outside exitTable.
+func exitFor(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	for _, row := range exitTable {
+		for _, cause := range row.causes {
+			if errors.Is(err, cause) {
+				return row.status
+			}
+		}
+	}
+	return exitError
+}
 
 // A command is one of machping's subcommands.
 type command struct {
@@ -200,9 +248,13 @@ Flags:
   --version  print the version
   --help     print this help
 
-Exit codes: 0 yes (all replies came, the name resolves, may register, valid),
-            1 no (replies lost, lookup: unknown name, refused, invalid),
-            2 error (usage, a service that cannot be pinged, or a failure).
+Exit status: the same cause gives the same status in lookup, ping, check, register and rights.
+`)
+	for _, row := range exitTable {
+		fmt.Fprintf(w, "  %d  %s\n", row.status, row.meaning)
+	}
+	fmt.Fprint(w, `  selftest exits 0, 1 or 2; serve 0 once it has withdrawn its name, 2 when it cannot
+  serve; bench 0 or 2.
 
 Examples:
   machping

@@ -301,7 +301,7 @@ func TestServeAndPing(t *testing.T) {
 			if tc.perPID {
 				// Without --pid the per-PID name is unknown.
 				r := runMachping(t, nil, append(slicesClone(ping), "-W", "1", name)...)
-				requireCode(t, r, exitError)
+				requireCode(t, r, exitUnknown)
 				require.Contains(t, r.stderr, "unknown service (1102)")
 				ping = append(ping, "--pid", strconv.Itoa(srv.pid))
 			}
@@ -353,7 +353,7 @@ func TestServeAndPing(t *testing.T) {
 	}
 }
 
-// requireWithdrawn runs 'machping lookup' (args) until it says the name is unknown (exit 1),
+// requireWithdrawn runs 'machping lookup' (args) until it says the name is unknown (exit 3),
 // for up to 5 s: launchd withdraws a name asynchronously once its receive right dies.
 func requireWithdrawn(t *testing.T, lookup ...string) {
 	t.Helper()
@@ -362,7 +362,7 @@ func requireWithdrawn(t *testing.T, lookup ...string) {
 		r = runMachping(t, nil, lookup...)
 		return r.code != exitOK
 	})
-	requireCode(t, r, exitNegative)
+	requireCode(t, r, exitUnknown)
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
@@ -386,12 +386,12 @@ func TestServeAndPingText(t *testing.T) {
 func TestPingUnknownService(t *testing.T) {
 	name := uniqueName(t)
 	r := runMachping(t, nil, "ping", "-c", "1", name)
-	requireCode(t, r, exitError)
+	requireCode(t, r, exitUnknown)
 	require.Empty(t, r.stdout)
 	golden(t, "ping-unknown.golden", normalize(r.stderr, name))
 
 	r = runMachping(t, nil, "ping", "--json", "-c", "1", name)
-	requireCode(t, r, exitError)
+	requireCode(t, r, exitUnknown)
 	doc := decode[errorDoc](t, r)
 	require.Equal(t, "ping", doc.Command)
 	require.Equal(t, 1102, doc.Error.Code)
@@ -485,8 +485,8 @@ func TestLookup(t *testing.T) {
 		found  bool
 	}{
 		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: name + ": found: send right 0x", found: true},
-		{args: []string{name}, code: exitNegative, stdout: name + ": not found (1102 unknown service)", stderr: "start the server"},
-		{args: []string{""}, code: exitError, stderr: "is empty"},
+		{args: []string{name}, code: exitUnknown, stdout: name + ": not found (1102 unknown service)", stderr: "start the server"},
+		{args: []string{""}, code: exitInvalid, stderr: "is empty"},
 	} {
 		r := runMachping(t, nil, append([]string{"lookup"}, tc.args...)...)
 		requireCode(t, r, tc.code)
@@ -496,7 +496,7 @@ func TestLookup(t *testing.T) {
 		r = runMachping(t, nil, append([]string{"lookup", "--json"}, tc.args...)...)
 		requireCode(t, r, tc.code)
 		var doc lookupDoc
-		if tc.code == exitError {
+		if tc.code != exitOK && tc.code != exitUnknown { // no look-up's answer: an error document
 			e := decode[errorDoc](t, r)
 			require.Contains(t, e.Error.Message, "cannot look up")
 			continue
@@ -541,7 +541,7 @@ func TestRegister(t *testing.T) {
 	taken := uniqueName(t)
 	startServer(t, nil, taken)
 	r = runMachping(t, nil, "register", "--json", taken)
-	requireCode(t, r, exitNegative)
+	requireCode(t, r, exitRefused)
 	doc = decode[registerDoc](t, r)
 	require.False(t, doc.MayRegister)
 	require.False(t, doc.Register.OK)
@@ -568,11 +568,11 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: group + ".worker", groups: []string{group}},
 		{name: "com.example.worker"},
-		{name: "com.example.worker", groups: []string{group}, code: exitNegative, rule: "outside-groups", example: group + ".worker"},
-		{name: group, groups: []string{group}, code: exitNegative, rule: "empty-rest"},
-		{name: long, groups: []string{group}, code: exitNegative, rule: "too-long"},
-		{name: "", code: exitNegative, rule: "empty"},
-		{name: "x.y", groups: []string{"not a group"}, code: exitNegative, rule: "bad-group"},
+		{name: "com.example.worker", groups: []string{group}, code: exitRefused, rule: "outside-groups", example: group + ".worker"},
+		{name: group, groups: []string{group}, code: exitRefused, rule: "empty-rest"},
+		{name: long, groups: []string{group}, code: exitInvalid, rule: "too-long"},
+		{name: "", code: exitInvalid, rule: "empty"},
+		{name: "x.y", groups: []string{"not a group"}, code: exitError, rule: "bad-group"},
 		{name: "group.b.example.worker", groups: []string{"group.a.example", "group.b.example"}},
 	} {
 		t.Run(tc.rule+tc.name[:min(len(tc.name), 30)], func(t *testing.T) {
@@ -597,7 +597,7 @@ func TestCheck(t *testing.T) {
 		})
 	}
 	r := runMachping(t, nil, "check", "--group", group, "com.example.worker")
-	requireCode(t, r, exitNegative)
+	requireCode(t, r, exitRefused)
 	golden(t, "check-outside.golden", normalize(r.stdout))
 }
 

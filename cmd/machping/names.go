@@ -22,7 +22,8 @@ func init() {
 		summary: "tell whether a service name resolves, and what right came back",
 		detail: `Looks NAME up (bootstrap_look_up, or bootstrap_look_up2 for the per-PID service of --pid)
 and reports the send right it got, then releases it. Exit status 0 when the name resolves,
-1 when nobody serves it (1102), 2 on any other failure (such as 1100 from the sandbox).`,
+3 when no live server has it (1102), 4 when the sandbox refuses it (1100), 5 for an invalid
+name, 2 on any other failure ('machping help' lists them).`,
 		examples: []string{"machping lookup com.apple.windowserver.active", "machping lookup --pid 4242 com.example.echo"},
 		flags:    lookupFlags,
 	})
@@ -34,8 +35,8 @@ and reports the send right it got, then releases it. Exit status 0 when the name
 registration (bootstrap_register2) separately, withdrawing the name after each success, and
 reports the sandbox's own answers for mach-register and mach-lookup (on macOS from
 sandbox_check; on Linux from the emulated sandbox of MACHPORT_APP_GROUPS). Exit status 0 when
-the name may be registered, 1 when it is refused (1100 sandbox or another owner, 1103, an
-invalid name), 2 on other failures.`,
+the name may be registered, 4 when it is refused (1100 sandbox or another owner, 1101, 1103),
+5 for an invalid name, 2 on other failures ('machping help' lists them).`,
 		examples: []string{"machping register group.com.example.app.worker", "MACHPORT_APP_GROUPS=group.com.example.app machping register com.other.name"},
 		flags:    registerFlags,
 	})
@@ -46,7 +47,9 @@ invalid name), 2 on other failures.`,
 		detail: `Validates NAME without asking launchd: non-empty, UTF-8, no NUL, at most 127 bytes, and inside one
 of the application groups given with --group (or, without --group, this process's own groups),
 explaining a refusal and suggesting a name that would pass. Also prints this process's
-sandbox state and groups. Exit status 0 when the name is valid, 1 when it is not.`,
+sandbox state and groups. Exit status 0 when the name is valid, 4 when it lies outside the
+groups (the sandbox would refuse it with 1100), 5 when it breaks a rule every name follows,
+2 when a group is malformed ('machping help' lists them).`,
 		examples: []string{
 			"machping check --group group.com.example.app group.com.example.app.worker",
 			"machping check --group group.com.example.app com.example.worker",
@@ -150,21 +153,17 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		right, err := lookUpRight(ctx, doc.Name, *pid)
 		cancel()
-		code := exitOK
+		code := exitFor(err)
 		if err != nil {
 			d := diagnose(err, "look up", doc.Name, *pid)
 			doc.Failure = &d
-			code = exitError
-			if errors.Is(err, bootstrap.ErrUnknownService) {
-				code = exitNegative
-			}
 		} else {
 			info := describeRight(right.Name())
 			doc.Found, doc.Right = true, &info
 			right.Close()
 		}
-		if code == exitError {
-			return o.fail(*doc.Failure, code) // no answer, an error
+		if code != exitOK && code != exitUnknown {
+			return o.fail(*doc.Failure, code) // not a look-up's answer: an error document
 		}
 		if o.json {
 			return o.emit(doc, code)
@@ -173,9 +172,7 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 			o.printf("%s: found: send right %s (%s)\n", doc.Name, doc.Right.Name, doc.Right.Type)
 			return code
 		}
-		if code == exitNegative {
-			o.printf("%s: not found (1102 unknown service)\n", doc.Name)
-		}
+		o.printf("%s: not found (1102 unknown service)\n", doc.Name)
 		return o.fail(*doc.Failure, code)
 	}
 }
@@ -197,6 +194,8 @@ type probe struct {
 	OK        bool       `json:"ok"`
 	Withdrawn bool       `json:"withdrawn"` // the name was given back afterwards
 	Failure   *diagnosis `json:"failure,omitempty"`
+
+	err error // register's failure, for the exit status
 }
 
 func registerFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
@@ -233,10 +232,7 @@ func registerFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) 
 		doc.MayRegister = doc.Register.OK || (doc.CheckIn != nil && doc.CheckIn.OK)
 		code := exitOK
 		if !doc.MayRegister {
-			code = exitNegative
-			if f := doc.Register.Failure; f != nil && !refusal(f) {
-				code = exitError
-			}
+			code = exitFor(doc.Register.err)
 		}
 		if o.json {
 			return o.emit(doc, code)
@@ -263,16 +259,6 @@ func registerFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) 
 		}
 		return code
 	}
-}
-
-// refusal reports whether a failed registration is launchd's (or the sandbox's) "no", as
-// opposed to a failure to ask.
-func refusal(d *diagnosis) bool {
-	switch bootstrap.Code(d.Code) {
-	case bootstrap.ErrNotPrivileged, bootstrap.ErrNameInUse, bootstrap.ErrServiceActive:
-		return true
-	}
-	return d.badName // a malformed name
 }
 
 func (p probe) text() string {
@@ -311,13 +297,13 @@ func probeRegister(name string, perPID bool) probe {
 	port, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
 		d := diagnose(err, "register", name, 0)
-		return probe{Failure: &d}
+		return probe{Failure: &d, err: err}
 	}
 	reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: perPID})
 	if err != nil {
 		port.Close()
 		d := diagnose(err, "register", name, 0)
-		return probe{Failure: &d}
+		return probe{Failure: &d, err: err}
 	}
 	return probe{OK: true, Withdrawn: reg.Close() == nil}
 }
@@ -364,13 +350,20 @@ func checkFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		}
 		doc := checkDoc{header: newHeader("check"), Name: args[0], Groups: []string(groups), GroupsFrom: "flags",
 			Sandbox: currentSandbox()}
+		var groupsErr error // this process's groups could not be read
 		if len(groups) == 0 {
 			doc.Groups, doc.GroupsFrom = doc.Sandbox.Groups, "process"
 			if len(doc.Groups) == 0 {
 				doc.GroupsFrom = "none"
 			}
+			_, groupsErr = sandboxcheck.ApplicationGroups()
 		}
 		err := sandboxcheck.ValidateName(doc.Name, doc.Groups...)
+		if err == nil && groupsErr != nil {
+			// Malformed groups of this process's own: no answer, as register gives none, rather
+			// than "valid" against no groups at all.
+			err = groupsErr
+		}
 		doc.Valid = err == nil
 		var nameErr *sandboxcheck.NameError
 		if errors.As(err, &nameErr) {
@@ -383,10 +376,7 @@ func checkFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		} else if err != nil {
 			doc.Detail = err.Error()
 		}
-		code := exitOK
-		if !doc.Valid {
-			code = exitNegative
-		}
+		code := exitFor(err)
 		if o.json {
 			return o.emit(doc, code)
 		}
@@ -397,9 +387,16 @@ func checkFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		case "process":
 			against = "this process's groups " + strings.Join(doc.Groups, ", ")
 		}
-		if doc.Valid {
+		switch {
+		case doc.Valid:
 			o.printf("%s: valid (checked against %s)\n", doc.Name, against)
-		} else {
+		case doc.Rule == "bad-group":
+			// Not the name's fault: no name can be checked against a malformed group.
+			o.printf("%s: cannot be checked: application group %q is malformed: %s\n", doc.Name, nameErr.Group, doc.Detail)
+			if doc.GroupsFrom != "flags" {
+				o.printf("  hint: this process's groups come from %s\n", sandboxcheck.GroupsSource())
+			}
+		default:
 			o.printf("%s: invalid (checked against %s)\n", doc.Name, against)
 			o.printf("  rule: %s: %s\n", doc.Rule, doc.Detail)
 			if doc.Example != "" {
@@ -442,7 +439,7 @@ func rightsFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 			right, err := lookUpRight(lctx, *lookup, 0)
 			cancel()
 			if err != nil {
-				return o.fail(diagnose(err, "look up", *lookup, 0), exitError)
+				return o.fail(diagnose(err, "look up", *lookup, 0), exitFor(err))
 			}
 			defer right.Close()
 			info := describeRight(right.Name())

@@ -28,9 +28,10 @@ min/avg/max/mdev and the 50th and 99th percentiles. Payloads up to 4000 bytes tr
 larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C.
 
 Exit status: 0 when every reply came, 1 when some were lost (timeouts, a reply that differs,
-or the server died mid-run), 2 when the service could not be pinged at all (unknown name
-(1102), refused by the sandbox (1100), bad arguments). Durations are seconds ("0.2") or Go
-durations ("200ms").`,
+or the server died mid-run); when the service could not be pinged at all, the cause's status
+as lookup gives it: 3 no live server has the name (1102), 4 the sandbox refuses it (1100),
+5 an invalid name, 2 bad arguments or another failure ('machping help' lists them). Durations
+are seconds ("0.2") or Go durations ("200ms").`,
 		examples: []string{
 			"machping ping -c 5 com.example.echo",
 			"machping ping -c 100 -i 0 -s 65536 com.example.echo",
@@ -155,12 +156,13 @@ type pingParams struct {
 type pingRun struct {
 	doc     pingDoc
 	dialErr *diagnosis
+	dialed  error // what dialErr explains
 }
 
 // exit prints what is left to print and gives the exit status.
 func (r pingRun) exit(o *output) int {
 	if r.dialErr != nil {
-		return o.fail(*r.dialErr, exitError)
+		return o.fail(*r.dialErr, exitFor(r.dialed))
 	}
 	code := exitOK
 	if r.doc.Transmitted == 0 || r.doc.Received < r.doc.Transmitted {
@@ -191,7 +193,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 	cancel()
 	if err != nil {
 		d := diagnose(err, "look up", p.name, p.pid)
-		return pingRun{doc: doc, dialErr: &d}
+		return pingRun{doc: doc, dialErr: &d, dialed: err}
 	}
 	defer client.close()
 
