@@ -118,6 +118,13 @@ func TestDialAndLookUpNameTheCause(t *testing.T) {
 			}
 			return err
 		}},
+		{name: "DialPair", call: func(ctx context.Context, tg target) error {
+			c, err := cfmessageport.DialPair(ctx, tg.name, echo, nil)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}},
 		{name: "LookUp", call: func(ctx context.Context, tg target) error {
 			s, err := bootstrap.LookUp(ctx, tg.name)
 			if err == nil {
@@ -153,7 +160,7 @@ func TestDialAndLookUpNameTheCause(t *testing.T) {
 				if strings.HasPrefix(op.name, "Dial") {
 					var ce *cfmessageport.Error
 					require.ErrorAs(t, err, &ce)
-					require.Equal(t, "dial", ce.Op)
+					require.Contains(t, []string{"dial", "pair"}, ce.Op)
 					require.Zero(t, ce.Status, "a failed Dial has no CF status")
 				}
 			})

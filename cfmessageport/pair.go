@@ -436,7 +436,7 @@ func DialPair(ctx context.Context, name string, handler Handler, opts *PairOptio
 	}
 	service, err := bootstrap.LookUp(ctx, name)
 	if err != nil {
-		return nil, &Error{Op: "pair", Name: name, Status: ErrInvalid, Err: err}
+		return nil, &Error{Op: "pair", Name: name, Err: err} // as Dial: CF has no status for it
 	}
 	defer service.Close()
 	if !opts.NamesOnly {
@@ -538,7 +538,7 @@ func dialNames(ctx context.Context, name string, service *mach.SendRight, handle
 	if err != nil {
 		// The reply is not a name anyone serves: the service answered, but not as a pairing one.
 		reg.Close()
-		return fail(ErrInvalid, fmt.Errorf("%w: the reply %q names no service: %w", ErrPairRefused, serverName, err))
+		return fail(ErrInvalid, fmt.Errorf("%w: the reply names no live service: %w", ErrPairRefused, err))
 	}
 	return newConn(reg.Name(), port, reg, remote, peer, handler, opts), nil
 }

@@ -420,3 +420,18 @@ func exchangeBothWays(ctx context.Context, c *cfmessageport.Conn, box *doneBox, 
 		return errors.New("the peer's requests never finished")
 	}
 }
+
+// A names handshake answered with a name nobody serves is a refusal whose cause is the failed
+// look-up, quoting that name once.
+func TestPairReplyNamingNoService(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	bogus := uniqueName(t) + ".nobody"
+	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Request) ([]byte, error) {
+		return []byte(bogus), nil
+	}), nil)
+	_, err := cfmessageport.DialPair(ctx, srv.Name(), echo, &cfmessageport.PairOptions{NamesOnly: true})
+	require.ErrorIs(t, err, cfmessageport.ErrPairRefused)
+	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
+	require.Equal(t, 1, strings.Count(err.Error(), bogus), "%v", err)
+}

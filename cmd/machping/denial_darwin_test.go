@@ -30,7 +30,7 @@ func TestDenialUnderSandboxExec(t *testing.T) {
 	}
 	outside := uniqueName(t)
 	r := sandboxed("serve", outside)
-	requireCode(t, r, exitError)
+	requireCode(t, r, exitRefused)
 	require.Contains(t, r.stderr, "not privileged (1100)")
 
 	r = sandboxed("register", "--json", outside)

@@ -18,11 +18,11 @@ func TestDenialUnderAppGroups(t *testing.T) {
 	outside := fmt.Sprintf("com.example.denied%d.echo", os.Getpid())
 
 	r := runMachping(t, sandbox, "serve", outside)
-	requireCode(t, r, exitError)
+	requireCode(t, r, exitRefused)
 	golden(t, "serve-denied.golden", normalize(r.stderr, outside))
 
 	r = runMachping(t, sandbox, "--json", "serve", outside)
-	requireCode(t, r, exitError)
+	requireCode(t, r, exitRefused)
 	doc := decode[errorDoc](t, r)
 	require.Equal(t, 1100, doc.Error.Code)
 	require.Equal(t, "BOOTSTRAP_NOT_PRIVILEGED", doc.Error.CodeName)

@@ -90,15 +90,15 @@
 // # Exit status
 //
 // 0, 1 and 2 as ping(8) uses them; 3 to 5 say why a name is of no use. The same cause gives the
-// same status in lookup, ping, check, register and rights:
+// same status in lookup, ping, check, register, serve and rights:
 //
 //   - 0: yes. Every reply came, the name resolves, this process may register the name, the
 //     name is valid, the self-test passed, serve withdrew its name, rights or bench finished.
 //   - 1: no reply. ping lost replies (timeouts, a reply that differs) or its server died
 //     mid-run; the self-test failed.
 //   - 2: no answer. Bad usage, an unknown command, malformed application groups (this
-//     process's, or check's --group), a name that serve could not register, a bench or
-//     self-test interrupted by Ctrl-C, any other failure.
+//     process's, or check's --group), a bench or self-test interrupted by Ctrl-C, a server
+//     that stopped on its own, any other failure.
 //   - 3: unknown service (1102). No live server has the name: nobody registered it, it was
 //     withdrawn, or its server is gone (killed, or its port destroyed).
 //   - 4: refused (1100, 1101, 1103). The sandbox refuses the name (for check: it lies outside

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// One cause, one exit status: whichever of lookup, ping, check, register and rights meets a
+// One cause, one exit status: whichever of lookup, ping, check, register, serve and rights meets a
 // cause exits with the status exitTable gives it, in text and in JSON.
 func TestSameCauseSameExitStatus(t *testing.T) {
 	const group = "group.com.machport.machping"
@@ -25,6 +25,7 @@ func TestSameCauseSameExitStatus(t *testing.T) {
 		"check":    func(name string) []string { return []string{"check", name} },
 		"register": func(name string) []string { return []string{"register", name} },
 		"rights":   func(name string) []string { return []string{"rights", "--lookup", name} },
+		"serve":    func(name string) []string { return []string{"serve", name} }, // only where it fails
 	}
 	for _, tc := range []struct {
 		cause     string
@@ -47,30 +48,31 @@ func TestSameCauseSameExitStatus(t *testing.T) {
 			want: map[string]int{"lookup": exitUnknown, "ping": exitUnknown, "rights": exitUnknown}},
 		{cause: "served by another process",
 			name: func(t *testing.T) string { name := uniqueName(t); startServer(t, nil, name); return name },
-			want: map[string]int{"lookup": exitOK, "ping": exitOK, "check": exitOK, "rights": exitOK, "register": exitRefused}},
+			want: map[string]int{"lookup": exitOK, "ping": exitOK, "check": exitOK, "rights": exitOK, "register": exitRefused, "serve": exitRefused}},
 		{cause: "outside the app groups", linuxOnly: true, env: sandbox,
 			name: func(t *testing.T) string { name := uniqueName(t); startServer(t, nil, name); return name },
 			want: map[string]int{"lookup": exitRefused, "ping": exitRefused, "check": exitRefused, "register": exitRefused,
-				"rights": exitRefused}},
+				"rights": exitRefused, "serve": exitRefused}},
 		{cause: "the app group itself", linuxOnly: true, env: sandbox,
 			name: func(*testing.T) string { return group },
 			want: map[string]int{"lookup": exitRefused, "ping": exitRefused, "check": exitRefused, "register": exitRefused,
-				"rights": exitRefused}},
+				"rights": exitRefused, "serve": exitRefused}},
 		{cause: "empty name", // rights --lookup "" means no look-up
 			name: func(*testing.T) string { return "" },
-			want: map[string]int{"lookup": exitInvalid, "ping": exitInvalid, "check": exitInvalid, "register": exitInvalid}},
+			want: map[string]int{"lookup": exitInvalid, "ping": exitInvalid, "check": exitInvalid, "register": exitInvalid,
+				"serve": exitInvalid}},
 		{cause: "too long",
 			name: func(t *testing.T) string { return uniqueName(t) + "." + strings.Repeat("x", 200) },
 			want: map[string]int{"lookup": exitInvalid, "ping": exitInvalid, "check": exitInvalid, "register": exitInvalid,
-				"rights": exitInvalid}},
+				"rights": exitInvalid, "serve": exitInvalid}},
 		{cause: "bad UTF-8",
 			name: func(t *testing.T) string { return uniqueName(t) + ".\xff" },
 			want: map[string]int{"lookup": exitInvalid, "ping": exitInvalid, "check": exitInvalid, "register": exitInvalid,
-				"rights": exitInvalid}},
+				"rights": exitInvalid, "serve": exitInvalid}},
 		{cause: "malformed app groups", linuxOnly: true, env: []string{sandboxcheck.EnvAppGroups + "=bad group"},
 			name: uniqueName,
 			want: map[string]int{"lookup": exitError, "ping": exitError, "check": exitError, "register": exitError,
-				"rights": exitError}},
+				"rights": exitError, "serve": exitError}},
 	} {
 		t.Run(tc.cause, func(t *testing.T) {
 			if tc.linuxOnly && runtime.GOOS != "linux" {

@@ -24,7 +24,7 @@ Common rules
   no elements). [T] is an array of T, [] when empty; {bool} an object of booleans.
 
 Exit status
-  One cause gives one status, whichever of lookup, ping, check, register and rights meets it:
+  One cause gives one status, whichever of lookup, ping, check, register, serve and rights meets it:
     3  unknown service: no live server has the name (1102)
     4  refused: the sandbox refuses the name (1100; check: outside the groups), or it is taken
        (1100 or 1101 by another process, 1103 by this one)

@@ -22,7 +22,7 @@ import (
 const version = "0.1.0"
 
 // Exit statuses. 0, 1 and 2 are ping(8)'s; 3 to 5 name why a name is of no use. One cause
-// gives one status in every command that meets it (lookup, ping, check, register, rights):
+// gives one status in every command that meets it (lookup, ping, check, register, serve, rights):
 // they all take it from exitFor.
 const (
 	exitOK       = 0 // yes: every reply came, the name resolves, may be registered, is valid
@@ -248,7 +248,7 @@ Flags:
   --version  print the version
   --help     print this help
 
-Exit status: the same cause gives the same status in lookup, ping, check, register and rights.
+Exit status: the same cause gives the same status in lookup, ping, check, register, serve and rights.
 `)
 	for _, row := range exitTable {
 		fmt.Fprintf(w, "  %d  %s\n", row.status, row.meaning)

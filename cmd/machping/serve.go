@@ -25,8 +25,9 @@ func init() {
 		detail: `Serves a CFMessagePort echo service (any msgid; the reply is the request's data), or with
 --raw the raw mach echo protocol (a message with a send-once reply right comes back with the
 same msgh_id and data). Each request is logged with the sender's pid and uid. Ctrl-C (or
-SIGTERM) withdraws the name and exits 0; a name that cannot be registered exits 2 with the
-reason.`,
+SIGTERM) withdraws the name and exits 0; a name that cannot be registered exits with the
+status of its cause (4 refused, 5 invalid, ...). Messages that are not requests are dropped
+(reported on stderr) and serving goes on; a server whose port is destroyed exits 2.`,
 		examples: []string{
 			"machping serve com.example.echo",
 			"machping serve --raw --pid com.example.echo",
@@ -106,12 +107,12 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 			protocol = "raw"
 			port, err := mach.NewPort(mach.PortOptions{})
 			if err != nil {
-				return o.fail(diagnose(err, "serve", name, 0), exitError)
+				return o.fail(diagnose(err, "serve", name, 0), exitFor(err))
 			}
 			reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: *perPID})
 			if err != nil {
 				port.Close()
-				return o.fail(diagnose(err, "serve", name, 0), exitError)
+				return o.fail(diagnose(err, "serve", name, 0), exitFor(err))
 			}
 			done := make(chan struct{})
 			var serveErr error
@@ -138,7 +139,7 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 			srv, err := cfmessageport.Listen(name, handler, &cfmessageport.ServerOptions{PerPID: *perPID,
 				ErrorLog: slog.New(slog.NewTextHandler(stderrWriter{o}, nil))})
 			if err != nil {
-				return o.fail(diagnose(err, "serve", name, 0), exitError)
+				return o.fail(diagnose(err, "serve", name, 0), exitFor(err))
 			}
 			stop, ended, endErr = srv.Close, srv.Done(), srv.Err
 		}
