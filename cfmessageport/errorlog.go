@@ -2,9 +2,12 @@ package cfmessageport
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/machport/machport/mach"
 )
 
 // logBurst is how many lines of one kind a server logs in a second; the rest are counted, and
@@ -92,8 +95,14 @@ func (e *errorLog) panicked(req *Request, v any, stack []byte) {
 		slog.String("stack", string(stack)))
 }
 
+// replyFailed logs a reply that could not be sent: a warning, but only a debug line when the
+// requester is simply gone (MACH_SEND_INVALID_DEST), which is no fault of the server's.
 func (e *errorLog) replyFailed(req *Request, err error) {
-	e.emit(logReply, slog.LevelWarn, "cfmessageport: reply not delivered",
+	level := slog.LevelWarn
+	if errors.Is(err, mach.SendInvalidDest) {
+		level = slog.LevelDebug
+	}
+	e.emit(logReply, level, "cfmessageport: reply not delivered",
 		slog.Int("msgid", int(req.MsgID)), slog.Int("pid", req.Sender.PID()), slog.Any("error", err))
 }
 

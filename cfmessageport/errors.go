@@ -105,8 +105,12 @@ func (e *Error) Timeout() bool { return e.Status.Timeout() }
 var (
 	// ErrNilHandler is returned by Listen and ListenPair for a nil handler.
 	ErrNilHandler = errors.New("nil handler")
-	// ErrServerClosed is a Server's Err after Close or Shutdown.
+	// ErrServerClosed is a Server's Err after Close or Shutdown, and the cause (context.Cause)
+	// of the handlers' contexts that Close cancels.
 	ErrServerClosed = errors.New("the server is closed")
+	// ErrRequesterGone is the cause (context.Cause) of a handler's canceled context when the
+	// process that sent the request went away or dropped its reply port.
+	ErrRequesterGone = errors.New("the requester is gone")
 	// ErrHandlerPanicked is the error a recovered handler panic is logged with.
 	ErrHandlerPanicked = errors.New("handler panicked")
 )

@@ -33,7 +33,9 @@ type Request struct {
 // Handler answers requests. The returned data is the reply; nil data or an error sends CF's
 // "no data" reply (byteslen -1), which the requester receives as empty data, and the error (or
 // a recovered panic, with its stack) goes to the server's ErrorLog. ctx is canceled when the
-// server is closed.
+// server is closed (context.Cause gives ErrServerClosed) and, for a request that expects a
+// reply, when its requester goes away (ErrRequesterGone): the process exited or dropped its
+// reply port.
 type Handler interface {
 	ServeMessage(ctx context.Context, req *Request) ([]byte, error)
 }
@@ -80,7 +82,9 @@ type Server struct {
 
 	// baseCtx is the parent of every handler's context; Close cancels it.
 	baseCtx context.Context
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
+	// requesters cancels a handler's context when its requester goes away.
+	requesters requesterWatch
 
 	stopper  stopper
 	stopOnce sync.Once     // sends the stop message
@@ -134,7 +138,7 @@ func startServer(name string, port *mach.ReceiveRight, reg *bootstrap.Registrati
 	opts *ServerOptions, peer *mach.AuditToken, raw func(*mach.Message)) *Server {
 	s := &Server{name: name, port: port, reg: reg, handler: handler, peer: peer, raw: raw,
 		done: make(chan struct{}), stopper: newStopper(), log: newErrorLog(opts.ErrorLog, name)}
-	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.baseCtx, s.cancel = context.WithCancelCause(context.Background())
 	if opts.Concurrency > 1 {
 		s.slots = make(chan struct{}, opts.Concurrency)
 	}
@@ -282,7 +286,16 @@ func (s *Server) handle(m *mach.Message, p Packet) {
 		_ = rt.Close() // a peer gave a send right to reply on: CF answers only send-once rights
 	}
 	req := &Request{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
-	data, err := s.call(req)
+	var ctx context.Context = s.baseCtx
+	var rc *requestContext
+	if reply != nil {
+		rc = &requestContext{s: s, reply: reply}
+		ctx = rc
+	}
+	data, err := s.call(ctx, req)
+	if rc != nil {
+		rc.finish() // before the reply right is sent or released, which frees its name for reuse
+	}
 	// The request's memory goes only after the reply is sent: a handler may return req.Data.
 	defer m.Destroy()
 	if reply == nil {
@@ -361,14 +374,14 @@ func requestRegion(req *mach.Message, data []byte) *mach.Region {
 
 // call runs the handler with a context that Close cancels, recovers a panic, and logs a
 // failure: the requester gets CF's "no data" reply either way.
-func (s *Server) call(req *Request) (data []byte, err error) {
+func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			data, err = nil, fmt.Errorf("%w: %v", ErrHandlerPanicked, r)
 			s.log.panicked(req, r, debug.Stack())
 		}
 	}()
-	data, err = s.handler.ServeMessage(s.baseCtx, req)
+	data, err = s.handler.ServeMessage(ctx, req)
 	if err != nil {
 		s.log.handlerFailed(req, err)
 	}
@@ -383,10 +396,11 @@ func (s *Server) call(req *Request) (data []byte, err error) {
 // srv.Close(). Safe to call more than once, and after Shutdown.
 func (s *Server) Close() error {
 	s.closing.Store(true)
-	s.cancel()
+	s.cancel(ErrServerClosed)
 	s.stop()
 	<-s.done
 	s.inflight.Wait()
+	s.requesters.stop()
 	return s.withdraw()
 }
 
@@ -409,6 +423,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.inflight.Wait(); close(idle) }()
 	select {
 	case <-idle:
+		s.requesters.stop()
 		return nil
 	case <-ctx.Done():
 		return &Error{Op: "shutdown", Name: s.name, Err: ctx.Err()}

@@ -1,0 +1,113 @@
+package cfmessageport_test
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/internal/leakcheck"
+	"github.com/stretchr/testify/require"
+)
+
+func init() {
+	// request: dial the name, say ready, and wait for the reply to one request, forever.
+	extraRoles["request"] = func(name string) error {
+		ctx := context.Background()
+		r, err := cfmessageport.Dial(ctx, name)
+		if err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		_, err = r.Request(ctx, msgEcho, []byte("wait"))
+		return err
+	}
+}
+
+// A handler waiting on its context learns that its requester went away: the requester's process
+// was killed, or it closed its Remote (which destroys its reply port). The context's cause says
+// so, and the server goes on serving.
+func TestHandlerContextEndsWithItsRequester(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// request starts a request that waits for its reply, and returns how to make its
+		// requester go away.
+		request func(t *testing.T, ctx context.Context, name string) (goAway func())
+	}{
+		{"requester killed", func(t *testing.T, _ context.Context, name string) func() {
+			c := startChild(t, "request", name)
+			return func() {
+				require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
+				_ = c.Cmd.Wait()
+			}
+		}},
+		{"requester's Remote closed", func(t *testing.T, ctx context.Context, name string) func() {
+			r, err := cfmessageport.Dial(ctx, name)
+			require.NoError(t, err)
+			go func() { _, _ = r.Request(ctx, msgEcho, []byte("wait")) }()
+			return func() { require.NoError(t, r.Close()) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx := ctxTimeout(t, 20*time.Second)
+			started := make(chan struct{}, 1)
+			causes := make(chan error, 1)
+			srv := listen(t, cfmessageport.HandlerFunc(func(hctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+				if string(req.Data) != "wait" {
+					return req.Data, nil
+				}
+				started <- struct{}{}
+				select {
+				case <-hctx.Done():
+					causes <- context.Cause(hctx)
+				case <-ctx.Done():
+					causes <- ctx.Err()
+				}
+				return nil, nil
+			}), &cfmessageport.ServerOptions{Concurrency: 2})
+			goAway := tc.request(t, ctx, srv.Name())
+			<-started
+			goAway()
+			select {
+			case cause := <-causes:
+				require.ErrorIs(t, cause, cfmessageport.ErrRequesterGone)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the handler's context outlived its requester by 5 s")
+			}
+			got, err := dial(t, ctx, srv.Name()).Request(ctx, msgEcho, []byte("next"))
+			require.NoError(t, err)
+			require.Equal(t, "next", string(got))
+		})
+	}
+}
+
+// A handler that never looks at its context costs no watch, and one that does but whose
+// requester stays gets its reply; both leave nothing behind.
+func TestHandlerContextWatchIsReleased(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	srv := listen(t, cfmessageport.HandlerFunc(func(hctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+		if string(req.Data) == "look" {
+			select {
+			case <-hctx.Done():
+				return nil, hctx.Err()
+			default:
+			}
+			require.NoError(t, hctx.Err())
+		}
+		return req.Data, nil
+	}), nil)
+	r := dial(t, ctx, srv.Name())
+	for i := range 200 {
+		data := []byte("look")
+		if i%2 == 1 {
+			data = []byte("ignore")
+		}
+		got, err := r.Request(ctx, msgEcho, data)
+		require.NoError(t, err)
+		require.Equal(t, string(data), string(got))
+	}
+}
