@@ -29,6 +29,12 @@ type darwinKernel struct {
 	wakers  []*waker                     // idle wakers, reused
 	wakeOf  map[Name]*waker              // every waker by its wake port's name
 	waiting map[Name]map[*waker]struct{} // cancellable receives by the right they wait on
+	// sets records the port sets of the caller's that each receive right is a member of, as
+	// this task made them through insertMember, extractMember and moveMember. The kernel cannot
+	// tell them from the private wake-up sets (mps_pset is 0 or 1: xnu's
+	// mach_port_get_status_helper), and a receive right that a failed send hands back has left
+	// them all (ipc_right_copyin's ipc_port_clear_receiver); this is what puts it back.
+	sets map[Name]map[Name]struct{}
 }
 
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
@@ -44,18 +50,30 @@ func (k *darwinKernel) send(buf []byte, _ [][]byte, timeoutMS int) int32 {
 		timeout = uint32(timeoutMS)
 	}
 	size := le.Uint32(buf[offSize:])
+	var moved []movedReceive
+	if Bits(le.Uint32(buf[offBits:])).Complex() {
+		moved = k.movedReceives(buf[:size])
+	}
 	ret := darwin.MachMsg(ptr(buf), opt, size, 0, 0, timeout, 0)
-	if ret == abi.MACH_MSG_SUCCESS && Bits(le.Uint32(buf[offBits:])).Complex() {
-		k.wakeMovedReceivers(buf[:size])
+	if len(moved) > 0 {
+		k.afterMovingReceives(buf[:size], ret, moved)
 	}
 	return ret
 }
 
-// wakeMovedReceivers wakes receives waiting on receive rights a sent message moved away.
-func (k *darwinKernel) wakeMovedReceivers(msg []byte) {
+// movedReceive is a receive right a message moves (MOVE_RECEIVE), by descriptor offset.
+type movedReceive struct {
+	off  int
+	name Name
+	sets []Name
+}
+
+// movedReceives lists the receive rights msg moves, with the caller's sets each is in.
+func (k *darwinKernel) movedReceives(msg []byte) []movedReceive {
 	if len(msg) < baseSize {
-		return
+		return nil
 	}
+	var moved []movedReceive
 	off, count := baseSize, le.Uint32(msg[offCount:])
 	for i := uint32(0); i < count && off+portDescriptorSize <= len(msg); i++ {
 		if DescriptorType(msg[off+descriptorTypeByte]) != PortDescriptorType {
@@ -63,10 +81,84 @@ func (k *darwinKernel) wakeMovedReceivers(msg []byte) {
 			continue
 		}
 		if Disposition(msg[off+10]) == MoveReceive {
-			k.wakeReceivers(Name(le.Uint32(msg[off:])))
+			name := Name(le.Uint32(msg[off:]))
+			k.mu.Lock()
+			var sets []Name
+			for set := range k.sets[name] {
+				sets = append(sets, set)
+			}
+			k.mu.Unlock()
+			moved = append(moved, movedReceive{off: off, name: name, sets: sets})
 		}
 		off += portDescriptorSize
 	}
+	return moved
+}
+
+// afterMovingReceives settles the receive rights a send moved. Copy-in took each out of its
+// sets and woke the threads blocked on it (ipc_port_clear_receiver, ipc_mqueue_changed), so
+// receives waiting on it are woken here, whatever the outcome: they see where it went. A right
+// the kernel handed back (a pseudo-receive: xnu's ipc_kmsg_copyout_pseudo), perhaps under a new
+// name, is put back in the caller's sets it was in, as if the send had never been tried.
+func (k *darwinKernel) afterMovingReceives(msg []byte, ret int32, moved []movedReceive) {
+	returned := ret != abi.MACH_MSG_SUCCESS && classifySendFailure(ret) == sendReturned
+	for _, mv := range moved {
+		k.forgetSets(mv.name)
+		switch {
+		case returned:
+			back := Name(le.Uint32(msg[mv.off:]))
+			if Disposition(msg[mv.off+10]) == PortReceive && back.Valid() {
+				for _, set := range mv.sets {
+					if darwin.MachPortInsertMember(k.task, uint32(back), uint32(set)) == abi.KERN_SUCCESS {
+						k.noteSet(back, set, true)
+					}
+				}
+			}
+		case ret != abi.MACH_MSG_SUCCESS:
+			// Refused before copy-in, or destroyed with the message: the kernel says which.
+			if pt, kr := k.portType(mv.name); kr == abi.KERN_SUCCESS && pt.Has(TypeReceive) {
+				for _, set := range mv.sets {
+					k.noteSet(mv.name, set, true)
+				}
+			}
+		}
+		k.wakeReceivers(mv.name)
+	}
+}
+
+// noteSet records that name joined (or left) one of the caller's sets.
+func (k *darwinKernel) noteSet(name, set Name, in bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !in {
+		delete(k.sets[name], set)
+		if len(k.sets[name]) == 0 {
+			delete(k.sets, name)
+		}
+		return
+	}
+	if k.sets == nil {
+		k.sets = map[Name]map[Name]struct{}{}
+	}
+	if k.sets[name] == nil {
+		k.sets[name] = map[Name]struct{}{}
+	}
+	k.sets[name][set] = struct{}{}
+}
+
+// forgetSets forgets name's memberships: its receive right is gone or left all its sets.
+func (k *darwinKernel) forgetSets(name Name) {
+	k.mu.Lock()
+	delete(k.sets, name)
+	k.mu.Unlock()
+}
+
+// inCallersSet reports whether name is in a set of the caller's, and whether a cancellable
+// receive has it in a private set.
+func (k *darwinKernel) inCallersSet(name Name) (inSet, waiting bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.sets[name]) > 0, len(k.waiting[name]) > 0
 }
 
 func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS int) int32 {
@@ -101,11 +193,17 @@ func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large
 	if kr != abi.KERN_SUCCESS {
 		return k.receiveSetPolling(ctx, name, buf, large, timeoutMS)
 	}
-	if kr := k.insertMember(name, w.set); kr != abi.KERN_SUCCESS {
+	// Record the waiter before the port joins the private set: a close, move or MoveMember
+	// from then on finds it (wakeReceivers) and wakes it, where in the other order one in
+	// between would take the port out of the set unseen and leave the receive waiting on a set
+	// that no longer holds it.
+	k.track(name, w, true)
+	if kr := darwin.MachPortInsertMember(k.task, uint32(name), uint32(w.set)); kr != abi.KERN_SUCCESS {
+		k.track(name, w, false)
+		w.drain(k) // a wake-up may have come meanwhile
 		k.putWaker(w)
 		return k.rawReceive(name, buf, large, timeoutMS) // e.g. not a receive right: let mach_msg say so
 	}
-	k.track(name, w, true)
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { k.wake(w.wake); close(fired) })
 	ret := k.receiveOrWake(ctx, w, name, buf, large, timeoutMS)
@@ -114,7 +212,7 @@ func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large
 		<-fired
 	}
 	k.track(name, w, false)
-	k.extractMember(name, w.set)
+	darwin.MachPortExtractMember(k.task, uint32(name), uint32(w.set))
 	w.drain(k) // the set now holds only the wake port: empty it before reuse
 	k.putWaker(w)
 	return ret
@@ -128,6 +226,7 @@ func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []b
 	if timeoutMS >= 0 {
 		deadline = time.Now().Add(time.Duration(timeoutMS) * time.Millisecond)
 	}
+	waited := false
 	for {
 		slice := setPollInterval
 		if timeoutMS >= 0 {
@@ -138,9 +237,15 @@ func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []b
 			slice = min(slice, left)
 		}
 		ret := k.rawReceive(name, buf, large, slice)
+		if ret == abi.MACH_RCV_INVALID_NAME && waited {
+			// The set was destroyed while this receive waited on it: a thread blocked on it
+			// would get MACH_RCV_PORT_CHANGED (ipc_mqueue_receive_results, THREAD_RESTART).
+			return abi.MACH_RCV_PORT_CHANGED
+		}
 		if ret != abi.MACH_RCV_TIMED_OUT {
 			return ret
 		}
+		waited = true
 		if ctx.Err() != nil {
 			return rcvCanceled
 		}
@@ -159,11 +264,15 @@ func (k *darwinKernel) receiveOrWake(ctx context.Context, w *waker, name Name, b
 		if ctx.Err() != nil {
 			return rcvCanceled
 		}
-		// Woken because the port changed: gone, or taken out of the set.
+		// Woken because the port changed: gone, or taken out of the set. A thread blocked on
+		// the port itself gets MACH_RCV_PORT_CHANGED when the port is destroyed or its receive
+		// right moves (ipc_mqueue_changed wakes it with THREAD_RESTART, which
+		// ipc_mqueue_receive_results turns into that code): this path gives the same.
 		if pt, kr := k.portType(name); kr != abi.KERN_SUCCESS || !pt.Has(TypeReceive) {
-			return abi.MACH_RCV_PORT_DIED
+			return abi.MACH_RCV_PORT_CHANGED
 		}
-		k.insertMember(name, w.set) // KERN_ALREADY_IN_SET when it is still there
+		// Back in the private set (KERN_ALREADY_IN_SET when it is still there).
+		darwin.MachPortInsertMember(k.task, uint32(name), uint32(w.set))
 	}
 }
 
@@ -222,7 +331,7 @@ func (k *darwinKernel) getWaker() (*waker, int32) {
 		k.modRefs(set, RightPortSet, -1)
 		return nil, kr
 	}
-	if kr := k.insertMember(wake, set); kr != abi.KERN_SUCCESS {
+	if kr := darwin.MachPortInsertMember(k.task, uint32(wake), uint32(set)); kr != abi.KERN_SUCCESS {
 		k.modRefs(set, RightPortSet, -1)
 		k.destruct(wake, -1, 0)
 		return nil, kr
@@ -266,7 +375,30 @@ func (w *waker) drain(k *darwinKernel) {
 	}
 }
 
-func (k *darwinKernel) destroy(buf []byte) { darwin.MachMsgDestroy(ptr(buf)) }
+// destroy releases a received message with mach_msg_destroy, which unmaps an out-of-line region
+// only when its deallocate flag is set (libsyscall's mach_msg_destroy_memory), and the kernel
+// sets that flag for virtual copies only (ipc_kmsg_copyout_ool_descriptor): a region it copied
+// physically would stay mapped. Every region of a received message is the receiver's, so the
+// flag is set on all of them first.
+func (k *darwinKernel) destroy(buf []byte) {
+	if len(buf) >= baseSize && Bits(le.Uint32(buf[offBits:])).Complex() {
+		size := min(int(le.Uint32(buf[offSize:])), len(buf))
+		off, count := baseSize, le.Uint32(buf[offCount:])
+		for i := uint32(0); i < count && off+portDescriptorSize <= size; i++ {
+			switch DescriptorType(buf[off+descriptorTypeByte]) {
+			case PortDescriptorType:
+				off += portDescriptorSize
+				continue
+			case OOLDescriptorType, OOLVolatileDescriptorType, OOLPortsDescriptorType:
+				if off+oolDescriptorSize <= size {
+					buf[off+8] = 1 // deallocate
+				}
+			}
+			off += oolDescriptorSize
+		}
+	}
+	darwin.MachMsgDestroy(ptr(buf))
+}
 
 func (k *darwinKernel) allocate(right PortRight) (Name, int32) {
 	var n uint32
@@ -284,6 +416,9 @@ func (k *darwinKernel) construct(opts portOptions) (Name, int32) {
 
 func (k *darwinKernel) destruct(name Name, srdelta int32, guard uint64) int32 {
 	kr := darwin.MachPortDestruct(k.task, uint32(name), srdelta, guard)
+	if kr == abi.KERN_SUCCESS {
+		k.forgetSets(name)
+	}
 	k.wakeReceivers(name)
 	return kr
 }
@@ -294,8 +429,14 @@ func (k *darwinKernel) deallocate(name Name) int32 {
 
 func (k *darwinKernel) modRefs(name Name, right PortRight, delta int32) int32 {
 	kr := darwin.MachPortModRefs(k.task, uint32(name), uint32(right), delta)
-	if right == RightReceive && delta < 0 {
+	switch {
+	case right == RightReceive && delta < 0:
+		if kr == abi.KERN_SUCCESS {
+			k.forgetSets(name)
+		}
 		k.wakeReceivers(name)
+	case right == RightPortSet && delta < 0 && kr == abi.KERN_SUCCESS:
+		k.forgetSet(name) // its members left it
 	}
 	return kr
 }
@@ -332,24 +473,67 @@ func (k *darwinKernel) setAttributes(name Name, flavor int32, info []int32) int3
 	return darwin.MachPortSetAttributes(k.task, uint32(name), flavor, unsafe.SliceData(info), uint32(len(info)))
 }
 
+// getAttributes reports mps_pset for the caller's sets only: a port that a cancellable receive
+// has put in its private set is not in a port set as far as the caller can tell.
 func (k *darwinKernel) getAttributes(name Name, flavor int32, info []int32) (int, int32) {
 	count := uint32(len(info))
 	kr := darwin.MachPortGetAttributes(k.task, uint32(name), flavor, unsafe.SliceData(info), &count)
+	if kr == abi.KERN_SUCCESS && flavor == abi.MACH_PORT_RECEIVE_STATUS && count > 0 {
+		if inSet, waiting := k.inCallersSet(name); waiting && !inSet {
+			info[0] = 0
+		}
+	}
 	return int(count), kr
 }
 
 func (k *darwinKernel) insertMember(name, set Name) int32 {
-	return darwin.MachPortInsertMember(k.task, uint32(name), uint32(set))
+	kr := darwin.MachPortInsertMember(k.task, uint32(name), uint32(set))
+	if kr == abi.KERN_SUCCESS {
+		k.noteSet(name, set, true)
+	}
+	return kr
 }
 
 func (k *darwinKernel) extractMember(name, set Name) int32 {
-	return darwin.MachPortExtractMember(k.task, uint32(name), uint32(set))
+	kr := darwin.MachPortExtractMember(k.task, uint32(name), uint32(set))
+	if kr == abi.KERN_SUCCESS {
+		k.noteSet(name, set, false)
+	}
+	return kr
 }
 
+// moveMember with a null set takes the port out of every set, the private one of a waiting
+// receive too: when the port is in none of the caller's, xnu would answer KERN_NOT_IN_SET
+// (mach_port_move_member), and so does this, without touching the private set.
 func (k *darwinKernel) moveMember(name, set Name) int32 {
+	if !set.Valid() {
+		if inSet, waiting := k.inCallersSet(name); waiting && !inSet {
+			if pt, kr := k.portType(name); kr == abi.KERN_SUCCESS && pt.Has(TypeReceive) {
+				return abi.KERN_NOT_IN_SET
+			}
+		}
+	}
 	kr := darwin.MachPortMoveMember(k.task, uint32(name), uint32(set))
+	if kr == abi.KERN_SUCCESS {
+		k.forgetSets(name)
+		if set.Valid() {
+			k.noteSet(name, set, true)
+		}
+	}
 	k.wakeReceivers(name) // it left the private set of a waiting receive: let it rejoin
 	return kr
+}
+
+// forgetSet forgets a destroyed set of the caller's.
+func (k *darwinKernel) forgetSet(set Name) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for name, sets := range k.sets {
+		delete(sets, set)
+		if len(sets) == 0 {
+			delete(k.sets, name)
+		}
+	}
 }
 
 // names copies mach_port_names' two arrays, which MIG returns as out-of-line memory in this

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
@@ -57,4 +58,43 @@ func TestSuiteThroughLibSystemDouble(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the suite through the double failed: %v", err)
 	}
+}
+
+var (
+	doubleOnce   sync.Once
+	doubleKernel *darwinKernel
+)
+
+// UseLibSystemDouble makes the rest of the test run the Darwin logic over the libSystem double
+// (one darwinKernel per process, so its wake-up ports are made once), whatever this process
+// runs otherwise, and disarms the double's faults at the end. Call it before checkLeaks.
+func UseLibSystemDouble(t testing.TB) {
+	t.Helper()
+	if k, ok := sys.(*darwinKernel); ok {
+		t.Cleanup(libsystemdouble.Reset)
+		doubleOnce.Do(func() { doubleKernel = k })
+		return
+	}
+	doubleOnce.Do(func() {
+		libsystemdouble.Install()
+		doubleKernel = newDarwinKernel(libsystemdouble.TaskSelf())
+	})
+	old := sys
+	sys = doubleKernel
+	t.Cleanup(func() {
+		libsystemdouble.Reset()
+		sys = old
+	})
+}
+
+// WaitingReceives is how many cancellable receives of the Darwin logic wait on name: the tests
+// use it to know a receive has put the port in its private set.
+func WaitingReceives(name Name) int {
+	k, ok := sys.(*darwinKernel)
+	if !ok {
+		return 0
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.waiting[name])
 }

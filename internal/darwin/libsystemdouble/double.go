@@ -48,6 +48,7 @@ func Install() {
 		darwin.MachTaskSelfAddr = uintptr(unsafe.Pointer(taskSelf))
 		opened = append(opened, darwin.LibSystem)
 		installMach()
+		makeCarrier()
 	})
 }
 
@@ -69,7 +70,7 @@ func installMach() {
 		}
 		n, kr := emu.Allocate(right)
 		*name = n
-		return leave("mach_port_allocate", kr)
+		return leave("mach_port_allocate", 0, kr)
 	}
 	darwin.MachPortConstruct = func(task uint32, options unsafe.Pointer, context uint64, name *uint32) int32 {
 		if kr := enter("mach_port_construct", task, 0); kr != 0 {
@@ -79,31 +80,31 @@ func installMach() {
 		opts := unsafe.Slice((*byte)(options), 8)
 		n, kr := emu.Construct(le32(opts[0:]), le32(opts[4:]), context)
 		*name = n
-		return leave("mach_port_construct", kr)
+		return leave("mach_port_construct", 0, kr)
 	}
 	darwin.MachPortDestruct = func(task, name uint32, srdelta int32, guard uint64) int32 {
 		if kr := enter("mach_port_destruct", task, name); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_destruct", emu.Destruct(name, srdelta, guard))
+		return leave("mach_port_destruct", name, emu.Destruct(name, srdelta, guard))
 	}
 	darwin.MachPortDeallocate = func(task, name uint32) int32 {
 		if kr := enter("mach_port_deallocate", task, name); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_deallocate", emu.Deallocate(name))
+		return leave("mach_port_deallocate", name, emu.Deallocate(name))
 	}
 	darwin.MachPortModRefs = func(task, name, right uint32, delta int32) int32 {
 		if kr := enter("mach_port_mod_refs", task, name); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_mod_refs", emu.ModRefs(name, right, delta))
+		return leave("mach_port_mod_refs", name, emu.ModRefs(name, right, delta))
 	}
 	darwin.MachPortInsertRight = func(task, name, poly, polyPoly uint32) int32 {
 		if kr := enter("mach_port_insert_right", task, name); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_insert_right", emu.InsertRight(name, poly, polyPoly))
+		return leave("mach_port_insert_right", name, emu.InsertRight(name, poly, polyPoly))
 	}
 	darwin.MachPortExtractRight = func(task, name, msgtName uint32, poly, polyPoly *uint32) int32 {
 		if kr := enter("mach_port_extract_right", task, name); kr != 0 {
@@ -111,7 +112,7 @@ func installMach() {
 		}
 		n, t, kr := emu.ExtractRight(name, msgtName)
 		*poly, *polyPoly = n, t
-		return leave("mach_port_extract_right", kr)
+		return leave("mach_port_extract_right", name, kr)
 	}
 	darwin.MachPortGetRefs = func(task, name, right uint32, refs *uint32) int32 {
 		if kr := enter("mach_port_get_refs", task, name); kr != 0 {
@@ -119,7 +120,7 @@ func installMach() {
 		}
 		n, kr := emu.GetRefs(name, right)
 		*refs = n
-		return leave("mach_port_get_refs", kr)
+		return leave("mach_port_get_refs", name, kr)
 	}
 	darwin.MachPortType = func(task, name uint32, ptype *uint32) int32 {
 		if kr := enter("mach_port_type", task, name); kr != 0 {
@@ -127,7 +128,7 @@ func installMach() {
 		}
 		t, kr := emu.Type(name)
 		*ptype = t
-		return leave("mach_port_type", kr)
+		return leave("mach_port_type", name, kr)
 	}
 	darwin.MachPortRequestNotification = func(task, name uint32, msgid int32, sync, notify, notifyPoly uint32, previous *uint32) int32 {
 		if kr := enter("mach_port_request_notification", task, name); kr != 0 {
@@ -135,13 +136,13 @@ func installMach() {
 		}
 		prev, kr := emu.RequestNotification(name, msgid, sync, notify, notifyPoly)
 		*previous = prev
-		return leave("mach_port_request_notification", kr)
+		return leave("mach_port_request_notification", name, kr)
 	}
 	darwin.MachPortSetAttributes = func(task, name uint32, flavor int32, info *int32, count uint32) int32 {
 		if kr := enter("mach_port_set_attributes", task, name); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_set_attributes", emu.SetAttributes(name, flavor, unsafe.Slice(info, count)))
+		return leave("mach_port_set_attributes", name, emu.SetAttributes(name, flavor, unsafe.Slice(info, count)))
 	}
 	darwin.MachPortGetAttributes = func(task, name uint32, flavor int32, info *int32, count *uint32) int32 {
 		if kr := enter("mach_port_get_attributes", task, name); kr != 0 {
@@ -151,25 +152,25 @@ func installMach() {
 		if kr == abi.KERN_SUCCESS {
 			*count = uint32(n)
 		}
-		return leave("mach_port_get_attributes", kr)
+		return leave("mach_port_get_attributes", name, kr)
 	}
 	darwin.MachPortMoveMember = func(task, member, after uint32) int32 {
 		if kr := enter("mach_port_move_member", task, member); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_move_member", emu.MoveMember(member, after))
+		return leave("mach_port_move_member", member, emu.MoveMember(member, after))
 	}
 	darwin.MachPortInsertMember = func(task, name, pset uint32) int32 {
 		if kr := enter("mach_port_insert_member", task, name); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_insert_member", emu.InsertMember(name, pset))
+		return leave("mach_port_insert_member", name, emu.InsertMember(name, pset))
 	}
 	darwin.MachPortExtractMember = func(task, name, pset uint32) int32 {
 		if kr := enter("mach_port_extract_member", task, name); kr != 0 {
 			return kr
 		}
-		return leave("mach_port_extract_member", emu.ExtractMember(name, pset))
+		return leave("mach_port_extract_member", name, emu.ExtractMember(name, pset))
 	}
 	darwin.MachPortNames = machPortNames
 	darwin.VMAllocate = func(task uint32, address *uint64, size uint64, flags int32) int32 {
@@ -177,21 +178,21 @@ func installMach() {
 			return kr
 		}
 		if flags&abi.VM_FLAGS_ANYWHERE == 0 {
-			return leave("vm_allocate", abi.KERN_INVALID_ARGUMENT) // the double places memory only where the system likes
+			return leave("vm_allocate", 0, abi.KERN_INVALID_ARGUMENT) // the double places memory only where the system likes
 		}
 		if size == 0 {
 			*address = 0
-			return leave("vm_allocate", abi.KERN_SUCCESS)
+			return leave("vm_allocate", 0, abi.KERN_SUCCESS)
 		}
 		addr, kr := emu.VMAllocate(int(size))
 		*address = uint64(addr)
-		return leave("vm_allocate", kr)
+		return leave("vm_allocate", 0, kr)
 	}
 	darwin.VMDeallocate = func(task uint32, address, size uint64) int32 {
 		if kr := enter("vm_deallocate", task, 0); kr != 0 {
 			return kr
 		}
-		return leave("vm_deallocate", emu.VMDeallocate(uintptr(address), int(size)))
+		return leave("vm_deallocate", 0, emu.VMDeallocate(uintptr(address), int(size)))
 	}
 }
 
@@ -226,15 +227,15 @@ func machPortNames(task uint32, names **uint32, namesCount *uint32, types **uint
 		return abi.KERN_SUCCESS
 	}
 	if kr := out(keepN, names, namesCount); kr != abi.KERN_SUCCESS {
-		return leave("mach_port_names", kr)
+		return leave("mach_port_names", 0, kr)
 	}
 	if kr := out(keepT, types, typesCount); kr != abi.KERN_SUCCESS {
 		if *namesCount > 0 {
 			emu.VMDeallocate(uintptr(unsafe.Pointer(*names)), int(*namesCount)*4)
 		}
-		return leave("mach_port_names", kr)
+		return leave("mach_port_names", 0, kr)
 	}
-	return leave("mach_port_names", abi.KERN_SUCCESS)
+	return leave("mach_port_names", 0, abi.KERN_SUCCESS)
 }
 
 func le32(b []byte) uint32 {

@@ -37,6 +37,7 @@ var faults struct {
 
 type afterHook struct {
 	call string
+	name uint32
 	fn   func()
 }
 
@@ -61,12 +62,12 @@ func Inject(f Fault) (remove func()) {
 	}
 }
 
-// After runs fn once, the next time call (a C function name, CallSend or CallReceive) has done
-// its work and is about to return: the moment another thread could act between two calls of the
-// code under test.
-func After(call string, fn func()) {
+// After runs fn once, the next time call (a C function name, CallSend or CallReceive) on name
+// (0: any; as Fault.Name) has done its work and is about to return: the moment another thread
+// could act between two calls of the code under test.
+func After(call string, name uint32, fn func()) {
 	faults.Lock()
-	faults.after = append(faults.after, afterHook{call, fn})
+	faults.after = append(faults.after, afterHook{call, name, fn})
 	faults.Unlock()
 }
 
@@ -124,13 +125,13 @@ func enter(call string, task, name uint32) int32 {
 	return take(call, name)
 }
 
-// leave runs the hooks armed for call, then returns kr.
-func leave(call string, kr int32) int32 {
+// leave runs the hooks armed for call on name, then returns kr.
+func leave(call string, name uint32, kr int32) int32 {
 	faults.Lock()
 	var run []func()
 	kept := faults.after[:0]
 	for _, h := range faults.after {
-		if h.call == call {
+		if h.call == call && (h.name == 0 || h.name == name) {
 			run = append(run, h.fn)
 		} else {
 			kept = append(kept, h)

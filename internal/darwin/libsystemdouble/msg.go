@@ -142,21 +142,21 @@ func parse(msg unsafe.Pointer, sendSize uint32, em *emu.Msg) int32 {
 func send(msg unsafe.Pointer, sendSize uint32, timeoutMS int) int32 {
 	var em emu.Msg
 	if mr := parse(msg, sendSize, &em); mr != abi.MACH_MSG_SUCCESS {
-		return leave(CallSend, mr)
+		return leave(CallSend, em.Remote, mr)
 	}
 	switch code := take(CallSend, em.Remote); code {
 	case 0:
 	case abi.MACH_SEND_INTERRUPTED, abi.MACH_SEND_TIMED_OUT, abi.MACH_SEND_NO_BUFFER:
 		if mr := pseudoReceive(msg, sendSize, &em); mr != abi.MACH_MSG_SUCCESS {
-			return leave(CallSend, mr) // copy-in failed: that is what the send reports
+			return leave(CallSend, em.Remote, mr) // copy-in failed: that is what the send reports
 		}
-		return leave(CallSend, code)
+		return leave(CallSend, em.Remote, code)
 	default:
-		return leave(CallSend, code)
+		return leave(CallSend, em.Remote, code)
 	}
 	// emu.SendMoveReceiveRemote passes through: a Mac moves a receive right to any task, the
 	// emulation cannot, and the caller (mach) knows that code as the emulation's limit.
-	return leave(CallSend, emu.Send(&em, duration(timeoutMS)))
+	return leave(CallSend, em.Remote, emu.Send(&em, duration(timeoutMS)))
 }
 
 // The carrier is a port of the double's own through which a pseudo-receive copies a message in
@@ -167,6 +167,24 @@ func send(msg unsafe.Pointer, sendSize uint32, timeoutMS int) int32 {
 var carrier struct {
 	sync.Mutex
 	name uint32
+}
+
+// makeCarrier makes the carrier port when the double is installed, and sends one message
+// through it, so that what the emulation makes for it on first use (its channel) is there
+// before any test counts descriptors.
+func makeCarrier() {
+	carrier.Lock()
+	defer carrier.Unlock()
+	n, kr := emu.Construct(abi.MPO_INSERT_SEND_RIGHT|abi.MPO_QLIMIT, 1, 0)
+	if kr != abi.KERN_SUCCESS {
+		return // pseudo-receives will fail with MACH_SEND_NO_BUFFER
+	}
+	carrier.name = n
+	warm := emu.Msg{Bits: abi.MACH_MSG_TYPE_COPY_SEND, Remote: n}
+	if emu.Send(&warm, 0) == abi.MACH_MSG_SUCCESS {
+		var out emu.Msg
+		emu.Receive(context.Background(), n, 1<<20, func(int, int, int) int { return 0 }, false, 0, &out)
+	}
 }
 
 func carrierName() uint32 {
@@ -183,11 +201,7 @@ func pseudoReceive(msg unsafe.Pointer, sendSize uint32, em *emu.Msg) int32 {
 	carrier.Lock()
 	defer carrier.Unlock()
 	if carrier.name == 0 {
-		n, kr := emu.Construct(abi.MPO_INSERT_SEND_RIGHT|abi.MPO_QLIMIT, 1, 0)
-		if kr != abi.KERN_SUCCESS {
-			return abi.MACH_SEND_NO_BUFFER
-		}
-		carrier.name = n
+		return abi.MACH_SEND_NO_BUFFER
 	}
 	remoteDisp := uint8(em.Bits & abi.MACH_MSGH_BITS_REMOTE_MASK)
 	localDisp := uint8(em.Bits & abi.MACH_MSGH_BITS_LOCAL_MASK >> 8)
@@ -283,12 +297,12 @@ func receivedSize(ports, memories, body int) int {
 // message into the caller's buffer as ipc_kmsg_put_to_user does, then the requested trailer.
 func receive(msg unsafe.Pointer, option int32, rcvSize, name uint32, timeoutMS int) int32 {
 	if code := take(CallReceive, name); code != 0 {
-		return leave(CallReceive, code)
+		return leave(CallReceive, name, code)
 	}
 	trailer := requestedTrailerSize(option)
 	if int(rcvSize) < headerSize+trailer {
 		// Too small for any message: xnu's ipc_kmsg_too_large gives MACH_RCV_TOO_LARGE.
-		return leave(CallReceive, abi.MACH_RCV_TOO_LARGE)
+		return leave(CallReceive, name, abi.MACH_RCV_TOO_LARGE)
 	}
 	var em emu.Msg
 	large := option&abi.MACH_RCV_LARGE != 0
@@ -302,11 +316,11 @@ func receive(msg unsafe.Pointer, option int32, rcvSize, name uint32, timeoutMS i
 			// into msgh_size; the message stays queued.
 			put32(b[offSize:], uint32(need))
 		}
-		return leave(CallReceive, mr)
+		return leave(CallReceive, name, mr)
 	default:
 		// Including emu.RcvMalformed: a peer of the emulation wrote bytes that are not a
 		// message (a Mac has no such peer); mach knows that code as the emulation's.
-		return leave(CallReceive, mr)
+		return leave(CallReceive, name, mr)
 	}
 	put32(b[offBits:], em.Bits)
 	put32(b[offSize:], uint32(need))
@@ -351,7 +365,7 @@ func receive(msg unsafe.Pointer, option int32, rcvSize, name uint32, timeoutMS i
 			put32(t[20+4*i:], v)
 		}
 	}
-	return leave(CallReceive, abi.MACH_MSG_SUCCESS)
+	return leave(CallReceive, name, abi.MACH_MSG_SUCCESS)
 }
 
 // machMsgDestroy is libsyscall's mach_msg_destroy: it releases the header's remote and voucher
@@ -364,7 +378,7 @@ func machMsgDestroy(msg unsafe.Pointer) {
 	destroyPort(le32(b[offRemote:]), uint8(bits&abi.MACH_MSGH_BITS_REMOTE_MASK))
 	destroyPort(le32(b[offVoucher:]), uint8(bits&abi.MACH_MSGH_BITS_VOUCHER_MASK>>16))
 	if bits&abi.MACH_MSGH_BITS_COMPLEX == 0 || size < baseSize {
-		leave("mach_msg_destroy", 0)
+		leave("mach_msg_destroy", 0, 0)
 		return
 	}
 	b = unsafe.Slice((*byte)(msg), size)
@@ -391,7 +405,7 @@ descriptors:
 			off += oolDescSize // the 64-bit layouts of the other descriptors are 16 bytes
 		}
 	}
-	leave("mach_msg_destroy", 0)
+	leave("mach_msg_destroy", 0, 0)
 }
 
 // destroyPort is libsyscall's mach_msg_destroy_port.
