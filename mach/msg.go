@@ -537,6 +537,11 @@ const (
 //
 // The rights and out-of-line regions in the received message are the caller's: take them with
 // TakeRemote, TakePort and TakeRegion, and release the rest with Destroy.
+//
+// A port (or port set) destroyed while Receive waits on it makes Receive fail with
+// RcvPortChanged, on every platform and however the wait is made, as xnu answers a thread
+// blocked on it (ipc_mqueue_receive_results: THREAD_RESTART gives MACH_RCV_PORT_CHANGED). On
+// macOS a receive right moved away (sent in a message) does the same.
 func Receive(ctx context.Context, from Receiver, m *Message) error {
 	return ReceiveWithOptions(ctx, from, m, ReceiveOptions{})
 }
