@@ -53,7 +53,9 @@ func Install() {
 }
 
 // TaskSelf reads mach_task_self_ through the address Install published, as the Darwin loader
-// reads the data symbol.
+// reads the data symbol (which here lives in Go memory: hence no checkptr).
+//
+//go:nocheckptr
 func TaskSelf() uint32 {
 	return *(*uint32)(unsafe.Add(unsafe.Pointer(nil), darwin.MachTaskSelfAddr))
 }

@@ -81,7 +81,11 @@ func duration(ms int) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-// bytesAt is the memory at a C address.
+// bytesAt is the memory at a C address. A C caller may pass any address, Go memory the caller
+// pinned included (mach sends pinned Go slices out of line), which checkptr would refuse to
+// rebuild from an integer: the kernel reads it by address all the same.
+//
+//go:nocheckptr
 func bytesAt(addr uint64, n uint32) []byte {
 	if n == 0 {
 		return nil
