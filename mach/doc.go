@@ -50,8 +50,9 @@
 //     out-of-line port arrays or guarded port descriptors (MACH_SEND_INVALID_TYPE).
 //   - A message carries at most 1024 descriptors and 126 send rights (SCM_RIGHTS passes 253 fds;
 //     a send right takes two: its channel and its port's queue counter).
-//   - A notification's port must be a receive right of the same process; a new request replaces
-//     the old one and RequestNotification returns no previous right.
+//   - A notification's port must be a receive right of the same process; a new no-senders or
+//     dead-name request replaces the old one and RequestNotification returns no previous right
+//     (a second port-destroyed request fails with KernFailure, as on macOS).
 //   - Dead-name and no-senders notifications come from a monitor goroutine that watches for
 //     hang-ups, a moment after the event rather than synchronously with it.
 //   - The audit token's uid fields all hold the sender's real uid, which is what SCM_CREDENTIALS

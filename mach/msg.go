@@ -31,8 +31,8 @@ type SendOptions struct {
 //     _VOUCHER, MACH_SEND_TOO_LARGE, ...): every right and region is still the caller's;
 //   - MACH_SEND_TIMED_OUT, _INTERRUPTED, _NO_BUFFER: the kernel hands the message back
 //     (pseudo-receive); moved rights stay the caller's (a moved receive right may get a new
-//     name, which its ReceiveRight follows), and the extra rights or memory copies the kernel
-//     made are released;
+//     name, which its ReceiveRight follows, and stays in its port sets), and the extra rights or
+//     memory copies the kernel made are released;
 //   - MACH_SEND_NO_GRANT_DEST, _MSG_FILTERED: the header's rights were destroyed, the
 //     descriptors' are still the caller's;
 //   - MACH_SEND_INVALID_RIGHT, _INVALID_MEMORY: the header and the descriptors before the bad one
@@ -42,7 +42,9 @@ type SendOptions struct {
 // Releasing the extra rights of a handed-back message has Mach's usual effects: a released
 // MAKE_SEND_ONCE right sends MACH_NOTIFY_SEND_ONCE to its port, and a released MAKE_SEND right
 // may fire an armed no-senders request. MACH_SEND_INTERRUPTED is retried with the remaining
-// deadline.
+// deadline by resending the message as the kernel handed it back, with the rights it made and
+// the memory it copied (as libsyscall's mach_msg does), so an interrupted send that then succeeds
+// releases nothing and fires no notification.
 func Send(ctx context.Context, m *Message) error { return SendWithOptions(ctx, m, SendOptions{}) }
 
 // SendWithOptions is Send with options.
@@ -75,29 +77,130 @@ func SendWithOptions(ctx context.Context, m *Message, opts SendOptions) error {
 		return &OpError{Op: op, Name: m.Remote.Name, Err: err}
 	}
 	snaps := m.snapshotMoves(k)
+	ool, resent := m.oolData, false
 	for {
-		ret := k.send(buf, m.oolData, timeout)
+		ret := k.send(buf, ool, timeout)
 		switch {
 		case ret == abi.MACH_MSG_SUCCESS:
 			m.markSent()
 			return nil
 		case ret == sendMoveReceiveRemote:
+			if resent {
+				m.releaseHandedBack(k, buf, false)
+			}
 			return &OpError{Op: op, Name: m.Remote.Name, Err: ErrMoveReceiveUnsupported}
 		}
-		m.afterFailedSend(k, buf, ret, snaps)
 		if MsgReturn(ret).base() != SendInterrupted {
+			m.afterFailedSend(k, buf, ret, snaps, resent)
 			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
 		}
-		// A signal interrupted a blocked send and the kernel handed the message back:
-		// encode it again (rights and regions may have new names and addresses) and resend
-		// with what is left of the deadline.
-		if buf, err = m.encodeForSend(&pinner); err != nil {
-			return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+		// A signal interrupted a blocked send and the kernel handed the message back, with the
+		// rights it made or copied and the memory it copied. Resend it as it came back, with
+		// what is left of the deadline: releasing those rights to make them again would be
+		// seen (MACH_NOTIFY_SEND_ONCE at a reply port, an armed no-senders request firing).
+		var back Message
+		if back.decode(buf) != nil {
+			// Not handed back after all: nothing was taken, send the message again.
+			m.afterFailedSend(k, buf, ret, snaps, resent)
+			if buf, err = m.encodeForSend(&pinner); err != nil {
+				return &OpError{Op: op, Name: m.Remote.Name, Err: err}
+			}
+			ool, resent = m.oolData, false
+		} else {
+			m.followRenames(&back)
+			ool = m.prepareResend(buf, &back)
+			resent = true
+			snaps = m.snapshotMoves(k)
 		}
 		if timeout, err = timeoutFor(ctx); err != nil || ctx.Err() != nil {
+			if resent {
+				m.releaseHandedBack(k, buf, false)
+			}
 			return &OpError{Op: op, Name: m.Remote.Name, Err: MsgReturn(ret)}
 		}
 	}
+}
+
+// followRenames makes m name its moved rights as the handed-back message does (a receive right
+// may come back under a new name), without releasing anything.
+func (m *Message) followRenames(back *Message) {
+	for _, pr := range m.pairsWith(back) {
+		orig, got := pr.orig, pr.got
+		if orig.IsNull() || !orig.Disposition.moves() {
+			continue
+		}
+		if got.Name.Valid() {
+			orig.Name = got.Name
+			if orig.owner != nil {
+				orig.owner.name.Store(uint32(got.Name))
+			}
+		}
+	}
+}
+
+// prepareResend readies a handed-back buffer to be sent again as it is: the received right
+// types are the move dispositions (MACH_MSG_TYPE_PORT_SEND is MOVE_SEND, and so on), so the
+// rights go as they came back; each memory copy the kernel made is sent with deallocate set, so
+// the send consumes it (a physical copy comes back without it). It returns the memory of the
+// out-of-line descriptors, in order, as the kernel seam takes it.
+func (m *Message) prepareResend(buf []byte, back *Message) [][]byte {
+	ool := make([][]byte, 0, len(m.oolData))
+	n := 0
+	for i, d := range back.Descriptors {
+		b, ok := d.(*OOLDescriptor)
+		if !ok {
+			continue
+		}
+		var data []byte
+		if n < len(m.oolData) {
+			data = m.oolData[n]
+		}
+		n++
+		if orig, ok := m.descriptorAt(i).(*OOLDescriptor); ok {
+			if sent, _, _ := orig.wireAddress(); b.Address != sent && b.Address != 0 {
+				setDeallocate(buf, i)
+				data = unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), uintptr(b.Address))), b.Size)
+			}
+		}
+		ool = append(ool, data)
+	}
+	return ool
+}
+
+func (m *Message) descriptorAt(i int) Descriptor {
+	if i < len(m.Descriptors) {
+		return m.Descriptors[i]
+	}
+	return nil
+}
+
+// setDeallocate sets the deallocate flag of out-of-line descriptor i in an encoded message.
+func setDeallocate(buf []byte, i int) {
+	off := baseSize
+	for j := 0; j < i && off+portDescriptorSize <= len(buf); j++ {
+		if DescriptorType(buf[off+descriptorTypeByte]) == PortDescriptorType {
+			off += portDescriptorSize
+		} else {
+			off += oolDescriptorSize
+		}
+	}
+	if off+oolDescriptorSize <= len(buf) {
+		buf[off+8] = 1
+	}
+}
+
+// releaseHandedBack settles a handed-back message that will not be sent again: the buffer holds
+// it as the kernel returned it, or as a resend that failed before copy-in left it. With
+// headerGone, the kernel destroyed the header's rights (MACH_SEND_NO_GRANT_DEST and friends).
+func (m *Message) releaseHandedBack(k kernel, buf []byte, headerGone bool) {
+	var back Message
+	if back.decode(buf) != nil {
+		return
+	}
+	if headerGone {
+		back.Remote, back.Local, back.Voucher = Port{}, Port{}, Port{}
+	}
+	m.takeBack(k, &back)
 }
 
 // encodeForSend encodes m into its reusable buffer and collects the memory of its out-of-line
@@ -266,9 +369,20 @@ func (m *Message) snapshotMoves(k kernel) []moveSnapshot {
 	return snaps
 }
 
-// afterFailedSend keeps the caller's rights and regions true to what the kernel did.
-func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveSnapshot) {
-	switch classifySendFailure(ret) {
+// afterFailedSend keeps the caller's rights and regions true to what the kernel did. After a
+// resend of a handed-back message (resent), what the kernel left untouched is that message,
+// whose extra rights and memory copies are released.
+func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveSnapshot, resent bool) {
+	outcome := classifySendFailure(ret)
+	switch {
+	case resent && outcome == sendUntouched:
+		m.releaseHandedBack(k, buf, false)
+		return
+	case resent && outcome == sendHeaderDestroyed:
+		m.releaseHandedBack(k, buf, true) // consumes the header's moved rights too
+		return
+	}
+	switch outcome {
 	case sendReturned:
 		var back Message
 		if back.decode(buf) != nil {
@@ -314,18 +428,10 @@ func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveS
 // names), rights the kernel made or copied for the message are extra and released, and memory
 // copies are unmapped unless they replace a region m handed over.
 func (m *Message) takeBack(k kernel, back *Message) {
-	type pair struct {
-		orig *Port // the message's own field, renamed when a moved right comes back renamed
-		got  Port
-	}
-	pairs := []pair{{&m.Remote, back.Remote}, {&m.Local, back.Local}, {&m.Voucher, back.Voucher}}
+	pairs := m.pairsWith(back)
 	if len(back.Descriptors) == len(m.Descriptors) {
 		for i, d := range m.Descriptors {
 			switch d := d.(type) {
-			case *PortDescriptor:
-				if b, ok := back.Descriptors[i].(*PortDescriptor); ok {
-					pairs = append(pairs, pair{&d.Port, b.Port})
-				}
 			case *OOLDescriptor:
 				b, ok := back.Descriptors[i].(*OOLDescriptor)
 				if !ok {
@@ -360,6 +466,27 @@ func (m *Message) takeBack(k kernel, back *Message) {
 			k.deallocate(got.Name)
 		}
 	}
+}
+
+// portPair is a port of the message and the port in the same place of a handed-back copy.
+type portPair struct {
+	orig *Port // the message's own field, renamed when a moved right comes back renamed
+	got  Port
+}
+
+// pairsWith pairs m's header and port descriptors with those of a handed-back copy.
+func (m *Message) pairsWith(back *Message) []portPair {
+	pairs := []portPair{{&m.Remote, back.Remote}, {&m.Local, back.Local}, {&m.Voucher, back.Voucher}}
+	if len(back.Descriptors) == len(m.Descriptors) {
+		for i, d := range m.Descriptors {
+			if d, ok := d.(*PortDescriptor); ok {
+				if b, ok := back.Descriptors[i].(*PortDescriptor); ok {
+					pairs = append(pairs, portPair{&d.Port, b.Port})
+				}
+			}
+		}
+	}
+	return pairs
 }
 
 // timeoutFor turns ctx's deadline into a Mach timeout in milliseconds; -1 means none.
@@ -410,6 +537,11 @@ const (
 //
 // The rights and out-of-line regions in the received message are the caller's: take them with
 // TakeRemote, TakePort and TakeRegion, and release the rest with Destroy.
+//
+// A port (or port set) destroyed while Receive waits on it makes Receive fail with
+// RcvPortChanged, on every platform and however the wait is made, as xnu answers a thread
+// blocked on it (ipc_mqueue_receive_results: THREAD_RESTART gives MACH_RCV_PORT_CHANGED). On
+// macOS a receive right moved away (sent in a message) does the same.
 func Receive(ctx context.Context, from Receiver, m *Message) error {
 	return ReceiveWithOptions(ctx, from, m, ReceiveOptions{})
 }

@@ -38,7 +38,9 @@ func (k NotifyKind) String() string {
 
 // RequestNotification asks the kernel to send a notification about name to notify, through a
 // send-once right made from it (mach_port_request_notification with MAKE_SEND_ONCE). It returns
-// the send-once right of an earlier request that this one replaced, or nil; close it.
+// the send-once right of an earlier request that this one replaced, or nil; close it. A port has
+// at most one port-destroyed request: a second fails with KernFailure and the first stays armed
+// (xnu's ipc_policy.c), so for NotifyPortDestroyed the previous right is always nil.
 //
 // Kinds: NotifyNoSenders on a receive right (sync is the make-send count it fires at or after),
 // NotifyDeadName on a send or send-once right (sync 1 fires at once if the name is already
@@ -74,7 +76,8 @@ func (r *ReceiveRight) RequestNoSenders(sync uint32, notify *ReceiveRight) (*Sen
 }
 
 // RequestPortDestroyed asks for MACH_NOTIFY_PORT_DESTROYED on notify, carrying the receive right
-// back, instead of destroying the port when this right is deallocated.
+// back, instead of destroying the port when this right is deallocated. A port takes one such
+// request: a second fails with KernFailure, and the returned right is always nil.
 func (r *ReceiveRight) RequestPortDestroyed(notify *ReceiveRight) (*SendOnceRight, error) {
 	n, err := r.s.held("mach_port_request_notification")
 	if err != nil {

@@ -590,3 +590,31 @@ func TestMovedReceiveLeavesPortSet(t *testing.T) {
 	require.ErrorIs(t, mach.Receive(ctxTimeout(t, 50*time.Millisecond), set, &m), mach.RcvTimedOut)
 	require.Equal(t, int32(9), receive(t, ctx, moved).ID)
 }
+
+// xnu allows one port-destroyed request per port and refuses a second with KERN_FAILURE
+// (ipc_policy.c, "Allow only one registration of this notification"); the first one stays armed
+// and no previous right is ever returned for it.
+func TestSecondPortDestroyedRequest(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 5*time.Second)
+	first, _ := newPort(t, mach.PortOptions{})
+	second, _ := newPort(t, mach.PortOptions{})
+	r, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	prev, err := r.RequestPortDestroyed(first)
+	require.NoError(t, err)
+	require.Nil(t, prev)
+	prev, err = r.RequestPortDestroyed(second)
+	require.ErrorIs(t, err, mach.KernFailure)
+	require.Nil(t, prev)
+	st, err := r.Status()
+	require.NoError(t, err)
+	require.True(t, st.PortDestroyedRequested)
+
+	require.NoError(t, r.Close())
+	n := notification(t, ctx, first)
+	require.Equal(t, mach.NotifyPortDestroyed, n.Kind, "the first request is the one armed")
+	require.NoError(t, n.Right.Close())
+	var m mach.Message
+	require.ErrorIs(t, mach.Receive(ctxTimeout(t, 0), second, &m), mach.RcvTimedOut)
+}

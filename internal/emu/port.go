@@ -387,7 +387,8 @@ func (s *space) fireDeadName(e *entry) {
 
 // RequestNotification is mach_port_request_notification. The notify port must be a receive
 // right of this process (MAKE_SEND_ONCE); the previous request is replaced and reported as
-// MACH_PORT_NULL.
+// MACH_PORT_NULL, except a port-destroyed request, of which a port has at most one: a second
+// fails with KERN_FAILURE, as in xnu.
 func RequestNotification(name uint32, id int32, sync, notify, disp uint32) (uint32, int32) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
@@ -417,6 +418,11 @@ func RequestNotification(name uint32, id int32, sync, notify, disp uint32) (uint
 	case abi.MACH_NOTIFY_PORT_DESTROYED:
 		if e.recv == nil {
 			return 0, abi.KERN_INVALID_RIGHT
+		}
+		if target != nil && e.recv.pd != nil {
+			// xnu allows one registration and refuses a second (ipc_policy.c,
+			// ipc_allow_register_pd_notification: KERN_FAILURE); no previous right is returned.
+			return 0, abi.KERN_FAILURE
 		}
 		e.recv.pd = target
 	case abi.MACH_NOTIFY_DEAD_NAME:

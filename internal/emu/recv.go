@@ -22,7 +22,9 @@ import (
 // Receive is mach_msg's receive half on a receive right or port set. capacity is the room for
 // the message (without trailer); size tells how large a queued message would be. With large, a
 // message that does not fit stays queued and its size is returned with MACH_RCV_TOO_LARGE;
-// without, it is destroyed. timeout < 0 blocks; cancelling ctx returns RcvCanceled.
+// without, it is destroyed. timeout < 0 blocks; cancelling ctx returns RcvCanceled. A port or
+// set destroyed under the receive gives MACH_RCV_PORT_CHANGED, as xnu gives a thread blocked on
+// it (ipc_mqueue_changed wakes it with THREAD_RESTART; ipc_mqueue_receive_results).
 func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, large bool, timeout time.Duration, out *Msg) (int, int32) {
 	var deadline time.Time
 	if timeout >= 0 {
@@ -56,7 +58,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 					p.closeFDs()
 				}
 				sp.mu.Unlock()
-				return 0, abi.MACH_RCV_PORT_DIED
+				return 0, abi.MACH_RCV_PORT_CHANGED
 			}
 			if e := sp.entries[name]; m != nil && (e == nil || e.recv != p) {
 				p.unget(m) // the receive right moved meanwhile: the message stays with the port
@@ -117,7 +119,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		}
 		sp.mu.Unlock()
 		if dead {
-			return 0, abi.MACH_RCV_PORT_DIED
+			return 0, abi.MACH_RCV_PORT_CHANGED
 		}
 		if kr != abi.MACH_MSG_SUCCESS {
 			return 0, kr
@@ -177,7 +179,7 @@ var oobSize = unix.CmsgSpace(maxFDs*4) + unix.CmsgSpace(unix.SizeofUcred)
 // tryPort takes the next message of one port without blocking. Called with sp.mu held.
 func (s *space) tryPort(p *port) (*inMsg, int32) {
 	if p.dead {
-		return nil, abi.MACH_RCV_PORT_DIED
+		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
 	if len(p.local) > 0 {
 		m := p.local[0]
@@ -612,7 +614,7 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 				return abi.MACH_MSG_SUCCESS
 			}
 			if err != nil && !errors.Is(err, unix.EINTR) {
-				return abi.MACH_RCV_PORT_DIED
+				return abi.MACH_RCV_PORT_CHANGED
 			}
 		}
 	}
@@ -622,7 +624,7 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 	}
 	defer putWaiter(w)
 	if err := unix.EpollCtl(w.fd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
-		return abi.MACH_RCV_PORT_DIED
+		return abi.MACH_RCV_PORT_CHANGED
 	}
 	defer unix.EpollCtl(w.fd, unix.EPOLL_CTL_DEL, fd, nil)
 	w.file.SetReadDeadline(deadline) // the zero time when there is none
@@ -637,7 +639,7 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 	}
 	rc, err := w.file.SyscallConn()
 	if err != nil {
-		return abi.MACH_RCV_PORT_DIED
+		return abi.MACH_RCV_PORT_CHANGED
 	}
 	switch err := rc.Read(ready); {
 	case err == nil:
@@ -648,7 +650,7 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 		}
 		return abi.MACH_RCV_TIMED_OUT
 	}
-	return abi.MACH_RCV_PORT_DIED
+	return abi.MACH_RCV_PORT_CHANGED
 }
 
 // waiter is an epoll fd in Go's poller, made for one wait that has a deadline or can be
