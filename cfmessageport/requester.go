@@ -56,8 +56,8 @@ func (c *requestContext) arm() context.Context {
 	return c.s.baseCtx
 }
 
-// finish stops watching, before the reply right is sent or released (which cancels the kernel's
-// request, and frees the name for reuse). A handler that keeps its context and asks later gets
+// finish stops watching, before the reply right is sent or released (which frees its name for
+// reuse). A handler that keeps its context and asks later gets
 // the server's context.
 func (c *requestContext) finish() {
 	c.once.Do(func() {})
@@ -101,10 +101,15 @@ func (w *requesterWatch) watch(reply *mach.SendOnceRight, cancel context.CancelC
 	return name
 }
 
+// unwatch cancels the dead-name request, so that the right can be moved or released without a
+// notification racing it (one already queued still releases its reference in receive).
 func (w *requesterWatch) unwatch(name mach.Name) {
 	w.mu.Lock()
 	delete(w.cancels, name)
 	w.mu.Unlock()
+	if prev, err := mach.RequestNotification(name, mach.NotifyDeadName, 0, nil); err == nil && prev != nil {
+		_ = prev.Close() // a send-once notification to the watch port, which destroys it
+	}
 }
 
 // start makes the notification port and its goroutine; w.mu is held.

@@ -45,15 +45,21 @@ func (k NotifyKind) String() string {
 // Kinds: NotifyNoSenders on a receive right (sync is the make-send count it fires at or after),
 // NotifyDeadName on a send or send-once right (sync 1 fires at once if the name is already
 // dead), NotifyPortDestroyed on a receive right. Send-once notifications need no request.
+//
+// A nil notify cancels the request of that kind (MACH_PORT_NULL), returning its send-once right
+// as a replaced one is. Cancel a dead-name request before moving or releasing the right: a
+// message that moves it races the port's death, which could still fire the request.
 func RequestNotification(name Name, kind NotifyKind, sync uint32, notify *ReceiveRight) (*SendOnceRight, error) {
 	const op = "mach_port_request_notification"
 	k, err := getKernel(op)
 	if err != nil {
 		return nil, err
 	}
-	target, err := notify.s.held(op)
-	if err != nil {
-		return nil, err
+	target := NameNull
+	if notify != nil {
+		if target, err = notify.s.held(op); err != nil {
+			return nil, err
+		}
 	}
 	prev, kr := k.requestNotification(name, int32(kind), sync, target, MakeSendOnce)
 	if err := kernErr(op, name, kr); err != nil {
