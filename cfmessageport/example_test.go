@@ -3,8 +3,11 @@ package cfmessageport_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/mach"
@@ -94,4 +97,41 @@ func ExampleRemote_RequestFunc() {
 	})
 	fmt.Println(xs, err)
 	// Output: 1048576 <nil>
+}
+
+// A server that logs its handlers' failures, is told apart from one that stopped on its own, and
+// stops gracefully: Shutdown answers what was queued, withdraws the name and waits for the
+// handlers, and Close ends whatever Shutdown's deadline left running.
+func ExampleServer_Shutdown() {
+	ctx := context.Background()
+	name := fmt.Sprintf("com.example.shutdown.%d", os.Getpid())
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+		return bytes.ToUpper(req.Data), nil
+	}), &cfmessageport.ServerOptions{ErrorLog: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+
+	remote, err := cfmessageport.Dial(ctx, name)
+	if err != nil {
+		panic(err)
+	}
+	defer remote.Close()
+	reply, err := remote.Request(ctx, 1, []byte("hello"))
+	fmt.Printf("%s %v\n", reply, err)
+
+	select {
+	case <-srv.Done():
+		fmt.Println("stopped on its own:", srv.Err()) // its port was destroyed
+	default:
+		fmt.Println("serving")
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fmt.Println(srv.Shutdown(sctx), errors.Is(srv.Err(), cfmessageport.ErrServerClosed))
+	// Output:
+	// HELLO <nil>
+	// serving
+	// <nil> true
 }
