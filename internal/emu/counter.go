@@ -102,11 +102,24 @@ const (
 )
 
 // deadCheckInterval bounds how long a sender waiting for room goes without checking whether the
-// port's receiver is gone (a killed receiving process cannot wake it).
-const deadCheckInterval = 50 * time.Millisecond
+// port's receiver is gone (a killed receiving process cannot wake it). A variable for tests,
+// which make it long so that a lost wake-up shows as a sender that never sends.
+var deadCheckInterval = 50 * time.Millisecond
 
 // acquire takes a queue slot, waiting up to timeout (negative: forever). alive is asked between
 // waits whether the port's receiver still exists. The counter must be mapped (ensure).
+//
+// A freed slot wakes one waiting sender, as xnu's ipc_mqueue_release_msgcount wakes one thread
+// (waking them all made every blocked sender of a busy port run for each message received, to
+// find the queue full again). No wake-up is lost:
+//   - release lowers the count before it wakes, and a waiter sleeps only while the count is
+//     the full value it read (FUTEX_WAIT compares it), so a slot freed after the waiter looked
+//     makes it look again at once;
+//   - a woken waiter tries for a slot before it looks at its deadline, so it never leaves a
+//     free slot behind with the wake-up it consumed; it finds none only when other senders hold
+//     every slot, and the release of each of their messages wakes one again. (A send gives up
+//     only at this deadline: mach.Send turns a context's deadline into a timeout, as mach_msg.)
+//   - the port's death (kill) and a new limit (setLimit) wake every waiter.
 func (c *counter) acquire(timeout time.Duration, alive func() bool) int {
 	var deadline time.Time
 	if timeout >= 0 {
@@ -141,13 +154,13 @@ func (c *counter) acquire(timeout time.Duration, alive func() bool) int {
 	}
 }
 
-// release frees a slot after the receiver dequeued a message.
+// release frees a slot after the receiver dequeued a message, and wakes one waiting sender.
 func (c *counter) release() {
 	if atomic.AddInt32(c.count(), -1) < 0 {
 		atomic.StoreInt32(c.count(), 0) // a hostile sender skipped acquire
 	}
 	if atomic.LoadInt32(c.waiting()) > 0 {
-		futex(c.count(), futexWake, 1<<30, nil)
+		futex(c.count(), futexWake, 1, nil)
 	}
 }
 

@@ -10,7 +10,10 @@
 //     the port; copies of a send right share the write end (passed with SCM_RIGHTS), so one
 //     sender's order is kept;
 //   - a send-once right is a channel used for exactly one message; if its write end is closed
-//     unused, the port receives MACH_NOTIFY_SEND_ONCE;
+//     unused, the port receives MACH_NOTIFY_SEND_ONCE. As on Mach, a message on it never waits
+//     (neither for the queue limit nor for socket space): a channel that cannot take it at once
+//     (a peer forged the right from a socket it filled) has the message destroyed, and the send
+//     succeeds, as a send to a port that died does;
 //   - a dead name is a write end whose reader is gone (EPIPE, EPOLLHUP); dead-name notifications
 //     come from a monitor that watches write ends for hang-ups;
 //   - no-senders fires when every channel of the port has hung up and no local send right remains;

@@ -113,3 +113,25 @@ func ChannelFD(name uint32) (int, bool) {
 	}
 	return e.send.fd, true
 }
+
+// SendWithReplyFD sends a message with id and body on the send right dest, naming the socket fd
+// as its send-once reply right: what any peer holding a send right can write on its channel,
+// with a socket of its own choosing (one whose buffer it filled, say) standing in for a reply
+// right. It is for tests that play a hostile peer; fd stays open.
+func SendWithReplyFD(dest uint32, id int32, body []byte, fd int) int32 {
+	return sendWithReplyFD(dest, id, body, fd, newPortID())
+}
+
+// sendWithReplyFD is SendWithReplyFD with the port id the forged right claims.
+func sendWithReplyFD(dest uint32, id int32, body []byte, fd int, port portID) int32 {
+	ch, ok := ChannelFD(dest)
+	if !ok {
+		return abi.MACH_SEND_INVALID_DEST
+	}
+	dg := datagram{id: id, bodyFD: -1, bodyLen: uint32(len(body)), body: body, nfds: 1,
+		reply: record{kind: kindPort, typ: typePortSendOnce, fd: 0, counterFD: -1, id: port}}
+	if err := unix.Sendmsg(ch, dg.encode(nil), unix.UnixRights(fd), nil, unix.MSG_NOSIGNAL); err != nil {
+		return abi.MACH_SEND_INVALID_DEST
+	}
+	return abi.MACH_MSG_SUCCESS
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -189,6 +190,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	sp.mu.Lock()
 	if kr == abi.MACH_MSG_SUCCESS {
 		tx.commit()
+		if tx.dropped {
+			tx.destroyCarried()
+		}
 	} else {
 		tx.rollback()
 	}
@@ -220,6 +224,7 @@ type transfer struct {
 	oob      []byte // its SCM_RIGHTS, reused
 	dest     *sendChan
 	destPort *port // the destination when it lives in this process
+	dropped  bool  // delivered as destroyed: the send-once channel was full
 }
 
 var transfers = sync.Pool{New: func() any { return new(transfer) }}
@@ -230,7 +235,7 @@ func getTransfer() *transfer {
 	tx.dg = datagram{bodyFD: -1, reply: record{fd: -1, counterFD: -1}, descs: tx.dg.descs[:0]}
 	tx.fds, tx.owned, tx.holds = tx.fds[:0], tx.owned[:0], tx.holds[:0]
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
-	tx.dest, tx.destPort, tx.takenBy = nil, nil, tx.takenBy[:0]
+	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
 	return tx
 }
 
@@ -608,7 +613,9 @@ func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
 	}
-	counted := dest.ctr != nil // send-once messages are not subject to the queue limit
+	// A message on a send-once right is queued whatever the queue limit (xnu's ipc_mqueue_send
+	// never blocks one), so only send rights count.
+	counted := dest.ctr != nil && !dest.sendOnce
 	if counted && dest.ctr.ensure() != nil {
 		return abi.MACH_SEND_INVALID_DEST // a peer gave a counter that is not one
 	}
@@ -638,6 +645,15 @@ func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
 			return abi.MACH_MSG_SUCCESS
 		case errors.Is(err, unix.EINTR):
 			continue
+		case errors.Is(err, unix.EAGAIN) && dest.sendOnce:
+			// A send-once channel carries one message, so its socket is full only when a peer
+			// forged the right from a socket it filled. On Mach the message would be queued at
+			// once (a server replies with a blocking send for that reason), so it must not wait
+			// here: it is dropped, and the send succeeds as xnu's ipc_kmsg_send succeeds for a
+			// port that died: "pretend it got sent and was then immediately destroyed".
+			tx.dropped = true
+			sendOnceDrops.Add(1)
+			return abi.MACH_MSG_SUCCESS
 		case errors.Is(err, unix.EAGAIN):
 			left := time.Duration(-1)
 			if timeout >= 0 {
@@ -703,6 +719,24 @@ func (tx *transfer) commit() {
 	}
 }
 
+// destroyCarried destroys what a dropped message carried, as mach_msg_destroy would, once
+// commit took it from the space. Send and send-once rights and memory need nothing more: the
+// transfer's holds and memfds close after the send as after any other (a send-once right made
+// for the message then brings its port MACH_NOTIFY_SEND_ONCE, a last send right no-senders),
+// and memory sent with deallocate is deallocated. A receive right moving inside this process
+// would live on unreachable: its port dies. Called with sp.mu held.
+func (tx *transfer) destroyCarried() {
+	for _, r := range tx.dg.descs {
+		if r.kind != kindReceive {
+			continue
+		}
+		if p := sp.tokens[r.token]; p != nil {
+			delete(sp.tokens, r.token)
+			p.kill()
+		}
+	}
+}
+
 func (tx *transfer) rollback() {
 	for _, f := range tx.undos {
 		f()
@@ -734,3 +768,8 @@ func (tx *transfer) closeOwned() {
 	}
 	tx.fds, tx.owned = tx.fds[:0], tx.owned[:0]
 }
+
+var sendOnceDrops atomic.Uint64
+
+// SendOnceDrops counts the messages on send-once rights dropped because their channel was full.
+func SendOnceDrops() uint64 { return sendOnceDrops.Load() }

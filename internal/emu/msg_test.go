@@ -111,3 +111,48 @@ func TestDirectWaitWithoutSIGURG(t *testing.T) {
 	require.Less(t, blockedThenNotified(), 500*time.Millisecond, "the next receive waits in epoll")
 	require.Equal(t, waits, DirectWaits())
 }
+
+// A receive that a context can cancel blocks its thread in epoll_wait, and the cancellation
+// interrupts it with SIGURG. In a process that ignores SIGURG the first canceled wait still
+// returns (at its periodic look at the context, within directTimeout), the unanswered signals
+// turn such waits off, and later canceled waits park in Go's poller and return promptly. It runs
+// in a child process, as ignoring SIGURG is for the whole process.
+func TestCanceledWaitWithoutSIGURG(t *testing.T) {
+	if os.Getenv("EMU_TEST_IGNORE_SIGURG_CANCEL") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCanceledWaitWithoutSIGURG$", "-test.v")
+		cmd.Env = append(os.Environ(), "EMU_TEST_IGNORE_SIGURG_CANCEL=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return
+	}
+	signal.Ignore(syscall.SIGURG)
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+	// canceledWait starts a receive with a context, cancels it once the receive waits, and
+	// returns how long the receive took to return after the cancellation.
+	canceledWait := func() time.Duration {
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan int32, 1)
+		go func() {
+			var out Msg
+			size := func(ports, mems, body int) int { return 0 }
+			_, kr := Receive(ctx, name, 1024, size, false, -1, &out)
+			got <- kr
+		}()
+		time.Sleep(50 * time.Millisecond)
+		start := time.Now()
+		cancel()
+		select {
+		case kr := <-got:
+			require.Equal(t, RcvCanceled, kr)
+		case <-time.After(directTimeout + 10*time.Second):
+			t.Fatal("the canceled receive still waits")
+		}
+		return time.Since(start)
+	}
+	require.False(t, directOff.Load())
+	canceledWait()
+	require.True(t, directOff.Load(), "waits that signals cannot interrupt are off")
+	require.Less(t, canceledWait(), 500*time.Millisecond, "the next canceled wait parks in the poller")
+}

@@ -598,25 +598,20 @@ func ready(fd uintptr) bool {
 	return n > 0
 }
 
-// wait waits until the epoll fd is readable, the deadline passes or ctx is canceled. Without
-// either, it blocks the thread in epoll_wait on the port itself; otherwise it parks the goroutine
-// on a waiter epoll (in Go's poller) that watches fd, whose read deadline carries both the
-// deadline and cancellation, so receivers with different deadlines never share one.
+// wait waits until the epoll fd is readable, the deadline passes or ctx is canceled. It blocks
+// the thread in epoll_wait on the port itself, as mach_msg blocks it on Darwin: measured against
+// parking in Go's poller, this halves the median cross-process round trip on a 2-core machine
+// and avoids its slow wake-ups. Under load it matters more: a process whose receives park in the
+// poller, between the system calls of its sends, has every P idle in between, so Go's sysmon
+// sleeps deeply, and each following system call (such as a send waiting for room in a queue)
+// wakes it to poll every 20 µs again; with 64 client processes (BenchmarkLoad in cfmessageport)
+// that made four in five of the machine's context switches. A canceled context interrupts the
+// wait with SIGURG, as wakeDirect does. Where that signal goes unanswered (directOff), a wait
+// that can be canceled parks the goroutine on a waiter epoll (in Go's poller) that watches fd,
+// whose read deadline carries both the deadline and cancellation.
 func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
-	if ctx.Done() == nil && !hasDeadline {
-		// Block the thread in epoll_wait, as mach_msg blocks it on Darwin: measured against
-		// parking in Go's poller, this halves the median cross-process round trip on a 2-core
-		// machine and avoids its slow wake-ups.
-		var ev [1]unix.EpollEvent
-		for {
-			n, err := unix.EpollWait(fd, ev[:], -1)
-			if n > 0 {
-				return abi.MACH_MSG_SUCCESS
-			}
-			if err != nil && !errors.Is(err, unix.EINTR) {
-				return abi.MACH_RCV_PORT_CHANGED
-			}
-		}
+	if ctx.Done() == nil || directUsable() {
+		return waitThread(ctx, fd, deadline, hasDeadline)
 	}
 	w, err := getWaiter()
 	if err != nil {
@@ -653,8 +648,83 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 	return abi.MACH_RCV_PORT_CHANGED
 }
 
-// waiter is an epoll fd in Go's poller, made for one wait that has a deadline or can be
-// canceled (not pooled: a process holds no fds beyond its ports).
+// waitThread is wait blocking the thread in epoll_wait.
+func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
+	if ctx.Done() != nil {
+		runtime.LockOSThread() // the thread the signal reaches
+		defer runtime.UnlockOSThread()
+		it := &interrupter{tid: unix.Gettid()}
+		stop := context.AfterFunc(ctx, it.interrupt)
+		defer func() {
+			if !stop() {
+				it.end() // interrupt runs: it sends no signal after this
+			}
+		}()
+	}
+	var ev [1]unix.EpollEvent
+	for {
+		if ctx.Err() != nil {
+			return RcvCanceled
+		}
+		ms := -1
+		if hasDeadline {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return abi.MACH_RCV_TIMED_OUT
+			}
+			ms = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		if ctx.Done() != nil && (ms < 0 || ms > int(directTimeout/time.Millisecond)) {
+			ms = int(directTimeout / time.Millisecond) // looks at ctx again if a signal was lost
+		}
+		n, err := unix.EpollWait(fd, ev[:], ms)
+		if n > 0 {
+			return abi.MACH_MSG_SUCCESS
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return abi.MACH_RCV_PORT_CHANGED
+		}
+	}
+}
+
+// interrupter interrupts a thread blocked in a system call when a context is canceled: it sends
+// SIGURG until the wait is over, since a signal that arrives just before the thread enters the
+// call is lost. A signal that goes unanswered too long turns such waits off (directOff).
+type interrupter struct {
+	tid  int
+	mu   sync.Mutex
+	over bool
+}
+
+func (it *interrupter) interrupt() {
+	delay := directResignal
+	for tries := 0; ; tries++ {
+		it.mu.Lock()
+		if it.over {
+			it.mu.Unlock()
+			return
+		}
+		if tries > directResignals {
+			directOff.Store(true) // the wait itself returns within directTimeout
+			it.mu.Unlock()
+			return
+		}
+		unix.Tgkill(os.Getpid(), it.tid, unix.SIGURG)
+		it.mu.Unlock()
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
+// end marks the wait over.
+func (it *interrupter) end() {
+	it.mu.Lock()
+	it.over = true
+	it.mu.Unlock()
+}
+
+// waiter is an epoll fd in Go's poller, made for one wait that can be canceled where signals
+// cannot interrupt a thread (not pooled: a process holds no fds beyond its ports).
 type waiter struct {
 	fd   int
 	file *os.File
