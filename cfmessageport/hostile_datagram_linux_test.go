@@ -386,7 +386,18 @@ func (h *countingHandler) count(msg string) int {
 	return h.counts[msg]
 }
 
-// Every kind of datagram a peer can write, at a live server and at a paired connection: each is
+// legitEcho is a legitimate client's request through request, checked against its reply.
+func legitEcho(request func(context.Context, int32, []byte) ([]byte, error)) func(context.Context) error {
+	return func(ctx context.Context) error {
+		got, err := request(ctx, msgEcho, []byte("legit"))
+		if err == nil && string(got) != "legit" {
+			err = fmt.Errorf("reply %q", got)
+		}
+		return err
+	}
+}
+
+// Every kind of datagram a peer can write, at a live server, a pair listener and a paired connection: each is
 // dropped (or, with a hostile reply right, served and its reply given up), the server keeps
 // serving within a second, and fds, mappings and goroutines come back to where they were.
 func TestHostileDatagrams(t *testing.T) {
@@ -402,13 +413,14 @@ func TestHostileDatagrams(t *testing.T) {
 		{"server", func(t *testing.T, ctx context.Context) (string, func() uint64, func(context.Context) error) {
 			srv := listen(t, echo, &cfmessageport.ServerOptions{ErrorLog: logger})
 			r := dial(t, ctx, srv.Name())
-			return srv.Name(), srv.Dropped, func(ctx context.Context) error {
-				got, err := r.Request(ctx, msgEcho, []byte("legit"))
-				if err == nil && string(got) != "legit" {
-					err = fmt.Errorf("reply %q", got)
-				}
-				return err
-			}
+			return srv.Name(), srv.Dropped, legitEcho(r.Request)
+		}},
+		{"pair listener", func(t *testing.T, ctx context.Context) (string, func() uint64, func(context.Context) error) {
+			l, err := cfmessageport.ListenPair(uniqueName(t), echo, &cfmessageport.PairOptions{ErrorLog: logger})
+			require.NoError(t, err)
+			t.Cleanup(func() { l.Close() })
+			r := dial(t, ctx, l.Name())
+			return l.Name(), l.Dropped, legitEcho(r.Request)
 		}},
 		{"paired connection", func(t *testing.T, ctx context.Context) (string, func() uint64, func(context.Context) error) {
 			opts := &cfmessageport.PairOptions{NamesOnly: true, ErrorLog: logger}
@@ -421,13 +433,7 @@ func TestHostileDatagrams(t *testing.T) {
 			server, err := l.Accept(ctx)
 			require.NoError(t, err)
 			t.Cleanup(func() { server.Close() })
-			return server.LocalName(), server.Dropped, func(ctx context.Context) error {
-				got, err := client.Request(ctx, msgEcho, []byte("legit"))
-				if err == nil && string(got) != "legit" {
-					err = fmt.Errorf("reply %q", got)
-				}
-				return err
-			}
+			return server.LocalName(), server.Dropped, legitEcho(client.Request)
 		}},
 	}
 	for _, target := range targets {

@@ -245,6 +245,17 @@ func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener,
 // Name returns the served name.
 func (l *PairListener) Name() string { return l.name }
 
+// Dropped returns how many messages the listener has dropped (see Server.Dropped).
+func (l *PairListener) Dropped() uint64 { return l.srv.Dropped() }
+
+// Done returns a channel that is closed when the listener stops receiving: Close was called, or
+// its port died (see Server.Done). Err then says which.
+func (l *PairListener) Done() <-chan struct{} { return l.srv.Done() }
+
+// Err returns nil while the listener receives; then ErrServerClosed after Close, or the error
+// that ended it (see Server.Err).
+func (l *PairListener) Err() error { return l.srv.Err() }
+
 // Accept returns the next paired connection.
 func (l *PairListener) Accept(ctx context.Context) (*Conn, error) {
 	select {
