@@ -68,7 +68,7 @@ func (darwinSandbox) allowed(op Operation, scope Scope, name string) (bool, erro
 }
 
 func (darwinSandbox) groups() ([]string, error) {
-	if err := darwin.Load(); err != nil {
+	if err := darwin.LoadSecurity(); err != nil {
 		return nil, err
 	}
 	if darwin.SecTaskCreateFromSelf == nil || darwin.SecTaskCopyValueForEntitlement == nil ||

@@ -23,22 +23,18 @@ var (
 
 func setup() error {
 	setupOnce.Do(func() {
-		if err := darwin.Load(); err != nil {
+		// CoreFoundation is opened here, at the first CFMessagePort, not when the program starts
+		// (see internal/darwin's loader on CF's main thread). It binds every CF function used
+		// below or fails; the per-process variants are optional and checked where they are used.
+		if err := darwin.LoadCoreFoundation(); err != nil {
 			setupErr = err
 			return
 		}
-		for _, fn := range []any{darwin.CFMessagePortCreateLocal, darwin.CFMessagePortCreateRemote,
-			darwin.CFMessagePortSendRequest, darwin.CFMessagePortSetDispatchQueue, darwin.CFMessagePortInvalidate,
-			darwin.CFMessagePortIsValid, darwin.CFDataCreate, darwin.CFDataGetBytePtr, darwin.CFDataGetLength,
-			darwin.CFStringCreateWithCString, darwin.CFRelease, darwin.DispatchQueueCreate, darwin.DispatchRelease} {
+		for _, fn := range []any{darwin.DispatchQueueCreate, darwin.DispatchRelease} {
 			if isNilFunc(fn) {
-				setupErr = fmt.Errorf("CoreFoundation's CFMessagePort functions are missing: %w", errors.ErrUnsupported)
+				setupErr = fmt.Errorf("libdispatch's queue functions are missing: %w", errors.ErrUnsupported)
 				return
 			}
-		}
-		if darwin.CFRunLoopDefaultModeAddr == 0 {
-			setupErr = fmt.Errorf("kCFRunLoopDefaultMode is missing: %w", errors.ErrUnsupported)
-			return
 		}
 		calloutFn = purego.NewCallback(darwin.CFMessagePortCallBackFunc(callout))
 	})

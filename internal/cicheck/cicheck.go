@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"testing"
 )
 
 // The platforms a file is matched against: the macOS runners', and the Linux ones the project's
@@ -107,4 +108,43 @@ func WorkflowTests(workflow string) ([]string, error) {
 	tests := strings.Fields(string(m[1]))
 	slices.Sort(tests)
 	return tests, nil
+}
+
+// StepSummary logs lines on t and, when the test runs in a GitHub Actions step, appends them to
+// that step's job summary ($GITHUB_STEP_SUMMARY, Markdown): where a macOS job reports what it
+// observed without asserting it (a system text no source confirms, a test skipped for a stated
+// reason).
+func StepSummary(t testing.TB, lines ...string) {
+	t.Helper()
+	text := strings.Join(lines, "\n") + "\n"
+	t.Log(text)
+	path := os.Getenv("GITHUB_STEP_SUMMARY")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		_, err = f.WriteString(text)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Errorf("cicheck: writing the job summary: %v", err)
+	}
+}
+
+// WorkflowVar returns the value of the bash assignment name='value' in the workflow file: the
+// workflow states there what it accepts of a test, and a test of this package holds the code to
+// the same words.
+func WorkflowVar(workflow, name string) (string, error) {
+	b, err := os.ReadFile(workflow)
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(name) + `='([^']*)'\s*$`).FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("%s: no %s='...' assignment", workflow, name)
+	}
+	return string(m[1]), nil
 }

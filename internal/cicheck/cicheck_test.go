@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -75,4 +76,58 @@ func TestMacOSOnlyTestsFindsThem(t *testing.T) {
 	got, err := MacOSOnlyTests(dir)
 	require.NoError(t, err)
 	require.Equal(t, []string{"TestMacA", "TestMacB"}, got)
+}
+
+// The darwin-only job accepts one skip, TestLaunchdCheckIn's without a GUI login session, and
+// only when the test's skip message starts with the words the job looks for: held together
+// here, since neither side runs on Linux.
+func TestWorkflowAcceptsOnlyTheLaunchdSkip(t *testing.T) {
+	workflow := filepath.Join(repoRoot, ".github", "workflows", "ci.yml")
+	name, err := WorkflowVar(workflow, "launchd_test")
+	require.NoError(t, err)
+	require.Equal(t, "TestLaunchdCheckIn", name)
+	inWorkflow, err := WorkflowTests(workflow)
+	require.NoError(t, err)
+	require.Contains(t, inWorkflow, name)
+	reason, err := WorkflowVar(workflow, "launchd_skip")
+	require.NoError(t, err)
+	require.NotEmpty(t, reason)
+	src, err := os.ReadFile(filepath.Join(repoRoot, "bootstrap", "launchd_darwin_test.go"))
+	require.NoError(t, err)
+	require.True(t, strings.Contains(string(src), "t.Skipf(\""+reason+" %q"),
+		"TestLaunchdCheckIn's skip message must start with the workflow's launchd_skip (%q) and the manager's name", reason)
+}
+
+func TestWorkflowVar(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ci.yml")
+	require.NoError(t, os.WriteFile(path, []byte("run: |\n  a='one two'\n  b=\"no\"\n   c='x'  \n"), 0o644))
+	v, err := WorkflowVar(path, "a")
+	require.NoError(t, err)
+	require.Equal(t, "one two", v)
+	v, err = WorkflowVar(path, "c")
+	require.NoError(t, err)
+	require.Equal(t, "x", v)
+	_, err = WorkflowVar(path, "b")
+	require.Error(t, err)
+	_, err = WorkflowVar(path, "d")
+	require.Error(t, err)
+}
+
+// StepSummary appends to the step's summary file when Actions names one, and only logs
+// otherwise.
+func TestStepSummary(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "summary.md")
+	require.NoError(t, os.WriteFile(path, []byte("before\n"), 0o644))
+	t.Setenv("GITHUB_STEP_SUMMARY", path)
+	StepSummary(t, "| a | b |", "| - | - |")
+	StepSummary(t, "after")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "before\n| a | b |\n| - | - |\nafter\n", string(b))
+
+	t.Setenv("GITHUB_STEP_SUMMARY", "")
+	StepSummary(t, "not written")
+	b, err = os.ReadFile(path)
+	require.NoError(t, err)
+	require.False(t, strings.Contains(string(b), "not written"))
 }

@@ -3,8 +3,10 @@
 // This file is portable on purpose: the table of bindings and the Go function variables are
 // declared on every platform, so that a test running on Linux can check each one against the
 // macOS SDK facts (which dylib exports the symbol, and the width and signedness of every parameter
-// and result). Only load_darwin.go, built for darwin && !ios, resolves them; elsewhere Load
-// returns an error wrapping errors.ErrUnsupported and the variables stay nil.
+// and result). The loader (loader.go) resolves them, each image at its first use, through a
+// Linker: purego's for darwin && !ios (load_darwin.go); elsewhere there is none, so the loaders
+// return an error wrapping errors.ErrUnsupported and the variables stay nil, unless a Linux test
+// installs the libSystem double's (internal/darwin/libsystemdouble).
 //
 // Status: builds for darwin/arm64 and darwin/amd64; checked against the macOS 13.3 SDK; not run on
 // macOS yet.
@@ -12,16 +14,17 @@ package darwin
 
 import "unsafe"
 
-// Dylibs, as the SDK's .tbd stubs name the library that exports each symbol. All of them are
-// re-exported by libSystem, which is what Load opens.
+// Dylibs, as the SDK's .tbd stubs name the library that exports each symbol. The system dylibs
+// are re-exported by libSystem, which is what Load opens; the frameworks are opened on their own
+// (loader.go).
 const (
 	LibSystem = "/usr/lib/libSystem.B.dylib"
 	LibKernel = "/usr/lib/system/libsystem_kernel.dylib"
 	LibXPC    = "/usr/lib/system/libxpc.dylib"
 	// LibSandbox exports the sandbox SPI; libSystem re-exports it too.
 	LibSandbox = "/usr/lib/system/libsystem_sandbox.dylib"
-	// LibSecurity and LibCoreFoundation are frameworks, not part of libSystem: Load opens them
-	// on their own, and only when a binding from them is used.
+	// LibSecurity and LibCoreFoundation are frameworks, not part of libSystem: LoadSecurity and
+	// LoadCoreFoundation open them on their own, only when a binding from them is to be used.
 	LibSecurity       = "/System/Library/Frameworks/Security.framework/Versions/A/Security"
 	LibCoreFoundation = "/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation"
 	// LibDispatch is libdispatch (dispatch queues), re-exported by libSystem.
@@ -36,10 +39,10 @@ type Func struct {
 	Name     string // the C symbol, without the leading underscore
 	Lib      string // the dylib that exports it (checked by the ABI test)
 	Fn       any    // pointer to the Go func variable that purego fills
-	Optional bool   // a missing symbol leaves Fn nil instead of failing Load
+	Optional bool   // a missing symbol leaves Fn nil instead of failing its image's load
 }
 
-// Data is one C data symbol whose address Load records.
+// Data is one C data symbol whose address the loader records.
 type Data struct {
 	Name     string
 	Lib      string
@@ -148,13 +151,13 @@ var Callbacks = []Callback{
 // arm64 every variadic argument goes on the stack, so the arm64 binding fills the remaining
 // integer registers (x3..x7) with padding and passes the variadic argument as the ninth, which
 // purego puts in the first stack slot. On amd64 variadic arguments travel like fixed ones.
-// Call it through SandboxCheck (sandbox_darwin.go), which picks the variant.
+// Call it through SandboxCheck (loader.go), which picks the variant.
 var (
 	SandboxCheckArm64 func(pid int32, operation unsafe.Pointer, filter uint32, _, _, _, _, _ uintptr, arg unsafe.Pointer) int32
 	SandboxCheckAmd64 func(pid int32, operation unsafe.Pointer, filter uint32, arg unsafe.Pointer) int32
 )
 
-// Addresses of data symbols, filled by Load.
+// Addresses of data symbols, filled by the loaders.
 var (
 	// MachTaskSelfAddr is the address of mach_task_self_, a mach_port_t holding this task's name
 	// for itself (mach_task_self() is a macro reading it).
@@ -170,7 +173,7 @@ var (
 	CFRunLoopDefaultModeAddr uintptr
 )
 
-// Funcs lists every function Load binds.
+// Funcs lists every function the loaders bind (Load, LoadCoreFoundation, LoadSecurity).
 var Funcs = []Func{
 	{Name: "mach_msg", Lib: LibKernel, Fn: &MachMsg},
 	{Name: "mach_msg_destroy", Lib: LibKernel, Fn: &MachMsgDestroy},
@@ -199,26 +202,26 @@ var Funcs = []Func{
 	{Name: "bootstrap_check_in", Lib: LibXPC, Fn: &BootstrapCheckIn},
 	{Name: "bootstrap_strerror", Lib: LibXPC, Fn: &BootstrapStrerror, Optional: true},
 	{Name: "csops", Lib: LibKernel, Fn: &Csops, Optional: true},
-	{Name: "SecTaskCreateFromSelf", Lib: LibSecurity, Fn: &SecTaskCreateFromSelf, Optional: true},
-	{Name: "SecTaskCopyValueForEntitlement", Lib: LibSecurity, Fn: &SecTaskCopyValueForEntitlement, Optional: true},
-	{Name: "CFStringCreateWithCString", Lib: LibCoreFoundation, Fn: &CFStringCreateWithCString, Optional: true},
-	{Name: "CFStringGetCString", Lib: LibCoreFoundation, Fn: &CFStringGetCString, Optional: true},
-	{Name: "CFStringGetLength", Lib: LibCoreFoundation, Fn: &CFStringGetLength, Optional: true},
-	{Name: "CFStringGetTypeID", Lib: LibCoreFoundation, Fn: &CFStringGetTypeID, Optional: true},
-	{Name: "CFGetTypeID", Lib: LibCoreFoundation, Fn: &CFGetTypeID, Optional: true},
-	{Name: "CFRelease", Lib: LibCoreFoundation, Fn: &CFRelease, Optional: true},
-	{Name: "CFMessagePortCreateLocal", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateLocal, Optional: true},
+	{Name: "SecTaskCreateFromSelf", Lib: LibSecurity, Fn: &SecTaskCreateFromSelf},
+	{Name: "SecTaskCopyValueForEntitlement", Lib: LibSecurity, Fn: &SecTaskCopyValueForEntitlement},
+	{Name: "CFStringCreateWithCString", Lib: LibCoreFoundation, Fn: &CFStringCreateWithCString},
+	{Name: "CFStringGetCString", Lib: LibCoreFoundation, Fn: &CFStringGetCString},
+	{Name: "CFStringGetLength", Lib: LibCoreFoundation, Fn: &CFStringGetLength},
+	{Name: "CFStringGetTypeID", Lib: LibCoreFoundation, Fn: &CFStringGetTypeID},
+	{Name: "CFGetTypeID", Lib: LibCoreFoundation, Fn: &CFGetTypeID},
+	{Name: "CFRelease", Lib: LibCoreFoundation, Fn: &CFRelease},
+	{Name: "CFMessagePortCreateLocal", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateLocal},
 	{Name: "CFMessagePortCreatePerProcessLocal", Lib: LibCoreFoundation, Fn: &CFMessagePortCreatePerProcessLocal, Optional: true},
-	{Name: "CFMessagePortCreateRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateRemote, Optional: true},
+	{Name: "CFMessagePortCreateRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateRemote},
 	{Name: "CFMessagePortCreatePerProcessRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreatePerProcessRemote, Optional: true},
-	{Name: "CFMessagePortSendRequest", Lib: LibCoreFoundation, Fn: &CFMessagePortSendRequest, Optional: true},
-	{Name: "CFMessagePortSetDispatchQueue", Lib: LibCoreFoundation, Fn: &CFMessagePortSetDispatchQueue, Optional: true},
-	{Name: "CFMessagePortInvalidate", Lib: LibCoreFoundation, Fn: &CFMessagePortInvalidate, Optional: true},
-	{Name: "CFMessagePortIsValid", Lib: LibCoreFoundation, Fn: &CFMessagePortIsValid, Optional: true},
-	{Name: "CFMessagePortIsRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortIsRemote, Optional: true},
-	{Name: "CFDataCreate", Lib: LibCoreFoundation, Fn: &CFDataCreate, Optional: true},
-	{Name: "CFDataGetBytePtr", Lib: LibCoreFoundation, Fn: &CFDataGetBytePtr, Optional: true},
-	{Name: "CFDataGetLength", Lib: LibCoreFoundation, Fn: &CFDataGetLength, Optional: true},
+	{Name: "CFMessagePortSendRequest", Lib: LibCoreFoundation, Fn: &CFMessagePortSendRequest},
+	{Name: "CFMessagePortSetDispatchQueue", Lib: LibCoreFoundation, Fn: &CFMessagePortSetDispatchQueue},
+	{Name: "CFMessagePortInvalidate", Lib: LibCoreFoundation, Fn: &CFMessagePortInvalidate},
+	{Name: "CFMessagePortIsValid", Lib: LibCoreFoundation, Fn: &CFMessagePortIsValid},
+	{Name: "CFMessagePortIsRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortIsRemote},
+	{Name: "CFDataCreate", Lib: LibCoreFoundation, Fn: &CFDataCreate},
+	{Name: "CFDataGetBytePtr", Lib: LibCoreFoundation, Fn: &CFDataGetBytePtr},
+	{Name: "CFDataGetLength", Lib: LibCoreFoundation, Fn: &CFDataGetLength},
 	{Name: "dispatch_queue_create", Lib: LibDispatch, Fn: &DispatchQueueCreate, Optional: true},
 	{Name: "dispatch_release", Lib: LibDispatch, Fn: &DispatchRelease, Optional: true},
 }
@@ -231,11 +234,11 @@ type VariadicFunc struct {
 	Arm64   any      // pointer to the darwin/arm64 func variable: fixed, padding, then variadic
 	Amd64   any      // pointer to the darwin/amd64 func variable: fixed, then variadic
 	VarArgs []string // canonical C types of the variadic arguments this binding passes
-	// Optional: a missing symbol leaves the variables nil instead of failing Load.
+	// Optional: a missing symbol leaves the variables nil instead of failing its image's load.
 	Optional bool
 }
 
-// VariadicFuncs lists every variadic function Load binds.
+// VariadicFuncs lists every variadic function the loaders bind.
 var VariadicFuncs = []VariadicFunc{
 	{Name: "sandbox_check", Lib: LibSandbox, Arm64: &SandboxCheckArm64, Amd64: &SandboxCheckAmd64,
 		VarArgs: []string{"const char *"}, Optional: true},
@@ -244,10 +247,10 @@ var VariadicFuncs = []VariadicFunc{
 // Arm64IntRegisters is how many integer argument registers (x0..x7) Apple's arm64 ABI has.
 const Arm64IntRegisters = 8
 
-// DataSymbols lists every data symbol Load resolves.
+// DataSymbols lists every data symbol the loaders resolve.
 var DataSymbols = []Data{
 	{Name: "mach_task_self_", Lib: LibKernel, Addr: &MachTaskSelfAddr, Type: uint32(0)},
 	{Name: "bootstrap_port", Lib: LibKernel, Addr: &BootstrapPortAddr, Type: uint32(0)},
 	{Name: "SANDBOX_CHECK_NO_REPORT", Lib: LibSandbox, Addr: &SandboxCheckNoReportAddr, Type: uint32(0), Optional: true},
-	{Name: "kCFRunLoopDefaultMode", Lib: LibCoreFoundation, Addr: &CFRunLoopDefaultModeAddr, Type: uintptr(0), Optional: true},
+	{Name: "kCFRunLoopDefaultMode", Lib: LibCoreFoundation, Addr: &CFRunLoopDefaultModeAddr, Type: uintptr(0)},
 }

@@ -2,18 +2,7 @@
 
 package darwin
 
-import (
-	"errors"
-	"fmt"
-)
-
-// Load reports that the Darwin bindings are not available on this platform.
-func Load() error {
-	return fmt.Errorf("darwin: libSystem bindings need GOOS=darwin (not iOS): %w", errors.ErrUnsupported)
-}
-
-// TaskSelf is never valid where Load fails; it returns MACH_PORT_NULL.
-func TaskSelf() uint32 { return 0 }
-
-// BootstrapPort is never valid where Load fails; it returns MACH_PORT_NULL.
-func BootstrapPort() uint32 { return 0 }
+// There is no libSystem here (and purego does not serve iOS without cgo): Load and the other
+// loaders fail with an error wrapping errors.ErrUnsupported unless a test installs a linker
+// (SetLinker), as the Linux tests do with the libSystem double's.
+func systemLinker() Linker { return nil }
