@@ -385,13 +385,22 @@ func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) (r
 func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) (reply, error) {
 	m := &r.in
 	for {
-		if r.isInvalid() {
-			return r.stopLeading(conv, w, reply{}, r.invalidErr(op, true))
+		rctx := ctx
+		invalid := r.isInvalid()
+		if invalid {
+			// The service is gone, but the replies it sent before it went may be queued still
+			// (its death reaches the notification port apart from them): take those first, with
+			// receives that only poll, and fail once the queue is empty.
+			var cancel context.CancelFunc
+			rctx, cancel = context.WithDeadline(ctx, time.Time{})
+			cancel() // an expired context: Receive polls
 		}
-		if err := mach.ReceiveWithOptions(ctx, r.reply, m, receiveOptions); err != nil {
+		if err := mach.ReceiveWithOptions(rctx, r.reply, m, receiveOptions); err != nil {
 			switch {
 			case mach.MessageDropped(err):
 				continue
+			case invalid && ctx.Err() == nil && errors.Is(err, mach.RcvTimedOut):
+				return r.stopLeading(conv, w, reply{}, r.invalidErr(op, true)) // nothing left queued
 			case ctx.Err() != nil || errors.Is(err, mach.RcvTimedOut):
 				return r.stopLeading(conv, w, reply{}, r.ctxErr(op, ctx, err))
 			}

@@ -175,6 +175,9 @@ func (s *Server) Err() error {
 	}
 }
 
+// expiredContext makes Receive poll the queue once (a deadline already past).
+var expiredContext, _ = context.WithDeadline(context.Background(), time.Time{})
+
 // Backoff after a receive error that is neither a dropped message nor the port's end (a
 // resource shortage, say): as net/http's accept loop does, so that a persistent failure does not
 // spin.
@@ -187,15 +190,20 @@ func (s *Server) serve() {
 	defer close(s.done)
 	var m *mach.Message
 	var backoff time.Duration
+	rctx := context.Background()
+	draining := false
 	for {
 		if m == nil || s.slots != nil {
 			// Served one at a time, a request is done with before the next receive, and the
 			// message and its buffer are reused; a request handed to a goroutine keeps its own.
 			m = new(mach.Message)
 		}
-		if err := mach.ReceiveWithOptions(context.Background(), s.port, m, receiveOptions); err != nil {
+		if err := mach.ReceiveWithOptions(rctx, s.port, m, receiveOptions); err != nil {
 			switch {
-			case s.stopping.Load() || mach.PortGone(err):
+			case draining && errors.Is(err, mach.RcvTimedOut):
+				s.err = ErrServerClosed // Shutdown: nothing is left queued
+				return
+			case mach.PortGone(err):
 				s.err = ErrServerClosed
 				if !s.stopping.Load() {
 					s.err = &Error{Op: "serve", Name: s.name, Err: err}
@@ -215,8 +223,16 @@ func (s *Server) serve() {
 		backoff = 0
 		if s.stopper.is(m) {
 			_ = m.Destroy()
-			s.err = ErrServerClosed
-			return
+			if s.closing.Load() {
+				s.err = ErrServerClosed
+				return
+			}
+			// Shutdown: serve what is still queued, then stop. On Mach the stop message comes
+			// after everything queued before it; the Linux emulation keeps order per sender only,
+			// so requests queued before it may come after it. Receives now only poll.
+			draining = true
+			rctx = expiredContext
+			continue
 		}
 		if s.closing.Load() {
 			_ = m.Destroy() // Close: its requester sees the reply right destroyed

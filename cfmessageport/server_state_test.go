@@ -135,7 +135,8 @@ func TestCloseCancelsHandlers(t *testing.T) {
 	go func() { _, err := r.Request(ctx, 1, nil); errs <- err }()
 	<-started
 	go func() { _, err := r.Request(ctx, 2, nil); errs <- err }() // queued behind the first
-	time.Sleep(50 * time.Millisecond)                             // let it be queued
+	require.Eventually(t, func() bool { return cfmessageport.ServerQueued(srv) == 1 }, 10*time.Second,
+		time.Millisecond, "the second request is queued")
 
 	closed := make(chan error, 1)
 	go func() { closed <- srv.Close() }()
@@ -189,7 +190,8 @@ func TestShutdown(t *testing.T) {
 			<-started
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // let the second be queued
+	require.Eventually(t, func() bool { return cfmessageport.ServerQueued(srv) == 1 }, 10*time.Second,
+		time.Millisecond, "the second request is queued")
 
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
