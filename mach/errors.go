@@ -15,26 +15,26 @@ type KernReturn int32
 
 // kern_return_t values that callers commonly test for. Every value equals the SDK's.
 const (
-	KernSuccess           KernReturn = abi.KERN_SUCCESS
-	KernInvalidAddress    KernReturn = abi.KERN_INVALID_ADDRESS
-	KernNoSpace           KernReturn = abi.KERN_NO_SPACE
-	KernInvalidArgument   KernReturn = abi.KERN_INVALID_ARGUMENT
-	KernFailure           KernReturn = abi.KERN_FAILURE
-	KernResourceShortage  KernReturn = abi.KERN_RESOURCE_SHORTAGE
-	KernNotReceiver       KernReturn = abi.KERN_NOT_RECEIVER
-	KernAlreadyInSet      KernReturn = abi.KERN_ALREADY_IN_SET
-	KernNotInSet          KernReturn = abi.KERN_NOT_IN_SET
-	KernNameExists        KernReturn = abi.KERN_NAME_EXISTS
-	KernAborted           KernReturn = abi.KERN_ABORTED
-	KernInvalidName       KernReturn = abi.KERN_INVALID_NAME
-	KernInvalidTask       KernReturn = abi.KERN_INVALID_TASK
-	KernInvalidRight      KernReturn = abi.KERN_INVALID_RIGHT
-	KernInvalidValue      KernReturn = abi.KERN_INVALID_VALUE
-	KernUrefsOverflow     KernReturn = abi.KERN_UREFS_OVERFLOW
-	KernInvalidCapability KernReturn = abi.KERN_INVALID_CAPABILITY
-	KernRightExists       KernReturn = abi.KERN_RIGHT_EXISTS
-	KernNotSupported      KernReturn = abi.KERN_NOT_SUPPORTED
-	KernOperationTimedOut KernReturn = abi.KERN_OPERATION_TIMED_OUT
+	KernSuccess           KernReturn = 0  // KERN_SUCCESS
+	KernInvalidAddress    KernReturn = 1  // KERN_INVALID_ADDRESS
+	KernNoSpace           KernReturn = 3  // KERN_NO_SPACE
+	KernInvalidArgument   KernReturn = 4  // KERN_INVALID_ARGUMENT
+	KernFailure           KernReturn = 5  // KERN_FAILURE
+	KernResourceShortage  KernReturn = 6  // KERN_RESOURCE_SHORTAGE
+	KernNotReceiver       KernReturn = 7  // KERN_NOT_RECEIVER
+	KernAlreadyInSet      KernReturn = 11 // KERN_ALREADY_IN_SET
+	KernNotInSet          KernReturn = 12 // KERN_NOT_IN_SET
+	KernNameExists        KernReturn = 13 // KERN_NAME_EXISTS
+	KernAborted           KernReturn = 14 // KERN_ABORTED
+	KernInvalidName       KernReturn = 15 // KERN_INVALID_NAME
+	KernInvalidTask       KernReturn = 16 // KERN_INVALID_TASK
+	KernInvalidRight      KernReturn = 17 // KERN_INVALID_RIGHT
+	KernInvalidValue      KernReturn = 18 // KERN_INVALID_VALUE
+	KernUrefsOverflow     KernReturn = 19 // KERN_UREFS_OVERFLOW
+	KernInvalidCapability KernReturn = 20 // KERN_INVALID_CAPABILITY
+	KernRightExists       KernReturn = 21 // KERN_RIGHT_EXISTS
+	KernNotSupported      KernReturn = 46 // KERN_NOT_SUPPORTED
+	KernOperationTimedOut KernReturn = 49 // KERN_OPERATION_TIMED_OUT
 )
 
 // Name returns the C macro name, such as "KERN_INVALID_NAME", or "" for an unknown code.
@@ -55,44 +55,44 @@ type MsgReturn int32
 
 // mach_msg_return_t values. Every value equals the SDK's.
 const (
-	MsgSuccess MsgReturn = abi.MACH_MSG_SUCCESS
+	MsgSuccess MsgReturn = 0 // MACH_MSG_SUCCESS
 
-	SendInProgress     MsgReturn = abi.MACH_SEND_IN_PROGRESS
-	SendInvalidData    MsgReturn = abi.MACH_SEND_INVALID_DATA
-	SendInvalidDest    MsgReturn = abi.MACH_SEND_INVALID_DEST
-	SendTimedOut       MsgReturn = abi.MACH_SEND_TIMED_OUT
-	SendInvalidVoucher MsgReturn = abi.MACH_SEND_INVALID_VOUCHER
-	SendInterrupted    MsgReturn = abi.MACH_SEND_INTERRUPTED
-	SendMsgTooSmall    MsgReturn = abi.MACH_SEND_MSG_TOO_SMALL
-	SendInvalidReply   MsgReturn = abi.MACH_SEND_INVALID_REPLY
-	SendInvalidRight   MsgReturn = abi.MACH_SEND_INVALID_RIGHT
-	SendInvalidNotify  MsgReturn = abi.MACH_SEND_INVALID_NOTIFY
-	SendInvalidMemory  MsgReturn = abi.MACH_SEND_INVALID_MEMORY
-	SendNoBuffer       MsgReturn = abi.MACH_SEND_NO_BUFFER
-	SendTooLarge       MsgReturn = abi.MACH_SEND_TOO_LARGE
-	SendInvalidType    MsgReturn = abi.MACH_SEND_INVALID_TYPE
-	SendInvalidHeader  MsgReturn = abi.MACH_SEND_INVALID_HEADER
-	SendInvalidTrailer MsgReturn = abi.MACH_SEND_INVALID_TRAILER
-	SendNoGrantDest    MsgReturn = abi.MACH_SEND_NO_GRANT_DEST
-	SendMsgFiltered    MsgReturn = abi.MACH_SEND_MSG_FILTERED
+	SendInProgress     MsgReturn = 0x10000001 // MACH_SEND_IN_PROGRESS
+	SendInvalidData    MsgReturn = 0x10000002 // MACH_SEND_INVALID_DATA
+	SendInvalidDest    MsgReturn = 0x10000003 // MACH_SEND_INVALID_DEST
+	SendTimedOut       MsgReturn = 0x10000004 // MACH_SEND_TIMED_OUT
+	SendInvalidVoucher MsgReturn = 0x10000005 // MACH_SEND_INVALID_VOUCHER
+	SendInterrupted    MsgReturn = 0x10000007 // MACH_SEND_INTERRUPTED
+	SendMsgTooSmall    MsgReturn = 0x10000008 // MACH_SEND_MSG_TOO_SMALL
+	SendInvalidReply   MsgReturn = 0x10000009 // MACH_SEND_INVALID_REPLY
+	SendInvalidRight   MsgReturn = 0x1000000a // MACH_SEND_INVALID_RIGHT
+	SendInvalidNotify  MsgReturn = 0x1000000b // MACH_SEND_INVALID_NOTIFY
+	SendInvalidMemory  MsgReturn = 0x1000000c // MACH_SEND_INVALID_MEMORY
+	SendNoBuffer       MsgReturn = 0x1000000d // MACH_SEND_NO_BUFFER
+	SendTooLarge       MsgReturn = 0x1000000e // MACH_SEND_TOO_LARGE
+	SendInvalidType    MsgReturn = 0x1000000f // MACH_SEND_INVALID_TYPE
+	SendInvalidHeader  MsgReturn = 0x10000010 // MACH_SEND_INVALID_HEADER
+	SendInvalidTrailer MsgReturn = 0x10000011 // MACH_SEND_INVALID_TRAILER
+	SendNoGrantDest    MsgReturn = 0x10000016 // MACH_SEND_NO_GRANT_DEST
+	SendMsgFiltered    MsgReturn = 0x10000017 // MACH_SEND_MSG_FILTERED
 
-	RcvInProgress       MsgReturn = abi.MACH_RCV_IN_PROGRESS
-	RcvInvalidName      MsgReturn = abi.MACH_RCV_INVALID_NAME
-	RcvTimedOut         MsgReturn = abi.MACH_RCV_TIMED_OUT
-	RcvTooLarge         MsgReturn = abi.MACH_RCV_TOO_LARGE
-	RcvInterrupted      MsgReturn = abi.MACH_RCV_INTERRUPTED
-	RcvPortChanged      MsgReturn = abi.MACH_RCV_PORT_CHANGED
-	RcvInvalidNotify    MsgReturn = abi.MACH_RCV_INVALID_NOTIFY
-	RcvInvalidData      MsgReturn = abi.MACH_RCV_INVALID_DATA
-	RcvPortDied         MsgReturn = abi.MACH_RCV_PORT_DIED
-	RcvInSet            MsgReturn = abi.MACH_RCV_IN_SET
-	RcvHeaderError      MsgReturn = abi.MACH_RCV_HEADER_ERROR
-	RcvBodyError        MsgReturn = abi.MACH_RCV_BODY_ERROR
-	RcvInvalidType      MsgReturn = abi.MACH_RCV_INVALID_TYPE
-	RcvScatterSmall     MsgReturn = abi.MACH_RCV_SCATTER_SMALL
-	RcvInvalidTrailer   MsgReturn = abi.MACH_RCV_INVALID_TRAILER
-	RcvInvalidReply     MsgReturn = abi.MACH_RCV_INVALID_REPLY
-	RcvInvalidArguments MsgReturn = abi.MACH_RCV_INVALID_ARGUMENTS
+	RcvInProgress       MsgReturn = 0x10004001 // MACH_RCV_IN_PROGRESS
+	RcvInvalidName      MsgReturn = 0x10004002 // MACH_RCV_INVALID_NAME
+	RcvTimedOut         MsgReturn = 0x10004003 // MACH_RCV_TIMED_OUT
+	RcvTooLarge         MsgReturn = 0x10004004 // MACH_RCV_TOO_LARGE
+	RcvInterrupted      MsgReturn = 0x10004005 // MACH_RCV_INTERRUPTED
+	RcvPortChanged      MsgReturn = 0x10004006 // MACH_RCV_PORT_CHANGED
+	RcvInvalidNotify    MsgReturn = 0x10004007 // MACH_RCV_INVALID_NOTIFY
+	RcvInvalidData      MsgReturn = 0x10004008 // MACH_RCV_INVALID_DATA
+	RcvPortDied         MsgReturn = 0x10004009 // MACH_RCV_PORT_DIED
+	RcvInSet            MsgReturn = 0x1000400a // MACH_RCV_IN_SET
+	RcvHeaderError      MsgReturn = 0x1000400b // MACH_RCV_HEADER_ERROR
+	RcvBodyError        MsgReturn = 0x1000400c // MACH_RCV_BODY_ERROR
+	RcvInvalidType      MsgReturn = 0x1000400d // MACH_RCV_INVALID_TYPE
+	RcvScatterSmall     MsgReturn = 0x1000400e // MACH_RCV_SCATTER_SMALL
+	RcvInvalidTrailer   MsgReturn = 0x1000400f // MACH_RCV_INVALID_TRAILER
+	RcvInvalidReply     MsgReturn = 0x10004012 // MACH_RCV_INVALID_REPLY
+	RcvInvalidArguments MsgReturn = 0x10004013 // MACH_RCV_INVALID_ARGUMENTS
 )
 
 // Name returns the C macro name, such as "MACH_SEND_INVALID_DEST", or "" for an unknown code.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-
-	"github.com/machport/machport/internal/abi"
 )
 
 // NotifyKind is a notification's msgh_id (<mach/notify.h>).
@@ -13,11 +11,11 @@ type NotifyKind int32
 
 // Notifications.
 const (
-	NotifyPortDeleted   NotifyKind = abi.MACH_NOTIFY_PORT_DELETED   // 65
-	NotifyPortDestroyed NotifyKind = abi.MACH_NOTIFY_PORT_DESTROYED // 69
-	NotifyNoSenders     NotifyKind = abi.MACH_NOTIFY_NO_SENDERS     // 70
-	NotifySendOnce      NotifyKind = abi.MACH_NOTIFY_SEND_ONCE      // 71
-	NotifyDeadName      NotifyKind = abi.MACH_NOTIFY_DEAD_NAME      // 72
+	NotifyPortDeleted   NotifyKind = 65 // MACH_NOTIFY_PORT_DELETED
+	NotifyPortDestroyed NotifyKind = 69 // MACH_NOTIFY_PORT_DESTROYED
+	NotifyNoSenders     NotifyKind = 70 // MACH_NOTIFY_NO_SENDERS
+	NotifySendOnce      NotifyKind = 71 // MACH_NOTIFY_SEND_ONCE
+	NotifyDeadName      NotifyKind = 72 // MACH_NOTIFY_DEAD_NAME
 )
 
 func (k NotifyKind) String() string {

@@ -25,8 +25,8 @@ type PortOptions struct {
 
 // Queue limits.
 const (
-	QueueLimitDefault = abi.MACH_PORT_QLIMIT_DEFAULT
-	QueueLimitMax     = abi.MACH_PORT_QLIMIT_MAX
+	QueueLimitDefault = 5     // MACH_PORT_QLIMIT_DEFAULT
+	QueueLimitMax     = 0x400 // MACH_PORT_QLIMIT_MAX
 )
 
 // NewPort allocates a port and returns its receive right.

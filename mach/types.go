@@ -1,10 +1,6 @@
 package mach
 
-import (
-	"fmt"
-
-	"github.com/machport/machport/internal/abi"
-)
+import "fmt"
 
 // Name is a port name (mach_port_name_t): a task-local number that denotes rights in the task's
 // IPC space. The same number means nothing in another process.
@@ -12,8 +8,8 @@ type Name uint32
 
 // Reserved names.
 const (
-	NameNull Name = abi.MACH_PORT_NULL // MACH_PORT_NULL: no port
-	NameDead Name = abi.MACH_PORT_DEAD // MACH_PORT_DEAD: a right whose port is gone
+	NameNull Name = 0          // MACH_PORT_NULL: no port
+	NameDead Name = 0xffffffff // MACH_PORT_DEAD: a right whose port is gone
 )
 
 // Valid reports whether the name is neither MACH_PORT_NULL nor MACH_PORT_DEAD.
@@ -26,11 +22,11 @@ type PortRight uint32
 
 // Right kinds.
 const (
-	RightSend     PortRight = abi.MACH_PORT_RIGHT_SEND
-	RightReceive  PortRight = abi.MACH_PORT_RIGHT_RECEIVE
-	RightSendOnce PortRight = abi.MACH_PORT_RIGHT_SEND_ONCE
-	RightPortSet  PortRight = abi.MACH_PORT_RIGHT_PORT_SET
-	RightDeadName PortRight = abi.MACH_PORT_RIGHT_DEAD_NAME
+	RightSend     PortRight = 0 // MACH_PORT_RIGHT_SEND
+	RightReceive  PortRight = 1 // MACH_PORT_RIGHT_RECEIVE
+	RightSendOnce PortRight = 2 // MACH_PORT_RIGHT_SEND_ONCE
+	RightPortSet  PortRight = 3 // MACH_PORT_RIGHT_PORT_SET
+	RightDeadName PortRight = 4 // MACH_PORT_RIGHT_DEAD_NAME
 )
 
 func (r PortRight) String() string {
@@ -54,13 +50,13 @@ type PortType uint32
 
 // Port type bits.
 const (
-	TypeNone      PortType = abi.MACH_PORT_TYPE_NONE
-	TypeSend      PortType = abi.MACH_PORT_TYPE_SEND
-	TypeReceive   PortType = abi.MACH_PORT_TYPE_RECEIVE
-	TypeSendOnce  PortType = abi.MACH_PORT_TYPE_SEND_ONCE
-	TypePortSet   PortType = abi.MACH_PORT_TYPE_PORT_SET
-	TypeDeadName  PortType = abi.MACH_PORT_TYPE_DEAD_NAME
-	TypeDNRequest PortType = abi.MACH_PORT_TYPE_DNREQUEST
+	TypeNone      PortType = 0x0        // MACH_PORT_TYPE_NONE
+	TypeSend      PortType = 0x10000    // MACH_PORT_TYPE_SEND
+	TypeReceive   PortType = 0x20000    // MACH_PORT_TYPE_RECEIVE
+	TypeSendOnce  PortType = 0x40000    // MACH_PORT_TYPE_SEND_ONCE
+	TypePortSet   PortType = 0x80000    // MACH_PORT_TYPE_PORT_SET
+	TypeDeadName  PortType = 0x100000   // MACH_PORT_TYPE_DEAD_NAME
+	TypeDNRequest PortType = 0x80000000 // MACH_PORT_TYPE_DNREQUEST
 )
 
 // Has reports whether every bit of t2 is set in t.
@@ -93,18 +89,18 @@ type Disposition uint8
 
 // Dispositions for sending, and the right types of received messages.
 const (
-	DispositionNone Disposition = abi.MACH_MSG_TYPE_PORT_NONE
-	MoveReceive     Disposition = abi.MACH_MSG_TYPE_MOVE_RECEIVE   // the receive right leaves the sender
-	MoveSend        Disposition = abi.MACH_MSG_TYPE_MOVE_SEND      // one send uref leaves the sender
-	MoveSendOnce    Disposition = abi.MACH_MSG_TYPE_MOVE_SEND_ONCE // the send-once right leaves the sender
-	CopySend        Disposition = abi.MACH_MSG_TYPE_COPY_SEND      // the sender keeps its send right
-	MakeSend        Disposition = abi.MACH_MSG_TYPE_MAKE_SEND      // a new send right from the sender's receive right
-	MakeSendOnce    Disposition = abi.MACH_MSG_TYPE_MAKE_SEND_ONCE // a new send-once right from the receive right
+	DispositionNone Disposition = 0  // MACH_MSG_TYPE_PORT_NONE
+	MoveReceive     Disposition = 16 // MACH_MSG_TYPE_MOVE_RECEIVE: the receive right leaves the sender
+	MoveSend        Disposition = 17 // MACH_MSG_TYPE_MOVE_SEND: one send uref leaves the sender
+	MoveSendOnce    Disposition = 18 // MACH_MSG_TYPE_MOVE_SEND_ONCE: the send-once right leaves the sender
+	CopySend        Disposition = 19 // MACH_MSG_TYPE_COPY_SEND: the sender keeps its send right
+	MakeSend        Disposition = 20 // MACH_MSG_TYPE_MAKE_SEND: a new send right from the sender's receive right
+	MakeSendOnce    Disposition = 21 // MACH_MSG_TYPE_MAKE_SEND_ONCE: a new send-once right from the receive right
 
 	// Received right types: what a received message's port fields denote.
-	PortReceive  Disposition = abi.MACH_MSG_TYPE_PORT_RECEIVE
-	PortSend     Disposition = abi.MACH_MSG_TYPE_PORT_SEND
-	PortSendOnce Disposition = abi.MACH_MSG_TYPE_PORT_SEND_ONCE
+	PortReceive  Disposition = 16 // MACH_MSG_TYPE_PORT_RECEIVE
+	PortSend     Disposition = 17 // MACH_MSG_TYPE_PORT_SEND
+	PortSendOnce Disposition = 18 // MACH_MSG_TYPE_PORT_SEND_ONCE
 )
 
 func (d Disposition) String() string {
@@ -142,12 +138,12 @@ type Bits uint32
 
 // Header bit masks.
 const (
-	BitsComplex     Bits = abi.MACH_MSGH_BITS_COMPLEX
-	BitsRemoteMask  Bits = abi.MACH_MSGH_BITS_REMOTE_MASK
-	BitsLocalMask   Bits = abi.MACH_MSGH_BITS_LOCAL_MASK
-	BitsVoucherMask Bits = abi.MACH_MSGH_BITS_VOUCHER_MASK
-	BitsPortsMask   Bits = abi.MACH_MSGH_BITS_PORTS_MASK
-	BitsUser        Bits = abi.MACH_MSGH_BITS_USER
+	BitsComplex     Bits = 0x80000000 // MACH_MSGH_BITS_COMPLEX
+	BitsRemoteMask  Bits = 0x1f       // MACH_MSGH_BITS_REMOTE_MASK
+	BitsLocalMask   Bits = 0x1f00     // MACH_MSGH_BITS_LOCAL_MASK
+	BitsVoucherMask Bits = 0x1f0000   // MACH_MSGH_BITS_VOUCHER_MASK
+	BitsPortsMask   Bits = 0x1f1f1f   // MACH_MSGH_BITS_PORTS_MASK
+	BitsUser        Bits = 0x801f1f1f // MACH_MSGH_BITS_USER
 )
 
 // MakeBits is MACH_MSGH_BITS_SET: the header bits for the given dispositions.
@@ -179,8 +175,8 @@ type CopyOption uint8
 
 // Copy options.
 const (
-	PhysicalCopy CopyOption = abi.MACH_MSG_PHYSICAL_COPY
-	VirtualCopy  CopyOption = abi.MACH_MSG_VIRTUAL_COPY
+	PhysicalCopy CopyOption = 0 // MACH_MSG_PHYSICAL_COPY
+	VirtualCopy  CopyOption = 1 // MACH_MSG_VIRTUAL_COPY
 )
 
 // DescriptorType is a mach_msg_descriptor_type_t.
@@ -188,9 +184,9 @@ type DescriptorType uint8
 
 // Descriptor types.
 const (
-	PortDescriptorType        DescriptorType = abi.MACH_MSG_PORT_DESCRIPTOR
-	OOLDescriptorType         DescriptorType = abi.MACH_MSG_OOL_DESCRIPTOR
-	OOLPortsDescriptorType    DescriptorType = abi.MACH_MSG_OOL_PORTS_DESCRIPTOR
-	OOLVolatileDescriptorType DescriptorType = abi.MACH_MSG_OOL_VOLATILE_DESCRIPTOR
-	GuardedPortDescriptorType DescriptorType = abi.MACH_MSG_GUARDED_PORT_DESCRIPTOR
+	PortDescriptorType        DescriptorType = 0 // MACH_MSG_PORT_DESCRIPTOR
+	OOLDescriptorType         DescriptorType = 1 // MACH_MSG_OOL_DESCRIPTOR
+	OOLPortsDescriptorType    DescriptorType = 2 // MACH_MSG_OOL_PORTS_DESCRIPTOR
+	OOLVolatileDescriptorType DescriptorType = 3 // MACH_MSG_OOL_VOLATILE_DESCRIPTOR
+	GuardedPortDescriptorType DescriptorType = 4 // MACH_MSG_GUARDED_PORT_DESCRIPTOR
 )
