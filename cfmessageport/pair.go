@@ -437,7 +437,9 @@ func (l *PairListener) fastConn(m *mach.Message) (*Conn, *mach.ReceiveRight, err
 
 // DialPair looks name up and pairs with it: the fast handshake when the service is this library
 // and opts allow it, else the names handshake. handler answers the requests the service starts;
-// a nil one is refused with ErrNilHandler.
+// a nil one is refused with ErrNilHandler. The service may start one as soon as the connection
+// exists, so handler can run before DialPair returns: it must not wait for DialPair's result
+// (Request.Conn gives it the connection).
 func DialPair(ctx context.Context, name string, handler Handler, opts *PairOptions) (*Conn, error) {
 	if handler == nil {
 		return nil, &Error{Op: "pair", Name: name, Err: ErrNilHandler}
