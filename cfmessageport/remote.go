@@ -21,14 +21,15 @@ import (
 // handing the replies of other conversations to their requesters and, when it leaves, the
 // receiving to one of them. A lone requester thus waits in the receive itself, as a raw mach
 // client does, with no goroutine hand-off per reply. The service's death is watched on a
-// separate notification port by a goroutine that is idle otherwise, so that it is noticed with
-// no request in flight too. A late reply that comes while no request waits stays queued until
+// separate notification port, shared by every Remote of the service in the process, by a
+// goroutine that is idle otherwise, so that it is noticed with no request in flight too. Any
+// number of Remotes of one service may be open at once. A late reply that comes while no request waits stays queued until
 // the next request receives and drops it, or Close destroys it.
 type Remote struct {
 	name    string
 	service *mach.SendRight
 	reply   *mach.ReceiveRight // one reply port for all requests, as CF keeps
-	notify  *mach.ReceiveRight // where the service's dead-name notification comes
+	death   *deathWatch        // tells of the service's death
 
 	conv atomic.Int32
 
@@ -47,7 +48,6 @@ type Remote struct {
 	woken       bool        // invalidate sent the reply port its stop message; set within invalidOnce
 
 	stopper stopper
-	watched chan struct{} // closed when the notification watcher has stopped
 }
 
 // waiter is one request waiting for its reply. Its fields are guarded by Remote.mu.
@@ -78,10 +78,8 @@ func (w *waiter) signal() {
 // gave is already dead), bootstrap.ErrNotPrivileged when the sandbox refuses it (with the
 // sandboxcheck rule that predicted it, if any), and the sandboxcheck rule of an invalid name.
 //
-// Use one Remote per service in a process: a task holds all its send rights to one port under
-// one name, and Mach keeps one dead-name request per name, so of two Remotes of one service only
-// the newer learns of the service's death at once (the older finds out when it next sends), and
-// a dead name can stay behind. CF shares one remote per name for the same reason.
+// Any number of Remotes of one service may be open in a process at once, and each learns of
+// the service's death at once (they share one dead-name request, as Mach keeps one per name).
 func Dial(ctx context.Context, name string) (*Remote, error) {
 	s, err := bootstrap.LookUp(ctx, name)
 	if err != nil {
@@ -129,27 +127,13 @@ func newRemote(name string, service *mach.SendRight) (*Remote, error) {
 	if err != nil {
 		return fail(err)
 	}
-	notify, err := mach.NewPort(mach.PortOptions{})
-	if err != nil {
+	r := &Remote{name: name, service: service, reply: reply,
+		pending: map[int32]*waiter{}, invalid: make(chan struct{}), stopper: newStopper()}
+	// The service's death must end waiting requests at once, not at their deadlines, and be
+	// seen while no request is in flight.
+	if r.death, err = watchDeath(service, r); err != nil {
 		return fail(err, reply)
 	}
-	// The service's death must end waiting requests at once, not at their deadlines, and be
-	// seen while no request is in flight: its notification goes to a port of its own, which a
-	// goroutine watches (the reply port is received on only while requests wait).
-	prev, err := service.RequestDeadName(notify)
-	if err != nil {
-		if isDead(service) { // it died since: today's xnu refuses the request (KERN_INVALID_ARGUMENT)
-			err = errServerGone
-		}
-		return fail(err, reply, notify)
-	}
-	if prev != nil {
-		prev.Close()
-	}
-	r := &Remote{name: name, service: service, reply: reply, notify: notify,
-		pending: map[int32]*waiter{}, invalid: make(chan struct{}), stopper: newStopper(),
-		watched: make(chan struct{})}
-	go r.watch()
 	return r, nil
 }
 
@@ -189,30 +173,6 @@ func (r *Remote) isInvalid() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// watch receives the notifications of the notification port until Close's stop message.
-func (r *Remote) watch() {
-	defer close(r.watched)
-	var m mach.Message
-	for {
-		if err := mach.Receive(context.Background(), r.notify, &m); err != nil {
-			if mach.MessageDropped(err) {
-				continue
-			}
-			// The port is gone: nothing would tell of the service's death any more.
-			r.invalidate(false)
-			return
-		}
-		if r.stopper.is(&m) {
-			_ = m.Destroy()
-			return
-		}
-		if mach.IsNotificationID(m.ID) {
-			r.notified(&m)
-		}
-		_ = m.Destroy()
 	}
 }
 
@@ -630,17 +590,10 @@ func (r *Remote) Close() error {
 		// the port below would end its receive instead.)
 		<-leaderGone
 	}
-	if err := r.stopper.send(r.notify); err == nil {
-		<-r.watched
-	}
-	// Release the service right first, which ends its dead-name request, then whatever
-	// notifications are queued (a dead-name one carries a reference of the dead name), and the
-	// replies and stop messages nobody received.
+	// Leave the death watch before releasing the service right (the last Remote ends its
+	// dead-name request), then release the replies and stop messages nobody received.
+	r.death.unsubscribe(r)
 	err := r.service.Close()
-	mach.Drain(r.notify)
-	if nerr := r.notify.Close(); err == nil {
-		err = nerr
-	}
 	mach.Drain(r.reply)
 	if rerr := r.reply.Close(); err == nil {
 		err = rerr

@@ -111,3 +111,67 @@ func TestHandlerContextWatchIsReleased(t *testing.T) {
 		require.Equal(t, string(data), string(got))
 	}
 }
+
+// Any number of Remotes of one service may be open in a process (their send rights share one
+// name, and Mach keeps one dead-name request per name): every one learns of the server's death
+// at once, idle or with a request waiting, whichever were closed before, and closing them in any
+// order leaves nothing behind.
+func TestManyRemotesOfOneService(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		closeFirst []int // Remotes closed before the server dies
+	}{
+		{"all open", nil},
+		{"the first closed", []int{0}},
+		{"the last closed", []int{3}},
+		{"two closed", []int{2, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx := ctxTimeout(t, 20*time.Second)
+			name := uniqueName(t)
+			c := startChild(t, "serve", name)
+			remotes := make([]*cfmessageport.Remote, 4)
+			for i := range remotes {
+				var err error
+				remotes[i], err = cfmessageport.Dial(ctx, name)
+				require.NoError(t, err)
+				defer remotes[i].Close()
+				got, err := remotes[i].Request(ctx, msgEcho, []byte("hi"))
+				require.NoError(t, err)
+				require.Equal(t, "hi", string(got))
+			}
+			closed := map[int]bool{}
+			for _, i := range tc.closeFirst {
+				require.NoError(t, remotes[i].Close())
+				closed[i] = true
+			}
+			waiting := make(chan error, 1)
+			for i, r := range remotes {
+				if !closed[i] {
+					go func() { _, err := r.Request(ctx, msgSleep, []byte("10000")); waiting <- err }()
+					break // one Remote waits for a reply, the others are idle
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // let the request reach the server
+			require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
+			_ = c.Cmd.Wait()
+			for i, r := range remotes {
+				if closed[i] {
+					continue
+				}
+				select {
+				case <-r.Invalidated():
+				case <-time.After(5 * time.Second):
+					t.Fatalf("Remote %d did not learn of the server's death", i)
+				}
+			}
+			select {
+			case err := <-waiting:
+				require.ErrorIs(t, err, cfmessageport.ErrBecameInvalid)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the waiting request outlived the server by 5 s")
+			}
+		})
+	}
+}
