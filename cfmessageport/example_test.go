@@ -9,13 +9,67 @@ import (
 	"os"
 	"time"
 
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/mach"
 )
 
+// A service and a client of it: Listen serves a name with a handler, Dial looks it up, and
+// Request waits for the reply. In the App Sandbox the name must begin with one of the app's
+// application groups.
+func Example() {
+	ctx := context.Background()
+	name := fmt.Sprintf("com.example.echo.%d", os.Getpid())
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+		return append([]byte("echo: "), req.Data...), nil
+	}), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+
+	remote, err := cfmessageport.Dial(ctx, name)
+	if err != nil {
+		panic(err)
+	}
+	defer remote.Close()
+	reply, err := remote.Request(ctx, 1, []byte("hello"))
+	fmt.Printf("%s %v\n", reply, err)
+	// Output: echo: hello <nil>
+}
+
+// A handler sees who sent each request, from the message's audit trailer.
+func ExampleListen() {
+	ctx := context.Background()
+	name := fmt.Sprintf("com.example.whoami.%d", os.Getpid())
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+		return []byte(fmt.Sprintf("pid %v", req.Sender.PID() == os.Getpid())), nil
+	}), &cfmessageport.ServerOptions{Concurrency: 4})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+	remote, err := cfmessageport.Dial(ctx, name)
+	if err != nil {
+		panic(err)
+	}
+	defer remote.Close()
+	reply, _ := remote.Request(ctx, 1, nil)
+	fmt.Printf("%s\n", reply)
+	// Output: pid true
+}
+
+// Dialling a name nobody serves fails at once with launchd's 1102, whatever the reason: never
+// registered, withdrawn, or its server gone.
+func ExampleDial() {
+	_, err := cfmessageport.Dial(context.Background(), fmt.Sprintf("com.example.nobody.%d", os.Getpid()))
+	fmt.Println(errors.Is(err, bootstrap.ErrUnknownService))
+	// Output: true
+}
+
 // A request is laid out as CF lays it out, and decodes back; a reply to it carries the negated
 // conversation id.
-func Example() {
+func ExamplePacket_Encode() {
 	req := cfmessageport.Packet{MsgID: 7, ConvID: 1, Data: []byte("hello")}
 	var m mach.Message
 	if err := req.Encode(&m, mach.Port{Name: 0x1103, Disposition: mach.CopySend}, mach.Port{Name: 0x1207, Disposition: mach.MakeSendOnce}); err != nil {

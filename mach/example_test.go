@@ -35,7 +35,7 @@ func Example_codec() {
 }
 
 // Send a message to a port of our own and receive it, with a deadline.
-func Example_sendReceive() {
+func Example() {
 	port, err := mach.NewPort(mach.PortOptions{QueueLimit: 16})
 	if err != nil {
 		log.Fatal(err)
