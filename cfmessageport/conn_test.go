@@ -58,8 +58,8 @@ func TestRequestReplySizes(t *testing.T) {
 func TestSenderIdentityAndOneWay(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
-	got := make(chan *cfmessageport.Request, 1)
-	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
+	got := make(chan *cfmessageport.Message, 1)
+	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
 		c := *req
 		c.Data = append([]byte(nil), req.Data...)
 		got <- &c
@@ -208,7 +208,7 @@ func TestReplyToAGoneRequester(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	answered := make(chan struct{})
-	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Message) ([]byte, error) {
 		defer close(answered)
 		time.Sleep(100 * time.Millisecond)
 		return make([]byte, 100<<10), nil // out-of-line, from a region

@@ -10,7 +10,7 @@
 // A Go server and the Objective-C client that calls it:
 //
 //	srv, err := cfmessageport.Listen("group.com.example.app.echo",
-//		cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+//		cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 //			return req.Data, nil // the reply
 //		}), nil)
 //

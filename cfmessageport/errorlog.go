@@ -84,12 +84,12 @@ func (e *errorLog) dropped(why string, pid int, err error) {
 	e.emit(logDropped, slog.LevelWarn, "cfmessageport: dropped a message", attrs...)
 }
 
-func (e *errorLog) handlerFailed(req *Request, err error) {
+func (e *errorLog) handlerFailed(req *Message, err error) {
 	e.emit(logHandlerError, slog.LevelError, "cfmessageport: handler error",
 		slog.Int("msgid", int(req.MsgID)), slog.Int("pid", req.Sender.PID()), slog.Any("error", err))
 }
 
-func (e *errorLog) panicked(req *Request, v any, stack []byte) {
+func (e *errorLog) panicked(req *Message, v any, stack []byte) {
 	e.emit(logPanic, slog.LevelError, "cfmessageport: handler panicked",
 		slog.Int("msgid", int(req.MsgID)), slog.Int("pid", req.Sender.PID()), slog.Any("panic", v),
 		slog.String("stack", string(stack)))
@@ -97,7 +97,7 @@ func (e *errorLog) panicked(req *Request, v any, stack []byte) {
 
 // replyFailed logs a reply that could not be sent: a warning, but only a debug line when the
 // requester is simply gone (MACH_SEND_INVALID_DEST), which is no fault of the server's.
-func (e *errorLog) replyFailed(req *Request, err error) {
+func (e *errorLog) replyFailed(req *Message, err error) {
 	level := slog.LevelWarn
 	if errors.Is(err, mach.SendInvalidDest) {
 		level = slog.LevelDebug

@@ -31,7 +31,7 @@ func TestErrorLogIsRateLimited(t *testing.T) {
 		e.dropped("flood", 42, errors.New("bad"))
 	}
 	require.Len(t, lines("dropped a message"), logBurst)
-	e.handlerFailed(&Request{MsgID: 3}, errors.New("other kind"))
+	e.handlerFailed(&Message{MsgID: 3}, errors.New("other kind"))
 	require.Len(t, lines("handler error"), 1, "another kind has its own budget")
 
 	clock = clock.Add(999 * time.Millisecond)

@@ -20,7 +20,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	name := fmt.Sprintf("com.example.echo.%d", os.Getpid())
-	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		return append([]byte("echo: "), req.Data...), nil
 	}), nil)
 	if err != nil {
@@ -42,7 +42,7 @@ func Example() {
 func ExampleListen() {
 	ctx := context.Background()
 	name := fmt.Sprintf("com.example.whoami.%d", os.Getpid())
-	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		return []byte(fmt.Sprintf("pid %v", req.Sender.PID() == os.Getpid())), nil
 	}), &cfmessageport.ServerOptions{Concurrency: 4})
 	if err != nil {
@@ -96,7 +96,7 @@ func ExampleDialPair() {
 	ctx := context.Background()
 	name := fmt.Sprintf("com.example.pair.%d", os.Getpid())
 	answer := func(who string) cfmessageport.Handler {
-		return cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+		return cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 			return []byte(who + " got " + string(req.Data)), nil
 		})
 	}
@@ -131,7 +131,7 @@ func ExampleRemote_RequestFunc() {
 	ctx := context.Background()
 	name := fmt.Sprintf("com.example.big.%d", os.Getpid())
 	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(
-		func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+		func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 			return bytes.Repeat([]byte{'x'}, 1<<20), nil // 1 MiB: out of line
 		}), nil)
 	if err != nil {
@@ -159,7 +159,7 @@ func ExampleRemote_RequestFunc() {
 func ExampleServer_Shutdown() {
 	ctx := context.Background()
 	name := fmt.Sprintf("com.example.shutdown.%d", os.Getpid())
-	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		return bytes.ToUpper(req.Data), nil
 	}), &cfmessageport.ServerOptions{ErrorLog: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {

@@ -139,7 +139,7 @@ func TestFullQueue(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 20*time.Second)
 	release := make(chan struct{})
-	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Message) ([]byte, error) {
 		<-release
 		return nil, nil
 	}), nil)

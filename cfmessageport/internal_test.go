@@ -17,7 +17,7 @@ func TestConversationIDsSkipWaitingRequests(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	name := "com.machport.cfmp.internal." + t.Name() + "." + itoa(os.Getpid())
-	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Request) ([]byte, error) {
+	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Message) ([]byte, error) {
 		if string(req.Data) == "A" {
 			time.Sleep(300 * time.Millisecond)
 		}

@@ -27,7 +27,7 @@ func gatedServer(t *testing.T) (name string, release func()) {
 	var once sync.Once
 	release = func() { once.Do(func() { close(gate) }) }
 	name = fmt.Sprintf("com.machport.cfmp.internal.%s.%d", t.Name(), os.Getpid())
-	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Request) ([]byte, error) {
+	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Message) ([]byte, error) {
 		if bytes.HasPrefix(req.Data, []byte("gate")) {
 			<-gate
 		}
@@ -168,7 +168,7 @@ func TestCloseWakesTheReceivingRequest(t *testing.T) {
 func TestShortDeadlinesAmongManyRequesters(t *testing.T) {
 	leakcheck.Check(t)
 	name := fmt.Sprintf("com.machport.cfmp.internal.%s.%d", t.Name(), os.Getpid())
-	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Request) ([]byte, error) {
+	srv, err := Listen(name, HandlerFunc(func(_ context.Context, req *Message) ([]byte, error) {
 		if len(req.Data) > 0 {
 			time.Sleep(time.Duration(req.Data[0]%4) * time.Millisecond)
 		}

@@ -34,7 +34,7 @@ func runLoadServer(name string) error {
 	var mu sync.Mutex
 	seen := map[string]struct{}{}
 	handled, repeated := 0, 0
-	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if req.MsgID == loadStats {

@@ -45,7 +45,7 @@ const (
 var oneWays atomic.Int64
 
 // echo is the test service's handler.
-var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
+var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
 	switch req.MsgID {
 	case msgSleep:
 		var ms int

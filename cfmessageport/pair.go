@@ -90,7 +90,7 @@ const (
 )
 
 // Conn is one two-way connection, the same on both sides: Request and Send call the peer, and the
-// handler given to ListenPair or DialPair answers the requests the peer starts (Request.Conn
+// handler given to ListenPair or DialPair answers the requests the peer starts (Message.Conn
 // says which connection). It is safe for many goroutines at once.
 //
 // Limits: a handler that calls its own connection's Request while the peer's handler calls back
@@ -117,7 +117,7 @@ func newConn(name string, port *mach.ReceiveRight, reg *bootstrap.Registration, 
 	peer mach.AuditToken, handler Handler, opts *PairOptions) *Conn {
 	c := &Conn{remote: remote, peer: peer, localName: name, done: make(chan struct{}),
 		closing: make(chan struct{}), closed: make(chan struct{})}
-	h := HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+	h := HandlerFunc(func(ctx context.Context, req *Message) ([]byte, error) {
 		req.Conn = c
 		return handler.ServeMessage(ctx, req)
 	})
@@ -203,7 +203,7 @@ func (c *Conn) Close() error {
 }
 
 // PairListener serves a name and accepts two-way connections on it. Plain CFMessagePort
-// requests to the name (any msgid but PairMsgID) go to the handler too, with Request.Conn nil.
+// requests to the name (any msgid but PairMsgID) go to the handler too, with Message.Conn nil.
 type PairListener struct {
 	name    string
 	srv     *Server // set once serving has started: only Close uses it
@@ -312,7 +312,7 @@ func (l *PairListener) offer(c *Conn) bool {
 }
 
 // serve answers the listener's requests: names handshakes, and plain requests for the handler.
-func (l *PairListener) serve(ctx context.Context, req *Request) ([]byte, error) {
+func (l *PairListener) serve(ctx context.Context, req *Message) ([]byte, error) {
 	if req.MsgID != PairMsgID {
 		return l.handler.ServeMessage(ctx, req)
 	}
@@ -439,7 +439,7 @@ func (l *PairListener) fastConn(m *mach.Message) (*Conn, *mach.ReceiveRight, err
 // and opts allow it, else the names handshake. handler answers the requests the service starts;
 // a nil one is refused with ErrNilHandler. The service may start one as soon as the connection
 // exists, so handler can run before DialPair returns: it must not wait for DialPair's result
-// (Request.Conn gives it the connection).
+// (Message.Conn gives it the connection).
 func DialPair(ctx context.Context, name string, handler Handler, opts *PairOptions) (*Conn, error) {
 	if handler == nil {
 		return nil, &Error{Op: "pair", Name: name, Err: ErrNilHandler}

@@ -37,7 +37,7 @@ func init() {
 // pairEcho answers the echo service's message ids, and for msgPairStart starts requests back to
 // the sender of its own, reporting the outcome with msgPairDone.
 func pairEcho(done func(conn *cfmessageport.Conn, result string)) cfmessageport.Handler {
-	return cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	return cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		switch req.MsgID {
 		case msgPairStart:
 			n, _ := strconv.Atoi(string(req.Data))
@@ -304,7 +304,7 @@ func TestPairInjectionDropped(t *testing.T) {
 	name := uniqueName(t)
 	startChild(t, "pairserve", name)
 	var seen atomic.Int64
-	h := cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	h := cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		seen.Add(1)
 		return req.Data, nil
 	})
@@ -427,7 +427,7 @@ func TestPairReplyNamingNoService(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	bogus := uniqueName(t) + ".nobody"
-	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Message) ([]byte, error) {
 		return []byte(bogus), nil
 	}), nil)
 	_, err := cfmessageport.DialPair(ctx, srv.Name(), echo, &cfmessageport.PairOptions{NamesOnly: true})

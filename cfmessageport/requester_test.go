@@ -55,7 +55,7 @@ func TestHandlerContextEndsWithItsRequester(t *testing.T) {
 			ctx := ctxTimeout(t, 20*time.Second)
 			started := make(chan struct{}, 1)
 			causes := make(chan error, 1)
-			srv := listen(t, cfmessageport.HandlerFunc(func(hctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+			srv := listen(t, cfmessageport.HandlerFunc(func(hctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 				if string(req.Data) != "wait" {
 					return req.Data, nil
 				}
@@ -89,7 +89,7 @@ func TestHandlerContextEndsWithItsRequester(t *testing.T) {
 func TestHandlerContextWatchIsReleased(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 20*time.Second)
-	srv := listen(t, cfmessageport.HandlerFunc(func(hctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(hctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		if string(req.Data) == "look" {
 			select {
 			case <-hctx.Done():

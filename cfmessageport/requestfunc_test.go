@@ -61,7 +61,7 @@ func TestOutOfLineRepliesReleaseTheirMemory(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 60*time.Second)
 	reply := bytes.Repeat([]byte("r"), 64<<10)
-	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
 		time.Sleep(time.Duration(req.Data[0]) * 100 * time.Microsecond)
 		return reply, nil
 	}), &cfmessageport.ServerOptions{Concurrency: 8})

@@ -15,8 +15,9 @@ import (
 	"github.com/machport/machport/mach"
 )
 
-// Request is one request a Server hands its handler.
-type Request struct {
+// Message is one request (or one-way message) a Server hands its handler. (It was called
+// Request, which is also the name of Remote's method that sends one.)
+type Message struct {
 	// MsgID is the caller's message id.
 	MsgID int32
 	// Data is the payload, empty (never nil) when none came. It is valid only during the call;
@@ -37,14 +38,14 @@ type Request struct {
 // reply, when its requester goes away (ErrRequesterGone): the process exited or dropped its
 // reply port.
 type Handler interface {
-	ServeMessage(ctx context.Context, req *Request) ([]byte, error)
+	ServeMessage(ctx context.Context, req *Message) ([]byte, error)
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
+type HandlerFunc func(ctx context.Context, req *Message) ([]byte, error)
 
 // ServeMessage calls f.
-func (f HandlerFunc) ServeMessage(ctx context.Context, req *Request) ([]byte, error) {
+func (f HandlerFunc) ServeMessage(ctx context.Context, req *Message) ([]byte, error) {
 	return f(ctx, req)
 }
 
@@ -301,7 +302,7 @@ func (s *Server) handle(m *mach.Message, p Packet) {
 	default:
 		_ = rt.Close() // a peer gave a send right to reply on: CF answers only send-once rights
 	}
-	req := &Request{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
+	req := &Message{MsgID: p.MsgID, Data: p.Data, OneWay: reply == nil, Sender: m.Trailer.Audit}
 	var ctx context.Context = s.baseCtx
 	var rc *requestContext
 	if reply != nil {
@@ -390,7 +391,7 @@ func requestRegion(req *mach.Message, data []byte) *mach.Region {
 
 // call runs the handler with a context that Close cancels, recovers a panic, and logs a
 // failure: the requester gets CF's "no data" reply either way.
-func (s *Server) call(ctx context.Context, req *Request) (data []byte, err error) {
+func (s *Server) call(ctx context.Context, req *Message) (data []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			data, err = nil, fmt.Errorf("%w: %v", ErrHandlerPanicked, r)

@@ -68,7 +68,7 @@ func TestHandlerFailuresAreLogged(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	logs := &recordingHandler{}
-	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
 		switch string(req.Data) {
 		case "fail":
 			return []byte("ignored"), errors.New("the handler failed")
@@ -108,7 +108,7 @@ func TestErrorLogDefaultsToSlogDefault(t *testing.T) {
 	slog.SetDefault(slog.New(logs))
 	t.Cleanup(func() { slog.SetDefault(prev) })
 	ctx := ctxTimeout(t, 10*time.Second)
-	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Message) ([]byte, error) {
 		return nil, errors.New("logged by default")
 	}), nil)
 	_, err := dial(t, ctx, srv.Name()).Request(ctx, 1, nil)
@@ -123,7 +123,7 @@ func TestCloseCancelsHandlers(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	started := make(chan struct{}, 1)
 	var sawErr error
-	srv, err := cfmessageport.Listen(uniqueName(t), cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv, err := cfmessageport.Listen(uniqueName(t), cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		started <- struct{}{}
 		<-ctx.Done() // a slow handler that honours its context
 		sawErr = ctx.Err()
@@ -170,7 +170,7 @@ func TestShutdown(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	release := make(chan struct{})
 	started := make(chan struct{}, 4)
-	srv, err := cfmessageport.Listen(uniqueName(t), cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv, err := cfmessageport.Listen(uniqueName(t), cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 		started <- struct{}{}
 		<-release
 		return req.Data, nil

@@ -78,7 +78,7 @@ func TestStalledPeerDoesNotStopServer(t *testing.T) {
 	ctx := ctxTimeout(t, 60*time.Second)
 	const msgLarge = 100 // answered out of line, from a region the server sends with deallocate
 	large := bytes.Repeat([]byte("L"), 64<<10)
-	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Request) ([]byte, error) {
+	srv := listen(t, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
 		if req.MsgID == msgLarge {
 			return large, nil
 		}

@@ -427,7 +427,7 @@ func benchServer(ctx context.Context, o *output) error {
 	}()
 
 	srv, err := cfmessageport.Listen(ready.CF, cfmessageport.HandlerFunc(
-		func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) { return req.Data, nil }), nil)
+		func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) { return req.Data, nil }), nil)
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 				return err
 			}
 		} else {
-			handler := cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Request) ([]byte, error) {
+			handler := cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 				logRequest(requestEvent{PID: req.Sender.PID(), UID: req.Sender.EUID(), MsgID: req.MsgID,
 					Bytes: len(req.Data), OutOfLine: !cfmessageport.Inline(len(req.Data)), OneWay: req.OneWay})
 				return req.Data, nil
