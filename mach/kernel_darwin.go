@@ -13,6 +13,3 @@ func init() {
 	}
 	sys = newDarwinKernel(darwin.TaskSelf())
 }
-
-// namesPerThread: a thread port, and a MIG reply port (see NamesPerThread).
-const namesPerThread = 2

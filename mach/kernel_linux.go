@@ -259,6 +259,3 @@ func (linuxKernel) vmAllocate(size int) (uintptr, int32) { return emu.VMAllocate
 func (linuxKernel) vmDeallocate(addr uintptr, size int) int32 {
 	return emu.VMDeallocate(addr, size)
 }
-
-// namesPerThread: the emulation gives threads no port names (see NamesPerThread).
-const namesPerThread = 0

@@ -11,6 +11,3 @@ import (
 func init() {
 	sysErr = fmt.Errorf("no Mach kernel on %s (the Linux emulation is not built yet): %w", runtime.GOOS, errors.ErrUnsupported)
 }
-
-// namesPerThread: there is no IPC space here (see NamesPerThread).
-const namesPerThread = 0

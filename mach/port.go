@@ -239,13 +239,6 @@ type NameInfo struct {
 	Type PortType
 }
 
-// NamesPerThread is how many names an OS thread of this process may hold in the IPC space of
-// its own: on macOS its thread port and, once it has made a MIG call (Names is one), a MIG reply
-// port; the Linux emulation gives threads none. A leak check that compares Names before and
-// after allows this many for each thread created meanwhile, and lists both times from the same
-// thread.
-const NamesPerThread = namesPerThread
-
 // Names lists every name in this task's IPC space (mach_port_names), for leak checks.
 func Names() ([]NameInfo, error) {
 	const op = "mach_port_names"

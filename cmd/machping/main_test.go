@@ -20,7 +20,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/internal/testproc"
-	"github.com/machport/machport/mach"
+	"github.com/machport/machport/internal/threadnames"
 	"github.com/stretchr/testify/require"
 )
 
@@ -210,7 +210,7 @@ func TestSelfTest(t *testing.T) {
 	require.False(t, doc.Pings[0].OutOfLine)
 	require.Equal(t, 3, doc.Pings[1].Received)
 	require.True(t, doc.Pings[1].OutOfLine)
-	if mach.NamesPerThread == 0 { // elsewhere new threads add names of their own
+	if threadnames.PerThread == 0 { // elsewhere new threads add names of their own
 		require.LessOrEqual(t, doc.PortNamesAfter, doc.PortNamesBefore)
 	}
 }

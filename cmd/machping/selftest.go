@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/threadnames"
 	"github.com/machport/machport/mach"
 	"github.com/machport/machport/sandboxcheck"
 )
@@ -99,7 +100,7 @@ func (d diagnosis) Error() string { return d.Message }
 func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
 	o.printf("machping %s self-test on %s/%s (%s)\n", version, doc.OS, doc.Arch, doc.IPC)
 	// Both listings of port names from one thread, whose own names are then the same in both
-	// (see mach.NamesPerThread).
+	// (see threadnames.PerThread).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	before, err := mach.Names()
@@ -162,7 +163,7 @@ func selftest(ctx context.Context, o *output, doc *selftestDoc) error {
 	}
 	doc.PortNamesAfter = len(after)
 	o.printf("port names held by this process: %d before, %d after\n", doc.PortNamesBefore, doc.PortNamesAfter)
-	if leaked := doc.PortNamesAfter - doc.PortNamesBefore - mach.NamesPerThread*(threadCount()-threadsBefore); leaked > 0 {
+	if leaked := doc.PortNamesAfter - doc.PortNamesBefore - threadnames.PerThread*(threadCount()-threadsBefore); leaked > 0 {
 		return fmt.Errorf("%d port names leaked", leaked)
 	}
 	return nil

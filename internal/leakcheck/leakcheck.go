@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machport/machport/internal/threadnames"
 	"github.com/machport/machport/mach"
 )
 
@@ -53,7 +54,7 @@ func threads() int { return pprof.Lookup("threadcreate").Count() }
 // Check records the fd, port-name and goroutine counts now and fails the test at cleanup unless
 // they have come back within a few seconds (background goroutines may still be closing what they
 // own). Register it before the test's other cleanups, which run first.
-// Threads may hold port names of their own (mach.NamesPerThread: on macOS a thread port and a
+// Threads may hold port names of their own (threadnames.PerThread: on macOS a thread port and a
 // MIG reply port): the test's goroutine stays on one OS thread from here to the cleanup, so both
 // counts come from the same thread, and each thread created meanwhile is allowed its names.
 func Check(t *testing.T) {
@@ -66,7 +67,7 @@ func Check(t *testing.T) {
 		var gotFDs, gotNames, gotGs int
 		for range 300 {
 			gotFDs, gotNames, gotGs = FDs(t), Names(t), runtime.NumGoroutine()
-			allowed := names + mach.NamesPerThread*(threads()-th)
+			allowed := names + threadnames.PerThread*(threads()-th)
 			if gotFDs <= fds && gotNames <= allowed && gotGs <= gs {
 				return
 			}

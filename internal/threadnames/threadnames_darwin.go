@@ -1,0 +1,6 @@
+//go:build darwin && !ios
+
+package threadnames
+
+// PerThread is the names each thread holds: a thread port and a MIG reply port.
+const PerThread = 2
