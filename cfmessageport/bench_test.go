@@ -7,6 +7,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
@@ -47,7 +48,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				out := &mach.Message{Remote: mach.CopySendOf(service), Local: mach.MakeSendOnceOf(reply), ID: 1}
-				if size > cfmessageport.InlineLimit {
+				if size > wire.InlineLimit {
 					out.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Data: data, Copy: mach.VirtualCopy}}
 				} else {
 					out.Body = data

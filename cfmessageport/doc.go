@@ -30,9 +30,9 @@
 // where it arrived, without copying it (over the Linux emulation, a 16 MiB round trip took
 // 0.46x as long as with Request).
 //
-// The codec is public: Packet.Encode lays out a request or reply as CF does (inline up to 4000
-// bytes, out-of-line above), and Decode validates a received message with CF's own rules,
-// returning a *CorruptError for a message CF would drop.
+// The codec is public, in package cfmessageport/wire: Packet.Encode lays out a request or reply
+// as CF does (inline up to 4000 bytes, out-of-line above), and Decode validates a received
+// message with CF's own rules, returning a *CorruptError for a message CF would drop.
 //
 // # Two-way connections
 //

@@ -11,7 +11,6 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
-	"github.com/machport/machport/mach"
 )
 
 // A service and a client of it: Listen serves a name with a handler, Dial looks it up, and
@@ -65,29 +64,6 @@ func ExampleDial() {
 	_, err := cfmessageport.Dial(context.Background(), fmt.Sprintf("com.example.nobody.%d", os.Getpid()))
 	fmt.Println(errors.Is(err, bootstrap.ErrUnknownService))
 	// Output: true
-}
-
-// A request is laid out as CF lays it out, and decodes back; a reply to it carries the negated
-// conversation id.
-func ExamplePacket_Encode() {
-	req := cfmessageport.Packet{MsgID: 7, ConvID: 1, Data: []byte("hello")}
-	var m mach.Message
-	if err := req.Encode(&m, mach.Port{Name: 0x1103, Disposition: mach.CopySend}, mach.Port{Name: 0x1207, Disposition: mach.MakeSendOnce}); err != nil {
-		panic(err)
-	}
-	wire, _ := m.Append(nil)
-	fmt.Printf("%d bytes, msgh_bits %#x\n", len(wire), uint32(m.Bits()))
-
-	received, _ := mach.Decode(wire)
-	got, err := cfmessageport.Decode(received, false)
-	fmt.Printf("msgid %d, convid %d, %q, %v\n", got.MsgID, got.ConvID, got.Data, err)
-
-	_, err = cfmessageport.Decode(received, true) // as a reply it is corrupt: its convid is positive
-	fmt.Println(err)
-	// Output:
-	// 68 bytes, msgh_bits 0x1513
-	// msgid 7, convid 1, "hello", <nil>
-	// cfmessageport: corrupt message: a reply with conversation id 1
 }
 
 // A two-way connection: the client calls the server, and the server calls the client on the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/internal/emu"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/mach"
@@ -91,7 +92,7 @@ func (d *datagram) encode() []byte {
 // ool is set.
 func cfBody(t *testing.T, data []byte) []byte {
 	var m mach.Message
-	require.NoError(t, (&cfmessageport.Packet{MsgID: 1, ConvID: 99, Data: data}).Encode(&m, mach.Port{}, mach.Port{}))
+	require.NoError(t, (&wire.Packet{MsgID: 1, ConvID: 99, Data: data}).Encode(&m, mach.Port{}, mach.Port{}))
 	return m.Body
 }
 
@@ -164,7 +165,7 @@ func hostileCases() []hostileCase {
 	oolHeader := func(t *testing.T, size int) *datagram {
 		// CF's out-of-line request: the header with byteslen, and one memory descriptor.
 		var m mach.Message
-		require.NoError(t, (&cfmessageport.Packet{MsgID: 1, ConvID: 99, Data: make([]byte, size)}).Encode(&m, mach.Port{}, mach.Port{}))
+		require.NoError(t, (&wire.Packet{MsgID: 1, ConvID: 99, Data: make([]byte, size)}).Encode(&m, mach.Port{}, mach.Port{}))
 		return request(m.Body)
 	}
 	with := func(f func(t *testing.T, fds *hostileFDs, d *datagram)) func(t *testing.T, fds *hostileFDs) []byte {

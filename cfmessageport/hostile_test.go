@@ -10,6 +10,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
@@ -39,7 +40,7 @@ func TestServerDropsCorruptRequests(t *testing.T) {
 
 	valid := func() []byte {
 		var m mach.Message
-		p := cfmessageport.Packet{MsgID: 1, ConvID: 1, Data: []byte("12345678")}
+		p := wire.Packet{MsgID: 1, ConvID: 1, Data: []byte("12345678")}
 		require.NoError(t, p.Encode(&m, mach.Port{}, mach.Port{}))
 		return m.Body
 	}
@@ -61,7 +62,7 @@ func TestServerDropsCorruptRequests(t *testing.T) {
 			&mach.OOLDescriptor{Data: make([]byte, 5000)}}},
 	}
 	for name, m := range corrupt {
-		m.Remote, m.Local, m.ID = mach.CopySendOf(service), mach.MakeSendOnceOf(reply), cfmessageport.MsgID
+		m.Remote, m.Local, m.ID = mach.CopySendOf(service), mach.MakeSendOnceOf(reply), wire.MsgID
 		require.NoError(t, mach.Send(ctx, m), name)
 		var got mach.Message
 		require.NoError(t, mach.Receive(ctx, reply, &got), name)
@@ -124,7 +125,7 @@ func TestServerReleasesSendRightReplyPorts(t *testing.T) {
 	service, reply := rawPeer(t, ctx, srv.Name())
 	for range 5 {
 		var m mach.Message
-		p := cfmessageport.Packet{MsgID: msgEcho, ConvID: 1, Data: []byte("x")}
+		p := wire.Packet{MsgID: msgEcho, ConvID: 1, Data: []byte("x")}
 		require.NoError(t, p.Encode(&m, mach.CopySendOf(service), mach.MakeSendOf(reply)))
 		require.NoError(t, mach.Send(ctx, &m))
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
@@ -51,7 +52,7 @@ func TestOutOfLineReplyDeallocates(t *testing.T) {
 	defer so.Close()
 	data := make([]byte, 5000)
 	data[4999] = 9
-	m, region, err := encodeReply(Packet{MsgID: 3, ConvID: -1, Data: data}, so)
+	m, region, err := encodeReply(wire.Packet{MsgID: 3, ConvID: -1, Data: data}, so)
 	require.NoError(t, err)
 	defer region.Close()
 	b, err := m.Append(nil)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/internal/testproc"
 	"github.com/machport/machport/mach"
@@ -285,19 +286,19 @@ func TestKilledServerEndsReceivingRequestWithoutDeadline(t *testing.T) {
 
 // receivedOOLReply sends this process an out-of-line reply of conversation conv and receives
 // it, as a leader would: the message still holds the mapped memory.
-func receivedOOLReply(t *testing.T, conv int32) (*mach.Message, Packet) {
+func receivedOOLReply(t *testing.T, conv int32) (*mach.Message, wire.Packet) {
 	t.Helper()
 	port, send, err := mach.NewPortWithSendRight(mach.PortOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { send.Close(); port.Close() })
 	ctx := testproc.Context(t, 5*time.Second)
 	var out mach.Message
-	pk := Packet{MsgID: 1, ConvID: -conv, Data: bytes.Repeat([]byte("o"), 8000)}
+	pk := wire.Packet{MsgID: 1, ConvID: -conv, Data: bytes.Repeat([]byte("o"), 8000)}
 	require.NoError(t, pk.Encode(&out, mach.CopySendOf(send), mach.Port{}))
 	require.NoError(t, mach.Send(ctx, &out))
 	m := &mach.Message{}
 	require.NoError(t, mach.Receive(ctx, port, m))
-	p, err := Decode(m, true)
+	p, err := wire.Decode(m, true)
 	require.NoError(t, err)
 	require.Len(t, m.Descriptors, 1, "out of line")
 	return m, p

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
@@ -568,7 +569,7 @@ func pairRequest(ctx context.Context, service *mach.SendRight, localName string)
 		reply.Close()
 	}()
 	var m mach.Message
-	hello := Packet{MsgID: PairMsgID, ConvID: 1, Data: []byte(localName)}
+	hello := wire.Packet{MsgID: PairMsgID, ConvID: 1, Data: []byte(localName)}
 	if err := hello.Encode(&m, mach.CopySendOf(service), mach.MakeSendOnceOf(reply)); err != nil {
 		return "", mach.AuditToken{}, err
 	}
@@ -584,7 +585,7 @@ func pairRequest(ctx context.Context, service *mach.SendRight, localName string)
 			in.Destroy()
 			return "", mach.AuditToken{}, ErrPairRefused // the service destroyed the request
 		}
-		p, err := Decode(&in, true)
+		p, err := wire.Decode(&in, true)
 		if err != nil || p.ConvID != -1 {
 			in.Destroy()
 			continue // not the reply; CF drops it too

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
@@ -217,7 +218,7 @@ type reply struct {
 }
 
 // takeReply takes the data of p, decoded from m, out of m before m is destroyed or reused.
-func takeReply(m *mach.Message, p Packet) reply {
+func takeReply(m *mach.Message, p wire.Packet) reply {
 	if len(m.Descriptors) == 1 {
 		if region, err := m.TakeRegion(0); err == nil {
 			return reply{data: p.Data, region: region} // p.Data lies in region's memory
@@ -276,7 +277,7 @@ func (r *Remote) request(ctx context.Context, msgid int32, data []byte) (reply, 
 	if err != nil {
 		return reply{}, err
 	}
-	if err := r.send(ctx, op, Packet{MsgID: msgid, ConvID: conv, Data: data}, true); err != nil {
+	if err := r.send(ctx, op, wire.Packet{MsgID: msgid, ConvID: conv, Data: data}, true); err != nil {
 		r.abandon(conv, w)
 		return reply{}, err
 	}
@@ -377,7 +378,7 @@ func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) (re
 			_ = m.Destroy()
 			continue
 		}
-		p, err := Decode(m, true)
+		p, err := wire.Decode(m, true)
 		if err != nil {
 			_ = m.Destroy() // corrupt: dropped
 			continue
@@ -394,7 +395,7 @@ func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) (re
 
 // deliver moves the reply p, decoded from m, to the requester waiting for conversation conv, if
 // one does; an out-of-line reply's memory moves with it, not copied.
-func (r *Remote) deliver(conv int32, m *mach.Message, p Packet) {
+func (r *Remote) deliver(conv int32, m *mach.Message, p wire.Packet) {
 	r.mu.Lock()
 	w := r.pending[conv]
 	delete(r.pending, conv)
@@ -470,7 +471,7 @@ func (r *Remote) Send(ctx context.Context, msgid int32, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return r.send(ctx, "send", Packet{MsgID: msgid, ConvID: conv, Data: data}, false)
+	return r.send(ctx, "send", wire.Packet{MsgID: msgid, ConvID: conv, Data: data}, false)
 }
 
 var (
@@ -509,9 +510,9 @@ func (r *Remote) begin(op string, w *waiter) (int32, error) {
 	return conv, nil
 }
 
-func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) error {
-	if len(p.Data) > MaxPayload {
-		return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: ErrTooLarge}
+func (r *Remote) send(ctx context.Context, op string, p wire.Packet, wantReply bool) error {
+	if len(p.Data) > wire.MaxPayload {
+		return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: wire.ErrTooLarge}
 	}
 	var local mach.Port
 	if wantReply {
@@ -520,7 +521,7 @@ func (r *Remote) send(ctx context.Context, op string, p Packet, wantReply bool) 
 	m := getOutMessage()
 	defer putOutMessage(m)
 	for {
-		if err := p.encodeInto(m, mach.CopySendOf(r.service), local); err != nil {
+		if err := p.EncodeInto(m, mach.CopySendOf(r.service), local); err != nil {
 			return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: err}
 		}
 		// A send to a full queue blocks; without a deadline it is made in slices, so that

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
@@ -247,7 +248,7 @@ func (s *Server) serve() {
 			s.raw(m)
 			continue
 		}
-		p, err := Decode(m, false)
+		p, err := wire.Decode(m, false)
 		if err != nil {
 			// CF's rule: destroy it (a carried reply right too, so its sender learns) and go on.
 			s.dropMessage(m, "not a CFMessagePort message", err)
@@ -288,12 +289,12 @@ func (s *Server) dropMessage(m *mach.Message, why string, err error) {
 var receiveOptions = mach.ReceiveOptions{BufferSize: maxInlineMessage + receiveTrailerRoom, Exact: true}
 
 const (
-	maxInlineMessage   = fixedSize + InlineLimit // 4060 bytes, the most a valid inline message has
-	receiveTrailerRoom = 68                      // MAX_TRAILER_SIZE, which Receive asks room for
+	maxInlineMessage   = wire.HeaderSize + wire.InlineLimit // 4060 bytes, the most a valid inline message has
+	receiveTrailerRoom = 68                                 // MAX_TRAILER_SIZE, which Receive asks room for
 )
 
 // handle runs the handler and replies on the request's send-once right, if it has one.
-func (s *Server) handle(m *mach.Message, p Packet) {
+func (s *Server) handle(m *mach.Message, p wire.Packet) {
 	var reply *mach.SendOnceRight
 	switch rt := m.TakeRemote().(type) {
 	case *mach.SendOnceRight:
@@ -318,7 +319,7 @@ func (s *Server) handle(m *mach.Message, p Packet) {
 	if reply == nil {
 		return
 	}
-	out := Packet{MsgID: p.MsgID, ConvID: -p.ConvID, Data: data, NoData: data == nil || err != nil}
+	out := wire.Packet{MsgID: p.MsgID, ConvID: -p.ConvID, Data: data, NoData: data == nil || err != nil}
 	if out.NoData {
 		out.Data = nil
 	}
@@ -341,7 +342,7 @@ func (s *Server) handle(m *mach.Message, p Packet) {
 
 // encodeReply lays a reply out as CF's server sends it: an out-of-line payload travels in memory
 // the kernel takes from the server (deallocate set), here a region the data is copied into.
-func encodeReply(out Packet, reply *mach.SendOnceRight) (*mach.Message, *mach.Region, error) {
+func encodeReply(out wire.Packet, reply *mach.SendOnceRight) (*mach.Message, *mach.Region, error) {
 	return encodeReplyFrom(out, reply, nil)
 }
 
@@ -349,9 +350,9 @@ func encodeReply(out Packet, reply *mach.SendOnceRight) (*mach.Message, *mach.Re
 // out-of-line memory of req (a handler that returns req.Data, such as an echo), that region
 // itself is sent with deallocate set, as the kernel takes it, instead of a copy of it. The
 // region is then no longer req's.
-func encodeReplyFrom(out Packet, reply *mach.SendOnceRight, req *mach.Message) (*mach.Message, *mach.Region, error) {
+func encodeReplyFrom(out wire.Packet, reply *mach.SendOnceRight, req *mach.Message) (*mach.Message, *mach.Region, error) {
 	rm := getOutMessage()
-	if err := out.encodeInto(rm, mach.MoveSendOnceOf(reply), mach.Port{}); err != nil {
+	if err := out.EncodeInto(rm, mach.MoveSendOnceOf(reply), mach.Port{}); err != nil {
 		return nil, nil, err
 	}
 	if len(rm.Descriptors) == 0 {

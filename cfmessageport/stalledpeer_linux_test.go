@@ -13,6 +13,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/internal/emu"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/internal/testproc"
@@ -56,11 +57,11 @@ func runStalledPeer(name string) error {
 			return err
 		}
 		var m mach.Message
-		p := cfmessageport.Packet{MsgID: int32(id), ConvID: conv, Data: []byte("stalled")}
+		p := wire.Packet{MsgID: int32(id), ConvID: conv, Data: []byte("stalled")}
 		if err := p.Encode(&m, mach.Port{}, mach.Port{}); err != nil {
 			return err
 		}
-		if kr := emu.SendWithReplyFD(uint32(service.Name()), cfmessageport.MsgID, m.Body, full); kr != 0 {
+		if kr := emu.SendWithReplyFD(uint32(service.Name()), wire.MsgID, m.Body, full); kr != 0 {
 			return fmt.Errorf("send: %#x", kr)
 		}
 		fmt.Println("sent")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
@@ -143,8 +144,8 @@ func parseSizes(s string) ([]int, error) {
 	var sizes []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 0 || n > cfmessageport.MaxPayload {
-			return nil, fmt.Errorf("%q is not a size between 0 and %d", f, cfmessageport.MaxPayload)
+		if err != nil || n < 0 || n > wire.MaxPayload {
+			return nil, fmt.Errorf("%q is not a size between 0 and %d", f, wire.MaxPayload)
 		}
 		sizes = append(sizes, n)
 	}
@@ -232,7 +233,7 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 				return fmt.Errorf("%s, %d bytes: %w", t, size, err)
 			}
 			r.Transport, r.Size = t, size
-			r.OutOfLine = t != transportUnix && !cfmessageport.Inline(size)
+			r.OutOfLine = t != transportUnix && !wire.Inline(size)
 			if t == transportUnix {
 				unixP50 = r.P50Ms
 			} else if unixP50 > 0 {
@@ -347,7 +348,7 @@ func serveUnixEcho(l net.Listener) {
 					return
 				}
 				n := int(binary.LittleEndian.Uint32(hdr[:]))
-				if n > cfmessageport.MaxPayload {
+				if n > wire.MaxPayload {
 					return
 				}
 				if cap(buf) < 4+n {

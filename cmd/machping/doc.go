@@ -124,7 +124,7 @@
 // framing: a request is any Mach message that carries a send-once reply right; the reply goes
 // to that right with the request's msgh_id and data, inline when the request was inline and
 // out-of-line when it was out-of-line. Clients put payloads above 4000 bytes
-// (cfmessageport.InlineLimit) out-of-line, as CF does, so that raw and CF measurements compare
+// (wire.InlineLimit) out-of-line, as CF does, so that raw and CF measurements compare
 // like with like. A message without a reply right is logged as one-way and destroyed. The
 // client learns of the server's death from a dead-name notification on its reply port. Mach
 // pads inline data to a multiple of 4 bytes, so a raw server sees (and logs) the padded size.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
@@ -127,8 +128,8 @@ func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int 
 			return o.usageError("ping needs exactly one NAME, got %d arguments", len(args))
 		case *count < 0:
 			return o.usageError("-c must not be negative")
-		case *size < 0 || *size > cfmessageport.MaxPayload:
-			return o.usageError("-s must be between 0 and %d", cfmessageport.MaxPayload)
+		case *size < 0 || *size > wire.MaxPayload:
+			return o.usageError("-s must be between 0 and %d", wire.MaxPayload)
 		case *timeout <= 0:
 			return o.usageError("-W must be positive")
 		case *pid < 0:
@@ -186,7 +187,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		protocol = "raw"
 	}
 	doc := pingDoc{header: newHeader("ping"), Name: p.name, PID: p.pid, Protocol: protocol, Size: p.size,
-		OutOfLine: !cfmessageport.Inline(p.size), Replies: []pingReply{}}
+		OutOfLine: !wire.Inline(p.size), Replies: []pingReply{}}
 	// The look-up gets at least 5 s: -W is about replies, and a slow launchd is not a lost reply.
 	lookCtx, cancel := context.WithTimeout(ctx, max(p.timeout, 5*time.Second))
 	client, err := dialPinger(lookCtx, p.name, p.pid, p.raw)

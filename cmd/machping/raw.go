@@ -7,13 +7,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
 // The raw echo protocol: a request is any Mach message with a send-once reply right; the reply
 // carries the request's msgh_id and data back, inline when the request was inline and
-// out-of-line when it was out-of-line. Clients put payloads above cfmessageport.InlineLimit
+// out-of-line when it was out-of-line. Clients put payloads above wire.InlineLimit
 // out-of-line, as CF does, so that raw and CF measurements compare like with like.
 
 // rawRequest is what the raw server tells its logger about a request.
@@ -141,7 +141,7 @@ func newRawClient(service *mach.SendRight) (*rawClient, error) {
 func (c *rawClient) request(ctx context.Context, id int32, data []byte) ([]byte, error) {
 	_ = c.in.Destroy()
 	out := &mach.Message{Remote: mach.CopySendOf(c.service), Local: mach.MakeSendOnceOf(c.reply), ID: id}
-	if cfmessageport.Inline(len(data)) {
+	if wire.Inline(len(data)) {
 		out.Body = data
 	} else {
 		out.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Data: data, Copy: mach.VirtualCopy}}

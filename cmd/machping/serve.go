@@ -10,6 +10,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
@@ -133,7 +134,7 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		} else {
 			handler := cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
 				logRequest(requestEvent{PID: req.Sender.PID(), UID: req.Sender.EUID(), MsgID: req.MsgID,
-					Bytes: len(req.Data), OutOfLine: !cfmessageport.Inline(len(req.Data)), OneWay: req.OneWay})
+					Bytes: len(req.Data), OutOfLine: !wire.Inline(len(req.Data)), OneWay: req.OneWay})
 				return req.Data, nil
 			})
 			srv, err := cfmessageport.Listen(name, handler, &cfmessageport.ServerOptions{PerPID: *perPID,

@@ -1,4 +1,4 @@
-package cfmessageport_test
+package wire_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
@@ -36,33 +36,33 @@ func unhex(t *testing.T, s string) []byte {
 func TestEncodeGolden(t *testing.T) {
 	cases := []struct {
 		name          string
-		packet        cfmessageport.Packet
+		packet        wire.Packet
 		remote, local mach.Port
 		want          string
 	}{
-		{name: "inline request", packet: cfmessageport.Packet{MsgID: 7, ConvID: 1, Data: []byte("hello")},
+		{name: "inline request", packet: wire.Packet{MsgID: 7, ConvID: 1, Data: []byte("hello")},
 			remote: requestRemote, local: requestLocal, want: `
 			13150000 44000000 03110000 07120000 00000000 706d6663
 			00000000 00000000 00000000 00000000 00000000
 			f8f4f2f0 07000000 01000000 05000000
 			68656c6c 6f000000`},
-		{name: "one-way request", packet: cfmessageport.Packet{MsgID: -2, ConvID: 3, Data: []byte("12345678")},
+		{name: "one-way request", packet: wire.Packet{MsgID: -2, ConvID: 3, Data: []byte("12345678")},
 			remote: requestRemote, want: `
 			13000000 44000000 03110000 00000000 00000000 706d6663
 			00000000 00000000 00000000 00000000 00000000
 			f8f4f2f0 feffffff 03000000 08000000
 			31323334 35363738`},
-		{name: "empty request", packet: cfmessageport.Packet{MsgID: 1, ConvID: 2, Data: []byte{}},
+		{name: "empty request", packet: wire.Packet{MsgID: 1, ConvID: 2, Data: []byte{}},
 			remote: requestRemote, local: requestLocal, want: `
 			13150000 3c000000 03110000 07120000 00000000 706d6663
 			00000000 00000000 00000000 00000000 00000000
 			f8f4f2f0 01000000 02000000 00000000`},
-		{name: "reply with no data", packet: cfmessageport.Packet{MsgID: 7, ConvID: -1, NoData: true},
+		{name: "reply with no data", packet: wire.Packet{MsgID: 7, ConvID: -1, NoData: true},
 			remote: replyRemote, want: `
 			12000000 3c000000 03230000 00000000 00000000 706d6663
 			00000000 00000000 00000000 00000000 00000000
 			f8f4f2f0 07000000 ffffffff ffffffff`},
-		{name: "inline reply", packet: cfmessageport.Packet{MsgID: 7, ConvID: -1, Data: []byte("world!!!?")},
+		{name: "inline reply", packet: wire.Packet{MsgID: 7, ConvID: -1, Data: []byte("world!!!?")},
 			remote: replyRemote, want: `
 			12000000 4c000000 03230000 00000000 00000000 706d6663
 			00000000 00000000 00000000 00000000 00000000
@@ -83,7 +83,7 @@ func TestEncodeGolden(t *testing.T) {
 // 4000 bytes is the last inline size; 4001 goes out-of-line with the inner header inline.
 func TestEncodeInlineLimit(t *testing.T) {
 	var m mach.Message
-	p := cfmessageport.Packet{MsgID: 9, ConvID: 4, Data: bytes.Repeat([]byte{0xab}, 4000)}
+	p := wire.Packet{MsgID: 9, ConvID: 4, Data: bytes.Repeat([]byte{0xab}, 4000)}
 	require.NoError(t, p.Encode(&m, requestRemote, requestLocal))
 	b, err := m.Append(nil)
 	require.NoError(t, err)
@@ -120,7 +120,7 @@ func TestDecodeRoundTripsAndBothMagicOrders(t *testing.T) {
 	for _, size := range []int{0, 1, 7, 8, 4000, 4001, 70000} {
 		data := bytes.Repeat([]byte{0x5a}, size)
 		for _, reply := range []bool{false, true} {
-			p := cfmessageport.Packet{MsgID: -9, ConvID: 12, Data: data}
+			p := wire.Packet{MsgID: -9, ConvID: 12, Data: data}
 			remote, local := requestRemote, requestLocal
 			if reply {
 				p.ConvID, remote, local = -12, replyRemote, mach.Port{}
@@ -130,10 +130,10 @@ func TestDecodeRoundTripsAndBothMagicOrders(t *testing.T) {
 			b, err := m.Append(nil)
 			require.NoError(t, err)
 			var ool []byte
-			if size > cfmessageport.InlineLimit {
+			if size > wire.InlineLimit {
 				ool = data
 			}
-			got, err := cfmessageport.Decode(decodeBytes(t, b, ool), reply)
+			got, err := wire.Decode(decodeBytes(t, b, ool), reply)
 			require.NoError(t, err, "size %d reply %v", size, reply)
 			require.Equal(t, p.MsgID, got.MsgID)
 			require.Equal(t, p.ConvID, got.ConvID)
@@ -141,8 +141,8 @@ func TestDecodeRoundTripsAndBothMagicOrders(t *testing.T) {
 			require.NotNil(t, got.Data)
 
 			// A big-endian sender's magic is accepted too.
-			binary.BigEndian.PutUint32(b[44:], cfmessageport.Magic)
-			_, err = cfmessageport.Decode(decodeBytes(t, b, ool), reply)
+			binary.BigEndian.PutUint32(b[44:], wire.Magic)
+			_, err = wire.Decode(decodeBytes(t, b, ool), reply)
 			require.NoError(t, err)
 		}
 	}
@@ -152,7 +152,7 @@ func TestDecodeNoDataIsEmpty(t *testing.T) {
 	b := unhex(t, `12000000 3c000000 03230000 00000000 00000000 706d6663
 		00000000 00000000 00000000 00000000 00000000
 		f8f4f2f0 07000000 ffffffff ffffffff`)
-	p, err := cfmessageport.Decode(decodeBytes(t, b, nil), true)
+	p, err := wire.Decode(decodeBytes(t, b, nil), true)
 	require.NoError(t, err)
 	require.True(t, p.NoData)
 	require.NotNil(t, p.Data)
@@ -201,37 +201,37 @@ func TestDecodeDropRules(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the mutated message does not even decode as Mach: %v", err)
 			}
-			_, err = cfmessageport.Decode(m, tc.reply)
-			require.ErrorIs(t, err, cfmessageport.ErrCorrupt)
-			var ce *cfmessageport.CorruptError
+			_, err = wire.Decode(m, tc.reply)
+			require.ErrorIs(t, err, wire.ErrCorrupt)
+			var ce *wire.CorruptError
 			require.ErrorAs(t, err, &ce)
 			require.Contains(t, ce.Rule, tc.rule)
 		})
 	}
 	// Out-of-line rules: descriptor count, descriptor type, size against byteslen.
-	ool := cfmessageport.Packet{MsgID: 1, ConvID: 1, Data: make([]byte, 5000)}
+	ool := wire.Packet{MsgID: 1, ConvID: 1, Data: make([]byte, 5000)}
 	var m mach.Message
 	require.NoError(t, ool.Encode(&m, requestRemote, requestLocal))
 	m.Size = uint32(m.EncodedSize())
 	m.Descriptors[0].(*mach.OOLDescriptor).Size = 4999
-	_, err := cfmessageport.Decode(&m, false)
+	_, err := wire.Decode(&m, false)
 	require.ErrorContains(t, err, "byteslen 5000 with 4999 bytes out-of-line")
 	m.Descriptors = append(m.Descriptors, &mach.OOLDescriptor{})
-	_, err = cfmessageport.Decode(&m, false)
+	_, err = wire.Decode(&m, false)
 	require.ErrorContains(t, err, "2 descriptors")
 	m.Descriptors = []mach.Descriptor{&mach.PortDescriptor{}}
-	_, err = cfmessageport.Decode(&m, false)
+	_, err = wire.Decode(&m, false)
 	require.ErrorContains(t, err, "not out-of-line memory")
 	// byteslen over 1.5 GiB, consistent with the descriptor's size.
-	m.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Size: cfmessageport.MaxPayload + 1}}
-	binary.LittleEndian.PutUint32(m.Body[12:], cfmessageport.MaxPayload+1)
-	_, err = cfmessageport.Decode(&m, false)
+	m.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Size: wire.MaxPayload + 1}}
+	binary.LittleEndian.PutUint32(m.Body[12:], wire.MaxPayload+1)
+	_, err = wire.Decode(&m, false)
 	require.ErrorContains(t, err, "byteslen 1610612737")
 }
 
 func FuzzDecode(f *testing.F) {
 	var m mach.Message
-	for _, p := range []cfmessageport.Packet{{MsgID: 1, ConvID: 1, Data: []byte("hello")}, {ConvID: -1, NoData: true}, {ConvID: 2, Data: make([]byte, 4001)}} {
+	for _, p := range []wire.Packet{{MsgID: 1, ConvID: 1, Data: []byte("hello")}, {ConvID: -1, NoData: true}, {ConvID: 2, Data: make([]byte, 4001)}} {
 		_ = p.Encode(&m, requestRemote, requestLocal)
 		b, _ := m.Append(nil)
 		f.Add(b, false)
@@ -242,13 +242,13 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p, err := cfmessageport.Decode(m, reply)
+		p, err := wire.Decode(m, reply)
 		if err != nil {
-			require.ErrorIs(t, err, cfmessageport.ErrCorrupt)
+			require.ErrorIs(t, err, wire.ErrCorrupt)
 			return
 		}
 		require.NotNil(t, p.Data)
-		require.LessOrEqual(t, len(p.Data), cfmessageport.MaxPayload)
+		require.LessOrEqual(t, len(p.Data), wire.MaxPayload)
 		if reply {
 			require.Negative(t, p.ConvID)
 		} else {

@@ -1,9 +1,14 @@
-package cfmessageport
+// Package wire is the CFMessagePort wire format: how CoreFoundation lays a request or a reply out
+// in a Mach message on 64-bit macOS (10.10 and later), byte for byte, and the rules its receivers
+// drop a message by. Package cfmessageport serves and calls services with it; use this package
+// to speak the protocol over mach directly, or to look at messages.
+package wire
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/machport/machport/mach"
 )
@@ -20,11 +25,15 @@ const (
 	MaxPayload = 0x60000000
 )
 
-// Layout, in bytes from the start of the Mach message: the 28-byte base, one out-of-line
-// descriptor slot (present, zero, in inline messages too), the 16-byte inner header.
+// HeaderSize is MSGP_SIZE, the smallest valid message (60 bytes): the 28-byte base, one
+// out-of-line descriptor slot (present, zero, in inline messages too) and the 16-byte inner
+// header. An inline message is at most HeaderSize + InlineLimit bytes.
+const HeaderSize = fixedSize
+
+// Layout, in bytes from the start of the Mach message.
 const (
 	innerOffset = 44               // where the inner header starts for every 64-bit sender
-	fixedSize   = innerOffset + 16 // MSGP_SIZE: the smallest valid message
+	fixedSize   = innerOffset + 16 // MSGP_SIZE
 	// In mach.Message terms: a simple message's Body starts at offset 24, so the inner header is
 	// at 20 in it; a complex message's Body starts after the descriptor, at the inner header.
 	simpleInner = innerOffset - 24
@@ -78,7 +87,44 @@ func Inline(n int) bool { return n <= InlineLimit }
 // m's earlier content is replaced; its buffers are reused.
 func (p *Packet) Encode(m *mach.Message, remote, local mach.Port) error {
 	*m = mach.Message{Body: m.Body[:0], Descriptors: m.Descriptors[:0]}
-	return p.encodeInto(m, remote, local)
+	return p.EncodeInto(m, remote, local)
+}
+
+// EncodeInto lays the packet out in m as Encode does, sizing the body once. It keeps every
+// buffer of m, including the one mach.Send encodes the message into, which Encode drops by
+// resetting the rest of the Message: a message sent again and again (see outMessages) then costs
+// no allocation. m must not be a received message.
+func (p *Packet) EncodeInto(m *mach.Message, remote, local mach.Port) error {
+	n := len(p.Data)
+	if n > MaxPayload {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+	}
+	byteslen := int32(n)
+	if p.NoData && n == 0 {
+		byteslen = -1
+	}
+	m.Remote, m.Local, m.Voucher, m.ID, m.Complex = remote, local, mach.Port{}, MsgID, false
+	m.Trailer, m.Size = mach.Trailer{}, 0
+	clear(m.Descriptors)
+	m.Descriptors = m.Descriptors[:0]
+	var inner []byte
+	if Inline(n) {
+		size := simpleInner + 16 + round8(n)
+		m.Body = slices.Grow(m.Body[:0], size)[:size]
+		clear(m.Body[:simpleInner]) // descriptor count and slot: zero
+		inner = m.Body[simpleInner:]
+		copy(inner[16:], p.Data)
+		clear(inner[16+n:]) // padding
+	} else {
+		m.Descriptors = append(m.Descriptors, &mach.OOLDescriptor{Data: p.Data, Copy: mach.VirtualCopy})
+		m.Body = slices.Grow(m.Body[:0], 16)[:16]
+		inner = m.Body
+	}
+	binary.LittleEndian.PutUint32(inner[0:], Magic)
+	binary.LittleEndian.PutUint32(inner[4:], uint32(p.MsgID))
+	binary.LittleEndian.PutUint32(inner[8:], uint32(p.ConvID))
+	binary.LittleEndian.PutUint32(inner[12:], uint32(byteslen))
+	return nil
 }
 
 // Decode validates a received message as CF's receivers do and returns its packet. A reply must

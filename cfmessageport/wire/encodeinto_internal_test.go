@@ -1,4 +1,4 @@
-package cfmessageport
+package wire
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// encodeInto lays out exactly the bytes Packet.Encode does, also when it reuses a message that
+// EncodeInto lays out exactly the bytes Packet.Encode does, also when it reuses a message that
 // carried a packet of another size or shape before (stale bytes in the reused body must not
 // show through as padding or descriptor slot).
 func TestEncodeIntoMatchesEncode(t *testing.T) {
@@ -32,8 +32,8 @@ func TestEncodeIntoMatchesEncode(t *testing.T) {
 
 			// Dirty the reused message with a full inline packet of other bytes first.
 			junk := Packet{MsgID: 9, ConvID: 9, Data: dirty}
-			require.NoError(t, junk.encodeInto(reused, mach.MakeSendOnceOf(reply), mach.Port{}))
-			require.NoError(t, p.encodeInto(reused, mach.CopySendOf(send), mach.MakeSendOnceOf(reply)))
+			require.NoError(t, junk.EncodeInto(reused, mach.MakeSendOnceOf(reply), mach.Port{}))
+			require.NoError(t, p.EncodeInto(reused, mach.CopySendOf(send), mach.MakeSendOnceOf(reply)))
 			got, err := reused.Append(nil)
 			require.NoError(t, err)
 			require.Equal(t, wantBytes, got, "%d bytes, no data %v", n, noData)
@@ -44,25 +44,4 @@ func TestEncodeIntoMatchesEncode(t *testing.T) {
 			}
 		}
 	}
-}
-
-// A recycled message keeps its buffers but none of the rights or memory it was sent with, and a
-// message that carried out-of-line memory is not recycled.
-func TestOutMessagesForgetWhatTheyCarried(t *testing.T) {
-	reply, err := mach.NewPort(mach.PortOptions{})
-	require.NoError(t, err)
-	defer reply.Close()
-
-	m := new(mach.Message)
-	p := Packet{MsgID: 1, ConvID: 1, Data: []byte("inline")}
-	require.NoError(t, p.encodeInto(m, mach.MakeSendOnceOf(reply), mach.MakeSendOnceOf(reply)))
-	putOutMessage(m)
-	require.True(t, m.Remote.IsNull())
-	require.True(t, m.Local.IsNull())
-
-	ool := new(mach.Message)
-	p.Data = make([]byte, InlineLimit+1)
-	require.NoError(t, p.encodeInto(ool, mach.Port{}, mach.Port{}))
-	putOutMessage(ool)
-	require.Len(t, ool.Descriptors, 1, "an out-of-line message is left alone, not recycled")
 }
