@@ -195,7 +195,10 @@ func (s *Server) serve() {
 		}
 		if err := mach.ReceiveWithOptions(context.Background(), s.port, m, receiveOptions); err != nil {
 			switch {
-			case s.stopping.Load() || mach.PortGone(err):
+			// A dropped message does not end a loop that is stopping: Shutdown still answers
+			// the requests queued behind it, up to the stop message. Any other failure while
+			// stopping ends it, so that Close never waits on a receive that keeps failing.
+			case mach.PortGone(err) || s.stopping.Load() && !mach.MessageDropped(err):
 				s.err = ErrServerClosed
 				if !s.stopping.Load() {
 					s.err = &Error{Op: "serve", Name: s.name, Err: err}
