@@ -187,14 +187,24 @@ func (s *Server) serve() {
 	defer close(s.done)
 	var m *mach.Message
 	var backoff time.Duration
+	// draining is set once Shutdown's stop message came: what is still queued is answered with
+	// receives that do not wait, and the loop ends when the queue is empty. The emulation does
+	// not keep the order of messages across channels (the stop message has one of its own), so
+	// requests queued before the stop message may still be behind it.
+	receiveCtx, draining := context.Background(), false
 	for {
 		if m == nil || s.slots != nil {
 			// Served one at a time, a request is done with before the next receive, and the
 			// message and its buffer are reused; a request handed to a goroutine keeps its own.
 			m = new(mach.Message)
 		}
-		if err := mach.ReceiveWithOptions(context.Background(), s.port, m, receiveOptions); err != nil {
+		if err := mach.ReceiveWithOptions(receiveCtx, s.port, m, receiveOptions); err != nil {
 			switch {
+			case draining && errors.Is(err, mach.RcvTimedOut) || s.closing.Load():
+				// Shutdown answered what was queued; or Close, which answers nothing more (and
+				// must not wait out a peer that floods the port with malformed datagrams).
+				s.err = ErrServerClosed
+				return
 			// A dropped message does not end a loop that is stopping: Shutdown still answers
 			// the requests queued behind it, up to the stop message. Any other failure while
 			// stopping ends it, so that Close never waits on a receive that keeps failing.
@@ -216,10 +226,20 @@ func (s *Server) serve() {
 			continue
 		}
 		backoff = 0
-		if s.stopper.is(m) {
+		if s.stopper.is(m) || draining && s.closing.Load() {
+			// The stop message, or Close while Shutdown drains the queue.
 			_ = m.Destroy()
-			s.err = ErrServerClosed
-			return
+			if s.closing.Load() || draining {
+				s.err = ErrServerClosed
+				return
+			}
+			// A deadline already past makes each receive a poll (a Mach timeout of 0). Such a
+			// context ends at once with DeadlineExceeded, which cancel leaves as it is.
+			var cancel context.CancelFunc
+			receiveCtx, cancel = context.WithDeadline(context.Background(), time.Unix(1, 0))
+			cancel()
+			draining = true
+			continue
 		}
 		if s.closing.Load() {
 			_ = m.Destroy() // Close: its requester sees the reply right destroyed
@@ -407,9 +427,10 @@ func (s *Server) Close() error {
 	return s.withdraw()
 }
 
-// Shutdown stops the server gracefully: the requests queued before it are still answered, then
-// receiving stops, the name is withdrawn (later requests are destroyed with the port, which
-// their senders see as the service's death) and the handlers still running are waited for. When
+// Shutdown stops the server gracefully: the requests queued before it are still answered (and
+// any that join the queue before it is found empty), then receiving stops, the name is
+// withdrawn (later requests are destroyed with the port, which their senders see as the
+// service's death) and the handlers still running are waited for. When
 // ctx ends first, Shutdown returns its error and leaves the server stopping; Close then ends it
 // at once. Like Close, it must not be called from a handler.
 func (s *Server) Shutdown(ctx context.Context) error {
