@@ -202,10 +202,15 @@ func (s *Server) serve() {
 		}
 		if err := mach.ReceiveWithOptions(rctx, s.port, m, receiveOptions); err != nil {
 			switch {
-			case draining && errors.Is(err, mach.RcvTimedOut):
-				s.err = ErrServerClosed // Shutdown: nothing is left queued
+			case draining && errors.Is(err, mach.RcvTimedOut) || s.closing.Load():
+				// Shutdown answered what was queued; or Close, which answers nothing more (and
+				// must not wait out a peer that floods the port with malformed datagrams).
+				s.err = ErrServerClosed
 				return
-			case mach.PortGone(err):
+			// A dropped message does not end a loop that is stopping: Shutdown still answers
+			// the requests queued behind it, up to the stop message. Any other failure while
+			// stopping ends it, so that Close never waits on a receive that keeps failing.
+			case mach.PortGone(err) || s.stopping.Load() && !mach.MessageDropped(err):
 				s.err = ErrServerClosed
 				if !s.stopping.Load() {
 					s.err = &Error{Op: "serve", Name: s.name, Err: err}
@@ -223,9 +228,10 @@ func (s *Server) serve() {
 			continue
 		}
 		backoff = 0
-		if s.stopper.is(m) {
+		if s.stopper.is(m) || draining && s.closing.Load() {
+			// The stop message, or Close while Shutdown drains the queue.
 			_ = m.Destroy()
-			if s.closing.Load() {
+			if s.closing.Load() || draining {
 				s.err = ErrServerClosed
 				return
 			}
@@ -422,9 +428,10 @@ func (s *Server) Close() error {
 	return s.withdraw()
 }
 
-// Shutdown stops the server gracefully: the requests queued before it are still answered, then
-// receiving stops, the name is withdrawn (later requests are destroyed with the port, which
-// their senders see as the service's death) and the handlers still running are waited for. When
+// Shutdown stops the server gracefully: the requests queued before it are still answered (and
+// any that join the queue before it is found empty), then receiving stops, the name is
+// withdrawn (later requests are destroyed with the port, which their senders see as the
+// service's death) and the handlers still running are waited for. When
 // ctx ends first, Shutdown returns its error and leaves the server stopping; Close then ends it
 // at once. Like Close, it must not be called from a handler.
 func (s *Server) Shutdown(ctx context.Context) error {

@@ -64,7 +64,11 @@ func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest), logDrop func
 		if !req.outOfLine {
 			out.Body = in.Body
 		}
-		reply, _ := in.TakeRemote().(*mach.SendOnceRight)
+		right := in.TakeRemote()
+		reply, _ := right.(*mach.SendOnceRight)
+		if reply == nil && right != nil {
+			_ = right.Close() // a send right to answer on: only send-once rights are answered
+		}
 		req.oneWay = reply == nil
 		if logRequest != nil {
 			logRequest(req)
