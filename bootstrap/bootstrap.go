@@ -52,8 +52,13 @@ func (r *Registration) Port() *mach.ReceiveRight { return r.port }
 // succeed and get a right that is already dead.
 func (r *Registration) Close() error {
 	r.once.Do(func() {
-		err := r.closer()
-		if cerr := r.port.Close(); err == nil {
+		// The port goes first: a namespace that watches it (the Linux emulation's, with a
+		// dead-name request on a send right of its own) then hears of its death while it still
+		// receives, and releases the notification's reference; withdrawn the other way round,
+		// a send right to the port that outlives the namespace's (a look-up from this process)
+		// would be left a dead-name reference nobody can release.
+		err := r.port.Close()
+		if cerr := r.closer(); err == nil {
 			err = cerr
 		}
 		r.err = err

@@ -257,18 +257,10 @@ func (s *served) withdraw(e *emulated) {
 	})
 }
 
-// release closes what start opened; the lock goes last. The dead-name request is canceled
-// before its notification port goes: the send right's name may outlive s.send (a look-up from
-// this very process shares it), and a request left pointing at a destroyed port would fire when
-// the port dies, adding a dead-name reference that nobody could receive and release.
+// release closes what start opened; the lock goes last.
 func (s *served) release() {
-	if s.send != nil {
-		if prev, err := mach.RequestNotification(s.send.Name(), mach.NotifyDeadName, 0, nil); err == nil && prev != nil {
-			_ = prev.Close()
-		}
-	}
 	if s.notify != nil {
-		mach.Drain(s.notify)
+		mach.Drain(s.notify) // a dead-name notification carries a reference of the dead name
 		_ = s.notify.Close()
 	}
 	if s.send != nil {
