@@ -40,7 +40,7 @@ type served struct {
 	lockFD                  int
 	ln                      *net.UnixListener
 	send                    *mach.SendRight    // what each look-up receives a copy of
-	notify                  *mach.ReceiveRight // receives the dead-name notification of send
+	notify                  *mach.ReceiveRight // receives the dead-name notification of send, or nil
 	stop                    context.CancelFunc
 	done                    chan struct{} // closed when serving has ended and all is released
 	withdrawOnce            sync.Once
@@ -95,6 +95,30 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 	if perPID {
 		pid = os.Getpid()
 	}
+	// The namespace keeps a send right of its own, as launchd does.
+	send, err := port.MakeSend()
+	if err != nil {
+		return nil, &Error{Op: op, Name: name, PID: pid, Err: err}
+	}
+	withdraw, err := e.publish(op, name, send, perPID, true)
+	if err != nil {
+		_ = send.Close()
+	}
+	return withdraw, err
+}
+
+// publish serves name with send, which the namespace owns from then on; on failure send stays
+// the caller's. As launchd (job_mig_register2 in launchd-842 src/core.c), it refuses a name this
+// process serves already with 1103 and one another process serves with 1100. The returned
+// function withdraws the name at once. With watch, the name also goes when send's port dies,
+// which a dead-name request on send tells; without, the caller must withdraw it before the port
+// dies (the libSystem double does: a dead-name request of the namespace's would share its name
+// with the process's own requests, and only one request per name exists).
+func (e *emulated) publish(op, name string, send *mach.SendRight, perPID, watch bool) (func() error, error) {
+	pid := 0
+	if perPID {
+		pid = os.Getpid()
+	}
 	fail := func(code Code, err error) (func() error, error) {
 		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
 	}
@@ -115,7 +139,8 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 		return fail(0, err)
 	}
 	s := &served{key: key, sockPath: sockPath, lockPath: lockPath, lockFD: lockFD, done: make(chan struct{})}
-	if err := s.start(name, port); err != nil {
+	if err := s.start(name, send, watch); err != nil {
+		s.send = nil // the caller's again
 		s.release()
 		return fail(0, err)
 	}
@@ -161,23 +186,23 @@ func lockName(path string) (int, error) {
 	return -1, errors.New("lock file keeps being replaced")
 }
 
-// start makes the send right that look-ups receive copies of, asks for its dead-name
-// notification (the name must disappear when the receive right dies, however it dies), and
-// replaces any stale socket of a dead owner with a listening one.
-func (s *served) start(name string, port *mach.ReceiveRight) error {
+// start takes send, the right that look-ups receive copies of, asks for its dead-name
+// notification when it watches (the name must disappear when the receive right dies, however it
+// dies), and replaces any stale socket of a dead owner with a listening one.
+func (s *served) start(name string, send *mach.SendRight, watch bool) error {
 	var err error
-	if s.send, err = port.MakeSend(); err != nil {
-		return err
-	}
-	if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
-		return err
-	}
-	prev, err := s.send.RequestDeadName(s.notify)
-	if err != nil {
-		return err
-	}
-	if prev != nil { // a fresh right has no earlier request; release one all the same
-		_ = prev.Close()
+	s.send = send
+	if watch {
+		if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
+			return err
+		}
+		prev, err := s.send.RequestDeadName(s.notify)
+		if err != nil {
+			return err
+		}
+		if prev != nil { // a fresh right has no earlier request; release one all the same
+			_ = prev.Close()
+		}
 	}
 	record := fmt.Sprintf("%s\n%d\n", name, os.Getpid()) // for people and machping, not for locking
 	_ = unix.Ftruncate(s.lockFD, 0)
@@ -193,22 +218,25 @@ func (s *served) start(name string, port *mach.ReceiveRight) error {
 	return nil
 }
 
-// serve answers look-ups until the name is withdrawn, and withdraws it when the port dies.
+// serve answers look-ups until the name is withdrawn, and withdraws it when the port dies
+// (when it watches the port: see publish).
 func (s *served) serve(ctx context.Context, e *emulated) {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var m mach.Message
-		err := mach.Receive(ctx, s.notify, &m)
-		if err == nil {
-			if n, perr := mach.ParseNotification(&m); perr == nil {
-				_ = n.CloseDeadName()
+	if s.notify != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var m mach.Message
+			err := mach.Receive(ctx, s.notify, &m)
+			if err == nil {
+				if n, perr := mach.ParseNotification(&m); perr == nil {
+					_ = n.CloseDeadName()
+				}
+				_ = m.Destroy()
+				go s.withdraw(e) // the port died: the name goes with it
 			}
-			_ = m.Destroy()
-			go s.withdraw(e) // the port died: the name goes with it
-		}
-	}()
+		}()
+	}
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
@@ -218,7 +246,9 @@ func (s *served) serve(ctx context.Context, e *emulated) {
 	}
 	s.stop()
 	wg.Wait()
-	mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
+	if s.notify != nil {
+		mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
+	}
 	s.release()
 	close(s.done)
 }
@@ -270,7 +300,13 @@ func (s *served) release() {
 }
 
 func (e *emulated) checkIn(name string) (*mach.ReceiveRight, error) {
-	return nil, &Error{Op: "bootstrap_check_in", Name: name, Code: ErrUnknownService,
+	port, _, err := e.checkInService(name)
+	return port, err
+}
+
+// checkInService is checkIn, with the function that withdraws the name at once.
+func (e *emulated) checkInService(name string) (*mach.ReceiveRight, func() error, error) {
+	return nil, nil, &Error{Op: "bootstrap_check_in", Name: name, Code: ErrUnknownService,
 		Err: errors.New("no launchd on Linux: no name is declared for check-in")}
 }
 
