@@ -32,20 +32,17 @@ func init() {
 // Darwin logic above them.
 type doubleNamespace struct{ e *emulated }
 
-func (d doubleNamespace) Register(name string, send uint32, perPID bool) (func(), int32) {
-	withdraw, err := d.e.publish("bootstrap_register2", name, mach.AdoptSend(mach.Name(send)), perPID, false)
-	if err != nil {
-		return nil, returnCode(err)
-	}
-	return func() { _ = withdraw() }, abi.KERN_SUCCESS
+func (d doubleNamespace) Register(name string, send uint32, perPID bool) int32 {
+	_, err := d.e.publish("bootstrap_register2", name, mach.AdoptSend(mach.Name(send)), perPID)
+	return returnCode(err)
 }
 
-func (d doubleNamespace) CheckIn(name string) (uint32, func(), int32) {
-	port, withdraw, err := d.e.checkInService(name)
+func (d doubleNamespace) CheckIn(name string) (uint32, int32) {
+	port, err := d.e.checkIn(name)
 	if err != nil {
-		return 0, nil, returnCode(err)
+		return 0, returnCode(err)
 	}
-	return uint32(port.Name()), func() { _ = withdraw() }, abi.KERN_SUCCESS
+	return uint32(port.Name()), abi.KERN_SUCCESS
 }
 
 func (d doubleNamespace) LookUp(name string, pid int) (uint32, int32) {

@@ -41,6 +41,7 @@ type served struct {
 	ln                      *net.UnixListener
 	send                    *mach.SendRight    // what each look-up receives a copy of
 	notify                  *mach.ReceiveRight // receives the dead-name notification of send, or nil
+	unwatch                 func()             // cancels the watch of the receive right, or nil
 	stop                    context.CancelFunc
 	done                    chan struct{} // closed when serving has ended and all is released
 	withdrawOnce            sync.Once
@@ -100,7 +101,7 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 	if err != nil {
 		return nil, &Error{Op: op, Name: name, PID: pid, Err: err}
 	}
-	withdraw, err := e.publish(op, name, send, perPID, true)
+	withdraw, err := e.publish(op, name, send, perPID)
 	if err != nil {
 		_ = send.Close()
 	}
@@ -110,11 +111,8 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 // publish serves name with send, which the namespace owns from then on; on failure send stays
 // the caller's. As launchd (job_mig_register2 in launchd-842 src/core.c), it refuses a name this
 // process serves already with 1103 and one another process serves with 1100. The returned
-// function withdraws the name at once. With watch, the name also goes when send's port dies,
-// which a dead-name request on send tells; without, the caller must withdraw it before the port
-// dies (the libSystem double does: a dead-name request of the namespace's would share its name
-// with the process's own requests, and only one request per name exists).
-func (e *emulated) publish(op, name string, send *mach.SendRight, perPID, watch bool) (func() error, error) {
+// function withdraws the name at once; the name also goes when send's port dies (see start).
+func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (func() error, error) {
 	pid := 0
 	if perPID {
 		pid = os.Getpid()
@@ -139,7 +137,7 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID, watch 
 		return fail(0, err)
 	}
 	s := &served{key: key, sockPath: sockPath, lockPath: lockPath, lockFD: lockFD, done: make(chan struct{})}
-	if err := s.start(name, send, watch); err != nil {
+	if err := s.start(name, send, e); err != nil {
 		s.send = nil // the caller's again
 		s.release()
 		return fail(0, err)
@@ -186,13 +184,22 @@ func lockName(path string) (int, error) {
 	return -1, errors.New("lock file keeps being replaced")
 }
 
-// start takes send, the right that look-ups receive copies of, asks for its dead-name
-// notification when it watches (the name must disappear when the receive right dies, however it
-// dies), and replaces any stale socket of a dead owner with a listening one.
-func (s *served) start(name string, send *mach.SendRight, watch bool) error {
+// start takes send, the right that look-ups receive copies of, arranges for the name to go
+// when the port dies, and replaces any stale socket of a dead owner with a listening one.
+//
+// launchd learns of a port's death from a dead-name request in its own IPC space. This namespace
+// lives in the registrant's space instead, where its reference would outlive the port as a dead
+// name and the registrant's own dead-name request on the name (a Remote's, say: one per name)
+// would replace its own. So when the receive right is this process's, the name is withdrawn just
+// before this process destroys it (emu.WatchReceive); otherwise (a right to another process's
+// port, which the libSystem double's bootstrap_register2 may be given) a dead-name request says.
+// A killed process's names go with its flocks.
+func (s *served) start(name string, send *mach.SendRight, e *emulated) error {
 	var err error
 	s.send = send
-	if watch {
+	unwatch, kr := emu.WatchReceive(uint32(send.Name()), func() { s.withdraw(e); <-s.done })
+	s.unwatch = unwatch
+	if kr != abi.KERN_SUCCESS {
 		if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
 			return err
 		}
@@ -218,8 +225,8 @@ func (s *served) start(name string, send *mach.SendRight, watch bool) error {
 	return nil
 }
 
-// serve answers look-ups until the name is withdrawn, and withdraws it when the port dies
-// (when it watches the port: see publish).
+// serve answers look-ups until the name is withdrawn, and withdraws it when a dead-name
+// notification says the port died (see start).
 func (s *served) serve(ctx context.Context, e *emulated) {
 	var wg sync.WaitGroup
 	if s.notify != nil {
@@ -289,6 +296,9 @@ func (s *served) withdraw(e *emulated) {
 
 // release closes what start opened; the lock goes last.
 func (s *served) release() {
+	if s.unwatch != nil {
+		s.unwatch()
+	}
 	if s.notify != nil {
 		_ = s.notify.Close()
 	}
@@ -300,13 +310,7 @@ func (s *served) release() {
 }
 
 func (e *emulated) checkIn(name string) (*mach.ReceiveRight, error) {
-	port, _, err := e.checkInService(name)
-	return port, err
-}
-
-// checkInService is checkIn, with the function that withdraws the name at once.
-func (e *emulated) checkInService(name string) (*mach.ReceiveRight, func() error, error) {
-	return nil, nil, &Error{Op: "bootstrap_check_in", Name: name, Code: ErrUnknownService,
+	return nil, &Error{Op: "bootstrap_check_in", Name: name, Code: ErrUnknownService,
 		Err: errors.New("no launchd on Linux: no name is declared for check-in")}
 }
 

@@ -29,13 +29,13 @@ var bootstrapPort = new(uint32)
 // bootstrap port, the MIG copy of the name and of the rights.
 type Namespace interface {
 	// Register publishes the send right send under name; on success the namespace owns that
-	// right (launchd's copy), and withdraw takes the name away. It returns 1103 when this process
-	// serves the name already and 1100 when another process does.
-	Register(name string, send uint32, perPID bool) (withdraw func(), kr int32)
+	// right (launchd's copy) and drops the name when the right's port dies. It returns 1103 when
+	// this process serves the name already and 1100 when another process does.
+	Register(name string, send uint32, perPID bool) int32
 	// CheckIn returns a new receive right published under name (launchd makes the service of an
 	// undeclared name, as job_mig_check_in2 does with flags 0), with the same refusals as
 	// Register.
-	CheckIn(name string) (recv uint32, withdraw func(), kr int32)
+	CheckIn(name string) (recv uint32, kr int32)
 	// LookUp returns a send right to the service of name (of process pid when pid is not 0).
 	LookUp(name string, pid int) (send uint32, kr int32)
 }
@@ -43,43 +43,6 @@ type Namespace interface {
 var launchd struct {
 	sync.Mutex
 	ns Namespace
-	// served holds how to withdraw each name registered or checked in through the double, by
-	// the port name of its receive right in this process.
-	served map[uint32]func()
-}
-
-// letGo makes launchd drop the name of name's port before a call destroys the port's receive
-// right. launchd holds its send right, with its dead-name request, in its own IPC space and
-// withdraws the name when the notification comes (job_mig_register2's
-// machservice_request_notifications, launchd-842 src/core.c); the caller's space never holds a
-// reference of launchd's. Here the namespace's send right shares the caller's space, where it
-// would outlive the port as a dead name, and the caller's own dead-name request on the same name
-// (a Remote's, say) replaces the namespace's. So the double, which sees every call that destroys
-// a receive right, has launchd let go of the name first.
-func letGo(name uint32) {
-	launchd.Lock()
-	withdraw, ok := launchd.served[name]
-	if ok {
-		if t, kr := emu.Type(name); kr != abi.KERN_SUCCESS || t&abi.MACH_PORT_TYPE_RECEIVE == 0 {
-			ok = false // not a receive right here: the call will not destroy the port
-		} else {
-			delete(launchd.served, name)
-		}
-	}
-	launchd.Unlock()
-	if ok {
-		withdraw()
-	}
-}
-
-// serve records how to withdraw the name of port recv.
-func serve(recv uint32, withdraw func()) {
-	launchd.Lock()
-	defer launchd.Unlock()
-	if launchd.served == nil {
-		launchd.served = map[uint32]func(){}
-	}
-	launchd.served[recv] = withdraw
 }
 
 // SetNamespace makes ns the namespace behind the bootstrap calls. Package bootstrap calls it when
@@ -126,20 +89,6 @@ func installLaunchd() {
 		return lookUp("bootstrap_look_up2", bp, name, port, pid, flags)
 	}
 	darwin.BootstrapStrerror = bootstrapStrerror
-	// The calls that destroy a receive right (installMach's), with launchd letting go first.
-	modRefs, destruct := darwin.MachPortModRefs, darwin.MachPortDestruct
-	darwin.MachPortModRefs = func(task, name, right uint32, delta int32) int32 {
-		if right == abi.MACH_PORT_RIGHT_RECEIVE && delta < 0 && task == *taskSelf {
-			letGo(name)
-		}
-		return modRefs(task, name, right, delta)
-	}
-	darwin.MachPortDestruct = func(task, name uint32, srdelta int32, guard uint64) int32 {
-		if task == *taskSelf {
-			letGo(name)
-		}
-		return destruct(task, name, srdelta, guard)
-	}
 }
 
 // callLaunchd begins a bootstrap call: the MIG request goes to bp, which must be launchd's
@@ -186,12 +135,10 @@ func bootstrapRegister2(bp uint32, name string, port uint32, flags uint64) int32
 	if kr := emu.ModRefs(port, abi.MACH_PORT_RIGHT_SEND, 1); kr != abi.KERN_SUCCESS {
 		return leave(call, 0, kr)
 	}
-	withdraw, kr := ns.Register(name, port, perPID)
+	kr = ns.Register(name, port, perPID)
 	if kr != abi.KERN_SUCCESS {
 		emu.ModRefs(port, abi.MACH_PORT_RIGHT_SEND, -1) // launchd releases its copy
-		return leave(call, 0, kr)
 	}
-	serve(port, withdraw)
 	return leave(call, 0, kr)
 }
 
@@ -210,9 +157,8 @@ func bootstrapCheckIn(bp uint32, name string, port *uint32) int32 {
 	if !sandboxAllows(opRegister, false, name) {
 		return leave(call, 0, abi.BOOTSTRAP_NOT_PRIVILEGED)
 	}
-	recv, withdraw, kr := ns.CheckIn(name)
+	recv, kr := ns.CheckIn(name)
 	if kr == abi.KERN_SUCCESS {
-		serve(recv, withdraw)
 		*port = recv
 	}
 	return leave(call, 0, kr)
