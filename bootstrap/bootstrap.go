@@ -154,12 +154,20 @@ func groupPrefixed(prefix string) (string, error) {
 	return groups[0] + "." + prefix, nil
 }
 
-// CheckIn claims the receive right of a name that launchd declared for this job (a MachServices
-// entry in its plist) with bootstrap_check_in. On Linux, where there is no launchd, every name
-// fails with ErrUnknownService. On macOS, open-source launchd refused an undeclared name the
-// same way, but recent launchd is reported (by Crashpad's tests) to create it as a dynamic
-// service instead, withdrawn when its receive right dies, as Register's are; this project has
-// not yet seen which on a Mac, and its tests accept either.
+// CheckIn claims the receive right of name with bootstrap_check_in. When a launchd job declares
+// the name for this process (a MachServices entry in its plist), launchd hands over that
+// service's receive right. When nobody serves the name, launchd makes it a new service of this
+// process and returns its receive right: job_mig_check_in2 with flags 0 (launchd-842
+// src/core.c), which crashpad's util/mach/bootstrap_test.cc confirms on real launchd. The
+// sandbox's mach-register check comes first, so a sandboxed process gets ErrNotPrivileged (1100)
+// for a name outside its application groups, with the *sandboxcheck.NameError that says so, as
+// Register does. A name this process serves already gives ErrServiceActive (1103), one another
+// process serves ErrNotPrivileged (1100). The name goes with the receive right, as a registered
+// name goes with its port; there is no Registration to close. On Linux no plist declares names,
+// so CheckIn makes the service.
+//
+// cfmessageport.Listen, like CoreFoundation's CFMessagePortCreateLocal, checks a name in before
+// it registers one, so a name it serves comes from CheckIn: same refusals, same lifetime.
 func CheckIn(name string) (*mach.ReceiveRight, error) {
 	if err := precheck("bootstrap_check_in", sandboxcheck.MachRegister, sandboxcheck.GlobalName, name, 0); err != nil {
 		return nil, err

@@ -309,9 +309,33 @@ func (s *served) release() {
 	_ = unix.Close(s.lockFD)
 }
 
+// checkIn makes name a service of this process and returns its receive right, as launchd's
+// job_mig_check_in2 does with flags 0 for a name no job declares (launchd-842 src/core.c;
+// crashpad's util/mach/bootstrap_test.cc sees it on real launchd). There are no plists here, so
+// no name is declared. The refusals are register's: 1103 for a name this process serves, 1100
+// for one another process serves; the sandbox's were checked before (CheckIn's precheck). The
+// name goes with its port, as a registered one does.
 func (e *emulated) checkIn(name string) (*mach.ReceiveRight, error) {
-	return nil, &Error{Op: "bootstrap_check_in", Name: name, Code: ErrUnknownService,
-		Err: errors.New("no launchd on Linux: no name is declared for check-in")}
+	const op = "bootstrap_check_in"
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		return nil, &Error{Op: op, Name: name, Err: err}
+	}
+	send, err := port.MakeSend()
+	if err == nil {
+		if _, err = e.publish(op, name, send, false); err != nil {
+			_ = send.Close()
+		}
+	}
+	if err != nil {
+		_ = port.Close()
+		var be *Error
+		if !errors.As(err, &be) {
+			err = &Error{Op: op, Name: name, Err: err}
+		}
+		return nil, err
+	}
+	return port, nil
 }
 
 func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.SendRight, error) {
