@@ -93,10 +93,15 @@ func Register(name string, port *mach.ReceiveRight, opts Options) (*Registration
 // already a sign of something other than a collision.
 const uniqueAttempts = 4
 
-// RegisterUnique registers port under "<prefix>.<16 random hex digits>", trying a new suffix if
-// the name is taken. When this process is sandboxed and prefix does not already start with one
-// of its application groups, the first group is put in front ("<group>.<prefix>.<random>"), so
-// that the sandbox allows the name.
+// RegisterUnique registers port under "<prefix>.<16 random hex digits>". When this process is
+// sandboxed and prefix does not already start with one of its application groups, the first
+// group is put in front ("<group>.<prefix>.<random>"), so that the sandbox allows the name.
+//
+// It tries another suffix only when launchd says the name is taken: ErrNotPrivileged (1100)
+// without a broken rule of the application groups, ErrNameInUse (1101) or ErrServiceActive
+// (1103), at most 4 names in all. Any other failure ends it at once with that failure, launchd's
+// unexpected codes (ErrUnexpectedCode) included: launchd refuses every name of a process outside
+// a GUI login session, so another suffix would meet the same answer.
 func RegisterUnique(prefix string, port *mach.ReceiveRight, opts Options) (*Registration, error) {
 	prefix, err := groupPrefixed(prefix)
 	if err != nil {

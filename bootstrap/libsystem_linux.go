@@ -68,11 +68,14 @@ func returnCode(err error) int32 {
 	var be *Error
 	var k mach.KernReturn
 	var m mach.MsgReturn
+	var u *UnexpectedCodeError
 	switch {
 	case err == nil:
 		return abi.KERN_SUCCESS
 	case errors.As(err, &be) && be.Code != 0:
 		return int32(be.Code)
+	case errors.As(err, &u):
+		return u.Code
 	case errors.As(err, &k):
 		return int32(k)
 	case errors.As(err, &m):

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"regexp"
 	"testing"
 )
 
@@ -35,5 +36,28 @@ func RerunSuite(t *testing.T, self, env string) {
 	}
 	if err != nil {
 		t.Fatalf("the suite with %s failed: %v", env, err)
+	}
+}
+
+// RerunTest runs the calling top-level test alone in a child whose environment adds env, and
+// fails t when the child fails: for a test that needs what env switches on (such as the Darwin
+// logic over the libSystem double) in a process that runs without it.
+func RerunTest(t *testing.T, env string) {
+	t.Helper()
+	args := []string{"-test.count=1", "-test.run=^" + regexp.QuoteMeta(t.Name()) + "$"}
+	if testing.Verbose() {
+		args = append(args, "-test.v")
+	}
+	if fl := flag.Lookup("test.gocoverdir"); fl != nil && fl.Value.String() != "" {
+		args = append(args, "-test.gocoverdir="+fl.Value.String())
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.CombinedOutput()
+	if err != nil || testing.Verbose() {
+		t.Logf("%s again, with %s:\n%s", t.Name(), env, out)
+	}
+	if err != nil {
+		t.Fatalf("%s with %s failed: %v", t.Name(), env, err)
 	}
 }
