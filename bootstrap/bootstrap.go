@@ -101,7 +101,9 @@ const uniqueAttempts = 4
 // without a broken rule of the application groups, ErrNameInUse (1101) or ErrServiceActive
 // (1103), at most 4 names in all. Any other failure ends it at once with that failure, launchd's
 // unexpected codes (ErrUnexpectedCode) included: launchd refuses every name of a process outside
-// a GUI login session, so another suffix would meet the same answer.
+// a GUI login session, so another suffix would meet the same answer. It is exactly as strict as
+// Register: when the application groups cannot be read, the prefix stays as given and launchd
+// decides.
 func RegisterUnique(prefix string, port *mach.ReceiveRight, opts Options) (*Registration, error) {
 	prefix, err := groupPrefixed(prefix)
 	if err != nil {
@@ -136,6 +138,10 @@ var randomSuffix = func() string {
 	return hex.EncodeToString(b[:])
 }
 
+// groupPrefixed puts this process's first application group in front of prefix when the
+// sandbox needs one. It is exactly as strict as Register's check (sandboxcheck.Check): groups
+// that cannot be read (csops or SecTask failing, a malformed entitlements blob) leave prefix as
+// it is and launchd decides; only a malformed group the process declares is refused.
 func groupPrefixed(prefix string) (string, error) {
 	sandboxed, err := sandboxcheck.Sandboxed()
 	if err != nil || !sandboxed {
@@ -143,7 +149,11 @@ func groupPrefixed(prefix string) (string, error) {
 	}
 	groups, err := sandboxcheck.ApplicationGroups()
 	if err != nil {
-		return "", err
+		var bad *sandboxcheck.NameError
+		if errors.As(err, &bad) {
+			return "", err // a malformed declared group: Register refuses it too
+		}
+		return prefix, nil
 	}
 	for _, g := range groups {
 		if prefix == g || sandboxcheck.HasGroupPrefix(prefix, g) {

@@ -3,6 +3,8 @@
 package bootstrap_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/internal/testproc"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/sandboxcheck"
 	"github.com/stretchr/testify/require"
 )
 
@@ -97,4 +100,77 @@ func TestLaunchdUnreachable(t *testing.T) {
 	require.ErrorIs(t, err, mach.SendInvalidDest)
 	_, err = bootstrap.LookUp(ctxTimeout(t, 10*time.Second), uniqueName(t))
 	require.ErrorIs(t, err, mach.SendInvalidDest)
+}
+
+// When this process's sandbox or application groups cannot be read (sandbox_check, csops or
+// SecTask failing, a malformed entitlements blob), Register cannot say which rule a name breaks and lets launchd decide; so
+// does RegisterUnique, which uses the prefix as given: both register a name inside the groups and
+// both get launchd's 1100 outside them. A malformed group the signature does declare is a
+// configuration error, which both report.
+func TestRegisterUniqueIsAsStrictAsRegister(t *testing.T) {
+	if !inDouble(t) {
+		return
+	}
+	badBlob := []byte{0xfa, 0xde, 0x71, 0x71, 0, 0, 0, 8 + 7, '<', 'p', 'l', 'i', 's', 't', '>'}
+	for _, tc := range []struct {
+		name    string
+		ent     libsystemdouble.Entitlements
+		faults  []libsystemdouble.Fault
+		badRule error // both refuse with this rule; nil: launchd decides
+	}{
+		{name: "sandbox_check fails", ent: libsystemdouble.Entitlements{Groups: []string{testGroup}},
+			faults: []libsystemdouble.Fault{{Call: "sandbox_check", Code: -1, Count: 1000}}},
+		{name: "csops fails", ent: libsystemdouble.Entitlements{Groups: []string{testGroup}},
+			faults: []libsystemdouble.Fault{{Call: "csops", Code: -1, Count: 1000}}},
+		{name: "SecTask fails", ent: libsystemdouble.Entitlements{Groups: []string{testGroup}},
+			faults: []libsystemdouble.Fault{{Call: "SecTaskCopyValueForEntitlement", Code: 1, Count: 1000}}},
+		{name: "malformed blob", ent: libsystemdouble.Entitlements{Groups: []string{testGroup}, Blob: badBlob}},
+		{name: "malformed group", ent: libsystemdouble.Entitlements{Groups: []string{testGroup, "not-a-group"}},
+			badRule: sandboxcheck.ErrBadGroup},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			t.Cleanup(libsystemdouble.SetEntitlements(&tc.ent))
+			t.Cleanup(libsystemdouble.Reset)
+			for _, f := range tc.faults {
+				libsystemdouble.Inject(f)
+			}
+			register := func(name string) error {
+				port := newPort(t)
+				reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+				if err != nil {
+					port.Close()
+					return err
+				}
+				return reg.Close()
+			}
+			registerUnique := func(prefix string) error {
+				port := newPort(t)
+				reg, err := bootstrap.RegisterUnique(prefix, port, bootstrap.Options{})
+				if err != nil {
+					port.Close()
+					return err
+				}
+				require.True(t, strings.HasPrefix(reg.Name(), prefix+"."), reg.Name())
+				return reg.Close()
+			}
+			inside, outside := testGroup+"."+uniqueName(t), uniqueName(t)
+			for _, err := range []error{register(inside + ".x"), registerUnique(inside)} {
+				if tc.badRule != nil {
+					require.ErrorIs(t, err, tc.badRule)
+				} else {
+					require.NoError(t, err, "inside the groups")
+				}
+			}
+			for _, err := range []error{register(outside + ".x"), registerUnique(outside)} {
+				if tc.badRule != nil {
+					require.ErrorIs(t, err, tc.badRule)
+					continue
+				}
+				require.ErrorIs(t, err, bootstrap.ErrNotPrivileged, "launchd's answer")
+				var rule *sandboxcheck.NameError
+				require.False(t, errors.As(err, &rule), "no rule can be named: %v", err)
+			}
+		})
+	}
 }
