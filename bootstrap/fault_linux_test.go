@@ -3,12 +3,14 @@
 package bootstrap_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/internal/testproc"
@@ -173,4 +175,56 @@ func TestRegisterUniqueIsAsStrictAsRegister(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Where libSystem cannot be bound, or a symbol the call needs is missing, each call fails with
+// that cause and leaves nothing behind; a look-up whose context ends first returns at once, and
+// the right that launchd gives it later is released.
+func TestLaunchdMissingPieces(t *testing.T) {
+	if !inDouble(t) {
+		return
+	}
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	port := newPort(t)
+	defer port.Close()
+
+	errLoad := errors.New("dlopen failed")
+	restore, ok := bootstrap.FailLoad(errLoad)
+	require.True(t, ok)
+	_, err := bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+	require.ErrorIs(t, err, errLoad)
+	_, err = bootstrap.CheckIn(uniqueName(t))
+	require.ErrorIs(t, err, errLoad)
+	_, err = bootstrap.LookUp(ctx, uniqueName(t))
+	require.ErrorIs(t, err, errLoad)
+	restore()
+
+	register2, lookUp2 := darwin.BootstrapRegister2, darwin.BootstrapLookUp2
+	darwin.BootstrapRegister2, darwin.BootstrapLookUp2 = nil, nil
+	_, err = bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+	require.ErrorIs(t, err, mach.KernNotSupported)
+	_, err = bootstrap.LookUpPID(ctx, uniqueName(t), 1)
+	require.ErrorIs(t, err, mach.KernNotSupported)
+	darwin.BootstrapRegister2, darwin.BootstrapLookUp2 = register2, lookUp2
+
+	// A look-up that launchd answers only after its context has ended.
+	name := uniqueName(t)
+	reg := register(t, name, bootstrap.Options{})
+	lookUp := darwin.BootstrapLookUp
+	entered, release, answered := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	darwin.BootstrapLookUp = func(bp uint32, name string, port *uint32) int32 {
+		close(entered)
+		<-release
+		defer close(answered)
+		return lookUp(bp, name, port)
+	}
+	defer func() { darwin.BootstrapLookUp = lookUp }()
+	cancelled, cancel := context.WithCancel(ctx)
+	go func() { <-entered; cancel() }()
+	_, err = bootstrap.LookUp(cancelled, name)
+	require.ErrorIs(t, err, context.Canceled)
+	close(release)
+	<-answered
+	require.NoError(t, reg.Close())
 }
