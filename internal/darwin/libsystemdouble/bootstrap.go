@@ -146,7 +146,9 @@ func bootstrapRegister2(bp uint32, name string, port uint32, flags uint64) int32
 // name nobody serves is made into a service of this process after a mach-register sandbox check
 // (launchd then logs "Please add the following service to the configuration file"); the caller
 // receives its receive right (MACH_MSG_TYPE_MOVE_RECEIVE). *port is written only on success, as
-// the MIG stub writes out-parameters only from a successful reply.
+// the MIG stub writes out-parameters only from a successful reply. (launchd checks the sandbox
+// only before it makes a name; the double checks it first, which differs only for a name this
+// process serves but its sandbox refuses, which it could not have made.)
 func bootstrapCheckIn(bp uint32, name string, port *uint32) int32 {
 	const call = "bootstrap_check_in"
 	ns, kr := callLaunchd(call, bp)

@@ -98,10 +98,12 @@ const (
 	opLookUp   = "mach-lookup"
 )
 
-// sandboxAllows is the process's sandbox's verdict on op for a service name: an unsandboxed
-// process may do anything; a sandboxed one only use names that are one of its groups, a '.', and
-// at least one more byte (sandboxcheck.HasGroupPrefix: the test the App Sandbox applies).
-func sandboxAllows(op string, _ bool, name string) bool {
+// sandboxAllows is the process's sandbox's verdict on op (mach-register or mach-lookup) for a
+// global or per-PID service name: an unsandboxed process may do anything; a sandboxed one only use
+// names that are one of its groups, a '.', and at least one more byte
+// (sandboxcheck.HasGroupPrefix: the test the App Sandbox applies). As in the emulated sandbox,
+// one rule governs both operations and both scopes.
+func sandboxAllows(_ string, _ bool, name string) bool {
 	groups := entitlements().Groups
 	if len(groups) == 0 {
 		return true
