@@ -98,10 +98,17 @@ func Register(name string, port *mach.ReceiveRight, opts Options) (*Registration
 // already a sign of something other than a collision.
 const uniqueAttempts = 4
 
-// RegisterUnique registers port under "<prefix>.<16 random hex digits>", trying a new suffix if
-// the name is taken. When this process is sandboxed and prefix does not already start with one
-// of its application groups, the first group is put in front ("<group>.<prefix>.<random>"), so
-// that the sandbox allows the name.
+// RegisterUnique registers port under "<prefix>.<16 random hex digits>". When this process is
+// sandboxed and prefix does not already start with one of its application groups, the first
+// group is put in front ("<group>.<prefix>.<random>"), so that the sandbox allows the name.
+//
+// It tries another suffix only when launchd says the name is taken: ErrNotPrivileged (1100)
+// without a broken rule of the application groups, ErrNameInUse (1101) or ErrServiceActive
+// (1103), at most 4 names in all. Any other failure ends it at once with that failure, launchd's
+// unexpected codes (ErrUnexpectedCode) included: launchd refuses every name of a process outside
+// a GUI login session, so another suffix would meet the same answer. It is exactly as strict as
+// Register: when the application groups cannot be read, the prefix stays as given and launchd
+// decides.
 func RegisterUnique(prefix string, port *mach.ReceiveRight, opts Options) (*Registration, error) {
 	prefix, err := groupPrefixed(prefix)
 	if err != nil {
@@ -136,6 +143,10 @@ var randomSuffix = func() string {
 	return hex.EncodeToString(b[:])
 }
 
+// groupPrefixed puts this process's first application group in front of prefix when the
+// sandbox needs one. It is exactly as strict as Register's check (sandboxcheck.Check): groups
+// that cannot be read (csops or SecTask failing, a malformed entitlements blob) leave prefix as
+// it is and launchd decides; only a malformed group the process declares is refused.
 func groupPrefixed(prefix string) (string, error) {
 	sandboxed, err := sandboxcheck.Sandboxed()
 	if err != nil || !sandboxed {
@@ -143,7 +154,11 @@ func groupPrefixed(prefix string) (string, error) {
 	}
 	groups, err := sandboxcheck.ApplicationGroups()
 	if err != nil {
-		return "", err
+		var bad *sandboxcheck.NameError
+		if errors.As(err, &bad) {
+			return "", err // a malformed declared group: Register refuses it too
+		}
+		return prefix, nil
 	}
 	for _, g := range groups {
 		if prefix == g || sandboxcheck.HasGroupPrefix(prefix, g) {
@@ -159,12 +174,20 @@ func groupPrefixed(prefix string) (string, error) {
 	return groups[0] + "." + prefix, nil
 }
 
-// CheckIn claims the receive right of a name that launchd declared for this job (a MachServices
-// entry in its plist) with bootstrap_check_in. On Linux, where there is no launchd, every name
-// fails with ErrUnknownService. On macOS, open-source launchd refused an undeclared name the
-// same way, but recent launchd is reported (by Crashpad's tests) to create it as a dynamic
-// service instead, withdrawn when its receive right dies, as Register's are; this project has
-// not yet seen which on a Mac, and its tests accept either.
+// CheckIn claims the receive right of name with bootstrap_check_in. When a launchd job declares
+// the name for this process (a MachServices entry in its plist), launchd hands over that
+// service's receive right. When nobody serves the name, launchd makes it a new service of this
+// process and returns its receive right: job_mig_check_in2 with flags 0 (launchd-842
+// src/core.c), which crashpad's util/mach/bootstrap_test.cc confirms on real launchd. The
+// sandbox's mach-register check comes first, so a sandboxed process gets ErrNotPrivileged (1100)
+// for a name outside its application groups, with the *sandboxcheck.NameError that says so, as
+// Register does. A name this process serves already gives ErrServiceActive (1103), one another
+// process serves ErrNotPrivileged (1100). The name goes with the receive right, as a registered
+// name goes with its port; there is no Registration to close. On Linux no plist declares names,
+// so CheckIn makes the service.
+//
+// cfmessageport.Listen, like CoreFoundation's CFMessagePortCreateLocal, checks a name in before
+// it registers one, so a name it serves comes from CheckIn: same refusals, same lifetime.
 func CheckIn(name string) (*mach.ReceiveRight, error) {
 	if err := precheck("bootstrap_check_in", sandboxcheck.MachRegister, sandboxcheck.GlobalName, name, 0); err != nil {
 		return nil, err

@@ -8,8 +8,9 @@
 //
 // Register publishes a receive right under a name (bootstrap_register2, optionally as a per-PID
 // service) and returns a Registration whose Close withdraws it; RegisterUnique makes a fresh
-// "<prefix>.<random>" name; CheckIn claims a name launchd declared from a plist; LookUp and
-// LookUpPID return a send right to a service.
+// "<prefix>.<random>" name; CheckIn claims a name launchd declared from a plist, and makes a
+// service of a name nobody serves, as launchd does; LookUp and LookUpPID return a send right to
+// a service.
 //
 // On macOS these are launchd's calls. On Linux a daemonless namespace gives them the same
 // semantics: one socket per name in a private per-user directory ($XDG_RUNTIME_DIR/machport, or

@@ -116,18 +116,54 @@ func quotesName(err error, name string) bool {
 	return errors.As(err, &ne) && ne.Name == name
 }
 
+// ErrUnexpectedCode matches an answer of launchd that is none of its bootstrap codes (1100–1106)
+// and no Mach or MIG error of the message that carried the request: an *UnexpectedCodeError.
+var ErrUnexpectedCode = errors.New("bootstrap: launchd answered with a code outside its bootstrap codes")
+
+// UnexpectedCodeError is an answer of launchd outside its bootstrap codes (1100–1106) and outside
+// the Mach and MIG errors of the request's message. CoreFoundation's own logs show such answers
+// (141 from bootstrap_register2) in processes outside a GUI login session, whose bootstrap
+// namespace is not the user's. It matches ErrUnexpectedCode with errors.Is.
+type UnexpectedCodeError struct {
+	Code int32 // launchd's answer
+}
+
+// Error names the code and what usually causes it.
+func (e *UnexpectedCodeError) Error() string {
+	return fmt.Sprintf("launchd answered %d (%#x), none of its bootstrap codes (1100–1106): usually "+
+		"this process runs outside a GUI login session (over ssh, from cron or a LaunchDaemon, on a "+
+		"CI runner no user is logged in to; `launchctl managername` then prints something other "+
+		"than Aqua), where launchd takes no names from it; run it in the user's login session, or "+
+		"have a launch agent's plist declare the name and use CheckIn", e.Code, uint32(e.Code))
+}
+
+// Is makes errors.Is(err, ErrUnexpectedCode) hold.
+func (e *UnexpectedCodeError) Is(target error) bool { return target == ErrUnexpectedCode }
+
 // opError turns a kern_return_t from the name service into an *Error.
 func opError(op, name string, pid int, kr int32) error {
 	if kr == 0 {
 		return nil
 	}
 	e := &Error{Op: op, Name: name, PID: pid}
-	if IsCode(kr) {
+	switch {
+	case IsCode(kr):
 		e.Code = Code(kr)
-	} else {
+	case isMachError(kr):
 		e.Err = mach.ReturnError(kr) // e.g. launchd could not be reached, or did not answer
+	default:
+		e.Err = &UnexpectedCodeError{Code: kr}
 	}
 	return e
+}
+
+// isMachError reports whether kr is an error of the request's message rather than launchd's
+// answer: a mach_msg_return_t, a kern_return_t the kernel defines, or a MIG error (-300..-399).
+func isMachError(kr int32) bool {
+	if _, ok := mach.ReturnError(kr).(mach.MsgReturn); ok {
+		return true
+	}
+	return mach.KernReturn(kr).Name() != "" || (-400 < kr && kr <= -300)
 }
 
 // codeText is bootstrap_strerror's text; a Darwin test compares this table with it. For 1106

@@ -40,7 +40,8 @@ type served struct {
 	lockFD                  int
 	ln                      *net.UnixListener
 	send                    *mach.SendRight    // what each look-up receives a copy of
-	notify                  *mach.ReceiveRight // receives the dead-name notification of send
+	notify                  *mach.ReceiveRight // receives the dead-name notification of send, or nil
+	unwatch                 func()             // cancels the watch of the receive right, or nil
 	stop                    context.CancelFunc
 	done                    chan struct{} // closed when serving has ended and all is released
 	withdrawOnce            sync.Once
@@ -95,6 +96,27 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 	if perPID {
 		pid = os.Getpid()
 	}
+	// The namespace keeps a send right of its own, as launchd does.
+	send, err := port.MakeSend()
+	if err != nil {
+		return nil, &Error{Op: op, Name: name, PID: pid, Err: err}
+	}
+	withdraw, err := e.publish(op, name, send, perPID)
+	if err != nil {
+		_ = send.Close()
+	}
+	return withdraw, err
+}
+
+// publish serves name with send, which the namespace owns from then on; on failure send stays
+// the caller's. As launchd (job_mig_register2 in launchd-842 src/core.c), it refuses a name this
+// process serves already with 1103 and one another process serves with 1100. The returned
+// function withdraws the name at once; the name also goes when send's port dies (see start).
+func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (func() error, error) {
+	pid := 0
+	if perPID {
+		pid = os.Getpid()
+	}
 	fail := func(code Code, err error) (func() error, error) {
 		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
 	}
@@ -115,7 +137,8 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 		return fail(0, err)
 	}
 	s := &served{key: key, sockPath: sockPath, lockPath: lockPath, lockFD: lockFD, done: make(chan struct{})}
-	if err := s.start(name, port); err != nil {
+	if err := s.start(name, send, e); err != nil {
+		s.send = nil // the caller's again
 		s.release()
 		return fail(0, err)
 	}
@@ -161,23 +184,32 @@ func lockName(path string) (int, error) {
 	return -1, errors.New("lock file keeps being replaced")
 }
 
-// start makes the send right that look-ups receive copies of, asks for its dead-name
-// notification (the name must disappear when the receive right dies, however it dies), and
-// replaces any stale socket of a dead owner with a listening one.
-func (s *served) start(name string, port *mach.ReceiveRight) error {
+// start takes send, the right that look-ups receive copies of, arranges for the name to go
+// when the port dies, and replaces any stale socket of a dead owner with a listening one.
+//
+// launchd learns of a port's death from a dead-name request in its own IPC space. This namespace
+// lives in the registrant's space instead, where its reference would outlive the port as a dead
+// name and the registrant's own dead-name request on the name (a Remote's, say: one per name)
+// would replace its own. So when the receive right is this process's, the name is withdrawn just
+// before this process destroys it (emu.WatchReceive); otherwise (a right to another process's
+// port, which the libSystem double's bootstrap_register2 may be given) a dead-name request says.
+// A killed process's names go with its flocks.
+func (s *served) start(name string, send *mach.SendRight, e *emulated) error {
 	var err error
-	if s.send, err = port.MakeSend(); err != nil {
-		return err
-	}
-	if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
-		return err
-	}
-	prev, err := s.send.RequestDeadName(s.notify)
-	if err != nil {
-		return err
-	}
-	if prev != nil { // a fresh right has no earlier request; release one all the same
-		_ = prev.Close()
+	s.send = send
+	unwatch, kr := emu.WatchReceive(uint32(send.Name()), func() { s.withdraw(e); <-s.done })
+	s.unwatch = unwatch
+	if kr != abi.KERN_SUCCESS {
+		if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
+			return err
+		}
+		prev, err := s.send.RequestDeadName(s.notify)
+		if err != nil {
+			return err
+		}
+		if prev != nil { // a fresh right has no earlier request; release one all the same
+			_ = prev.Close()
+		}
 	}
 	record := fmt.Sprintf("%s\n%d\n", name, os.Getpid()) // for people and machping, not for locking
 	_ = unix.Ftruncate(s.lockFD, 0)
@@ -193,22 +225,25 @@ func (s *served) start(name string, port *mach.ReceiveRight) error {
 	return nil
 }
 
-// serve answers look-ups until the name is withdrawn, and withdraws it when the port dies.
+// serve answers look-ups until the name is withdrawn, and withdraws it when a dead-name
+// notification says the port died (see start).
 func (s *served) serve(ctx context.Context, e *emulated) {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var m mach.Message
-		err := mach.Receive(ctx, s.notify, &m)
-		if err == nil {
-			if n, perr := mach.ParseNotification(&m); perr == nil {
-				_ = n.CloseDeadName()
+	if s.notify != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var m mach.Message
+			err := mach.Receive(ctx, s.notify, &m)
+			if err == nil {
+				if n, perr := mach.ParseNotification(&m); perr == nil {
+					_ = n.CloseDeadName()
+				}
+				_ = m.Destroy()
+				go s.withdraw(e) // the port died: the name goes with it
 			}
-			_ = m.Destroy()
-			go s.withdraw(e) // the port died: the name goes with it
-		}
-	}()
+		}()
+	}
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
@@ -218,7 +253,9 @@ func (s *served) serve(ctx context.Context, e *emulated) {
 	}
 	s.stop()
 	wg.Wait()
-	mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
+	if s.notify != nil {
+		mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
+	}
 	s.release()
 	close(s.done)
 }
@@ -259,6 +296,9 @@ func (s *served) withdraw(e *emulated) {
 
 // release closes what start opened; the lock goes last.
 func (s *served) release() {
+	if s.unwatch != nil {
+		s.unwatch()
+	}
 	if s.notify != nil {
 		mach.Drain(s.notify) // a dead-name notification carries a reference of the dead name
 		_ = s.notify.Close()
@@ -270,9 +310,33 @@ func (s *served) release() {
 	_ = unix.Close(s.lockFD)
 }
 
+// checkIn makes name a service of this process and returns its receive right, as launchd's
+// job_mig_check_in2 does with flags 0 for a name no job declares (launchd-842 src/core.c;
+// crashpad's util/mach/bootstrap_test.cc sees it on real launchd). There are no plists here, so
+// no name is declared. The refusals are register's: 1103 for a name this process serves, 1100
+// for one another process serves; the sandbox's were checked before (CheckIn's precheck). The
+// name goes with its port, as a registered one does.
 func (e *emulated) checkIn(name string) (*mach.ReceiveRight, error) {
-	return nil, &Error{Op: "bootstrap_check_in", Name: name, Code: ErrUnknownService,
-		Err: errors.New("no launchd on Linux: no name is declared for check-in")}
+	const op = "bootstrap_check_in"
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		return nil, &Error{Op: op, Name: name, Err: err}
+	}
+	send, err := port.MakeSend()
+	if err == nil {
+		if _, err = e.publish(op, name, send, false); err != nil {
+			_ = send.Close()
+		}
+	}
+	if err != nil {
+		_ = port.Close()
+		var be *Error
+		if !errors.As(err, &be) {
+			err = &Error{Op: op, Name: name, Err: err}
+		}
+		return nil, err
+	}
+	return port, nil
 }
 
 func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.SendRight, error) {

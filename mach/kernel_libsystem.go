@@ -26,7 +26,8 @@ type darwinKernel struct {
 	task uint32
 
 	mu      sync.Mutex
-	wakers  []*waker                     // idle wakers, reused
+	wakers  []*waker                     // idle wakers, reused; the oldest first
+	trim    *time.Timer                  // destroys wakers idle too long (trimWakers)
 	wakeOf  map[Name]*waker              // every waker by its wake port's name
 	waiting map[Name]map[*waker]struct{} // cancellable receives by the right they wait on
 	// sets records the port sets of the caller's that each receive right is a member of, as
@@ -311,7 +312,17 @@ func (k *darwinKernel) wakeReceivers(name Name) {
 }
 
 // waker is a wake-up port (receive right with a send right, queue limit 1) and a port set.
-type waker struct{ set, wake Name }
+type waker struct {
+	set, wake Name
+	idle      time.Time // when it was last put back
+}
+
+// A burst of concurrent cancellable receives makes a waker each. Once idle for wakerIdle, all
+// but keptWakers of them are destroyed, so that the burst leaves no ports behind for good.
+const (
+	keptWakers = 1
+	wakerIdle  = 100 * time.Millisecond
+)
 
 func (k *darwinKernel) getWaker() (*waker, int32) {
 	k.mu.Lock()
@@ -348,8 +359,33 @@ func (k *darwinKernel) getWaker() (*waker, int32) {
 
 func (k *darwinKernel) putWaker(w *waker) {
 	k.mu.Lock()
+	w.idle = time.Now()
 	k.wakers = append(k.wakers, w)
+	if len(k.wakers) > keptWakers && k.trim == nil {
+		k.trim = time.AfterFunc(wakerIdle, k.trimWakers)
+	}
 	k.mu.Unlock()
+}
+
+// trimWakers destroys the wakers idle for wakerIdle beyond the first keptWakers, and comes back
+// later while there are more.
+func (k *darwinKernel) trimWakers() {
+	k.mu.Lock()
+	var old []*waker
+	for len(k.wakers) > keptWakers && time.Since(k.wakers[0].idle) >= wakerIdle {
+		old = append(old, k.wakers[0])
+		delete(k.wakeOf, k.wakers[0].wake)
+		k.wakers = k.wakers[1:]
+	}
+	k.trim = nil
+	if len(k.wakers) > keptWakers {
+		k.trim = time.AfterFunc(wakerIdle, k.trimWakers)
+	}
+	k.mu.Unlock()
+	for _, w := range old {
+		k.modRefs(w.set, RightPortSet, -1)
+		k.destruct(w.wake, -1, 0)
+	}
 }
 
 // wake sends an empty message to a wake-up port without blocking. If its queue is full a

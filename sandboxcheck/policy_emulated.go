@@ -3,6 +3,7 @@
 package sandboxcheck
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -27,6 +28,11 @@ var declared struct {
 // process only; set MACHPORT_APP_GROUPS for children. On macOS the entitlements decide and it
 // returns an error wrapping errors.ErrUnsupported.
 func SetApplicationGroups(groups ...string) error {
+	if _, ok := platform.(emulated); !ok {
+		// machport's tests run the Darwin logic here (policy_libsystem_linux.go): as on macOS,
+		// the code signature decides.
+		return fmt.Errorf("sandboxcheck: application groups come from the entitlements of the Darwin logic's process: %w", errors.ErrUnsupported)
+	}
 	if len(groups) == 0 {
 		return fmt.Errorf("sandboxcheck: SetApplicationGroups needs at least one group (ResetApplicationGroups leaves the sandbox)")
 	}

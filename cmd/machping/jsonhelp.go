@@ -135,8 +135,8 @@ register
   sandbox            sandbox   this process's sandbox state
   sandbox_allows     {bool}    the sandbox's answers on this name, keyed "mach-register" and
                                "mach-lookup" (a key is missing when the sandbox did not answer)
-  check_in?          probe     bootstrap_check_in: does a launchd job declare the name for this
-                               process? (missing with --pid)
+  check_in?          probe     bootstrap_check_in: launchd hands over a name a plist declares for
+                               this process and makes one nobody serves (missing with --pid)
   register           probe     bootstrap_register2
   may_register       bool      either probe claimed the name
   probe:

@@ -31,10 +31,11 @@ name, 2 on any other failure ('machping help' lists them).`,
 		name:    "register",
 		args:    "[--pid] NAME",
 		summary: "tell whether this process may register a name (probes, then withdraws)",
-		detail: `Probes check-in (bootstrap_check_in: does a launchd job declare NAME for this process?) and
-registration (bootstrap_register2) separately, withdrawing the name after each success, and
-reports the sandbox's own answers for mach-register and mach-lookup (on macOS from
-sandbox_check; on Linux from the emulated sandbox of MACHPORT_APP_GROUPS). Exit status 0 when
+		detail: `Probes check-in (bootstrap_check_in: launchd hands over a name a plist declares for this
+process, and makes one nobody serves) and registration (bootstrap_register2) separately,
+withdrawing the name after each success, and reports the sandbox's own answers for
+mach-register and mach-lookup (on macOS from sandbox_check; on Linux from the emulated sandbox
+of MACHPORT_APP_GROUPS). Exit status 0 when
 the name may be registered, 4 when it is refused (1100 sandbox or another owner, 1101, 1103),
 5 for an invalid name, 2 on other failures ('machping help' lists them).`,
 		examples: []string{"machping register group.com.example.app.worker", "MACHPORT_APP_GROUPS=group.com.example.app machping register com.other.name"},

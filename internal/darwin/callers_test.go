@@ -150,6 +150,11 @@ func darwinUses(f *ast.File) *pkgUse {
 		case *ast.SelectorExpr:
 			if x, ok := n.X.(*ast.Ident); ok && x.Name == local {
 				u.names[n.Sel.Name] = true
+				if loaderImages[n.Sel.Name] != nil {
+					// A loader handed to the portable logic as a value (load: darwin.Load),
+					// which calls it before any binding.
+					u.loaders[n.Sel.Name] = true
+				}
 			}
 		}
 		return true

@@ -270,6 +270,7 @@ func (s *space) makeSend(e *entry) int32 {
 
 // Destruct is mach_port_destruct.
 func Destruct(name uint32, srdelta int32, guard uint64) int32 {
+	receiveDying(name, guard, true)
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	e := sp.entries[name]
@@ -333,6 +334,9 @@ func Deallocate(name uint32) int32 {
 func ModRefs(name, right uint32, delta int32) int32 {
 	if right >= abi.MACH_PORT_RIGHT_NUMBER {
 		return abi.KERN_INVALID_VALUE
+	}
+	if right == abi.MACH_PORT_RIGHT_RECEIVE && delta < 0 {
+		receiveDying(name, 0, false)
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()

@@ -12,10 +12,11 @@
 // in memory the caller must vm_deallocate. It injects the faults a real kernel produces (see
 // Fault, After and PhysicalCopies).
 //
-// It binds the Mach functions of libsystem_kernel and mach_task_self_. The bootstrap_* calls,
-// bootstrap_port, sandbox_check, csops and the SecTask/CF calls are not bound yet: Install
-// leaves those variables nil, so code that needs them fails as on a Mac whose symbol is missing
-// (the seam is installMach's table; a later binding adds its own table beside it).
+// It binds the Mach functions of libsystem_kernel and mach_task_self_ (installMach), launchd's
+// bootstrap_* calls and bootstrap_port over a Namespace (bootstrap.go), and sandbox_check,
+// SANDBOX_CHECK_NO_REPORT, csops and the SecTask and CFString calls the entitlements need
+// (sandbox.go). UseDarwinLogic (seam.go) switches machport's packages to their Darwin logic over
+// it.
 package libsystemdouble
 
 import (
@@ -48,6 +49,8 @@ func Install() {
 		darwin.MachTaskSelfAddr = uintptr(unsafe.Pointer(taskSelf))
 		opened = append(opened, darwin.LibSystem)
 		installMach()
+		installLaunchd()
+		installSandbox()
 		makeCarrier()
 	})
 }
