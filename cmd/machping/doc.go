@@ -8,8 +8,9 @@
 //	machping [--json] [command] [arguments]
 //
 // With no command, machping runs selftest. Flags may follow the positional arguments
-// ("machping ping NAME -c 3"); "--" ends the flags. A flag takes one dash or two. Durations
-// are seconds ("0.2", as ping(8) takes them) or Go durations ("200ms").
+// ("machping ping NAME -c 3"); "--" ends the flags. A flag takes one dash or two, and a
+// one-letter flag's value may be attached as ping(8) takes it ("-c3", "-i0.2", "-W2"). Durations
+// are seconds ("0.2") or Go durations ("200ms").
 //
 // # Commands
 //

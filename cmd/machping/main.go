@@ -113,18 +113,22 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := &output{stdout: stdout, stderr: stderr}
 	top := flag.NewFlagSet("machping", flag.ContinueOnError)
-	top.SetOutput(stderr)
+	top.SetOutput(io.Discard) // its errors are printed below, with machping's name
 	top.BoolVar(&o.json, "json", false, "print one JSON document (see 'machping help json')")
 	showVersion := top.Bool("version", false, "print the version and exit")
 	// flag calls Usage both for -help and after its own error message; help goes to stdout once,
 	// and an error gets a one-line pointer instead of the whole text.
 	top.Usage = func() {}
-	if err := top.Parse(args); err != nil {
+	args, err := normalizeArgs(top, args, true)
+	if err == nil {
+		err = top.Parse(args)
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout)
 			return exitOK
 		}
-		fmt.Fprintln(stderr, "  hint: 'machping help' shows the usage")
+		fmt.Fprintf(stderr, "machping: %v\n  hint: 'machping help' shows the usage\n", err)
 		return exitError
 	}
 	if *showVersion {
@@ -144,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	fs := flag.NewFlagSet("machping "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // its errors are printed below, with machping's name
 	fs.BoolVar(&o.json, "json", o.json, "print JSON (see 'machping help json')")
 	runCmd := c.flags(fs, o)
 	fs.Usage = func() {}
@@ -154,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			commandUsage(stdout, c, fs)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "  hint: 'machping help %s' shows the usage\n", c.name)
+		fmt.Fprintf(stderr, "machping: %v\n  hint: 'machping help %s' shows the usage\n", err, c.name)
 		return exitError
 	}
 	o.command = c.name
@@ -163,7 +167,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseInterspersed parses flags wherever they appear among the positional arguments, so that
 // "machping ping NAME -c 3" works as well as "machping ping -c 3 NAME". "--" ends the flags.
+// ping(8)'s attached values ("-c3") are accepted too (see normalizeArgs).
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	args, err := normalizeArgs(fs, args, false)
+	if err != nil {
+		return nil, err
+	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -232,8 +232,12 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"serve", "-h"}, stdout: "Ctrl-C"},
 		{args: []string{"help", "json"}, stdout: "loss_percent"},
 		{args: []string{"bogus"}, code: exitError, stderr: `unknown command "bogus"`},
-		{args: []string{"--bogus"}, code: exitError, stderr: "flag provided but not defined"},
-		{args: []string{"ping", "--bogus", "n"}, code: exitError, stderr: "'machping help ping' shows the usage"},
+		{args: []string{"--bogus"}, code: exitError, stderr: "machping: unknown flag --bogus\n  hint: 'machping help' shows the usage\n"},
+		{args: []string{"ping", "--bogus", "n"}, code: exitError, stderr: "machping: unknown flag --bogus\n  hint: 'machping help ping' shows the usage\n"},
+		{args: []string{"ping", "--bogus=3", "n"}, code: exitError, stderr: "machping: unknown flag --bogus\n"},
+		{args: []string{"ping", "-x1", "n"}, code: exitError, stderr: "machping: unknown flag -x1\n"},
+		{args: []string{"ping", "-cx", "n"}, code: exitError, stderr: `machping: invalid value "x" for flag -c`},
+		{args: []string{"-c1"}, code: exitError, stderr: "machping: unknown flag -c1\n"},
 		{args: []string{"help", "bogus"}, code: exitError, stderr: `no help for "bogus"`},
 		{args: []string{"ping"}, code: exitError, stderr: "ping needs exactly one NAME, got 0 arguments"},
 		{args: []string{"ping", "a", "b"}, code: exitError, stderr: "got 2 arguments"},
@@ -351,6 +355,33 @@ func TestServeAndPing(t *testing.T) {
 			requireWithdrawn(t, lookup...)
 		})
 	}
+}
+
+// ping(8)'s spellings of a flag's value all work: attached to a one-letter flag ("-c2"), as the
+// next argument, after "=" with one dash or two, and after the name.
+func TestFlagSpellings(t *testing.T) {
+	name := uniqueName(t)
+	startServer(t, nil, "-q", name)
+	for _, args := range [][]string{
+		{"-c2", "-i0.01", "-s7", "-W2", name},
+		{"-c", "2", "-i", "0.01", "-s", "7", "-W", "2", name},
+		{"--c=2", "-i=10ms", "--s=7", "--W=2s", name},
+		{name, "-c2", "-i0.01", "-s7", "-W2"},
+		{"-s7", "-c2", "-i0.01", "--", name},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := runMachping(t, nil, append([]string{"ping", "--json"}, args...)...)
+			requireCode(t, r, exitOK)
+			doc := decode[pingDoc](t, r)
+			require.Equal(t, 2, doc.Transmitted)
+			require.Equal(t, 7, doc.Size)
+		})
+	}
+	// lookup's -W too, and "--" keeps a name that looks like a flag.
+	requireCode(t, runMachping(t, nil, "lookup", "-W2", name), exitOK)
+	r := runMachping(t, nil, "lookup", "-W1", "--", "-c1")
+	requireCode(t, r, exitUnknown)
+	require.Contains(t, r.stdout, "-c1: not found")
 }
 
 // requireWithdrawn runs 'machping lookup' (args) until it says the name is unknown (exit 3),
