@@ -36,7 +36,8 @@
 // (default 56; above 4000 bytes payloads travel out-of-line, as CF sends them); -W waits at
 // most timeout for each reply (default 2s; the look-up gets at least 5s); --raw uses the raw echo
 // protocol (for 'serve --raw'); --pid reaches the per-PID service of process PID; -q prints
-// only the summary.
+// only the summary. A request in flight when Ctrl-C comes counts as transmitted and lost, as
+// in ping(8): interrupted before its first reply, a run shows 100% loss.
 //
 //	machping lookup [--pid PID] [-W timeout] NAME
 //

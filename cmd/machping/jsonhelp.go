@@ -97,7 +97,8 @@ ping
   size               int       payload bytes per request (-s)
   out_of_line        bool      size is above 4000 bytes, so payloads travel out-of-line
   replies            [reply]   one per request sent, in order
-  transmitted        int       requests sent (one cut short by Ctrl-C does not count)
+  transmitted        int       requests sent (one in flight when Ctrl-C came counts, as in
+                               ping(8), with its reply lost)
   received           int       correct replies
   loss_percent       number    100 * (transmitted - received) / transmitted, 3 decimals; 0 when
                                none was sent
@@ -108,7 +109,8 @@ ping
     seq              int       the request's number, from 1 (also its msgid)
     bytes            int       bytes that came back; 0 when none did
     time_ms          number    the round trip; 0 when lost
-    error?           string    why the reply counts as lost (timeout, wrong data, server died)
+    error?           string    why the reply counts as lost (timeout, wrong data, server died,
+                               Ctrl-C before it came)
   rtt (all 0 when no reply came):
     count            int       replies measured
     min_ms           number    fastest round trip

@@ -785,6 +785,30 @@ func TestSelfTestInterrupted(t *testing.T) {
 	requireEmptyDir(t, ns) // the child withdrew its name
 }
 
+// Ctrl-C while a request is in flight counts it as transmitted and lost, as ping(8) does: before
+// the first reply, that is 100% loss, exit status 1.
+func TestPingInterruptedInFlight(t *testing.T) {
+	name := uniqueName(t)
+	// A raw server logs the CF request it received, and its echo is no CF reply: the request
+	// is in flight, with no reply to come, once the log says so.
+	srv := startServer(t, nil, "--raw", name)
+	run := startRun(t, nil, "ping", "-i", "60", "-W", "60", name)
+	require.Equal(t, "request", srv.event(t)["event"])
+	r := run.interrupt(t)
+	requireCode(t, r, exitNegative)
+	golden(t, "ping-interrupted.golden", normalize(r.stdout, name))
+
+	run = startRun(t, nil, "ping", "--json", "-W", "60", name)
+	require.Equal(t, "request", srv.event(t)["event"])
+	r = run.interrupt(t)
+	requireCode(t, r, exitNegative)
+	doc := decode[pingDoc](t, r)
+	require.Equal(t, 1, doc.Transmitted)
+	require.Zero(t, doc.Received)
+	require.EqualValues(t, 100, doc.LossPercent)
+	require.Equal(t, []pingReply{{Seq: 1, Error: "interrupted before the reply came"}}, doc.Replies)
+}
+
 // When no request gets a reply, ping says to try the other protocol.
 func TestPingWrongProtocol(t *testing.T) {
 	for _, raw := range []bool{false, true} {

@@ -25,7 +25,8 @@ func init() {
 messages with --raw, one every interval (a reply that takes longer delays the next request),
 printing a line per reply and a summary with loss,
 min/avg/max/mdev and the 50th and 99th percentiles. Payloads up to 4000 bytes travel inline,
-larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C.
+larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C; a request in
+flight then counts as transmitted and lost, as in ping(8).
 
 Exit status: 0 when every reply came, 1 when some were lost (timeouts, a reply that differs,
 or the server died mid-run); when the service could not be pinged at all, the cause's status
@@ -209,6 +210,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 	var rtts latencies
 	data := make([]byte, p.size)
 	var lastSent time.Time
+	interrupted := false // the last request was in flight when Ctrl-C came
 	for seq := 1; p.count == 0 || seq <= p.count; seq++ {
 		// One request per interval, as ping(8) sends them: a slow reply or a timeout eats into
 		// the wait rather than adding to it.
@@ -230,11 +232,16 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		got, err := client.ping(reqCtx, int32(seq), data)
 		rtt := time.Since(start)
 		cancel()
-		if ctx.Err() != nil {
-			break // interrupted: this request does not count
-		}
 		doc.Transmitted++
 		reply := pingReply{Seq: seq}
+		if ctx.Err() != nil && err != nil {
+			// Ctrl-C while the request was in flight: as ping(8), the probe was transmitted and
+			// its reply lost, so that a run interrupted before its first reply shows 100% loss.
+			reply.Error = "interrupted before the reply came"
+			doc.Replies = append(doc.Replies, reply)
+			interrupted = true
+			break
+		}
 		switch {
 		case err == nil && !bytes.Equal(got, data):
 			reply.Bytes = len(got)
@@ -264,7 +271,11 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		}
 	}
 	doc.RTT = rtts.summary()
-	if doc.Transmitted > 0 && doc.Received == 0 && doc.Failure == nil {
+	waited := doc.Transmitted // requests whose replies had their full chance to come
+	if interrupted {
+		waited-- // a reply Ctrl-C cut short says nothing about the protocol
+	}
+	if waited > 0 && doc.Received == 0 && doc.Failure == nil {
 		// The usual cause: the server speaks the other protocol, and drops or ignores requests
 		// it cannot parse, or answers in a shape this client drops.
 		if p.raw {
