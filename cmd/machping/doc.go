@@ -29,7 +29,8 @@
 //
 //	machping ping [-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] [-q] NAME
 //
-// Looks NAME up and sends it echo requests, printing a line per reply and a summary with loss,
+// Looks NAME up and sends it echo requests, printing a line per reply (with the replying
+// server's pid and uid, from the reply's audit trailer) and a summary with loss,
 // min/avg/max/mdev and the 50th and 99th percentiles. -c stops after count requests (default 0:
 // until Ctrl-C); -i sends one request per interval (default 1s; a reply that takes longer delays
 // the next request); -s sets the payload size
@@ -42,8 +43,10 @@
 //	machping lookup [--pid PID] [-W timeout] NAME
 //
 // Looks NAME up (bootstrap_look_up, or bootstrap_look_up2 for the per-PID service of --pid),
-// reports the send right that came back and releases it. -W gives up after timeout (default
-// 5s).
+// reports the send right that came back and releases it, and the pid of the process serving
+// the name where it can be known: on Linux from the emulated namespace's record of the name;
+// launchd does not tell it without a message from the server (ping shows the pid from the reply's
+// audit trailer). -W gives up after timeout (default 5s).
 //
 //	machping register [--pid] NAME
 //

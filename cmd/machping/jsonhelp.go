@@ -109,8 +109,12 @@ ping
     seq              int       the request's number, from 1 (also its msgid)
     bytes            int       bytes that came back; 0 when none did
     time_ms          number    the round trip; 0 when lost
+    from?            sender    who sent the reply, from its audit trailer (missing when lost)
     error?           string    why the reply counts as lost (timeout, wrong data, server died,
                                Ctrl-C before it came)
+  sender:
+    pid              int       the replying process's pid
+    uid              int       its effective uid
   rtt (all 0 when no reply came):
     count            int       replies measured
     min_ms           number    fastest round trip
@@ -125,6 +129,8 @@ lookup
   pid?               int       the process whose per-PID service was looked up (--pid)
   found              bool      the name resolved
   right?             right     the send right that came back (released again), when found
+  owner_pid?         int       the pid of the process serving the name, when found and known (on
+                               Linux from the emulated namespace; launchd does not tell it)
   failure?           error     why not, when not found
   right:
     name             string    the port name in hex, e.g. "0x1103"

@@ -322,6 +322,7 @@ func TestServeAndPing(t *testing.T) {
 			require.Len(t, doc.Replies, 3)
 			for i, reply := range doc.Replies {
 				require.Equal(t, i+1, reply.Seq)
+				require.Equal(t, &sender{PID: srv.pid, UID: uint32(os.Geteuid())}, reply.From, "the reply's audit trailer")
 				require.Equal(t, tc.size, reply.Bytes)
 				require.Positive(t, reply.TimeMs)
 				require.Empty(t, reply.Error)
@@ -407,6 +408,8 @@ func TestServeAndPingText(t *testing.T) {
 	r := runMachping(t, nil, "ping", "-c", "2", "-i", "0", name)
 	requireCode(t, r, exitOK)
 	golden(t, "ping.golden", normalize(r.stdout, name))
+	require.Equal(t, 2, strings.Count(r.stdout, fmt.Sprintf("bytes from %s (pid %d, uid %d): ", name, cmd.Process.Pid, os.Geteuid())),
+		"each reply line names the server's pid and uid: %s", r.stdout)
 	log := serving + "\n" + c.Line(t) + "\n" + c.Line(t) + "\n"
 	require.NoError(t, cmd.Process.Signal(os.Interrupt))
 	log += c.Line(t) + "\n"
@@ -508,6 +511,10 @@ func TestKillServerDuringPing(t *testing.T) {
 func TestLookup(t *testing.T) {
 	name := uniqueName(t)
 	srv := startServer(t, nil, "--pid", name)
+	owner := fmt.Sprintf("pid %d (%s)", srv.pid, ownerPIDNote)
+	if runtime.GOOS != "linux" {
+		owner = "unknown (" + ownerPIDNote + ")"
+	}
 	for _, tc := range []struct {
 		args   []string
 		code   int
@@ -516,6 +523,7 @@ func TestLookup(t *testing.T) {
 		found  bool
 	}{
 		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: name + ": found: send right 0x", found: true},
+		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: "\n  served by " + owner + "\n", found: true},
 		{args: []string{name}, code: exitUnknown, stdout: name + ": not found (1102 unknown service)", stderr: "start the server"},
 		{args: []string{""}, code: exitInvalid, stderr: "is empty"},
 	} {
@@ -537,6 +545,11 @@ func TestLookup(t *testing.T) {
 		if tc.found {
 			require.Equal(t, "send", doc.Right.Type)
 			require.Equal(t, srv.pid, doc.PID)
+			if runtime.GOOS == "linux" {
+				require.Equal(t, srv.pid, doc.Owner)
+			} else {
+				require.Zero(t, doc.Owner, "launchd does not tell")
+			}
 		} else {
 			require.Equal(t, 1102, doc.Failure.Code)
 		}

@@ -21,7 +21,9 @@ func init() {
 		args:    "[--pid PID] [-W timeout] NAME",
 		summary: "tell whether a service name resolves, and what right came back",
 		detail: `Looks NAME up (bootstrap_look_up, or bootstrap_look_up2 for the per-PID service of --pid)
-and reports the send right it got, then releases it. Exit status 0 when the name resolves,
+and reports the send right it got, then releases it, and the pid of the process serving the
+name where it can be known: on Linux from the emulated namespace's record; launchd does not
+tell it ('machping ping' shows the replying server's pid on macOS too). Exit status 0 when the name resolves,
 3 when no live server has it (1102), 4 when the sandbox refuses it (1100), 5 for an invalid
 name, 2 on any other failure ('machping help' lists them).`,
 		examples: []string{"machping lookup com.apple.windowserver.active", "machping lookup --pid 4242 com.example.echo"},
@@ -134,6 +136,7 @@ type lookupDoc struct {
 	PID     int        `json:"pid,omitempty"`
 	Found   bool       `json:"found"`
 	Right   *rightInfo `json:"right,omitempty"`
+	Owner   int        `json:"owner_pid,omitempty"` // the serving process, where it can be known (Linux)
 	Failure *diagnosis `json:"failure,omitempty"`
 }
 
@@ -160,6 +163,7 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 		} else {
 			info := describeRight(right.Name())
 			doc.Found, doc.Right = true, &info
+			doc.Owner, _ = ownerPID(doc.Name, *pid)
 			right.Close()
 		}
 		if code != exitOK && code != exitUnknown {
@@ -170,6 +174,11 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 		}
 		if doc.Found {
 			o.printf("%s: found: send right %s (%s)\n", doc.Name, doc.Right.Name, doc.Right.Type)
+			if doc.Owner != 0 {
+				o.printf("  served by pid %d (%s)\n", doc.Owner, ownerPIDNote)
+			} else {
+				o.printf("  served by: unknown (%s)\n", ownerPIDNote)
+			}
 			return code
 		}
 		o.printf("%s: not found (1102 unknown service)\n", doc.Name)

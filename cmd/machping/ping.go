@@ -23,7 +23,8 @@ func init() {
 		summary: "send echo requests to a service and report round-trip times",
 		detail: `Looks NAME up and sends it echo requests, CFMessagePort requests by default or raw mach
 messages with --raw, one every interval (a reply that takes longer delays the next request),
-printing a line per reply and a summary with loss,
+printing a line per reply (with the replying server's pid and uid, from the reply's audit
+trailer) and a summary with loss,
 min/avg/max/mdev and the 50th and 99th percentiles. Payloads up to 4000 bytes travel inline,
 larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C; a request in
 flight then counts as transmitted and lost, as in ping(8).
@@ -65,53 +66,58 @@ type pingReply struct {
 	Seq    int     `json:"seq"`
 	Bytes  int     `json:"bytes"`
 	TimeMs float64 `json:"time_ms"`         // the round trip; 0 when lost
+	From   *sender `json:"from,omitempty"`  // who sent the reply, from its audit trailer
 	Error  string  `json:"error,omitempty"` // why the reply was lost
 }
 
-// pinger sends one echo request and returns the reply's data.
+// sender is a message's sender as the kernel vouches for it in the audit trailer.
+type sender struct {
+	PID int    `json:"pid"`
+	UID uint32 `json:"uid"` // effective
+}
+
+// pinger sends one echo request and returns the reply's data and the audit token of its sender.
 type pinger interface {
-	ping(ctx context.Context, seq int32, data []byte) ([]byte, error)
+	ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error)
 	close()
 }
 
-type cfPinger struct{ remote *cfmessageport.Remote }
+type cfPinger struct{ c *cfClient }
 
-func (p cfPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, error) {
-	return p.remote.Request(ctx, seq, data)
+func (p cfPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error) {
+	return p.c.request(ctx, seq, data)
 }
-func (p cfPinger) close() { p.remote.Close() }
+func (p cfPinger) close() { p.c.close() }
 
 type rawPinger struct{ c *rawClient }
 
-func (p rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, error) {
-	return p.c.request(ctx, seq, data)
+func (p rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error) {
+	got, err := p.c.request(ctx, seq, data)
+	if err != nil {
+		return nil, mach.AuditToken{}, err
+	}
+	return got, p.c.in.Trailer.Audit, nil // the reply stays in c.in until the next request
 }
 func (p rawPinger) close() { p.c.close() }
 
 // dialPinger looks the service up and returns a client for the protocol.
 func dialPinger(ctx context.Context, name string, pid int, raw bool) (pinger, error) {
+	right, err := lookUpRight(ctx, name, pid)
+	if err != nil {
+		return nil, err
+	}
 	if raw {
-		right, err := lookUpRight(ctx, name, pid)
-		if err != nil {
-			return nil, err
-		}
 		c, err := newRawClient(right)
 		if err != nil {
 			return nil, err
 		}
 		return rawPinger{c}, nil
 	}
-	var remote *cfmessageport.Remote
-	var err error
-	if pid != 0 {
-		remote, err = cfmessageport.DialPID(ctx, name, pid)
-	} else {
-		remote, err = cfmessageport.Dial(ctx, name)
-	}
+	c, err := newCFClient(right)
 	if err != nil {
 		return nil, err
 	}
-	return cfPinger{remote}, nil
+	return cfPinger{c}, nil
 }
 
 func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
@@ -229,7 +235,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		reqCtx, cancel := context.WithTimeout(ctx, p.timeout)
 		start := time.Now()
 		lastSent = start
-		got, err := client.ping(reqCtx, int32(seq), data)
+		got, from, err := client.ping(reqCtx, int32(seq), data)
 		rtt := time.Since(start)
 		cancel()
 		doc.Transmitted++
@@ -248,6 +254,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 			reply.Error = fmt.Sprintf("the reply differs from the request (%d bytes back)", len(got))
 		case err == nil:
 			reply.Bytes, reply.TimeMs = len(got), millis(rtt)
+			reply.From = &sender{PID: from.PID(), UID: from.EUID()}
 			doc.Received++
 			rtts.add(rtt)
 		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
@@ -258,7 +265,8 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		doc.Replies = append(doc.Replies, reply)
 		if !p.quiet {
 			if reply.Error == "" {
-				o.printf("%d bytes from %s: seq=%d time=%.3f ms\n", reply.Bytes, p.name, seq, reply.TimeMs)
+				o.printf("%d bytes from %s (pid %d, uid %d): seq=%d time=%.3f ms\n", reply.Bytes, p.name,
+					reply.From.PID, reply.From.UID, seq, reply.TimeMs)
 			} else {
 				o.printf("seq=%d: %s\n", seq, reply.Error)
 			}
