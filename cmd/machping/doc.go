@@ -62,11 +62,16 @@
 // process's own groups). A refusal names the broken rule and, when one can be built, a name
 // that would pass. It also prints this process's sandbox state and groups.
 //
-//	machping rights [--lookup NAME]
+//	machping rights [--lookup NAME] [--pid PID]
 //
-// Lists every name in this process's IPC space with its right types, and its open file
-// descriptors (on Linux the emulation keeps ports behind descriptors), for leak hunting.
-// --lookup looks NAME up first and holds its right while listing.
+// Lists every name in this process's IPC space with its right types and user references (as
+// lsmp's urefs), and its open file descriptors (on Linux the emulation keeps ports behind
+// descriptors), for leak hunting. --lookup looks NAME up first and holds its right while
+// listing. --pid lists another process's rights, as 'lsmp -p': on macOS through task_for_pid,
+// which needs root (or a debugger's entitlement) and never serves a platform binary; on Linux the
+// emulation keeps a process's names in its own memory, so only its descriptors and the service
+// names it serves are listed. Where this user may not inspect the process, it says so and exits
+// 4.
 //
 //	machping bench [--sizes LIST] [--time D] [--transports LIST]
 //
@@ -108,7 +113,7 @@
 //     withdrawn, or its server is gone (killed, or its port destroyed).
 //   - 4: refused (1100, 1101, 1103). The sandbox refuses the name (for check: it lies outside
 //     the application groups, so the sandbox would), or another process has it, or this one
-//     already serves it.
+//     already serves it; for rights --pid, this user may not inspect the process.
 //   - 5: invalid name. Empty, not UTF-8, holding a NUL byte, or longer than 127 bytes.
 //
 // # JSON

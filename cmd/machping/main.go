@@ -29,7 +29,7 @@ const (
 	exitNegative = 1 // no reply: ping lost replies or its server died mid-run; the self-test failed
 	exitError    = 2 // no answer: bad usage, malformed application groups, interrupted, other failures
 	exitUnknown  = 3 // unknown service: no live server has the name (1102)
-	exitRefused  = 4 // refused: the sandbox refuses the name (1100), or another owner has it (1100, 1101, 1103)
+	exitRefused  = 4 // refused: the sandbox refuses the name (1100), or another owner has it (1100, 1101, 1103); not permitted to inspect a process
 	exitInvalid  = 5 // invalid name: a rule every name follows is broken
 )
 
@@ -50,9 +50,10 @@ var exitTable = []struct {
 		"     it was withdrawn, or its server is gone",
 		[]error{bootstrap.ErrUnknownService}},
 	{exitRefused, "refused (1100, 1101, 1103): the sandbox refuses the name (check: it lies outside\n" +
-		"     the application groups), or another process has it, or this one already serves it",
+		"     the application groups), or another process has it, or this one already serves it;\n" +
+		"     rights --pid: this user may not inspect the process",
 		[]error{bootstrap.ErrNotPrivileged, bootstrap.ErrNameInUse, bootstrap.ErrServiceActive,
-			sandboxcheck.ErrOutsideGroups, sandboxcheck.ErrEmptyRest}},
+			sandboxcheck.ErrOutsideGroups, sandboxcheck.ErrEmptyRest, errNotPermitted}},
 	{exitInvalid, "invalid name: empty, not UTF-8, holding a NUL, or longer than 127 bytes",
 		[]error{sandboxcheck.ErrEmptyName, sandboxcheck.ErrInvalidUTF8, sandboxcheck.ErrNameHasNUL, sandboxcheck.ErrNameTooLong}},
 }

@@ -654,12 +654,73 @@ func TestRights(t *testing.T) {
 	require.Equal(t, r.pid, doc.PID)
 	require.NotNil(t, doc.Lookup)
 	require.Contains(t, doc.Names, *doc.Lookup.Right, "the looked-up right is in the table")
+	require.Equal(t, rightInfo{Name: doc.Lookup.Right.Name, Type: "send", URefs: 1}, *doc.Lookup.Right, "one user reference")
+	require.True(t, doc.Self)
+	require.True(t, doc.Complete)
 	require.NotEmpty(t, doc.FDs)
 
-	r = runMachping(t, nil, "rights")
+	r = runMachping(t, nil, "rights", "--lookup", name)
 	requireCode(t, r, exitOK)
-	require.Regexp(t, `^port names of pid \d+ \(`+regexp.QuoteMeta(ipcBackend())+`\): \d+\n`, r.stdout)
+	require.Regexp(t, `(?m)^port names of pid \d+ \(`+regexp.QuoteMeta(ipcBackend())+`\): \d+\n  name +rights +urefs\n`, r.stdout)
+	require.Regexp(t, `(?m)^  0x[0-9a-f]+ +send +1$`, r.stdout)
 	require.Contains(t, r.stdout, "file descriptors: ")
+}
+
+// rights --pid lists another process's rights, as lsmp -p: on Linux what can be read from
+// outside (its descriptors and served names, never its names, which live in its memory); and
+// says so, exit status 4, where this user may not look.
+func TestRightsOfAnotherProcess(t *testing.T) {
+	name := uniqueName(t)
+	srv := startServer(t, nil, name)
+	r := runMachping(t, nil, "rights", "--json", "--pid", strconv.Itoa(srv.pid))
+	if runtime.GOOS == "linux" {
+		requireCode(t, r, exitOK)
+		doc := decode[rightsDoc](t, r)
+		require.Equal(t, srv.pid, doc.PID)
+		require.False(t, doc.Self)
+		require.False(t, doc.Complete, "the emulation's table is in the process's memory")
+		require.Empty(t, doc.Names)
+		require.Contains(t, doc.Why, "in its own memory")
+		require.Equal(t, []string{name}, doc.Services)
+		require.Contains(t, fmt.Sprint(doc.FDs), "socket:[", "the channel sockets of its ports")
+
+		r = runMachping(t, nil, "rights", "--pid", strconv.Itoa(srv.pid))
+		requireCode(t, r, exitOK)
+		golden(t, "rights-pid.golden", regexp.MustCompile(`(?s)file descriptors: .*`).ReplaceAllString(normalize(r.stdout, name), "file descriptors: ...\n"))
+	} else if os.Geteuid() != 0 {
+		requireCode(t, r, exitRefused) // task_for_pid is root's
+	} else {
+		requireCode(t, r, exitOK)
+		require.True(t, decode[rightsDoc](t, r).Complete)
+	}
+
+	r = runMachping(t, nil, "rights", "--pid", strconv.Itoa(1<<30))
+	requireCode(t, r, exitError)
+	require.Contains(t, r.stderr, fmt.Sprintf("cannot list the rights of pid %d", 1<<30))
+
+	r = runMachping(t, nil, "rights", "--pid", "1", "--lookup", name)
+	requireCode(t, r, exitError)
+	require.Contains(t, r.stderr, "does not go with --pid")
+}
+
+// Where this user may not inspect the process, rights --pid says so, with exit status 4.
+func TestRightsNotPermitted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs a second user: on macOS task_for_pid refuses any non-root caller, tested in TestRightsOfAnotherProcess")
+	}
+	cmd := exec.Command(machping, "rights", "--pid", "1")
+	if os.Geteuid() == 0 {
+		// root may read every process: look at this one as nobody instead.
+		require.NoError(t, os.Chmod(filepath.Dir(machping), 0o755))
+		cmd = exec.Command(machping, "rights", "--pid", strconv.Itoa(os.Getpid()))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	require.Equal(t, exitRefused, cmd.ProcessState.ExitCode(), "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Empty(t, stdout.String())
+	golden(t, "rights-not-permitted.golden", normalize(stderr.String()))
 }
 
 func TestBench(t *testing.T) {
