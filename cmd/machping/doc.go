@@ -94,6 +94,10 @@
 //
 // Prints the usage, a command's usage with its flags and examples, or the JSON documents.
 //
+// Commands machping suggests in hints are quoted for a POSIX shell (machping serve
+// 'com.ex ample'), so that they can be pasted as printed. A 1100 for a name the sandbox allows
+// registering is put down to the name's owner, without talk of the App Sandbox.
+//
 // Besides --json, the top level takes --version (print the version, the Go release, the
 // platform and what carries Mach messages) and --help.
 //

@@ -470,6 +470,47 @@ func TestPingLostReplies(t *testing.T) {
 	}
 }
 
+// Commands machping suggests are quoted for the shell, so that they can be pasted as printed.
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"com.example.echo", "com.example.echo"},
+		{"group.com.example-app_2:x@y%z+w=v,u/t", "group.com.example-app_2:x@y%z+w=v,u/t"},
+		{"com.ex ample", "'com.ex ample'"},
+		{"it's", `'it'\''s'`},
+		{"", "''"},
+		{"$HOME", "'$HOME'"},
+		{"a*", "'a*'"},
+		{"é", "'é'"},
+	} {
+		require.Equal(t, tc.want, shellQuote(tc.in), "%q", tc.in)
+	}
+	require.Equal(t, "machping serve --pid 'com.ex ample'", shellCommand("serve", "--pid", "com.ex ample"))
+}
+
+// A name with a space: the hints quote it, and a 1100 for a name another process owns, where
+// the sandbox allows registering it, says so and nothing about the App Sandbox.
+func TestHintsForAwkwardNames(t *testing.T) {
+	name := fmt.Sprintf("com.machport.machping.ex ample.%d", os.Getpid())
+	r := runMachping(t, nil, "ping", "-c", "1", name)
+	requireCode(t, r, exitUnknown)
+	require.Contains(t, r.stderr, "  hint: check that the server is running, or start one: machping serve '"+name+"'\n")
+	golden(t, "ping-unknown-quoted.golden", normalize(r.stderr, name))
+
+	startServer(t, nil, name)
+	r = runMachping(t, nil, "serve", name)
+	requireCode(t, r, exitRefused)
+	golden(t, "serve-taken.golden", normalize(r.stderr, name))
+	require.NotContains(t, r.stderr, "Sandbox")
+	require.NotContains(t, r.stderr, "application group")
+
+	r = runMachping(t, nil, "register", name)
+	requireCode(t, r, exitRefused)
+	require.Contains(t, r.stdout, "sandbox allows mach-register "+name+": yes\n")
+	require.Contains(t, r.stdout, "not privileged (1100): another process already serves this name (the sandbox allows registering it)\n")
+	require.NotContains(t, r.stdout, "App Sandbox")
+	require.Contains(t, r.stdout, "  hint: see whether it answers: machping lookup '"+name+"'\n")
+}
+
 // Killing the server during a ping ends the run at once with a diagnosis and exit status 1.
 func TestKillServerDuringPing(t *testing.T) {
 	for _, raw := range []bool{false, true} {
@@ -524,7 +565,7 @@ func TestLookup(t *testing.T) {
 	}{
 		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: name + ": found: send right 0x", found: true},
 		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: "\n  served by " + owner + "\n", found: true},
-		{args: []string{name}, code: exitUnknown, stdout: name + ": not found (1102 unknown service)", stderr: "start the server"},
+		{args: []string{name}, code: exitUnknown, stdout: name + ": not found (1102 unknown service)", stderr: "or start one: machping serve " + name},
 		{args: []string{""}, code: exitInvalid, stderr: "is empty"},
 	} {
 		r := runMachping(t, nil, append([]string{"lookup"}, tc.args...)...)
