@@ -4,7 +4,7 @@ import "strings"
 
 // shellQuote quotes s for a POSIX shell when it needs it, so that a command machping suggests
 // can be pasted as it is printed: a word of only safe characters stays bare, anything else goes
-// in single quotes, with each ' written as '\”.
+// in single quotes, where each single quote is closed, escaped with a backslash and reopened.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
 		return s
