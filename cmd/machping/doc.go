@@ -101,6 +101,18 @@
 // Besides --json, the top level takes --version (print the version, the Go release, the
 // platform and what carries Mach messages) and --help.
 //
+// # Man page and shell completions
+//
+// machping.1 and the bash, zsh and fish completions are made from the command definitions
+// ('go generate ./cmd/machping' writes them to cmd/machping/doc, where they are committed; a
+// test fails when they are stale), and the binary prints them itself, so that an installed
+// machping needs no checkout:
+//
+//	machping gen man > ~/.local/share/man/man1/machping.1
+//	machping gen completion bash > ~/.local/share/bash-completion/completions/machping
+//	machping gen completion zsh > "${fpath[1]}/_machping"
+//	machping gen completion fish > ~/.config/fish/completions/machping.fish
+//
 // # Exit status
 //
 // 0, 1 and 2 as ping(8) uses them; 3 to 5 say why a name is of no use. The same cause gives the
