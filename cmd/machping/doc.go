@@ -89,6 +89,16 @@
 // closes their stdin, withdrawing their names and removing their files; one that has not exited
 // within 3 seconds (a stopped one) is killed.
 //
+//	machping exec --group G [--group G]... [--] CMD [ARG]...
+//
+// Runs CMD in a sandbox that allows registering and looking up Mach names only inside the
+// application groups G, to reproduce the 1100s of a sandboxed app without writing a profile: on
+// Linux the emulated sandbox (MACHPORT_APP_GROUPS=G,...), on macOS sandbox-exec with a generated
+// profile (Apple's com.apple. services stay reachable for look-ups, as for a sandboxed app; the
+// command has no application-group entitlement, so it cannot name its own groups). Flags end at
+// CMD. The exit status is CMD's (128+N when signal N killed it, 127 when it cannot be started);
+// 2 for bad usage or a malformed group.
+//
 //	machping help [command]
 //	machping help json
 //

@@ -82,6 +82,8 @@ type command struct {
 	detail   string   // a paragraph for the command's --help
 	examples []string // each a full command line
 	hidden   bool     // internal: started by machping itself
+	// flagsFirst: the flags end at the first positional argument (exec's command has its own).
+	flagsFirst bool
 	// flags declares the command's flags on fs and returns its runner, which gets the positional
 	// arguments.
 	flags func(fs *flag.FlagSet, o *output) func(ctx context.Context, args []string) int
@@ -153,7 +155,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.json, "json", o.json, "print JSON (see 'machping help json')")
 	runCmd := c.flags(fs, o)
 	fs.Usage = func() {}
-	positional, err := parseInterspersed(fs, args)
+	var positional []string
+	if c.flagsFirst {
+		if args, err = normalizeArgs(fs, args, true); err == nil {
+			err = fs.Parse(args)
+			positional = fs.Args()
+		}
+	} else {
+		positional, err = parseInterspersed(fs, args)
+	}
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(stdout, c, fs)

@@ -9,9 +9,10 @@ _machping() {
 	done
 	local words
 	case $cmd in
-	"") words="bench lookup register check rights ping selftest serve help --json --version --help" ;;
-	help) words="bench lookup register check rights ping selftest serve help json" ;;
+	"") words="bench exec lookup register check rights ping selftest serve help --json --version --help" ;;
+	help) words="bench exec lookup register check rights ping selftest serve help json" ;;
 	bench) words="--json --sizes --time --transports --help" ;;
+	exec) words="--group --json --help" ;;
 	lookup) words="-W --json --pid --help" ;;
 	register) words="--json --pid --help" ;;
 	check) words="--group --json --help" ;;
