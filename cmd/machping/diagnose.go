@@ -23,6 +23,8 @@ type diagnosis struct {
 	Groups   []string `json:"groups,omitempty"`    // for 1100: this process's application groups, when it has any
 	Example  string   `json:"example,omitempty"`   // a name that would pass, when one can be built
 	Hints    []string `json:"hints,omitempty"`
+
+	notSandbox bool // a 1100 the sandbox did not cause: this process's groups are beside the point
 }
 
 func (d diagnosis) write(w io.Writer, prefix string) {
@@ -30,7 +32,7 @@ func (d diagnosis) write(w io.Writer, prefix string) {
 	if d.Cause != "" && d.Cause != d.Message {
 		fmt.Fprintf(w, "  cause: %s\n", d.Cause)
 	}
-	if d.Code == int(bootstrap.ErrNotPrivileged) {
+	if d.Code == int(bootstrap.ErrNotPrivileged) && !d.notSandbox {
 		groups := "none known (not sandboxed, or no application-group entitlement)"
 		if len(d.Groups) > 0 {
 			groups = strings.Join(d.Groups, ", ")
@@ -82,9 +84,9 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 		d.Hints = append(d.Hints, "the groups come from "+sandboxcheck.GroupsSource())
 	case errors.Is(err, bootstrap.ErrUnknownService):
 		d.Message = fmt.Sprintf("cannot %s %s: unknown service (1102): nobody serves this name", what, target)
-		start := "start the server, e.g. 'machping serve " + name + "', or check that it is running"
+		start := "check that the server is running, or start one: " + shellCommand("serve", name)
 		if pid != 0 {
-			start = fmt.Sprintf("the server must register the name per-PID (e.g. 'machping serve --pid %s') and run as pid %d", name, pid)
+			start = fmt.Sprintf("the server must register the name per-PID and run as pid %d: %s", pid, shellCommand("serve", "--pid", name))
 		}
 		d.Hints = append(d.Hints, "check the name: it must match the server's exactly, including case", start)
 		if pid == 0 {
@@ -99,10 +101,16 @@ func diagnose(err error, what, name string, pid int) diagnosis {
 			d.Message += ": the sandbox refuses this name"
 			d.Groups = groups
 			d.Hints = append(d.Hints, appGroupRule)
+		case (what == "register" || what == "serve") && sandboxAllowsRegister(name):
+			// The sandbox has said yes to this name, so the refusal is the owner's: talking about
+			// the App Sandbox here would point the wrong way.
+			d.Message += ": another process already serves this name (the sandbox allows registering it)"
+			d.notSandbox = true
+			d.Hints = append(d.Hints, "see whether it answers: "+shellCommand("lookup", name))
 		case what == "register" || what == "serve":
 			d.Message += ": another process already serves this name, or the sandbox refuses it"
 			d.Groups = groups
-			d.Hints = append(d.Hints, "'machping lookup "+name+"' tells whether someone serves it", appGroupRule)
+			d.Hints = append(d.Hints, "see whether another process serves it: "+shellCommand("lookup", name), appGroupRule)
 		default:
 			d.Message += ": the sandbox does not allow this process to look the name up"
 			d.Groups = groups
@@ -131,4 +139,11 @@ func statusName(s cfmessageport.Status) string {
 		return f[1]
 	}
 	return ""
+}
+
+// sandboxAllowsRegister reports whether the sandbox answers yes for registering name: then a
+// 1100 comes from the name's owner, not from the sandbox. No answer counts as no.
+func sandboxAllowsRegister(name string) bool {
+	ok, err := sandboxcheck.Allowed(sandboxcheck.MachRegister, name)
+	return err == nil && ok
 }

@@ -8,8 +8,9 @@
 //	machping [--json] [command] [arguments]
 //
 // With no command, machping runs selftest. Flags may follow the positional arguments
-// ("machping ping NAME -c 3"); "--" ends the flags. A flag takes one dash or two. Durations
-// are seconds ("0.2", as ping(8) takes them) or Go durations ("200ms").
+// ("machping ping NAME -c 3"); "--" ends the flags. A flag takes one dash or two, and a
+// one-letter flag's value may be attached as ping(8) takes it ("-c3", "-i0.2", "-W2"). Durations
+// are seconds ("0.2") or Go durations ("200ms").
 //
 // # Commands
 //
@@ -28,20 +29,24 @@
 //
 //	machping ping [-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] [-q] NAME
 //
-// Looks NAME up and sends it echo requests, printing a line per reply and a summary with loss,
+// Looks NAME up and sends it echo requests, printing a line per reply (with the replying
+// server's pid and uid, from the reply's audit trailer) and a summary with loss,
 // min/avg/max/mdev and the 50th and 99th percentiles. -c stops after count requests (default 0:
 // until Ctrl-C); -i sends one request per interval (default 1s; a reply that takes longer delays
 // the next request); -s sets the payload size
 // (default 56; above 4000 bytes payloads travel out-of-line, as CF sends them); -W waits at
 // most timeout for each reply (default 2s; the look-up gets at least 5s); --raw uses the raw echo
 // protocol (for 'serve --raw'); --pid reaches the per-PID service of process PID; -q prints
-// only the summary.
+// only the summary. A request in flight when Ctrl-C comes counts as transmitted and lost, as
+// in ping(8): interrupted before its first reply, a run shows 100% loss.
 //
 //	machping lookup [--pid PID] [-W timeout] NAME
 //
 // Looks NAME up (bootstrap_look_up, or bootstrap_look_up2 for the per-PID service of --pid),
-// reports the send right that came back and releases it. -W gives up after timeout (default
-// 5s).
+// reports the send right that came back and releases it, and the pid of the process serving
+// the name where it can be known: on Linux from the emulated namespace's record of the name;
+// launchd does not tell it without a message from the server (ping shows the pid from the reply's
+// audit trailer). -W gives up after timeout (default 5s).
 //
 //	machping register [--pid] NAME
 //
@@ -57,11 +62,16 @@
 // process's own groups). A refusal names the broken rule and, when one can be built, a name
 // that would pass. It also prints this process's sandbox state and groups.
 //
-//	machping rights [--lookup NAME]
+//	machping rights [--lookup NAME] [--pid PID]
 //
-// Lists every name in this process's IPC space with its right types, and its open file
-// descriptors (on Linux the emulation keeps ports behind descriptors), for leak hunting.
-// --lookup looks NAME up first and holds its right while listing.
+// Lists every name in this process's IPC space with its right types and user references (as
+// lsmp's urefs), and its open file descriptors (on Linux the emulation keeps ports behind
+// descriptors), for leak hunting. --lookup looks NAME up first and holds its right while
+// listing. --pid lists another process's rights, as 'lsmp -p': on macOS through task_for_pid,
+// which needs root (or a debugger's entitlement) and never serves a platform binary; on Linux the
+// emulation keeps a process's names in its own memory, so only its descriptors and the service
+// names it serves are listed. Where this user may not inspect the process, it says so and exits
+// 4.
 //
 //	machping bench [--sizes LIST] [--time D] [--transports LIST]
 //
@@ -79,13 +89,39 @@
 // closes their stdin, withdrawing their names and removing their files; one that has not exited
 // within 3 seconds (a stopped one) is killed.
 //
+//	machping exec --group G [--group G]... [--] CMD [ARG]...
+//
+// Runs CMD in a sandbox that allows registering and looking up Mach names only inside the
+// application groups G, to reproduce the 1100s of a sandboxed app without writing a profile: on
+// Linux the emulated sandbox (MACHPORT_APP_GROUPS=G,...), on macOS sandbox-exec with a generated
+// profile (Apple's com.apple. services stay reachable for look-ups, as for a sandboxed app; the
+// command has no application-group entitlement, so it cannot name its own groups). Flags end at
+// CMD. The exit status is CMD's (128+N when signal N killed it, 127 when it cannot be started);
+// 2 for bad usage or a malformed group.
+//
 //	machping help [command]
 //	machping help json
 //
 // Prints the usage, a command's usage with its flags and examples, or the JSON documents.
 //
+// Commands machping suggests in hints are quoted for a POSIX shell (machping serve
+// 'com.ex ample'), so that they can be pasted as printed. A 1100 for a name the sandbox allows
+// registering is put down to the name's owner, without talk of the App Sandbox.
+//
 // Besides --json, the top level takes --version (print the version, the Go release, the
 // platform and what carries Mach messages) and --help.
+//
+// # Man page and shell completions
+//
+// machping.1 and the bash, zsh and fish completions are made from the command definitions
+// ('go generate ./cmd/machping' writes them to cmd/machping/doc, where they are committed; a
+// test fails when they are stale), and the binary prints them itself, so that an installed
+// machping needs no checkout:
+//
+//	machping gen man > ~/.local/share/man/man1/machping.1
+//	machping gen completion bash > ~/.local/share/bash-completion/completions/machping
+//	machping gen completion zsh > "${fpath[1]}/_machping"
+//	machping gen completion fish > ~/.config/fish/completions/machping.fish
 //
 // # Exit status
 //
@@ -103,7 +139,7 @@
 //     withdrawn, or its server is gone (killed, or its port destroyed).
 //   - 4: refused (1100, 1101, 1103). The sandbox refuses the name (for check: it lies outside
 //     the application groups, so the sandbox would), or another process has it, or this one
-//     already serves it.
+//     already serves it; for rights --pid, this user may not inspect the process.
 //   - 5: invalid name. Empty, not UTF-8, holding a NUL byte, or longer than 127 bytes.
 //
 // # JSON

@@ -41,7 +41,8 @@ Exit status
             error document)
   register  0 it may be registered; 4, 5 or 2 it may not (a register document)
   check     0 the name is valid; 4, 5 or 2 it is not (a check document)
-  rights    0; 3, 4, 5 or 2 the --lookup failed; 2 another failure
+  rights    0; 3, 4, 5 or 2 the --lookup failed; 4 --pid: this user may not inspect the
+            process; 2 no such process, or another failure
   bench     0; 2 a failure
   Bad usage exits 2 with every command.
 
@@ -97,7 +98,8 @@ ping
   size               int       payload bytes per request (-s)
   out_of_line        bool      size is above 4000 bytes, so payloads travel out-of-line
   replies            [reply]   one per request sent, in order
-  transmitted        int       requests sent (one cut short by Ctrl-C does not count)
+  transmitted        int       requests sent (one in flight when Ctrl-C came counts, as in
+                               ping(8), with its reply lost)
   received           int       correct replies
   loss_percent       number    100 * (transmitted - received) / transmitted, 3 decimals; 0 when
                                none was sent
@@ -108,7 +110,12 @@ ping
     seq              int       the request's number, from 1 (also its msgid)
     bytes            int       bytes that came back; 0 when none did
     time_ms          number    the round trip; 0 when lost
-    error?           string    why the reply counts as lost (timeout, wrong data, server died)
+    from?            sender    who sent the reply, from its audit trailer (missing when lost)
+    error?           string    why the reply counts as lost (timeout, wrong data, server died,
+                               Ctrl-C before it came)
+  sender:
+    pid              int       the replying process's pid
+    uid              int       its effective uid
   rtt (all 0 when no reply came):
     count            int       replies measured
     min_ms           number    fastest round trip
@@ -123,11 +130,15 @@ lookup
   pid?               int       the process whose per-PID service was looked up (--pid)
   found              bool      the name resolved
   right?             right     the send right that came back (released again), when found
+  owner_pid?         int       the pid of the process serving the name, when found and known (on
+                               Linux from the emulated namespace; launchd does not tell it)
   failure?           error     why not, when not found
   right:
     name             string    the port name in hex, e.g. "0x1103"
     type             string    its rights joined by "+": "send", "receive+send", "send-once",
                                "dead-name", ... ("unknown" when the type could not be read)
+    urefs            int       user references, as lsmp's urefs: of the send right or dead name,
+                               1 for a send-once right, 0 for a bare receive right or port set
 
 register
   name               string    the service name
@@ -169,11 +180,17 @@ check
     bad-group        an application-group identifier is malformed
 
 rights
-  pid                int       this process's pid
+  pid                int       the listed process's pid: this one, or --pid's
+  self               bool      pid is this process
   ipc                string    as in version
   lookup?            lookup    with --lookup: a lookup document; its right is held while listing
-  names              [right]   every name in this process's IPC space (right: see lookup)
-  fds                [fd]      open file descriptors, by number
+  names              [right]   every name in the process's IPC space (right: see lookup); [] when
+                               they cannot be read (another process on Linux)
+  names_complete     bool      names lists the whole IPC space
+  why_incomplete?    string    when not: why, and what is listed instead
+  services?          [string]  with --pid on Linux: the service names the process serves (from
+                               the emulated namespace)
+  fds                [fd]      open file descriptors, by number ([] for another process on macOS)
   fd:
     fd               int       the descriptor
     target?          string    what it refers to, where the system says (a readlink)

@@ -11,7 +11,7 @@ import (
 // Every field of every JSON document is documented in 'machping help json', and so is every
 // rule identifier of check.
 func TestJSONHelpCoversFields(t *testing.T) {
-	for _, v := range []any{versionInfo{}, errorDoc{}, diagnosis{}, pingDoc{}, pingReply{}, summary{},
+	for _, v := range []any{versionInfo{}, errorDoc{}, diagnosis{}, pingDoc{}, pingReply{}, sender{}, summary{},
 		servingEvent{}, requestEvent{}, withdrawnEvent{}, selftestDoc{}, lookupDoc{}, rightInfo{},
 		registerDoc{}, probe{}, sandboxInfo{}, checkDoc{}, rightsDoc{}, fdInfo{}, benchDoc{}, benchResult{}} {
 		typ := reflect.TypeOf(v)

@@ -29,7 +29,7 @@ const (
 	exitNegative = 1 // no reply: ping lost replies or its server died mid-run; the self-test failed
 	exitError    = 2 // no answer: bad usage, malformed application groups, interrupted, other failures
 	exitUnknown  = 3 // unknown service: no live server has the name (1102)
-	exitRefused  = 4 // refused: the sandbox refuses the name (1100), or another owner has it (1100, 1101, 1103)
+	exitRefused  = 4 // refused: the sandbox refuses the name (1100), or another owner has it (1100, 1101, 1103); not permitted to inspect a process
 	exitInvalid  = 5 // invalid name: a rule every name follows is broken
 )
 
@@ -50,9 +50,10 @@ var exitTable = []struct {
 		"     it was withdrawn, or its server is gone",
 		[]error{bootstrap.ErrUnknownService}},
 	{exitRefused, "refused (1100, 1101, 1103): the sandbox refuses the name (check: it lies outside\n" +
-		"     the application groups), or another process has it, or this one already serves it",
+		"     the application groups), or another process has it, or this one already serves it;\n" +
+		"     rights --pid: this user may not inspect the process",
 		[]error{bootstrap.ErrNotPrivileged, bootstrap.ErrNameInUse, bootstrap.ErrServiceActive,
-			sandboxcheck.ErrOutsideGroups, sandboxcheck.ErrEmptyRest}},
+			sandboxcheck.ErrOutsideGroups, sandboxcheck.ErrEmptyRest, errNotPermitted}},
 	{exitInvalid, "invalid name: empty, not UTF-8, holding a NUL, or longer than 127 bytes",
 		[]error{sandboxcheck.ErrEmptyName, sandboxcheck.ErrInvalidUTF8, sandboxcheck.ErrNameHasNUL, sandboxcheck.ErrNameTooLong}},
 }
@@ -81,6 +82,8 @@ type command struct {
 	detail   string   // a paragraph for the command's --help
 	examples []string // each a full command line
 	hidden   bool     // internal: started by machping itself
+	// flagsFirst: the flags end at the first positional argument (exec's command has its own).
+	flagsFirst bool
 	// flags declares the command's flags on fs and returns its runner, which gets the positional
 	// arguments.
 	flags func(fs *flag.FlagSet, o *output) func(ctx context.Context, args []string) int
@@ -113,18 +116,22 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := &output{stdout: stdout, stderr: stderr}
 	top := flag.NewFlagSet("machping", flag.ContinueOnError)
-	top.SetOutput(stderr)
+	top.SetOutput(io.Discard) // its errors are printed below, with machping's name
 	top.BoolVar(&o.json, "json", false, "print one JSON document (see 'machping help json')")
 	showVersion := top.Bool("version", false, "print the version and exit")
 	// flag calls Usage both for -help and after its own error message; help goes to stdout once,
 	// and an error gets a one-line pointer instead of the whole text.
 	top.Usage = func() {}
-	if err := top.Parse(args); err != nil {
+	args, err := normalizeArgs(top, args, true)
+	if err == nil {
+		err = top.Parse(args)
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout)
 			return exitOK
 		}
-		fmt.Fprintln(stderr, "  hint: 'machping help' shows the usage")
+		fmt.Fprintf(stderr, "machping: %v\n  hint: 'machping help' shows the usage\n", err)
 		return exitError
 	}
 	if *showVersion {
@@ -144,17 +151,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	fs := flag.NewFlagSet("machping "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // its errors are printed below, with machping's name
 	fs.BoolVar(&o.json, "json", o.json, "print JSON (see 'machping help json')")
 	runCmd := c.flags(fs, o)
 	fs.Usage = func() {}
-	positional, err := parseInterspersed(fs, args)
+	var positional []string
+	if c.flagsFirst {
+		if args, err = normalizeArgs(fs, args, true); err == nil {
+			err = fs.Parse(args)
+			positional = fs.Args()
+		}
+	} else {
+		positional, err = parseInterspersed(fs, args)
+	}
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(stdout, c, fs)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "  hint: 'machping help %s' shows the usage\n", c.name)
+		fmt.Fprintf(stderr, "machping: %v\n  hint: 'machping help %s' shows the usage\n", err, c.name)
 		return exitError
 	}
 	o.command = c.name
@@ -163,7 +178,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseInterspersed parses flags wherever they appear among the positional arguments, so that
 // "machping ping NAME -c 3" works as well as "machping ping -c 3 NAME". "--" ends the flags.
+// ping(8)'s attached values ("-c3") are accepted too (see normalizeArgs).
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	args, err := normalizeArgs(fs, args, false)
+	if err != nil {
+		return nil, err
+	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -232,8 +232,12 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"serve", "-h"}, stdout: "Ctrl-C"},
 		{args: []string{"help", "json"}, stdout: "loss_percent"},
 		{args: []string{"bogus"}, code: exitError, stderr: `unknown command "bogus"`},
-		{args: []string{"--bogus"}, code: exitError, stderr: "flag provided but not defined"},
-		{args: []string{"ping", "--bogus", "n"}, code: exitError, stderr: "'machping help ping' shows the usage"},
+		{args: []string{"--bogus"}, code: exitError, stderr: "machping: unknown flag --bogus\n  hint: 'machping help' shows the usage\n"},
+		{args: []string{"ping", "--bogus", "n"}, code: exitError, stderr: "machping: unknown flag --bogus\n  hint: 'machping help ping' shows the usage\n"},
+		{args: []string{"ping", "--bogus=3", "n"}, code: exitError, stderr: "machping: unknown flag --bogus\n"},
+		{args: []string{"ping", "-x1", "n"}, code: exitError, stderr: "machping: unknown flag -x1\n"},
+		{args: []string{"ping", "-cx", "n"}, code: exitError, stderr: `machping: invalid value "x" for flag -c`},
+		{args: []string{"-c1"}, code: exitError, stderr: "machping: unknown flag -c1\n"},
 		{args: []string{"help", "bogus"}, code: exitError, stderr: `no help for "bogus"`},
 		{args: []string{"ping"}, code: exitError, stderr: "ping needs exactly one NAME, got 0 arguments"},
 		{args: []string{"ping", "a", "b"}, code: exitError, stderr: "got 2 arguments"},
@@ -318,6 +322,7 @@ func TestServeAndPing(t *testing.T) {
 			require.Len(t, doc.Replies, 3)
 			for i, reply := range doc.Replies {
 				require.Equal(t, i+1, reply.Seq)
+				require.Equal(t, &sender{PID: srv.pid, UID: uint32(os.Geteuid())}, reply.From, "the reply's audit trailer")
 				require.Equal(t, tc.size, reply.Bytes)
 				require.Positive(t, reply.TimeMs)
 				require.Empty(t, reply.Error)
@@ -353,6 +358,33 @@ func TestServeAndPing(t *testing.T) {
 	}
 }
 
+// ping(8)'s spellings of a flag's value all work: attached to a one-letter flag ("-c2"), as the
+// next argument, after "=" with one dash or two, and after the name.
+func TestFlagSpellings(t *testing.T) {
+	name := uniqueName(t)
+	startServer(t, nil, "-q", name)
+	for _, args := range [][]string{
+		{"-c2", "-i0.01", "-s7", "-W2", name},
+		{"-c", "2", "-i", "0.01", "-s", "7", "-W", "2", name},
+		{"--c=2", "-i=10ms", "--s=7", "--W=2s", name},
+		{name, "-c2", "-i0.01", "-s7", "-W2"},
+		{"-s7", "-c2", "-i0.01", "--", name},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := runMachping(t, nil, append([]string{"ping", "--json"}, args...)...)
+			requireCode(t, r, exitOK)
+			doc := decode[pingDoc](t, r)
+			require.Equal(t, 2, doc.Transmitted)
+			require.Equal(t, 7, doc.Size)
+		})
+	}
+	// lookup's -W too, and "--" keeps a name that looks like a flag.
+	requireCode(t, runMachping(t, nil, "lookup", "-W2", name), exitOK)
+	r := runMachping(t, nil, "lookup", "-W1", "--", "-c1")
+	requireCode(t, r, exitUnknown)
+	require.Contains(t, r.stdout, "-c1: not found")
+}
+
 // requireWithdrawn runs 'machping lookup' (args) until it says the name is unknown (exit 3),
 // for up to 5 s: launchd withdraws a name asynchronously once its receive right dies.
 func requireWithdrawn(t *testing.T, lookup ...string) {
@@ -376,6 +408,8 @@ func TestServeAndPingText(t *testing.T) {
 	r := runMachping(t, nil, "ping", "-c", "2", "-i", "0", name)
 	requireCode(t, r, exitOK)
 	golden(t, "ping.golden", normalize(r.stdout, name))
+	require.Equal(t, 2, strings.Count(r.stdout, fmt.Sprintf("bytes from %s (pid %d, uid %d): ", name, cmd.Process.Pid, os.Geteuid())),
+		"each reply line names the server's pid and uid: %s", r.stdout)
 	log := serving + "\n" + c.Line(t) + "\n" + c.Line(t) + "\n"
 	require.NoError(t, cmd.Process.Signal(os.Interrupt))
 	log += c.Line(t) + "\n"
@@ -436,6 +470,47 @@ func TestPingLostReplies(t *testing.T) {
 	}
 }
 
+// Commands machping suggests are quoted for the shell, so that they can be pasted as printed.
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"com.example.echo", "com.example.echo"},
+		{"group.com.example-app_2:x@y%z+w=v,u/t", "group.com.example-app_2:x@y%z+w=v,u/t"},
+		{"com.ex ample", "'com.ex ample'"},
+		{"it's", `'it'\''s'`},
+		{"", "''"},
+		{"$HOME", "'$HOME'"},
+		{"a*", "'a*'"},
+		{"é", "'é'"},
+	} {
+		require.Equal(t, tc.want, shellQuote(tc.in), "%q", tc.in)
+	}
+	require.Equal(t, "machping serve --pid 'com.ex ample'", shellCommand("serve", "--pid", "com.ex ample"))
+}
+
+// A name with a space: the hints quote it, and a 1100 for a name another process owns, where
+// the sandbox allows registering it, says so and nothing about the App Sandbox.
+func TestHintsForAwkwardNames(t *testing.T) {
+	name := fmt.Sprintf("com.machport.machping.ex ample.%d", os.Getpid())
+	r := runMachping(t, nil, "ping", "-c", "1", name)
+	requireCode(t, r, exitUnknown)
+	require.Contains(t, r.stderr, "  hint: check that the server is running, or start one: machping serve '"+name+"'\n")
+	golden(t, "ping-unknown-quoted.golden", normalize(r.stderr, name))
+
+	startServer(t, nil, name)
+	r = runMachping(t, nil, "serve", name)
+	requireCode(t, r, exitRefused)
+	golden(t, "serve-taken.golden", normalize(r.stderr, name))
+	require.NotContains(t, r.stderr, "Sandbox")
+	require.NotContains(t, r.stderr, "application group")
+
+	r = runMachping(t, nil, "register", name)
+	requireCode(t, r, exitRefused)
+	require.Contains(t, r.stdout, "sandbox allows mach-register "+name+": yes\n")
+	require.Contains(t, r.stdout, "not privileged (1100): another process already serves this name (the sandbox allows registering it)\n")
+	require.NotContains(t, r.stdout, "App Sandbox")
+	require.Contains(t, r.stdout, "  hint: see whether it answers: machping lookup '"+name+"'\n")
+}
+
 // Killing the server during a ping ends the run at once with a diagnosis and exit status 1.
 func TestKillServerDuringPing(t *testing.T) {
 	for _, raw := range []bool{false, true} {
@@ -477,6 +552,10 @@ func TestKillServerDuringPing(t *testing.T) {
 func TestLookup(t *testing.T) {
 	name := uniqueName(t)
 	srv := startServer(t, nil, "--pid", name)
+	owner := fmt.Sprintf("pid %d (%s)", srv.pid, ownerPIDNote)
+	if runtime.GOOS != "linux" {
+		owner = "unknown (" + ownerPIDNote + ")"
+	}
 	for _, tc := range []struct {
 		args   []string
 		code   int
@@ -485,7 +564,8 @@ func TestLookup(t *testing.T) {
 		found  bool
 	}{
 		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: name + ": found: send right 0x", found: true},
-		{args: []string{name}, code: exitUnknown, stdout: name + ": not found (1102 unknown service)", stderr: "start the server"},
+		{args: []string{name, "--pid", strconv.Itoa(srv.pid)}, code: exitOK, stdout: "\n  served by " + owner + "\n", found: true},
+		{args: []string{name}, code: exitUnknown, stdout: name + ": not found (1102 unknown service)", stderr: "or start one: machping serve " + name},
 		{args: []string{""}, code: exitInvalid, stderr: "is empty"},
 	} {
 		r := runMachping(t, nil, append([]string{"lookup"}, tc.args...)...)
@@ -506,6 +586,11 @@ func TestLookup(t *testing.T) {
 		if tc.found {
 			require.Equal(t, "send", doc.Right.Type)
 			require.Equal(t, srv.pid, doc.PID)
+			if runtime.GOOS == "linux" {
+				require.Equal(t, srv.pid, doc.Owner)
+			} else {
+				require.Zero(t, doc.Owner, "launchd does not tell")
+			}
 		} else {
 			require.Equal(t, 1102, doc.Failure.Code)
 		}
@@ -607,12 +692,73 @@ func TestRights(t *testing.T) {
 	require.Equal(t, r.pid, doc.PID)
 	require.NotNil(t, doc.Lookup)
 	require.Contains(t, doc.Names, *doc.Lookup.Right, "the looked-up right is in the table")
+	require.Equal(t, rightInfo{Name: doc.Lookup.Right.Name, Type: "send", URefs: 1}, *doc.Lookup.Right, "one user reference")
+	require.True(t, doc.Self)
+	require.True(t, doc.Complete)
 	require.NotEmpty(t, doc.FDs)
 
-	r = runMachping(t, nil, "rights")
+	r = runMachping(t, nil, "rights", "--lookup", name)
 	requireCode(t, r, exitOK)
-	require.Regexp(t, `^port names of pid \d+ \(`+regexp.QuoteMeta(ipcBackend())+`\): \d+\n`, r.stdout)
+	require.Regexp(t, `(?m)^port names of pid \d+ \(`+regexp.QuoteMeta(ipcBackend())+`\): \d+\n  name +rights +urefs\n`, r.stdout)
+	require.Regexp(t, `(?m)^  0x[0-9a-f]+ +send +1$`, r.stdout)
 	require.Contains(t, r.stdout, "file descriptors: ")
+}
+
+// rights --pid lists another process's rights, as lsmp -p: on Linux what can be read from
+// outside (its descriptors and served names, never its names, which live in its memory); and
+// says so, exit status 4, where this user may not look.
+func TestRightsOfAnotherProcess(t *testing.T) {
+	name := uniqueName(t)
+	srv := startServer(t, nil, name)
+	r := runMachping(t, nil, "rights", "--json", "--pid", strconv.Itoa(srv.pid))
+	if runtime.GOOS == "linux" {
+		requireCode(t, r, exitOK)
+		doc := decode[rightsDoc](t, r)
+		require.Equal(t, srv.pid, doc.PID)
+		require.False(t, doc.Self)
+		require.False(t, doc.Complete, "the emulation's table is in the process's memory")
+		require.Empty(t, doc.Names)
+		require.Contains(t, doc.Why, "in its own memory")
+		require.Equal(t, []string{name}, doc.Services)
+		require.Contains(t, fmt.Sprint(doc.FDs), "socket:[", "the channel sockets of its ports")
+
+		r = runMachping(t, nil, "rights", "--pid", strconv.Itoa(srv.pid))
+		requireCode(t, r, exitOK)
+		golden(t, "rights-pid.golden", regexp.MustCompile(`(?s)file descriptors: .*`).ReplaceAllString(normalize(r.stdout, name), "file descriptors: ...\n"))
+	} else if os.Geteuid() != 0 {
+		requireCode(t, r, exitRefused) // task_for_pid is root's
+	} else {
+		requireCode(t, r, exitOK)
+		require.True(t, decode[rightsDoc](t, r).Complete)
+	}
+
+	r = runMachping(t, nil, "rights", "--pid", strconv.Itoa(1<<30))
+	requireCode(t, r, exitError)
+	require.Contains(t, r.stderr, fmt.Sprintf("cannot list the rights of pid %d", 1<<30))
+
+	r = runMachping(t, nil, "rights", "--pid", "1", "--lookup", name)
+	requireCode(t, r, exitError)
+	require.Contains(t, r.stderr, "does not go with --pid")
+}
+
+// Where this user may not inspect the process, rights --pid says so, with exit status 4.
+func TestRightsNotPermitted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs a second user: on macOS task_for_pid refuses any non-root caller, tested in TestRightsOfAnotherProcess")
+	}
+	cmd := exec.Command(machping, "rights", "--pid", "1")
+	if os.Geteuid() == 0 {
+		// root may read every process: look at this one as nobody instead.
+		require.NoError(t, os.Chmod(filepath.Dir(machping), 0o755))
+		cmd = exec.Command(machping, "rights", "--pid", strconv.Itoa(os.Getpid()))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	require.Equal(t, exitRefused, cmd.ProcessState.ExitCode(), "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Empty(t, stdout.String())
+	golden(t, "rights-not-permitted.golden", normalize(stderr.String()))
 }
 
 func TestBench(t *testing.T) {
@@ -749,6 +895,30 @@ func TestSelfTestInterrupted(t *testing.T) {
 	requireCode(t, r, exitError)
 	require.Contains(t, r.stdout, "self-test FAILED: interrupted\n")
 	requireEmptyDir(t, ns) // the child withdrew its name
+}
+
+// Ctrl-C while a request is in flight counts it as transmitted and lost, as ping(8) does: before
+// the first reply, that is 100% loss, exit status 1.
+func TestPingInterruptedInFlight(t *testing.T) {
+	name := uniqueName(t)
+	// A raw server logs the CF request it received, and its echo is no CF reply: the request
+	// is in flight, with no reply to come, once the log says so.
+	srv := startServer(t, nil, "--raw", name)
+	run := startRun(t, nil, "ping", "-i", "60", "-W", "60", name)
+	require.Equal(t, "request", srv.event(t)["event"])
+	r := run.interrupt(t)
+	requireCode(t, r, exitNegative)
+	golden(t, "ping-interrupted.golden", normalize(r.stdout, name))
+
+	run = startRun(t, nil, "ping", "--json", "-W", "60", name)
+	require.Equal(t, "request", srv.event(t)["event"])
+	r = run.interrupt(t)
+	requireCode(t, r, exitNegative)
+	doc := decode[pingDoc](t, r)
+	require.Equal(t, 1, doc.Transmitted)
+	require.Zero(t, doc.Received)
+	require.EqualValues(t, 100, doc.LossPercent)
+	require.Equal(t, []pingReply{{Seq: 1, Error: "interrupted before the reply came"}}, doc.Replies)
 }
 
 // When no request gets a reply, ping says to try the other protocol.

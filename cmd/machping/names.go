@@ -21,7 +21,9 @@ func init() {
 		args:    "[--pid PID] [-W timeout] NAME",
 		summary: "tell whether a service name resolves, and what right came back",
 		detail: `Looks NAME up (bootstrap_look_up, or bootstrap_look_up2 for the per-PID service of --pid)
-and reports the send right it got, then releases it. Exit status 0 when the name resolves,
+and reports the send right it got, then releases it, and the pid of the process serving the
+name where it can be known: on Linux from the emulated namespace's record; launchd does not
+tell it ('machping ping' shows the replying server's pid on macOS too). Exit status 0 when the name resolves,
 3 when no live server has it (1102), 4 when the sandbox refuses it (1100), 5 for an invalid
 name, 2 on any other failure ('machping help' lists them).`,
 		examples: []string{"machping lookup com.apple.windowserver.active", "machping lookup --pid 4242 com.example.echo"},
@@ -59,28 +61,34 @@ groups (the sandbox would refuse it with 1100), 5 when it breaks a rule every na
 	})
 	register(&command{
 		name:    "rights",
-		args:    "[--lookup NAME]",
-		summary: "list this process's port names and right types (and fds), for leak hunting",
-		detail: `Lists every name in this process's IPC space with its right types (mach_port_names), and its
-open file descriptors (on Linux the emulation keeps ports behind descriptors). With --lookup,
-NAME is looked up first, which shows the right a look-up adds.`,
-		examples: []string{"machping rights", "machping rights --lookup com.example.echo --json"},
+		args:    "[--lookup NAME] [--pid PID]",
+		summary: "list a process's port names, rights and user references (and fds), for leak hunting",
+		detail: `Lists every name in this process's IPC space with its right types (mach_port_names) and user
+references (mach_port_get_refs, counted as lsmp's urefs), and its open file descriptors (on
+Linux the emulation keeps ports behind descriptors). With --lookup, NAME is looked up first,
+which shows the right a look-up adds. With --pid, another process's rights, as 'lsmp -p': on
+macOS through task_for_pid (root, or a debugger's entitlement; never a platform binary); on
+Linux its names cannot be read from outside (the emulation keeps them in the process's own
+memory), so its descriptors and the service names it serves are listed instead. Exit status 4
+when this user may not inspect the process, 2 when there is no such process.`,
+		examples: []string{"machping rights", "machping rights --lookup com.example.echo --json", "sudo machping rights --pid 4242"},
 		flags:    rightsFlags,
 	})
 }
 
 // rightInfo describes one name in the IPC space.
 type rightInfo struct {
-	Name string `json:"name"` // the port name, in hex ("0x1103")
-	Type string `json:"type"` // its rights: "send", "receive+send", "dead-name", ...
+	Name  string `json:"name"`  // the port name, in hex ("0x1103")
+	Type  string `json:"type"`  // its rights: "send", "receive+send", "dead-name", ...
+	URefs uint32 `json:"urefs"` // user references, as lsmp counts them (see urefs)
 }
 
 func describeRight(n mach.Name) rightInfo {
-	info := rightInfo{Name: fmt.Sprintf("%#x", uint32(n)), Type: "unknown"}
-	if t, err := mach.TypeOf(n); err == nil {
-		info.Type = t.String()
+	t, err := mach.TypeOf(n)
+	if err != nil {
+		return rightInfo{Name: fmt.Sprintf("%#x", uint32(n)), Type: "unknown"}
 	}
-	return info
+	return ownRight(n, t)
 }
 
 // sandboxInfo is this process's sandbox state.
@@ -135,6 +143,7 @@ type lookupDoc struct {
 	PID     int        `json:"pid,omitempty"`
 	Found   bool       `json:"found"`
 	Right   *rightInfo `json:"right,omitempty"`
+	Owner   int        `json:"owner_pid,omitempty"` // the serving process, where it can be known (Linux)
 	Failure *diagnosis `json:"failure,omitempty"`
 }
 
@@ -161,6 +170,7 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 		} else {
 			info := describeRight(right.Name())
 			doc.Found, doc.Right = true, &info
+			doc.Owner, _ = ownerPID(doc.Name, *pid)
 			right.Close()
 		}
 		if code != exitOK && code != exitUnknown {
@@ -171,6 +181,11 @@ func lookupFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 		}
 		if doc.Found {
 			o.printf("%s: found: send right %s (%s)\n", doc.Name, doc.Right.Name, doc.Right.Type)
+			if doc.Owner != 0 {
+				o.printf("  served by pid %d (%s)\n", doc.Owner, ownerPIDNote)
+			} else {
+				o.printf("  served by: unknown (%s)\n", ownerPIDNote)
+			}
 			return code
 		}
 		o.printf("%s: not found (1102 unknown service)\n", doc.Name)
@@ -415,11 +430,15 @@ func checkFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 // rightsDoc is rights's JSON document.
 type rightsDoc struct {
 	header
-	PID    int         `json:"pid"`
-	IPC    string      `json:"ipc"`
-	Lookup *lookupDoc  `json:"lookup,omitempty"` // with --lookup
-	Names  []rightInfo `json:"names"`
-	FDs    []fdInfo    `json:"fds"`
+	PID      int         `json:"pid"`
+	Self     bool        `json:"self"` // pid is this process
+	IPC      string      `json:"ipc"`
+	Lookup   *lookupDoc  `json:"lookup,omitempty"` // with --lookup
+	Names    []rightInfo `json:"names"`
+	Complete bool        `json:"names_complete"`           // names lists the whole IPC space
+	Why      string      `json:"why_incomplete,omitempty"` // when not: why, and what is shown instead
+	Services []string    `json:"services,omitempty"`       // another process's served names, where known
+	FDs      []fdInfo    `json:"fds"`
 }
 
 // fdInfo is one open file descriptor.
@@ -430,11 +449,20 @@ type fdInfo struct {
 
 func rightsFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
 	lookup := fs.String("lookup", "", "look `NAME` up first and hold its right while listing")
+	pid := fs.Int("pid", 0, "list the rights of process `PID` instead (lsmp -p)")
 	return func(ctx context.Context, args []string) int {
-		if len(args) != 0 {
-			return o.usageError("rights takes no arguments besides --lookup")
+		switch {
+		case len(args) != 0:
+			return o.usageError("rights takes no arguments besides its flags")
+		case *pid < 0:
+			return o.usageError("--pid must be a process id (positive)")
+		case *pid != 0 && *pid != osGetpid() && *lookup != "":
+			return o.usageError("--lookup holds a right in this process; it does not go with --pid of another")
 		}
-		doc := rightsDoc{header: newHeader("rights"), PID: osGetpid(), IPC: ipcBackend(), Names: []rightInfo{}}
+		doc := rightsDoc{header: newHeader("rights"), PID: osGetpid(), Self: true, IPC: ipcBackend(), Names: []rightInfo{}}
+		if *pid != 0 && *pid != doc.PID {
+			return peerRights(o, doc, *pid)
+		}
 		if *lookup != "" {
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			right, err := lookUpRight(lctx, *lookup, 0)
@@ -451,8 +479,9 @@ func rightsFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 			return o.fail(diagnosis{Message: "cannot list port names", Cause: err.Error()}, exitError)
 		}
 		for _, n := range names {
-			doc.Names = append(doc.Names, rightInfo{Name: fmt.Sprintf("%#x", uint32(n.Name)), Type: n.Type.String()})
+			doc.Names = append(doc.Names, ownRight(n.Name, n.Type))
 		}
+		doc.Complete = true
 		doc.FDs = openFDs()
 		if o.json {
 			return o.emit(doc, exitOK)
@@ -460,14 +489,49 @@ func rightsFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) in
 		if doc.Lookup != nil {
 			o.printf("looked up %s: send right %s\n", *lookup, doc.Lookup.Right.Name)
 		}
-		o.printf("port names of pid %d (%s): %d\n", doc.PID, doc.IPC, len(doc.Names))
-		for _, n := range doc.Names {
-			o.printf("  %-10s %s\n", n.Name, n.Type)
-		}
-		o.printf("file descriptors: %d\n", len(doc.FDs))
-		for _, f := range doc.FDs {
-			o.printf("  %-4d %s\n", f.FD, f.Target)
-		}
+		doc.print(o)
 		return exitOK
+	}
+}
+
+// peerRights lists what can be known of process pid's rights (rights --pid).
+func peerRights(o *output, doc rightsDoc, pid int) int {
+	doc.PID, doc.Self = pid, false
+	p, err := inspectPeer(pid)
+	if err != nil {
+		d := diagnosis{Message: fmt.Sprintf("cannot list the rights of pid %d: %v", pid, err)}
+		if errors.Is(err, errNotPermitted) {
+			d.Hints = []string{permissionHint}
+		}
+		return o.fail(d, exitFor(err))
+	}
+	doc.Complete, doc.Why, doc.Services, doc.FDs = p.namesKnown, p.why, p.services, p.fds
+	if p.names != nil {
+		doc.Names = p.names
+	}
+	if o.json {
+		return o.emit(doc, exitOK)
+	}
+	doc.print(o)
+	return exitOK
+}
+
+func (doc rightsDoc) print(o *output) {
+	if doc.Complete {
+		o.printf("port names of pid %d (%s): %d\n", doc.PID, doc.IPC, len(doc.Names))
+		o.printf("  %-10s %-22s %s\n", "name", "rights", "urefs")
+		for _, n := range doc.Names {
+			o.printf("  %-10s %-22s %d\n", n.Name, n.Type, n.URefs)
+		}
+	} else {
+		o.printf("port names of pid %d (%s): not readable\n  %s\n", doc.PID, doc.IPC, doc.Why)
+		o.printf("services it serves: %d\n", len(doc.Services))
+		for _, s := range doc.Services {
+			o.printf("  %s\n", s)
+		}
+	}
+	o.printf("file descriptors: %d\n", len(doc.FDs))
+	for _, f := range doc.FDs {
+		o.printf("  %-4d %s\n", f.FD, f.Target)
 	}
 }

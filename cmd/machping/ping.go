@@ -24,9 +24,11 @@ func init() {
 		summary: "send echo requests to a service and report round-trip times",
 		detail: `Looks NAME up and sends it echo requests, CFMessagePort requests by default or raw mach
 messages with --raw, one every interval (a reply that takes longer delays the next request),
-printing a line per reply and a summary with loss,
+printing a line per reply (with the replying server's pid and uid, from the reply's audit
+trailer) and a summary with loss,
 min/avg/max/mdev and the 50th and 99th percentiles. Payloads up to 4000 bytes travel inline,
-larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C.
+larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C; a request in
+flight then counts as transmitted and lost, as in ping(8).
 
 Exit status: 0 when every reply came, 1 when some were lost (timeouts, a reply that differs,
 or the server died mid-run); when the service could not be pinged at all, the cause's status
@@ -65,53 +67,58 @@ type pingReply struct {
 	Seq    int     `json:"seq"`
 	Bytes  int     `json:"bytes"`
 	TimeMs float64 `json:"time_ms"`         // the round trip; 0 when lost
+	From   *sender `json:"from,omitempty"`  // who sent the reply, from its audit trailer
 	Error  string  `json:"error,omitempty"` // why the reply was lost
 }
 
-// pinger sends one echo request and returns the reply's data.
+// sender is a message's sender as the kernel vouches for it in the audit trailer.
+type sender struct {
+	PID int    `json:"pid"`
+	UID uint32 `json:"uid"` // effective
+}
+
+// pinger sends one echo request and returns the reply's data and the audit token of its sender.
 type pinger interface {
-	ping(ctx context.Context, seq int32, data []byte) ([]byte, error)
+	ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error)
 	close()
 }
 
-type cfPinger struct{ remote *cfmessageport.Remote }
+type cfPinger struct{ c *cfClient }
 
-func (p cfPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, error) {
-	return p.remote.Request(ctx, seq, data)
+func (p cfPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error) {
+	return p.c.request(ctx, seq, data)
 }
-func (p cfPinger) close() { p.remote.Close() }
+func (p cfPinger) close() { p.c.close() }
 
 type rawPinger struct{ c *rawClient }
 
-func (p rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, error) {
-	return p.c.request(ctx, seq, data)
+func (p rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error) {
+	got, err := p.c.request(ctx, seq, data)
+	if err != nil {
+		return nil, mach.AuditToken{}, err
+	}
+	return got, p.c.in.Trailer.Audit, nil // the reply stays in c.in until the next request
 }
 func (p rawPinger) close() { p.c.close() }
 
 // dialPinger looks the service up and returns a client for the protocol.
 func dialPinger(ctx context.Context, name string, pid int, raw bool) (pinger, error) {
+	right, err := lookUpRight(ctx, name, pid)
+	if err != nil {
+		return nil, err
+	}
 	if raw {
-		right, err := lookUpRight(ctx, name, pid)
-		if err != nil {
-			return nil, err
-		}
 		c, err := newRawClient(right)
 		if err != nil {
 			return nil, err
 		}
 		return rawPinger{c}, nil
 	}
-	var remote *cfmessageport.Remote
-	var err error
-	if pid != 0 {
-		remote, err = cfmessageport.DialPID(ctx, name, pid)
-	} else {
-		remote, err = cfmessageport.Dial(ctx, name)
-	}
+	c, err := newCFClient(right)
 	if err != nil {
 		return nil, err
 	}
-	return cfPinger{remote}, nil
+	return cfPinger{c}, nil
 }
 
 func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
@@ -210,6 +217,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 	var rtts latencies
 	data := make([]byte, p.size)
 	var lastSent time.Time
+	interrupted := false // the last request was in flight when Ctrl-C came
 	for seq := 1; p.count == 0 || seq <= p.count; seq++ {
 		// One request per interval, as ping(8) sends them: a slow reply or a timeout eats into
 		// the wait rather than adding to it.
@@ -228,20 +236,26 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		reqCtx, cancel := context.WithTimeout(ctx, p.timeout)
 		start := time.Now()
 		lastSent = start
-		got, err := client.ping(reqCtx, int32(seq), data)
+		got, from, err := client.ping(reqCtx, int32(seq), data)
 		rtt := time.Since(start)
 		cancel()
-		if ctx.Err() != nil {
-			break // interrupted: this request does not count
-		}
 		doc.Transmitted++
 		reply := pingReply{Seq: seq}
+		if ctx.Err() != nil && err != nil {
+			// Ctrl-C while the request was in flight: as ping(8), the probe was transmitted and
+			// its reply lost, so that a run interrupted before its first reply shows 100% loss.
+			reply.Error = "interrupted before the reply came"
+			doc.Replies = append(doc.Replies, reply)
+			interrupted = true
+			break
+		}
 		switch {
 		case err == nil && !bytes.Equal(got, data):
 			reply.Bytes = len(got)
 			reply.Error = fmt.Sprintf("the reply differs from the request (%d bytes back)", len(got))
 		case err == nil:
 			reply.Bytes, reply.TimeMs = len(got), millis(rtt)
+			reply.From = &sender{PID: from.PID(), UID: from.EUID()}
 			doc.Received++
 			rtts.add(rtt)
 		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
@@ -252,7 +266,8 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		doc.Replies = append(doc.Replies, reply)
 		if !p.quiet {
 			if reply.Error == "" {
-				o.printf("%d bytes from %s: seq=%d time=%.3f ms\n", reply.Bytes, p.name, seq, reply.TimeMs)
+				o.printf("%d bytes from %s (pid %d, uid %d): seq=%d time=%.3f ms\n", reply.Bytes, p.name,
+					reply.From.PID, reply.From.UID, seq, reply.TimeMs)
 			} else {
 				o.printf("seq=%d: %s\n", seq, reply.Error)
 			}
@@ -265,7 +280,11 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		}
 	}
 	doc.RTT = rtts.summary()
-	if doc.Transmitted > 0 && doc.Received == 0 && doc.Failure == nil {
+	waited := doc.Transmitted // requests whose replies had their full chance to come
+	if interrupted {
+		waited-- // a reply Ctrl-C cut short says nothing about the protocol
+	}
+	if waited > 0 && doc.Received == 0 && doc.Failure == nil {
 		// The usual cause: the server speaks the other protocol, and drops or ignores requests
 		// it cannot parse, or answers in a shape this client drops.
 		if p.raw {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/machport/machport/bootstrap"
@@ -152,11 +153,11 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		} else {
 			o.printf("serving %s (%s echo) as pid %d, uid %d; Ctrl-C withdraws the name\n", name, protocolTitle(protocol), ev.PID, ev.UID)
 			if *perPID {
-				rawFlag := ""
+				ping := []string{"ping", "--pid", strconv.Itoa(ev.PID), name}
 				if *raw {
-					rawFlag = "--raw "
+					ping = append([]string{"ping", "--raw"}, ping[1:]...)
 				}
-				o.printf("per-PID service: 'machping ping %s--pid %d %s' reaches it\n", rawFlag, ev.PID, name)
+				o.printf("per-PID service; reach it with: %s\n", shellCommand(ping...))
 			}
 		}
 		select {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/machport/machport/bootstrap"
+)
+
+// inspectPeer reads what Linux shows of another process's emulated IPC space. The emulation
+// keeps the space itself (names, rights, user references) in the process's own memory
+// (internal/emu's space.go), which no file exposes: from outside only its descriptors show, the
+// sockets of its ports' channels and the memfds of queue counters and out-of-line memory, and
+// the names it serves, which the namespace records beside each name's lock.
+func inspectPeer(pid int) (peerSpace, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return peerSpace{}, errNoProcess
+	case errors.Is(err, fs.ErrPermission):
+		return peerSpace{}, errNotPermitted
+	case err != nil:
+		return peerSpace{}, err
+	}
+	p := peerSpace{fds: []fdInfo{}, services: []string{},
+		why: "on Linux the emulation keeps a process's port names and user references in its own memory; " +
+			"from outside only its descriptors (channel sockets, queue-counter and out-of-line memfds) and the names it serves can be read"}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		info := fdInfo{FD: fd}
+		info.Target, _ = os.Readlink(filepath.Join(dir, e.Name()))
+		p.fds = append(p.fds, info)
+	}
+	slices.SortFunc(p.fds, func(a, b fdInfo) int { return a.FD - b.FD })
+	// Each served name has a record "<name>\n<pid>\n" (bootstrap's served.start).
+	if ns, err := bootstrap.Dir(); err == nil {
+		locks, _ := filepath.Glob(filepath.Join(ns, "*.lock"))
+		for _, l := range locks {
+			record, err := os.ReadFile(l)
+			if lines := strings.Split(string(record), "\n"); err == nil && len(lines) >= 2 && lines[1] == strconv.Itoa(pid) {
+				p.services = append(p.services, lines[0])
+			}
+		}
+		slices.Sort(p.services)
+	}
+	return p, nil
+}
+
+// permissionHint says who may read another process's descriptors.
+const permissionHint = "/proc/PID/fd is readable only by the process's own user and root (ptrace access mode): run machping as that user, or with sudo"
