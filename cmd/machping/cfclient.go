@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
 )
 
@@ -45,7 +45,7 @@ func newCFClient(service *mach.SendRight) (*cfClient, error) {
 func (c *cfClient) request(ctx context.Context, msgid int32, data []byte) ([]byte, mach.AuditToken, error) {
 	_ = c.in.Destroy()
 	c.conv = c.conv%(1<<31-1) + 1 // positive in a request; the reply carries it negated
-	p := cfmessageport.Packet{MsgID: msgid, ConvID: c.conv, Data: data}
+	p := wire.Packet{MsgID: msgid, ConvID: c.conv, Data: data}
 	if err := p.Encode(&c.out, mach.CopySendOf(c.service), mach.MakeSendOnceOf(c.reply)); err != nil {
 		return nil, mach.AuditToken{}, err
 	}
@@ -77,7 +77,7 @@ func (c *cfClient) request(ctx context.Context, msgid int32, data []byte) ([]byt
 				continue
 			}
 		}
-		reply, err := cfmessageport.Decode(&c.in, true)
+		reply, err := wire.Decode(&c.in, true)
 		if err != nil || reply.ConvID != -c.conv {
 			_ = c.in.Destroy() // corrupt, as CF drops it, or a late reply to a request that timed out
 			continue
