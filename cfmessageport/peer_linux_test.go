@@ -150,6 +150,7 @@ func TestClientRejectsImpostorServer(t *testing.T) {
 			require.Equal(t, "ready", c.Line(t))
 			req, err := peer.New(tc.req...)
 			require.NoError(t, err)
+			defer req.Close() // its pidfds, before the leak check
 			ctx := ctxTimeout(t, 10*time.Second)
 			r, err := cfmessageport.DialWithOptions(ctx, name, &cfmessageport.DialOptions{Require: req})
 			require.NoError(t, err)
@@ -206,6 +207,7 @@ func TestServerDropsClientFailingRequirement(t *testing.T) {
 	real, impostor := testBinary(t)
 	req, err := peer.New(peer.Executable(real))
 	require.NoError(t, err)
+	defer req.Close()
 	var log lockedBuffer
 	var served atomic.Int64
 	handler := cfmessageport.HandlerFunc(func(_ context.Context, m *cfmessageport.Message) ([]byte, error) {
@@ -303,6 +305,7 @@ func TestDialPairRequiresService(t *testing.T) {
 			ctx := ctxTimeout(t, 10*time.Second)
 			other, err := peer.New(peer.UID(uid + 1))
 			require.NoError(t, err)
+			defer other.Close()
 			c, err := cfmessageport.DialPair(ctx, name, echo, &cfmessageport.PairOptions{NamesOnly: namesOnly, Require: other})
 			require.ErrorIs(t, err, cfmessageport.ErrPeerRejected)
 			require.ErrorIs(t, err, peer.ErrUIDMismatch)
@@ -310,6 +313,7 @@ func TestDialPairRequiresService(t *testing.T) {
 
 			same, err := peer.New(peer.UID(uid))
 			require.NoError(t, err)
+			defer same.Close()
 			c, err = cfmessageport.DialPair(ctx, name, echo, &cfmessageport.PairOptions{NamesOnly: namesOnly, Require: same})
 			require.NoError(t, err)
 			defer c.Close()

@@ -47,11 +47,12 @@ type Remote struct {
 	invalid     chan struct{} // closed when the service died or the remote was closed
 	invalidOnce sync.Once
 	died        atomic.Bool // the service died (rather than the remote being closed)
+	woken       bool        // invalidate sent the reply port its stop message; set within invalidOnce
+
 	// require, when set, is what the sender of every reply must meet; rejected holds the
 	// rejection (an error wrapping ErrPeerRejected) once a reply failed it.
 	require  *peer.Requirement
 	rejected atomic.Pointer[error]
-	woken    bool // invalidate sent the reply port its stop message; set within invalidOnce
 
 	stopper stopper
 }

@@ -17,8 +17,9 @@
 //     (field 22 of /proc/PID/stat). The executable (/proc/PID/exe) is read between two reads of
 //     the start time, so that a pid reused meanwhile fails, and the process at the pid must run
 //     as the token's user. The cache key is the pid and the start time, which is read at every
-//     message (the only per-message cost): a process that reuses a cached pid has another start
-//     time and is looked up afresh. Left open: a sender that exits, and whose pid is reused by a
+//     message, or, cheaper, a pidfd kept on the process shows that it has not exited (so its pid
+//     was not reused): a process that reuses a cached pid has another start time and is looked
+//     up afresh. Left open: a sender that exits, and whose pid is reused by a
 //     process of the same user, between sending a message and its check is judged as the new
 //     process (the window is the receive-to-check time; pids are handed out in sequence, so the
 //     pid space must wrap within it).
@@ -40,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,7 +226,25 @@ const maxCache = 4096
 // needed. A predicate that cannot be checked is an error wrapping ErrInvalidRequirement (or, for a
 // code-signing requirement where there is no code signing, errors.ErrUnsupported).
 func New(preds ...Predicate) (*Requirement, error) {
-	return newWith(hostSystem, preds)
+	sys := newHostSystem()
+	r, err := newWith(sys, preds)
+	if err != nil {
+		sys.close()
+		return nil, err
+	}
+	// Close is optional: a Requirement dropped unclosed releases its handles when collected.
+	runtime.AddCleanup(r, func(sys system) { sys.close() }, sys)
+	return r, nil
+}
+
+// Close releases what the requirement keeps open to make its checks cheap: on Linux a pidfd on
+// each live process it has checked (at most 64). The requirement stays usable; later checks read
+// the peer's start time from /proc instead. Calling it is optional (an unreachable Requirement
+// releases them when collected), but a program (or a test's leak check) that counts its file
+// descriptors should.
+func (r *Requirement) Close() error {
+	r.sys.close()
+	return nil
 }
 
 func newWith(sys system, preds []Predicate) (*Requirement, error) {
@@ -351,4 +371,6 @@ type system interface {
 	lookup(tok mach.AuditToken, version uint64, code bool) (*process, error)
 	// parseCode parses a code-signing requirement.
 	parseCode(text string) (*codeRequirement, error)
+	// close releases what the system keeps open for the requirement.
+	close()
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
@@ -78,7 +80,7 @@ func TestTokenPredicates(t *testing.T) {
 		{"the failing one of several", []Predicate{UID(501), GID(21), PID(100)}, "gid == 21", ErrGIDMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := newWith(procSystem{&fakeProc{}}, tc.preds)
+			r, err := newWith(procSystem{fs: &fakeProc{}}, tc.preds)
 			require.NoError(t, err)
 			err = r.Check(tok)
 			if tc.failed == "" {
@@ -128,7 +130,7 @@ func TestExecutable(t *testing.T) {
 		100: {start: 7, exe: "/usr/bin/good", uid: 501},
 		200: {start: 9, exe: "/usr/bin/bad", uid: 501},
 	}}
-	r, err := newWith(procSystem{fp}, []Predicate{UID(501), Executable("/usr/bin/../bin/good")})
+	r, err := newWith(procSystem{fs: fp}, []Predicate{UID(501), Executable("/usr/bin/../bin/good")})
 	require.NoError(t, err)
 	require.NoError(t, r.Check(token(100, 501, 20)))
 	err = r.Check(token(200, 501, 20))
@@ -142,7 +144,7 @@ func TestExecutable(t *testing.T) {
 // The verdict on a process is looked up once: later messages from it cost a start-time read.
 func TestVerdictIsCached(t *testing.T) {
 	fp := &fakeProc{procs: map[int]fakeProcess{100: {start: 7, exe: "/good", uid: 501}, 200: {start: 8, exe: "/bad", uid: 501}}}
-	r, err := newWith(procSystem{fp}, []Predicate{Executable("/good")})
+	r, err := newWith(procSystem{fs: fp}, []Predicate{Executable("/good")})
 	require.NoError(t, err)
 	for range 5 {
 		require.NoError(t, r.Check(token(100, 501, 20)))
@@ -155,7 +157,7 @@ func TestVerdictIsCached(t *testing.T) {
 // the cache key holds the start time, and the new process is looked up afresh.
 func TestRecycledPIDDoesNotInheritVerdict(t *testing.T) {
 	fp := &fakeProc{procs: map[int]fakeProcess{100: {start: 7, exe: "/good", uid: 501}}}
-	r, err := newWith(procSystem{fp}, []Predicate{Executable("/good")})
+	r, err := newWith(procSystem{fs: fp}, []Predicate{Executable("/good")})
 	require.NoError(t, err)
 	require.NoError(t, r.Check(token(100, 501, 20)))
 	fp.procs[100] = fakeProcess{start: 8, exe: "/bad", uid: 501} // exited; its pid went to another
@@ -169,7 +171,7 @@ func TestRecycledPIDDoesNotInheritVerdict(t *testing.T) {
 func TestPIDReusedDuringLookUp(t *testing.T) {
 	fp := &fakeProc{procs: map[int]fakeProcess{100: {start: 7, exe: "/good", uid: 501}}}
 	fp.afterExe = func() { fp.procs[100] = fakeProcess{start: 8, exe: "/good", uid: 501} }
-	r, err := newWith(procSystem{fp}, []Predicate{Executable("/good")})
+	r, err := newWith(procSystem{fs: fp}, []Predicate{Executable("/good")})
 	require.NoError(t, err)
 	require.ErrorIs(t, r.Check(token(100, 501, 20)), ErrProcessGone)
 	require.Empty(t, r.cache)
@@ -178,7 +180,7 @@ func TestPIDReusedDuringLookUp(t *testing.T) {
 // A pid now held by another user's process is not the sender's.
 func TestPIDOfAnotherUser(t *testing.T) {
 	fp := &fakeProc{procs: map[int]fakeProcess{100: {start: 7, exe: "/good", uid: 0}}}
-	r, err := newWith(procSystem{fp}, []Predicate{Executable("/good")})
+	r, err := newWith(procSystem{fs: fp}, []Predicate{Executable("/good")})
 	require.NoError(t, err)
 	require.ErrorIs(t, r.Check(token(100, 501, 20)), ErrProcessGone)
 }
@@ -193,10 +195,12 @@ func TestThisProcess(t *testing.T) {
 	tok := token(os.Getpid(), uint32(os.Geteuid()), uint32(os.Getegid()))
 	r, err := New(UID(uint32(os.Geteuid())), Executable(exe))
 	require.NoError(t, err)
+	defer r.Close()
 	require.NoError(t, r.Check(tok))
 	require.NoError(t, r.Check(tok)) // from the cache
 	other, err := New(Executable("/nonexistent/other"))
 	require.NoError(t, err)
+	defer other.Close()
 	require.ErrorIs(t, other.Check(tok), ErrExecutableMismatch)
 }
 
@@ -219,4 +223,40 @@ func TestStartTime(t *testing.T) {
 		require.NoError(t, err, tc.stat)
 		require.Equal(t, tc.want, got)
 	}
+}
+
+// A process checked once is then named by the pidfd kept on it; once it exits, the pidfd is
+// closed and the pid no longer passes (its process is gone), and Close releases the rest.
+func TestLiveProcessHandle(t *testing.T) {
+	leakcheck.Check(t)
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	sleep, err = filepath.EvalSymlinks(sleep)
+	require.NoError(t, err)
+	cmd := exec.Command(sleep, "60")
+	require.NoError(t, cmd.Start())
+	tok := token(cmd.Process.Pid, uint32(os.Geteuid()), uint32(os.Getegid()))
+	self := token(os.Getpid(), uint32(os.Geteuid()), uint32(os.Getegid()))
+	r, err := New(Executable(sleep))
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, r.Check(tok))
+	require.NoError(t, r.Check(tok))
+	require.ErrorIs(t, r.Check(self), ErrExecutableMismatch)
+	live := r.sys.(procSystem).live
+	live.mu.Lock()
+	require.Len(t, live.byPID, 2)
+	live.mu.Unlock()
+
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait() // reaped: the pid is free
+	require.ErrorIs(t, r.Check(tok), ErrProcessGone)
+	live.mu.Lock()
+	require.Len(t, live.byPID, 1) // this process's
+	live.mu.Unlock()
+	require.NoError(t, r.Close())
+	live.mu.Lock()
+	require.Empty(t, live.byPID)
+	live.mu.Unlock()
+	require.ErrorIs(t, r.Check(self), ErrExecutableMismatch) // still usable
 }

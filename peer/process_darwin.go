@@ -12,8 +12,8 @@ import (
 	"github.com/machport/machport/mach"
 )
 
-// hostSystem looks processes up through the kernel and Security.framework, by audit token.
-var hostSystem system = darwinSystem{}
+// newHostSystem looks processes up through the kernel and Security.framework, by audit token.
+func newHostSystem() system { return darwinSystem{} }
 
 type darwinSystem struct{}
 
@@ -167,3 +167,6 @@ func (darwinSystem) parseCode(text string) (*codeRequirement, error) {
 	runtime.AddCleanup(req, func(ref uintptr) { darwin.CFRelease(ref) }, ref)
 	return req, nil
 }
+
+// close has nothing to release: the pid version is in the token.
+func (darwinSystem) close() {}

@@ -12,8 +12,9 @@ import (
 	"github.com/machport/machport/mach"
 )
 
-// hostSystem looks processes up in /proc.
-var hostSystem system = procSystem{procFS{root: "/proc"}}
+// newHostSystem looks processes up in /proc, and keeps a pidfd on each process it has seen that
+// lives (see liveTable).
+func newHostSystem() system { return procSystem{fs: procFS{root: "/proc"}, live: newLiveTable()} }
 
 // procReader reads what a Linux process look-up needs; procFS reads the real /proc, a test a
 // fake one.
@@ -57,7 +58,10 @@ func (f procFS) exe(pid int) (string, error) {
 }
 
 // procSystem names a process by its pid and start time.
-type procSystem struct{ fs procReader }
+type procSystem struct {
+	fs   procReader
+	live *liveTable // nil: the start time is read at every check
+}
 
 var errBadStat = errors.New("malformed /proc/PID/stat")
 
@@ -82,11 +86,34 @@ func startTime(stat []byte) (uint64, error) {
 }
 
 func (s procSystem) version(tok mach.AuditToken) (uint64, error) {
-	stat, err := s.fs.stat(tok.PID())
+	pid := tok.PID()
+	if s.live != nil {
+		if start, ok := s.live.get(pid); ok {
+			return start, nil
+		}
+	}
+	start, err := s.readStart(pid)
+	if err != nil {
+		return 0, err
+	}
+	if s.live != nil {
+		s.live.add(pid, start, s.readStart)
+	}
+	return start, nil
+}
+
+func (s procSystem) readStart(pid int) (uint64, error) {
+	stat, err := s.fs.stat(pid)
 	if err != nil {
 		return 0, err
 	}
 	return startTime(stat)
+}
+
+func (s procSystem) close() {
+	if s.live != nil {
+		s.live.close()
+	}
 }
 
 // errReused says that the pid names another process than the one first seen.
@@ -106,7 +133,7 @@ func (s procSystem) lookup(tok mach.AuditToken, version uint64, code bool) (*pro
 	}
 	// Read after the executable and the user: if the start time is still the one the key was
 	// made with, both belong to that process.
-	after, err := s.version(tok)
+	after, err := s.readStart(pid)
 	if err != nil {
 		return nil, err
 	}
