@@ -64,8 +64,9 @@ type ServerOptions struct {
 	// nil means slog.Default().
 	ErrorLog *slog.Logger
 	// Require, when set, is what a client must meet (see package peer): a message from a process
-	// that fails it is dropped before the handler runs (a requester's reply right is destroyed,
-	// so it gets no reply), counted by Dropped and logged with the predicate that failed. The
+	// that fails it is dropped before the handler runs (a requester's reply right is destroyed:
+	// it gets no reply and waits out its deadline, ErrReceiveTimeout, as for a server that
+	// drops a corrupt request), counted by Dropped and logged with the predicate that failed. The
 	// verdict on a process is cached (by pid and pid version, or pid and start time on Linux), so
 	// only a process's first message pays for the look-up, which runs in the receive loop.
 	Require *peer.Requirement
