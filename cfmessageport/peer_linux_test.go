@@ -326,3 +326,45 @@ func TestDialPairRequiresService(t *testing.T) {
 		})
 	}
 }
+
+// A pairing service that requires its clients' user refuses a client that fails it, over both
+// handshakes (each dropped, counted, and logged), and pairs with one that passes.
+func TestListenPairRequiresClient(t *testing.T) {
+	leakcheck.Check(t)
+	uid := uint32(os.Geteuid())
+	for _, tc := range []struct {
+		name    string
+		uid     uint32
+		refused bool
+	}{
+		{"another user", uid + 1, true},
+		{"the same user", uid, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := peer.New(peer.UID(tc.uid))
+			require.NoError(t, err)
+			defer req.Close()
+			var log lockedBuffer
+			name := uniqueName(t)
+			l, err := cfmessageport.ListenPair(name, echo, &cfmessageport.PairOptions{Require: req,
+				ErrorLog: slog.New(slog.NewTextHandler(&log, nil))})
+			require.NoError(t, err)
+			defer l.Close()
+			ctx := ctxTimeout(t, 10*time.Second)
+			c, err := cfmessageport.DialPair(ctx, name, echo, nil)
+			if !tc.refused {
+				require.NoError(t, err)
+				defer c.Close()
+				got, err := c.Request(ctx, msgEcho, []byte("ok"))
+				require.NoError(t, err)
+				require.Equal(t, "ok", string(got))
+				require.Zero(t, l.Dropped())
+				return
+			}
+			require.ErrorIs(t, err, cfmessageport.ErrPairRefused)
+			require.Nil(t, c)
+			require.Equal(t, uint64(2), l.Dropped()) // the fast handshake, then the names one
+			require.Contains(t, log.String(), "uid ==")
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/machport/machport/internal/abi"
 	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/mach"
 )
@@ -17,15 +18,11 @@ func newHostSystem() system { return darwinSystem{} }
 
 type darwinSystem struct{}
 
-// Constants of the SDK (checked there: CS_OPS_STATUS is xnu's codesign.h, PROC_PIDPATHINFO_MAXSIZE
-// libproc.h) and of Security's CSCommon.h (errSecCSReqFailed, errSecCSNoSuchCode).
+// Security's CSCommon.h (not in the SDK facts). CS_OPS_STATUS and PROC_PIDPATHINFO_MAXSIZE come
+// from internal/abi, checked against the SDK.
 const (
-	csOpsStatus            = 0
-	procPIDPathInfoMax     = 4096
-	errSecCSReqFailed      = -67050
-	errSecCSNoSuchCode     = -67065
-	errSecCSReqInvalid     = -67052
-	errSecCSReqUnsupported = -67051
+	errSecCSReqFailed  = -67050
+	errSecCSNoSuchCode = -67065
 )
 
 // version is the token's pid version: the kernel's, nothing to read.
@@ -44,7 +41,7 @@ func alive(tok mach.AuditToken) error {
 	}
 	var status uint32
 	t := [8]uint32(tok)
-	if r := darwin.CsopsAudittoken(int32(tok.PID()), csOpsStatus, unsafe.Pointer(&status), 4, &t); r != 0 {
+	if r := darwin.CsopsAudittoken(int32(tok.PID()), abi.CS_OPS_STATUS, unsafe.Pointer(&status), 4, &t); r != 0 {
 		return fmt.Errorf("csops_audittoken(CS_OPS_STATUS) failed (%d): the token names no live process", r)
 	}
 	return nil
@@ -66,7 +63,7 @@ func (darwinSystem) lookup(tok mach.AuditToken, _ uint64, code bool) (*process, 
 	if err := alive(tok); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, procPIDPathInfoMax)
+	buf := make([]byte, abi.PROC_PIDPATHINFO_MAXSIZE)
 	n := darwin.ProcPidpath(int32(tok.PID()), unsafe.Pointer(&buf[0]), uint32(len(buf)))
 	if n <= 0 {
 		return nil, fmt.Errorf("proc_pidpath(%d) failed", tok.PID())
