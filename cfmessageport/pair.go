@@ -234,6 +234,9 @@ type PairListener struct {
 	probes      sync.WaitGroup
 	probeCtx    context.Context
 	cancelProbe context.CancelFunc
+	// started is closed once srv is set: a handshake can come (and its probe fail, which srv
+	// counts) before Listen has returned it.
+	started chan struct{}
 
 	mu     sync.Mutex
 	closed bool
@@ -255,7 +258,7 @@ func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener,
 		backlog = 64
 	}
 	l := &PairListener{name: name, handler: handler, opts: *opts, accept: make(chan *Conn, backlog),
-		handshakes: make(chan struct{}, maxHandshakes), done: make(chan struct{})}
+		handshakes: make(chan struct{}, maxHandshakes), done: make(chan struct{}), started: make(chan struct{})}
 	l.probeCtx, l.cancelProbe = context.WithCancel(context.Background())
 	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: listenerConcurrency, ErrorLog: opts.ErrorLog,
 		Require: opts.Require}, l.fastHandshake)
@@ -264,6 +267,7 @@ func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener,
 		return nil, err
 	}
 	l.srv = srv
+	close(l.started)
 	return l, nil
 }
 
@@ -399,6 +403,7 @@ func (l *PairListener) confirm(clientName string, remote *Remote, port *mach.Rec
 		err = fmt.Errorf("the probe of %q was answered by pid %d, the handshake came from pid %d", clientName, tok.PID(), sender.PID())
 	}
 	if err != nil {
+		<-l.started
 		l.srv.dropped.Add(1)
 		l.srv.log.dropped(errProbeFailed.Error(), sender.PID(), err)
 		_ = reg.Close()
