@@ -240,7 +240,10 @@ type PairListener struct {
 
 	mu     sync.Mutex
 	closed bool
-	done   chan struct{}
+	// probing counts the names handshakes whose connection waits for its probe: each holds a
+	// place in the backlog, so that the backlog refuses the handshakes it could not take.
+	probing int
+	done    chan struct{}
 }
 
 // ListenPair serves name (see Listen) and pairs with the clients that DialPair it. handler
@@ -325,12 +328,38 @@ func (l *PairListener) Close() error {
 
 // full reports whether the backlog has no room, so that a handshake is refused before it makes
 // anything.
-func (l *PairListener) full() bool { return len(l.accept) == cap(l.accept) }
-
-// offer queues a new connection for Accept, or reports that it cannot be taken.
-func (l *PairListener) offer(c *Conn) bool {
+func (l *PairListener) full() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return len(l.accept)+l.probing >= cap(l.accept)
+}
+
+// reserve takes a place in the backlog for a names handshake whose probe is to run, or reports
+// that there is none; unreserve gives it back when the handshake fails.
+func (l *PairListener) reserve() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.accept)+l.probing >= cap(l.accept) {
+		return false
+	}
+	l.probing++
+	return true
+}
+
+func (l *PairListener) unreserve() {
+	l.mu.Lock()
+	l.probing--
+	l.mu.Unlock()
+}
+
+// offer queues a new connection for Accept, or reports that it cannot be taken. reserved says
+// that it takes the place reserve took for it.
+func (l *PairListener) offer(c *Conn, reserved bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if reserved {
+		l.probing--
+	}
 	if l.closed {
 		return false
 	}
@@ -347,7 +376,7 @@ func (l *PairListener) serve(ctx context.Context, req *Message) ([]byte, error) 
 	if req.MsgID != PairMsgID {
 		return l.handler.ServeMessage(ctx, req)
 	}
-	if req.OneWay || !validPairName(req.Data) || l.full() {
+	if req.OneWay || !validPairName(req.Data) {
 		return nil, nil // no data: refused
 	}
 	select {
@@ -355,26 +384,31 @@ func (l *PairListener) serve(ctx context.Context, req *Message) ([]byte, error) 
 	default:
 		return nil, nil // too many handshakes at once: refused
 	}
+	if !l.reserve() {
+		<-l.handshakes
+		return nil, nil // the backlog is full: refused
+	}
 	release := func() { <-l.handshakes }
+	fail := func() { l.unreserve(); release() }
 	clientName := string(req.Data)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	remote, err := Dial(hctx, clientName)
 	if err != nil {
-		release()
+		fail()
 		return nil, nil
 	}
 	port, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
 		remote.Close()
-		release()
+		fail()
 		return nil, nil
 	}
 	reg, err := bootstrap.RegisterUnique(l.opts.prefix(l.Name(), ".conn"), port, bootstrap.Options{})
 	if err != nil {
 		port.Close()
 		remote.Close()
-		release()
+		fail()
 		return nil, nil
 	}
 	// The connection opens once the probe proves that the handshake's sender serves clientName;
@@ -408,10 +442,11 @@ func (l *PairListener) confirm(clientName string, remote *Remote, port *mach.Rec
 		l.srv.log.dropped(errProbeFailed.Error(), sender.PID(), err)
 		_ = reg.Close()
 		remote.Close()
+		l.unreserve()
 		return
 	}
 	c := newConn(reg.Name(), port, reg, remote, sender, l.handler, &l.opts)
-	if !l.offer(c) {
+	if !l.offer(c, true) {
 		_ = c.Close()
 	}
 }
@@ -459,7 +494,7 @@ func (l *PairListener) fastHandshake(m *mach.Message) {
 		}
 		return
 	}
-	if !l.offer(c) {
+	if !l.offer(c, false) {
 		_ = c.Close()
 		if answer(nil) != nil {
 			_ = reply.Close()

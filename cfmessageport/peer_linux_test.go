@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/internal/testproc"
+	"github.com/machport/machport/mach"
 	"github.com/machport/machport/peer"
 	"github.com/stretchr/testify/require"
 )
@@ -367,4 +369,40 @@ func TestListenPairRequiresClient(t *testing.T) {
 			require.Contains(t, log.String(), "uid ==")
 		})
 	}
+}
+
+// A names handshake whose probe is still unanswered holds its place in the backlog: with room
+// for one connection, a second client is refused while the first one's probe waits, and pairs
+// once that probe has failed (the name it gave died) and freed the place.
+func TestProbingHandshakeHoldsBacklog(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := cfmessageport.ListenPair(uniqueName(t), echo, &cfmessageport.PairOptions{Backlog: 1, NamesOnly: true})
+	require.NoError(t, err)
+	defer l.Close()
+
+	// A handshake giving a name whose port nobody receives on: its probe waits.
+	port, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	silent, err := bootstrap.Register(uniqueName(t)+".silent", port, bootstrap.Options{})
+	require.NoError(t, err)
+	r, err := cfmessageport.Dial(ctx, l.Name())
+	require.NoError(t, err)
+	defer r.Close()
+	got, err := r.Request(ctx, cfmessageport.PairMsgID, []byte(silent.Name()))
+	require.NoError(t, err)
+	require.NotEmpty(t, got, "the handshake was answered")
+
+	_, err = cfmessageport.DialPair(ctx, l.Name(), echo, &cfmessageport.PairOptions{NamesOnly: true})
+	require.ErrorIs(t, err, cfmessageport.ErrPairRefused, "the backlog's place is the probing handshake's")
+
+	mach.Drain(port)
+	require.NoError(t, silent.Close()) // the probe's request dies with the port: refused
+	testproc.Eventually(t, "the probe fails", 5*time.Second, func() bool { return l.Dropped() == 1 })
+	c, err := cfmessageport.DialPair(ctx, l.Name(), echo, &cfmessageport.PairOptions{NamesOnly: true})
+	require.NoError(t, err)
+	defer c.Close()
+	accepted, err := l.Accept(ctx)
+	require.NoError(t, err)
+	defer accepted.Close()
 }
