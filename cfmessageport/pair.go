@@ -437,12 +437,12 @@ func (l *PairListener) confirm(clientName string, remote *Remote, port *mach.Rec
 		err = fmt.Errorf("the probe of %q was answered by pid %d, the handshake came from pid %d", clientName, tok.PID(), sender.PID())
 	}
 	if err != nil {
+		_ = reg.Close()
+		remote.Close()
+		l.unreserve() // before the refusal is counted, which tells a test the place is free
 		<-l.started
 		l.srv.dropped.Add(1)
 		l.srv.log.dropped(errProbeFailed.Error(), sender.PID(), err)
-		_ = reg.Close()
-		remote.Close()
-		l.unreserve()
 		return
 	}
 	c := newConn(reg.Name(), port, reg, remote, sender, l.handler, &l.opts)
