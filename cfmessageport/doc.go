@@ -46,7 +46,12 @@
 //     in UTF-8, without a NUL.
 //  3. The server looks N up (its remote port for the connection), registers a local port for the
 //     connection under a new name M, and replies with M in UTF-8. A reply with no or empty data
-//     means the server refused.
+//     means the server refused. Then it sends N a probe, a request with msgid PairProbeMsgID
+//     (0x70726f62, 'prob'), and opens the connection only if the probe's reply comes from the
+//     process that sent the handshake (its audit token); otherwise it withdraws M. Any reply
+//     will do: a CF client's callback answers the probe as it likes, a Go client with no data.
+//     This keeps a process that knows another connection's name from making the server open a
+//     connection to it.
 //  4. The client looks M up. From then on the client sends to M and the server sends to N, with
 //     ordinary requests. Either side ends the connection by invalidating its local port; the
 //     other side sees its remote port become invalid. Each side serves only the process that
@@ -70,9 +75,44 @@
 // the server's. CF drops that message (it is shorter than CF's 60-byte header), which the client
 // learns at once from its destroyed reply right, and the client then falls back to names.
 //
+// # Peer requirements
+//
+// Any process in the bootstrap namespace can register a name first, and any can send to a name
+// it can look up. A handler learns who sent each request from the kernel (Message.Sender, the
+// audit token); a requirement (package peer) lets the library check it on both ends:
+// ServerOptions.Require drops the requests of clients that fail it, before the handler runs (a
+// requester gets no reply); DialOptions.Require invalidates a Remote at the first reply from a
+// server that fails it (ErrPeerRejected, naming the predicate); PairOptions.Require does both for
+// paired connections. A requirement is built from the peer's pid, user, group, executable path
+// and, on macOS, a code-signing requirement (`anchor apple generic and certificate
+// leaf[subject.OU] = "TEAMID"`); verdicts are cached per process (by pid and pid version on
+// macOS, pid and start time on Linux), so only a process's first message pays for the look-up.
+//
+// What it protects against: a process that squats the service's name before the real server (a
+// client with a requirement detects it at its first reply and never returns its data), a process
+// of another user or another executable (or, on macOS, one not signed as required) calling a
+// server, and, with the names handshake's probe, a process that gives another connection's name.
+//
+// What it does not protect against:
+//   - root, which can forge credentials on Linux (SCM_CREDENTIALS) and debug, inject into or
+//     replace any process on macOS;
+//   - a process that meets the same predicates: the same user, the same executable, or the same
+//     signature (a requirement names a kind of process, not one process): any process signed by
+//     the team passes a team requirement, and a process running the same binary passes an
+//     executable one;
+//   - a compromised peer that passes (code injected into it, a library it loads);
+//   - the first request's data: a client's requirement is checked on the reply, so its first
+//     request reaches a squatter before it is caught (send nothing secret before a reply has
+//     vouched for the server, e.g. start with an empty request);
+//   - a sender that exits between sending a message and its check, and whose pid a process of
+//     the same user reuses meanwhile (Linux, where the token has no pid version; see package
+//     peer).
+//
 // Status: runs over the Linux emulation and is tested there, in and across processes. On macOS
 // the same code runs over the real mach_msg and launchd; interop tests hold it against
 // CoreFoundation's own CFMessagePort (bound with purego) in both directions. Those build for
 // darwin/arm64 and darwin/amd64 and their bindings are checked against the macOS 13.3 SDK, but
-// they have not run on macOS yet.
+// they have not run on macOS yet. Peer requirements are tested on Linux (pid, user, group,
+// executable); the macOS look-ups (csops_audittoken, proc_pidpath, Security's code-signing
+// calls) build and are checked against the SDK facts where the facts have them, but have not run.
 package cfmessageport

@@ -111,6 +111,11 @@ var (
 	// ErrRequesterGone is the cause (context.Cause) of a handler's canceled context when the
 	// process that sent the request went away or dropped its reply port.
 	ErrRequesterGone = errors.New("the requester is gone")
+	// ErrPeerRejected is the cause of a Remote's (or a paired connection's) failures once a
+	// reply came from a process that fails its requirement (DialOptions.Require,
+	// PairOptions.Require); it wraps the *peer.CheckError that names the failed predicate, so
+	// errors.Is also matches that predicate's sentinel (peer.ErrExecutableMismatch, ...).
+	ErrPeerRejected = errors.New("the peer fails the requirement")
 	// ErrHandlerPanicked is the error a recovered handler panic is logged with.
 	ErrHandlerPanicked = errors.New("handler panicked")
 )

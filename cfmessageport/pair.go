@@ -12,10 +12,17 @@ import (
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/peer"
 )
 
 // PairMsgID is the msgid of the names handshake's request ('pair').
 const PairMsgID int32 = 0x70616972
+
+// PairProbeMsgID is the msgid of the names handshake's probe ('prob'): the server's request to
+// the client's name, whose reply proves that the process that sent the handshake serves that
+// name. Any reply does (a CF client's callback may answer it as it likes); a Go connection
+// answers it with no data, without calling its handler.
+const PairProbeMsgID int32 = 0x70726f62
 
 // The fast handshake: a request and its reply, raw Mach messages told apart by msgh_id.
 const (
@@ -62,6 +69,12 @@ type PairOptions struct {
 	// ErrorLog receives the listener's and its connections' handler errors, recovered panics
 	// and dropped messages (see ServerOptions.ErrorLog). nil means slog.Default().
 	ErrorLog *slog.Logger
+	// Require, when set, is what the other side must meet (see package peer). On ListenPair's
+	// side, a client that fails it is dropped as ServerOptions.Require drops it (its handshakes
+	// and plain requests alike). On DialPair's side, the service's answer to the handshake is
+	// checked, and a service that fails it is refused with an error wrapping ErrPeerRejected.
+	// On both sides the connection's replies are checked as DialOptions.Require checks them.
+	Require *peer.Requirement
 }
 
 // prefix returns the prefix for the names made for a connection to service on one side.
@@ -96,10 +109,10 @@ const (
 //
 // Limits: a handler that calls its own connection's Request while the peer's handler calls back
 // waits forever when both serve one request at a time (set PairOptions.Concurrency above 1 for
-// such exchanges). In the names handshake a side trusts the name it is given: it pins the
-// sender of the handshake, but does not prove that the sender serves that name, so a process
-// that knows another connection's name can make the server open a connection to it (messages to
-// the victim from the server still pass its pin).
+// such exchanges). In the names handshake the server proves that the sender of the handshake
+// serves the name it gave before the connection opens: it sends that name a probe
+// (PairProbeMsgID), and the reply must come from the handshake's sender; so a process that knows
+// another connection's name cannot make the server open a connection to it.
 type Conn struct {
 	local     *Server
 	remote    *Remote
@@ -118,7 +131,11 @@ func newConn(name string, port *mach.ReceiveRight, reg *bootstrap.Registration, 
 	peer mach.AuditToken, handler Handler, opts *PairOptions) *Conn {
 	c := &Conn{remote: remote, peer: peer, localName: name, done: make(chan struct{}),
 		closing: make(chan struct{}), closed: make(chan struct{})}
+	remote.require = opts.Require
 	h := HandlerFunc(func(ctx context.Context, req *Message) ([]byte, error) {
+		if req.MsgID == PairProbeMsgID {
+			return nil, nil // the names handshake's probe: the reply itself is the answer
+		}
 		req.Conn = c
 		return handler.ServeMessage(ctx, req)
 	})
@@ -211,12 +228,22 @@ type PairListener struct {
 	handler Handler
 	opts    PairOptions
 	accept  chan *Conn
-	// handshakes holds a token per names handshake in progress.
+	// handshakes holds a token per names handshake in progress (until its probe is answered).
 	handshakes chan struct{}
+	// probes are the names handshakes whose probe runs; Close cancels probeCtx and waits.
+	probes      sync.WaitGroup
+	probeCtx    context.Context
+	cancelProbe context.CancelFunc
+	// started is closed once srv is set: a handshake can come (and its probe fail, which srv
+	// counts) before Listen has returned it.
+	started chan struct{}
 
 	mu     sync.Mutex
 	closed bool
-	done   chan struct{}
+	// probing counts the names handshakes whose connection waits for its probe: each holds a
+	// place in the backlog, so that the backlog refuses the handshakes it could not take.
+	probing int
+	done    chan struct{}
 }
 
 // ListenPair serves name (see Listen) and pairs with the clients that DialPair it. handler
@@ -234,12 +261,16 @@ func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener,
 		backlog = 64
 	}
 	l := &PairListener{name: name, handler: handler, opts: *opts, accept: make(chan *Conn, backlog),
-		handshakes: make(chan struct{}, maxHandshakes), done: make(chan struct{})}
-	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: listenerConcurrency, ErrorLog: opts.ErrorLog}, l.fastHandshake)
+		handshakes: make(chan struct{}, maxHandshakes), done: make(chan struct{}), started: make(chan struct{})}
+	l.probeCtx, l.cancelProbe = context.WithCancel(context.Background())
+	srv, err := listen(name, HandlerFunc(l.serve), &ServerOptions{Concurrency: listenerConcurrency, ErrorLog: opts.ErrorLog,
+		Require: opts.Require}, l.fastHandshake)
 	if err != nil {
+		l.cancelProbe()
 		return nil, err
 	}
 	l.srv = srv
+	close(l.started)
 	return l, nil
 }
 
@@ -282,7 +313,9 @@ func (l *PairListener) Close() error {
 	l.closed = true
 	close(l.done)
 	l.mu.Unlock()
-	err := l.srv.Close() // no handshake runs after this
+	err := l.srv.Close() // no handshake starts after this
+	l.cancelProbe()
+	l.probes.Wait()
 	for {
 		select {
 		case c := <-l.accept:
@@ -295,12 +328,38 @@ func (l *PairListener) Close() error {
 
 // full reports whether the backlog has no room, so that a handshake is refused before it makes
 // anything.
-func (l *PairListener) full() bool { return len(l.accept) == cap(l.accept) }
-
-// offer queues a new connection for Accept, or reports that it cannot be taken.
-func (l *PairListener) offer(c *Conn) bool {
+func (l *PairListener) full() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return len(l.accept)+l.probing >= cap(l.accept)
+}
+
+// reserve takes a place in the backlog for a names handshake whose probe is to run, or reports
+// that there is none; unreserve gives it back when the handshake fails.
+func (l *PairListener) reserve() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.accept)+l.probing >= cap(l.accept) {
+		return false
+	}
+	l.probing++
+	return true
+}
+
+func (l *PairListener) unreserve() {
+	l.mu.Lock()
+	l.probing--
+	l.mu.Unlock()
+}
+
+// offer queues a new connection for Accept, or reports that it cannot be taken. reserved says
+// that it takes the place reserve took for it.
+func (l *PairListener) offer(c *Conn, reserved bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if reserved {
+		l.probing--
+	}
 	if l.closed {
 		return false
 	}
@@ -317,39 +376,79 @@ func (l *PairListener) serve(ctx context.Context, req *Message) ([]byte, error) 
 	if req.MsgID != PairMsgID {
 		return l.handler.ServeMessage(ctx, req)
 	}
-	if req.OneWay || !validPairName(req.Data) || l.full() {
+	if req.OneWay || !validPairName(req.Data) {
 		return nil, nil // no data: refused
 	}
 	select {
 	case l.handshakes <- struct{}{}:
-		defer func() { <-l.handshakes }()
 	default:
 		return nil, nil // too many handshakes at once: refused
 	}
+	if !l.reserve() {
+		<-l.handshakes
+		return nil, nil // the backlog is full: refused
+	}
+	release := func() { <-l.handshakes }
+	fail := func() { l.unreserve(); release() }
 	clientName := string(req.Data)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	remote, err := Dial(hctx, clientName)
 	if err != nil {
+		fail()
 		return nil, nil
 	}
 	port, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
 		remote.Close()
+		fail()
 		return nil, nil
 	}
 	reg, err := bootstrap.RegisterUnique(l.opts.prefix(l.Name(), ".conn"), port, bootstrap.Options{})
 	if err != nil {
 		port.Close()
 		remote.Close()
+		fail()
 		return nil, nil
 	}
-	c := newConn(reg.Name(), port, reg, remote, req.Sender, l.handler, &l.opts)
-	if !l.offer(c) {
-		_ = c.Close()
-		return nil, nil
-	}
+	// The connection opens once the probe proves that the handshake's sender serves clientName;
+	// meanwhile the client's requests to the new name wait in its queue.
+	l.probes.Add(1)
+	go func() {
+		defer l.probes.Done()
+		defer release()
+		l.confirm(clientName, remote, port, reg, req.Sender)
+	}()
 	return []byte(reg.Name()), nil
+}
+
+// errProbeFailed is why a names handshake was refused after its reply: the name it gave is
+// served by another process than the sender (or nobody answered the probe).
+var errProbeFailed = errors.New("names handshake: the sender does not serve the name it gave")
+
+// confirm probes the client's name and opens the connection if the reply comes from sender;
+// otherwise it withdraws the connection's name, which the client (if it looked it up) sees as the
+// connection's end.
+func (l *PairListener) confirm(clientName string, remote *Remote, port *mach.ReceiveRight, reg *bootstrap.Registration, sender mach.AuditToken) {
+	ctx, cancel := context.WithTimeout(l.probeCtx, handshakeTimeout)
+	defer cancel()
+	_, tok, err := roundTrip(ctx, remote.service, PairProbeMsgID, nil)
+	if err == nil && !samePeer(tok, sender) {
+		err = fmt.Errorf("the probe of %q was answered by pid %d, the handshake came from pid %d", clientName, tok.PID(), sender.PID())
+	}
+	if err != nil {
+		_ = reg.Close()
+		remote.Close()
+		l.unreserve() // before the refusal is counted, which tells a test the place is free
+		<-l.started
+		l.srv.dropped.Add(1)
+		l.srv.log.dropped(errProbeFailed.Error(), sender.PID(), err)
+		return
+	}
+	c := newConn(reg.Name(), port, reg, remote, sender, l.handler, &l.opts)
+	if !l.offer(c, true) {
+		_ = c.Close()
+	}
 }
 
 // validPairName reports whether a handshake's name could be a service name.
@@ -395,7 +494,7 @@ func (l *PairListener) fastHandshake(m *mach.Message) {
 		}
 		return
 	}
-	if !l.offer(c) {
+	if !l.offer(c, false) {
 		_ = c.Close()
 		if answer(nil) != nil {
 			_ = reply.Close()
@@ -504,6 +603,10 @@ func dialFast(ctx context.Context, name string, service *mach.SendRight, handler
 		local.Close()
 		return nil, &Error{Op: "pair", Name: name, Status: ErrInvalid, Err: ErrPairRefused}
 	}
+	if err := checkService(opts, in.Trailer.Audit); err != nil {
+		local.Close() // the service's side sees this side's end; Destroy releases its right
+		return nil, &Error{Op: "pair", Name: name, Status: ErrInvalid, Err: err}
+	}
 	right, err := in.TakePort(0)
 	send, ok := right.(*mach.SendRight)
 	if err != nil || !ok {
@@ -537,13 +640,16 @@ func dialNames(ctx context.Context, name string, service *mach.SendRight, handle
 	}
 	// Requests the service starts wait in the port's queue until the connection serves it,
 	// which is after the reply has pinned the service's identity.
-	serverName, peer, err := pairRequest(ctx, service, reg.Name())
+	serverName, peerToken, err := pairRequest(ctx, service, reg.Name())
 	if err == nil && (serverName == "" || serverName == reg.Name()) {
 		err = ErrPairRefused
 	}
+	if err == nil {
+		err = checkService(opts, peerToken)
+	}
 	if err != nil {
 		reg.Close()
-		if errors.Is(err, ErrPairRefused) {
+		if errors.Is(err, ErrPairRefused) || errors.Is(err, ErrPeerRejected) {
 			return fail(ErrInvalid, err)
 		}
 		return fail(pairStatus(ctx, err), err)
@@ -554,49 +660,72 @@ func dialNames(ctx context.Context, name string, service *mach.SendRight, handle
 		reg.Close()
 		return fail(ErrInvalid, fmt.Errorf("%w: the reply names no live service: %w", ErrPairRefused, err))
 	}
-	return newConn(reg.Name(), port, reg, remote, peer, handler, opts), nil
+	return newConn(reg.Name(), port, reg, remote, peerToken, handler, opts), nil
+}
+
+// checkService checks the service's answer to a handshake against opts.Require.
+func checkService(opts *PairOptions, tok mach.AuditToken) error {
+	if opts.Require == nil {
+		return nil
+	}
+	if err := opts.Require.Check(tok); err != nil {
+		return fmt.Errorf("%w: %w", ErrPeerRejected, err)
+	}
+	return nil
 }
 
 // pairRequest sends the names handshake's request and returns the reply's name and the audit
 // token of the process that sent it.
 func pairRequest(ctx context.Context, service *mach.SendRight, localName string) (string, mach.AuditToken, error) {
+	p, token, err := roundTrip(ctx, service, PairMsgID, []byte(localName))
+	if err != nil {
+		return "", token, err
+	}
+	name := string(p.Data)
+	if p.NoData || !validPairName([]byte(name)) {
+		return "", token, ErrPairRefused
+	}
+	return name, token, nil
+}
+
+// roundTrip sends one request (conversation 1) on a reply port of its own and returns the reply,
+// whose data is the caller's, and the audit token of the process that sent it. A request the
+// service destroyed unanswered fails with ErrPairRefused.
+func roundTrip(ctx context.Context, service *mach.SendRight, msgid int32, data []byte) (wire.Packet, mach.AuditToken, error) {
 	reply, err := mach.NewPort(mach.PortOptions{})
 	if err != nil {
-		return "", mach.AuditToken{}, err
+		return wire.Packet{}, mach.AuditToken{}, err
 	}
 	defer func() {
 		mach.Drain(reply)
 		reply.Close()
 	}()
 	var m mach.Message
-	hello := wire.Packet{MsgID: PairMsgID, ConvID: 1, Data: []byte(localName)}
+	hello := wire.Packet{MsgID: msgid, ConvID: 1, Data: data}
 	if err := hello.Encode(&m, mach.CopySendOf(service), mach.MakeSendOnceOf(reply)); err != nil {
-		return "", mach.AuditToken{}, err
+		return wire.Packet{}, mach.AuditToken{}, err
 	}
 	if err := mach.Send(ctx, &m); err != nil {
-		return "", mach.AuditToken{}, err
+		return wire.Packet{}, mach.AuditToken{}, err
 	}
 	for {
 		var in mach.Message
 		if err := mach.Receive(ctx, reply, &in); err != nil {
-			return "", mach.AuditToken{}, err
+			return wire.Packet{}, mach.AuditToken{}, err
 		}
 		if mach.IsNotificationID(in.ID) {
 			in.Destroy()
-			return "", mach.AuditToken{}, ErrPairRefused // the service destroyed the request
+			return wire.Packet{}, mach.AuditToken{}, ErrPairRefused // the service destroyed the request
 		}
 		p, err := wire.Decode(&in, true)
 		if err != nil || p.ConvID != -1 {
 			in.Destroy()
 			continue // not the reply; CF drops it too
 		}
-		name := string(p.Data)
+		p.Data = append([]byte{}, p.Data...) // out of the message's memory, which goes now
 		token := in.Trailer.Audit
 		in.Destroy()
-		if p.NoData || !validPairName([]byte(name)) {
-			return "", token, ErrPairRefused
-		}
-		return name, token, nil
+		return p, token, nil
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/peer"
 )
 
 // Remote is a client of a CFMessagePort service, what CFMessagePortCreateRemote gives in CF. It
@@ -48,6 +49,11 @@ type Remote struct {
 	died        atomic.Bool // the service died (rather than the remote being closed)
 	woken       bool        // invalidate sent the reply port its stop message; set within invalidOnce
 
+	// require, when set, is what the sender of every reply must meet; rejected holds the
+	// rejection (an error wrapping ErrPeerRejected) once a reply failed it.
+	require  *peer.Requirement
+	rejected atomic.Pointer[error]
+
 	stopper stopper
 }
 
@@ -71,7 +77,46 @@ func (w *waiter) signal() {
 	}
 }
 
-// Dial looks name up (bootstrap_look_up) and returns a Remote for it.
+// DialOptions tune DialWithOptions.
+type DialOptions struct {
+	// PID, when not 0, dials the per-process service of process PID (as DialPID).
+	PID int
+	// Require, when set, is what the server must meet (see package peer). It is checked on the
+	// audit trailer of every reply: the first reply that fails it is dropped, and the Remote
+	// becomes invalid with an error wrapping ErrPeerRejected and the *peer.CheckError that names
+	// the failed predicate (the requests waiting fail with it, and so does every later one).
+	// A process that registered the name before the real server (a squatter) is so caught at
+	// its first reply, before any of its replies is trusted. Nothing is checked before the first
+	// reply: a request's data reaches whoever serves the name.
+	Require *peer.Requirement
+}
+
+// DialWithOptions is Dial, or DialPID when opts.PID is set, with a requirement on the server
+// (opts may be nil).
+func DialWithOptions(ctx context.Context, name string, opts *DialOptions) (*Remote, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	var s *mach.SendRight
+	var err error
+	if opts.PID != 0 {
+		s, err = bootstrap.LookUpPID(ctx, name, opts.PID)
+	} else {
+		s, err = bootstrap.LookUp(ctx, name)
+	}
+	if err != nil {
+		return nil, &Error{Op: "dial", Name: name, Err: err}
+	}
+	r, err := newRemote(name, s)
+	if err != nil {
+		return nil, err
+	}
+	r.require = opts.Require
+	return r, nil
+}
+
+// Dial looks name up (bootstrap_look_up) and returns a Remote for it (DialWithOptions takes a
+// requirement on the server).
 //
 // A failed Dial carries no CF status: CFMessagePortCreateRemote has none to give (it returns
 // NULL). Its error matches the cause alone: bootstrap.ErrUnknownService when no live server has
@@ -82,20 +127,20 @@ func (w *waiter) signal() {
 // Any number of Remotes of one service may be open in a process at once, and each learns of
 // the service's death at once (they share one dead-name request, as Mach keeps one per name).
 func Dial(ctx context.Context, name string) (*Remote, error) {
-	s, err := bootstrap.LookUp(ctx, name)
-	if err != nil {
-		return nil, &Error{Op: "dial", Name: name, Err: err}
-	}
-	return newRemote(name, s)
+	return DialWithOptions(ctx, name, nil)
 }
 
 // DialPID is Dial for the per-process service name of process pid.
 func DialPID(ctx context.Context, name string, pid int) (*Remote, error) {
-	s, err := bootstrap.LookUpPID(ctx, name, pid)
-	if err != nil {
-		return nil, &Error{Op: "dial", Name: name, Err: err}
+	if pid == 0 {
+		// Not DialWithOptions' "no pid": pid 0 is the kernel's, which serves no names.
+		s, err := bootstrap.LookUpPID(ctx, name, 0)
+		if err != nil {
+			return nil, &Error{Op: "dial", Name: name, Err: err}
+		}
+		return newRemote(name, s)
 	}
-	return newRemote(name, s)
+	return DialWithOptions(ctx, name, &DialOptions{PID: pid})
 }
 
 // NewRemote makes a Remote for a send right obtained some other way (it takes ownership of it).
@@ -378,6 +423,13 @@ func (r *Remote) lead(ctx context.Context, op string, conv int32, w *waiter) (re
 			_ = m.Destroy()
 			continue
 		}
+		if r.require != nil {
+			if err := r.require.Check(m.Trailer.Audit); err != nil {
+				_ = m.Destroy() // not read: its sender is not trusted
+				r.reject(err)
+				return r.stopLeading(conv, w, reply{}, r.invalidErr(op, true))
+			}
+		}
 		p, err := wire.Decode(m, true)
 		if err != nil {
 			_ = m.Destroy() // corrupt: dropped
@@ -479,10 +531,21 @@ var (
 	errServiceGone = errors.New("the service is gone")
 )
 
+// reject invalidates the remote because a reply's sender failed the requirement (err, a
+// *peer.CheckError), once: the first rejection is the one every request reports.
+func (r *Remote) reject(err error) {
+	rej := fmt.Errorf("%w: %w", ErrPeerRejected, err)
+	r.rejected.CompareAndSwap(nil, &rej)
+	r.invalidate(false)
+}
+
 // invalidErr is the error of an operation on an invalid remote. A service that died while the
 // request waited gives ErrBecameInvalid (-5); one already known dead, or a closed remote, gives
 // ErrInvalid (-3), as CF does.
 func (r *Remote) invalidErr(op string, waited bool) error {
+	if rej := r.rejected.Load(); rej != nil {
+		return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: *rej}
+	}
 	switch {
 	case !r.died.Load():
 		return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errClosed}

@@ -14,6 +14,7 @@ import (
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/peer"
 )
 
 // Message is one request (or one-way message) a Server hands its handler. (It was called
@@ -62,6 +63,13 @@ type ServerOptions struct {
 	// logged at most logBurst times a second; the next line logged says how many were left out.
 	// nil means slog.Default().
 	ErrorLog *slog.Logger
+	// Require, when set, is what a client must meet (see package peer): a message from a process
+	// that fails it is dropped before the handler runs (a requester's reply right is destroyed:
+	// it gets no reply and waits out its deadline, ErrReceiveTimeout, as for a server that
+	// drops a corrupt request), counted by Dropped and logged with the predicate that failed. The
+	// verdict on a process is cached (by pid and pid version, or pid and start time on Linux), so
+	// only a process's first message pays for the look-up, which runs in the receive loop.
+	Require *peer.Requirement
 }
 
 // Server serves a CFMessagePort name, what CFMessagePortCreateLocal gives in CF.
@@ -79,6 +87,8 @@ type Server struct {
 
 	// peer, when set, is the only process whose messages are served: others are dropped.
 	peer *mach.AuditToken
+	// require, when set, is what every sender must meet (ServerOptions.Require).
+	require *peer.Requirement
 	// raw, when set, takes the messages with msgh_id pairFastID (fast pairing handshakes).
 	raw func(*mach.Message)
 
@@ -138,7 +148,7 @@ func listen(name string, handler Handler, opts *ServerOptions, raw func(*mach.Me
 // process's messages are served.
 func startServer(name string, port *mach.ReceiveRight, reg *bootstrap.Registration, handler Handler,
 	opts *ServerOptions, peer *mach.AuditToken, raw func(*mach.Message)) *Server {
-	s := &Server{name: name, port: port, reg: reg, handler: handler, peer: peer, raw: raw,
+	s := &Server{name: name, port: port, reg: reg, handler: handler, peer: peer, raw: raw, require: opts.Require,
 		done: make(chan struct{}), stopper: newStopper(), log: newErrorLog(opts.ErrorLog, name)}
 	s.baseCtx, s.cancel = context.WithCancelCause(context.Background())
 	if opts.Concurrency > 1 {
@@ -158,7 +168,8 @@ func samePeer(a, b mach.AuditToken) bool {
 func (s *Server) Name() string { return s.name }
 
 // Dropped returns how many messages the server has dropped: malformed ones, ones CF would drop,
-// and for a paired connection's server those from any process but the peer.
+// those from a process that fails ServerOptions.Require, and for a paired connection's server
+// those from any process but the peer.
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 
 // Done returns a channel that is closed when the server stops receiving: Close or Shutdown
@@ -249,6 +260,12 @@ func (s *Server) serve() {
 		if s.peer != nil && !samePeer(m.Trailer.Audit, *s.peer) {
 			s.dropMessage(m, "from a process other than the peer", nil)
 			continue
+		}
+		if s.require != nil {
+			if err := s.require.Check(m.Trailer.Audit); err != nil {
+				s.dropMessage(m, "the sender fails the server's requirement", err)
+				continue
+			}
 		}
 		if s.raw != nil && m.ID == pairFastID {
 			s.raw(m)

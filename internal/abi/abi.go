@@ -234,4 +234,9 @@ const (
 	SANDBOX_FILTER_GLOBAL_NAME = 2
 	SANDBOX_FILTER_LOCAL_NAME  = 3
 	CS_OPS_ENTITLEMENTS_BLOB   = 7
+	CS_OPS_STATUS              = 0
+	CS_OPS_CDHASH              = 5
 )
+
+// libproc.h: the size of proc_pidpath's buffer.
+const PROC_PIDPATHINFO_MAXSIZE = 4096

@@ -40,6 +40,10 @@ type Func struct {
 	Lib      string // the dylib that exports it (checked by the ABI test)
 	Fn       any    // pointer to the Go func variable that purego fills
 	Optional bool   // a missing symbol leaves Fn nil instead of failing its image's load
+	// Unchecked, when set, says why the SDK facts cannot check the binding (the symbol is not in
+	// them) and where its prototype comes from; the ABI test requires it to be absent from the
+	// facts, so that it is checked once they have it.
+	Unchecked string
 }
 
 // Data is one C data symbol whose address the loader records.
@@ -49,6 +53,8 @@ type Data struct {
 	Addr     *uintptr // receives the symbol's address
 	Type     any      // a value of the Go type read at that address (checked by the ABI test)
 	Optional bool
+	// Unchecked: as Func.Unchecked.
+	Unchecked string
 }
 
 // Mach functions of libsystem_kernel (<mach/mach_port.h>, <mach/message.h>, <mach/vm_map.h>).
@@ -253,4 +259,50 @@ var DataSymbols = []Data{
 	{Name: "bootstrap_port", Lib: LibKernel, Addr: &BootstrapPortAddr, Type: uint32(0)},
 	{Name: "SANDBOX_CHECK_NO_REPORT", Lib: LibSandbox, Addr: &SandboxCheckNoReportAddr, Type: uint32(0), Optional: true},
 	{Name: "kCFRunLoopDefaultMode", Lib: LibCoreFoundation, Addr: &CFRunLoopDefaultModeAddr, Type: uintptr(0)},
+}
+
+// Peer identity (package peer): the executable and code signature of the process an audit token
+// names. csops_audittoken fails with ESRCH unless the token's pid and pid version are the
+// process's (csops_internal, xnu bsd/kern/kern_proc.c), which is what ties proc_pidpath's answer
+// to the token. The Security and CFDictionary calls check a code-signing requirement against the
+// token (SecCodeCopyGuestWithAttributes with kSecGuestAttributeAudit, then SecCodeCheckValidity).
+// They are optional: a missing one makes peer's code-signing check fail, not the image's load.
+// Objects are uintptr (C pointers the Go garbage collector must not trace); OSStatus is int32
+// and SecCSFlags uint32.
+var (
+	CsopsAudittoken                func(pid int32, ops uint32, addr unsafe.Pointer, size uint64, token *[8]uint32) int32
+	ProcPidpath                    func(pid int32, buf unsafe.Pointer, size uint32) int32
+	SecRequirementCreateWithString func(text uintptr, flags uint32, requirement *uintptr) int32
+	SecCodeCopyGuestWithAttributes func(host, attributes uintptr, flags uint32, guest *uintptr) int32
+	SecCodeCheckValidity           func(code uintptr, flags uint32, requirement uintptr) int32
+	CFDictionaryCreate             func(allocator uintptr, keys, values unsafe.Pointer, count int64, keyCallBacks, valueCallBacks uintptr) uintptr
+)
+
+// Addresses of the data symbols the code-signing check needs: kSecGuestAttributeAudit (a
+// CFStringRef, read with ReadUintptr) and the CFType dictionary callbacks (structs passed by
+// address, never read: CFDictionaryKeyCallBacks is a CFIndex and five function pointers,
+// CFDictionaryValueCallBacks a CFIndex and four).
+var (
+	SecGuestAttributeAuditAddr         uintptr
+	CFTypeDictionaryKeyCallBacksAddr   uintptr
+	CFTypeDictionaryValueCallBacksAddr uintptr
+)
+
+// notInFacts is where the prototypes of the bindings the SDK facts lack come from.
+const notInFacts = "not in darwin-abi.json; prototype from the macOS SDK's Security/CoreFoundation headers (SecRequirement.h, SecCode.h, CFDictionary.h)"
+
+func init() {
+	Funcs = append(Funcs,
+		Func{Name: "csops_audittoken", Lib: LibKernel, Fn: &CsopsAudittoken, Optional: true},
+		Func{Name: "proc_pidpath", Lib: LibKernel, Fn: &ProcPidpath, Optional: true},
+		Func{Name: "SecRequirementCreateWithString", Lib: LibSecurity, Fn: &SecRequirementCreateWithString, Optional: true, Unchecked: notInFacts},
+		Func{Name: "SecCodeCopyGuestWithAttributes", Lib: LibSecurity, Fn: &SecCodeCopyGuestWithAttributes, Optional: true, Unchecked: notInFacts},
+		Func{Name: "SecCodeCheckValidity", Lib: LibSecurity, Fn: &SecCodeCheckValidity, Optional: true, Unchecked: notInFacts},
+		Func{Name: "CFDictionaryCreate", Lib: LibCoreFoundation, Fn: &CFDictionaryCreate, Optional: true, Unchecked: notInFacts},
+	)
+	DataSymbols = append(DataSymbols,
+		Data{Name: "kSecGuestAttributeAudit", Lib: LibSecurity, Addr: &SecGuestAttributeAuditAddr, Type: uintptr(0), Optional: true, Unchecked: notInFacts},
+		Data{Name: "kCFTypeDictionaryKeyCallBacks", Lib: LibCoreFoundation, Addr: &CFTypeDictionaryKeyCallBacksAddr, Type: [6]uintptr{}, Optional: true, Unchecked: notInFacts},
+		Data{Name: "kCFTypeDictionaryValueCallBacks", Lib: LibCoreFoundation, Addr: &CFTypeDictionaryValueCallBacksAddr, Type: [5]uintptr{}, Optional: true, Unchecked: notInFacts},
+	)
 }

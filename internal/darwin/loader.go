@@ -23,7 +23,7 @@ import (
 //   - LoadCoreFoundation opens CoreFoundation (after libSystem), for internal/cfport's
 //     CFMessagePort calls.
 //   - LoadSecurity opens Security (after CoreFoundation, whose objects SecTask hands back), for
-//     sandboxcheck's entitlement check only.
+//     sandboxcheck's entitlement check and package peer's code-signing requirements only.
 //
 // The thread. Opening CoreFoundation runs its initializer, __CFInitialize, which records the
 // calling thread as CF's main thread (`_CFMainPThread = pthread_self();` in CFRuntime.c,
@@ -103,7 +103,7 @@ func Load() error { return load(imageLibSystem) }
 func LoadCoreFoundation() error { return load(imageCoreFoundation) }
 
 // LoadSecurity does what LoadCoreFoundation does, then opens Security and binds its entries
-// (SecTask), once. Call it before using a Security binding.
+// (SecTask, SecCode, SecRequirement), once. Call it before using a Security binding.
 func LoadSecurity() error { return load(imageSecurity) }
 
 func load(img image) error {
