@@ -73,8 +73,11 @@ func (r *Registration) Close() error {
 // them first: a name outside them fails with an *Error wrapping ErrNotPrivileged and the
 // *sandboxcheck.NameError that says which rule broke (unless the real sandbox allows the name
 // anyway, through a temporary-exception entitlement). A name another process owns fails with
-// ErrNotPrivileged; one this process already serves with ErrServiceActive.
-func Register(name string, port *mach.ReceiveRight, opts Options) (*Registration, error) {
+// ErrNotPrivileged; one this process already serves with ErrServiceActive. opts may be nil.
+func Register(name string, port *mach.ReceiveRight, opts *Options) (*Registration, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
 	op := "bootstrap_register2"
 	pid := 0
 	scope := sandboxcheck.GlobalName
@@ -109,7 +112,7 @@ const uniqueAttempts = 4
 // a GUI login session, so another suffix would meet the same answer. It is exactly as strict as
 // Register: when the application groups cannot be read, the prefix stays as given and launchd
 // decides.
-func RegisterUnique(prefix string, port *mach.ReceiveRight, opts Options) (*Registration, error) {
+func RegisterUnique(prefix string, port *mach.ReceiveRight, opts *Options) (*Registration, error) {
 	prefix, err := groupPrefixed(prefix)
 	if err != nil {
 		return nil, err
@@ -271,11 +274,7 @@ func precheck(op string, sop sandboxcheck.Operation, scope sandboxcheck.Scope, n
 	}
 	var ne *sandboxcheck.NameError
 	if errors.As(err, &ne) && (errors.Is(err, sandboxcheck.ErrOutsideGroups) || errors.Is(err, sandboxcheck.ErrEmptyRest)) {
-		allowed := sandboxcheck.Allowed
-		if scope == sandboxcheck.PerPIDName {
-			allowed = sandboxcheck.AllowedPerPID
-		}
-		if ok, aerr := allowed(sop, name); aerr == nil && ok {
+		if ok, aerr := sandboxcheck.AllowedIn(sop, scope, name); aerr == nil && ok {
 			return nil
 		}
 		return &Error{Op: op, Name: name, PID: pid, Code: ErrNotPrivileged, Err: err}

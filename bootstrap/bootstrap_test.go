@@ -26,7 +26,7 @@ func newPort(t testing.TB) *mach.ReceiveRight {
 	return p
 }
 
-func register(t testing.TB, name string, opts bootstrap.Options) *bootstrap.Registration {
+func register(t testing.TB, name string, opts *bootstrap.Options) *bootstrap.Registration {
 	t.Helper()
 	port := newPort(t)
 	reg, err := bootstrap.Register(name, port, opts)
@@ -80,7 +80,7 @@ func TestRegisterLookUpSendWithdraw(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	name := uniqueName(t)
-	reg := register(t, name, bootstrap.Options{})
+	reg := register(t, name, &bootstrap.Options{})
 	require.Equal(t, name, reg.Name())
 	require.Zero(t, reg.PID())
 
@@ -99,7 +99,7 @@ func TestRegisterLookUpSendWithdraw(t *testing.T) {
 	// Withdrawn names can be registered again.
 	eventually(t, "the name can be registered again", func() bool {
 		port := newPort(t)
-		again, err := bootstrap.Register(name, port, bootstrap.Options{})
+		again, err := bootstrap.Register(name, port, &bootstrap.Options{})
 		if err != nil {
 			port.Close()
 			return false
@@ -112,7 +112,7 @@ func TestRegisterRefusals(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	served := uniqueName(t)
-	register(t, served, bootstrap.Options{})
+	register(t, served, &bootstrap.Options{})
 
 	cases := []struct {
 		name     string
@@ -130,7 +130,7 @@ func TestRegisterRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			port := newPort(t)
 			defer port.Close()
-			reg, err := bootstrap.Register(tc.service, port, bootstrap.Options{})
+			reg, err := bootstrap.Register(tc.service, port, &bootstrap.Options{})
 			require.Nil(t, reg)
 			var be *bootstrap.Error
 			require.ErrorAs(t, err, &be)
@@ -149,7 +149,7 @@ func TestRegisterRefusals(t *testing.T) {
 		})
 	}
 
-	_, err := bootstrap.Register(uniqueName(t), nil, bootstrap.Options{})
+	_, err := bootstrap.Register(uniqueName(t), nil, &bootstrap.Options{})
 	require.Error(t, err)
 
 	_, err = bootstrap.LookUp(ctx, uniqueName(t))
@@ -169,7 +169,7 @@ func TestPerPIDNamesAreScopedToTheirProcess(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	name := uniqueName(t)
-	perPID := register(t, name, bootstrap.Options{PerPID: true})
+	perPID := register(t, name, &bootstrap.Options{PerPID: true})
 	require.Equal(t, os.Getpid(), perPID.PID())
 
 	s, err := bootstrap.LookUpPID(ctx, name, os.Getpid())
@@ -185,7 +185,7 @@ func TestPerPIDNamesAreScopedToTheirProcess(t *testing.T) {
 	require.ErrorIs(t, err, bootstrap.ErrUnknownService, "nor another process's")
 
 	// The same name can be global as well, and the two do not meet.
-	global := register(t, name, bootstrap.Options{})
+	global := register(t, name, &bootstrap.Options{})
 	g, err := bootstrap.LookUp(ctx, name)
 	require.NoError(t, err)
 	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.MoveSendOf(g), ID: 2}))
@@ -199,7 +199,7 @@ func TestNameGoesWithItsPort(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
 	name := uniqueName(t)
-	reg := register(t, name, bootstrap.Options{})
+	reg := register(t, name, &bootstrap.Options{})
 	old, err := bootstrap.LookUp(ctx, name)
 	require.NoError(t, err)
 	defer old.Close()
@@ -218,7 +218,7 @@ func TestRegisterUnique(t *testing.T) {
 	seen := map[string]bool{}
 	for range 3 {
 		port := newPort(t)
-		reg, err := bootstrap.RegisterUnique(prefix, port, bootstrap.Options{})
+		reg, err := bootstrap.RegisterUnique(prefix, port, &bootstrap.Options{})
 		require.NoError(t, err)
 		t.Cleanup(func() { reg.Close() })
 		require.True(t, strings.HasPrefix(reg.Name(), prefix+"."), reg.Name())
@@ -232,7 +232,7 @@ func TestRegisterUnique(t *testing.T) {
 	// A prefix that leaves no room for the suffix is refused, not truncated.
 	port := newPort(t)
 	defer port.Close()
-	_, err := bootstrap.RegisterUnique(strings.Repeat("p", 120), port, bootstrap.Options{})
+	_, err := bootstrap.RegisterUnique(strings.Repeat("p", 120), port, &bootstrap.Options{})
 	require.ErrorIs(t, err, sandboxcheck.ErrNameTooLong)
 }
 
@@ -273,7 +273,7 @@ func TestCrossProcessRegisterLookUpAndKill(t *testing.T) {
 
 	// While the child lives, the name is its own: registering it here is refused.
 	port := newPort(t)
-	_, err = bootstrap.Register(name, port, bootstrap.Options{})
+	_, err = bootstrap.Register(name, port, &bootstrap.Options{})
 	var be *bootstrap.Error
 	require.ErrorAs(t, err, &be)
 	requireRefusal(t, bootstrap.ErrNotPrivileged, be.Code)
@@ -286,7 +286,7 @@ func TestCrossProcessRegisterLookUpAndKill(t *testing.T) {
 		return errors.Is(err, mach.SendInvalidDest)
 	})
 	eventuallyUnknown(t, ctx, name, "the name is free again")
-	reg := register(t, name, bootstrap.Options{})
+	reg := register(t, name, &bootstrap.Options{})
 	s3, err := bootstrap.LookUp(ctx, name)
 	require.NoError(t, err)
 	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.MoveSendOf(s3), ID: 3}))

@@ -75,7 +75,7 @@ func TestCheckInMakesAnUndeclaredName(t *testing.T) {
 	_, err = bootstrap.CheckIn(name)
 	requireCode(t, bootstrap.ErrServiceActive, err, "a second check-in of the active service")
 	other := newPort(t)
-	_, err = bootstrap.Register(name, other, bootstrap.Options{})
+	_, err = bootstrap.Register(name, other, &bootstrap.Options{})
 	requireCode(t, bootstrap.ErrServiceActive, err, "registering the name this process checked in")
 	require.NoError(t, other.Close())
 

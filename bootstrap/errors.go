@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/machport/machport/internal/abi"
 	"github.com/machport/machport/mach"
 	"github.com/machport/machport/sandboxcheck"
 )
@@ -18,22 +17,22 @@ type Code int32
 const (
 	// ErrNotPrivileged (1100, "Permission denied"): the sandbox refused the name, or another
 	// process owns it.
-	ErrNotPrivileged Code = abi.BOOTSTRAP_NOT_PRIVILEGED
+	ErrNotPrivileged Code = 1100 // BOOTSTRAP_NOT_PRIVILEGED
 	// ErrNameInUse (1101, "Service name already exists").
-	ErrNameInUse Code = abi.BOOTSTRAP_NAME_IN_USE
+	ErrNameInUse Code = 1101 // BOOTSTRAP_NAME_IN_USE
 	// ErrUnknownService (1102, "Unknown service name"): no live server has the name: nobody
 	// registered it, its owner withdrew it, or its owner is gone (killed, or its port
 	// destroyed), however the look-up learnt that.
-	ErrUnknownService Code = abi.BOOTSTRAP_UNKNOWN_SERVICE
+	ErrUnknownService Code = 1102 // BOOTSTRAP_UNKNOWN_SERVICE
 	// ErrServiceActive (1103, "Service name already exists"): this process already serves the
 	// name.
-	ErrServiceActive Code = abi.BOOTSTRAP_SERVICE_ACTIVE
+	ErrServiceActive Code = 1103 // BOOTSTRAP_SERVICE_ACTIVE
 	// ErrBadCount (1104): too many look-ups in one request.
-	ErrBadCount Code = abi.BOOTSTRAP_BAD_COUNT
+	ErrBadCount Code = 1104 // BOOTSTRAP_BAD_COUNT
 	// ErrNoMemory (1105, "Out of memory").
-	ErrNoMemory Code = abi.BOOTSTRAP_NO_MEMORY
+	ErrNoMemory Code = 1105 // BOOTSTRAP_NO_MEMORY
 	// ErrNoChildren (1106).
-	ErrNoChildren Code = abi.BOOTSTRAP_NO_CHILDREN
+	ErrNoChildren Code = 1106 // BOOTSTRAP_NO_CHILDREN
 )
 
 var codeNames = map[Code][2]string{

@@ -24,7 +24,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+	reg, err := bootstrap.Register(name, port, &bootstrap.Options{})
 	if err != nil {
 		panic(err)
 	}

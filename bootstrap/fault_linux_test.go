@@ -47,13 +47,13 @@ func TestLaunchdUnexpectedCode(t *testing.T) {
 		{name: "Register", call: "bootstrap_register2", do: func(name string) error {
 			port := newPort(t)
 			defer port.Close()
-			_, err := bootstrap.Register(name, port, bootstrap.Options{})
+			_, err := bootstrap.Register(name, port, &bootstrap.Options{})
 			return err
 		}},
 		{name: "RegisterUnique", call: "bootstrap_register2", do: func(name string) error {
 			port := newPort(t)
 			defer port.Close()
-			_, err := bootstrap.RegisterUnique(name, port, bootstrap.Options{})
+			_, err := bootstrap.RegisterUnique(name, port, &bootstrap.Options{})
 			return err
 		}},
 		{name: "CheckIn", call: "bootstrap_check_in", do: func(name string) error { _, err := bootstrap.CheckIn(name); return err }},
@@ -95,7 +95,7 @@ func TestLaunchdUnreachable(t *testing.T) {
 	defer restore()
 	port := newPort(t)
 	defer port.Close()
-	_, err := bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+	_, err := bootstrap.Register(uniqueName(t), port, &bootstrap.Options{})
 	require.ErrorIs(t, err, mach.SendInvalidDest)
 	require.NotErrorIs(t, err, bootstrap.ErrUnexpectedCode)
 	_, err = bootstrap.CheckIn(uniqueName(t))
@@ -139,7 +139,7 @@ func TestRegisterUniqueIsAsStrictAsRegister(t *testing.T) {
 			}
 			register := func(name string) error {
 				port := newPort(t)
-				reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+				reg, err := bootstrap.Register(name, port, &bootstrap.Options{})
 				if err != nil {
 					port.Close()
 					return err
@@ -148,7 +148,7 @@ func TestRegisterUniqueIsAsStrictAsRegister(t *testing.T) {
 			}
 			registerUnique := func(prefix string) error {
 				port := newPort(t)
-				reg, err := bootstrap.RegisterUnique(prefix, port, bootstrap.Options{})
+				reg, err := bootstrap.RegisterUnique(prefix, port, &bootstrap.Options{})
 				if err != nil {
 					port.Close()
 					return err
@@ -192,7 +192,7 @@ func TestLaunchdMissingPieces(t *testing.T) {
 	errLoad := errors.New("dlopen failed")
 	restore, ok := bootstrap.FailLoad(errLoad)
 	require.True(t, ok)
-	_, err := bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+	_, err := bootstrap.Register(uniqueName(t), port, &bootstrap.Options{})
 	require.ErrorIs(t, err, errLoad)
 	_, err = bootstrap.CheckIn(uniqueName(t))
 	require.ErrorIs(t, err, errLoad)
@@ -202,7 +202,7 @@ func TestLaunchdMissingPieces(t *testing.T) {
 
 	register2, lookUp2 := darwin.BootstrapRegister2, darwin.BootstrapLookUp2
 	darwin.BootstrapRegister2, darwin.BootstrapLookUp2 = nil, nil
-	_, err = bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+	_, err = bootstrap.Register(uniqueName(t), port, &bootstrap.Options{})
 	require.ErrorIs(t, err, mach.KernNotSupported)
 	_, err = bootstrap.LookUpPID(ctx, uniqueName(t), 1)
 	require.ErrorIs(t, err, mach.KernNotSupported)
@@ -210,7 +210,7 @@ func TestLaunchdMissingPieces(t *testing.T) {
 
 	// A look-up that launchd answers only after its context has ended.
 	name := uniqueName(t)
-	reg := register(t, name, bootstrap.Options{})
+	reg := register(t, name, &bootstrap.Options{})
 	lookUp := darwin.BootstrapLookUp
 	entered, release, answered := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	darwin.BootstrapLookUp = func(bp uint32, name string, port *uint32) int32 {

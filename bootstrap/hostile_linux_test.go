@@ -134,7 +134,7 @@ func TestRegisterWhileALookUpCleansStaleFiles(t *testing.T) {
 			}
 		}()
 		port := newPort(t)
-		reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+		reg, err := bootstrap.Register(name, port, &bootstrap.Options{})
 		<-done
 		require.NoError(t, err, "attempt %d", i)
 		require.NoError(t, reg.Close())
@@ -147,7 +147,7 @@ func TestPortDeathThenCloseLeavesNoDeadName(t *testing.T) {
 	leakcheck.Check(t)
 	for range 100 {
 		port := newPort(t)
-		reg, err := bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+		reg, err := bootstrap.Register(uniqueName(t), port, &bootstrap.Options{})
 		require.NoError(t, err)
 		require.NoError(t, port.Close())
 		require.NoError(t, reg.Close())
@@ -159,14 +159,14 @@ func TestPortDeathThenCloseLeavesNoDeadName(t *testing.T) {
 func TestRegisterUniqueRetriesCollisions(t *testing.T) {
 	leakcheck.Check(t)
 	prefix := uniqueName(t)
-	taken := register(t, prefix+".aaaa", bootstrap.Options{})
+	taken := register(t, prefix+".aaaa", &bootstrap.Options{})
 	other := startChild(t, "serve", prefix+".cccc")
 	require.Equal(t, "ready", other.Line(t))
 	suffixes := []string{"aaaa", "cccc", "bbbb"}
 	restore := bootstrap.SetRandomSuffix(func() string { s := suffixes[0]; suffixes = suffixes[1:]; return s })
 	defer restore()
 	port := newPort(t)
-	reg, err := bootstrap.RegisterUnique(prefix, port, bootstrap.Options{})
+	reg, err := bootstrap.RegisterUnique(prefix, port, &bootstrap.Options{})
 	require.NoError(t, err)
 	defer reg.Close()
 	require.Equal(t, prefix+".bbbb", reg.Name())
@@ -196,7 +196,7 @@ func TestRegisterFailsCleanlyWhenTheSocketCannotBeMade(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(sock+"/squat", 0o700))
 	port := newPort(t)
-	_, err = bootstrap.Register(name, port, bootstrap.Options{})
+	_, err = bootstrap.Register(name, port, &bootstrap.Options{})
 	var be *bootstrap.Error
 	require.ErrorAs(t, err, &be)
 	require.Zero(t, be.Code, "not launchd's answer")
@@ -204,7 +204,7 @@ func TestRegisterFailsCleanlyWhenTheSocketCannotBeMade(t *testing.T) {
 	require.NoError(t, port.Close())
 
 	require.NoError(t, os.RemoveAll(sock))
-	register(t, name, bootstrap.Options{})
+	register(t, name, &bootstrap.Options{})
 }
 
 // An owner that dies, or withdraws, with a look-up's connection still queued on its socket

@@ -47,7 +47,7 @@ func runChild(role, name string) error {
 		if err != nil {
 			return err
 		}
-		reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: os.Getenv("PER_PID") != ""})
+		reg, err := bootstrap.Register(name, port, &bootstrap.Options{PerPID: os.Getenv("PER_PID") != ""})
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func tryRegister(name string) (*bootstrap.Registration, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+	reg, err := bootstrap.Register(name, port, &bootstrap.Options{})
 	if err == nil {
 		return reg, "ok", nil
 	}

@@ -32,7 +32,7 @@ func TestEmulatedSandboxRefusesNamesOutsideGroups(t *testing.T) {
 	outside := uniqueName(t)
 	port := newPort(t)
 	defer port.Close()
-	_, err = bootstrap.Register(outside, port, bootstrap.Options{})
+	_, err = bootstrap.Register(outside, port, &bootstrap.Options{})
 	require.ErrorIs(t, err, bootstrap.ErrNotPrivileged)
 	require.ErrorIs(t, err, sandboxcheck.ErrOutsideGroups)
 	var ne *sandboxcheck.NameError
@@ -41,7 +41,7 @@ func TestEmulatedSandboxRefusesNamesOutsideGroups(t *testing.T) {
 	require.True(t, strings.HasPrefix(ne.Example, testGroup+"."), ne.Example)
 	require.Contains(t, err.Error(), "1100")
 	require.Contains(t, err.Error(), testGroup)
-	_, err = bootstrap.Register(outside, port, bootstrap.Options{PerPID: true})
+	_, err = bootstrap.Register(outside, port, &bootstrap.Options{PerPID: true})
 	require.ErrorIs(t, err, bootstrap.ErrNotPrivileged)
 	_, err = bootstrap.LookUp(ctx, outside)
 	require.ErrorIs(t, err, bootstrap.ErrNotPrivileged)
@@ -49,12 +49,12 @@ func TestEmulatedSandboxRefusesNamesOutsideGroups(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, after, len(before), "a refused name never reaches the namespace")
 
-	inside := register(t, testGroup+"."+uniqueName(t), bootstrap.Options{})
+	inside := register(t, testGroup+"."+uniqueName(t), &bootstrap.Options{})
 	s, err := bootstrap.LookUp(ctx, inside.Name())
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
-	unique, err := bootstrap.RegisterUnique("worker", newPort(t), bootstrap.Options{})
+	unique, err := bootstrap.RegisterUnique("worker", newPort(t), &bootstrap.Options{})
 	require.NoError(t, err)
 	defer unique.Close()
 	require.True(t, strings.HasPrefix(unique.Name(), testGroup+".worker."), unique.Name())
@@ -63,7 +63,7 @@ func TestEmulatedSandboxRefusesNamesOutsideGroups(t *testing.T) {
 	// and, where the emulated sandbox applies the group rule to look-ups, before a look-up (on
 	// macOS, and so through the Darwin logic, the rule governs mach-register only).
 	t.Setenv(sandboxcheck.EnvAppGroups, "not-a-group")
-	_, err = bootstrap.Register(inside.Name()+".again", port, bootstrap.Options{})
+	_, err = bootstrap.Register(inside.Name()+".again", port, &bootstrap.Options{})
 	require.ErrorIs(t, err, sandboxcheck.ErrBadGroup)
 	require.False(t, errors.Is(err, bootstrap.ErrNotPrivileged))
 	if !throughDouble() {

@@ -27,7 +27,7 @@ func TestSelfLookUpOutlivingItsRegistration(t *testing.T) {
 	port, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
 	name := testproc.UniqueName(t, "com.machport.review")
-	reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+	reg, err := bootstrap.Register(name, port, &bootstrap.Options{})
 	require.NoError(t, err)
 	s, err := bootstrap.LookUp(context.Background(), name)
 	require.NoError(t, err)

@@ -86,7 +86,7 @@ func TestRemoteIgnoresForgedNotifications(t *testing.T) {
 	ctx := ctxTimeout(t, 10*time.Second)
 	port, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
-	reg, err := bootstrap.Register(uniqueName(t), port, bootstrap.Options{})
+	reg, err := bootstrap.Register(uniqueName(t), port, &bootstrap.Options{})
 	require.NoError(t, err)
 	defer reg.Close()
 	go func() {

@@ -88,7 +88,7 @@ func runChild(role, name string) error {
 		if err != nil {
 			return err
 		}
-		reg, err := bootstrap.Register(name, port, bootstrap.Options{})
+		reg, err := bootstrap.Register(name, port, &bootstrap.Options{})
 		if err != nil {
 			return err
 		}

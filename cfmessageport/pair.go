@@ -404,7 +404,7 @@ func (l *PairListener) serve(ctx context.Context, req *Message) ([]byte, error) 
 		fail()
 		return nil, nil
 	}
-	reg, err := bootstrap.RegisterUnique(l.opts.prefix(l.Name(), ".conn"), port, bootstrap.Options{})
+	reg, err := bootstrap.RegisterUnique(l.opts.prefix(l.Name(), ".conn"), port, &bootstrap.Options{})
 	if err != nil {
 		port.Close()
 		remote.Close()
@@ -633,7 +633,7 @@ func dialNames(ctx context.Context, name string, service *mach.SendRight, handle
 	if err != nil {
 		return fail(ErrTransport, err)
 	}
-	reg, err := bootstrap.RegisterUnique(opts.prefix(name, ".peer"), port, bootstrap.Options{})
+	reg, err := bootstrap.RegisterUnique(opts.prefix(name, ".peer"), port, &bootstrap.Options{})
 	if err != nil {
 		port.Close()
 		return fail(ErrInvalid, err)

@@ -384,7 +384,7 @@ func TestProbingHandshakeHoldsBacklog(t *testing.T) {
 	// A handshake giving a name whose port nobody receives on: its probe waits.
 	port, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
-	silent, err := bootstrap.Register(uniqueName(t)+".silent", port, bootstrap.Options{})
+	silent, err := bootstrap.Register(uniqueName(t)+".silent", port, &bootstrap.Options{})
 	require.NoError(t, err)
 	r, err := cfmessageport.Dial(ctx, l.Name())
 	require.NoError(t, err)

@@ -136,7 +136,7 @@ func listen(name string, handler Handler, opts *ServerOptions, raw func(*mach.Me
 	if err != nil {
 		return nil, &Error{Op: "listen", Name: name, Err: err}
 	}
-	reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: opts.PerPID})
+	reg, err := bootstrap.Register(name, port, &bootstrap.Options{PerPID: opts.PerPID})
 	if err != nil {
 		port.Close()
 		return nil, &Error{Op: "listen", Name: name, Err: err}

@@ -24,7 +24,7 @@ const serviceEnv = "MACHPORT_TEST_SERVICE"
 func handOff(t testing.TB, cmd *exec.Cmd, s *mach.SendRight) func() {
 	h, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
-	reg, err := bootstrap.RegisterUnique("com.machport.test.handoff", h, bootstrap.Options{})
+	reg, err := bootstrap.RegisterUnique("com.machport.test.handoff", h, &bootstrap.Options{})
 	require.NoError(t, err)
 	cmd.Env = append(cmd.Env, serviceEnv+"="+reg.Name())
 	return func() {

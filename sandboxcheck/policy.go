@@ -26,7 +26,7 @@ const (
 	MachLookUp   Operation = "mach-lookup"
 )
 
-// Scope says which namespace a name lives in.
+// Scope says which namespace a name lives in (see AllowedIn).
 type Scope int
 
 const (
@@ -59,13 +59,16 @@ func ApplicationGroups() ([]string, error) { return platform.groups() }
 // process's groups from on this platform.
 func GroupsSource() string { return groupsSource }
 
-// Allowed reports whether the sandbox lets this process perform op on the global service name.
-// On macOS it asks sandbox_check without logging a violation; under the emulated policy a
+// AllowedIn reports whether the sandbox lets this process perform op on the service name in
+// scope. On macOS it asks sandbox_check without logging a violation; under the emulated policy a
 // sandboxed process may use only names inside its application groups. An unsandboxed process is
 // allowed everything.
+func AllowedIn(op Operation, scope Scope, name string) (bool, error) { return allowed(op, scope, name) }
+
+// Allowed is AllowedIn for a global service name.
 func Allowed(op Operation, name string) (bool, error) { return allowed(op, GlobalName, name) }
 
-// AllowedPerPID is Allowed for a per-process service name.
+// AllowedPerPID is AllowedIn for a per-process service name.
 func AllowedPerPID(op Operation, name string) (bool, error) { return allowed(op, PerPIDName, name) }
 
 func allowed(op Operation, scope Scope, name string) (bool, error) {

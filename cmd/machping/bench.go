@@ -415,7 +415,7 @@ func benchServer(ctx context.Context, o *output) error {
 	if err != nil {
 		return err
 	}
-	reg, err := bootstrap.Register(ready.Raw, port, bootstrap.Options{})
+	reg, err := bootstrap.Register(ready.Raw, port, &bootstrap.Options{})
 	if err != nil {
 		port.Close()
 		return err

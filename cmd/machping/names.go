@@ -315,7 +315,7 @@ func probeRegister(name string, perPID bool) probe {
 		d := diagnose(err, "register", name, 0)
 		return probe{Failure: &d, err: err}
 	}
-	reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: perPID})
+	reg, err := bootstrap.Register(name, port, &bootstrap.Options{PerPID: perPID})
 	if err != nil {
 		port.Close()
 		d := diagnose(err, "register", name, 0)

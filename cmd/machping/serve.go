@@ -111,7 +111,7 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 			if err != nil {
 				return o.fail(diagnose(err, "serve", name, 0), exitFor(err))
 			}
-			reg, err := bootstrap.Register(name, port, bootstrap.Options{PerPID: *perPID})
+			reg, err := bootstrap.Register(name, port, &bootstrap.Options{PerPID: *perPID})
 			if err != nil {
 				port.Close()
 				return o.fail(diagnose(err, "serve", name, 0), exitFor(err))
