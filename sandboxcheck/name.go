@@ -429,9 +429,8 @@ func groupProblem(group string) string {
 			}
 		}
 	}
-	if len(labels) < 2 {
-		return fmt.Sprintf("reverse-DNS part %q needs at least two labels, as in %q", rdns, rdns+".example")
-	}
+	// One label is enough: the sandbox compares prefixes, and accepts "group.x" as it accepts
+	// "group.com.example" (the reverse-DNS form is Apple's convention, not a rule it enforces).
 	return ""
 }
 

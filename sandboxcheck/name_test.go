@@ -107,7 +107,7 @@ func TestValidateName(t *testing.T) {
 			want: sandboxcheck.ErrNameTooLong, msg: "300 bytes, 173 over", example: pad(iosGroup+".", 127, "")},
 		{desc: "too long outside the group", name: pad("com.example.", 200, ""), groups: []string{iosGroup},
 			want: sandboxcheck.ErrNameTooLong, example: pad(iosGroup+".", 127, "")},
-		{desc: "too long, bad group: no example", name: pad("", 200, ""), groups: []string{"group.com"},
+		{desc: "too long, bad group: no example", name: pad("", 200, ""), groups: []string{"group..com"},
 			want: sandboxcheck.ErrNameTooLong, example: ""},
 
 		// UTF-8.
@@ -172,8 +172,7 @@ func TestValidateName(t *testing.T) {
 			want: sandboxcheck.ErrOutsideGroups, example: "group.com.example.x"},
 
 		// Malformed groups.
-		{desc: "group with one label", name: "group.com.x", groups: []string{"group.com"},
-			want: sandboxcheck.ErrBadGroup, msg: `reverse-DNS part "com" needs at least two labels`},
+		{desc: "group with one label is fine", name: "group.x.y", groups: []string{"group.x"}},
 		{desc: "group is group.", name: "group.x", groups: []string{"group."},
 			want: sandboxcheck.ErrBadGroup, msg: `nothing follows "group."`},
 		{desc: "group with empty label", name: "group..com.x.y", groups: []string{"group..com.x"},
@@ -200,10 +199,10 @@ func TestValidateName(t *testing.T) {
 			want: sandboxcheck.ErrBadGroup, msg: "byte 13 is NUL"},
 		{desc: "group too long", name: "x", groups: []string{pad("group.com.", 126, "")},
 			want: sandboxcheck.ErrBadGroup, msg: "126 bytes, too long"},
-		{desc: "bad second group", name: "group.com.example.x", groups: []string{iosGroup, "group.com"},
-			want: sandboxcheck.ErrBadGroup, msg: `application group "group.com", given for service name`},
-		{desc: "name is its own bad group", name: "group.com", groups: []string{"group.com"},
-			want: sandboxcheck.ErrBadGroup, msg: `application group "group.com" is malformed`},
+		{desc: "bad second group", name: "group.com.example.x", groups: []string{iosGroup, "group.c_m"},
+			want: sandboxcheck.ErrBadGroup, msg: `application group "group.c_m", given for service name`},
+		{desc: "name is its own bad group", name: "group.c_m", groups: []string{"group.c_m"},
+			want: sandboxcheck.ErrBadGroup, msg: `application group "group.c_m" is malformed`},
 	}
 	require.GreaterOrEqual(t, len(tests), 45)
 	for _, tt := range tests {
@@ -373,7 +372,8 @@ func TestValidateGroup(t *testing.T) {
 		{group: "", msg: "empty"},
 		{group: "group", msg: `must start with "group." or a 10-character team ID`},
 		{group: "group.", msg: `nothing follows "group."`},
-		{group: "group.com", msg: `reverse-DNS part "com" needs at least two labels`},
+		{group: "group.com", ok: true}, // the OS takes one label: it compares prefixes
+		{group: "group.x", ok: true},
 		{group: "group..com.x", msg: "empty label"},
 		{group: "group.com.example.", msg: "empty label"},
 		{group: "grp.com.example", msg: `not "grp."`},
@@ -385,7 +385,7 @@ func TestValidateGroup(t *testing.T) {
 		{group: "abcde12345.com.example", msg: `must be uppercase: "ABCDE12345"`},
 		{group: "ABCDE-1234.com.example", msg: "10 characters"},
 		{group: "ABCDE12345.", msg: "nothing follows team ID"},
-		{group: "ABCDE12345.com", msg: "at least two labels"},
+		{group: "ABCDE12345.com", ok: true},
 		{group: "group.com.my_app", msg: `label "my_app" contains '_'`},
 		{group: "group.com.my app", msg: `contains ' '`},
 		{group: "group.com.exämple", msg: `contains 'ä'`},
