@@ -75,6 +75,12 @@ func TestBlockedReceiveWakes(t *testing.T) {
 		{"the receive right is closed", func(t *testing.T, r *mach.ReceiveRight, _ *mach.SendRight) {
 			require.NoError(t, r.Close())
 		}, mach.RcvPortChanged},
+		{"the receive right is moved away", func(t *testing.T, r *mach.ReceiveRight, _ *mach.SendRight) {
+			carrier, carrierSend := newPort(t, mach.PortOptions{})
+			require.NoError(t, mach.Send(context.Background(), &mach.Message{Remote: mach.CopySendOf(carrierSend), ID: 5,
+				Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.MoveReceiveOf(r)}}}))
+			t.Cleanup(func() { mach.Drain(carrier) }) // destroys the moved right with its message
+		}, mach.RcvPortChanged},
 		{"a message arrives", func(t *testing.T, _ *mach.ReceiveRight, s *mach.SendRight) {
 			send(t, context.Background(), s, 9, nil)
 		}, nil},
@@ -158,4 +164,40 @@ func TestTwoReceiversSeeSendOnceOnce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A cancellable receive waiting on a receive right that moves away (to another name of this
+// process) ends with MACH_RCV_PORT_CHANGED too, and the right, received at its new name, is a
+// port like any other: it waits for its next message, which comes through.
+func TestCancellableReceiveOnAMovedRight(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, s := newPort(t, mach.PortOptions{})
+	done := make(chan error, 1)
+	go func() {
+		var m mach.Message
+		done <- mach.Receive(ctx, r, &m)
+	}()
+	time.Sleep(50 * time.Millisecond) // let it wait
+	carrier, carrierSend := newPort(t, mach.PortOptions{})
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(carrierSend), ID: 5,
+		Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.MoveReceiveOf(r)}}}))
+	require.ErrorIs(t, within(t, done), mach.RcvPortChanged)
+
+	var in mach.Message
+	require.NoError(t, mach.Receive(ctx, carrier, &in))
+	right, err := in.TakePort(0)
+	require.NoError(t, err)
+	require.NoError(t, in.Destroy())
+	moved := right.(*mach.ReceiveRight)
+	defer moved.Close()
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelShort()
+	var m mach.Message
+	require.ErrorIs(t, mach.Receive(short, moved, &m), mach.RcvTimedOut, "nothing is queued")
+	send(t, ctx, s, 11, nil)
+	require.NoError(t, mach.Receive(ctx, moved, &m))
+	require.Equal(t, int32(11), m.ID)
+	require.NoError(t, m.Destroy())
 }

@@ -463,6 +463,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			if e.recv == p {
 				sp.leaveSets(p)
 				e.recv = nil
+				p.movedAway()
 				if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
 					delete(sp.byPort, p.id)
 				}

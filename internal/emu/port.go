@@ -36,6 +36,33 @@ type port struct {
 	dead    bool
 	waiters int // receivers blocked on epfd or in recvmsg; the last one closes a dead port's fds
 	direct  directWait
+	// moveWakes counts the extra counts put on evfd to wake the receivers blocked on the port
+	// when its receive right moved away; the last of them takes them off again.
+	moveWakes int
+}
+
+// movedAway wakes the receivers blocked on p, whose receive right just left their name (moved in
+// a message): they return MACH_RCV_PORT_CHANGED, as xnu's ipc_mqueue_changed makes them
+// (THREAD_RESTART, turned into it by ipc_mqueue_receive_results). Called with sp.mu held.
+func (p *port) movedAway() {
+	if p.waiters == 0 {
+		return
+	}
+	p.moveWakes++
+	wake(p.evfd) // epoll waiters; taken off by the last of them (see takeMoveWakes)
+	p.wakeDirect()
+}
+
+// takeMoveWakes removes the counts movedAway put on evfd, once no receiver waits any more (they
+// would otherwise make every later wait on the port return at once). Called with sp.mu held.
+func (p *port) takeMoveWakes() {
+	if p.waiters > 0 || p.dead {
+		return
+	}
+	var v [8]byte
+	for ; p.moveWakes > 0; p.moveWakes-- {
+		unix.Read(p.evfd, v[:])
+	}
 }
 
 // directWait is the receiver blocked in recvmsg on the port's only channel (receiveDirect).

@@ -34,9 +34,16 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 	// first non-blocking attempt (a recvmsg that would mostly fail) is skipped.
 	blocking := ctx.Done() == nil && timeout < 0
 	waitFirst := blocking
+	var waitedOn *port // the port this receive has waited on, if any
 	for {
 		sp.mu.Lock()
 		e := sp.entries[name]
+		if waitedOn != nil && (e == nil || e.recv != waitedOn) {
+			// The receive right left the name while this receive waited on it (moved in a
+			// message): xnu restarts the wait and gives MACH_RCV_PORT_CHANGED.
+			sp.mu.Unlock()
+			return 0, abi.MACH_RCV_PORT_CHANGED
+		}
 		if e == nil || (e.recv == nil && e.pset == nil) {
 			sp.mu.Unlock()
 			return 0, abi.MACH_RCV_INVALID_NAME
@@ -48,7 +55,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		switch {
 		case p != nil && blocking && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
 			m, kr = sp.receiveDirect(p)
-			from = p
+			from, waitedOn = p, p
 			if p.dead {
 				if m != nil {
 					m.destroy()
@@ -98,6 +105,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		if p != nil {
 			waitFD = p.epfd
 			p.waiters++
+			waitedOn = p
 		} else {
 			waitFD = ps.epfd
 			ps.waiters++
@@ -111,6 +119,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			if dead = p.dead; dead && p.waiters == 0 {
 				p.closeFDs()
 			}
+			p.takeMoveWakes()
 		} else {
 			ps.waiters--
 			if dead = ps.dead; dead && ps.waiters == 0 {
@@ -296,6 +305,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	p.direct.active = false
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
 	p.waiters--
+	p.takeMoveWakes()
 	rc.blocked = false
 	m, kr := (*inMsg)(nil), int32(abi.MACH_MSG_SUCCESS)
 	if err == nil {
