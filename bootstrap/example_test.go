@@ -57,3 +57,44 @@ func Example() {
 	// true
 	// false
 }
+
+// A name can be registered once: the same process registering it again gets ErrServiceActive
+// (1103), another process ErrNotPrivileged (1100). Closing the registration withdraws the name.
+func ExampleRegister() {
+	name := fmt.Sprintf("com.example.register.%d", os.Getpid())
+	port, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		panic(err)
+	}
+	reg, err := bootstrap.Register(name, port, nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(reg.Name() == name)
+
+	again, err := mach.NewPort(mach.PortOptions{})
+	if err != nil {
+		panic(err)
+	}
+	defer again.Close()
+	_, err = bootstrap.Register(name, again, nil)
+	fmt.Println(errors.Is(err, bootstrap.ErrServiceActive))
+	fmt.Println(reg.Close())
+	// Output:
+	// true
+	// true
+	// <nil>
+}
+
+// A look-up waits no longer than its context, and says why it failed: here, nobody serves the
+// name (1102).
+func ExampleLookUp() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := bootstrap.LookUp(ctx, fmt.Sprintf("com.example.lookup.%d", os.Getpid()))
+	var be *bootstrap.Error
+	if errors.As(err, &be) {
+		fmt.Println(be.Code, errors.Is(err, bootstrap.ErrUnknownService))
+	}
+	// Output: 1102 (0x44e) BOOTSTRAP_UNKNOWN_SERVICE: Unknown service name true
+}

@@ -7,7 +7,9 @@ import (
 	"github.com/machport/machport/sandboxcheck"
 )
 
-func ExampleValidateName() {
+// A service name inside the App Sandbox must begin with one of the app's application groups and a
+// period; the error says which rule a name breaks and suggests one that passes.
+func Example() {
 	const group = "group.com.example"
 
 	// The '.' after the group is missing, so launchd would answer BOOTSTRAP_NOT_PRIVILEGED.
@@ -23,4 +25,10 @@ func ExampleValidateName() {
 	// sandboxcheck: service name "group.com.exampleworker" is outside the application groups [group.com.example]: it is missing the '.' after group "group.com.example"; use e.g. "group.com.example.worker"
 	// true
 	// <nil>
+}
+
+// A name inside the group is valid.
+func ExampleValidateName() {
+	fmt.Println(sandboxcheck.ValidateName("group.com.example.worker", "group.com.example"))
+	// Output: <nil>
 }
