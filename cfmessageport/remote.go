@@ -259,17 +259,18 @@ func (r *Remote) nextConv() int32 {
 // the memory the message mapped (region), which moved to the requester without a copy.
 type reply struct {
 	data   []byte
-	region *mach.Region // nil for inline data
+	region *mach.Region    // nil for inline data
+	from   mach.AuditToken // the sender of the reply
 }
 
 // takeReply takes the data of p, decoded from m, out of m before m is destroyed or reused.
 func takeReply(m *mach.Message, p wire.Packet) reply {
 	if len(m.Descriptors) == 1 {
 		if region, err := m.TakeRegion(0); err == nil {
-			return reply{data: p.Data, region: region} // p.Data lies in region's memory
+			return reply{data: p.Data, region: region, from: m.Trailer.Audit} // p.Data lies in region's memory
 		}
 	}
-	return reply{data: append([]byte{}, p.Data...)}
+	return reply{data: append([]byte{}, p.Data...), from: m.Trailer.Audit}
 }
 
 // owned returns the data in memory of the caller's own, releasing the mapped memory.
@@ -300,6 +301,17 @@ func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte,
 		return nil, err
 	}
 	return rep.owned(), nil
+}
+
+// RequestFrom is Request that also returns the audit token of the process that sent the reply
+// (its pid, uid, ...), from the reply's trailer: who answered, where a name could be served by
+// another process than the one expected (see DialOptions.Require to insist on one).
+func (r *Remote) RequestFrom(ctx context.Context, msgid int32, data []byte) ([]byte, mach.AuditToken, error) {
+	rep, err := r.request(ctx, msgid, data)
+	if err != nil {
+		return nil, mach.AuditToken{}, err
+	}
+	return rep.owned(), rep.from, nil
 }
 
 // RequestFunc is Request for replies read once: read gets the reply's data, valid only until it

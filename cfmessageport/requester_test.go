@@ -175,3 +175,19 @@ func TestManyRemotesOfOneService(t *testing.T) {
 		})
 	}
 }
+
+// RequestFrom says who answered: the serving process's pid, inline and out of line.
+func TestRequestFromNamesTheReplier(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	name := uniqueName(t)
+	c := startChild(t, "serve", name)
+	r := dial(t, ctx, name)
+	for _, n := range []int{5, 64 << 10} {
+		data := make([]byte, n)
+		got, from, err := r.RequestFrom(ctx, msgEcho, data)
+		require.NoError(t, err)
+		require.Len(t, got, n)
+		require.Equal(t, c.Cmd.Process.Pid, from.PID(), "%d bytes", n)
+	}
+}

@@ -83,12 +83,12 @@ type pinger interface {
 	close()
 }
 
-type cfPinger struct{ c *cfClient }
+type cfPinger struct{ remote *cfmessageport.Remote }
 
 func (p cfPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error) {
-	return p.c.request(ctx, seq, data)
+	return p.remote.RequestFrom(ctx, seq, data)
 }
-func (p cfPinger) close() { p.c.close() }
+func (p cfPinger) close() { p.remote.Close() }
 
 type rawPinger struct{ c *rawClient }
 
@@ -114,11 +114,11 @@ func dialPinger(ctx context.Context, name string, pid int, raw bool) (pinger, er
 		}
 		return rawPinger{c}, nil
 	}
-	c, err := newCFClient(right)
+	remote, err := cfmessageport.NewRemote(name, right)
 	if err != nil {
 		return nil, err
 	}
-	return cfPinger{c}, nil
+	return cfPinger{remote}, nil
 }
 
 func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int {
