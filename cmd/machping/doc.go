@@ -68,10 +68,10 @@
 // lsmp's urefs), and its open file descriptors (on Linux the emulation keeps ports behind
 // descriptors), for leak hunting. --lookup looks NAME up first and holds its right while
 // listing. --pid lists another process's rights, as 'lsmp -p': on macOS through task_for_pid,
-// which needs root (or a debugger's entitlement) and never serves a platform binary; on Linux the
-// emulation keeps a process's names in its own memory, so only its descriptors and the service
-// names it serves are listed. Where this user may not inspect the process, it says so and exits
-// 4.
+// which needs root (or a debugger's entitlement) and never serves a platform binary; on Linux
+// from the table of names each process of the emulation serves to its own user and root, with its
+// descriptors and the service names it serves. Where this user may not inspect the process, it
+// says so and exits 4.
 //
 //	machping bench [--sizes LIST] [--time D] [--transports LIST]
 //

@@ -185,7 +185,7 @@ rights
   ipc                string    as in version
   lookup?            lookup    with --lookup: a lookup document; its right is held while listing
   names              [right]   every name in the process's IPC space (right: see lookup); [] when
-                               they cannot be read (another process on Linux)
+                               they cannot be read (a process that serves no table)
   names_complete     bool      names lists the whole IPC space
   why_incomplete?    string    when not: why, and what is listed instead
   services?          [string]  with --pid on Linux: the service names the process serves (from

@@ -68,8 +68,8 @@ references (mach_port_get_refs, counted as lsmp's urefs), and its open file desc
 Linux the emulation keeps ports behind descriptors). With --lookup, NAME is looked up first,
 which shows the right a look-up adds. With --pid, another process's rights, as 'lsmp -p': on
 macOS through task_for_pid (root, or a debugger's entitlement; never a platform binary); on
-Linux its names cannot be read from outside (the emulation keeps them in the process's own
-memory), so its descriptors and the service names it serves are listed instead. Exit status 4
+Linux from the table of names the process serves to its own user and root (the emulation keeps
+it in the process's memory), with its descriptors and the service names it serves. Exit status 4
 when this user may not inspect the process, 2 when there is no such process.`,
 		examples: []string{"machping rights", "machping rights --lookup com.example.echo --json", "sudo machping rights --pid 4242"},
 		flags:    rightsFlags,
@@ -525,6 +525,8 @@ func (doc rightsDoc) print(o *output) {
 		}
 	} else {
 		o.printf("port names of pid %d (%s): not readable\n  %s\n", doc.PID, doc.IPC, doc.Why)
+	}
+	if !doc.Self && doc.Services != nil {
 		o.printf("services it serves: %d\n", len(doc.Services))
 		for _, s := range doc.Services {
 			o.printf("  %s\n", s)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,13 +11,15 @@ import (
 	"strings"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/emu"
+	"github.com/machport/machport/mach"
 )
 
-// inspectPeer reads what Linux shows of another process's emulated IPC space. The emulation
-// keeps the space itself (names, rights, user references) in the process's own memory
-// (internal/emu's space.go), which no file exposes: from outside only its descriptors show, the
-// sockets of its ports' channels and the memfds of queue counters and out-of-line memory, and
-// the names it serves, which the namespace records beside each name's lock.
+// inspectPeer reads another process's emulated IPC space: the table the process serves to its
+// own user and root (internal/emu's table.go: its names, rights and user references, which live
+// in its memory), its descriptors (the sockets of its ports' channels, the memfds of queue
+// counters and out-of-line memory) and the names it serves, which the namespace records beside
+// each name's lock.
 func inspectPeer(pid int) (peerSpace, error) {
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	entries, err := os.ReadDir(dir)
@@ -28,9 +31,19 @@ func inspectPeer(pid int) (peerSpace, error) {
 	case err != nil:
 		return peerSpace{}, err
 	}
-	p := peerSpace{fds: []fdInfo{}, services: []string{},
-		why: "on Linux the emulation keeps a process's port names and user references in its own memory; " +
-			"from outside only its descriptors (channel sockets, queue-counter and out-of-line memfds) and the names it serves can be read"}
+	p := peerSpace{fds: []fdInfo{}, services: []string{}}
+	switch table, err := emu.ReadTable(pid); {
+	case errors.Is(err, emu.ErrTableNotPermitted):
+		return peerSpace{}, errNotPermitted
+	case err != nil:
+		p.why = "the process serves no port table: it has no port of machport's emulation (or is no machport process)"
+	default:
+		p.namesKnown, p.names = true, make([]rightInfo, 0, len(table))
+		for _, e := range table {
+			p.names = append(p.names, rightInfo{Name: fmt.Sprintf("%#x", e.Name),
+				Type: mach.PortType(e.Type).String(), URefs: e.URefs})
+		}
+	}
 	for _, e := range entries {
 		fd, err := strconv.Atoi(e.Name())
 		if err != nil {

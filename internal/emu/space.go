@@ -142,6 +142,7 @@ func (s *space) newToken(p *port) uint64 {
 
 // newName allocates a name shaped like Mach's (index << 8 | generation).
 func (s *space) newName() *entry {
+	serveTable() // the first name starts serving the table to inspectors (table.go)
 	s.next++
 	e := &entry{name: s.next<<8 | 3}
 	s.entries[e.name] = e
