@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,5 +63,57 @@ func TestBashCompletion(t *testing.T) {
 		out, err := exec.Command(bash, "-c", script).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		require.Equal(t, tc.want, strings.TrimSpace(string(out)), tc.line)
+	}
+}
+
+// The fish completion offers the commands and each command's flags (fish's own complete -C
+// answers as it would at the prompt).
+func TestFishCompletion(t *testing.T) {
+	fish, err := exec.LookPath("fish")
+	if err != nil && runtime.GOOS != "linux" {
+		t.Skip("fish is not installed on this runner (.ci/run installs it on Linux, where this test must run)")
+	}
+	require.NoError(t, err, ".ci/run installs fish")
+	for _, tc := range []struct{ line, want string }{
+		{"machping pi", "ping"},
+		{"machping ping -", "-c"},
+		{"machping rights --p", "--pid"},
+		{"machping help ch", "check"},
+	} {
+		out, err := exec.Command(fish, "--no-config", "-c", "source doc/machping.fish; complete -C '"+tc.line+"'").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		var words []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			words = append(words, strings.SplitN(l, "\t", 2)[0])
+		}
+		require.Contains(t, words, tc.want, tc.line)
+	}
+}
+
+// The zsh completion offers the commands and each command's flags: its function runs with
+// zsh's words and CURRENT set as at the prompt, and _describe (the completion system's) stubbed
+// to print what it was given.
+func TestZshCompletion(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil && runtime.GOOS != "linux" {
+		t.Skip("zsh is not installed on this runner (.ci/run installs it on Linux, where this test must run)")
+	}
+	require.NoError(t, err, ".ci/run installs zsh")
+	for _, tc := range []struct{ words, want string }{
+		{"machping pi", "ping"},
+		{"machping ping -", "-c"},
+		{"machping rights --p", "--pid"},
+		{"machping --json ri", "rights"},
+	} {
+		n := len(strings.Fields(tc.words))
+		script := `_describe() { local arr=${@[-1]}; print -rl -- ${(P)arr}; }; source doc/_machping >/dev/null; ` +
+			`words=(` + tc.words + `); CURRENT=` + strconv.Itoa(n) + `; _machping`
+		out, err := exec.Command(zsh, "-f", "-c", script).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		var items []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			items = append(items, strings.SplitN(l, ":", 2)[0])
+		}
+		require.Contains(t, items, tc.want, tc.words)
 	}
 }
