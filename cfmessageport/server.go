@@ -111,10 +111,12 @@ type Server struct {
 	withdrawErr  error
 }
 
-// Listen serves name with handler. Like CF it first tries bootstrap_check_in (a name launchd
-// declared for this job) and otherwise registers a new port (bootstrap_register2); a sandboxed
-// process must use a name inside its application groups (see package sandboxcheck). A nil
-// handler is refused with ErrNilHandler.
+// Listen serves name with handler. Like CF it first tries bootstrap_check_in, which hands over a
+// name launchd declared for this job and, as launchd does, makes one nobody serves (see
+// bootstrap.CheckIn), and otherwise registers a new port (bootstrap_register2); a per-PID name
+// is always registered. Either way the name goes with the server's port. A sandboxed process
+// must use a name inside its application groups (see package sandboxcheck). A nil handler is
+// refused with ErrNilHandler.
 func Listen(name string, handler Handler, opts *ServerOptions) (*Server, error) {
 	return listen(name, handler, opts, nil)
 }
