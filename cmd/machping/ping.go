@@ -349,12 +349,15 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		waited-- // a reply Ctrl-C cut short says nothing about the protocol
 	}
 	if waited > 0 && doc.Received == 0 && doc.Failure == nil {
-		// The usual cause: the server speaks the other protocol, and drops or ignores requests
-		// it cannot parse, or answers in a shape this client drops.
+		// The usual causes: the server speaks the other protocol, and drops or ignores requests
+		// it cannot parse, or answers in a shape this client drops; or (CFMessagePort) it drops
+		// this client's requests because they fail its --require.
 		if p.raw {
 			doc.Hint = "if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw"
 		} else {
-			doc.Hint = "if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw"
+			// A server with --require drops the requests of clients that fail it, as silently.
+			doc.Hint = "if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw; " +
+				"if it serves with --require, this process may fail it (the server logs the predicate; 'machping check-peer' checks one)"
 		}
 	}
 	if doc.Transmitted > 0 {

@@ -43,6 +43,7 @@ func TestServeRequire(t *testing.T) {
 			} else {
 				requireCode(t, r, exitNegative)
 				require.Contains(t, r.stdout, "seq=1: no reply within 300ms")
+				require.Contains(t, r.stdout, "if it serves with --require, this process may fail it")
 			}
 			last, code := srv.interrupt(t)
 			require.Equal(t, exitOK, code)
