@@ -216,6 +216,8 @@ check-peer (machping check-peer PID EXPR)
   verdicts           [verdict] one per predicate, in the requirement's order (the user, group
                                and pid first, then the executable and code signing)
   pass               bool      every predicate passes (exit 0; else exit 1)
+  not_permitted?     bool      a predicate could not be checked: this user may not read the
+                               process (its executable); exit 4
   verdict:
     predicate        string    the predicate, e.g. "executable == \"/bin/x\""
     pass             bool      the process meets it

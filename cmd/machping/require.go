@@ -28,7 +28,8 @@ The identity is read from the process, not from a message's audit trailer as ser
 check it; on macOS machping cannot read it from outside a message and exits 2.
 
 Exit status: 0 every predicate passes, 1 one fails, 2 bad usage, an EXPR that does not parse,
-no such process, or another failure; 4 this user may not read the process.`,
+no such process, or another failure; 4 this user may not read the process (a predicate could
+not be checked: the verdicts are printed, that one failing with the permission error).`,
 		examples: []string{
 			"machping check-peer 4242 'uid=501; exe=/usr/local/libexec/helper'",
 			"machping check-peer --json 4242 uid=0,501",
@@ -46,6 +47,9 @@ type checkPeerDoc struct {
 	Requirement string       `json:"requirement"`
 	Verdicts    []verdictDoc `json:"verdicts"`
 	Pass        bool         `json:"pass"`
+	// NotPermitted: a predicate could not be checked because this user may not read the process
+	// (its executable, on Linux, needs ptrace access to /proc/PID/exe): exit 4.
+	NotPermitted bool `json:"not_permitted,omitempty"`
 }
 
 // verdictDoc is one predicate's verdict.
@@ -99,6 +103,7 @@ func checkPeerFlags(_ *flag.FlagSet, o *output) func(context.Context, []string) 
 			if v.Err != nil {
 				doc.Pass = false
 				vd.Error = v.Err.Error()
+				doc.NotPermitted = doc.NotPermitted || errors.Is(v.Err, fs.ErrPermission)
 				var ce *peer.CheckError
 				if errors.As(v.Err, &ce) {
 					vd.Got, vd.Error = ce.Got, ce.Err.Error()
@@ -107,7 +112,11 @@ func checkPeerFlags(_ *flag.FlagSet, o *output) func(context.Context, []string) 
 			doc.Verdicts = append(doc.Verdicts, vd)
 		}
 		code = exitOK
-		if !doc.Pass {
+		switch {
+		case doc.NotPermitted:
+			// No verdict on the process: it may meet the requirement.
+			code = exitFor(errNotPermitted)
+		case !doc.Pass:
 			code = exitNegative
 		}
 		if o.json {
@@ -131,6 +140,10 @@ func checkPeerFlags(_ *flag.FlagSet, o *output) func(context.Context, []string) 
 			o.printf("pid %d meets the requirement\n", pid)
 		} else {
 			o.printf("pid %d fails %d of %d predicates\n", pid, failed, len(doc.Verdicts))
+		}
+		if doc.NotPermitted {
+			o.fail(diagnosis{Message: fmt.Sprintf("cannot check every predicate on pid %d: %v", pid, errNotPermitted),
+				Hints: []string{permissionHint}}, code)
 		}
 		return code
 	}

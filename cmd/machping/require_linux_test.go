@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,4 +65,28 @@ func TestCheckPeer(t *testing.T) {
 	r = runMachping(t, nil, "check-peer", strconv.Itoa(1<<30), "uid=0")
 	requireCode(t, r, exitError)
 	require.Contains(t, r.stderr, fmt.Sprintf("cannot read the identity of pid %d: no such process", 1<<30))
+}
+
+// A predicate this user cannot check (the executable of another user's process) is no verdict:
+// check-peer prints what it could check and exits 4, as rights --pid does.
+func TestCheckPeerNotPermitted(t *testing.T) {
+	pid, expr := "1", "exe=/sbin/init"
+	var cred *syscall.SysProcAttr
+	if os.Geteuid() == 0 {
+		// root may read every process: look at this one as nobody instead.
+		require.NoError(t, os.Chmod(filepath.Dir(machping), 0o755))
+		pid, expr = strconv.Itoa(os.Getpid()), "uid=0; exe=/nonexistent"
+		cred = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	cmd := exec.Command(machping, "check-peer", pid, expr)
+	cmd.SysProcAttr = cred
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	require.Equal(t, exitRefused, cmd.ProcessState.ExitCode(), "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Contains(t, stdout.String(), "permission denied")
+	require.Contains(t, stderr.String(), "machping: cannot check every predicate on pid "+pid+": not permitted to inspect the process\n  hint: "+permissionHint)
+	if cred != nil {
+		require.Contains(t, stdout.String(), "  pass  uid == 0\n", "what can be checked is")
+	}
 }
