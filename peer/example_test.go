@@ -2,6 +2,7 @@ package peer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -28,4 +29,24 @@ func Example() {
 	if _, err := remote.Request(ctx, 1, nil); err != nil {
 		fmt.Println(err) // errors.Is(err, cfmessageport.ErrPeerRejected) for a squatter
 	}
+}
+
+// A requirement from text, as machping's --require takes it; an expression that does not parse
+// names the bad item.
+func ExampleParse() {
+	req, err := peer.Parse("exe=/usr/local/libexec/helper; uid=0,501")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer req.Close()
+	fmt.Println(req)
+	fmt.Println(req.Expr())
+
+	_, err = peer.Parse("uid=501; user=root")
+	fmt.Println(err, errors.Is(err, peer.ErrInvalidRequirement))
+	// Output:
+	// uid in [0 501] and executable == "/usr/local/libexec/helper"
+	// uid=0,501; exe=/usr/local/libexec/helper
+	// peer: invalid requirement expression: "user=root": unknown key "user": use uid, gid, pid, exe or cs true
 }

@@ -260,3 +260,76 @@ func TestLiveProcessHandle(t *testing.T) {
 	live.mu.Unlock()
 	require.ErrorIs(t, r.Check(self), ErrExecutableMismatch) // still usable
 }
+
+// Explain gives every predicate's verdict, not only the first failure, and leaves Check's cache
+// as it was: a verdict explained is looked up afresh, and Check still looks the process up.
+func TestExplain(t *testing.T) {
+	fp := &fakeProc{procs: map[int]fakeProcess{100: {start: 7, exe: "/bad", uid: 501}}}
+	r, err := newWith(procSystem{fs: fp}, []Predicate{UID(501), GID(21), Executable("/good"), PID(100)})
+	require.NoError(t, err)
+	v := r.Explain(token(100, 501, 20))
+	require.Len(t, v, 4)
+	want := []struct {
+		pred  string
+		cause error
+	}{{"uid == 501", nil}, {"gid == 21", ErrGIDMismatch}, {"pid == 100", nil}, {`executable == "/good"`, ErrExecutableMismatch}}
+	for i, w := range want {
+		require.Equal(t, w.pred, v[i].Predicate)
+		if w.cause == nil {
+			require.NoError(t, v[i].Err, w.pred)
+			continue
+		}
+		require.ErrorIs(t, v[i].Err, w.cause, w.pred)
+		var ce *CheckError
+		require.ErrorAs(t, v[i].Err, &ce)
+		require.Equal(t, w.pred, ce.Predicate)
+	}
+	require.Empty(t, r.cache)
+	require.Equal(t, 1, fp.exeReads)
+	// Check answers as without Explain, and fills the cache itself.
+	require.ErrorIs(t, r.Check(token(100, 501, 20)), ErrGIDMismatch)
+
+	// A process that is gone fails every predicate on the process, and no cached pass survives it.
+	pass, err := newWith(procSystem{fs: fp}, []Predicate{Executable("/bad")})
+	require.NoError(t, err)
+	require.NoError(t, pass.Explain(token(100, 501, 20))[0].Err)
+	require.Empty(t, pass.cache) // Explain filled no cache entry...
+	reads := fp.exeReads
+	require.NoError(t, pass.Check(token(100, 501, 20)))
+	require.Equal(t, reads+1, fp.exeReads) // ...so Check looked the process up itself
+	require.NoError(t, pass.Explain(token(100, 501, 20))[0].Err)
+	require.Equal(t, reads+2, fp.exeReads) // and Explain does not read the cache Check filled
+	delete(fp.procs, 100)
+	v = pass.Explain(token(100, 501, 20))
+	require.Len(t, v, 1)
+	require.ErrorIs(t, v[0].Err, ErrProcessGone)
+	// The kernel: every predicate fails.
+	for _, v := range r.Explain(mach.AuditToken{}) {
+		require.ErrorIs(t, v.Err, ErrProcessGone)
+	}
+}
+
+// TokenForPID reads a live process's identity from /proc: this process's, as its messages carry
+// it; a pid nobody has is gone.
+func TestTokenForPID(t *testing.T) {
+	tok, err := TokenForPID(os.Getpid())
+	require.NoError(t, err)
+	require.Equal(t, os.Getpid(), tok.PID())
+	require.Equal(t, uint32(os.Geteuid()), tok.EUID())
+	require.Equal(t, uint32(os.Getegid()), tok.EGID())
+	require.Equal(t, uint32(os.Getuid()), tok.RUID())
+	require.Equal(t, uint32(os.Getgid()), tok.RGID())
+	exe, err := os.Readlink("/proc/self/exe")
+	require.NoError(t, err)
+	r, err := Parse(fmt.Sprintf("uid=%d; exe=%s", os.Geteuid(), exe))
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, r.Check(tok))
+
+	fp := &fakeProc{procs: map[int]fakeProcess{}}
+	_, err = tokenFromProc(fp, 100)
+	require.ErrorIs(t, err, ErrProcessGone)
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = TokenForPID(-1)
+	require.ErrorIs(t, err, ErrProcessGone)
+}

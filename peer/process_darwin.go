@@ -167,3 +167,12 @@ func (darwinSystem) parseCode(text string) (*codeRequirement, error) {
 
 // close has nothing to release: the pid version is in the token.
 func (darwinSystem) close() {}
+
+// TokenForPID would make the audit token of process pid. On macOS a process's token comes from
+// task_info(TASK_AUDIT_TOKEN) on its task port, which task_name_for_pid gives only to root or the
+// same user under conditions machport does not model, and which machport does not bind: rather
+// than build a token without its pid version (which every look-up by token needs, and which
+// Check's cache keys on), it fails with errors.ErrUnsupported. Not run on macOS.
+func TokenForPID(pid int) (mach.AuditToken, error) {
+	return mach.AuditToken{}, fmt.Errorf("peer: identity of pid %d from outside its messages: %w", pid, errors.ErrUnsupported)
+}

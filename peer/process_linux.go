@@ -171,3 +171,62 @@ func (procSystem) parseCode(string) (*codeRequirement, error) {
 
 // codeRequirement has no form where there is no code signing.
 type codeRequirement struct{}
+
+// TokenForPID makes the identity of the live process pid as an audit token would carry it, for
+// checking a requirement against a process rather than a message (machping check-peer). On Linux
+// it reads /proc/PID/status: the real and effective user and group, and the pid; the audit user
+// is /proc/PID/loginuid (4294967295 where unset or unreadable), the session and the pid version
+// are 0 (Linux has neither in a token; Check names the process by its start time). Unlike a
+// message's token, which the kernel writes, this is read at one moment: a pid reused afterwards
+// names the new process (Check's look-up then still requires the same user). A pid with no
+// process is an error wrapping ErrProcessGone and fs.ErrNotExist.
+func TokenForPID(pid int) (mach.AuditToken, error) {
+	if pid <= 0 {
+		return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w", ErrProcessGone, pid, os.ErrNotExist)
+	}
+	return tokenFromProc(procFS{root: "/proc"}, pid)
+}
+
+func tokenFromProc(fs procReader, pid int) (mach.AuditToken, error) {
+	status, err := fs.status(pid)
+	if err != nil {
+		return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w", ErrProcessGone, pid, err)
+	}
+	// "Uid:\treal\teffective\tsaved\tfs", the same for Gid (fs/proc/array.c, task_state).
+	ids := func(prefix string) (real, eff uint32, err error) {
+		for line := range strings.Lines(string(status)) {
+			rest, ok := strings.CutPrefix(line, prefix)
+			if !ok {
+				continue
+			}
+			f := strings.Fields(rest)
+			if len(f) < 2 {
+				break
+			}
+			r, err1 := strconv.ParseUint(f[0], 10, 32)
+			e, err2 := strconv.ParseUint(f[1], 10, 32)
+			if err1 != nil || err2 != nil {
+				break
+			}
+			return uint32(r), uint32(e), nil
+		}
+		return 0, 0, fmt.Errorf("pid %d: %s line: %w", pid, prefix, errBadStat)
+	}
+	ruid, euid, err := ids("Uid:")
+	if err != nil {
+		return mach.AuditToken{}, err
+	}
+	rgid, egid, err := ids("Gid:")
+	if err != nil {
+		return mach.AuditToken{}, err
+	}
+	auid := ^uint32(0)
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/loginuid"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
+			auid = uint32(v)
+		}
+	}
+	// xnu's layout (set_security_token_task_internal): auid, euid, egid, ruid, rgid, pid, asid,
+	// pid version.
+	return mach.AuditToken{auid, euid, egid, ruid, rgid, uint32(pid), 0, 0}, nil
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
+	"github.com/machport/machport/peer"
 	"github.com/machport/machport/sandboxcheck"
 	"github.com/stretchr/testify/require"
 )
@@ -113,6 +115,11 @@ func TestExitTable(t *testing.T) {
 		{sandboxcheck.ValidateName("x.y", "not a group"), exitError},
 		{cfmessageport.ErrBecameInvalid, exitError},
 		{os.ErrDeadlineExceeded, exitError},
+		// ping --require: the error a rejected reply gives, as the Remote wraps it.
+		{&cfmessageport.Error{Op: "request", Name: "n", Status: cfmessageport.ErrInvalid,
+			Err: fmt.Errorf("%w: %w", cfmessageport.ErrPeerRejected, &peer.CheckError{Predicate: "uid == 1", PID: 2, Err: peer.ErrUIDMismatch})}, exitRefused},
+		{errNotPermitted, exitRefused}, // rights --pid, check-peer
+		{errNoProcess, exitError},
 	} {
 		require.Equal(t, tc.want, exitFor(tc.err), "%v", tc.err)
 	}

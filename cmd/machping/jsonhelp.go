@@ -12,7 +12,7 @@ Common rules
     machping  int     the schema version, now 1. It is bumped only when a field changes meaning
                       or goes away; fields may be added within a version, so ignore unknown ones.
     command   string  the command: "version", "selftest", "serve", "ping", "lookup",
-                      "register", "check", "rights", "bench" or "bench-server" (a nested
+                      "register", "check", "rights", "check-peer", "bench" or "bench-server" (a nested
                       document names its own: selftest's pings say "ping", rights' lookup "lookup")
   A command that fails prints an error document instead of its own (see error below) and exits
   with its cause's status (below). The answers come in the command's own document instead:
@@ -27,7 +27,8 @@ Exit status
   One cause gives one status, whichever of lookup, ping, check, register, serve and rights meets it:
     3  unknown service: no live server has the name (1102)
     4  refused: the sandbox refuses the name (1100; check: outside the groups), or it is taken
-       (1100 or 1101 by another process, 1103 by this one)
+       (1100 or 1101 by another process, 1103 by this one); this user may not inspect the
+       process (rights --pid, check-peer); the server fails ping --require
     5  invalid name: empty, not UTF-8, a NUL, longer than 127 bytes (check's rules empty,
        invalid-utf8, nul, too-long)
     2  malformed application groups (check's rule bad-group), bad usage, any other failure
@@ -36,13 +37,16 @@ Exit status
   serve     0 the name was withdrawn after Ctrl-C or SIGTERM; 2 it could not be registered
             (or withdrawn)
   ping      0 every reply came; 1 a reply was lost, none was sent, or the server died mid-run;
-            3, 4, 5 or 2 the service could not be pinged at all (an error document)
+            4 the server failed --require (a ping document with "rejected"); 3, 4, 5 or 2 the
+            service could not be pinged at all (an error document)
   lookup    0 the name resolves; 3 no live server has it (a lookup document); 4, 5 or 2 (an
             error document)
   register  0 it may be registered; 4, 5 or 2 it may not (a register document)
   check     0 the name is valid; 4, 5 or 2 it is not (a check document)
   rights    0; 3, 4, 5 or 2 the --lookup failed; 4 --pid: this user may not inspect the
             process; 2 no such process, or another failure
+  check-peer 0 every predicate passes; 1 one fails (both a check-peer document); 2 a bad
+            EXPR, no such process, or another failure; 4 this user may not read the process
   bench     0; 2 a failure
   Bad usage exits 2 with every command.
 
@@ -90,6 +94,8 @@ serve, event "withdrawn" (last, after Ctrl-C or SIGTERM; then exit 0)
   event              string    "withdrawn"
   name               string    the service name
   requests           int       requests served (counted with -q too)
+  dropped            int       messages dropped unserved: from clients failing --require, or
+                               malformed (each logged on stderr)
 
 ping
   name               string    the service name
@@ -104,7 +110,9 @@ ping
   loss_percent       number    100 * (transmitted - received) / transmitted, 3 decimals; 0 when
                                none was sent
   rtt                rtt       statistics of the received replies' round trips
-  failure?           error     why the run stopped early (the server died)
+  require?           string    --require, as machping reads it (e.g. "uid=501; exe=/bin/x")
+  rejected?          rejection the reply that failed --require (the run stopped there; exit 4)
+  failure?           error     why the run stopped early (the server died, or was rejected)
   hint?              string    when no request got a reply: what to try (the other protocol)
   reply:
     seq              int       the request's number, from 1 (also its msgid)
@@ -113,6 +121,11 @@ ping
     from?            sender    who sent the reply, from its audit trailer (missing when lost)
     error?           string    why the reply counts as lost (timeout, wrong data, server died,
                                Ctrl-C before it came)
+  rejection:
+    seq              int       the request whose reply was rejected (it counts as lost)
+    pid              int       the replying process's pid, from the reply's audit trailer
+    predicate        string    the predicate it failed, e.g. "uid == 501"
+    got?             string    what it has instead, when known, e.g. "uid 502"
   sender:
     pid              int       the replying process's pid
     uid              int       its effective uid
@@ -194,6 +207,22 @@ rights
   fd:
     fd               int       the descriptor
     target?          string    what it refers to, where the system says (a readlink)
+
+check-peer (machping check-peer PID EXPR)
+  pid                int       the process checked
+  uid                int       its effective uid (on Linux from /proc/PID/status)
+  gid                int       its effective gid
+  requirement        string    EXPR, as machping reads it
+  verdicts           [verdict] one per predicate, in the requirement's order (the user, group
+                               and pid first, then the executable and code signing)
+  pass               bool      every predicate passes (exit 0; else exit 1)
+  not_permitted?     bool      a predicate could not be checked: this user may not read the
+                               process (its executable); exit 4
+  verdict:
+    predicate        string    the predicate, e.g. "executable == \"/bin/x\""
+    pass             bool      the process meets it
+    got?             string    what the process has instead, when known
+    error?           string    why it fails
 
 bench
   os                 string    as in version

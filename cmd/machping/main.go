@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/sandboxcheck"
 )
 
@@ -29,7 +30,7 @@ const (
 	exitNegative = 1 // no reply: ping lost replies or its server died mid-run; the self-test failed
 	exitError    = 2 // no answer: bad usage, malformed application groups, interrupted, other failures
 	exitUnknown  = 3 // unknown service: no live server has the name (1102)
-	exitRefused  = 4 // refused: the sandbox refuses the name (1100), or another owner has it (1100, 1101, 1103); not permitted to inspect a process
+	exitRefused  = 4 // refused: the sandbox refuses the name (1100), or another owner has it (1100, 1101, 1103); not permitted to inspect a process; the server fails ping --require
 	exitInvalid  = 5 // invalid name: a rule every name follows is broken
 )
 
@@ -51,9 +52,10 @@ var exitTable = []struct {
 		[]error{bootstrap.ErrUnknownService}},
 	{exitRefused, "refused (1100, 1101, 1103): the sandbox refuses the name (check: it lies outside\n" +
 		"     the application groups), or another process has it, or this one already serves it;\n" +
-		"     rights --pid: this user may not inspect the process",
+		"     rights --pid, check-peer: this user may not inspect the process;\n" +
+		"     ping --require: the server fails the requirement (an impostor may have the name)",
 		[]error{bootstrap.ErrNotPrivileged, bootstrap.ErrNameInUse, bootstrap.ErrServiceActive,
-			sandboxcheck.ErrOutsideGroups, sandboxcheck.ErrEmptyRest, errNotPermitted}},
+			sandboxcheck.ErrOutsideGroups, sandboxcheck.ErrEmptyRest, errNotPermitted, cfmessageport.ErrPeerRejected}},
 	{exitInvalid, "invalid name: empty, not UTF-8, holding a NUL, or longer than 127 bytes",
 		[]error{sandboxcheck.ErrEmptyName, sandboxcheck.ErrInvalidUTF8, sandboxcheck.ErrNameHasNUL, sandboxcheck.ErrNameTooLong}},
 }
@@ -268,13 +270,15 @@ Flags:
   --version  print the version
   --help     print this help
 
-Exit status: the same cause gives the same status in lookup, ping, check, register, serve and rights.
+Exit status: the same cause gives the same status in lookup, ping, check, register, serve, rights
+and check-peer.
 `)
 	for _, row := range exitTable {
 		fmt.Fprintf(w, "  %d  %s\n", row.status, row.meaning)
 	}
 	fmt.Fprint(w, `  selftest exits 0, 1 or 2; serve 0 once it has withdrawn its name, 2 when it cannot
-  serve; bench 0 or 2.
+  serve; bench 0 or 2; check-peer 0 when the process meets the requirement, 1 when it fails
+  it, 2 for a bad requirement or no such process.
 
 Examples:
   machping

@@ -940,7 +940,8 @@ func TestPingWrongProtocol(t *testing.T) {
 			r := runMachping(t, nil, ping...)
 			requireCode(t, r, exitNegative)
 			require.Contains(t, r.stdout, "2 requests transmitted, 0 replies received, 100.0% loss\n")
-			want := "hint: if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw\n"
+			want := "hint: if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw; " +
+				"if it serves with --require, this process may fail it (the server logs the predicate; 'machping check-peer' checks one)\n"
 			if !raw {
 				want = "hint: if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw\n"
 			}

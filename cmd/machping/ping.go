@@ -15,12 +15,13 @@ import (
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/peer"
 )
 
 func init() {
 	register(&command{
 		name:    "ping",
-		args:    "[-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] [-q] NAME",
+		args:    "[-c count] [-i interval] [-s size] [-W timeout] [--raw] [--pid PID] [-q] [--require EXPR] NAME",
 		summary: "send echo requests to a service and report round-trip times",
 		detail: `Looks NAME up and sends it echo requests, CFMessagePort requests by default or raw mach
 messages with --raw, one every interval (a reply that takes longer delays the next request),
@@ -30,16 +31,23 @@ min/avg/max/mdev and the 50th and 99th percentiles. Payloads up to 4000 bytes tr
 larger ones out-of-line (as CF sends them). Without -c it runs until Ctrl-C; a request in
 flight then counts as transmitted and lost, as in ping(8).
 
+With --require EXPR, every reply's sender (from its audit trailer) must meet EXPR: the first
+reply from a server that fails it is not trusted, the run stops, and the predicate it failed is
+reported (a process that registered the name before the real server is caught so). ` + requireSyntax + `
+Not with --raw.
+
 Exit status: 0 when every reply came, 1 when some were lost (timeouts, a reply that differs,
-or the server died mid-run); when the service could not be pinged at all, the cause's status
-as lookup gives it: 3 no live server has the name (1102), 4 the sandbox refuses it (1100),
-5 an invalid name, 2 bad arguments or another failure ('machping help' lists them). Durations
-are seconds ("0.2") or Go durations ("200ms").`,
+or the server died mid-run), 4 when the server fails --require; when the service could not be
+pinged at all, the cause's status as lookup gives it: 3 no live server has the name (1102),
+4 the sandbox refuses it (1100), 5 an invalid name, 2 bad arguments (a bad EXPR among them) or
+another failure ('machping help' lists them). Durations are seconds ("0.2") or Go durations
+("200ms").`,
 		examples: []string{
 			"machping ping -c 5 com.example.echo",
 			"machping ping -c 100 -i 0 -s 65536 com.example.echo",
 			"machping ping --raw --pid 4242 -c 3 com.example.echo",
 			"machping ping --json -c 10 -i 10ms com.example.echo",
+			"machping ping --require 'uid=0; exe=/usr/local/libexec/echod' com.example.echo",
 		},
 		flags: pingFlags,
 	})
@@ -58,8 +66,10 @@ type pingDoc struct {
 	Received    int         `json:"received"`
 	LossPercent float64     `json:"loss_percent"`
 	RTT         summary     `json:"rtt"`
-	Failure     *diagnosis  `json:"failure,omitempty"` // why the run stopped early (the server died)
-	Hint        string      `json:"hint,omitempty"`    // when nothing came back: what to try
+	Require     string      `json:"require,omitempty"`  // --require, as peer.Parse reads it
+	Rejected    *rejection  `json:"rejected,omitempty"` // the server failed --require
+	Failure     *diagnosis  `json:"failure,omitempty"`  // why the run stopped early (the server died)
+	Hint        string      `json:"hint,omitempty"`     // when nothing came back: what to try
 }
 
 // pingReply is one request's outcome.
@@ -69,6 +79,14 @@ type pingReply struct {
 	TimeMs float64 `json:"time_ms"`         // the round trip; 0 when lost
 	From   *sender `json:"from,omitempty"`  // who sent the reply, from its audit trailer
 	Error  string  `json:"error,omitempty"` // why the reply was lost
+}
+
+// rejection is a reply whose sender failed --require.
+type rejection struct {
+	Seq       int    `json:"seq"`       // the request whose reply was rejected
+	PID       int    `json:"pid"`       // the replier's
+	Predicate string `json:"predicate"` // the predicate it failed
+	Got       string `json:"got,omitempty"`
 }
 
 // sender is a message's sender as the kernel vouches for it in the audit trailer.
@@ -101,8 +119,16 @@ func (p rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, ma
 }
 func (p rawPinger) close() { p.c.close() }
 
-// dialPinger looks the service up and returns a client for the protocol.
-func dialPinger(ctx context.Context, name string, pid int, raw bool) (pinger, error) {
+// dialPinger looks the service up and returns a client for the protocol; req, when set, is what
+// the server must meet (CFMessagePort only).
+func dialPinger(ctx context.Context, name string, pid int, raw bool, req *peer.Requirement) (pinger, error) {
+	if req != nil {
+		remote, err := cfmessageport.DialWithOptions(ctx, name, &cfmessageport.DialOptions{PID: pid, Require: req})
+		if err != nil {
+			return nil, err
+		}
+		return cfPinger{remote}, nil
+	}
 	right, err := lookUpRight(ctx, name, pid)
 	if err != nil {
 		return nil, err
@@ -129,6 +155,7 @@ func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int 
 	raw := fs.Bool("raw", false, "use the raw mach echo protocol (for 'serve --raw')")
 	pid := fs.Int("pid", 0, "ping the per-PID service of process `PID`")
 	quiet := fs.Bool("q", false, "print only the summary")
+	requireExpr := fs.String("require", "", "trust only a server that meets `EXPR` (see above)")
 	return func(ctx context.Context, args []string) int {
 		switch {
 		case len(args) != 1:
@@ -141,10 +168,21 @@ func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int 
 			return o.usageError("-W must be positive")
 		case *pid < 0:
 			return o.usageError("--pid must be a process id (positive)")
+		case *requireExpr != "" && *raw:
+			return o.usageError("--require is for CFMessagePort services: it does not go with --raw")
 		}
 		name := args[0]
+		var req *peer.Requirement
+		if *requireExpr != "" {
+			var code int
+			var ok bool
+			if req, code, ok = parseRequire(o, *requireExpr); !ok {
+				return code
+			}
+			defer req.Close()
+		}
 		doc := runPing(ctx, o, pingParams{name: name, pid: *pid, raw: *raw, count: *count, interval: *interval,
-			size: *size, timeout: *timeout, quiet: *quiet})
+			size: *size, timeout: *timeout, quiet: *quiet, require: req})
 		return doc.exit(o)
 	}
 }
@@ -158,6 +196,7 @@ type pingParams struct {
 	size     int
 	timeout  time.Duration
 	quiet    bool
+	require  *peer.Requirement // nil: any server
 }
 
 // pingRun is a finished ping: its document, and the error that kept it from starting.
@@ -165,6 +204,8 @@ type pingRun struct {
 	doc     pingDoc
 	dialErr *diagnosis
 	dialed  error // what dialErr explains
+	// rejected is the error of a reply whose sender failed --require (exit status 4).
+	rejected error
 }
 
 // exit prints what is left to print and gives the exit status.
@@ -173,7 +214,10 @@ func (r pingRun) exit(o *output) int {
 		return o.fail(*r.dialErr, exitFor(r.dialed))
 	}
 	code := exitOK
-	if r.doc.Transmitted == 0 || r.doc.Received < r.doc.Transmitted {
+	switch {
+	case r.rejected != nil:
+		code = exitFor(r.rejected)
+	case r.doc.Transmitted == 0 || r.doc.Received < r.doc.Transmitted:
 		code = exitNegative
 	}
 	if o.json {
@@ -195,9 +239,13 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 	}
 	doc := pingDoc{header: newHeader("ping"), Name: p.name, PID: p.pid, Protocol: protocol, Size: p.size,
 		OutOfLine: !wire.Inline(p.size), Replies: []pingReply{}}
+	if p.require != nil {
+		doc.Require = p.require.Expr()
+	}
+	var rejected error
 	// The look-up gets at least 5 s: -W is about replies, and a slow launchd is not a lost reply.
 	lookCtx, cancel := context.WithTimeout(ctx, max(p.timeout, 5*time.Second))
-	client, err := dialPinger(lookCtx, p.name, p.pid, p.raw)
+	client, err := dialPinger(lookCtx, p.name, p.pid, p.raw, p.require)
 	cancel()
 	if err != nil {
 		d := diagnose(err, "look up", p.name, p.pid)
@@ -249,7 +297,16 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 			interrupted = true
 			break
 		}
+		var ce *peer.CheckError
 		switch {
+		case errors.Is(err, cfmessageport.ErrPeerRejected) && errors.As(err, &ce):
+			// Checked before the server-death case: a rejection also invalidates the Remote.
+			reply.Error = fmt.Sprintf("the reply from pid %d fails the requirement: %s", ce.PID, ce.Predicate)
+			if ce.Got != "" {
+				reply.Error += " (it has " + ce.Got + ")"
+			}
+			doc.Rejected = &rejection{Seq: seq, PID: ce.PID, Predicate: ce.Predicate, Got: ce.Got}
+			rejected = err
 		case err == nil && !bytes.Equal(got, data):
 			reply.Bytes = len(got)
 			reply.Error = fmt.Sprintf("the reply differs from the request (%d bytes back)", len(got))
@@ -272,6 +329,13 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 				o.printf("seq=%d: %s\n", seq, reply.Error)
 			}
 		}
+		if rejected != nil {
+			doc.Failure = &diagnosis{Message: fmt.Sprintf("the server of %s (pid %d) fails the requirement: %s",
+				p.name, doc.Rejected.PID, doc.Rejected.Predicate), Cause: err.Error(),
+				Hints: []string{shellCommand("check-peer", strconv.Itoa(doc.Rejected.PID), doc.Require) +
+					" shows every predicate's verdict on it"}}
+			break
+		}
 		if isServerDeath(err) {
 			d := diagnose(errServerDied, "ping", p.name, p.pid)
 			d.Cause = err.Error()
@@ -285,12 +349,15 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		waited-- // a reply Ctrl-C cut short says nothing about the protocol
 	}
 	if waited > 0 && doc.Received == 0 && doc.Failure == nil {
-		// The usual cause: the server speaks the other protocol, and drops or ignores requests
-		// it cannot parse, or answers in a shape this client drops.
+		// The usual causes: the server speaks the other protocol, and drops or ignores requests
+		// it cannot parse, or answers in a shape this client drops; or (CFMessagePort) it drops
+		// this client's requests because they fail its --require.
 		if p.raw {
 			doc.Hint = "if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw"
 		} else {
-			doc.Hint = "if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw"
+			// A server with --require drops the requests of clients that fail it, as silently.
+			doc.Hint = "if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw; " +
+				"if it serves with --require, this process may fail it (the server logs the predicate; 'machping check-peer' checks one)"
 		}
 	}
 	if doc.Transmitted > 0 {
@@ -306,7 +373,7 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 	if doc.Hint != "" {
 		o.printf("hint: %s\n", doc.Hint)
 	}
-	return pingRun{doc: doc}
+	return pingRun{doc: doc, rejected: rejected}
 }
 
 func isServerDeath(err error) bool {

@@ -100,12 +100,21 @@ type dropLog struct {
 	mu      sync.Mutex
 	last    time.Time
 	dropped int
+	total   uint64 // every message dropped, for serve's "withdrawn" count
+}
+
+// count is the number of messages dropped so far.
+func (d *dropLog) count() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.total
 }
 
 func (d *dropLog) drop(err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.dropped++
+	d.total++
 	if time.Since(d.last) < time.Second {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/peer"
 )
 
 // childEnv is set by machping in the children it starts (self-test, bench): a child exits when
@@ -22,18 +23,23 @@ const childEnv = "MACHPING_CHILD"
 func init() {
 	register(&command{
 		name:    "serve",
-		args:    "[--raw] [--pid] [-q] NAME",
+		args:    "[--raw] [--pid] [-q] [--require EXPR] NAME",
 		summary: "serve an echo service under NAME until Ctrl-C",
 		detail: `Serves a CFMessagePort echo service (any msgid; the reply is the request's data), or with
 --raw the raw mach echo protocol (a message with a send-once reply right comes back with the
 same msgh_id and data). Each request is logged with the sender's pid and uid. Ctrl-C (or
 SIGTERM) withdraws the name and exits 0; a name that cannot be registered exits with the
 status of its cause (4 refused, 5 invalid, ...). Messages that are not requests are dropped
-(reported on stderr) and serving goes on; a server whose port is destroyed exits 2.`,
+(reported on stderr) and serving goes on; a server whose port is destroyed exits 2.
+
+With --require EXPR, a request from a process that fails EXPR is dropped before it is served
+(the client gets no reply), counted and logged on stderr with the predicate it failed; the
+"withdrawn" line counts them. ` + requireSyntax + ` Not with --raw.`,
 		examples: []string{
 			"machping serve com.example.echo",
 			"machping serve --raw --pid com.example.echo",
 			"machping serve --json group.com.example.app.echo",
+			"machping serve --require 'uid=501; exe=/usr/local/bin/client' com.example.echo",
 		},
 		flags: serveFlags,
 	})
@@ -65,6 +71,7 @@ type (
 		Event    string `json:"event"` // "withdrawn"
 		Name     string `json:"name"`
 		Requests uint64 `json:"requests"`
+		Dropped  uint64 `json:"dropped"` // messages dropped unserved: failing --require, or malformed
 	}
 )
 
@@ -72,11 +79,25 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 	raw := fs.Bool("raw", false, "serve the raw mach echo protocol instead of CFMessagePort")
 	perPID := fs.Bool("pid", false, "register a per-PID service (clients use 'ping --pid <this pid>')")
 	quiet := fs.Bool("q", false, "do not log each request")
+	requireExpr := fs.String("require", "", "serve only clients that meet `EXPR` (see above)")
 	return func(ctx context.Context, args []string) int {
-		if len(args) != 1 {
+		switch {
+		case len(args) != 1:
 			return o.usageError("serve needs exactly one NAME, got %d arguments", len(args))
+		case *requireExpr != "" && *raw:
+			return o.usageError("--require is for CFMessagePort services: it does not go with --raw")
 		}
 		name := args[0]
+		var req *peer.Requirement
+		if *requireExpr != "" {
+			var code int
+			var ok bool
+			if req, code, ok = parseRequire(o, *requireExpr); !ok {
+				return code
+			}
+			defer req.Close()
+		}
+		var dropped func() uint64
 		if os.Getenv(childEnv) != "" {
 			ctx = untilStdinCloses(ctx)
 		}
@@ -127,6 +148,7 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 				}, drops.drop)
 			}()
 			ended, endErr = done, func() error { return serveErr }
+			dropped = drops.count
 			stop = func() error {
 				err := reg.Close() // ends rawServe
 				<-done
@@ -139,11 +161,11 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 				return req.Data, nil
 			})
 			srv, err := cfmessageport.Listen(name, handler, &cfmessageport.ServerOptions{PerPID: *perPID,
-				ErrorLog: slog.New(slog.NewTextHandler(stderrWriter{o}, nil))})
+				ErrorLog: slog.New(slog.NewTextHandler(stderrWriter{o}, nil)), Require: req})
 			if err != nil {
 				return o.fail(diagnose(err, "serve", name, 0), exitFor(err))
 			}
-			stop, ended, endErr = srv.Close, srv.Done(), srv.Err
+			stop, ended, endErr, dropped = srv.Close, srv.Done(), srv.Err, srv.Dropped
 		}
 
 		ev := servingEvent{header: newHeader("serve"), Event: "serving", Name: name, Protocol: protocol,
@@ -152,6 +174,9 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 			o.emit(ev, 0)
 		} else {
 			o.printf("serving %s (%s echo) as pid %d, uid %d; Ctrl-C withdraws the name\n", name, protocolTitle(protocol), ev.PID, ev.UID)
+			if req != nil {
+				o.printf("serving only clients that meet %s\n", req)
+			}
 			if *perPID {
 				ping := []string{"ping", "--pid", strconv.Itoa(ev.PID), name}
 				if *raw {
@@ -171,9 +196,14 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 			return o.fail(diagnose(err, "withdraw", name, 0), exitError)
 		}
 		if o.json {
-			return o.emit(withdrawnEvent{header: newHeader("serve"), Event: "withdrawn", Name: name, Requests: served.Load()}, exitOK)
+			return o.emit(withdrawnEvent{header: newHeader("serve"), Event: "withdrawn", Name: name, Requests: served.Load(),
+				Dropped: dropped()}, exitOK)
 		}
-		o.printf("withdrew %s after %d requests\n", name, served.Load())
+		if n := dropped(); n > 0 {
+			o.printf("withdrew %s after %d requests (%d messages dropped unserved)\n", name, served.Load(), n)
+		} else {
+			o.printf("withdrew %s after %d requests\n", name, served.Load())
+		}
 		return exitOK
 	}
 }

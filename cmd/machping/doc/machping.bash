@@ -9,17 +9,18 @@ _machping() {
 	done
 	local words
 	case $cmd in
-	"") words="bench exec lookup register check rights ping selftest serve help --json --version --help" ;;
-	help) words="bench exec lookup register check rights ping selftest serve help json" ;;
+	"") words="bench exec lookup register check rights ping check-peer selftest serve help --json --version --help" ;;
+	help) words="bench exec lookup register check rights ping check-peer selftest serve help json" ;;
 	bench) words="--json --sizes --time --transports --help" ;;
 	exec) words="--group --json --help" ;;
 	lookup) words="-W --json --pid --help" ;;
 	register) words="--json --pid --help" ;;
 	check) words="--group --json --help" ;;
 	rights) words="--json --lookup --pid --help" ;;
-	ping) words="-W -c -i --json --pid -q --raw -s --help" ;;
+	ping) words="-W -c -i --json --pid -q --raw --require -s --help" ;;
+	check-peer) words="--json --help" ;;
 	selftest) words="--json --help" ;;
-	serve) words="--json --pid -q --raw --help" ;;
+	serve) words="--json --pid -q --raw --require --help" ;;
 	*) words="" ;;
 	esac
 	mapfile -t COMPREPLY < <(compgen -W "$words" -- "$cur")
