@@ -37,9 +37,10 @@
 // (the same user, the same executable, the same signature): a requirement names a kind of
 // process, not one process.
 //
-// Status: the Linux look-ups run and are tested; the macOS ones build for darwin/arm64 and
-// darwin/amd64 and their bindings are checked against the macOS 13.3 SDK facts where the facts
-// have them (see internal/darwin), but they have not run on macOS.
+// Status: the Linux look-ups run and are tested; the macOS ones (process_libsystem.go) build for
+// darwin/arm64 and darwin/amd64, their bindings are checked against the macOS 13.3 SDK facts
+// where the facts have them (see internal/darwin), and they are executed on Linux against the
+// libSystem double (internal/darwin/libsystemdouble), but they have not run on macOS.
 package peer
 
 import (

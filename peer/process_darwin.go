@@ -5,168 +5,18 @@ package peer
 import (
 	"errors"
 	"fmt"
-	"runtime"
-	"unsafe"
 
-	"github.com/machport/machport/internal/abi"
 	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/mach"
 )
 
+// The darwin-only loader: the look-ups of process_libsystem.go over libSystem, Security and
+// CoreFoundation, bound at the first call.
+
 // newHostSystem looks processes up through the kernel and Security.framework, by audit token.
-func newHostSystem() system { return darwinSystem{} }
-
-type darwinSystem struct{}
-
-// Security's CSCommon.h (not in the SDK facts). CS_OPS_STATUS and PROC_PIDPATHINFO_MAXSIZE come
-// from internal/abi, checked against the SDK.
-const (
-	errSecCSReqFailed  = -67050
-	errSecCSNoSuchCode = -67065
-)
-
-// version is the token's pid version: the kernel's, nothing to read.
-func (darwinSystem) version(tok mach.AuditToken) (uint64, error) {
-	return uint64(tok.PIDVersion()), nil
+func newHostSystem() system {
+	return darwinSystem{load: darwin.Load, loadSecurity: darwin.LoadSecurity}
 }
-
-var errNoBinding = errors.New("the system lacks a function the look-up needs")
-
-// alive reports whether the token still names a live process: csops_audittoken fails with ESRCH
-// when the pid is gone or its version is not the token's (csops_internal, xnu
-// bsd/kern/kern_proc.c).
-func alive(tok mach.AuditToken) error {
-	if darwin.CsopsAudittoken == nil {
-		return fmt.Errorf("csops_audittoken: %w", errNoBinding)
-	}
-	var status uint32
-	t := [8]uint32(tok)
-	if r := darwin.CsopsAudittoken(int32(tok.PID()), abi.CS_OPS_STATUS, unsafe.Pointer(&status), 4, &t); r != 0 {
-		return fmt.Errorf("csops_audittoken(CS_OPS_STATUS) failed (%d): the token names no live process", r)
-	}
-	return nil
-}
-
-func (darwinSystem) lookup(tok mach.AuditToken, _ uint64, code bool) (*process, error) {
-	load := darwin.Load
-	if code {
-		load = darwin.LoadSecurity
-	}
-	if err := load(); err != nil {
-		return nil, err
-	}
-	if darwin.ProcPidpath == nil {
-		return nil, fmt.Errorf("proc_pidpath: %w", errNoBinding)
-	}
-	// proc_pidpath takes a pid alone: the token is checked before and after, so that the path is
-	// the token's process's (a pid reused meanwhile has another version).
-	if err := alive(tok); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, abi.PROC_PIDPATHINFO_MAXSIZE)
-	n := darwin.ProcPidpath(int32(tok.PID()), unsafe.Pointer(&buf[0]), uint32(len(buf)))
-	if n <= 0 {
-		return nil, fmt.Errorf("proc_pidpath(%d) failed", tok.PID())
-	}
-	if err := alive(tok); err != nil {
-		return nil, err
-	}
-	p := &process{exe: string(buf[:n])}
-	if code {
-		c, err := guestCode(tok)
-		if err != nil {
-			return nil, err
-		}
-		p.code = c
-	}
-	return p, nil
-}
-
-// secCode is a SecCodeRef, the peer's code as Security sees it.
-type secCode uintptr
-
-// guestCode returns the code of the process the token names: SecCodeCopyGuestWithAttributes with
-// {kSecGuestAttributeAudit: the token as CFData}, which Security resolves by the whole token.
-func guestCode(tok mach.AuditToken) (secCode, error) {
-	if darwin.SecCodeCopyGuestWithAttributes == nil || darwin.CFDictionaryCreate == nil || darwin.CFDataCreate == nil ||
-		darwin.SecGuestAttributeAuditAddr == 0 || darwin.CFTypeDictionaryKeyCallBacksAddr == 0 ||
-		darwin.CFTypeDictionaryValueCallBacksAddr == 0 {
-		return 0, fmt.Errorf("SecCodeCopyGuestWithAttributes: %w", errNoBinding)
-	}
-	t := [8]uint32(tok)
-	data := darwin.CFDataCreate(0, unsafe.Pointer(&t[0]), int64(unsafe.Sizeof(t)))
-	runtime.KeepAlive(&t)
-	if data == 0 {
-		return 0, errors.New("CFDataCreate failed")
-	}
-	defer darwin.CFRelease(data)
-	keys := [1]uintptr{darwin.ReadUintptr(darwin.SecGuestAttributeAuditAddr)}
-	values := [1]uintptr{data}
-	attrs := darwin.CFDictionaryCreate(0, unsafe.Pointer(&keys[0]), unsafe.Pointer(&values[0]), 1,
-		darwin.CFTypeDictionaryKeyCallBacksAddr, darwin.CFTypeDictionaryValueCallBacksAddr)
-	if attrs == 0 {
-		return 0, errors.New("CFDictionaryCreate failed")
-	}
-	defer darwin.CFRelease(attrs)
-	var guest uintptr
-	if st := darwin.SecCodeCopyGuestWithAttributes(0, attrs, 0, &guest); st != 0 || guest == 0 {
-		if st == errSecCSNoSuchCode {
-			return 0, fmt.Errorf("SecCodeCopyGuestWithAttributes: no such code (%d)", st)
-		}
-		return 0, fmt.Errorf("SecCodeCopyGuestWithAttributes failed (OSStatus %d)", st)
-	}
-	return secCode(guest), nil
-}
-
-func (c secCode) check(req *codeRequirement) error {
-	if darwin.SecCodeCheckValidity == nil {
-		return fmt.Errorf("%w: SecCodeCheckValidity: %w", ErrCodeSigningFailed, errNoBinding)
-	}
-	st := darwin.SecCodeCheckValidity(uintptr(c), 0, req.ref)
-	runtime.KeepAlive(req)
-	switch st {
-	case 0:
-		return nil
-	case errSecCSReqFailed:
-		return ErrCodeSigningFailed
-	}
-	return fmt.Errorf("%w: SecCodeCheckValidity: OSStatus %d", ErrCodeSigningFailed, st)
-}
-
-func (c secCode) close() { darwin.CFRelease(uintptr(c)) }
-
-// codeRequirement is a parsed code-signing requirement: a SecRequirementRef, released when the
-// Requirement holding it is collected.
-type codeRequirement struct{ ref uintptr }
-
-func (darwinSystem) parseCode(text string) (*codeRequirement, error) {
-	if err := darwin.LoadSecurity(); err != nil {
-		return nil, err
-	}
-	if darwin.SecRequirementCreateWithString == nil || darwin.CFStringCreateWithCString == nil {
-		return nil, fmt.Errorf("peer: SecRequirementCreateWithString: %w", errNoBinding)
-	}
-	for i := 0; i < len(text); i++ {
-		if text[i] == 0 {
-			return nil, fmt.Errorf("%w: code-signing requirement holds a NUL", ErrInvalidRequirement)
-		}
-	}
-	str := darwin.CFStringCreateWithCString(0, text, darwin.CFStringEncodingUTF8)
-	if str == 0 {
-		return nil, fmt.Errorf("%w: code-signing requirement is not UTF-8", ErrInvalidRequirement)
-	}
-	defer darwin.CFRelease(str)
-	var ref uintptr
-	if st := darwin.SecRequirementCreateWithString(str, 0, &ref); st != 0 || ref == 0 {
-		return nil, fmt.Errorf("%w: %q does not parse (OSStatus %d)", ErrInvalidRequirement, text, st)
-	}
-	req := &codeRequirement{ref: ref}
-	runtime.AddCleanup(req, func(ref uintptr) { darwin.CFRelease(ref) }, ref)
-	return req, nil
-}
-
-// close has nothing to release: the pid version is in the token.
-func (darwinSystem) close() {}
 
 // TokenForPID would make the audit token of process pid. On macOS a process's token comes from
 // task_info(TASK_AUDIT_TOKEN) on its task port, which task_name_for_pid gives only to root or the

@@ -169,9 +169,6 @@ func (procSystem) parseCode(string) (*codeRequirement, error) {
 	return nil, fmt.Errorf("peer: code-signing requirements exist only on macOS: %w", errors.ErrUnsupported)
 }
 
-// codeRequirement has no form where there is no code signing.
-type codeRequirement struct{}
-
 // TokenForPID makes the identity of the live process pid as an audit token would carry it, for
 // checking a requirement against a process rather than a message (machping check-peer). On Linux
 // it reads /proc/PID/status: the real and effective user and group, and the pid; the audit user

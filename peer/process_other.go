@@ -25,8 +25,6 @@ func (noSystem) parseCode(string) (*codeRequirement, error) {
 	return nil, fmt.Errorf("peer: code-signing requirements exist only on macOS: %w", errors.ErrUnsupported)
 }
 
-type codeRequirement struct{}
-
 func (noSystem) close() {}
 
 // TokenForPID cannot read another process's identity here: it fails with errors.ErrUnsupported.

@@ -15,7 +15,8 @@
 // It binds the Mach functions of libsystem_kernel and mach_task_self_ (installMach), launchd's
 // bootstrap_* calls and bootstrap_port over a Namespace (bootstrap.go), and sandbox_check,
 // SANDBOX_CHECK_NO_REPORT, csops and the SecTask and CFString calls the entitlements need
-// (sandbox.go). UseDarwinLogic (seam.go) switches machport's packages to their Darwin logic over
+// (sandbox.go), and the audit-token, CFDictionary and SecCode calls of peer's code-signing checks
+// (security.go). UseDarwinLogic (seam.go) switches machport's packages to their Darwin logic over
 // it.
 package libsystemdouble
 
@@ -51,6 +52,7 @@ func Install() {
 		installMach()
 		installLaunchd()
 		installSandbox()
+		installSecurity()
 		makeCarrier()
 	})
 }

@@ -247,6 +247,11 @@ type cfObject struct {
 	typeID uint64
 	str    string
 	refs   int
+	// owns are the objects this one retained (a dictionary's keys and values, security.go):
+	// released when it is freed, as CF's collections release their members.
+	owns []uintptr
+	// more is what a type of security.go keeps (the bytes of a CFData, the pid of a SecCode).
+	more any
 }
 
 var cf struct {
@@ -294,7 +299,7 @@ func installCF() {
 	}
 	darwin.SecTaskCopyValueForEntitlement = secTaskCopyValueForEntitlement
 	darwin.CFStringCreateWithCString = func(_ uintptr, cstr string, encoding uint32) uintptr {
-		if encoding != darwin.CFStringEncodingUTF8 {
+		if take("CFStringCreateWithCString", 0) != 0 || encoding != darwin.CFStringEncodingUTF8 {
 			return 0
 		}
 		if i := strings.IndexByte(cstr, 0); i >= 0 {
@@ -317,12 +322,22 @@ func installCF() {
 	}
 	darwin.CFStringGetTypeID = func() uint64 { return cfStringTypeID }
 	darwin.CFGetTypeID = func(h uintptr) uint64 { return cfGet(h).typeID }
-	darwin.CFRelease = func(h uintptr) {
-		o := cfGet(h)
-		cf.Lock()
-		defer cf.Unlock()
-		if o.refs--; o.refs == 0 {
-			delete(cf.objs, h)
+	darwin.CFRelease = cfRelease
+}
+
+// cfRelease is CFRelease: the last reference frees the object, and releases what it owns.
+func cfRelease(h uintptr) {
+	o := cfGet(h)
+	cf.Lock()
+	o.refs--
+	freed := o.refs == 0
+	if freed {
+		delete(cf.objs, h)
+	}
+	cf.Unlock()
+	if freed {
+		for _, m := range o.owns {
+			cfRelease(m)
 		}
 	}
 }
