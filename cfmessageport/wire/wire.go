@@ -28,12 +28,15 @@ const (
 // HeaderSize is MSGP_SIZE, the smallest valid message (60 bytes): the 28-byte base, one
 // out-of-line descriptor slot (present, zero, in inline messages too) and the 16-byte inner
 // header. An inline message is at most HeaderSize + InlineLimit bytes.
-const HeaderSize = fixedSize
+const HeaderSize = 60
+
+// HeaderSize is the inner header's offset and its 16 bytes: a build fails if they differ.
+const _ = uint(HeaderSize-(innerOffset+16)) + uint(innerOffset+16-HeaderSize)
 
 // Layout, in bytes from the start of the Mach message.
 const (
-	innerOffset = 44               // where the inner header starts for every 64-bit sender
-	fixedSize   = innerOffset + 16 // MSGP_SIZE
+	innerOffset = 44         // where the inner header starts for every 64-bit sender
+	fixedSize   = HeaderSize // MSGP_SIZE
 	// In mach.Message terms: a simple message's Body starts at offset 24, so the inner header is
 	// at 20 in it; a complex message's Body starts after the descriptor, at the inner header.
 	simpleInner = innerOffset - 24
