@@ -580,6 +580,15 @@ func (tx *transfer) copyToMemfds(mc memCopy) error {
 	return errors.Join(errs...)
 }
 
+// ignoringEINTR calls f until it fails with something other than EINTR.
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
 // memfdCreate is unix.MemfdCreate; tests replace it to make a copy fail part way.
 var memfdCreate = unix.MemfdCreate
 
@@ -588,12 +597,15 @@ func sealedMemfd(data []byte) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
+	// A signal (Go's preemption, or the SIGURG that interrupts a waiting receive) may interrupt a
+	// large write or a resize: retried, not failed.
+	if err := ignoringEINTR(func() error { return unix.Ftruncate(fd, int64(len(data))) }); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	for off := 0; off < len(data); {
-		n, err := unix.Pwrite(fd, data[off:], int64(off))
+		var n int
+		err := ignoringEINTR(func() (err error) { n, err = unix.Pwrite(fd, data[off:], int64(off)); return err })
 		if err != nil {
 			unix.Close(fd)
 			return -1, err
