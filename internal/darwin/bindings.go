@@ -157,7 +157,7 @@ var Callbacks = []Callback{
 // arm64 every variadic argument goes on the stack, so the arm64 binding fills the remaining
 // integer registers (x3..x7) with padding and passes the variadic argument as the ninth, which
 // purego puts in the first stack slot. On amd64 variadic arguments travel like fixed ones.
-// Call it through SandboxCheck (loader.go), which picks the variant.
+// sandboxcheck's policy_libsystem.go calls it, picking the variant for the architecture.
 var (
 	SandboxCheckArm64 func(pid int32, operation unsafe.Pointer, filter uint32, _, _, _, _, _ uintptr, arg unsafe.Pointer) int32
 	SandboxCheckAmd64 func(pid int32, operation unsafe.Pointer, filter uint32, arg unsafe.Pointer) int32
