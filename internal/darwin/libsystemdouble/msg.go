@@ -12,7 +12,9 @@ import (
 	"github.com/machport/machport/internal/emu"
 )
 
-// The wire layout of <mach/message.h> (#pragma pack(4), 64-bit descriptors).
+// The wire layout of <mach/message.h> (#pragma pack(4), 64-bit descriptors). mach has the same
+// constants unexported; the double cannot import mach, whose own tests install the double, and
+// is the kernel's side of the layout, which mach's ABI tests hold to the SDK from the other.
 const (
 	headerSize     = 24 // mach_msg_header_t
 	baseSize       = 28 // header + mach_msg_body_t
