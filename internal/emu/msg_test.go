@@ -65,18 +65,29 @@ func TestSplitCopyFailureReleasesParts(t *testing.T) {
 	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(out.Descs[0].Addr, int(out.Descs[0].Size)))
 }
 
+// ignoringSIGURGInChild runs test in a child process that ignores SIGURG (for the whole
+// process, so not in this one) and reports false here; in that child it reports true, and the
+// test goes on.
+func ignoringSIGURGInChild(t *testing.T, test string) bool {
+	const env = "EMU_TEST_IGNORE_SIGURG"
+	if os.Getenv(env) == test {
+		signal.Ignore(syscall.SIGURG)
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"="+test)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return false
+}
+
 // A process that ignores SIGURG cannot have a receiver blocked in recvmsg woken by a signal: the
 // first such wait ends at directTimeout, and from then on receivers wait in epoll. It runs in a
 // child process, as ignoring SIGURG is for the whole process.
 func TestDirectWaitWithoutSIGURG(t *testing.T) {
-	if os.Getenv("EMU_TEST_IGNORE_SIGURG") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDirectWaitWithoutSIGURG$", "-test.v")
-		cmd.Env = append(os.Environ(), "EMU_TEST_IGNORE_SIGURG=1")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
+	if !ignoringSIGURGInChild(t, "TestDirectWaitWithoutSIGURG") {
 		return
 	}
-	signal.Ignore(syscall.SIGURG)
 	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
@@ -118,14 +129,9 @@ func TestDirectWaitWithoutSIGURG(t *testing.T) {
 // turn such waits off, and later canceled waits park in Go's poller and return promptly. It runs
 // in a child process, as ignoring SIGURG is for the whole process.
 func TestCanceledWaitWithoutSIGURG(t *testing.T) {
-	if os.Getenv("EMU_TEST_IGNORE_SIGURG_CANCEL") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCanceledWaitWithoutSIGURG$", "-test.v")
-		cmd.Env = append(os.Environ(), "EMU_TEST_IGNORE_SIGURG_CANCEL=1")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
+	if !ignoringSIGURGInChild(t, "TestCanceledWaitWithoutSIGURG") {
 		return
 	}
-	signal.Ignore(syscall.SIGURG)
 	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 
