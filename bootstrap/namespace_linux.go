@@ -12,7 +12,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,6 +91,60 @@ func paths(name string, pid int) (key, sock, lock string, err error) {
 		key = "p" + strconv.Itoa(pid) + "-" + hex.EncodeToString(sum[:16])
 	}
 	return key, filepath.Join(dir, key+".sock"), filepath.Join(dir, key+".lock"), nil
+}
+
+// ownerRecord is what the namespace writes in a name's lock file: the name and its owner's pid,
+// a line each.
+func ownerRecord(name string, pid int) string { return fmt.Sprintf("%s\n%d\n", name, pid) }
+
+// parseOwnerRecord reads a record ownerRecord wrote.
+func parseOwnerRecord(b []byte) (name string, pid int, ok bool) {
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 {
+		return "", 0, false
+	}
+	pid, err := strconv.Atoi(lines[1])
+	return lines[0], pid, err == nil && pid > 0
+}
+
+// Owner returns the pid of the process that serves name (the per-PID service of pid when pid is
+// not 0) in the emulated namespace, from the record kept beside the name's lock; known is false
+// when there is none, or it names another service (a stale or replaced record). Linux only:
+// launchd tells no owner.
+func Owner(name string, pid int) (owner int, known bool) {
+	_, _, lock, err := paths(name, pid)
+	if err != nil {
+		return 0, false
+	}
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		return 0, false
+	}
+	recorded, owner, ok := parseOwnerRecord(b)
+	return owner, ok && recorded == name
+}
+
+// ServedBy lists, sorted, the names process pid serves in the emulated namespace, from the
+// records kept beside the names' locks. Linux only.
+func ServedBy(pid int) ([]string, error) {
+	dir, err := Dir()
+	if err != nil {
+		return nil, err
+	}
+	locks, err := filepath.Glob(filepath.Join(dir, "*.lock"))
+	if err != nil {
+		return nil, err
+	}
+	names := []string{}
+	for _, l := range locks {
+		if b, err := os.ReadFile(l); err == nil {
+			if name, owner, ok := parseOwnerRecord(b); ok && owner == pid {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (func() error, error) {
@@ -211,7 +267,7 @@ func (s *served) start(name string, send *mach.SendRight, e *emulated) error {
 			_ = prev.Close()
 		}
 	}
-	record := fmt.Sprintf("%s\n%d\n", name, os.Getpid()) // for people and machping, not for locking
+	record := ownerRecord(name, os.Getpid()) // for people and tools (Owner, ServedBy), not for locking
 	_ = unix.Ftruncate(s.lockFD, 0)
 	_, _ = unix.Pwrite(s.lockFD, []byte(record), 0)
 	if err := os.Remove(s.sockPath); err != nil && !errors.Is(err, os.ErrNotExist) {

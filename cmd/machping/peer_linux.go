@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/internal/emu"
@@ -54,16 +53,8 @@ func inspectPeer(pid int) (peerSpace, error) {
 		p.fds = append(p.fds, info)
 	}
 	slices.SortFunc(p.fds, func(a, b fdInfo) int { return a.FD - b.FD })
-	// Each served name has a record "<name>\n<pid>\n" (bootstrap's served.start).
-	if ns, err := bootstrap.Dir(); err == nil {
-		locks, _ := filepath.Glob(filepath.Join(ns, "*.lock"))
-		for _, l := range locks {
-			record, err := os.ReadFile(l)
-			if lines := strings.Split(string(record), "\n"); err == nil && len(lines) >= 2 && lines[1] == strconv.Itoa(pid) {
-				p.services = append(p.services, lines[0])
-			}
-		}
-		slices.Sort(p.services)
+	if served, err := bootstrap.ServedBy(pid); err == nil {
+		p.services = served
 	}
 	return p, nil
 }
