@@ -219,7 +219,7 @@ func TestReplyToAGoneRequester(t *testing.T) {
 	go func() { _, err := r.Request(ctx, msgEcho, nil); errc <- err }()
 	time.Sleep(20 * time.Millisecond)
 	require.NoError(t, r.Close())
-	require.ErrorIs(t, <-errc, cfmessageport.ErrInvalid)
+	require.ErrorIs(t, <-errc, cfmessageport.ErrBecameInvalid)
 	<-answered
 }
 

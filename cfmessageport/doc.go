@@ -24,8 +24,8 @@
 //	reply, err := remote.Request(ctx, 1, []byte("hello"))
 //
 // Remote.Request returns CF's status codes as errors (ErrSendTimeout, ErrReceiveTimeout,
-// ErrInvalid, ErrTransport, ErrBecameInvalid); when the service dies while a request waits, the
-// request fails with ErrBecameInvalid at once, not at its deadline. Request returns memory the
+// ErrInvalid, ErrTransport, ErrBecameInvalid); when the service dies, or the Remote is closed,
+// while a request waits, the request fails with ErrBecameInvalid at once, not at its deadline. Request returns memory the
 // caller keeps; Remote.RequestFunc instead lends a large (out-of-line) reply to a function
 // where it arrived, without copying it (over the Linux emulation, a 16 MiB round trip took
 // 0.46x as long as with Request).

@@ -106,6 +106,12 @@ func (e *errorLog) replyFailed(req *Message, err error) {
 		slog.Int("msgid", int(req.MsgID)), slog.Int("pid", req.Sender.PID()), slog.Any("error", err))
 }
 
+// replyTooLarge logs a handler's reply over MaxPayload, which goes out empty instead.
+func (e *errorLog) replyTooLarge(req *Message, n int) {
+	e.emit(logReply, slog.LevelWarn, "cfmessageport: reply larger than 1.5 GiB sent empty",
+		slog.Int("msgid", int(req.MsgID)), slog.Int("pid", req.Sender.PID()), slog.Int("bytes", n))
+}
+
 func (e *errorLog) receiveFailed(err error, backoff time.Duration) {
 	e.emit(logReceive, slog.LevelError, "cfmessageport: receive failed", slog.Any("error", err),
 		slog.Duration("retry_in", backoff))

@@ -151,7 +151,7 @@ func TestCloseWakesTheReceivingRequest(t *testing.T) {
 	for range 3 {
 		select {
 		case err := <-errs:
-			require.ErrorIs(t, err, ErrInvalid)
+			require.ErrorIs(t, err, ErrBecameInvalid, "each waited for its reply: CF's -5")
 		case <-time.After(5 * time.Second):
 			t.Fatal("a request outlives Close")
 		}

@@ -294,7 +294,8 @@ func (rep reply) release() {
 // context's deadline bounds both the send (ErrSendTimeout) and the wait (ErrReceiveTimeout);
 // cancelling it abandons the request (its reply, if it comes, is dropped). If the service dies
 // meanwhile, Request fails with ErrBecameInvalid at once. The reply is the caller's to keep;
-// RequestFunc reads a large one where it arrived, without the copy.
+// RequestFunc reads a large one where it arrived, without the copy. Nil data goes out as CF sends
+// NULL data (byteslen -1), empty data as empty (0); servers hand the handler empty data either way.
 func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte, error) {
 	rep, err := r.request(ctx, msgid, data)
 	if err != nil {
@@ -334,7 +335,7 @@ func (r *Remote) request(ctx context.Context, msgid int32, data []byte) (reply, 
 	if err != nil {
 		return reply{}, err
 	}
-	if err := r.send(ctx, op, wire.Packet{MsgID: msgid, ConvID: conv, Data: data}, true); err != nil {
+	if err := r.send(ctx, op, wire.Packet{MsgID: msgid, ConvID: conv, Data: data, NoData: data == nil}, true); err != nil {
 		r.abandon(conv, w)
 		return reply{}, err
 	}
@@ -535,7 +536,7 @@ func (r *Remote) Send(ctx context.Context, msgid int32, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return r.send(ctx, "send", wire.Packet{MsgID: msgid, ConvID: conv, Data: data}, false)
+	return r.send(ctx, "send", wire.Packet{MsgID: msgid, ConvID: conv, Data: data, NoData: data == nil}, false)
 }
 
 var (
@@ -551,20 +552,26 @@ func (r *Remote) reject(err error) {
 	r.invalidate(false)
 }
 
-// invalidErr is the error of an operation on an invalid remote. A service that died while the
-// request waited gives ErrBecameInvalid (-5); one already known dead, or a closed remote, gives
-// ErrInvalid (-3), as CF does.
+// invalidErr is the error of an operation on an invalid remote. An invalidation while the request
+// waited for its reply, whatever its cause (Close, the service's death, a rejected reply), gives
+// ErrBecameInvalid (-5); a remote already invalid when the operation began gives ErrInvalid (-3).
+// CF does the same: CFMessagePortSendRequest returns kCFMessagePortIsInvalid when the remote is
+// invalid on entry, and kCFMessagePortBecameInvalidError when no reply came and the remote is no
+// longer valid after the wait (CFMessagePort.c, CFMessagePortSendRequest).
 func (r *Remote) invalidErr(op string, waited bool) error {
-	if rej := r.rejected.Load(); rej != nil {
-		return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: *rej}
+	status := ErrInvalid
+	if waited {
+		status = ErrBecameInvalid
 	}
-	switch {
+	switch rej := r.rejected.Load(); {
+	case rej != nil:
+		return &Error{Op: op, Name: r.name, Status: status, Err: *rej}
 	case !r.died.Load():
-		return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errClosed}
+		return &Error{Op: op, Name: r.name, Status: status, Err: errClosed}
 	case waited:
-		return &Error{Op: op, Name: r.name, Status: ErrBecameInvalid}
+		return &Error{Op: op, Name: r.name, Status: status}
 	default:
-		return &Error{Op: op, Name: r.name, Status: ErrInvalid, Err: errServiceGone}
+		return &Error{Op: op, Name: r.name, Status: status, Err: errServiceGone}
 	}
 }
 
@@ -644,8 +651,9 @@ type sliceContext struct {
 
 func (c sliceContext) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// Close invalidates the remote: waiting requests, including ones blocked sending to a full
-// queue, fail with ErrInvalid; the reply port is destroyed (with any late reply) and the send
+// Close invalidates the remote: requests waiting for their replies fail with ErrBecameInvalid
+// (-5), as CF's do when their remote is invalidated, and ones still blocked sending to a full
+// queue with ErrInvalid (-3); the reply port is destroyed (with any late reply) and the send
 // right released. Safe to call more than once.
 func (r *Remote) Close() error {
 	r.mu.Lock()

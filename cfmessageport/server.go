@@ -35,7 +35,8 @@ type Message struct {
 
 // Handler answers requests. The returned data is the reply; nil data or an error sends CF's
 // "no data" reply (byteslen -1), which the requester receives as empty data, and the error (or
-// a recovered panic, with its stack) goes to the server's ErrorLog. ctx is canceled when the
+// a recovered panic, with its stack) goes to the server's ErrorLog. Data over wire.MaxPayload (1.5 GiB)
+// is logged there too and sent as an empty reply (byteslen 0), as CF does. ctx is canceled when the
 // server is closed (context.Cause gives ErrServerClosed) and, for a request that expects a
 // reply, when its requester goes away (ErrRequesterGone): the process exited or dropped its
 // reply port.
@@ -343,6 +344,12 @@ func (s *Server) handle(m *mach.Message, p wire.Packet) {
 	defer m.Destroy()
 	if reply == nil {
 		return
+	}
+	if err == nil && len(data) > wire.MaxPayload {
+		// CF logs such a reply and answers with empty data (byteslen 0), so that the requester
+		// is not left to its timeout (CFMessagePort.c, __CFMessagePortPerform).
+		s.log.replyTooLarge(req, len(data))
+		data = []byte{}
 	}
 	out := wire.Packet{MsgID: p.MsgID, ConvID: -p.ConvID, Data: data, NoData: data == nil || err != nil}
 	if out.NoData {

@@ -142,6 +142,12 @@ func Decode(m *mach.Message, reply bool) (Packet, error) {
 	if size < fixedSize {
 		return Packet{}, corrupt("%d bytes, fewer than the %d of a header", size, fixedSize)
 	}
+	// CF's wayTooBig applies to complex messages as much as to simple ones: a complex message
+	// whose msgh_size claims more than 4060 bytes is dropped too (CFMessagePort.c,
+	// __CFMessagePortPerform and __CFMessagePortReplyCallBack).
+	if size > fixedSize+InlineLimit {
+		return Packet{}, corrupt("%d bytes, more than the %d of an inline message", size, fixedSize+InlineLimit)
+	}
 	var inner []byte
 	var ool *mach.OOLDescriptor
 	if m.Complex || len(m.Descriptors) > 0 {
@@ -155,9 +161,6 @@ func Decode(m *mach.Message, reply bool) (Packet, error) {
 		ool = d
 		inner = m.Body
 	} else {
-		if size > fixedSize+InlineLimit {
-			return Packet{}, corrupt("%d bytes inline, more than %d", size, fixedSize+InlineLimit)
-		}
 		if len(m.Body) < simpleInner {
 			return Packet{}, corrupt("%d-byte body", len(m.Body))
 		}

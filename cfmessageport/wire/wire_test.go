@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 
@@ -187,7 +188,7 @@ func TestDecodeDropRules(t *testing.T) {
 			b := append(valid()[:60], make([]byte, 4008)...)
 			put(b, 56, 4008)
 			return put(b, 4, uint32(len(b)))
-		}, rule: "inline, more than"},
+		}, rule: "more than the 4060"},
 		{name: "byteslen below -1", msg: func() []byte { return put(valid(), 56, 0xfffffffe) }, rule: "byteslen -2"},
 		{name: "byteslen over 1.5 GiB", msg: func() []byte { return put(valid(), 56, 0x60000001) }, rule: "byteslen"},
 		{name: "byteslen past the inline bytes", msg: func() []byte { return put(valid(), 56, 9) }, rule: "inline"},
@@ -213,8 +214,19 @@ func TestDecodeDropRules(t *testing.T) {
 	var m mach.Message
 	require.NoError(t, ool.Encode(&m, requestRemote, requestLocal))
 	m.Size = uint32(m.EncodedSize())
+	// CF's wayTooBig is not for simple messages only: a complex message whose msgh_size is over
+	// 4060 is dropped too, however valid the rest of it.
+	big := m
+	big.Body = append(slices.Clone(m.Body), make([]byte, 4008)...)
+	big.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Data: ool.Data, Size: uint32(len(ool.Data))}}
+	big.Size = uint32(wire.HeaderSize + wire.InlineLimit + 8)
+	_, err := wire.Decode(&big, false)
+	require.ErrorContains(t, err, "4068 bytes, more than the 4060")
+	big.Size = uint32(wire.HeaderSize + wire.InlineLimit)
+	_, err = wire.Decode(&big, false)
+	require.NoError(t, err, "4060 bytes is not too big")
 	m.Descriptors[0].(*mach.OOLDescriptor).Size = 4999
-	_, err := wire.Decode(&m, false)
+	_, err = wire.Decode(&m, false)
 	require.ErrorContains(t, err, "byteslen 5000 with 4999 bytes out-of-line")
 	m.Descriptors = append(m.Descriptors, &mach.OOLDescriptor{})
 	_, err = wire.Decode(&m, false)
