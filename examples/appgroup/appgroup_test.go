@@ -1,6 +1,7 @@
 package appgroup_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -178,4 +179,30 @@ func TestNameAndSetGroups(t *testing.T) {
 	require.Error(t, appgroup.SetGroups(" , "))
 	_, err = appgroup.Serve(name, nil)
 	require.Error(t, err)
+}
+
+// keeper keeps every request's data, as a Swift handler may keep the Data it was given.
+type keeper struct{ kept chan []byte }
+
+func (k keeper) Handle(_ int32, data []byte) ([]byte, error) {
+	k.kept <- data
+	return nil, nil
+}
+
+// The data a handler receives is its own: later requests do not overwrite what it kept (the
+// library reuses its receive buffer, and gomobile passes a []byte to Swift without a copy).
+func TestHandlerKeepsData(t *testing.T) {
+	leakcheck.Check(t)
+	name := group + "." + testproc.UniqueName(t, "keep")
+	k := keeper{kept: make(chan []byte, 3)}
+	srv, err := appgroup.Serve(name, k)
+	require.NoError(t, err)
+	defer srv.Close()
+	for _, b := range []string{"a", "b", "c"} {
+		_, err := appgroup.Call(name, 1, bytes.Repeat([]byte(b), 100), 0)
+		require.NoError(t, err)
+	}
+	for _, b := range []string{"a", "b", "c"} {
+		require.Equal(t, strings.Repeat(b, 100), string(<-k.kept))
+	}
 }
