@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/sandboxcheck"
 )
@@ -102,13 +103,18 @@ func Serve(name string, h Handler) (*Server, error) {
 	return &Server{srv: srv, name: name}, nil
 }
 
-// Name is the name the server serves.
+// Name is the name the server serves ("" for a Server that Serve did not make).
 func (s *Server) Name() string { return s.name }
 
 // Close withdraws the name and waits for the requests being handled; requests still queued fail
 // in their callers at once. Safe to call more than once. It must not be called from Handle,
 // which it would wait for.
 func (s *Server) Close() error {
+	if s.srv == nil {
+		// gomobile gives every exported struct a constructor (AppgroupServer() in Swift),
+		// which makes a Server that serves nothing.
+		return nil
+	}
 	if err := s.srv.Close(); err != nil {
 		return fmt.Errorf("appgroup: %w", err)
 	}
@@ -136,4 +142,38 @@ func Call(name string, msgid int32, data []byte, timeoutMillis int) ([]byte, err
 		return nil, fmt.Errorf("appgroup: %w", err)
 	}
 	return reply, nil
+}
+
+// The codes ErrorCode returns besides launchd's and CF's.
+const (
+	// CodeNone is nil's code.
+	CodeNone = 0
+	// CodeOther is the code of an error that carries neither a bootstrap code nor a CF status
+	// (gomobile gives every Go error the NSError code 1 too).
+	CodeOther = 1
+)
+
+// ErrorCode classifies an error that this package returned, for Swift code that branches on it
+// (gomobile turns every Go error into an NSError of domain "go" and code 1, with the error's text
+// as its localizedDescription; passed back here, it is the Go error again):
+//   - launchd's bootstrap code: 1100 (BOOTSTRAP_NOT_PRIVILEGED: the name is outside the
+//     application groups, or refused by the sandbox), 1102 (BOOTSTRAP_UNKNOWN_SERVICE: nobody
+//     serves the name, e.g. the serving process is not running);
+//   - CFMessagePortSendRequest's status: -1 and -2 (send and receive timeouts: the server is
+//     suspended, busy or gone silent), -3 (invalid), -4 (transport error), -5 (the server died
+//     while the request waited);
+//   - CodeNone (0) for nil, CodeOther (1) for anything else.
+func ErrorCode(err error) int {
+	if err == nil {
+		return CodeNone
+	}
+	var be *bootstrap.Error
+	if errors.As(err, &be) && be.Code != 0 {
+		return int(be.Code)
+	}
+	var st cfmessageport.Status
+	if errors.As(err, &st) {
+		return int(st)
+	}
+	return CodeOther
 }

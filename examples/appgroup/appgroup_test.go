@@ -120,11 +120,13 @@ func TestServeCall(t *testing.T) {
 			require.ErrorIs(t, err, bootstrap.ErrNotPrivileged)
 			require.ErrorIs(t, err, sandboxcheck.ErrOutsideGroups)
 			require.Contains(t, err.Error(), "1100")
+			require.Equal(t, 1100, appgroup.ErrorCode(err))
 		}},
 		{"nobody serves", func(t *testing.T, name string) {
 			enterGroup(t)
 			_, err := appgroup.Call(name, 1, []byte("x"), 0)
 			require.ErrorIs(t, err, bootstrap.ErrUnknownService)
+			require.Equal(t, 1102, appgroup.ErrorCode(err))
 		}},
 		{"the server closed", func(t *testing.T, name string) {
 			enterGroup(t)
@@ -136,6 +138,7 @@ func TestServeCall(t *testing.T) {
 			require.Equal(t, strconv.Itoa(os.Getpid())+":in process", string(reply))
 			require.NoError(t, srv.Close())
 			require.NoError(t, srv.Close())
+			require.NoError(t, new(appgroup.Server).Close()) // Swift's AppgroupServer()
 			_, err = appgroup.Call(name, 1, []byte("x"), 0)
 			require.ErrorIs(t, err, bootstrap.ErrUnknownService)
 		}},
@@ -148,6 +151,7 @@ func TestServeCall(t *testing.T) {
 			_, _ = c.Cmd.Process.Wait()
 			_, err := appgroup.Call(name, 1, []byte("x"), 0)
 			require.True(t, errors.Is(err, bootstrap.ErrUnknownService) || errors.Is(err, cfmessageport.ErrBecameInvalid), "%v", err)
+			require.Contains(t, []int{1102, -5}, appgroup.ErrorCode(err))
 		}},
 	}
 	for _, tc := range cases {
@@ -204,5 +208,25 @@ func TestHandlerKeepsData(t *testing.T) {
 	}
 	for _, b := range []string{"a", "b", "c"} {
 		require.Equal(t, strings.Repeat(b, 100), string(<-k.kept))
+	}
+}
+
+// ErrorCode finds launchd's code or CF's status however deeply it is wrapped, and tells nil and
+// other errors apart from both.
+func TestErrorCode(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{nil, appgroup.CodeNone},
+		{errors.New("something else"), appgroup.CodeOther},
+		{fmt.Errorf("appgroup: %w", &cfmessageport.Error{Op: "dial", Name: "n",
+			Err: &bootstrap.Error{Op: "bootstrap_register2", Name: "n", Code: bootstrap.ErrNotPrivileged}}), 1100},
+		{fmt.Errorf("appgroup: %w", &cfmessageport.Error{Op: "request", Name: "n", Status: cfmessageport.ErrReceiveTimeout}), -2},
+		{fmt.Errorf("appgroup: %w", &cfmessageport.Error{Op: "request", Name: "n", Status: cfmessageport.ErrBecameInvalid}), -5},
+		{&bootstrap.Error{Op: "bootstrap_look_up", Name: "n", Err: errors.New("no code")}, appgroup.CodeOther},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, appgroup.ErrorCode(tc.err), "%v", tc.err)
 	}
 }
