@@ -27,8 +27,7 @@ import (
 	"github.com/machport/machport/sandboxcheck"
 )
 
-// DefaultTimeoutMillis is Call's timeout when it is given none (0 or less): CF's own examples use
-// 5 s for both the send and the reply.
+// DefaultTimeoutMillis (5 s) is Call's timeout when it is given none (0 or less).
 const DefaultTimeoutMillis = 5000
 
 // SetGroups declares this process's application groups, comma-separated, as its
@@ -45,8 +44,8 @@ func SetGroups(groups string) error {
 	if len(list) == 0 {
 		return fmt.Errorf("appgroup: SetGroups needs at least one application group, got %q", groups)
 	}
-	// Once sandboxcheck.SetApplicationGroups takes a []string (issue 21), this becomes
-	// sandboxcheck.SetApplicationGroups(list).
+	// sandboxcheck.SetApplicationGroups is variadic today; should issue 21 make it take a
+	// []string, this call passes list instead of list... .
 	if err := sandboxcheck.SetApplicationGroups(list...); err != nil {
 		return fmt.Errorf("appgroup: %w", err)
 	}
