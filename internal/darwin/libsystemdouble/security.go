@@ -57,6 +57,9 @@ type Process struct {
 	Path      string     // what proc_pidpath answers; "" reads /proc/PID/exe
 	Signature *Signature // nil: unsigned
 	Gone      bool       // it exited: every call by its pid or token fails
+	// Denied makes task_name_for_pid refuse the process, as xnu does for another user's
+	// process or when a MAC policy says no (task.go).
+	Denied bool
 }
 
 var procs struct {
