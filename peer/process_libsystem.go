@@ -151,7 +151,14 @@ func (c secCode) close() { darwin.CFRelease(uintptr(c)) }
 
 // codeRequirement is a parsed code-signing requirement: a SecRequirementRef, released when the
 // Requirement holding it is collected. Where there is no code signing it is never made.
-type codeRequirement struct{ ref uintptr }
+type codeRequirement struct {
+	ref uintptr
+	// text is the requirement as given. It also keeps the struct out of Go's tiny allocator:
+	// a pointer-free object under 16 bytes may share a block with others, and its cleanup waits
+	// until every one of them is unreachable (runtime.AddCleanup), which leaked the
+	// SecRequirement for as long as a neighbour lived.
+	text string
+}
 
 func (s darwinSystem) parseCode(text string) (*codeRequirement, error) {
 	if err := s.loadSecurity(); err != nil {
@@ -174,7 +181,7 @@ func (s darwinSystem) parseCode(text string) (*codeRequirement, error) {
 	if st := darwin.SecRequirementCreateWithString(str, 0, &ref); st != 0 || ref == 0 {
 		return nil, fmt.Errorf("%w: %q does not parse (OSStatus %d)", ErrInvalidRequirement, text, st)
 	}
-	req := &codeRequirement{ref: ref}
+	req := &codeRequirement{ref: ref, text: text}
 	runtime.AddCleanup(req, func(ref uintptr) { darwin.CFRelease(ref) }, ref)
 	return req, nil
 }

@@ -62,8 +62,18 @@ var (
 
 func cdhash(h []byte) string { return `cdhash H"` + hex.EncodeToString(h) + `"` }
 
+// teamReq is the requirement Apple documents for "signed by my team": an Apple-issued
+// certificate whose leaf's subject OU is the team id.
+const teamReq = `anchor apple generic and certificate leaf[subject.OU] = "TEAMID"`
+
+var (
+	teamSig      = libsystemdouble.DeveloperID("com.example.helper", "TEAMID", selfHash)
+	otherTeamSig = libsystemdouble.DeveloperID("com.example.helper", "OTHERTEAM", selfHash)
+)
+
 // A code-signing requirement passes the process whose signature satisfies it and fails every
-// other (another identifier, another cdhash, one of two clauses unmet, no signature), through
+// other (another identifier, another cdhash, one of two clauses unmet, no signature, another
+// team, ad hoc code where a team is required), through
 // SecRequirementCreateWithString, SecCodeCopyGuestWithAttributes and SecCodeCheckValidity. Each
 // check leaves only the parsed requirement alive, which is released when it is collected.
 func TestDarwinCodeSigningThroughDouble(t *testing.T) {
@@ -82,6 +92,11 @@ func TestDarwinCodeSigningThroughDouble(t *testing.T) {
 		{"both", signed, `identifier "com.example.helper" and ` + cdhash(selfHash), true},
 		{"one of two", signed, `identifier "com.example.helper" and ` + cdhash(otherHash), false},
 		{"unsigned", nil, `identifier "com.example.helper"`, false},
+		{"team, Developer ID", teamSig, teamReq, true},
+		{"another team", otherTeamSig, teamReq, false},
+		{"team, ad hoc", signed, teamReq, false},
+		{"team or identifier", signed, teamReq + ` or identifier "com.example.helper"`, true},
+		{"not Apple's own", teamSig, `anchor apple generic and !anchor apple`, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,6 +133,9 @@ func TestDarwinRequirementSyntaxThroughDouble(t *testing.T) {
 		`cdhash H"zz"`,
 		`cdhash "a1a1"`,
 		`identifer "com.example"`,
+		`anchor apple generic and certificate leaf[issuer.OU] = "TEAMID"`,
+		`anchor apple generic and (certificate leaf[subject.OU] = "TEAMID"`,
+		`not anchor apple`,
 	} {
 		t.Run(text, func(t *testing.T) {
 			sys := doubleSystem(t)
