@@ -30,7 +30,8 @@
 // Parse reads a requirement from text (`uid=0,501; exe=/usr/local/libexec/helper`), as machping's
 // --require takes it; Expr writes one back. Explain gives every predicate's verdict on a peer, for
 // debugging, without touching the cache; TokenForPID makes a live process's identity (on Linux from
-// /proc) for checking a process rather than a message (machping check-peer).
+// /proc; on macOS its audit token, from task_name_for_pid and task_info) for checking a process
+// rather than a message (machping check-peer).
 //
 // What a requirement does not protect against: root (which can forge credentials on Linux and
 // debug or replace any process on macOS), and another process that meets the same predicates

@@ -3,11 +3,9 @@
 package peer
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/mach"
+	"golang.org/x/sys/unix"
 )
 
 // The darwin-only loader: the look-ups of process_libsystem.go over libSystem, Security and
@@ -15,14 +13,18 @@ import (
 
 // newHostSystem looks processes up through the kernel and Security.framework, by audit token.
 func newHostSystem() system {
-	return darwinSystem{load: darwin.Load, loadSecurity: darwin.LoadSecurity}
+	return darwinSystem{load: darwin.Load, loadSecurity: darwin.LoadSecurity, signal0: signal0}
 }
 
-// TokenForPID would make the audit token of process pid. On macOS a process's token comes from
-// task_info(TASK_AUDIT_TOKEN) on its task port, which task_name_for_pid gives only to root or the
-// same user under conditions machport does not model, and which machport does not bind: rather
-// than build a token without its pid version (which every look-up by token needs, and which
-// Check's cache keys on), it fails with errors.ErrUnsupported. Not run on macOS.
+// TokenForPID reads the audit token of the live process pid, with its pid version, through
+// task_name_for_pid and task_info(TASK_AUDIT_TOKEN) (process_libsystem.go, which says what a
+// recycled pid can and cannot do). xnu gives a process's task name port to root, the process
+// itself, and callers of its effective and real user: for another user's process it fails
+// wrapping fs.ErrPermission; for no such process, ErrProcessGone and fs.ErrNotExist. Builds for
+// darwin; not run on macOS.
 func TokenForPID(pid int) (mach.AuditToken, error) {
-	return mach.AuditToken{}, fmt.Errorf("peer: identity of pid %d from outside its messages: %w", pid, errors.ErrUnsupported)
+	return darwinSystem{load: darwin.Load, loadSecurity: darwin.LoadSecurity, signal0: signal0}.tokenForPID(pid)
 }
+
+// signal0 is kill(pid, 0): ESRCH when no process has the pid.
+func signal0(pid int) error { return unix.Kill(pid, 0) }

@@ -3,7 +3,9 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"runtime"
+	"syscall"
 	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
@@ -25,6 +27,9 @@ type darwinSystem struct {
 	// loadSecurity binds Security's and CoreFoundation's (darwin.LoadSecurity), which only a
 	// code-signing requirement needs.
 	loadSecurity func() error
+	// signal0 is kill(pid, 0), which tells TokenForPID's "no such process" from "not
+	// permitted" when task_name_for_pid answers KERN_FAILURE for both; nil: it cannot tell.
+	signal0 func(pid int) error
 }
 
 // Security's CSCommon.h (not in the SDK facts). CS_OPS_STATUS and PROC_PIDPATHINFO_MAXSIZE come
@@ -146,7 +151,14 @@ func (c secCode) close() { darwin.CFRelease(uintptr(c)) }
 
 // codeRequirement is a parsed code-signing requirement: a SecRequirementRef, released when the
 // Requirement holding it is collected. Where there is no code signing it is never made.
-type codeRequirement struct{ ref uintptr }
+type codeRequirement struct {
+	ref uintptr
+	// text is the requirement as given. It also keeps the struct out of Go's tiny allocator:
+	// a pointer-free object under 16 bytes may share a block with others, and its cleanup waits
+	// until every one of them is unreachable (runtime.AddCleanup), which leaked the
+	// SecRequirement for as long as a neighbour lived.
+	text string
+}
 
 func (s darwinSystem) parseCode(text string) (*codeRequirement, error) {
 	if err := s.loadSecurity(); err != nil {
@@ -169,10 +181,73 @@ func (s darwinSystem) parseCode(text string) (*codeRequirement, error) {
 	if st := darwin.SecRequirementCreateWithString(str, 0, &ref); st != 0 || ref == 0 {
 		return nil, fmt.Errorf("%w: %q does not parse (OSStatus %d)", ErrInvalidRequirement, text, st)
 	}
-	req := &codeRequirement{ref: ref}
+	req := &codeRequirement{ref: ref, text: text}
 	runtime.AddCleanup(req, func(ref uintptr) { darwin.CFRelease(ref) }, ref)
 	return req, nil
 }
 
 // close has nothing to release: the pid version is in the token.
 func (darwinSystem) close() {}
+
+// tokenForPID reads the audit token of the live process pid, pid version included, from its task:
+// task_name_for_pid gives a send right to the task's name port, task_info(TASK_AUDIT_TOKEN) reads
+// the token the kernel keeps for the task, and the name is deallocated on every path.
+//
+// The pid version is what makes the token honest. The token is read once, from the task the pid
+// named when task_name_for_pid ran: the name port holds that task, not the pid, so a pid reused
+// between the two calls cannot lend its new process's token (task_info fails on the exited task
+// with KERN_INVALID_ARGUMENT: osfmk/kern/task.c task_info, "!task->active"). A pid reused after
+// the token was read has another pid version, so every look-up by the token (csops_audittoken,
+// SecCodeCopyGuestWithAttributes) fails as ErrProcessGone rather than judge the new process, and
+// the uid, gid and pid predicates judge the token, the process that was. What it cannot do:
+// tell which process the caller meant. A pid reused before task_name_for_pid names the new
+// process, and that is the one judged.
+func (s darwinSystem) tokenForPID(pid int) (mach.AuditToken, error) {
+	if pid <= 0 {
+		return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w", ErrProcessGone, pid, fs.ErrNotExist)
+	}
+	if err := s.load(); err != nil {
+		return mach.AuditToken{}, err
+	}
+	if darwin.TaskNameForPID == nil || darwin.TaskInfo == nil || darwin.MachPortDeallocate == nil {
+		return mach.AuditToken{}, fmt.Errorf("peer: task_name_for_pid, task_info: %w", errNoBinding)
+	}
+	self := darwin.TaskSelf()
+	var name uint32
+	if kr := darwin.TaskNameForPID(self, int32(pid), &name); kr != abi.KERN_SUCCESS {
+		// xnu answers KERN_FAILURE alike for no such pid, a zombie, and a caller that is neither
+		// root nor of the process's effective and real user (bsd/vm/vm_unix.c
+		// task_name_for_pid): kill(pid, 0) tells whether a process has the pid.
+		cause := fmt.Errorf("task_name_for_pid: %s", mach.KernReturn(kr))
+		if s.signal0 == nil {
+			return mach.AuditToken{}, fmt.Errorf("peer: pid %d: no such process, or not permitted: %w", pid, cause)
+		}
+		if err := s.signal0(pid); errors.Is(err, syscall.ESRCH) {
+			return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w (%w)", ErrProcessGone, pid, fs.ErrNotExist, cause)
+		}
+		return mach.AuditToken{}, fmt.Errorf("peer: pid %d: %w: only root, the process itself and its own user (effective and real) may read its task (%w)",
+			pid, fs.ErrPermission, cause)
+	}
+	if name == 0 {
+		// Success without a port: the process has no task (it is being created or torn down).
+		return mach.AuditToken{}, fmt.Errorf("%w: pid %d has no task: %w", ErrProcessGone, pid, fs.ErrNotExist)
+	}
+	defer darwin.MachPortDeallocate(self, name)
+	var tok [darwin.TaskAuditTokenCount]uint32
+	count := uint32(darwin.TaskAuditTokenCount)
+	kr := darwin.TaskInfo(name, darwin.TaskAuditToken, (*int32)(unsafe.Pointer(&tok[0])), &count)
+	switch {
+	case kr == abi.KERN_INVALID_ARGUMENT:
+		return mach.AuditToken{}, fmt.Errorf("%w: pid %d exited while its token was read (task_info: %s): %w",
+			ErrProcessGone, pid, mach.KernReturn(kr), fs.ErrNotExist)
+	case kr != abi.KERN_SUCCESS:
+		return mach.AuditToken{}, fmt.Errorf("peer: pid %d: task_info(TASK_AUDIT_TOKEN): %s", pid, mach.KernReturn(kr))
+	case count != darwin.TaskAuditTokenCount:
+		return mach.AuditToken{}, fmt.Errorf("peer: pid %d: task_info(TASK_AUDIT_TOKEN) gave %d words, want %d", pid, count, darwin.TaskAuditTokenCount)
+	}
+	t := mach.AuditToken(tok)
+	if t.PID() != pid {
+		return mach.AuditToken{}, fmt.Errorf("peer: pid %d: task_info gave the token of pid %d", pid, t.PID())
+	}
+	return t, nil
+}

@@ -3,27 +3,29 @@ package peer
 import (
 	"bytes"
 	"encoding/hex"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
+	"github.com/machport/machport/internal/abi"
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
 
-// The macOS look-ups (process_libsystem.go) over the libSystem double. The seam lives here, in a
-// test file, rather than in a linux-only source file as sandboxcheck's does: nothing outside
-// these tests switches peer to its Darwin logic, so no Linux program links the double for it.
+// The macOS look-ups (process_libsystem.go) over the libSystem double, in this process: each test
+// installs the double and calls the Darwin logic directly. (process_double_linux.go is the seam
+// that switches the whole package when a test binary calls UseDarwinLogic, as machping's
+// check-peer tests do.)
 
 // doubleSystem is the Darwin logic with nothing to load: the double is installed already.
 func doubleSystem(t *testing.T) darwinSystem {
 	t.Helper()
 	libsystemdouble.Install()
 	t.Cleanup(libsystemdouble.Reset)
-	nop := func() error { return nil }
-	return darwinSystem{load: nop, loadSecurity: nop}
+	return doubleHostSystem()
 }
 
 // darwinToken is this process's audit token with pid version v, as the kernel would write it.
@@ -60,8 +62,18 @@ var (
 
 func cdhash(h []byte) string { return `cdhash H"` + hex.EncodeToString(h) + `"` }
 
+// teamReq is the requirement Apple documents for "signed by my team": an Apple-issued
+// certificate whose leaf's subject OU is the team id.
+const teamReq = `anchor apple generic and certificate leaf[subject.OU] = "TEAMID"`
+
+var (
+	teamSig      = libsystemdouble.DeveloperID("com.example.helper", "TEAMID", selfHash)
+	otherTeamSig = libsystemdouble.DeveloperID("com.example.helper", "OTHERTEAM", selfHash)
+)
+
 // A code-signing requirement passes the process whose signature satisfies it and fails every
-// other (another identifier, another cdhash, one of two clauses unmet, no signature), through
+// other (another identifier, another cdhash, one of two clauses unmet, no signature, another
+// team, ad hoc code where a team is required), through
 // SecRequirementCreateWithString, SecCodeCopyGuestWithAttributes and SecCodeCheckValidity. Each
 // check leaves only the parsed requirement alive, which is released when it is collected.
 func TestDarwinCodeSigningThroughDouble(t *testing.T) {
@@ -80,6 +92,11 @@ func TestDarwinCodeSigningThroughDouble(t *testing.T) {
 		{"both", signed, `identifier "com.example.helper" and ` + cdhash(selfHash), true},
 		{"one of two", signed, `identifier "com.example.helper" and ` + cdhash(otherHash), false},
 		{"unsigned", nil, `identifier "com.example.helper"`, false},
+		{"team, Developer ID", teamSig, teamReq, true},
+		{"another team", otherTeamSig, teamReq, false},
+		{"team, ad hoc", signed, teamReq, false},
+		{"team or identifier", signed, teamReq + ` or identifier "com.example.helper"`, true},
+		{"not Apple's own", teamSig, `anchor apple generic and !anchor apple`, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,6 +133,9 @@ func TestDarwinRequirementSyntaxThroughDouble(t *testing.T) {
 		`cdhash H"zz"`,
 		`cdhash "a1a1"`,
 		`identifer "com.example"`,
+		`anchor apple generic and certificate leaf[issuer.OU] = "TEAMID"`,
+		`anchor apple generic and (certificate leaf[subject.OU] = "TEAMID"`,
+		`not anchor apple`,
 	} {
 		t.Run(text, func(t *testing.T) {
 			sys := doubleSystem(t)
@@ -257,4 +277,92 @@ func TestDarwinExecutableThroughDouble(t *testing.T) {
 			require.Equal(t, before, libsystemdouble.CFObjects(), "no CF object for an executable")
 		})
 	}
+}
+
+// TokenForPID's macOS logic through task_name_for_pid and task_info(TASK_AUDIT_TOKEN): the token
+// carries the pid version; no such pid is ErrProcessGone and fs.ErrNotExist, a refusal
+// fs.ErrPermission; a process that exits, or whose pid is reused, between the two calls gives no
+// token (never the new process's); a failing call is an error. The task name is deallocated on
+// every path.
+func TestDarwinTokenForPIDThroughDouble(t *testing.T) {
+	self := os.Getpid()
+	cases := []struct {
+		name    string
+		proc    *libsystemdouble.Process
+		pid     int
+		arm     func()
+		version uint32 // the token's, when it succeeds
+		err     error
+		is      error // a second sentinel the error must wrap
+	}{
+		{name: "this process from /proc", pid: self},
+		{name: "described, with its pid version", proc: &libsystemdouble.Process{Version: 7}, pid: self, version: 7},
+		{name: "no such pid", pid: 1 << 30, err: ErrProcessGone, is: fs.ErrNotExist},
+		{name: "not a pid", pid: -1, err: ErrProcessGone, is: fs.ErrNotExist},
+		{name: "refused", proc: &libsystemdouble.Process{Version: 7, Denied: true}, pid: self, is: fs.ErrPermission},
+		{name: "exits between the calls", proc: &libsystemdouble.Process{Version: 7}, pid: self, arm: func() {
+			libsystemdouble.After("task_name_for_pid", 0, func() {
+				libsystemdouble.SetProcess(self, &libsystemdouble.Process{Version: 7, Gone: true})
+			})
+		}, err: ErrProcessGone, is: fs.ErrNotExist},
+		{name: "pid reused between the calls", proc: &libsystemdouble.Process{Version: 7}, pid: self, arm: func() {
+			libsystemdouble.After("task_name_for_pid", 0, func() {
+				libsystemdouble.SetProcess(self, &libsystemdouble.Process{Version: 8})
+			})
+		}, err: ErrProcessGone},
+		{name: "task_info fails", pid: self, arm: func() {
+			libsystemdouble.Inject(libsystemdouble.Fault{Call: "task_info", Code: abi.KERN_FAILURE})
+		}},
+		{name: "task_name_for_pid refuses a live process", pid: self, arm: func() {
+			libsystemdouble.Inject(libsystemdouble.Fault{Call: "task_name_for_pid", Code: abi.KERN_FAILURE})
+		}, is: fs.ErrPermission},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sys := doubleSystem(t)
+			if tc.proc != nil {
+				describe(t, tc.proc)
+			}
+			if tc.arm != nil {
+				tc.arm()
+			}
+			before := libsystemdouble.TaskNames()
+			tok, err := sys.tokenForPID(tc.pid)
+			require.Equal(t, before, libsystemdouble.TaskNames(), "a task name is left")
+			if tc.err == nil && tc.is == nil && tc.arm == nil {
+				require.NoError(t, err)
+				want := darwinToken(tc.version)
+				want[0] = ^uint32(0) // the double's processes have no audit user
+				require.Equal(t, want, tok)
+				return
+			}
+			require.Error(t, err)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+			}
+			if tc.is != nil {
+				require.ErrorIs(t, err, tc.is)
+			}
+		})
+	}
+}
+
+// A token TokenForPID read is the process that was: once its pid is reused (another pid
+// version), a look-up by the token fails as gone instead of judging the new process, and leaves
+// no verdict.
+func TestDarwinTokenForPIDThenPIDReused(t *testing.T) {
+	sys := doubleSystem(t)
+	const app = "/Applications/Example.app/Contents/MacOS/Example"
+	describe(t, &libsystemdouble.Process{Version: 7, Path: app})
+	tok, err := sys.tokenForPID(os.Getpid())
+	require.NoError(t, err)
+	require.Equal(t, uint32(7), uint32(tok.PIDVersion()))
+	r, err := newWith(sys, []Predicate{Executable(app)})
+	require.NoError(t, err)
+	require.NoError(t, r.Check(tok))
+	libsystemdouble.SetProcess(os.Getpid(), &libsystemdouble.Process{Version: 8, Path: app})
+	r2, err := newWith(sys, []Predicate{Executable(app)})
+	require.NoError(t, err)
+	require.ErrorIs(t, r2.Check(tok), ErrProcessGone)
+	require.Empty(t, r2.cache)
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // newHostSystem looks processes up in /proc, and keeps a pidfd on each process it has seen that
-// lives (see liveTable).
-func newHostSystem() system { return procSystem{fs: procFS{root: "/proc"}, live: newLiveTable()} }
+// lives (see liveTable). It and tokenForPID are variables for the libSystem double's seam
+// (process_double_linux.go), which machport's tests alone can switch.
+var newHostSystem = func() system { return procSystem{fs: procFS{root: "/proc"}, live: newLiveTable()} }
 
 // procReader reads what a Linux process look-up needs; procFS reads the real /proc, a test a
 // fake one.
@@ -177,7 +178,9 @@ func (procSystem) parseCode(string) (*codeRequirement, error) {
 // message's token, which the kernel writes, this is read at one moment: a pid reused afterwards
 // names the new process (Check's look-up then still requires the same user). A pid with no
 // process is an error wrapping ErrProcessGone and fs.ErrNotExist.
-func TokenForPID(pid int) (mach.AuditToken, error) {
+func TokenForPID(pid int) (mach.AuditToken, error) { return tokenForPID(pid) }
+
+var tokenForPID = func(pid int) (mach.AuditToken, error) {
 	if pid <= 0 {
 		return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w", ErrProcessGone, pid, os.ErrNotExist)
 	}

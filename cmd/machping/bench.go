@@ -421,7 +421,7 @@ func benchServer(ctx context.Context, o *output) error {
 		return err
 	}
 	rawDone := make(chan error, 1)
-	go func() { rawDone <- rawServe(reg.Port(), nil, func(error) {}) }()
+	go func() { rawDone <- rawServe(reg.Port(), nil, nil, func(error) {}) }()
 	defer func() {
 		reg.Close()
 		<-rawDone

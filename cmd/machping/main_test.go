@@ -943,7 +943,8 @@ func TestPingWrongProtocol(t *testing.T) {
 			want := "hint: if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw; " +
 				"if it serves with --require, this process may fail it (the server logs the predicate; 'machping check-peer' checks one)\n"
 			if !raw {
-				want = "hint: if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw\n"
+				want = "hint: if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw; " +
+					"if it serves with --require, this process may fail it (the server logs the predicate; 'machping check-peer' checks one)\n"
 			}
 			require.Contains(t, r.stdout, want)
 

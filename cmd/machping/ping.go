@@ -33,8 +33,8 @@ flight then counts as transmitted and lost, as in ping(8).
 
 With --require EXPR, every reply's sender (from its audit trailer) must meet EXPR: the first
 reply from a server that fails it is not trusted, the run stops, and the predicate it failed is
-reported (a process that registered the name before the real server is caught so). ` + requireSyntax + `
-Not with --raw.
+reported (a process that registered the name before the real server is caught so), with --raw
+as without. ` + requireSyntax + `
 
 Exit status: 0 when every reply came, 1 when some were lost (timeouts, a reply that differs,
 or the server died mid-run), 4 when the server fails --require; when the service could not be
@@ -108,21 +108,39 @@ func (p cfPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mac
 }
 func (p cfPinger) close() { p.remote.Close() }
 
-type rawPinger struct{ c *rawClient }
+// rawPinger is a raw echo client; with require set, every reply's sender must meet it, as
+// cfmessageport's DialOptions.Require checks a CFMessagePort server: the first reply that fails
+// is an error wrapping cfmessageport.ErrPeerRejected and the *peer.CheckError, and so is every
+// request after it (the server is never trusted again).
+type rawPinger struct {
+	c        *rawClient
+	require  *peer.Requirement
+	rejected error
+}
 
-func (p rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error) {
+func (p *rawPinger) ping(ctx context.Context, seq int32, data []byte) ([]byte, mach.AuditToken, error) {
+	if p.rejected != nil {
+		return nil, mach.AuditToken{}, p.rejected
+	}
 	got, err := p.c.request(ctx, seq, data)
 	if err != nil {
 		return nil, mach.AuditToken{}, err
 	}
-	return got, p.c.in.Trailer.Audit, nil // the reply stays in c.in until the next request
+	from := p.c.in.Trailer.Audit // the reply stays in c.in until the next request
+	if p.require != nil {
+		if err := p.require.Check(from); err != nil {
+			p.rejected = fmt.Errorf("%w: %w", cfmessageport.ErrPeerRejected, err)
+			return nil, mach.AuditToken{}, p.rejected
+		}
+	}
+	return got, from, nil
 }
-func (p rawPinger) close() { p.c.close() }
+func (p *rawPinger) close() { p.c.close() }
 
 // dialPinger looks the service up and returns a client for the protocol; req, when set, is what
-// the server must meet (CFMessagePort only).
+// every reply's sender must meet.
 func dialPinger(ctx context.Context, name string, pid int, raw bool, req *peer.Requirement) (pinger, error) {
-	if req != nil {
+	if req != nil && !raw {
 		remote, err := cfmessageport.DialWithOptions(ctx, name, &cfmessageport.DialOptions{PID: pid, Require: req})
 		if err != nil {
 			return nil, err
@@ -138,7 +156,7 @@ func dialPinger(ctx context.Context, name string, pid int, raw bool, req *peer.R
 		if err != nil {
 			return nil, err
 		}
-		return rawPinger{c}, nil
+		return &rawPinger{c: c, require: req}, nil
 	}
 	remote, err := cfmessageport.NewRemote(name, right)
 	if err != nil {
@@ -168,8 +186,6 @@ func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int 
 			return o.usageError("-W must be positive")
 		case *pid < 0:
 			return o.usageError("--pid must be a process id (positive)")
-		case *requireExpr != "" && *raw:
-			return o.usageError("--require is for CFMessagePort services: it does not go with --raw")
 		}
 		name := args[0]
 		var req *peer.Requirement
@@ -353,7 +369,8 @@ func runPing(ctx context.Context, o *output, p pingParams) pingRun {
 		// it cannot parse, or answers in a shape this client drops; or (CFMessagePort) it drops
 		// this client's requests because they fail its --require.
 		if p.raw {
-			doc.Hint = "if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw"
+			doc.Hint = "if the server is a CFMessagePort service (not 'machping serve --raw'), ping it without --raw; " +
+				"if it serves with --require, this process may fail it (the server logs the predicate; 'machping check-peer' checks one)"
 		} else {
 			// A server with --require drops the requests of clients that fail it, as silently.
 			doc.Hint = "if the server speaks the raw echo protocol ('machping serve --raw'), ping it with --raw; " +

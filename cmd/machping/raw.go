@@ -9,6 +9,7 @@ import (
 
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
+	"github.com/machport/machport/peer"
 )
 
 // The raw echo protocol: a request is any Mach message with a send-once reply right; the reply
@@ -28,9 +29,12 @@ type rawRequest struct {
 // rawServe answers the requests that arrive on port until the port is closed, which ends it
 // with an error. Messages it cannot answer (no reply right) are logged as one-way and destroyed;
 // messages a peer wrote that are no message are dropped and told to logDrop, and serving goes
-// on: only the port's end stops it. It blocks without a context: a receive that cannot be
+// on: only the port's end stops it. With req set, a message whose sender (its audit trailer)
+// fails req is dropped before it is served or logged as a request, and told to logDrop: its
+// reply right is destroyed with it, so the client learns it gets no answer, as a CFMessagePort
+// server with ServerOptions.Require does. It blocks without a context: a receive that cannot be
 // canceled is the fastest one (see internal/emu), and closing the port is how it stops.
-func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest), logDrop func(error)) error {
+func rawServe(port *mach.ReceiveRight, req *peer.Requirement, logRequest func(rawRequest), logDrop func(error)) error {
 	ctx := context.Background()
 	var in mach.Message
 	out := &mach.Message{}
@@ -50,18 +54,25 @@ func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest), logDrop func
 			continue
 		}
 		backoff = 0
-		req := rawRequest{id: in.ID, bytes: len(in.Body), sender: in.Trailer.Audit}
+		if req != nil {
+			if err := req.Check(in.Trailer.Audit); err != nil {
+				logDrop(fmt.Errorf("the sender (pid %d) fails the server's requirement: %w", in.Trailer.Audit.PID(), err))
+				_ = in.Destroy()
+				continue
+			}
+		}
+		rr := rawRequest{id: in.ID, bytes: len(in.Body), sender: in.Trailer.Audit}
 		*out = mach.Message{ID: in.ID}
 		if len(in.Descriptors) == 1 {
 			if _, ok := in.Descriptors[0].(*mach.OOLDescriptor); ok {
 				// Hand the received memory back without copying it.
 				if region, err := in.TakeRegion(0); err == nil {
-					req.bytes, req.outOfLine = region.Len(), true
+					rr.bytes, rr.outOfLine = region.Len(), true
 					out.Descriptors = []mach.Descriptor{&mach.OOLDescriptor{Region: region, Deallocate: true, Copy: mach.VirtualCopy}}
 				}
 			}
 		}
-		if !req.outOfLine {
+		if !rr.outOfLine {
 			out.Body = in.Body
 		}
 		right := in.TakeRemote()
@@ -69,9 +80,9 @@ func rawServe(port *mach.ReceiveRight, logRequest func(rawRequest), logDrop func
 		if reply == nil && right != nil {
 			_ = right.Close() // a send right to answer on: only send-once rights are answered
 		}
-		req.oneWay = reply == nil
+		rr.oneWay = reply == nil
 		if logRequest != nil {
-			logRequest(req)
+			logRequest(rr)
 		}
 		if reply != nil {
 			out.Remote = mach.MoveSendOnceOf(reply)

@@ -22,7 +22,7 @@ func TestRawServeReleasesSendRightReplyPorts(t *testing.T) {
 	port, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
 	served := make(chan error, 1)
-	go func() { served <- rawServe(port, nil, func(error) {}) }()
+	go func() { served <- rawServe(port, nil, nil, func(error) {}) }()
 	defer func() {
 		port.Close()
 		<-served

@@ -22,10 +22,12 @@ func init() {
 		args:    "PID EXPR",
 		summary: "check a process against a peer requirement, predicate by predicate",
 		detail: `Reads the identity of process PID (on Linux from /proc: its users and groups, its
-executable) and prints each predicate's verdict, for debugging the EXPR given to serve --require
+executable; on macOS its audit token, read once from its task with task_name_for_pid and
+task_info, with the pid version that ties the executable and code-signing look-ups to that
+process) and prints each predicate's verdict, for debugging the EXPR given to serve --require
 or ping --require. ` + requireSyntax + `
 The identity is read from the process, not from a message's audit trailer as serve and ping
-check it; on macOS machping cannot read it from outside a message and exits 2.
+check it. On macOS only root, the process itself and its own user may read its task.
 
 Exit status: 0 every predicate passes, 1 one fails, 2 bad usage, an EXPR that does not parse,
 no such process, or another failure; 4 this user may not read the process (a predicate could

@@ -22,18 +22,7 @@ func TestCheckPeer(t *testing.T) {
 	require.NoError(t, err)
 	pid := strconv.Itoa(os.Getpid())
 	uid, gid := os.Geteuid(), os.Getegid()
-	// Ids and pids differ from run to run (and user to user).
-	norm := func(s string) string {
-		s = normalize(s, exe)
-		for _, r := range []struct{ re, with string }{
-			{`\b(uid|gid|pid)(=| == )\d+(,\d+)*`, "${1}${2}N"},
-			{`\b(uid|gid) in \[[\d ]+\]`, "$1 in [N...]"},
-			{`\bgid \d+`, "gid GID"},
-		} {
-			s = regexp.MustCompile(r.re).ReplaceAllString(s, r.with)
-		}
-		return s
-	}
+	norm := func(s string) string { return normCheckPeer(s, exe) }
 
 	pass := fmt.Sprintf("uid=%d; gid=%d; pid=%s; exe=%s", uid, gid, pid, exe)
 	r := runMachping(t, nil, "check-peer", pid, pass)
@@ -89,4 +78,18 @@ func TestCheckPeerNotPermitted(t *testing.T) {
 	if cred != nil {
 		require.Contains(t, stdout.String(), "  pass  uid == 0\n", "what can be checked is")
 	}
+}
+
+// normCheckPeer makes check-peer's output the same from run to run (and user to user): ids and
+// pids, and the executable exe.
+func normCheckPeer(s, exe string) string {
+	s = normalize(s, exe)
+	for _, r := range []struct{ re, with string }{
+		{`\b(uid|gid|pid)(=| == )\d+(,\d+)*`, "${1}${2}N"},
+		{`\b(uid|gid) in \[[\d ]+\]`, "$1 in [N...]"},
+		{`\bgid \d+`, "gid GID"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.with)
+	}
+	return s
 }

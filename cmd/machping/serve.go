@@ -34,7 +34,8 @@ status of its cause (4 refused, 5 invalid, ...). Messages that are not requests 
 
 With --require EXPR, a request from a process that fails EXPR is dropped before it is served
 (the client gets no reply), counted and logged on stderr with the predicate it failed; the
-"withdrawn" line counts them. ` + requireSyntax + ` Not with --raw.`,
+"withdrawn" line counts them (with --raw too, whose client learns at once that its request was
+dropped). ` + requireSyntax,
 		examples: []string{
 			"machping serve com.example.echo",
 			"machping serve --raw --pid com.example.echo",
@@ -84,8 +85,6 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		switch {
 		case len(args) != 1:
 			return o.usageError("serve needs exactly one NAME, got %d arguments", len(args))
-		case *requireExpr != "" && *raw:
-			return o.usageError("--require is for CFMessagePort services: it does not go with --raw")
 		}
 		name := args[0]
 		var req *peer.Requirement
@@ -142,7 +141,7 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 			drops := &dropLog{o: o}
 			go func() {
 				defer close(done)
-				serveErr = rawServe(reg.Port(), func(r rawRequest) {
+				serveErr = rawServe(reg.Port(), req, func(r rawRequest) {
 					logRequest(requestEvent{PID: r.sender.PID(), UID: r.sender.EUID(), MsgID: r.id, Bytes: r.bytes,
 						OutOfLine: r.outOfLine, OneWay: r.oneWay})
 				}, drops.drop)

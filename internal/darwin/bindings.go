@@ -306,3 +306,38 @@ func init() {
 		Data{Name: "kCFTypeDictionaryValueCallBacks", Lib: LibCoreFoundation, Addr: &CFTypeDictionaryValueCallBacksAddr, Type: [5]uintptr{}, Optional: true, Unchecked: notInFacts},
 	)
 }
+
+// Another process's audit token (peer.TokenForPID, machping check-peer). task_name_for_pid
+// gives a send right to the process's task name port (to root, the process itself, or a caller
+// with the same effective and real user: xnu bsd/vm/vm_unix.c task_name_for_pid), and
+// task_info(TASK_AUDIT_TOKEN) reads the token, pid version included, from the task behind it:
+// task_info_from_user (osfmk/kern/task.c) resolves every flavor but TASK_DYLD_INFO through
+// convert_port_to_task_name, so the name port suffices. The caller deallocates the name.
+//
+// Neither prototype is in the SDK facts (task_info is exported there, task_name_for_pid not at
+// all), nor is TASK_AUDIT_TOKEN: the prototypes come from the SDK's <mach/mach_traps.h>
+// (task_name_for_pid, declared beside task_for_pid with the same parameters) and <mach/task.h>
+// (task_info: task_name_t, task_flavor_t, task_info_t = integer_t *, mach_msg_type_number_t *);
+// the constants from xnu osfmk/mach/task_info.h. taskbindings_test.go checks what the facts
+// allow (task_for_pid's prototype, the typedefs, audit_token_t's size).
+var (
+	TaskNameForPID func(target uint32, pid int32, tn *uint32) int32
+	TaskInfo       func(task, flavor uint32, info *int32, count *uint32) int32
+)
+
+// TASK_AUDIT_TOKEN and TASK_AUDIT_TOKEN_COUNT (sizeof(audit_token_t) / sizeof(natural_t)), from
+// xnu osfmk/mach/task_info.h; not in the SDK facts.
+const (
+	TaskAuditToken      = 15
+	TaskAuditTokenCount = 8
+)
+
+// notInFactsTask is where the task calls' prototypes come from.
+const notInFactsTask = "prototype not in darwin-abi.json; from the SDK's <mach/mach_traps.h> (task_name_for_pid) and <mach/task.h> (task_info); checked in part by taskbindings_test.go"
+
+func init() {
+	Funcs = append(Funcs,
+		Func{Name: "task_name_for_pid", Lib: LibKernel, Fn: &TaskNameForPID, Optional: true, Unchecked: notInFactsTask},
+		Func{Name: "task_info", Lib: LibKernel, Fn: &TaskInfo, Optional: true, Unchecked: notInFactsTask},
+	)
+}

@@ -15,8 +15,9 @@
 // It binds the Mach functions of libsystem_kernel and mach_task_self_ (installMach), launchd's
 // bootstrap_* calls and bootstrap_port over a Namespace (bootstrap.go), and sandbox_check,
 // SANDBOX_CHECK_NO_REPORT, csops and the SecTask and CFString calls the entitlements need
-// (sandbox.go), and the audit-token, CFDictionary and SecCode calls of peer's code-signing checks
-// (security.go). UseDarwinLogic (seam.go) switches machport's packages to their Darwin logic over
+// (sandbox.go), the audit-token, CFDictionary and SecCode calls of peer's code-signing checks
+// (security.go) over Apple's requirement language (requirement.go), and task_name_for_pid and
+// task_info(TASK_AUDIT_TOKEN) (task.go). UseDarwinLogic (seam.go) switches machport's packages to their Darwin logic over
 // it.
 package libsystemdouble
 
@@ -53,6 +54,7 @@ func Install() {
 		installLaunchd()
 		installSandbox()
 		installSecurity()
+		installTask()
 		makeCarrier()
 	})
 }

@@ -4,10 +4,8 @@ package libsystemdouble
 
 import (
 	"bytes"
-	"encoding/hex"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"unsafe"
 
@@ -45,10 +43,41 @@ const (
 	guestAttributeAudit = "audit" // the value of kSecGuestAttributeAudit (SecCode.h)
 )
 
-// Signature is a process's code signature, as SecCodeCheckValidity judges it.
+// Signature is a process's code signature, as SecCodeCheckValidity judges it against a
+// requirement (requirement.go says how each part of the language reads it).
 type Signature struct {
 	Identifier string // the signing identifier (`identifier "…"`)
 	CDHash     []byte // the code directory hash (`cdhash H"…"`)
+	// Anchor is what the chain is anchored in (`anchor apple`, `anchor apple generic`).
+	Anchor Anchor
+	// Certificates is the chain, leaf first and anchor last (`certificate leaf[subject.OU]`).
+	Certificates []Certificate
+	// Info is the Info.plist's string values (`info[CFBundleVersion] >= "2"`).
+	Info map[string]string
+	// Entitlements is the signed entitlements, as strings ("true" for a boolean one)
+	// (`entitlement["com.apple.security.app-sandbox"] exists`).
+	Entitlements map[string]string
+	// Platform is the platform identifier (`platform = 1`); 0 for third-party code.
+	Platform int
+}
+
+// DeveloperID returns the signature a Developer ID-signed program of team has: anchored in
+// Apple's root through Apple's Developer ID CA, with the leaf's subject OU the team id and the
+// Developer ID extensions Apple's designated requirements test (1.2.840.113635.100.6.1.13 on the
+// leaf, 1.2.840.113635.100.6.2.6 on the intermediate).
+func DeveloperID(identifier, team string, cdhash []byte) *Signature {
+	return &Signature{
+		Identifier: identifier,
+		CDHash:     cdhash,
+		Anchor:     AnchorAppleGeneric,
+		Certificates: []Certificate{
+			{Subject: map[string]string{"CN": "Developer ID Application: Example (" + team + ")", "OU": team},
+				Fields: map[string]string{"1.2.840.113635.100.6.1.13": ""}},
+			{Subject: map[string]string{"CN": "Developer ID Certification Authority", "OU": "Apple Certification Authority"},
+				Fields: map[string]string{"1.2.840.113635.100.6.2.6": ""}},
+			{Subject: map[string]string{"CN": "Apple Root CA", "OU": "Apple Certification Authority"}},
+		},
+	}
 }
 
 // Process describes the process at a pid for the calls of this file.
@@ -57,6 +86,9 @@ type Process struct {
 	Path      string     // what proc_pidpath answers; "" reads /proc/PID/exe
 	Signature *Signature // nil: unsigned
 	Gone      bool       // it exited: every call by its pid or token fails
+	// Denied makes task_name_for_pid refuse the process, as xnu does for another user's
+	// process or when a MAC policy says no (task.go).
+	Denied bool
 }
 
 var procs struct {
@@ -284,74 +316,20 @@ func secCodeCopyGuestWithAttributes(host, attrs uintptr, _ uint32, guest *uintpt
 	return leave(call, 0, 0)
 }
 
-// clause is one condition of a parsed requirement; all must hold.
-type clause struct {
-	identifier string // `identifier "…"`, when cdhash is nil
-	cdhash     []byte // `cdhash H"…"`
-}
-
-// secRequirementCreateWithString is SecRequirementCreateWithString(text, flags, &req) over a
-// subset of Apple's requirement language (Security's requirement grammar, reqparser): clauses
-// `identifier "X"` (or `identifier = "X"`, or an unquoted X) and `cdhash H"hex"`, joined by
-// `and`. Anything else fails with errSecCSReqInvalid, as a syntax error does in Security.
+// secRequirementCreateWithString is SecRequirementCreateWithString(text, flags, &req) over
+// Apple's requirement language (requirement.go): a text that does not parse fails with
+// errSecCSReqInvalid, as a syntax error does in Security.
 func secRequirementCreateWithString(text uintptr, _ uint32, req *uintptr) int32 {
 	const call = "SecRequirementCreateWithString"
 	if r := take(call, 0); r != 0 {
 		return leave(call, 0, r)
 	}
-	clauses, ok := parseRequirement(cfString(text).str)
-	if !ok || req == nil {
+	n, err := parseRequirementText(cfString(text).str)
+	if err != nil || req == nil {
 		return leave(call, 0, ErrSecCSReqInvalid)
 	}
-	*req = newCF(&cfObject{typeID: secRequirementType, more: clauses})
+	*req = newCF(&cfObject{typeID: secRequirementType, more: n})
 	return leave(call, 0, 0)
-}
-
-func parseRequirement(text string) ([]clause, bool) {
-	words := strings.Fields(text)
-	var out []clause
-	for len(words) > 0 {
-		var c clause
-		switch words[0] {
-		case "identifier":
-			words = words[1:]
-			if len(words) > 0 && words[0] == "=" {
-				words = words[1:]
-			}
-			if len(words) == 0 {
-				return nil, false
-			}
-			id, err := strconv.Unquote(words[0])
-			if err != nil {
-				if strings.ContainsAny(words[0], `"'`) || words[0] == "and" {
-					return nil, false
-				}
-				id = words[0]
-			}
-			c.identifier = id
-		case "cdhash":
-			words = words[1:]
-			if len(words) == 0 || !strings.HasPrefix(words[0], `H"`) || !strings.HasSuffix(words[0], `"`) || len(words[0]) < 4 {
-				return nil, false
-			}
-			h, err := hex.DecodeString(words[0][2 : len(words[0])-1])
-			if err != nil || len(h) == 0 {
-				return nil, false
-			}
-			c.cdhash = h
-		default:
-			return nil, false
-		}
-		out = append(out, c)
-		words = words[1:]
-		if len(words) > 0 {
-			if words[0] != "and" || len(words) == 1 {
-				return nil, false
-			}
-			words = words[1:]
-		}
-	}
-	return out, len(out) > 0
 }
 
 // secCodeCheckValidity is SecCodeCheckValidity(code, flags, req): errSecCSGuestInvalid when the
@@ -363,13 +341,13 @@ func secCodeCheckValidity(code uintptr, _ uint32, req uintptr) int32 {
 	if g.typeID != secCodeTypeID {
 		panic("libsystemdouble: SecCodeCheckValidity on something that is not a SecCode")
 	}
-	var clauses []clause
+	var rq *reqNode
 	if req != 0 {
 		r := cfGet(req)
 		if r.typeID != secRequirementType {
 			panic("libsystemdouble: SecCodeCheckValidity with something that is not a SecRequirement")
 		}
-		clauses = r.more.([]clause)
+		rq = r.more.(*reqNode)
 	}
 	if r := take(call, 0); r != 0 {
 		return leave(call, 0, r)
@@ -381,11 +359,8 @@ func secCodeCheckValidity(code uintptr, _ uint32, req uintptr) int32 {
 	case p.Signature == nil:
 		return leave(call, 0, ErrSecCSUnsigned)
 	}
-	for _, c := range clauses {
-		if c.cdhash != nil && !bytes.Equal(c.cdhash, p.Signature.CDHash) ||
-			c.cdhash == nil && c.identifier != p.Signature.Identifier {
-			return leave(call, 0, ErrSecCSReqFailed)
-		}
+	if rq != nil && !rq.satisfies(p.Signature) {
+		return leave(call, 0, ErrSecCSReqFailed)
 	}
 	return leave(call, 0, 0)
 }
