@@ -136,6 +136,11 @@ func TestFidelityReleaseSendsPortDeleted(t *testing.T) {
 
 			name := so.Name()
 			require.NoError(t, tc.release(name))
+			st, err = notify.Status()
+			require.NoError(t, err)
+			require.Equal(t, uint32(1), st.MessageCount)
+			require.Equal(t, uint32(1), st.SendOnceCount,
+				"the queued notification holds the request's right until it is received (ipc_object_copyout_dest)")
 			n := notification(t, ctx, notify)
 			require.Equal(t, mach.NotifyPortDeleted, n.Kind)
 			require.Equal(t, name, n.Name)

@@ -558,6 +558,13 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 				sorights++
 			}
 		}
+		// A queued message that came through a send-once right still holds it until it is
+		// received (xnu's ipc_object_copyout_dest consumes it): notifications included.
+		for _, m := range p.local {
+			if m.destType == typePortSendOnce {
+				sorights++
+			}
+		}
 		info[4] = queued
 		info[5] = int32(sorights + sp.armedRequests(p))
 		info[6] = int32(b2u(p.senders > 0))
