@@ -111,44 +111,66 @@ func TestFidelityDeallocatePortSet(t *testing.T) {
 // Releasing a name whose dead-name request is armed sends MACH_NOTIFY_PORT_DELETED to the
 // request's port, by deallocate or by a delta to zero (ipc_right_dealloc and ipc_right_delta:
 // ipc_right_request_cancel, then ipc_notify_port_deleted). The armed request holds a send-once
-// right to the notify port, which its status counts (mps_sorights).
+// right to the notify port, which its status counts (mps_sorights) until the notification that
+// used it is received (ipc_object_copyout_dest).
 func TestFidelityReleaseSendsPortDeleted(t *testing.T) {
+	sendOnce := func(t *testing.T, target *mach.ReceiveRight) mach.Name {
+		so, err := target.MakeSendOnce()
+		require.NoError(t, err)
+		return so.Name()
+	}
+	// sendOnly makes a send right whose name holds nothing else: the receive right leaves in a
+	// message that stays queued until the test ends.
+	sendOnly := func(t *testing.T, target *mach.ReceiveRight) mach.Name {
+		s, err := target.MakeSend()
+		require.NoError(t, err)
+		carrier, carrierSend := newPort(t, mach.PortOptions{})
+		require.NoError(t, mach.Send(context.Background(), &mach.Message{Remote: mach.CopySendOf(carrierSend),
+			Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.MoveReceiveOf(target)}}}))
+		t.Cleanup(func() { mach.Drain(carrier) }) // destroys the moved receive right
+		return s.Name()
+	}
 	for _, tc := range []struct {
-		name    string
-		release func(mach.Name) error
+		name     string
+		make     func(*testing.T, *mach.ReceiveRight) mach.Name
+		release  func(mach.Name) error
+		sendOnce bool
 	}{
-		{"deallocate", mach.Deallocate},
-		{"mod_refs -1", func(n mach.Name) error { return mach.ModRefs(n, mach.RightSendOnce, -1) }},
+		{"send-once, deallocate", sendOnce, mach.Deallocate, true},
+		{"send-once, mod_refs -1", sendOnce, func(n mach.Name) error { return mach.ModRefs(n, mach.RightSendOnce, -1) }, true},
+		{"send, deallocate", sendOnly, mach.Deallocate, false},
+		{"send, mod_refs -1", sendOnly, func(n mach.Name) error { return mach.ModRefs(n, mach.RightSend, -1) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := ctxTimeout(t, 10*time.Second)
-			target, _ := newPort(t, mach.PortOptions{})
-			notify, _ := newPort(t, mach.PortOptions{})
-			so, err := target.MakeSendOnce()
+			target, err := mach.NewPort(mach.PortOptions{})
 			require.NoError(t, err)
-			prev, err := mach.RequestNotification(so.Name(), mach.NotifyDeadName, 0, notify)
+			t.Cleanup(func() { target.Close() })
+			notify, _ := newPort(t, mach.PortOptions{})
+			name := tc.make(t, target)
+			prev, err := mach.RequestNotification(name, mach.NotifyDeadName, 1, notify)
 			require.NoError(t, err)
 			require.Nil(t, prev)
 			st, err := notify.Status()
 			require.NoError(t, err)
 			require.Equal(t, uint32(1), st.SendOnceCount, "the armed request holds a send-once right")
 
-			name := so.Name()
 			require.NoError(t, tc.release(name))
 			st, err = notify.Status()
 			require.NoError(t, err)
 			require.Equal(t, uint32(1), st.MessageCount)
-			require.Equal(t, uint32(1), st.SendOnceCount,
-				"the queued notification holds the request's right until it is received (ipc_object_copyout_dest)")
+			require.Equal(t, uint32(1), st.SendOnceCount, "the queued notification holds the request's right")
 			n := notification(t, ctx, notify)
 			require.Equal(t, mach.NotifyPortDeleted, n.Kind)
 			require.Equal(t, name, n.Name)
 			st, err = notify.Status()
 			require.NoError(t, err)
 			require.Zero(t, st.SendOnceCount, "the notification used the request's right")
-			require.Equal(t, mach.NotifySendOnce, notification(t, ctx, target).Kind,
-				"the send-once right itself was released unused")
+			if tc.sendOnce {
+				require.Equal(t, mach.NotifySendOnce, notification(t, ctx, target).Kind,
+					"the send-once right itself was released unused")
+			}
 		})
 	}
 }
