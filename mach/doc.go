@@ -52,9 +52,30 @@
 //     a send right takes two: its channel and its port's queue counter).
 //   - A notification's port must be a receive right of the same process; a new no-senders or
 //     dead-name request replaces the old one and RequestNotification returns no previous right
-//     (a second port-destroyed request fails with KernFailure, as on macOS).
+//     (a second port-destroyed request fails with KernFailure, as on macOS). A request that ends
+//     without firing (replaced, cancelled, or a no-senders request whose port is destroyed)
+//     gives up its send-once right silently, where xnu hands the replaced right back to the
+//     caller or sends MACH_NOTIFY_SEND_ONCE with it. While armed, a request counts as a send-once
+//     right of its notify port (PortStatus.SendOnceCount), as on macOS.
 //   - Dead-name and no-senders notifications come from a monitor goroutine that watches for
-//     hang-ups, a moment after the event rather than synchronously with it.
+//     hang-ups, a moment after the event rather than synchronously with it (a dead-name request
+//     also fires when this process next looks at the name and finds its port dead).
+//   - Messages keep their order per channel, not across channels: each send right a process
+//     holds for a port writes to one socket (a process's send rights to one port share it), and
+//     each send-once right, and each send through MAKE_SEND as the destination, has a socket of
+//     its own; a receive takes from whichever socket has a message. So messages sent one after
+//     the other through send rights of different processes, or through a send right and a
+//     send-once right, may be received in the other order, and notifications the emulation
+//     makes (and a message left queued by MACH_RCV_TOO_LARGE) are received before messages
+//     still waiting in sockets. xnu's port queue (ipc_mqueue) is one FIFO by arrival.
+//   - mach_port_insert_right never gives a right a new name: where xnu would move a send-once
+//     right, or the last reference of a send right, to a free name of the caller's choosing,
+//     InsertRight fails with KernFailure. (Inserting a right under the name it has, and the
+//     errors for other names, are as on macOS.)
+//   - A send that times out (MACH_SEND_TIMED_OUT) is handed back as on macOS, with the rights
+//     it made; a send that fails with MACH_SEND_NO_BUFFER (the emulation's own shortage of
+//     sockets, descriptors or memory) leaves everything as it was before the send, and makes
+//     nothing.
 //   - The audit token's uid fields all hold the sender's real uid, which is what SCM_CREDENTIALS
 //     reports; audit session and pid version are 0.
 //   - The queue limit is a message count shared by the port's senders through a small shared

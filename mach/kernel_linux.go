@@ -87,12 +87,34 @@ func (linuxKernel) send(buf []byte, ool [][]byte, timeoutMS int) int32 {
 	}
 	em.Body = buf[off:size]
 	ret := emu.Send(em, duration(timeoutMS))
+	if ret == abi.MACH_SEND_TIMED_OUT {
+		writeHandedBack(buf, em)
+	}
 	em.Body = nil
 	clear(em.Descs)
 	if ret == emu.SendMoveReceiveRemote {
 		return sendMoveReceiveRemote
 	}
 	return ret
+}
+
+// writeHandedBack writes the rights of a message the emulation handed back (a timed-out send)
+// into its wire bytes, where the Darwin kernel's pseudo-receive writes them: the header's names
+// and types, and each port descriptor's name and type. Out-of-line memory stays as it was.
+func writeHandedBack(buf []byte, em *emu.Msg) {
+	le.PutUint32(buf[offBits:], em.Bits)
+	le.PutUint32(buf[offRemote:], em.Remote)
+	le.PutUint32(buf[offLocal:], em.Local)
+	off := baseSize
+	for _, d := range em.Descs {
+		if d.Memory {
+			off += oolDescriptorSize
+			continue
+		}
+		le.PutUint32(buf[off:], d.Name)
+		buf[off+10] = d.Disp
+		off += portDescriptorSize
+	}
 }
 
 // receivedSize is msgh_size of a received message with the given descriptors and body.

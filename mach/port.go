@@ -222,8 +222,9 @@ func ExtractRight(name Name, disp Disposition) (Port, error) {
 	return Port{Name: n, Disposition: t}, kernErr(op, name, kr)
 }
 
-// Deallocate releases one user reference of a send, send-once or dead-name right
-// (mach_port_deallocate).
+// Deallocate releases one user reference of a send, send-once or dead-name right, or destroys a
+// port set (mach_port_deallocate). Releasing a name's last right while a dead-name request is
+// armed on it sends MACH_NOTIFY_PORT_DELETED to the request's port.
 func Deallocate(name Name) error {
 	const op = "mach_port_deallocate"
 	k, err := getKernel(op)

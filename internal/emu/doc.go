@@ -8,7 +8,8 @@
 //     signalled by an eventfd in the same epoll;
 //   - making a send right creates a channel: its write end is the send right, its read end joins
 //     the port; copies of a send right share the write end (passed with SCM_RIGHTS), so one
-//     sender's order is kept;
+//     sender's order is kept (but not the order across channels, which xnu's one queue keeps:
+//     see the Linux differences in package mach);
 //   - a send-once right is a channel used for exactly one message; if its write end is closed
 //     unused, the port receives MACH_NOTIFY_SEND_ONCE. As on Mach, a message on it never waits
 //     (neither for the queue limit nor for socket space): a channel that cannot take it at once

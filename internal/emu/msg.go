@@ -167,6 +167,11 @@ func Send(m *Msg, timeout time.Duration) int32 {
 				tx.mem = append(tx.mem, memCopy{index: r.fd, parts: int(r.parts), data: d.Data, addr: d.Addr,
 					size: d.Size, dealloc: d.Dealloc})
 			}
+		} else if d.Name == abi.MACH_PORT_NULL || d.Name == abi.MACH_PORT_DEAD {
+			var kr int32
+			if r, kr = noPort(d.Name, d.Disp); kr != abi.MACH_MSG_SUCCESS {
+				return fail(kr)
+			}
 		} else {
 			var kr int32
 			r, kr = tx.right(d.Name, d.Disp, abi.MACH_SEND_INVALID_RIGHT, dest)
@@ -197,6 +202,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		tx.rollback()
 	}
 	tx.release()
+	if kr == abi.MACH_SEND_TIMED_OUT {
+		handBack(m, remoteDisp, localDisp)
+	}
 	sp.mu.Unlock()
 	tx.closeOwned()
 	if kr == abi.MACH_MSG_SUCCESS {
@@ -207,6 +215,66 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		}
 	}
 	return kr
+}
+
+// handBack rewrites m as xnu hands a timed-out send back (mach_msg_trap_send: the message was
+// copied in whole, ipc_kmsg_copyout_pseudo copies it out again into the sender's space): every
+// right the message names is the sender's again, as the type it would be received as
+// (MACH_MSG_TYPE_PORT_*). Moved rights are where they were (the copy-in was undone), but the
+// rights the copy-in made exist now: MAKE_SEND made a send right (one more user reference and
+// make-send count), MAKE_SEND_ONCE a send-once right under a new name, COPY_SEND one more user
+// reference. Releasing those has the usual effects: MACH_NOTIFY_SEND_ONCE, no-senders. Memory
+// stays where it was: nothing was copied out of it. Called with sp.mu held.
+func handBack(m *Msg, remoteDisp, localDisp uint8) {
+	bits := m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
+	name, typ := handBackRight(m.Remote, remoteDisp)
+	m.Remote, bits = name, bits|uint32(typ)
+	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
+		name, typ = handBackRight(m.Local, localDisp)
+		m.Local, bits = name, bits|uint32(typ)<<8
+	}
+	m.Bits = bits
+	for i := range m.Descs {
+		if d := &m.Descs[i]; !d.Memory {
+			d.Name, d.Disp = handBackRight(d.Name, d.Disp)
+		}
+	}
+}
+
+// handBackRight makes again the right one disposition copied in, and returns its name and type.
+// A right that is gone meanwhile comes back as MACH_PORT_DEAD, as a right whose port died does.
+func handBackRight(name uint32, disp uint8) (uint32, uint8) {
+	r, _ := noPort(name, disp)
+	if name == abi.MACH_PORT_NULL || name == abi.MACH_PORT_DEAD {
+		return name, r.typ
+	}
+	e := sp.entries[name]
+	if e == nil {
+		return abi.MACH_PORT_DEAD, r.typ
+	}
+	switch disp {
+	case dispCopySend:
+		if e.sendRefs == 0 {
+			return abi.MACH_PORT_DEAD, r.typ
+		}
+		e.sendRefs, _ = addRefs(e.sendRefs, 1)
+	case dispMakeSend:
+		if e.recv == nil || sp.makeSend(e) != abi.KERN_SUCCESS {
+			return abi.MACH_PORT_DEAD, r.typ
+		}
+	case dispMakeSendOnce:
+		if e.recv == nil {
+			return abi.MACH_PORT_DEAD, r.typ
+		}
+		c, err := e.recv.newChannel(true)
+		if err != nil {
+			return abi.MACH_PORT_DEAD, r.typ
+		}
+		so := sp.newName()
+		so.sonce, so.id = c, e.id
+		return so.name, r.typ
+	}
+	return name, r.typ
 }
 
 // transfer collects what one send needs while sp.mu is held, and what to undo or commit.
@@ -475,6 +543,24 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 	return r, abi.MACH_SEND_INVALID_TYPE
 }
 
+// noPort is a port descriptor naming MACH_PORT_NULL or MACH_PORT_DEAD: no right travels, and the
+// receiver gets the same name with the type the disposition gives (xnu's
+// ipc_kmsg_copyin_port_descriptor takes an invalid name as it is, ipc_object_copyin_type).
+func noPort(name uint32, disp uint8) (record, int32) {
+	r := record{kind: kindNoPort, fd: -1, counterFD: -1, size: name}
+	switch disp {
+	case dispMoveReceive:
+		r.typ = typePortReceive
+	case dispMoveSend, dispCopySend, dispMakeSend:
+		r.typ = typePortSend
+	case dispMoveSendOnce, dispMakeSendOnce:
+		r.typ = typePortSendOnce
+	default:
+		return r, abi.MACH_SEND_INVALID_TYPE
+	}
+	return r, abi.MACH_MSG_SUCCESS
+}
+
 // discardSendOnce retires a send-once channel made for a send that failed: its hang-up is
 // silent, as the right never existed for anyone.
 func discardSendOnce(c *sendChan) {
@@ -518,7 +604,7 @@ func fdsNeeded(m *Msg, localDisp uint8) int {
 		switch {
 		case d.Memory && d.Size > 0:
 			n++
-		case !d.Memory:
+		case !d.Memory && d.Name != abi.MACH_PORT_NULL && d.Name != abi.MACH_PORT_DEAD:
 			n += rightFDs(d.Disp)
 		}
 	}

@@ -542,14 +542,31 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		info[1] = int32(p.seqno)
 		info[2] = int32(p.mscount)
 		info[3] = atomic.LoadInt32(p.ctr.limit())
-		info[4] = atomic.LoadInt32(p.ctr.count()) + int32(len(p.local))
+		// The counter counts what came through send rights; a message on a send-once right
+		// bypasses the queue limit but is queued all the same (xnu's mps_msgcount is
+		// imq_msgcount, every kmsg on the queue).
+		queued := atomic.LoadInt32(p.ctr.count()) + int32(len(p.local))
 		sorights := 0
 		for _, rc := range p.chans {
-			if rc.sendOnce && !rc.hungup && !rc.used {
+			if !rc.sendOnce || rc.used {
+				continue
+			}
+			if pending(rc.fd) {
+				queued++
+			}
+			if !rc.hungup {
 				sorights++
 			}
 		}
-		info[5] = int32(sorights)
+		// A queued message that came through a send-once right still holds it until it is
+		// received (xnu's ipc_object_copyout_dest consumes it): notifications included.
+		for _, m := range p.local {
+			if m.destType == typePortSendOnce {
+				sorights++
+			}
+		}
+		info[4] = queued
+		info[5] = int32(sorights + sp.armedRequests(p))
 		info[6] = int32(b2u(p.senders > 0))
 		info[7] = int32(b2u(p.pd != nil))
 		info[8] = int32(b2u(p.ns != nil))
@@ -557,6 +574,27 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		return abi.MACH_PORT_RECEIVE_STATUS_COUNT, abi.KERN_SUCCESS
 	}
 	return 0, abi.KERN_INVALID_ARGUMENT
+}
+
+// armedRequests counts the notification requests armed with p as their notify port. Each holds
+// a send-once right to p (mach_port_request_notification copies the notify port in with
+// MAKE_SEND_ONCE), which xnu counts in ip_sorights and so in mps_sorights. Called with sp.mu held.
+func (s *space) armedRequests(p *port) int {
+	n := 0
+	for _, e := range s.entries {
+		if e.dn != nil && e.dn.notify == p {
+			n++
+		}
+		if r := e.recv; r != nil {
+			if r.ns != nil && r.ns.notify == p {
+				n++
+			}
+			if r.pd == p {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // pset is a port set: an epoll fd over its members' epoll fds, and an eventfd that wakes

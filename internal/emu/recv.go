@@ -489,9 +489,11 @@ func (m *inMsg) checkMemory() error {
 // copyout gives a message's rights names in this space and maps its memory. Called with sp.mu
 // held.
 func (s *space) copyout(m *inMsg, p *port, out *Msg) {
+	// The first message of a port has sequence number 0: ipc_mqueue_receive_on_thread hands
+	// the thread imq_seqno++, and imq_seqno starts at 0.
+	out.Seqno = p.seqno
 	p.seqno++
 	out.ID, out.Local, out.Remote, out.Voucher = m.dg.id, p.name, 0, 0
-	out.Seqno = p.seqno
 	out.Descs = out.Descs[:0]
 	replyType := uint8(0)
 	if m.dg.reply.kind == kindPort {
@@ -511,6 +513,8 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutRight(m, r), Disp: r.typ})
 		case kindReceive:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutReceive(r.token), Disp: typePortReceive})
+		case kindNoPort:
+			out.Descs = append(out.Descs, Desc{Name: r.size, Disp: r.typ})
 		}
 	}
 	out.Bits = uint32(replyType) | uint32(m.destType)<<8

@@ -155,8 +155,16 @@ func (s *space) dropIfEmpty(e *entry) {
 		return
 	}
 	if e.dn != nil {
+		// The name is released while its dead-name request is armed: the request's send-once
+		// right carries MACH_NOTIFY_PORT_DELETED to the notify port, whether the release was a
+		// deallocate, a mod_refs delta to zero or a move in a message (xnu's ipc_right_dealloc
+		// and ipc_right_delta: ipc_right_request_cancel, then ipc_notify_port_deleted).
 		monitorRemove(e.dn.monitor)
+		req := e.dn
 		e.dn = nil
+		var body [12]byte // NDR record, then the name
+		binary.LittleEndian.PutUint32(body[8:], e.name)
+		req.notify.inject(kernelMsg(abi.MACH_NOTIFY_PORT_DELETED, body[:]))
 	}
 	delete(s.entries, e.name)
 	if n, ok := s.byPort[e.id]; ok && n == e.name {
@@ -179,6 +187,11 @@ func (s *space) refreshDead(e *entry) {
 		s.becomeDead(e, 1)
 		e.sonce.put()
 		e.sonce = nil
+	}
+	if e.dn != nil && e.deadRefs > 0 && e.sendRefs == 0 && e.sonce == nil {
+		// xnu fires the request when the port dies (ipc_port_destroy), before the name can be
+		// released: a release must then find a dead name, not an armed request.
+		s.fireDeadName(e)
 	}
 }
 
@@ -324,6 +337,11 @@ func Deallocate(name uint32) int32 {
 		e.sonce = nil
 	case e.deadRefs > 0:
 		dropRefs(&e.deadRefs, 1)
+	case e.pset != nil:
+		// xnu's ipc_right_dealloc destroys a port set (MACH_PORT_TYPE_PORT_SET: ipc_pset_destroy);
+		// tests/mach_port_deallocate_21692215.c checks it.
+		e.pset.destroy()
+		e.pset = nil
 	default:
 		return abi.KERN_INVALID_RIGHT
 	}
@@ -335,6 +353,14 @@ func Deallocate(name uint32) int32 {
 func ModRefs(name, right uint32, delta int32) int32 {
 	if right >= abi.MACH_PORT_RIGHT_NUMBER {
 		return abi.KERN_INVALID_VALUE
+	}
+	if name == abi.MACH_PORT_NULL || name == abi.MACH_PORT_DEAD {
+		// xnu's mach_port_mod_refs: SEND and SEND_ONCE on an invalid name succeed and change
+		// nothing, as mach_port_deallocate does; other rights have no such name.
+		if right == abi.MACH_PORT_RIGHT_SEND || right == abi.MACH_PORT_RIGHT_SEND_ONCE {
+			return abi.KERN_SUCCESS
+		}
+		return abi.KERN_INVALID_NAME
 	}
 	if right == abi.MACH_PORT_RIGHT_RECEIVE && delta < 0 {
 		receiveDying(name, 0, false)
@@ -379,7 +405,9 @@ func ModRefs(name, right uint32, delta int32) int32 {
 		}
 		e.deadRefs = n
 	default:
-		return abi.KERN_INVALID_VALUE
+		// MACH_PORT_RIGHT_LABELH (5), below MACH_PORT_RIGHT_NUMBER: xnu's ipc_right_delta
+		// answers it with invalid_right, not KERN_INVALID_VALUE.
+		return abi.KERN_INVALID_RIGHT
 	}
 	return abi.KERN_SUCCESS
 }
@@ -484,10 +512,7 @@ func InsertRight(name, poly, disp uint32) int32 {
 		return abi.KERN_INVALID_NAME
 	}
 	if name != poly {
-		if sp.entries[name] != nil {
-			return abi.KERN_NAME_EXISTS
-		}
-		return abi.KERN_RIGHT_EXISTS // this space already names the port as poly
+		return sp.insertElsewhere(e, name, disp)
 	}
 	sp.refreshDead(e)
 	switch disp {
@@ -506,6 +531,38 @@ func InsertRight(name, poly, disp uint32) int32 {
 		return abi.KERN_SUCCESS // moving a right to the same name in the same space: no change
 	}
 	return abi.KERN_INVALID_VALUE
+}
+
+// insertElsewhere answers mach_port_insert_right of poly's right under another name, which the
+// emulation never does. The answers are xnu's: ipc_entry_alloc_name refuses index 0 and a name
+// whose index holds a name of another generation with KERN_FAILURE (ports are not renamed);
+// then ipc_object_copyout_name finds the port already named in the space (ipc_right_reverse)
+// and answers KERN_RIGHT_EXISTS, even when name denotes another port
+// (tests/mach_port_insert_right.c). Only a right the copy-in takes out of the space entirely (a
+// send-once right, the last reference of a send right) is not named any more: then a name in
+// use is KERN_NAME_EXISTS (ipc_right_inuse), and a free one, where xnu would rename the right, is
+// refused with KERN_FAILURE (a documented difference). Called with sp.mu held.
+func (s *space) insertElsewhere(e *entry, name, disp uint32) int32 {
+	if name>>8 == 0 {
+		return abi.KERN_FAILURE
+	}
+	if same := name>>8<<8 | 3; same != name && s.entries[same] != nil {
+		return abi.KERN_FAILURE // every name the emulation gives has generation 3 (newName)
+	}
+	leaves := false
+	switch disp {
+	case dispMoveSendOnce:
+		leaves = e.sonce != nil
+	case dispMoveSend:
+		leaves = e.recv == nil && e.sendRefs == 1
+	}
+	switch {
+	case !leaves:
+		return abi.KERN_RIGHT_EXISTS
+	case s.entries[name] != nil:
+		return abi.KERN_NAME_EXISTS
+	}
+	return abi.KERN_FAILURE
 }
 
 // ExtractRight is mach_port_extract_right within this task.

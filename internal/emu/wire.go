@@ -29,7 +29,8 @@ import (
 //
 // A record:
 //
-//	0 u8 kind (0 none, 1 port right, 2 out-of-line memory, 3 receive right moved in-process)
+//	0 u8 kind (0 none, 1 port right, 2 out-of-line memory, 3 receive right moved in-process,
+//	  4 a port descriptor naming MACH_PORT_NULL or MACH_PORT_DEAD, the name in the size field)
 //	1 u8 right type (16 receive, 17 send, 18 send-once) or the copy option
 //	2 u8 deallocate   3 u8 memfd parts - 1   4 i16 fd index   6 i16 counter fd index
 //	8 u32 memory size 12 u32 zero 16 [16]byte port id, or the u64 token of a moved receive right
@@ -79,6 +80,7 @@ const (
 	kindPort    = 1
 	kindMemory  = 2
 	kindReceive = 3
+	kindNoPort  = 4
 )
 
 // record is one right or memory region in a datagram.
@@ -287,6 +289,11 @@ func parseRecord(b []byte, r *record, isReply bool, useFD func(int16, bool) erro
 			if err := useFD(r.fd+i, true); err != nil {
 				return err
 			}
+		}
+	case kindNoPort:
+		badType := r.typ < typePortReceive || r.typ > typePortSendOnce
+		if isReply || badType || r.fd != -1 || r.counterFD != -1 || (r.size != 0 && r.size != ^uint32(0)) {
+			return fmt.Errorf("%w: null port record", errMalformed)
 		}
 	case kindReceive:
 		if isReply || r.typ != typePortReceive || r.fd != -1 || r.counterFD != -1 {

@@ -162,7 +162,32 @@ func send(msg unsafe.Pointer, sendSize uint32, timeoutMS int) int32 {
 	}
 	// emu.SendMoveReceiveRemote passes through: a Mac moves a receive right to any task, the
 	// emulation cannot, and the caller (mach) knows that code as the emulation's limit.
-	return leave(CallSend, em.Remote, emu.Send(&em, duration(timeoutMS)))
+	dest := em.Remote
+	mr := emu.Send(&em, duration(timeoutMS))
+	if mr == abi.MACH_SEND_TIMED_OUT {
+		handedBack(msg, sendSize, &em) // the emulation handed the message back, as xnu's pseudo-receive
+	}
+	return leave(CallSend, dest, mr)
+}
+
+// handedBack writes the rights of a message the emulation handed back into the caller's buffer,
+// where ipc_kmsg_copyout_pseudo writes them: the header's names and types, and each port
+// descriptor's. Out-of-line memory stays as it was.
+func handedBack(msg unsafe.Pointer, sendSize uint32, em *emu.Msg) {
+	b := unsafe.Slice((*byte)(msg), sendSize)
+	put32(b[offBits:], em.Bits)
+	put32(b[offRemote:], em.Remote)
+	put32(b[offLocal:], em.Local)
+	off := baseSize
+	for _, d := range em.Descs {
+		if d.Memory {
+			off += oolDescSize
+			continue
+		}
+		put32(b[off:], d.Name)
+		b[off+10] = d.Disp
+		off += portDescSize
+	}
 }
 
 // The carrier is a port of the double's own through which a pseudo-receive copies a message in
