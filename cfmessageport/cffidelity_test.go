@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -163,3 +164,70 @@ func (l *recordingLog) Handle(_ context.Context, r slog.Record) error {
 }
 func (l *recordingLog) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *recordingLog) WithGroup(string) slog.Handler      { return l }
+
+// A service that answers and then dies: every reply it sent before its death is delivered, to
+// the requester receiving and to the ones waiting for it, whatever the order in which the
+// replies, the death notification and the requesters' wake-ups arrive. Only a request whose
+// reply never came fails, with -5.
+func TestRepliesQueuedBeforeDeathAreDelivered(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 60*time.Second)
+	for i := range 20 {
+		name, port := rawService(t)
+		r := dial(t, ctx, name)
+		type result struct {
+			data string
+			err  error
+		}
+		const answered = 12
+		results := make(chan result, answered+1)
+		sent := []string{"never"}
+		for j := range answered {
+			sent = append(sent, strconv.Itoa(j))
+		}
+		for _, data := range sent {
+			go func() {
+				got, err := r.Request(ctx, 1, []byte(data))
+				results <- result{string(got), err}
+			}()
+		}
+		var reqs []*mach.Message
+		for range sent {
+			m := new(mach.Message)
+			require.NoError(t, mach.Receive(ctx, port, m))
+			reqs = append(reqs, m)
+		}
+		for _, m := range reqs {
+			p, err := wire.Decode(m, false)
+			require.NoError(t, err)
+			if string(p.Data) == "never" {
+				continue
+			}
+			reply, ok := m.TakeRemote().(*mach.SendOnceRight)
+			require.True(t, ok)
+			var out mach.Message
+			rp := wire.Packet{MsgID: p.MsgID, ConvID: -p.ConvID, Data: p.Data}
+			require.NoError(t, rp.Encode(&out, mach.MoveSendOnceOf(reply), mach.Port{}))
+			require.NoError(t, mach.Send(ctx, &out))
+		}
+		require.NoError(t, port.Close()) // the service dies after answering all but one
+		got := map[string]bool{}
+		for range sent {
+			res := <-results
+			if res.err != nil {
+				require.ErrorIs(t, res.err, cfmessageport.ErrBecameInvalid, "round %d", i)
+				got["-5"] = true
+				continue
+			}
+			got[res.data] = true
+		}
+		want := map[string]bool{"-5": true}
+		for _, data := range sent[1:] {
+			want[data] = true
+		}
+		require.Equal(t, want, got, "round %d", i)
+		for _, m := range reqs {
+			require.NoError(t, m.Destroy())
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/internal/leakcheck"
 	"github.com/machport/machport/internal/testproc"
@@ -351,4 +352,85 @@ func TestAbandonReleasesADeliveredReply(t *testing.T) {
 	if runtime.GOOS == "linux" {
 		require.Equal(t, before-1, oolMapped(), "and is unmapped with it")
 	}
+}
+
+// The service answers two requests and dies, and its death is noticed while the requester
+// receiving for both holds its own reply and has not yet handed the receiving over: the other
+// request's reply, queued before the death, still reaches it. (Failing every waiting requester
+// at the death, as this did, dropped a reply CF would have delivered: CF's requester looks for
+// its reply before it checks that the remote is valid, in CFMessagePortSendRequest.)
+func TestReplyQueuedBeforeDeathIsHandedOver(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	port, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	defer port.Close()
+	name := fmt.Sprintf("com.machport.cfmp.internal.%s.%d", t.Name(), os.Getpid())
+	reg, err := bootstrap.Register(name, port, nil)
+	require.NoError(t, err)
+	defer reg.Close()
+	r, err := Dial(ctx, name)
+	require.NoError(t, err)
+	defer r.Close()
+
+	type result struct {
+		data string
+		err  error
+	}
+	results := make(chan result, 2)
+	for _, data := range []string{"one", "two"} {
+		go func() {
+			got, err := r.Request(ctx, 1, []byte(data))
+			results <- result{string(got), err}
+		}()
+	}
+	waitFor(t, r, "one request receives, the other waits", func() bool { return r.receiving && r.followers() == 1 })
+	requests := map[int32]*mach.Message{}
+	for range 2 {
+		m := new(mach.Message)
+		require.NoError(t, mach.Receive(ctx, port, m))
+		p, err := wire.Decode(m, false)
+		require.NoError(t, err)
+		requests[p.ConvID] = m
+	}
+	answer := func(conv int32) {
+		m := requests[conv]
+		p, err := wire.Decode(m, false)
+		require.NoError(t, err)
+		var out mach.Message
+		rp := wire.Packet{MsgID: p.MsgID, ConvID: -conv, Data: p.Data}
+		require.NoError(t, rp.Encode(&out, mach.MoveSendOnceOf(m.TakeRemote().(*mach.SendOnceRight)), mach.Port{}))
+		require.NoError(t, mach.Send(ctx, &out))
+		require.NoError(t, m.Destroy())
+	}
+
+	r.mu.Lock() // the receiving requester stops at r.mu once it has its own reply
+	var leaderConv, followerConv int32
+	for conv, w := range r.pending {
+		if w.wake != nil {
+			followerConv = conv
+		} else {
+			leaderConv = conv
+		}
+	}
+	answer(leaderConv)
+	for {
+		st, err := r.reply.Status()
+		require.NoError(t, err)
+		if st.MessageCount == 0 {
+			break // the leader took its reply
+		}
+		runtime.Gosched()
+	}
+	answer(followerConv)
+	r.invalidate(true) // the death notification, before the leader hands the receiving over
+	r.mu.Unlock()
+
+	got := map[string]error{}
+	for range 2 {
+		res := <-results
+		got[res.data] = res.err
+	}
+	require.Equal(t, map[string]error{"one": nil, "two": nil}, got)
 }

@@ -369,11 +369,13 @@ func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) (r
 			}
 			r.mu.Unlock()
 			return w.reply, nil
-		case r.isInvalid():
+		case r.closed:
 			r.leave(conv, w)
 			r.mu.Unlock()
 			return reply{}, r.invalidErr(op, true)
 		case w.lead || !r.receiving:
+			// On a remote that became invalid, lead takes what replies are still queued (the
+			// service may have answered before it died) and fails once the queue is empty.
 			w.lead, r.receiving = false, true
 			r.mu.Unlock()
 			return r.lead(ctx, op, conv, w)
@@ -381,10 +383,17 @@ func (r *Remote) await(ctx context.Context, op string, conv int32, w *waiter) (r
 		if w.wake == nil {
 			w.wake = make(chan struct{}, 1)
 		}
+		// Once the remote is invalid, the requester receiving delivers what is queued and then
+		// hands the receiving over, which wakes this one: failing at invalidation instead would
+		// drop a reply that is already queued.
+		invalid := r.invalid
+		if r.isInvalid() {
+			invalid = nil
+		}
 		r.mu.Unlock()
 		select {
 		case <-w.wake:
-		case <-r.invalid:
+		case <-invalid:
 		case <-ctx.Done():
 			r.mu.Lock()
 			if w.done { // it made it after all
@@ -503,11 +512,14 @@ func (r *Remote) leave(conv int32, w *waiter) {
 	if r.receiving {
 		return
 	}
-	if r.closed || r.isInvalid() {
-		// Nobody receives again: waiting requesters see invalid. Close waits for this.
+	if r.closed {
+		// Nobody receives again: waiting requesters see closed. Close waits for this.
 		if r.leaderGone != nil {
 			close(r.leaderGone)
 			r.leaderGone = nil
+		}
+		for _, next := range r.pending {
+			next.signal()
 		}
 		return
 	}
@@ -662,6 +674,9 @@ func (r *Remote) Close() error {
 		return nil
 	}
 	r.closed = true
+	for _, w := range r.pending { // a requester waiting on an invalid remote waits only for this
+		w.signal()
+	}
 	var leaderGone chan struct{}
 	if r.receiving {
 		r.leaderGone = make(chan struct{})
