@@ -24,8 +24,9 @@ type kernel interface {
 	// pseudo-receive (MACH_SEND_TIMED_OUT and friends) buf holds the message as returned.
 	send(buf []byte, ool [][]byte, timeoutMS int) int32
 	// receive receives from name (a receive right or port set) into buf. large asks for
-	// MACH_RCV_LARGE; timeoutMS < 0 blocks; ctx cancellation returns errCanceled's code.
-	receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32
+	// MACH_RCV_LARGE; trailer is the trailer to append (MACH_RCV_TRAILER_ELEMENTS); timeoutMS < 0
+	// blocks; ctx cancellation returns errCanceled's code.
+	receive(ctx context.Context, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32
 	// destroy releases every right and out-of-line region a received message holds
 	// (mach_msg_destroy).
 	destroy(buf []byte)

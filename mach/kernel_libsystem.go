@@ -162,8 +162,8 @@ func (k *darwinKernel) inCallersSet(name Name) (inSet, waiting bool) {
 	return len(k.sets[name]) > 0, len(k.waiting[name]) > 0
 }
 
-func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS int) int32 {
-	opt, timeout := int32(abi.MACH_RCV_MSG|abi.MACH_RCV_INTERRUPT|rcvAuditOptions), uint32(abi.MACH_MSG_TIMEOUT_NONE)
+func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
+	opt, timeout := int32(abi.MACH_RCV_MSG|abi.MACH_RCV_INTERRUPT)|trailer.options(), uint32(abi.MACH_MSG_TIMEOUT_NONE)
 	if large {
 		opt |= abi.MACH_RCV_LARGE
 	}
@@ -183,16 +183,16 @@ func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS i
 // A receive on a caller's port set cannot take a private port into that set (any other receiver
 // of the set could swallow the wake-up), so it waits in slices of at most setPollInterval and
 // checks ctx between them.
-func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
 	if ctx.Done() == nil {
-		return k.rawReceive(name, buf, large, timeoutMS)
+		return k.rawReceive(name, buf, large, trailer, timeoutMS)
 	}
 	if pt, _ := k.portType(name); pt.Has(TypePortSet) {
-		return k.receiveSetPolling(ctx, name, buf, large, timeoutMS)
+		return k.receiveSetPolling(ctx, name, buf, large, trailer, timeoutMS)
 	}
 	w, kr := k.getWaker()
 	if kr != abi.KERN_SUCCESS {
-		return k.receiveSetPolling(ctx, name, buf, large, timeoutMS)
+		return k.receiveSetPolling(ctx, name, buf, large, trailer, timeoutMS)
 	}
 	// Record the waiter before the port joins the private set: a close, move or MoveMember
 	// from then on finds it (wakeReceivers) and wakes it, where in the other order one in
@@ -203,11 +203,11 @@ func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large
 		k.track(name, w, false)
 		w.drain(k) // a wake-up may have come meanwhile
 		k.putWaker(w)
-		return k.rawReceive(name, buf, large, timeoutMS) // e.g. not a receive right: let mach_msg say so
+		return k.rawReceive(name, buf, large, trailer, timeoutMS) // e.g. not a receive right: let mach_msg say so
 	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { k.wake(w.wake); close(fired) })
-	ret := k.receiveOrWake(ctx, w, name, buf, large, timeoutMS)
+	ret := k.receiveOrWake(ctx, w, name, buf, large, trailer, timeoutMS)
 	wasFired := !stop()
 	if wasFired {
 		<-fired
@@ -222,7 +222,7 @@ func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large
 // setPollInterval bounds how late a cancelled receive on a port set notices.
 const setPollInterval = 10 // milliseconds
 
-func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
 	var deadline time.Time
 	if timeoutMS >= 0 {
 		deadline = time.Now().Add(time.Duration(timeoutMS) * time.Millisecond)
@@ -233,11 +233,11 @@ func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []b
 		if timeoutMS >= 0 {
 			left := int(time.Until(deadline) / time.Millisecond)
 			if left <= 0 {
-				return k.rawReceive(name, buf, large, 0)
+				return k.rawReceive(name, buf, large, trailer, 0)
 			}
 			slice = min(slice, left)
 		}
-		ret := k.rawReceive(name, buf, large, slice)
+		ret := k.rawReceive(name, buf, large, trailer, slice)
 		if ret == abi.MACH_RCV_INVALID_NAME && waited {
 			// The set was destroyed while this receive waited on it: a thread blocked on it
 			// would get MACH_RCV_PORT_CHANGED (ipc_mqueue_receive_results, THREAD_RESTART).
@@ -253,9 +253,9 @@ func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []b
 	}
 }
 
-func (k *darwinKernel) receiveOrWake(ctx context.Context, w *waker, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (k *darwinKernel) receiveOrWake(ctx context.Context, w *waker, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
 	for {
-		ret := k.rawReceive(w.set, buf, large, timeoutMS)
+		ret := k.rawReceive(w.set, buf, large, trailer, timeoutMS)
 		if ret != abi.MACH_MSG_SUCCESS {
 			return ret
 		}
@@ -407,7 +407,7 @@ func (k *darwinKernel) wake(port Name) {
 // receives.
 func (w *waker) drain(k *darwinKernel) {
 	var b [headerSize + maxTrailerSize]byte
-	for k.rawReceive(w.set, b[:], false, 0) == abi.MACH_MSG_SUCCESS {
+	for k.rawReceive(w.set, b[:], false, TrailerDefault, 0) == abi.MACH_MSG_SUCCESS {
 	}
 }
 

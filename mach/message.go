@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+
+	"github.com/machport/machport/internal/abi"
 )
 
 // Port names a right in a message header or port descriptor, with its disposition. Build ports
@@ -71,13 +73,95 @@ type OtherDescriptor struct {
 func (d *OtherDescriptor) Type() DescriptorType { return d.Kind }
 func (d *OtherDescriptor) wireSize() int        { return d.size }
 
-// Trailer is the part of a received message's trailer that machport asks for
-// (mach_msg_audit_trailer_t): the sequence number and the sender's identity as the kernel saw it.
+// Trailer is a received message's format-0 trailer, as far as the receive asked for it
+// (ReceiveOptions.Trailer; by default mach_msg_audit_trailer_t): the sequence number, the
+// sender's identity as the kernel saw it and, with TrailerContext or TrailerAV, the receiving
+// port's context. Fields beyond Size are zero.
 type Trailer struct {
-	Size   uint32        // msgh_trailer_size: 0 when the message had no trailer (e.g. decoded from bytes)
-	Seqno  uint32        // msgh_seqno
-	Sender SecurityToken // msgh_sender
-	Audit  AuditToken    // msgh_audit
+	Size    uint32        // msgh_trailer_size: 0 when the message had no trailer (e.g. decoded from bytes)
+	Seqno   uint32        // msgh_seqno (from 12 bytes: mach_msg_seqno_trailer_t)
+	Sender  SecurityToken // msgh_sender (from 20 bytes: mach_msg_security_trailer_t)
+	Audit   AuditToken    // msgh_audit (from 52 bytes: mach_msg_audit_trailer_t)
+	Context uint64        // msgh_context (from 60 bytes: mach_msg_context_trailer_t)
+	AD      int32         // msgh_ad (68 bytes: mach_msg_mac_trailer_t)
+	Labels  uint32        // msgh_labels.sender (68 bytes: mach_msg_mac_trailer_t)
+}
+
+// TrailerElements chooses the trailer a receive asks for (MACH_RCV_TRAILER_ELEMENTS). The zero
+// value is the default, the audit trailer.
+type TrailerElements uint8
+
+// Trailer choices, smallest first. Each includes the fields of the ones before it.
+const (
+	TrailerDefault TrailerElements = iota // the audit trailer
+	TrailerNull                           // MACH_RCV_TRAILER_NULL: mach_msg_trailer_t, 8 bytes
+	TrailerSeqno                          // MACH_RCV_TRAILER_SEQNO: mach_msg_seqno_trailer_t, 12 bytes
+	TrailerSender                         // MACH_RCV_TRAILER_SENDER: mach_msg_security_trailer_t, 20 bytes
+	TrailerAudit                          // MACH_RCV_TRAILER_AUDIT: mach_msg_audit_trailer_t, 52 bytes
+	TrailerContext                        // MACH_RCV_TRAILER_CTX: mach_msg_context_trailer_t, 60 bytes
+	TrailerAV                             // MACH_RCV_TRAILER_AV: mach_msg_mac_trailer_t, 68 bytes
+)
+
+// elements is the MACH_RCV_TRAILER_* value.
+func (t TrailerElements) elements() uint32 {
+	switch t {
+	case TrailerNull:
+		return 0
+	case TrailerSeqno:
+		return 1
+	case TrailerSender:
+		return 2
+	case TrailerContext:
+		return 4
+	case TrailerAV:
+		return 7
+	}
+	return 3 // MACH_RCV_TRAILER_AUDIT, the default
+}
+
+// valid reports whether t is one of the choices.
+func (t TrailerElements) valid() bool { return t <= TrailerAV }
+
+// options is MACH_RCV_TRAILER_TYPE(MACH_MSG_TRAILER_FORMAT_0) | MACH_RCV_TRAILER_ELEMENTS(t).
+func (t TrailerElements) options() int32 {
+	return abi.MACH_MSG_TRAILER_FORMAT_0<<28 | int32(t.elements()&0xf)<<24
+}
+
+// Size is REQUESTED_TRAILER_SIZE: the bytes the trailer takes after the message.
+func (t TrailerElements) Size() int {
+	switch t {
+	case TrailerNull:
+		return minTrailerSize
+	case TrailerSeqno:
+		return seqnoTrailerSize
+	case TrailerSender:
+		return securityTrailerSize
+	case TrailerContext:
+		return contextTrailerSize
+	case TrailerAV:
+		return macTrailerSize
+	}
+	return auditTrailerSize
+}
+
+func (t TrailerElements) String() string {
+	switch t {
+	case TrailerDefault:
+		return "default"
+	case TrailerNull:
+		return "NULL"
+	case TrailerSeqno:
+		return "SEQNO"
+	case TrailerSender:
+		return "SENDER"
+	case TrailerAudit:
+		return "AUDIT"
+	case TrailerContext:
+		return "CTX"
+	case TrailerAV:
+		return "AV"
+	}
+	return fmt.Sprintf("trailer(%d)", uint8(t))
 }
 
 // SecurityToken is a security_token_t: the sender's effective uid and gid.
@@ -159,9 +243,16 @@ const (
 	portDescriptorSize  = 12 // mach_msg_port_descriptor_t
 	oolDescriptorSize   = 16 // mach_msg_ool_descriptor_t (64-bit)
 	otherDescriptorSize = 16 // ool ports, volatile and guarded port descriptors (64-bit)
-	auditTrailerSize    = 52 // mach_msg_audit_trailer_t
 	minTrailerSize      = 8  // mach_msg_trailer_t
+	seqnoTrailerSize    = 12 // mach_msg_seqno_trailer_t
+	securityTrailerSize = 20 // mach_msg_security_trailer_t
+	auditTrailerSize    = 52 // mach_msg_audit_trailer_t
+	contextTrailerSize  = 60 // mach_msg_context_trailer_t
+	macTrailerSize      = 68 // mach_msg_mac_trailer_t
 	maxTrailerSize      = 68 // MAX_TRAILER_SIZE
+	offTrailerContext   = 52 // msgh_context in the context and mac trailers
+	offTrailerAD        = 60 // msgh_ad in the mac trailer
+	offTrailerLabels    = 64 // msgh_labels in the mac trailer
 	descriptorTypeByte  = 11 // the type field's byte in every descriptor
 
 	offBits    = 0
@@ -356,17 +447,31 @@ func (m *Message) decodeTrailer(t []byte) error {
 	if typ != 0 || size < minTrailerSize || uint64(size) > uint64(len(t)) || size > maxTrailerSize {
 		return fmt.Errorf("%w: trailer type %d size %d with %d bytes", ErrInvalidMessage, typ, size, len(t))
 	}
-	m.Trailer.Size = size
-	if size >= 12 {
-		m.Trailer.Seqno = le.Uint32(t[8:])
+	m.Trailer = decodeTrailerFields(t[:size])
+	return nil
+}
+
+// decodeTrailerFields reads the fields of a format-0 trailer that fit in t, which the caller
+// has checked; Size is len(t).
+func decodeTrailerFields(t []byte) Trailer {
+	tr := Trailer{Size: uint32(len(t))}
+	if len(t) >= seqnoTrailerSize {
+		tr.Seqno = le.Uint32(t[8:])
 	}
-	if size >= 20 {
-		m.Trailer.Sender = SecurityToken{le.Uint32(t[12:]), le.Uint32(t[16:])}
+	if len(t) >= securityTrailerSize {
+		tr.Sender = SecurityToken{le.Uint32(t[12:]), le.Uint32(t[16:])}
 	}
-	if size >= auditTrailerSize {
-		for i := range m.Trailer.Audit {
-			m.Trailer.Audit[i] = le.Uint32(t[20+4*i:])
+	if len(t) >= auditTrailerSize {
+		for i := range tr.Audit {
+			tr.Audit[i] = le.Uint32(t[20+4*i:])
 		}
 	}
-	return nil
+	if len(t) >= contextTrailerSize {
+		tr.Context = le.Uint64(t[offTrailerContext:])
+	}
+	if len(t) >= macTrailerSize {
+		tr.AD = int32(le.Uint32(t[offTrailerAD:]))
+		tr.Labels = le.Uint32(t[offTrailerLabels:])
+	}
+	return tr
 }

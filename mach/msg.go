@@ -511,14 +511,21 @@ type ReceiveOptions struct {
 	// BufferSize is the initial receive buffer (default 4 KiB, and at least enough for a header
 	// and the trailer). Receive grows it for larger messages, up to MaxSize.
 	BufferSize int
-	// MaxSize is the largest message Receive accepts (default 64 MiB). A larger one stays queued
-	// and Receive fails with MACH_RCV_TOO_LARGE.
+	// MaxSize is the largest message (msgh_size) Receive accepts (default 64 MiB), whatever
+	// BufferSize is: the kernel is never given room for more than MaxSize and the trailer, so a
+	// larger message fails with MACH_RCV_TOO_LARGE exactly as a Mach receive into a buffer of
+	// that size does (xnu's ipc_mqueue_select_on_thread): it stays queued (MACH_RCV_LARGE), or,
+	// with Exact, is destroyed.
 	MaxSize int
 	// Exact receives without MACH_RCV_LARGE: a message that does not fit BufferSize (less the
-	// 52-byte audit trailer) is destroyed by the kernel and Receive fails with
-	// MACH_RCV_TOO_LARGE. It is also how to discard a message that exceeds MaxSize and would
-	// otherwise stay at the head of the queue.
+	// trailer) or MaxSize is destroyed by the kernel and Receive fails with MACH_RCV_TOO_LARGE.
+	// It is also how to discard a message that exceeds MaxSize and would otherwise stay at the
+	// head of the queue.
 	Exact bool
+	// Trailer chooses the trailer the kernel appends (MACH_RCV_TRAILER_ELEMENTS, from NULL to
+	// AV); the default is the audit trailer. Message.Trailer holds the fields it covers.
+	// ParseNotification needs at least the audit trailer to tell the kernel's messages apart.
+	Trailer TrailerElements
 	// Accept, if set, decides whether to keep a message; an error makes Receive destroy the
 	// message (mach_msg_destroy) and return an error wrapping ErrRejected and the Accept error.
 	// Without it, messages carrying descriptors this package does not adopt (out-of-line port
@@ -563,9 +570,17 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = defaultMaxReceive
 	}
-	size := max(opts.BufferSize, headerSize+maxTrailerSize)
+	if !opts.Trailer.valid() {
+		return &OpError{Op: op, Name: name, Err: fmt.Errorf("%w: trailer %v", KernInvalidValue, opts.Trailer)}
+	}
+	// The kernel gets room for the message and the trailer it asked for, and never for more
+	// than MaxSize: then a message over MaxSize is refused by the kernel itself, whether or not
+	// it would have fit BufferSize, and stays queued or is destroyed as Mach decides.
+	trailer := opts.Trailer.Size()
+	limit := max(opts.MaxSize+trailer, headerSize+trailer)
+	size := min(max(opts.BufferSize, headerSize+trailer), limit)
 	if !opts.Exact && cap(m.raw) > size {
-		size = min(cap(m.raw), opts.MaxSize+maxTrailerSize)
+		size = min(cap(m.raw), limit)
 	}
 	for {
 		if cap(m.raw) < size {
@@ -582,7 +597,7 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 			// returned, an empty queue gives MACH_RCV_TIMED_OUT at once.
 			kctx, timeout = context.Background(), 0
 		}
-		ret := k.receive(kctx, name, buf, !opts.Exact, timeout)
+		ret := k.receive(kctx, name, buf, !opts.Exact, opts.Trailer, timeout)
 		switch {
 		case ret == abi.MACH_MSG_SUCCESS:
 			return m.adopt(k, buf, opts)
@@ -594,10 +609,10 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 			}
 			return &OpError{Op: op, Name: name, Err: ctx.Err()}
 		case ret == abi.MACH_RCV_TOO_LARGE && !opts.Exact:
-			need := int(le.Uint32(buf[offSize:])) + maxTrailerSize
-			if need > opts.MaxSize+maxTrailerSize || need <= size {
+			need := int(le.Uint32(buf[offSize:])) + trailer
+			if need > limit || need <= size {
 				return &OpError{Op: op, Name: name, Err: fmt.Errorf("%w (%d bytes; MaxSize %d): %w",
-					ErrMessageTooLarge, need-maxTrailerSize, opts.MaxSize, MsgReturn(ret))}
+					ErrMessageTooLarge, need-trailer, opts.MaxSize, MsgReturn(ret))}
 			}
 			size = need
 		case ret == abi.MACH_RCV_INTERRUPTED:

@@ -492,6 +492,7 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 	p.seqno++
 	out.ID, out.Local, out.Remote, out.Voucher = m.dg.id, p.name, 0, 0
 	out.Seqno = p.seqno
+	out.Context = p.context
 	out.Descs = out.Descs[:0]
 	replyType := uint8(0)
 	if m.dg.reply.kind == kindPort {
