@@ -411,6 +411,24 @@ func (w *waker) drain(k *darwinKernel) {
 	}
 }
 
+// peek calls mach_port_peek. Its trailer count is in bytes (the MIG array of char); the
+// kernel refuses a trailer beyond the audit trailer with KERN_INVALID_VALUE and a guard
+// exception, so Peek refuses one before calling.
+func (k *darwinKernel) peek(name Name, seqno uint32, trailer TrailerElements, tbuf []byte) (peekResult, int32) {
+	if darwin.MachPortPeek == nil {
+		return peekResult{}, abi.KERN_NOT_SUPPORTED // the symbol is missing (it is optional)
+	}
+	var size uint32
+	var id int32
+	count := uint32(len(tbuf))
+	kr := darwin.MachPortPeek(k.task, uint32(name), uint32(trailer.options()), &seqno, &size, &id,
+		(*int8)(unsafe.Pointer(unsafe.SliceData(tbuf))), &count)
+	if kr != abi.KERN_SUCCESS {
+		return peekResult{}, kr
+	}
+	return peekResult{seqno: seqno, size: size, id: id, trailerLen: int(min(count, uint32(len(tbuf))))}, kr
+}
+
 // destroy releases a received message with mach_msg_destroy, which unmaps an out-of-line region
 // only when its deallocate flag is set (libsyscall's mach_msg_destroy_memory), and the kernel
 // sets that flag for virtual copies only (ipc_kmsg_copyout_ool_descriptor): a region it copied

@@ -178,6 +178,25 @@ func putTrailer(t []byte, em *emu.Msg) {
 	}
 }
 
+// peek is mach_port_peek over the emulation, with xnu's checks (mach_port_peek): a trailer
+// beyond the audit trailer, or more than tbuf holds, is KERN_INVALID_VALUE.
+func (linuxKernel) peek(name Name, seqno uint32, trailer TrailerElements, tbuf []byte) (peekResult, int32) {
+	if !name.Valid() {
+		return peekResult{}, abi.KERN_INVALID_RIGHT
+	}
+	if trailer.elements() > abi.MACH_RCV_TRAILER_AUDIT || trailer.Size() > len(tbuf) {
+		return peekResult{}, abi.KERN_INVALID_VALUE
+	}
+	pk, kr := emu.Peek(uint32(name), seqno)
+	if kr != abi.KERN_SUCCESS {
+		return peekResult{}, kr
+	}
+	tsize := trailer.Size()
+	peekTrailer(tbuf[:tsize], pk.Seqno, pk.Sender, pk.Audit)
+	return peekResult{seqno: pk.Seqno, size: peekedSize(receivedSize(pk.Ports, pk.Mems, pk.BodyLen), pk.Ports),
+		id: pk.ID, trailerLen: tsize}, abi.KERN_SUCCESS
+}
+
 // destroy releases what a received message holds, as mach_msg_destroy does.
 func (k linuxKernel) destroy(buf []byte) {
 	var m Message

@@ -763,3 +763,58 @@ func (m *Message) Destroy() error {
 	}
 	return errors.Join(errs...)
 }
+
+// PeekOptions adjust Peek.
+type PeekOptions struct {
+	// Seqno is the sequence number of the message to look at; 0 means the first one queued
+	// (xnu's ipc_mqueue_peek_locked).
+	Seqno uint32
+	// Trailer chooses the trailer to report, at most TrailerAudit (the default). The kernel
+	// refuses more (mach_port_peek: KERN_INVALID_VALUE, so as not to reveal the port's context),
+	// and so does Peek, before asking it.
+	Trailer TrailerElements
+}
+
+// Peeked is what Peek reports of a queued message.
+type Peeked struct {
+	// Seqno is the message's sequence number, as its trailer will carry it.
+	Seqno uint32
+	// Size is the size mach_port_peek reports: that of the kernel's own representation of the
+	// message, which is larger than the msgh_size it is received with (on current xnu by 8 bytes
+	// for the header and 4 for each port descriptor; the emulation reports the same). A receive
+	// buffer of Size plus the trailer holds the message.
+	Size uint32
+	// ID is the message's msgh_id.
+	ID int32
+	// Trailer is the trailer the message will be received with, as far as PeekOptions.Trailer
+	// asks; its Size is the requested trailer's size.
+	Trailer Trailer
+}
+
+// ErrNoMessage means that Peek found no queued message with the sequence number asked for (an
+// empty queue, for the first one); it comes with mach_port_peek's KERN_FAILURE.
+var ErrNoMessage = errors.New("no message queued with that sequence number")
+
+// Peek looks at a message queued on r without receiving it (mach_port_peek): its sequence
+// number, size, id and trailer. The message stays queued, and the next Receive gets it. Peek does
+// not wait: with nothing queued it fails at once with ErrNoMessage.
+func Peek(r *ReceiveRight, opts PeekOptions) (Peeked, error) {
+	const op = "mach_port_peek"
+	name, k, err := r.s.use(op)
+	if err != nil {
+		return Peeked{}, err
+	}
+	if !opts.Trailer.valid() || opts.Trailer.elements() > abi.MACH_RCV_TRAILER_AUDIT {
+		return Peeked{}, &OpError{Op: op, Name: name, Err: fmt.Errorf("%w: trailer %v (at most the audit trailer)", KernInvalidValue, opts.Trailer)}
+	}
+	var tbuf [maxTrailerSize]byte
+	res, kr := k.peek(name, opts.Seqno, opts.Trailer, tbuf[:])
+	switch kr {
+	case abi.KERN_SUCCESS:
+	case abi.KERN_FAILURE:
+		return Peeked{}, &OpError{Op: op, Name: name, Err: fmt.Errorf("%w (seqno %d): %w", ErrNoMessage, opts.Seqno, KernFailure)}
+	default:
+		return Peeked{}, kernErr(op, name, kr)
+	}
+	return Peeked{Seqno: res.seqno, Size: res.size, ID: res.id, Trailer: decodeTrailerFields(tbuf[:res.trailerLen])}, nil
+}

@@ -105,3 +105,108 @@ func TestReceiveTrailerChoice(t *testing.T) {
 	err := mach.ReceiveWithOptions(ctx, r, &m, mach.ReceiveOptions{Trailer: mach.TrailerAV + 1})
 	require.ErrorIs(t, err, mach.KernInvalidValue, "a trailer choice that does not exist")
 }
+
+// Peek reports the queued messages by sequence number without receiving them: size, id and the
+// trailer they will be received with; an empty queue, or a number not queued, is ErrNoMessage
+// with KERN_FAILURE (xnu's mach_port_peek and ipc_mqueue_peek_locked).
+func TestPeek(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 5*time.Second)
+	r, s := newPort(t, mach.PortOptions{QueueLimit: 8, Context: 0x55})
+
+	_, err := mach.Peek(r, mach.PeekOptions{})
+	require.ErrorIs(t, err, mach.ErrNoMessage, "an empty queue")
+	require.ErrorIs(t, err, mach.KernFailure)
+
+	// One message received first, so that the next sequence number is not the first.
+	send(t, ctx, s, 9, nil)
+	before := receive(t, ctx, r).Trailer.Seqno
+
+	send(t, ctx, s, 1, make([]byte, 100))
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(s), ID: 2, Body: make([]byte, 8),
+		Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.CopySendOf(s)}}}))
+	head := before + 1
+
+	for range 2 { // peeking twice sees the same: nothing was received
+		p, err := mach.Peek(r, mach.PeekOptions{})
+		require.NoError(t, err)
+		require.Equal(t, head, p.Seqno)
+		require.Equal(t, int32(1), p.ID)
+		require.Equal(t, uint32(24+100+8), p.Size, "the kernel's header is 8 bytes larger (tests/ipc/port_peek.c)")
+		require.Equal(t, uint32(52), p.Trailer.Size, "the audit trailer by default")
+		require.Equal(t, head, p.Trailer.Seqno)
+		require.Equal(t, uint32(os.Geteuid()), p.Trailer.Sender[0])
+		require.Equal(t, os.Getpid(), p.Trailer.Audit.PID())
+	}
+	p, err := mach.Peek(r, mach.PeekOptions{Seqno: head + 1})
+	require.NoError(t, err)
+	require.Equal(t, int32(2), p.ID)
+	require.Equal(t, head+1, p.Seqno)
+	require.Equal(t, uint32(24+4+12+8+8+4), p.Size, "a kernel port descriptor is 4 bytes larger")
+	_, err = mach.Peek(r, mach.PeekOptions{Seqno: head + 2})
+	require.ErrorIs(t, err, mach.ErrNoMessage, "not queued yet")
+	if before > 0 {
+		_, err = mach.Peek(r, mach.PeekOptions{Seqno: before})
+		require.ErrorIs(t, err, mach.ErrNoMessage, "received already")
+	}
+
+	for _, tc := range []struct {
+		trailer mach.TrailerElements
+		want    mach.Trailer
+	}{
+		{mach.TrailerNull, mach.Trailer{Size: 8}},
+		{mach.TrailerSeqno, mach.Trailer{Size: 12, Seqno: head}},
+		{mach.TrailerSender, mach.Trailer{Size: 20, Seqno: head, Sender: p.Trailer.Sender}},
+	} {
+		p, err := mach.Peek(r, mach.PeekOptions{Trailer: tc.trailer})
+		require.NoError(t, err, "%v", tc.trailer)
+		require.Equal(t, tc.want, p.Trailer, "%v", tc.trailer)
+	}
+	for _, tr := range []mach.TrailerElements{mach.TrailerContext, mach.TrailerAV, mach.TrailerAV + 1} {
+		_, err := mach.Peek(r, mach.PeekOptions{Trailer: tr})
+		require.ErrorIs(t, err, mach.KernInvalidValue, "%v: beyond the audit trailer", tr)
+	}
+
+	// The messages are received as peeked, in order.
+	m1 := receive(t, ctx, r)
+	require.Equal(t, int32(1), m1.ID)
+	require.Equal(t, head, m1.Trailer.Seqno)
+	require.Equal(t, m1.Size+8, uint32(24+100+8))
+	m2 := receive(t, ctx, r)
+	require.Equal(t, int32(2), m2.ID)
+	require.Equal(t, head+1, m2.Trailer.Seqno)
+	require.Equal(t, m2.Size+8+4, p.Size)
+	_, err = mach.Peek(r, mach.PeekOptions{})
+	require.ErrorIs(t, err, mach.ErrNoMessage)
+
+	require.NoError(t, r.Close())
+	_, err = mach.Peek(r, mach.PeekOptions{})
+	require.ErrorIs(t, err, mach.ErrClosed)
+}
+
+// A message from another process is peeked with that process's audit token, and then received
+// as peeked.
+func TestPeekCrossProcess(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 60*time.Second)
+	port, s := newPort(t, mach.PortOptions{QueueLimit: 16})
+	reply, _ := newPort(t, mach.PortOptions{QueueLimit: 16})
+	last, _ := newPort(t, mach.PortOptions{})
+	startPeer(t, "echo", s)
+	peer, pid := hello(t, ctx, port)
+
+	// The peer answers in order: once the second reply is in, the first one is queued.
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), Local: mach.MakeSendOnceOf(reply), ID: idEcho, Body: []byte("first")}))
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), Local: mach.MakeSendOnceOf(last), ID: idEcho}))
+	receive(t, ctx, last)
+
+	p, err := mach.Peek(reply, mach.PeekOptions{})
+	require.NoError(t, err)
+	require.Equal(t, int32(idEcho), p.ID)
+	require.Equal(t, pid, p.Trailer.Audit.PID(), "the peer's audit token")
+	in := receive(t, ctx, reply)
+	require.Equal(t, p.Seqno, in.Trailer.Seqno)
+	require.Equal(t, p.Trailer.Audit, in.Trailer.Audit)
+	require.Equal(t, in.Size+8, p.Size)
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), ID: idQuit}))
+}
