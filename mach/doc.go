@@ -47,7 +47,9 @@
 //   - A receive right cannot move to another process (MOVE_RECEIVE across processes fails with
 //     ErrMoveReceiveUnsupported); within a process it moves as on Darwin.
 //   - There are no vouchers (a voucher port fails with MACH_SEND_INVALID_VOUCHER), and no
-//     out-of-line port arrays or guarded port descriptors (MACH_SEND_INVALID_TYPE).
+//     out-of-line port arrays or guarded port descriptors: sending an OOLPortsDescriptor or a
+//     GuardedPortDescriptor, which macOS carries, fails with MACH_SEND_INVALID_TYPE and leaves
+//     every right with the sender.
 //   - A message carries at most 1024 descriptors and 126 send rights (SCM_RIGHTS passes 253 fds;
 //     a send right takes two: its channel and its port's queue counter).
 //   - A notification's port must be a receive right of the same process; a new no-senders or

@@ -62,11 +62,13 @@ func (k *darwinKernel) send(buf []byte, _ [][]byte, timeoutMS int) int32 {
 	return ret
 }
 
-// movedReceive is a receive right a message moves (MOVE_RECEIVE), by descriptor offset.
+// movedReceive is a receive right a message moves (MOVE_RECEIVE): the offsets of its descriptor
+// and of its name in the message (both -1 for an entry of an out-of-line port array, whose name
+// is not in the message).
 type movedReceive struct {
-	off  int
-	name Name
-	sets []Name
+	off, nameOff int
+	name         Name
+	sets         []Name
 }
 
 // movedReceives lists the receive rights msg moves, with the caller's sets each is in.
@@ -76,22 +78,36 @@ func (k *darwinKernel) movedReceives(msg []byte) []movedReceive {
 	}
 	var moved []movedReceive
 	off, count := baseSize, le.Uint32(msg[offCount:])
+	add := func(off, nameOff int, name Name) {
+		k.mu.Lock()
+		var sets []Name
+		for set := range k.sets[name] {
+			sets = append(sets, set)
+		}
+		k.mu.Unlock()
+		moved = append(moved, movedReceive{off: off, nameOff: nameOff, name: name, sets: sets})
+	}
 	for i := uint32(0); i < count && off+portDescriptorSize <= len(msg); i++ {
-		if DescriptorType(msg[off+descriptorTypeByte]) != PortDescriptorType {
-			off += oolDescriptorSize
-			continue
-		}
-		if Disposition(msg[off+10]) == MoveReceive {
-			name := Name(le.Uint32(msg[off:]))
-			k.mu.Lock()
-			var sets []Name
-			for set := range k.sets[name] {
-				sets = append(sets, set)
+		typ, moves := DescriptorType(msg[off+descriptorTypeByte]), Disposition(msg[off+10]) == MoveReceive
+		switch {
+		case typ == PortDescriptorType:
+			if moves {
+				add(off, off, Name(le.Uint32(msg[off:])))
 			}
-			k.mu.Unlock()
-			moved = append(moved, movedReceive{off: off, name: name, sets: sets})
+			off += portDescriptorSize
+			continue
+		case off+oolDescriptorSize > len(msg):
+		case typ == GuardedPortDescriptorType && moves:
+			add(off, off+12, Name(le.Uint32(msg[off+12:])))
+		case typ == OOLPortsDescriptorType && moves:
+			// The array is this process's memory (the caller's Go memory, pinned by Send).
+			if addr, n := le.Uint64(msg[off:]), le.Uint32(msg[off+12:]); addr != 0 {
+				for _, name := range unsafe.Slice((*uint32)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))), n) {
+					add(-1, -1, Name(name))
+				}
+			}
 		}
-		off += portDescriptorSize
+		off += oolDescriptorSize
 	}
 	return moved
 }
@@ -106,8 +122,11 @@ func (k *darwinKernel) afterMovingReceives(msg []byte, ret int32, moved []movedR
 	for _, mv := range moved {
 		k.forgetSets(mv.name)
 		switch {
+		case returned && mv.off < 0:
+			// An array entry: it came back in a new array, which the portable layer reads
+			// (takeBack); it is not put back in its sets.
 		case returned:
-			back := Name(le.Uint32(msg[mv.off:]))
+			back := Name(le.Uint32(msg[mv.nameOff:]))
 			if Disposition(msg[mv.off+10]) == PortReceive && back.Valid() {
 				for _, set := range mv.sets {
 					if darwin.MachPortInsertMember(k.task, uint32(back), uint32(set)) == abi.KERN_SUCCESS {

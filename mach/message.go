@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
 )
@@ -22,6 +23,7 @@ type Port struct {
 func (p Port) IsNull() bool { return p.Name == NameNull && p.Disposition == DispositionNone }
 
 // Descriptor is one entry of a complex message's body: a *PortDescriptor, an *OOLDescriptor, or,
+// only in messages to send, an *OOLPortsDescriptor or a *GuardedPortDescriptor (macOS only), or,
 // only in received messages, an *OtherDescriptor.
 type Descriptor interface {
 	Type() DescriptorType
@@ -59,6 +61,67 @@ type OOLDescriptor struct {
 // Type returns OOLDescriptorType.
 func (*OOLDescriptor) Type() DescriptorType { return OOLDescriptorType }
 func (*OOLDescriptor) wireSize() int        { return oolDescriptorSize }
+
+// OOLPortsDescriptor sends an array of port rights out of line (mach_msg_ool_ports_descriptor_t,
+// 16 bytes): Mach gives the whole array one disposition, so every Port must have the same one
+// (built with CopySendOf, MoveSendOf, MakeSendOf, MakeSendOnceOf, MoveSendOnceOf or
+// MoveReceiveOf; NameNull entries travel as null). The array of names is Go memory the kernel
+// copies (Copy chooses how); it is never handed over for deallocation.
+//
+// Only macOS carries it: the Linux emulation refuses the message with MACH_SEND_INVALID_TYPE,
+// and Receive still gives a received one as an *OtherDescriptor.
+type OOLPortsDescriptor struct {
+	Ports []Port
+	Copy  CopyOption
+	names []uint32 // the array the kernel reads, built by Append
+}
+
+// Type returns OOLPortsDescriptorType.
+func (*OOLPortsDescriptor) Type() DescriptorType { return OOLPortsDescriptorType }
+func (*OOLPortsDescriptor) wireSize() int        { return oolPortsDescriptorSize }
+
+// disposition is the array's disposition: that of its ports other than null ones, which must all
+// agree.
+func (d *OOLPortsDescriptor) disposition() (Disposition, error) {
+	disp, first := CopySend, -1 // with only null entries nothing travels, but xnu wants a valid one
+	for i, p := range d.Ports {
+		switch {
+		case p.IsNull():
+		case first < 0:
+			disp, first = p.Disposition, i
+		case p.Disposition != disp:
+			return 0, fmt.Errorf("%w: port %d is %v, port %d %v: an out-of-line port array has one disposition", ErrInvalidMessage, i, p.Disposition, first, disp)
+		}
+	}
+	return disp, nil
+}
+
+// GuardFlags are a guarded port descriptor's mach_msg_guard_flags_t.
+type GuardFlags uint16
+
+// Guard flags (<mach/message.h>).
+const (
+	GuardFlagsNone            GuardFlags = 0 // MACH_MSG_GUARD_FLAGS_NONE
+	GuardFlagImmovableReceive GuardFlags = 1 // MACH_MSG_GUARD_FLAGS_IMMOVABLE_RECEIVE: the receiver cannot move it on
+	GuardFlagUnguardedOnSend  GuardFlags = 2 // MACH_MSG_GUARD_FLAGS_UNGUARDED_ON_SEND: it arrives unguarded
+)
+
+// GuardedPortDescriptor sends a receive right with a guard (mach_msg_guarded_port_descriptor_t,
+// 16 bytes): Port is usually MoveReceiveOf(r), Context the guard it arrives with (or, with
+// GuardFlagUnguardedOnSend, the sender's current guard), Flags what the guard means. The
+// receiver must ask for guarded descriptors (MACH_RCV_GUARDED_DESC), which Receive does not yet:
+// receive such messages with another Mach client.
+//
+// Only macOS carries it: the Linux emulation refuses the message with MACH_SEND_INVALID_TYPE.
+type GuardedPortDescriptor struct {
+	Port    Port
+	Context uint64
+	Flags   GuardFlags
+}
+
+// Type returns GuardedPortDescriptorType.
+func (*GuardedPortDescriptor) Type() DescriptorType { return GuardedPortDescriptorType }
+func (*GuardedPortDescriptor) wireSize() int        { return guardedPortDescriptorSize }
 
 // OtherDescriptor is a received descriptor of a kind this package does not adopt (out-of-line
 // ports, volatile memory, guarded ports). Receive rejects messages that carry one unless the
@@ -255,6 +318,9 @@ const (
 	offTrailerLabels    = 64 // msgh_labels in the mac trailer
 	descriptorTypeByte  = 11 // the type field's byte in every descriptor
 
+	oolPortsDescriptorSize    = 16 // mach_msg_ool_ports_descriptor_t (64-bit)
+	guardedPortDescriptorSize = 16 // mach_msg_guarded_port_descriptor_t (64-bit)
+
 	offBits    = 0
 	offSize    = 4
 	offRemote  = 8
@@ -330,6 +396,22 @@ func (m *Message) Append(dst []byte) ([]byte, error) {
 					return dst[:start], fmt.Errorf("descriptor %d: %w", i, err)
 				}
 				putOOLDescriptor(b[off:], addr, n, d.Deallocate, d.Copy, OOLDescriptorType)
+			case *OOLPortsDescriptor:
+				disp, err := d.disposition()
+				if err != nil {
+					return dst[:start], fmt.Errorf("descriptor %d: %w", i, err)
+				}
+				d.names = d.names[:0]
+				for _, p := range d.Ports {
+					d.names = append(d.names, uint32(p.Name))
+				}
+				var addr uint64
+				if len(d.names) > 0 {
+					addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(d.names))))
+				}
+				putOOLPortsDescriptor(b[off:], addr, uint32(len(d.names)), d.Copy, disp)
+			case *GuardedPortDescriptor:
+				putGuardedPortDescriptor(b[off:], d.Port.Name, d.Port.Disposition, d.Context, d.Flags)
 			case *OtherDescriptor:
 				copy(b[off:off+d.size], d.Raw[:d.size])
 			default:
@@ -360,6 +442,23 @@ func putOOLDescriptor(b []byte, addr uint64, size uint32, dealloc bool, cp CopyO
 	}
 	le.PutUint32(b[8:], d|uint32(cp)<<8|uint32(typ)<<24)
 	le.PutUint32(b[12:], size)
+}
+
+// putOOLPortsDescriptor writes mach_msg_ool_ports_descriptor_t (64-bit): address, then a 32-bit
+// word holding deallocate:8 (never set: the array is Go memory), copy:8, disposition:8, type:8,
+// then count.
+func putOOLPortsDescriptor(b []byte, addr uint64, count uint32, cp CopyOption, disp Disposition) {
+	le.PutUint64(b[0:], addr)
+	le.PutUint32(b[8:], uint32(cp)<<8|uint32(disp)<<16|uint32(OOLPortsDescriptorType)<<24)
+	le.PutUint32(b[12:], count)
+}
+
+// putGuardedPortDescriptor writes mach_msg_guarded_port_descriptor_t (64-bit): context, then a
+// 32-bit word holding flags:16, disposition:8, type:8, then name.
+func putGuardedPortDescriptor(b []byte, name Name, disp Disposition, context uint64, flags GuardFlags) {
+	le.PutUint64(b[0:], context)
+	le.PutUint32(b[8:], uint32(flags)|uint32(disp)<<16|uint32(GuardedPortDescriptorType)<<24)
+	le.PutUint32(b[12:], uint32(name))
 }
 
 // Decode parses a message as the kernel delivers it: msgh_size bytes of message, then, if b is

@@ -164,6 +164,13 @@ func (m *Message) prepareResend(buf []byte, back *Message) [][]byte {
 		}
 		ool = append(ool, data)
 	}
+	// The kernel's copies of out-of-line port arrays go with deallocate set, so that the send
+	// consumes them as it does the memory copies.
+	for i := range m.Descriptors {
+		if _, size := m.handedBackArray(back, i); size > 0 {
+			setDeallocate(buf, i)
+		}
+	}
 	return ool
 }
 
@@ -224,6 +231,11 @@ func (m *Message) encodeForSend(pinner *runtime.Pinner) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, d := range m.Descriptors {
+		if o, ok := d.(*OOLPortsDescriptor); ok && len(o.names) > 0 {
+			pinner.Pin(unsafe.SliceData(o.names)) // the kernel reads the array by address
+		}
+	}
 	m.raw = buf
 	return buf, nil
 }
@@ -268,9 +280,51 @@ func (m *Message) checkSendable() error {
 			if d.Region == nil && uint64(len(d.Data)) > math.MaxUint32 {
 				return fmt.Errorf("%w: descriptor %d: %d bytes", ErrMessageTooLarge, i, len(d.Data))
 			}
+		case *OOLPortsDescriptor:
+			disp, err := d.disposition()
+			if err != nil {
+				return fmt.Errorf("descriptor %d: %w", i, err)
+			}
+			if !disp.validForSend() {
+				return fmt.Errorf("%w: descriptor %d: disposition %v", ErrInvalidMessage, i, disp)
+			}
+			if len(d.Ports) > MaxDescriptors {
+				return fmt.Errorf("%w: descriptor %d: %d ports (limit %d)", ErrMessageTooLarge, i, len(d.Ports), MaxDescriptors)
+			}
+			for j, p := range d.Ports {
+				if err := p.checkSendable(); err != nil {
+					return fmt.Errorf("descriptor %d, port %d: %w", i, j, err)
+				}
+			}
+		case *GuardedPortDescriptor:
+			if !d.Port.Disposition.validForSend() {
+				return fmt.Errorf("%w: descriptor %d: disposition %v", ErrInvalidMessage, i, d.Port.Disposition)
+			}
+			if err := d.Port.checkSendable(); err != nil {
+				return fmt.Errorf("descriptor %d: %w", i, err)
+			}
 		}
 	}
 	return nil
+}
+
+// descriptorPorts points at every port the message's descriptors carry, in order: port
+// descriptors, each entry of out-of-line port arrays, guarded ports.
+func (m *Message) descriptorPorts() []*Port {
+	var ports []*Port
+	for _, d := range m.Descriptors {
+		switch d := d.(type) {
+		case *PortDescriptor:
+			ports = append(ports, &d.Port)
+		case *OOLPortsDescriptor:
+			for i := range d.Ports {
+				ports = append(ports, &d.Ports[i])
+			}
+		case *GuardedPortDescriptor:
+			ports = append(ports, &d.Port)
+		}
+	}
+	return ports
 }
 
 func (p Port) checkSendable() error {
@@ -301,14 +355,12 @@ func (m *Message) markSent() {
 	for _, p := range []Port{m.Remote, m.Local, m.Voucher} {
 		p.consume()
 	}
+	for _, p := range m.descriptorPorts() {
+		p.consume()
+	}
 	for _, d := range m.Descriptors {
-		switch d := d.(type) {
-		case *PortDescriptor:
-			d.Port.consume()
-		case *OOLDescriptor:
-			if d.Region != nil && d.Deallocate {
-				d.Region.gone.Store(true)
-			}
+		if d, ok := d.(*OOLDescriptor); ok && d.Region != nil && d.Deallocate {
+			d.Region.gone.Store(true)
 		}
 	}
 }
@@ -350,21 +402,20 @@ func classifySendFailure(ret int32) sendOutcome {
 // moveSnapshot records, before a send, the user references of each right a descriptor moves,
 // so that after a partial failure the rights the kernel took can be told from those it left.
 type moveSnapshot struct {
-	index int
-	typ   PortType
-	refs  uint32
+	port *Port
+	typ  PortType
+	refs uint32
 }
 
 func (m *Message) snapshotMoves(k kernel) []moveSnapshot {
 	var snaps []moveSnapshot
-	for i, d := range m.Descriptors {
-		pd, ok := d.(*PortDescriptor)
-		if !ok || pd.Port.owner == nil || !pd.Port.Disposition.moves() {
+	for _, p := range m.descriptorPorts() {
+		if p.owner == nil || !p.Disposition.moves() {
 			continue
 		}
-		t, _ := k.portType(pd.Port.Name)
-		refs, _ := k.getRefs(pd.Port.Name, RightSend)
-		snaps = append(snaps, moveSnapshot{index: i, typ: t, refs: refs})
+		t, _ := k.portType(p.Name)
+		refs, _ := k.getRefs(p.Name, RightSend)
+		snaps = append(snaps, moveSnapshot{port: p, typ: t, refs: refs})
 	}
 	return snaps
 }
@@ -398,11 +449,10 @@ func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveS
 			p.consume()
 		}
 		for _, sn := range snaps {
-			pd := m.Descriptors[sn.index].(*PortDescriptor)
-			t, kr := k.portType(pd.Port.Name)
-			refs, _ := k.getRefs(pd.Port.Name, RightSend)
+			t, kr := k.portType(sn.port.Name)
+			refs, _ := k.getRefs(sn.port.Name, RightSend)
 			var taken bool
-			switch pd.Port.Disposition {
+			switch sn.port.Disposition {
 			case MoveReceive:
 				taken = kr != abi.KERN_SUCCESS || !t.Has(TypeReceive)
 			case MoveSendOnce:
@@ -411,7 +461,7 @@ func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveS
 				taken = kr != abi.KERN_SUCCESS || refs < sn.refs
 			}
 			if taken {
-				pd.Port.consume()
+				sn.port.consume()
 			}
 		}
 		// Which regions the kernel unmapped cannot be told cheaply; treating them as gone can
@@ -466,6 +516,12 @@ func (m *Message) takeBack(k kernel, back *Message) {
 			k.deallocate(got.Name)
 		}
 	}
+	// The arrays the kernel copied out port arrays into are this task's memory now.
+	for i := range m.Descriptors {
+		if addr, size := m.handedBackArray(back, i); size > 0 {
+			k.vmDeallocate(addr, size)
+		}
+	}
 }
 
 // portPair is a port of the message and the port in the same place of a handed-back copy.
@@ -474,19 +530,71 @@ type portPair struct {
 	got  Port
 }
 
-// pairsWith pairs m's header and port descriptors with those of a handed-back copy.
+// pairsWith pairs m's header and descriptor ports with those of a handed-back copy: port
+// descriptors, guarded ports, and the entries of out-of-line port arrays, which come back (as
+// received descriptors) in an array at the address the copy names.
 func (m *Message) pairsWith(back *Message) []portPair {
 	pairs := []portPair{{&m.Remote, back.Remote}, {&m.Local, back.Local}, {&m.Voucher, back.Voucher}}
 	if len(back.Descriptors) == len(m.Descriptors) {
 		for i, d := range m.Descriptors {
-			if d, ok := d.(*PortDescriptor); ok {
+			switch d := d.(type) {
+			case *PortDescriptor:
 				if b, ok := back.Descriptors[i].(*PortDescriptor); ok {
 					pairs = append(pairs, portPair{&d.Port, b.Port})
+				}
+			case *GuardedPortDescriptor:
+				if b, ok := back.Descriptors[i].(*OtherDescriptor); ok && b.Kind == GuardedPortDescriptorType {
+					pairs = append(pairs, portPair{&d.Port, Port{Name: Name(le.Uint32(b.Raw[12:])), Disposition: Disposition(b.Raw[10])}})
+				}
+			case *OOLPortsDescriptor:
+				names, disp, ok := handedBackPorts(back.Descriptors[i], len(d.Ports))
+				for j := range d.Ports {
+					if ok {
+						pairs = append(pairs, portPair{&d.Ports[j], Port{Name: Name(names[j]), Disposition: disp}})
+					}
 				}
 			}
 		}
 	}
 	return pairs
+}
+
+// handedBackPorts reads the names of an out-of-line port array in a handed-back copy (the
+// kernel copied them out into memory of this task: ipc_kmsg_copyout_ool_ports_descriptor), if
+// the descriptor is one with count entries.
+func handedBackPorts(d Descriptor, count int) ([]uint32, Disposition, bool) {
+	b, ok := d.(*OtherDescriptor)
+	if !ok || b.Kind != OOLPortsDescriptorType || int(le.Uint32(b.Raw[12:])) != count {
+		return nil, 0, false
+	}
+	addr := le.Uint64(b.Raw[0:])
+	if count == 0 || addr == 0 {
+		return nil, Disposition(b.Raw[10]), count == 0
+	}
+	return unsafe.Slice((*uint32)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))), count), Disposition(b.Raw[10]), true
+}
+
+// handedBackArray is the address and size of the memory the kernel made for out-of-line port
+// array i of a handed-back copy of m, or 0 when it is m's own array (the buffer was not
+// rewritten) or there is none.
+func (m *Message) handedBackArray(back *Message, i int) (uintptr, int) {
+	d, ok := m.Descriptors[i].(*OOLPortsDescriptor)
+	if !ok || len(back.Descriptors) != len(m.Descriptors) {
+		return 0, 0
+	}
+	b, ok := back.Descriptors[i].(*OtherDescriptor)
+	if !ok || b.Kind != OOLPortsDescriptorType {
+		return 0, 0
+	}
+	addr, count := le.Uint64(b.Raw[0:]), le.Uint32(b.Raw[12:])
+	var sent uint64
+	if len(d.names) > 0 {
+		sent = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(d.names))))
+	}
+	if addr == 0 || addr == sent || count == 0 {
+		return 0, 0
+	}
+	return uintptr(addr), int(count) * 4
 }
 
 // timeoutFor turns ctx's deadline into a Mach timeout in milliseconds; -1 means none.

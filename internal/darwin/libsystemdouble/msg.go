@@ -135,8 +135,13 @@ func parse(msg unsafe.Pointer, sendSize uint32, em *emu.Msg) int32 {
 				em.Descs = append(em.Descs, emu.Desc{Memory: true, Data: bytesAt(addr, size), Addr: uintptr(addr),
 					Size: size, Dealloc: b[off+8] != 0, Copy: b[off+9]})
 				off += oolDescSize
+			case abi.MACH_MSG_OOL_PORTS_DESCRIPTOR, abi.MACH_MSG_GUARDED_PORT_DESCRIPTOR:
+				if off+oolDescSize > sendSize {
+					return abi.MACH_SEND_MSG_TOO_SMALL
+				}
+				return refuseUncarried(b[off : off+oolDescSize]) // not in the emulation: see oolports.go
 			default:
-				return abi.MACH_SEND_INVALID_TYPE // out-of-line port arrays and guarded ports: not in the emulation
+				return abi.MACH_SEND_INVALID_TYPE
 			}
 		}
 	}
