@@ -102,7 +102,7 @@ func (k *darwinKernel) movedReceives(msg []byte) []movedReceive {
 		case typ == OOLPortsDescriptorType && moves:
 			// The array is this process's memory (the caller's Go memory, pinned by Send).
 			if addr, n := le.Uint64(msg[off:]), le.Uint32(msg[off+12:]); addr != 0 {
-				for _, name := range unsafe.Slice((*uint32)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))), n) {
+				for _, name := range namesAt(addr, int(n)) {
 					add(-1, -1, Name(name))
 				}
 			}

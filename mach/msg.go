@@ -571,7 +571,16 @@ func handedBackPorts(d Descriptor, count int) ([]uint32, Disposition, bool) {
 	if count == 0 || addr == 0 {
 		return nil, Disposition(b.Raw[10]), count == 0
 	}
-	return unsafe.Slice((*uint32)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))), count), Disposition(b.Raw[10]), true
+	return namesAt(addr, count), Disposition(b.Raw[10]), true
+}
+
+// namesAt is the array of count port names at a raw address a message names: memory the kernel
+// mapped into this task, or a caller's pinned Go array being sent, which checkptr would refuse
+// to rebuild from an integer.
+//
+//go:nocheckptr
+func namesAt(addr uint64, count int) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))), count)
 }
 
 // handedBackArray is the address and size of the memory the kernel made for out-of-line port
