@@ -2,6 +2,7 @@ package mach_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -209,4 +210,47 @@ func TestPeekCrossProcess(t *testing.T) {
 	require.Equal(t, p.Trailer.Audit, in.Trailer.Audit)
 	require.Equal(t, in.Size+8, p.Size)
 	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), ID: idQuit}))
+}
+
+// Peek needs a receive right: xnu's mach_port_peek gives KERN_INVALID_RIGHT for a name that is
+// not a valid port name or that denotes other rights (ipc_port_translate_receive), and
+// KERN_INVALID_NAME for one that denotes nothing.
+func TestPeekNeedsReceiveRight(t *testing.T) {
+	checkLeaks(t)
+	set, err := mach.NewPortSet()
+	require.NoError(t, err)
+	defer set.Close()
+	// A send right whose port is gone: a dead name.
+	r, err := mach.NewPort(mach.PortOptions{})
+	require.NoError(t, err)
+	s, err := r.MakeSend()
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, r.Close())
+	for _, tc := range []struct {
+		name string
+		n    mach.Name
+		want error
+	}{
+		{"MACH_PORT_NULL", mach.NameNull, mach.KernInvalidRight},
+		{"MACH_PORT_DEAD", mach.NameDead, mach.KernInvalidRight},
+		{"a port set", set.Name(), mach.KernInvalidRight},
+		{"a dead name", s.Name(), mach.KernInvalidRight},
+		{"nothing", unusedName(t, s.Name()), mach.KernInvalidName},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := mach.Peek(mach.AdoptReceive(tc.n), mach.PeekOptions{})
+			require.ErrorIs(t, err, tc.want)
+		})
+	}
+}
+
+// unusedName is a name near n that names nothing in this task.
+func unusedName(t *testing.T, n mach.Name) mach.Name {
+	t.Helper()
+	for cand := n + 0x10000; ; cand += 0x10000 {
+		if _, err := mach.TypeOf(cand); errors.Is(err, mach.KernInvalidName) {
+			return cand
+		}
+	}
 }
