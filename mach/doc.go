@@ -47,7 +47,9 @@
 //   - A receive right cannot move to another process (MOVE_RECEIVE across processes fails with
 //     ErrMoveReceiveUnsupported); within a process it moves as on Darwin.
 //   - There are no vouchers (a voucher port fails with MACH_SEND_INVALID_VOUCHER), and no
-//     out-of-line port arrays or guarded port descriptors (MACH_SEND_INVALID_TYPE).
+//     out-of-line port arrays or guarded port descriptors: sending an OOLPortsDescriptor or a
+//     GuardedPortDescriptor, which macOS carries, fails with MACH_SEND_INVALID_TYPE and leaves
+//     every right with the sender.
 //   - A message carries at most 1024 descriptors and 126 send rights (SCM_RIGHTS passes 253 fds;
 //     a send right takes two: its channel and its port's queue counter).
 //   - A notification's port must be a receive right of the same process; a new no-senders or
@@ -88,6 +90,11 @@
 //     a sender that kept another mapping of it could still change it; Mach would not allow that.
 //     Copies of 8 MiB and more are split into one memfd per CPU (at most 8) written in parallel,
 //     because writes to one memfd are serialised by the kernel.
+//   - Peek reads the messages up to the one it looks at off their channels and puts them back at
+//     the head of the port's queue, where they no longer count against the queue limit (as a
+//     message a receive left queued as too large). The size it reports is computed as xnu's.
+//   - The context and mac trailers carry the port's context; msgh_ad and msgh_labels are 0, as
+//     on a Mac without a MAC policy that labels messages.
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW, and
 //     a count stopped there comes down only by a release of all 65535 at once.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation

@@ -2,6 +2,7 @@ package mach_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -60,4 +61,44 @@ func Example() {
 	defer in.Destroy()
 	fmt.Printf("id %d from this process: %v: %q\n", in.ID, in.Trailer.Audit.PID() == os.Getpid(), in.Body[:5])
 	// Output: id 7 from this process: true: "hello"
+}
+
+// Look at the message at the head of a port's queue (its id, size and sender) before deciding
+// to receive it; Peek leaves it queued.
+func ExamplePeek() {
+	port, err := mach.NewPort(mach.PortOptions{QueueLimit: 16})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer port.Close()
+	send, err := port.MakeSend()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer send.Close()
+
+	if _, err := mach.Peek(port, mach.PeekOptions{}); errors.Is(err, mach.ErrNoMessage) {
+		fmt.Println("nothing queued")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(send), ID: 7, Body: []byte("hello")}); err != nil {
+		log.Fatal(err)
+	}
+	p, err := mach.Peek(port, mach.PeekOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("id", p.ID, "from this process:", p.Trailer.Audit.PID() == os.Getpid())
+
+	var in mach.Message
+	if err := mach.ReceiveWithOptions(ctx, port, &in, mach.ReceiveOptions{BufferSize: int(p.Size) + mach.TrailerAudit.Size()}); err != nil {
+		log.Fatal(err)
+	}
+	defer in.Destroy()
+	fmt.Println("received", in.ID, "with sequence number", in.Trailer.Seqno == p.Seqno)
+	// Output:
+	// nothing queued
+	// id 7 from this process: true
+	// received 7 with sequence number true
 }

@@ -52,7 +52,7 @@ func (f *fakeKernel) send(buf []byte, ool [][]byte, timeoutMS int) int32 {
 	return ret
 }
 
-func (f *fakeKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (f *fakeKernel) receive(ctx context.Context, name Name, buf []byte, large bool, _ TrailerElements, timeoutMS int) int32 {
 	if len(f.queue) == 0 {
 		if ctx.Done() != nil {
 			<-ctx.Done()

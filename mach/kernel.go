@@ -24,11 +24,16 @@ type kernel interface {
 	// pseudo-receive (MACH_SEND_TIMED_OUT and friends) buf holds the message as returned.
 	send(buf []byte, ool [][]byte, timeoutMS int) int32
 	// receive receives from name (a receive right or port set) into buf. large asks for
-	// MACH_RCV_LARGE; timeoutMS < 0 blocks; ctx cancellation returns errCanceled's code.
-	receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32
+	// MACH_RCV_LARGE; trailer is the trailer to append (MACH_RCV_TRAILER_ELEMENTS); timeoutMS < 0
+	// blocks; ctx cancellation returns errCanceled's code.
+	receive(ctx context.Context, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32
 	// destroy releases every right and out-of-line region a received message holds
 	// (mach_msg_destroy).
 	destroy(buf []byte)
+	// peek is mach_port_peek: the message with sequence number seqno (0: the first) of a
+	// receive right's queue, without receiving it; its trailer (as far as trailer asks, at most
+	// the audit trailer) is written into tbuf, len(tbuf) bytes of room.
+	peek(name Name, seqno uint32, trailer TrailerElements, tbuf []byte) (peekResult, int32)
 
 	allocate(right PortRight) (Name, int32)
 	construct(opts portOptions) (Name, int32)
@@ -49,6 +54,36 @@ type kernel interface {
 
 	vmAllocate(size int) (uintptr, int32)
 	vmDeallocate(addr uintptr, size int) int32
+}
+
+// peekResult is what mach_port_peek returns beside its trailer.
+type peekResult struct {
+	seqno      uint32 // the message's sequence number
+	size       uint32 // its size as the kernel holds it (see Peeked.Size)
+	id         int32  // msgh_id
+	trailerLen int    // the trailer's size: REQUESTED_TRAILER_SIZE
+}
+
+// peekedSize is the size mach_port_peek reports for a message that a receive would get with
+// msgh_size received: the kernel's own representation, whose header is 8 bytes larger than the
+// user's (USER_HEADER_SIZE_DELTA; xnu's tests/ipc/port_peek.c expects exactly that) and whose
+// descriptors are all KERNEL_DESC_SIZE (16) bytes, 4 more than a 64-bit process's port
+// descriptor (xnu osfmk/ipc/ipc_kmsg.c). The emulations report what xnu would.
+func peekedSize(received, ports int) uint32 { return uint32(received + 8 + 4*ports) }
+
+// peekTrailer writes the trailer mach_port_peek hands back, as xnu's does: the message's queued
+// trailer (format 0, whose size word stays MACH_MSG_TRAILER_MINIMUM_SIZE, as ipc_kmsg_get sets
+// it) with the sequence number, cut to the requested size (mach_port_peek's memcpy).
+func peekTrailer(t []byte, seqno uint32, sender [2]uint32, audit [8]uint32) {
+	var max [auditTrailerSize]byte
+	le.PutUint32(max[4:], minTrailerSize)
+	le.PutUint32(max[8:], seqno)
+	le.PutUint32(max[12:], sender[0])
+	le.PutUint32(max[16:], sender[1])
+	for i, v := range audit {
+		le.PutUint32(max[20+4*i:], v)
+	}
+	copy(t, max[:])
 }
 
 // portOptions is mach_port_options_t as the portable code fills it.

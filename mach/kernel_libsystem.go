@@ -62,11 +62,13 @@ func (k *darwinKernel) send(buf []byte, _ [][]byte, timeoutMS int) int32 {
 	return ret
 }
 
-// movedReceive is a receive right a message moves (MOVE_RECEIVE), by descriptor offset.
+// movedReceive is a receive right a message moves (MOVE_RECEIVE): the offsets of its descriptor
+// and of its name in the message (both -1 for an entry of an out-of-line port array, whose name
+// is not in the message).
 type movedReceive struct {
-	off  int
-	name Name
-	sets []Name
+	off, nameOff int
+	name         Name
+	sets         []Name
 }
 
 // movedReceives lists the receive rights msg moves, with the caller's sets each is in.
@@ -76,22 +78,36 @@ func (k *darwinKernel) movedReceives(msg []byte) []movedReceive {
 	}
 	var moved []movedReceive
 	off, count := baseSize, le.Uint32(msg[offCount:])
+	add := func(off, nameOff int, name Name) {
+		k.mu.Lock()
+		var sets []Name
+		for set := range k.sets[name] {
+			sets = append(sets, set)
+		}
+		k.mu.Unlock()
+		moved = append(moved, movedReceive{off: off, nameOff: nameOff, name: name, sets: sets})
+	}
 	for i := uint32(0); i < count && off+portDescriptorSize <= len(msg); i++ {
-		if DescriptorType(msg[off+descriptorTypeByte]) != PortDescriptorType {
-			off += oolDescriptorSize
-			continue
-		}
-		if Disposition(msg[off+10]) == MoveReceive {
-			name := Name(le.Uint32(msg[off:]))
-			k.mu.Lock()
-			var sets []Name
-			for set := range k.sets[name] {
-				sets = append(sets, set)
+		typ, moves := DescriptorType(msg[off+descriptorTypeByte]), Disposition(msg[off+10]) == MoveReceive
+		switch {
+		case typ == PortDescriptorType:
+			if moves {
+				add(off, off, Name(le.Uint32(msg[off:])))
 			}
-			k.mu.Unlock()
-			moved = append(moved, movedReceive{off: off, name: name, sets: sets})
+			off += portDescriptorSize
+			continue
+		case off+oolDescriptorSize > len(msg):
+		case typ == GuardedPortDescriptorType && moves:
+			add(off, off+12, Name(le.Uint32(msg[off+12:])))
+		case typ == OOLPortsDescriptorType && moves:
+			// The array is this process's memory (the caller's Go memory, pinned by Send).
+			if addr, n := le.Uint64(msg[off:]), le.Uint32(msg[off+12:]); addr != 0 {
+				for _, name := range namesAt(addr, int(n)) {
+					add(-1, -1, Name(name))
+				}
+			}
 		}
-		off += portDescriptorSize
+		off += oolDescriptorSize
 	}
 	return moved
 }
@@ -106,8 +122,11 @@ func (k *darwinKernel) afterMovingReceives(msg []byte, ret int32, moved []movedR
 	for _, mv := range moved {
 		k.forgetSets(mv.name)
 		switch {
+		case returned && mv.off < 0:
+			// An array entry: it came back in a new array, which the portable layer reads
+			// (takeBack); it is not put back in its sets.
 		case returned:
-			back := Name(le.Uint32(msg[mv.off:]))
+			back := Name(le.Uint32(msg[mv.nameOff:]))
 			if Disposition(msg[mv.off+10]) == PortReceive && back.Valid() {
 				for _, set := range mv.sets {
 					if darwin.MachPortInsertMember(k.task, uint32(back), uint32(set)) == abi.KERN_SUCCESS {
@@ -162,8 +181,8 @@ func (k *darwinKernel) inCallersSet(name Name) (inSet, waiting bool) {
 	return len(k.sets[name]) > 0, len(k.waiting[name]) > 0
 }
 
-func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS int) int32 {
-	opt, timeout := int32(abi.MACH_RCV_MSG|abi.MACH_RCV_INTERRUPT|rcvAuditOptions), uint32(abi.MACH_MSG_TIMEOUT_NONE)
+func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
+	opt, timeout := int32(abi.MACH_RCV_MSG|abi.MACH_RCV_INTERRUPT)|trailer.options(), uint32(abi.MACH_MSG_TIMEOUT_NONE)
 	if large {
 		opt |= abi.MACH_RCV_LARGE
 	}
@@ -183,16 +202,16 @@ func (k *darwinKernel) rawReceive(name Name, buf []byte, large bool, timeoutMS i
 // A receive on a caller's port set cannot take a private port into that set (any other receiver
 // of the set could swallow the wake-up), so it waits in slices of at most setPollInterval and
 // checks ctx between them.
-func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
 	if ctx.Done() == nil {
-		return k.rawReceive(name, buf, large, timeoutMS)
+		return k.rawReceive(name, buf, large, trailer, timeoutMS)
 	}
 	if pt, _ := k.portType(name); pt.Has(TypePortSet) {
-		return k.receiveSetPolling(ctx, name, buf, large, timeoutMS)
+		return k.receiveSetPolling(ctx, name, buf, large, trailer, timeoutMS)
 	}
 	w, kr := k.getWaker()
 	if kr != abi.KERN_SUCCESS {
-		return k.receiveSetPolling(ctx, name, buf, large, timeoutMS)
+		return k.receiveSetPolling(ctx, name, buf, large, trailer, timeoutMS)
 	}
 	// Record the waiter before the port joins the private set: a close, move or MoveMember
 	// from then on finds it (wakeReceivers) and wakes it, where in the other order one in
@@ -203,11 +222,11 @@ func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large
 		k.track(name, w, false)
 		w.drain(k) // a wake-up may have come meanwhile
 		k.putWaker(w)
-		return k.rawReceive(name, buf, large, timeoutMS) // e.g. not a receive right: let mach_msg say so
+		return k.rawReceive(name, buf, large, trailer, timeoutMS) // e.g. not a receive right: let mach_msg say so
 	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { k.wake(w.wake); close(fired) })
-	ret := k.receiveOrWake(ctx, w, name, buf, large, timeoutMS)
+	ret := k.receiveOrWake(ctx, w, name, buf, large, trailer, timeoutMS)
 	wasFired := !stop()
 	if wasFired {
 		<-fired
@@ -222,7 +241,7 @@ func (k *darwinKernel) receive(ctx context.Context, name Name, buf []byte, large
 // setPollInterval bounds how late a cancelled receive on a port set notices.
 const setPollInterval = 10 // milliseconds
 
-func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
 	var deadline time.Time
 	if timeoutMS >= 0 {
 		deadline = time.Now().Add(time.Duration(timeoutMS) * time.Millisecond)
@@ -233,11 +252,11 @@ func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []b
 		if timeoutMS >= 0 {
 			left := int(time.Until(deadline) / time.Millisecond)
 			if left <= 0 {
-				return k.rawReceive(name, buf, large, 0)
+				return k.rawReceive(name, buf, large, trailer, 0)
 			}
 			slice = min(slice, left)
 		}
-		ret := k.rawReceive(name, buf, large, slice)
+		ret := k.rawReceive(name, buf, large, trailer, slice)
 		if ret == abi.MACH_RCV_INVALID_NAME && waited {
 			// The set was destroyed while this receive waited on it: a thread blocked on it
 			// would get MACH_RCV_PORT_CHANGED (ipc_mqueue_receive_results, THREAD_RESTART).
@@ -253,9 +272,9 @@ func (k *darwinKernel) receiveSetPolling(ctx context.Context, name Name, buf []b
 	}
 }
 
-func (k *darwinKernel) receiveOrWake(ctx context.Context, w *waker, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (k *darwinKernel) receiveOrWake(ctx context.Context, w *waker, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
 	for {
-		ret := k.rawReceive(w.set, buf, large, timeoutMS)
+		ret := k.rawReceive(w.set, buf, large, trailer, timeoutMS)
 		if ret != abi.MACH_MSG_SUCCESS {
 			return ret
 		}
@@ -407,8 +426,26 @@ func (k *darwinKernel) wake(port Name) {
 // receives.
 func (w *waker) drain(k *darwinKernel) {
 	var b [headerSize + maxTrailerSize]byte
-	for k.rawReceive(w.set, b[:], false, 0) == abi.MACH_MSG_SUCCESS {
+	for k.rawReceive(w.set, b[:], false, TrailerDefault, 0) == abi.MACH_MSG_SUCCESS {
 	}
+}
+
+// peek calls mach_port_peek. Its trailer count is in bytes (the MIG array of char); the
+// kernel refuses a trailer beyond the audit trailer with KERN_INVALID_VALUE and a guard
+// exception, so Peek refuses one before calling.
+func (k *darwinKernel) peek(name Name, seqno uint32, trailer TrailerElements, tbuf []byte) (peekResult, int32) {
+	if darwin.MachPortPeek == nil {
+		return peekResult{}, abi.KERN_NOT_SUPPORTED // the symbol is missing (it is optional)
+	}
+	var size uint32
+	var id int32
+	count := uint32(len(tbuf))
+	kr := darwin.MachPortPeek(k.task, uint32(name), uint32(trailer.options()), &seqno, &size, &id,
+		(*int8)(unsafe.Pointer(unsafe.SliceData(tbuf))), &count)
+	if kr != abi.KERN_SUCCESS {
+		return peekResult{}, kr
+	}
+	return peekResult{seqno: seqno, size: size, id: id, trailerLen: int(min(count, uint32(len(tbuf))))}, kr
 }
 
 // destroy releases a received message with mach_msg_destroy, which unmaps an out-of-line region

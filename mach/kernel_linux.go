@@ -128,10 +128,14 @@ func receivedSize(ports, memories, bodyLen int) int {
 
 // receive writes the emulation's message into buf exactly as the Darwin kernel would: header,
 // descriptors, the body padded to 4 bytes, then the audit trailer.
-func (linuxKernel) receive(ctx context.Context, name Name, buf []byte, large bool, timeoutMS int) int32 {
+func (linuxKernel) receive(ctx context.Context, name Name, buf []byte, large bool, trailer TrailerElements, timeoutMS int) int32 {
+	tsize := trailer.Size()
+	if len(buf) < headerSize+tsize {
+		return abi.MACH_RCV_TOO_LARGE // no room for any message (ipc_kmsg_too_large)
+	}
 	em := emuRecvMsgs.Get().(*emu.Msg)
 	defer emuRecvMsgs.Put(em)
-	need, ret := emu.Receive(ctx, uint32(name), len(buf)-auditTrailerSize, receivedSize, large, duration(timeoutMS), em)
+	need, ret := emu.Receive(ctx, uint32(name), len(buf)-tsize, receivedSize, large, duration(timeoutMS), em)
 	switch ret {
 	case abi.MACH_MSG_SUCCESS:
 	case abi.MACH_RCV_TOO_LARGE:
@@ -169,16 +173,50 @@ func (linuxKernel) receive(ctx context.Context, name Name, buf []byte, large boo
 	}
 	off += copy(b[off:], em.Body)
 	clear(b[off:need])
-	t := buf[need : need+auditTrailerSize]
-	clear(t)
-	le.PutUint32(t[4:], auditTrailerSize)
-	le.PutUint32(t[8:], em.Seqno)
-	le.PutUint32(t[12:], em.Sender[0])
-	le.PutUint32(t[16:], em.Sender[1])
-	for i, v := range em.Audit {
-		le.PutUint32(t[20+4*i:], v)
-	}
+	putTrailer(buf[need:need+tsize], em)
 	return abi.MACH_MSG_SUCCESS
+}
+
+// putTrailer writes as much of a format-0 trailer as t holds (its length is the requested
+// size), as xnu's ipc_kmsg_add_trailer fills the elements the receive asked for. The mac
+// trailer's msgh_ad and msgh_labels stay zero, as xnu leaves them without a MAC policy.
+func putTrailer(t []byte, em *emu.Msg) {
+	clear(t)
+	le.PutUint32(t[4:], uint32(len(t)))
+	if len(t) >= seqnoTrailerSize {
+		le.PutUint32(t[8:], em.Seqno)
+	}
+	if len(t) >= securityTrailerSize {
+		le.PutUint32(t[12:], em.Sender[0])
+		le.PutUint32(t[16:], em.Sender[1])
+	}
+	if len(t) >= auditTrailerSize {
+		for i, v := range em.Audit {
+			le.PutUint32(t[20+4*i:], v)
+		}
+	}
+	if len(t) >= contextTrailerSize {
+		le.PutUint64(t[offTrailerContext:], em.Context)
+	}
+}
+
+// peek is mach_port_peek over the emulation, with xnu's checks (mach_port_peek): a trailer
+// beyond the audit trailer, or more than tbuf holds, is KERN_INVALID_VALUE.
+func (linuxKernel) peek(name Name, seqno uint32, trailer TrailerElements, tbuf []byte) (peekResult, int32) {
+	if !name.Valid() {
+		return peekResult{}, abi.KERN_INVALID_RIGHT
+	}
+	if trailer.elements() > abi.MACH_RCV_TRAILER_AUDIT || trailer.Size() > len(tbuf) {
+		return peekResult{}, abi.KERN_INVALID_VALUE
+	}
+	pk, kr := emu.Peek(uint32(name), seqno)
+	if kr != abi.KERN_SUCCESS {
+		return peekResult{}, kr
+	}
+	tsize := trailer.Size()
+	peekTrailer(tbuf[:tsize], pk.Seqno, pk.Sender, pk.Audit)
+	return peekResult{seqno: pk.Seqno, size: peekedSize(receivedSize(pk.Ports, pk.Mems, pk.BodyLen), pk.Ports),
+		id: pk.ID, trailerLen: tsize}, abi.KERN_SUCCESS
 }
 
 // destroy releases what a received message holds, as mach_msg_destroy does.

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"unsafe"
+
+	"github.com/machport/machport/internal/abi"
 )
 
 // Port names a right in a message header or port descriptor, with its disposition. Build ports
@@ -20,6 +23,7 @@ type Port struct {
 func (p Port) IsNull() bool { return p.Name == NameNull && p.Disposition == DispositionNone }
 
 // Descriptor is one entry of a complex message's body: a *PortDescriptor, an *OOLDescriptor, or,
+// only in messages to send, an *OOLPortsDescriptor or a *GuardedPortDescriptor (macOS only), or,
 // only in received messages, an *OtherDescriptor.
 type Descriptor interface {
 	Type() DescriptorType
@@ -58,6 +62,67 @@ type OOLDescriptor struct {
 func (*OOLDescriptor) Type() DescriptorType { return OOLDescriptorType }
 func (*OOLDescriptor) wireSize() int        { return oolDescriptorSize }
 
+// OOLPortsDescriptor sends an array of port rights out of line (mach_msg_ool_ports_descriptor_t,
+// 16 bytes): Mach gives the whole array one disposition, so every Port must have the same one
+// (built with CopySendOf, MoveSendOf, MakeSendOf, MakeSendOnceOf, MoveSendOnceOf or
+// MoveReceiveOf; NameNull entries travel as null). The array of names is Go memory the kernel
+// copies (Copy chooses how); it is never handed over for deallocation.
+//
+// Only macOS carries it: the Linux emulation refuses the message with MACH_SEND_INVALID_TYPE,
+// and Receive still gives a received one as an *OtherDescriptor.
+type OOLPortsDescriptor struct {
+	Ports []Port
+	Copy  CopyOption
+	names []uint32 // the array the kernel reads, built by Append
+}
+
+// Type returns OOLPortsDescriptorType.
+func (*OOLPortsDescriptor) Type() DescriptorType { return OOLPortsDescriptorType }
+func (*OOLPortsDescriptor) wireSize() int        { return oolPortsDescriptorSize }
+
+// disposition is the array's disposition: that of its ports other than null ones, which must all
+// agree.
+func (d *OOLPortsDescriptor) disposition() (Disposition, error) {
+	disp, first := CopySend, -1 // with only null entries nothing travels, but xnu wants a valid one
+	for i, p := range d.Ports {
+		switch {
+		case p.IsNull():
+		case first < 0:
+			disp, first = p.Disposition, i
+		case p.Disposition != disp:
+			return 0, fmt.Errorf("%w: port %d is %v, port %d %v: an out-of-line port array has one disposition", ErrInvalidMessage, i, p.Disposition, first, disp)
+		}
+	}
+	return disp, nil
+}
+
+// GuardFlags are a guarded port descriptor's mach_msg_guard_flags_t.
+type GuardFlags uint16
+
+// Guard flags (<mach/message.h>).
+const (
+	GuardFlagsNone            GuardFlags = 0 // MACH_MSG_GUARD_FLAGS_NONE
+	GuardFlagImmovableReceive GuardFlags = 1 // MACH_MSG_GUARD_FLAGS_IMMOVABLE_RECEIVE: the receiver cannot move it on
+	GuardFlagUnguardedOnSend  GuardFlags = 2 // MACH_MSG_GUARD_FLAGS_UNGUARDED_ON_SEND: it arrives unguarded
+)
+
+// GuardedPortDescriptor sends a receive right with a guard (mach_msg_guarded_port_descriptor_t,
+// 16 bytes): Port is usually MoveReceiveOf(r), Context the guard it arrives with (or, with
+// GuardFlagUnguardedOnSend, the sender's current guard), Flags what the guard means. The
+// receiver must ask for guarded descriptors (MACH_RCV_GUARDED_DESC), which Receive does not yet:
+// receive such messages with another Mach client.
+//
+// Only macOS carries it: the Linux emulation refuses the message with MACH_SEND_INVALID_TYPE.
+type GuardedPortDescriptor struct {
+	Port    Port
+	Context uint64
+	Flags   GuardFlags
+}
+
+// Type returns GuardedPortDescriptorType.
+func (*GuardedPortDescriptor) Type() DescriptorType { return GuardedPortDescriptorType }
+func (*GuardedPortDescriptor) wireSize() int        { return guardedPortDescriptorSize }
+
 // OtherDescriptor is a received descriptor of a kind this package does not adopt (out-of-line
 // ports, volatile memory, guarded ports). Receive rejects messages that carry one unless the
 // caller's Accept function allows it; its raw bytes are kept for inspection.
@@ -71,13 +136,95 @@ type OtherDescriptor struct {
 func (d *OtherDescriptor) Type() DescriptorType { return d.Kind }
 func (d *OtherDescriptor) wireSize() int        { return d.size }
 
-// Trailer is the part of a received message's trailer that machport asks for
-// (mach_msg_audit_trailer_t): the sequence number and the sender's identity as the kernel saw it.
+// Trailer is a received message's format-0 trailer, as far as the receive asked for it
+// (ReceiveOptions.Trailer; by default mach_msg_audit_trailer_t): the sequence number, the
+// sender's identity as the kernel saw it and, with TrailerContext or TrailerAV, the receiving
+// port's context. Fields beyond Size are zero.
 type Trailer struct {
-	Size   uint32        // msgh_trailer_size: 0 when the message had no trailer (e.g. decoded from bytes)
-	Seqno  uint32        // msgh_seqno
-	Sender SecurityToken // msgh_sender
-	Audit  AuditToken    // msgh_audit
+	Size    uint32        // msgh_trailer_size: 0 when the message had no trailer (e.g. decoded from bytes)
+	Seqno   uint32        // msgh_seqno (from 12 bytes: mach_msg_seqno_trailer_t)
+	Sender  SecurityToken // msgh_sender (from 20 bytes: mach_msg_security_trailer_t)
+	Audit   AuditToken    // msgh_audit (from 52 bytes: mach_msg_audit_trailer_t)
+	Context uint64        // msgh_context (from 60 bytes: mach_msg_context_trailer_t)
+	AD      int32         // msgh_ad (68 bytes: mach_msg_mac_trailer_t)
+	Labels  uint32        // msgh_labels.sender (68 bytes: mach_msg_mac_trailer_t)
+}
+
+// TrailerElements chooses the trailer a receive asks for (MACH_RCV_TRAILER_ELEMENTS). The zero
+// value is the default, the audit trailer.
+type TrailerElements uint8
+
+// Trailer choices, smallest first. Each includes the fields of the ones before it.
+const (
+	TrailerDefault TrailerElements = iota // the audit trailer
+	TrailerNull                           // MACH_RCV_TRAILER_NULL: mach_msg_trailer_t, 8 bytes
+	TrailerSeqno                          // MACH_RCV_TRAILER_SEQNO: mach_msg_seqno_trailer_t, 12 bytes
+	TrailerSender                         // MACH_RCV_TRAILER_SENDER: mach_msg_security_trailer_t, 20 bytes
+	TrailerAudit                          // MACH_RCV_TRAILER_AUDIT: mach_msg_audit_trailer_t, 52 bytes
+	TrailerContext                        // MACH_RCV_TRAILER_CTX: mach_msg_context_trailer_t, 60 bytes
+	TrailerAV                             // MACH_RCV_TRAILER_AV: mach_msg_mac_trailer_t, 68 bytes
+)
+
+// elements is the MACH_RCV_TRAILER_* value.
+func (t TrailerElements) elements() uint32 {
+	switch t {
+	case TrailerNull:
+		return 0
+	case TrailerSeqno:
+		return 1
+	case TrailerSender:
+		return 2
+	case TrailerContext:
+		return 4
+	case TrailerAV:
+		return 7
+	}
+	return 3 // MACH_RCV_TRAILER_AUDIT, the default
+}
+
+// valid reports whether t is one of the choices.
+func (t TrailerElements) valid() bool { return t <= TrailerAV }
+
+// options is MACH_RCV_TRAILER_TYPE(MACH_MSG_TRAILER_FORMAT_0) | MACH_RCV_TRAILER_ELEMENTS(t).
+func (t TrailerElements) options() int32 {
+	return abi.MACH_MSG_TRAILER_FORMAT_0<<28 | int32(t.elements()&0xf)<<24
+}
+
+// Size is REQUESTED_TRAILER_SIZE: the bytes the trailer takes after the message.
+func (t TrailerElements) Size() int {
+	switch t {
+	case TrailerNull:
+		return minTrailerSize
+	case TrailerSeqno:
+		return seqnoTrailerSize
+	case TrailerSender:
+		return securityTrailerSize
+	case TrailerContext:
+		return contextTrailerSize
+	case TrailerAV:
+		return macTrailerSize
+	}
+	return auditTrailerSize
+}
+
+func (t TrailerElements) String() string {
+	switch t {
+	case TrailerDefault:
+		return "default"
+	case TrailerNull:
+		return "NULL"
+	case TrailerSeqno:
+		return "SEQNO"
+	case TrailerSender:
+		return "SENDER"
+	case TrailerAudit:
+		return "AUDIT"
+	case TrailerContext:
+		return "CTX"
+	case TrailerAV:
+		return "AV"
+	}
+	return fmt.Sprintf("trailer(%d)", uint8(t))
 }
 
 // SecurityToken is a security_token_t: the sender's effective uid and gid.
@@ -159,10 +306,20 @@ const (
 	portDescriptorSize  = 12 // mach_msg_port_descriptor_t
 	oolDescriptorSize   = 16 // mach_msg_ool_descriptor_t (64-bit)
 	otherDescriptorSize = 16 // ool ports, volatile and guarded port descriptors (64-bit)
-	auditTrailerSize    = 52 // mach_msg_audit_trailer_t
 	minTrailerSize      = 8  // mach_msg_trailer_t
+	seqnoTrailerSize    = 12 // mach_msg_seqno_trailer_t
+	securityTrailerSize = 20 // mach_msg_security_trailer_t
+	auditTrailerSize    = 52 // mach_msg_audit_trailer_t
+	contextTrailerSize  = 60 // mach_msg_context_trailer_t
+	macTrailerSize      = 68 // mach_msg_mac_trailer_t
 	maxTrailerSize      = 68 // MAX_TRAILER_SIZE
+	offTrailerContext   = 52 // msgh_context in the context and mac trailers
+	offTrailerAD        = 60 // msgh_ad in the mac trailer
+	offTrailerLabels    = 64 // msgh_labels in the mac trailer
 	descriptorTypeByte  = 11 // the type field's byte in every descriptor
+
+	oolPortsDescriptorSize    = 16 // mach_msg_ool_ports_descriptor_t (64-bit)
+	guardedPortDescriptorSize = 16 // mach_msg_guarded_port_descriptor_t (64-bit)
 
 	offBits    = 0
 	offSize    = 4
@@ -239,6 +396,22 @@ func (m *Message) Append(dst []byte) ([]byte, error) {
 					return dst[:start], fmt.Errorf("descriptor %d: %w", i, err)
 				}
 				putOOLDescriptor(b[off:], addr, n, d.Deallocate, d.Copy, OOLDescriptorType)
+			case *OOLPortsDescriptor:
+				disp, err := d.disposition()
+				if err != nil {
+					return dst[:start], fmt.Errorf("descriptor %d: %w", i, err)
+				}
+				d.names = d.names[:0]
+				for _, p := range d.Ports {
+					d.names = append(d.names, uint32(p.Name))
+				}
+				var addr uint64
+				if len(d.names) > 0 {
+					addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(d.names))))
+				}
+				putOOLPortsDescriptor(b[off:], addr, uint32(len(d.names)), d.Copy, disp)
+			case *GuardedPortDescriptor:
+				putGuardedPortDescriptor(b[off:], d.Port.Name, d.Port.Disposition, d.Context, d.Flags)
 			case *OtherDescriptor:
 				copy(b[off:off+d.size], d.Raw[:d.size])
 			default:
@@ -269,6 +442,23 @@ func putOOLDescriptor(b []byte, addr uint64, size uint32, dealloc bool, cp CopyO
 	}
 	le.PutUint32(b[8:], d|uint32(cp)<<8|uint32(typ)<<24)
 	le.PutUint32(b[12:], size)
+}
+
+// putOOLPortsDescriptor writes mach_msg_ool_ports_descriptor_t (64-bit): address, then a 32-bit
+// word holding deallocate:8 (never set: the array is Go memory), copy:8, disposition:8, type:8,
+// then count.
+func putOOLPortsDescriptor(b []byte, addr uint64, count uint32, cp CopyOption, disp Disposition) {
+	le.PutUint64(b[0:], addr)
+	le.PutUint32(b[8:], uint32(cp)<<8|uint32(disp)<<16|uint32(OOLPortsDescriptorType)<<24)
+	le.PutUint32(b[12:], count)
+}
+
+// putGuardedPortDescriptor writes mach_msg_guarded_port_descriptor_t (64-bit): context, then a
+// 32-bit word holding flags:16, disposition:8, type:8, then name.
+func putGuardedPortDescriptor(b []byte, name Name, disp Disposition, context uint64, flags GuardFlags) {
+	le.PutUint64(b[0:], context)
+	le.PutUint32(b[8:], uint32(flags)|uint32(disp)<<16|uint32(GuardedPortDescriptorType)<<24)
+	le.PutUint32(b[12:], uint32(name))
 }
 
 // Decode parses a message as the kernel delivers it: msgh_size bytes of message, then, if b is
@@ -356,17 +546,31 @@ func (m *Message) decodeTrailer(t []byte) error {
 	if typ != 0 || size < minTrailerSize || uint64(size) > uint64(len(t)) || size > maxTrailerSize {
 		return fmt.Errorf("%w: trailer type %d size %d with %d bytes", ErrInvalidMessage, typ, size, len(t))
 	}
-	m.Trailer.Size = size
-	if size >= 12 {
-		m.Trailer.Seqno = le.Uint32(t[8:])
+	m.Trailer = decodeTrailerFields(t[:size])
+	return nil
+}
+
+// decodeTrailerFields reads the fields of a format-0 trailer that fit in t, which the caller
+// has checked; Size is len(t).
+func decodeTrailerFields(t []byte) Trailer {
+	tr := Trailer{Size: uint32(len(t))}
+	if len(t) >= seqnoTrailerSize {
+		tr.Seqno = le.Uint32(t[8:])
 	}
-	if size >= 20 {
-		m.Trailer.Sender = SecurityToken{le.Uint32(t[12:]), le.Uint32(t[16:])}
+	if len(t) >= securityTrailerSize {
+		tr.Sender = SecurityToken{le.Uint32(t[12:]), le.Uint32(t[16:])}
 	}
-	if size >= auditTrailerSize {
-		for i := range m.Trailer.Audit {
-			m.Trailer.Audit[i] = le.Uint32(t[20+4*i:])
+	if len(t) >= auditTrailerSize {
+		for i := range tr.Audit {
+			tr.Audit[i] = le.Uint32(t[20+4*i:])
 		}
 	}
-	return nil
+	if len(t) >= contextTrailerSize {
+		tr.Context = le.Uint64(t[offTrailerContext:])
+	}
+	if len(t) >= macTrailerSize {
+		tr.AD = int32(le.Uint32(t[offTrailerAD:]))
+		tr.Labels = le.Uint32(t[offTrailerLabels:])
+	}
+	return tr
 }

@@ -164,6 +164,13 @@ func (m *Message) prepareResend(buf []byte, back *Message) [][]byte {
 		}
 		ool = append(ool, data)
 	}
+	// The kernel's copies of out-of-line port arrays go with deallocate set, so that the send
+	// consumes them as it does the memory copies.
+	for i := range m.Descriptors {
+		if _, size := m.handedBackArray(back, i); size > 0 {
+			setDeallocate(buf, i)
+		}
+	}
 	return ool
 }
 
@@ -224,6 +231,11 @@ func (m *Message) encodeForSend(pinner *runtime.Pinner) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, d := range m.Descriptors {
+		if o, ok := d.(*OOLPortsDescriptor); ok && len(o.names) > 0 {
+			pinner.Pin(unsafe.SliceData(o.names)) // the kernel reads the array by address
+		}
+	}
 	m.raw = buf
 	return buf, nil
 }
@@ -268,9 +280,51 @@ func (m *Message) checkSendable() error {
 			if d.Region == nil && uint64(len(d.Data)) > math.MaxUint32 {
 				return fmt.Errorf("%w: descriptor %d: %d bytes", ErrMessageTooLarge, i, len(d.Data))
 			}
+		case *OOLPortsDescriptor:
+			disp, err := d.disposition()
+			if err != nil {
+				return fmt.Errorf("descriptor %d: %w", i, err)
+			}
+			if !disp.validForSend() {
+				return fmt.Errorf("%w: descriptor %d: disposition %v", ErrInvalidMessage, i, disp)
+			}
+			if len(d.Ports) > MaxDescriptors {
+				return fmt.Errorf("%w: descriptor %d: %d ports (limit %d)", ErrMessageTooLarge, i, len(d.Ports), MaxDescriptors)
+			}
+			for j, p := range d.Ports {
+				if err := p.checkSendable(); err != nil {
+					return fmt.Errorf("descriptor %d, port %d: %w", i, j, err)
+				}
+			}
+		case *GuardedPortDescriptor:
+			if !d.Port.Disposition.validForSend() {
+				return fmt.Errorf("%w: descriptor %d: disposition %v", ErrInvalidMessage, i, d.Port.Disposition)
+			}
+			if err := d.Port.checkSendable(); err != nil {
+				return fmt.Errorf("descriptor %d: %w", i, err)
+			}
 		}
 	}
 	return nil
+}
+
+// descriptorPorts points at every port the message's descriptors carry, in order: port
+// descriptors, each entry of out-of-line port arrays, guarded ports.
+func (m *Message) descriptorPorts() []*Port {
+	var ports []*Port
+	for _, d := range m.Descriptors {
+		switch d := d.(type) {
+		case *PortDescriptor:
+			ports = append(ports, &d.Port)
+		case *OOLPortsDescriptor:
+			for i := range d.Ports {
+				ports = append(ports, &d.Ports[i])
+			}
+		case *GuardedPortDescriptor:
+			ports = append(ports, &d.Port)
+		}
+	}
+	return ports
 }
 
 func (p Port) checkSendable() error {
@@ -301,14 +355,12 @@ func (m *Message) markSent() {
 	for _, p := range []Port{m.Remote, m.Local, m.Voucher} {
 		p.consume()
 	}
+	for _, p := range m.descriptorPorts() {
+		p.consume()
+	}
 	for _, d := range m.Descriptors {
-		switch d := d.(type) {
-		case *PortDescriptor:
-			d.Port.consume()
-		case *OOLDescriptor:
-			if d.Region != nil && d.Deallocate {
-				d.Region.gone.Store(true)
-			}
+		if d, ok := d.(*OOLDescriptor); ok && d.Region != nil && d.Deallocate {
+			d.Region.gone.Store(true)
 		}
 	}
 }
@@ -350,21 +402,20 @@ func classifySendFailure(ret int32) sendOutcome {
 // moveSnapshot records, before a send, the user references of each right a descriptor moves,
 // so that after a partial failure the rights the kernel took can be told from those it left.
 type moveSnapshot struct {
-	index int
-	typ   PortType
-	refs  uint32
+	port *Port
+	typ  PortType
+	refs uint32
 }
 
 func (m *Message) snapshotMoves(k kernel) []moveSnapshot {
 	var snaps []moveSnapshot
-	for i, d := range m.Descriptors {
-		pd, ok := d.(*PortDescriptor)
-		if !ok || pd.Port.owner == nil || !pd.Port.Disposition.moves() {
+	for _, p := range m.descriptorPorts() {
+		if p.owner == nil || !p.Disposition.moves() {
 			continue
 		}
-		t, _ := k.portType(pd.Port.Name)
-		refs, _ := k.getRefs(pd.Port.Name, RightSend)
-		snaps = append(snaps, moveSnapshot{index: i, typ: t, refs: refs})
+		t, _ := k.portType(p.Name)
+		refs, _ := k.getRefs(p.Name, RightSend)
+		snaps = append(snaps, moveSnapshot{port: p, typ: t, refs: refs})
 	}
 	return snaps
 }
@@ -398,11 +449,10 @@ func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveS
 			p.consume()
 		}
 		for _, sn := range snaps {
-			pd := m.Descriptors[sn.index].(*PortDescriptor)
-			t, kr := k.portType(pd.Port.Name)
-			refs, _ := k.getRefs(pd.Port.Name, RightSend)
+			t, kr := k.portType(sn.port.Name)
+			refs, _ := k.getRefs(sn.port.Name, RightSend)
 			var taken bool
-			switch pd.Port.Disposition {
+			switch sn.port.Disposition {
 			case MoveReceive:
 				taken = kr != abi.KERN_SUCCESS || !t.Has(TypeReceive)
 			case MoveSendOnce:
@@ -411,7 +461,7 @@ func (m *Message) afterFailedSend(k kernel, buf []byte, ret int32, snaps []moveS
 				taken = kr != abi.KERN_SUCCESS || refs < sn.refs
 			}
 			if taken {
-				pd.Port.consume()
+				sn.port.consume()
 			}
 		}
 		// Which regions the kernel unmapped cannot be told cheaply; treating them as gone can
@@ -466,6 +516,12 @@ func (m *Message) takeBack(k kernel, back *Message) {
 			k.deallocate(got.Name)
 		}
 	}
+	// The arrays the kernel copied out port arrays into are this task's memory now.
+	for i := range m.Descriptors {
+		if addr, size := m.handedBackArray(back, i); size > 0 {
+			k.vmDeallocate(addr, size)
+		}
+	}
 }
 
 // portPair is a port of the message and the port in the same place of a handed-back copy.
@@ -474,19 +530,80 @@ type portPair struct {
 	got  Port
 }
 
-// pairsWith pairs m's header and port descriptors with those of a handed-back copy.
+// pairsWith pairs m's header and descriptor ports with those of a handed-back copy: port
+// descriptors, guarded ports, and the entries of out-of-line port arrays, which come back (as
+// received descriptors) in an array at the address the copy names.
 func (m *Message) pairsWith(back *Message) []portPair {
 	pairs := []portPair{{&m.Remote, back.Remote}, {&m.Local, back.Local}, {&m.Voucher, back.Voucher}}
 	if len(back.Descriptors) == len(m.Descriptors) {
 		for i, d := range m.Descriptors {
-			if d, ok := d.(*PortDescriptor); ok {
+			switch d := d.(type) {
+			case *PortDescriptor:
 				if b, ok := back.Descriptors[i].(*PortDescriptor); ok {
 					pairs = append(pairs, portPair{&d.Port, b.Port})
+				}
+			case *GuardedPortDescriptor:
+				if b, ok := back.Descriptors[i].(*OtherDescriptor); ok && b.Kind == GuardedPortDescriptorType {
+					pairs = append(pairs, portPair{&d.Port, Port{Name: Name(le.Uint32(b.Raw[12:])), Disposition: Disposition(b.Raw[10])}})
+				}
+			case *OOLPortsDescriptor:
+				names, disp, ok := handedBackPorts(back.Descriptors[i], len(d.Ports))
+				for j := range d.Ports {
+					if ok {
+						pairs = append(pairs, portPair{&d.Ports[j], Port{Name: Name(names[j]), Disposition: disp}})
+					}
 				}
 			}
 		}
 	}
 	return pairs
+}
+
+// handedBackPorts reads the names of an out-of-line port array in a handed-back copy (the
+// kernel copied them out into memory of this task: ipc_kmsg_copyout_ool_ports_descriptor), if
+// the descriptor is one with count entries.
+func handedBackPorts(d Descriptor, count int) ([]uint32, Disposition, bool) {
+	b, ok := d.(*OtherDescriptor)
+	if !ok || b.Kind != OOLPortsDescriptorType || int(le.Uint32(b.Raw[12:])) != count {
+		return nil, 0, false
+	}
+	addr := le.Uint64(b.Raw[0:])
+	if count == 0 || addr == 0 {
+		return nil, Disposition(b.Raw[10]), count == 0
+	}
+	return namesAt(addr, count), Disposition(b.Raw[10]), true
+}
+
+// namesAt is the array of count port names at a raw address a message names: memory the kernel
+// mapped into this task, or a caller's pinned Go array being sent, which checkptr would refuse
+// to rebuild from an integer.
+//
+//go:nocheckptr
+func namesAt(addr uint64, count int) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))), count)
+}
+
+// handedBackArray is the address and size of the memory the kernel made for out-of-line port
+// array i of a handed-back copy of m, or 0 when it is m's own array (the buffer was not
+// rewritten) or there is none.
+func (m *Message) handedBackArray(back *Message, i int) (uintptr, int) {
+	d, ok := m.Descriptors[i].(*OOLPortsDescriptor)
+	if !ok || len(back.Descriptors) != len(m.Descriptors) {
+		return 0, 0
+	}
+	b, ok := back.Descriptors[i].(*OtherDescriptor)
+	if !ok || b.Kind != OOLPortsDescriptorType {
+		return 0, 0
+	}
+	addr, count := le.Uint64(b.Raw[0:]), le.Uint32(b.Raw[12:])
+	var sent uint64
+	if len(d.names) > 0 {
+		sent = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(d.names))))
+	}
+	if addr == 0 || addr == sent || count == 0 {
+		return 0, 0
+	}
+	return uintptr(addr), int(count) * 4
 }
 
 // timeoutFor turns ctx's deadline into a Mach timeout in milliseconds; -1 means none.
@@ -511,14 +628,21 @@ type ReceiveOptions struct {
 	// BufferSize is the initial receive buffer (default 4 KiB, and at least enough for a header
 	// and the trailer). Receive grows it for larger messages, up to MaxSize.
 	BufferSize int
-	// MaxSize is the largest message Receive accepts (default 64 MiB). A larger one stays queued
-	// and Receive fails with MACH_RCV_TOO_LARGE.
+	// MaxSize is the largest message (msgh_size) Receive accepts (default 64 MiB), whatever
+	// BufferSize is: the kernel is never given room for more than MaxSize and the trailer, so a
+	// larger message fails with MACH_RCV_TOO_LARGE exactly as a Mach receive into a buffer of
+	// that size does (xnu's ipc_mqueue_select_on_thread): it stays queued (MACH_RCV_LARGE), or,
+	// with Exact, is destroyed.
 	MaxSize int
 	// Exact receives without MACH_RCV_LARGE: a message that does not fit BufferSize (less the
-	// 52-byte audit trailer) is destroyed by the kernel and Receive fails with
-	// MACH_RCV_TOO_LARGE. It is also how to discard a message that exceeds MaxSize and would
-	// otherwise stay at the head of the queue.
+	// trailer) or MaxSize is destroyed by the kernel and Receive fails with MACH_RCV_TOO_LARGE.
+	// It is also how to discard a message that exceeds MaxSize and would otherwise stay at the
+	// head of the queue.
 	Exact bool
+	// Trailer chooses the trailer the kernel appends (MACH_RCV_TRAILER_ELEMENTS, from NULL to
+	// AV); the default is the audit trailer. Message.Trailer holds the fields it covers.
+	// ParseNotification needs at least the audit trailer to tell the kernel's messages apart.
+	Trailer TrailerElements
 	// Accept, if set, decides whether to keep a message; an error makes Receive destroy the
 	// message (mach_msg_destroy) and return an error wrapping ErrRejected and the Accept error.
 	// Without it, messages carrying descriptors this package does not adopt (out-of-line port
@@ -563,9 +687,17 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = defaultMaxReceive
 	}
-	size := max(opts.BufferSize, headerSize+maxTrailerSize)
+	if !opts.Trailer.valid() {
+		return &OpError{Op: op, Name: name, Err: fmt.Errorf("%w: trailer %v", KernInvalidValue, opts.Trailer)}
+	}
+	// The kernel gets room for the message and the trailer it asked for, and never for more
+	// than MaxSize: then a message over MaxSize is refused by the kernel itself, whether or not
+	// it would have fit BufferSize, and stays queued or is destroyed as Mach decides.
+	trailer := opts.Trailer.Size()
+	limit := max(opts.MaxSize+trailer, headerSize+trailer)
+	size := min(max(opts.BufferSize, headerSize+trailer), limit)
 	if !opts.Exact && cap(m.raw) > size {
-		size = min(cap(m.raw), opts.MaxSize+maxTrailerSize)
+		size = min(cap(m.raw), limit)
 	}
 	for {
 		if cap(m.raw) < size {
@@ -582,7 +714,7 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 			// returned, an empty queue gives MACH_RCV_TIMED_OUT at once.
 			kctx, timeout = context.Background(), 0
 		}
-		ret := k.receive(kctx, name, buf, !opts.Exact, timeout)
+		ret := k.receive(kctx, name, buf, !opts.Exact, opts.Trailer, timeout)
 		switch {
 		case ret == abi.MACH_MSG_SUCCESS:
 			return m.adopt(k, buf, opts)
@@ -594,10 +726,10 @@ func ReceiveWithOptions(ctx context.Context, from Receiver, m *Message, opts Rec
 			}
 			return &OpError{Op: op, Name: name, Err: ctx.Err()}
 		case ret == abi.MACH_RCV_TOO_LARGE && !opts.Exact:
-			need := int(le.Uint32(buf[offSize:])) + maxTrailerSize
-			if need > opts.MaxSize+maxTrailerSize || need <= size {
+			need := int(le.Uint32(buf[offSize:])) + trailer
+			if need > limit || need <= size {
 				return &OpError{Op: op, Name: name, Err: fmt.Errorf("%w (%d bytes; MaxSize %d): %w",
-					ErrMessageTooLarge, need-maxTrailerSize, opts.MaxSize, MsgReturn(ret))}
+					ErrMessageTooLarge, need-trailer, opts.MaxSize, MsgReturn(ret))}
 			}
 			size = need
 		case ret == abi.MACH_RCV_INTERRUPTED:
@@ -747,4 +879,59 @@ func (m *Message) Destroy() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// PeekOptions adjust Peek.
+type PeekOptions struct {
+	// Seqno is the sequence number of the message to look at; 0 means the first one queued
+	// (xnu's ipc_mqueue_peek_locked).
+	Seqno uint32
+	// Trailer chooses the trailer to report, at most TrailerAudit (the default). The kernel
+	// refuses more (mach_port_peek: KERN_INVALID_VALUE, so as not to reveal the port's context),
+	// and so does Peek, before asking it.
+	Trailer TrailerElements
+}
+
+// Peeked is what Peek reports of a queued message.
+type Peeked struct {
+	// Seqno is the message's sequence number, as its trailer will carry it.
+	Seqno uint32
+	// Size is the size mach_port_peek reports: that of the kernel's own representation of the
+	// message, which is larger than the msgh_size it is received with (on current xnu by 8 bytes
+	// for the header and 4 for each port descriptor; the emulation reports the same). A receive
+	// buffer of Size plus the trailer holds the message.
+	Size uint32
+	// ID is the message's msgh_id.
+	ID int32
+	// Trailer is the trailer the message will be received with, as far as PeekOptions.Trailer
+	// asks; its Size is the requested trailer's size.
+	Trailer Trailer
+}
+
+// ErrNoMessage means that Peek found no queued message with the sequence number asked for (an
+// empty queue, for the first one); it comes with mach_port_peek's KERN_FAILURE.
+var ErrNoMessage = errors.New("no message queued with that sequence number")
+
+// Peek looks at a message queued on r without receiving it (mach_port_peek): its sequence
+// number, size, id and trailer. The message stays queued, and the next Receive gets it. Peek does
+// not wait: with nothing queued it fails at once with ErrNoMessage.
+func Peek(r *ReceiveRight, opts PeekOptions) (Peeked, error) {
+	const op = "mach_port_peek"
+	name, k, err := r.s.use(op)
+	if err != nil {
+		return Peeked{}, err
+	}
+	if !opts.Trailer.valid() || opts.Trailer.elements() > abi.MACH_RCV_TRAILER_AUDIT {
+		return Peeked{}, &OpError{Op: op, Name: name, Err: fmt.Errorf("%w: trailer %v (at most the audit trailer)", KernInvalidValue, opts.Trailer)}
+	}
+	var tbuf [maxTrailerSize]byte
+	res, kr := k.peek(name, opts.Seqno, opts.Trailer, tbuf[:])
+	switch kr {
+	case abi.KERN_SUCCESS:
+	case abi.KERN_FAILURE:
+		return Peeked{}, &OpError{Op: op, Name: name, Err: fmt.Errorf("%w (seqno %d): %w", ErrNoMessage, opts.Seqno, KernFailure)}
+	default:
+		return Peeked{}, kernErr(op, name, kr)
+	}
+	return Peeked{Seqno: res.seqno, Size: res.size, ID: res.id, Trailer: decodeTrailerFields(tbuf[:res.trailerLen])}, nil
 }

@@ -288,6 +288,17 @@ var (
 	CFTypeDictionaryValueCallBacksAddr uintptr
 )
 
+// MachPortPeek is mach_port_peek (<mach/mach_port.h>, the MIG routine of xnu's mach_port.defs):
+// task, name, trailer_type, the sequence number (in: which message, 0 for the first; out: its
+// number), the message's size and id, the trailer buffer (mach_msg_trailer_info_t, char *) and
+// its size in bytes (in: room; out: the requested trailer's size).
+var MachPortPeek func(task, name, trailerType uint32, seqno, msgSize *uint32, msgID *int32, trailerInfo *int8, trailerInfoCnt *uint32) int32
+
+// peekNotInFacts is where mach_port_peek's prototype comes from: the SDK exports it, but the SDK
+// facts were made without it. TestMachPortPeekParams checks each parameter against the facts'
+// typedefs of the prototype's types.
+const peekNotInFacts = "not in darwin-abi.json; prototype from the macOS SDK's mach/mach_port.h (xnu mach_port.defs routine mach_port_peek)"
+
 // notInFacts is where the prototypes of the bindings the SDK facts lack come from.
 const notInFacts = "not in darwin-abi.json; prototype from the macOS SDK's Security/CoreFoundation headers (SecRequirement.h, SecCode.h, CFDictionary.h)"
 
@@ -299,6 +310,7 @@ func init() {
 		Func{Name: "SecCodeCopyGuestWithAttributes", Lib: LibSecurity, Fn: &SecCodeCopyGuestWithAttributes, Optional: true, Unchecked: notInFacts},
 		Func{Name: "SecCodeCheckValidity", Lib: LibSecurity, Fn: &SecCodeCheckValidity, Optional: true, Unchecked: notInFacts},
 		Func{Name: "CFDictionaryCreate", Lib: LibCoreFoundation, Fn: &CFDictionaryCreate, Optional: true, Unchecked: notInFacts},
+		Func{Name: "mach_port_peek", Lib: LibKernel, Fn: &MachPortPeek, Optional: true, Unchecked: peekNotInFacts},
 	)
 	DataSymbols = append(DataSymbols,
 		Data{Name: "kSecGuestAttributeAudit", Lib: LibSecurity, Addr: &SecGuestAttributeAuditAddr, Type: uintptr(0), Optional: true, Unchecked: notInFacts},

@@ -38,6 +38,7 @@ type Msg struct {
 	Seqno   uint32
 	Sender  [2]uint32
 	Audit   [8]uint32
+	Context uint64 // the receiving port's context (a trailer's msgh_context)
 }
 
 // Desc is a port or out-of-line memory descriptor.

@@ -494,6 +494,7 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 	out.Seqno = p.seqno
 	p.seqno++
 	out.ID, out.Local, out.Remote, out.Voucher = m.dg.id, p.name, 0, 0
+	out.Context = p.context
 	out.Descs = out.Descs[:0]
 	replyType := uint8(0)
 	if m.dg.reply.kind == kindPort {
@@ -524,14 +525,16 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 	out.Body = append(out.Body[:0], m.body...)
 	m.maps = m.maps[:0] // the caller owns the mappings now
 	defer m.free()
+	out.Sender, out.Audit = m.tokens()
+}
+
+// tokens are the sender's security and audit tokens, as the trailer carries them.
+func (m *inMsg) tokens() (sender [2]uint32, audit [8]uint32) {
 	if m.kernel {
-		out.Sender = [2]uint32{0, 1} // KERNEL_SECURITY_TOKEN
-		out.Audit = [8]uint32{}      // KERNEL_AUDIT_TOKEN
-	} else {
-		c := m.creds
-		out.Sender = [2]uint32{c.Uid, c.Gid}
-		out.Audit = [8]uint32{c.Uid, c.Uid, c.Gid, c.Uid, c.Gid, uint32(c.Pid), 0, 0}
+		return [2]uint32{0, 1}, [8]uint32{} // KERNEL_SECURITY_TOKEN, KERNEL_AUDIT_TOKEN
 	}
+	c := m.creds
+	return [2]uint32{c.Uid, c.Gid}, [8]uint32{c.Uid, c.Uid, c.Gid, c.Uid, c.Gid, uint32(c.Pid), 0, 0}
 }
 
 // copyoutRight names a send or send-once right; send rights to a port this space already names

@@ -51,6 +51,7 @@ func Install() {
 		darwin.MachTaskSelfAddr = uintptr(unsafe.Pointer(taskSelf))
 		opened = append(opened, darwin.LibSystem)
 		installMach()
+		installPeek()
 		installLaunchd()
 		installSandbox()
 		installSecurity()

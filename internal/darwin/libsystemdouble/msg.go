@@ -135,8 +135,13 @@ func parse(msg unsafe.Pointer, sendSize uint32, em *emu.Msg) int32 {
 				em.Descs = append(em.Descs, emu.Desc{Memory: true, Data: bytesAt(addr, size), Addr: uintptr(addr),
 					Size: size, Dealloc: b[off+8] != 0, Copy: b[off+9]})
 				off += oolDescSize
+			case abi.MACH_MSG_OOL_PORTS_DESCRIPTOR, abi.MACH_MSG_GUARDED_PORT_DESCRIPTOR:
+				if off+oolDescSize > sendSize {
+					return abi.MACH_SEND_MSG_TOO_SMALL
+				}
+				return refuseUncarried(b[off : off+oolDescSize]) // not in the emulation: see oolports.go
 			default:
-				return abi.MACH_SEND_INVALID_TYPE // out-of-line port arrays and guarded ports: not in the emulation
+				return abi.MACH_SEND_INVALID_TYPE
 			}
 		}
 	}
@@ -384,18 +389,7 @@ func receive(msg unsafe.Pointer, option int32, rcvSize, name uint32, timeoutMS i
 	clear(t)
 	put32(t[0:], abi.MACH_MSG_TRAILER_FORMAT_0)
 	put32(t[4:], uint32(trailer))
-	if trailer >= 12 {
-		put32(t[8:], em.Seqno)
-	}
-	if trailer >= 20 {
-		put32(t[12:], em.Sender[0])
-		put32(t[16:], em.Sender[1])
-	}
-	if trailer >= auditTrailer {
-		for i, v := range em.Audit {
-			put32(t[20+4*i:], v)
-		}
-	}
+	putTrailerFields(t, &em)
 	return leave(CallReceive, name, abi.MACH_MSG_SUCCESS)
 }
 
@@ -456,5 +450,27 @@ func destroyPort(name uint32, disp uint8) {
 		if so, _, kr := emu.ExtractRight(name, abi.MACH_MSG_TYPE_MAKE_SEND_ONCE); kr == abi.KERN_SUCCESS {
 			emu.Deallocate(so)
 		}
+	}
+}
+
+// putTrailerFields fills the elements of a format-0 trailer that fit in t, as xnu's
+// ipc_kmsg_add_trailer does: the sequence number, the sender's tokens, and the receiving port's
+// context (ip_context) from the context trailer on. The mac trailer's msgh_ad and msgh_labels
+// stay zero, as xnu leaves them without a MAC policy. The type and size words are the caller's.
+func putTrailerFields(t []byte, em *emu.Msg) {
+	if len(t) >= 12 {
+		put32(t[8:], em.Seqno)
+	}
+	if len(t) >= 20 {
+		put32(t[12:], em.Sender[0])
+		put32(t[16:], em.Sender[1])
+	}
+	if len(t) >= auditTrailer {
+		for i, v := range em.Audit {
+			put32(t[20+4*i:], v)
+		}
+	}
+	if len(t) >= 60 {
+		put64(t[52:], em.Context)
 	}
 }
