@@ -1,4 +1,4 @@
-//go:build darwin && !ios
+//go:build darwin
 
 package peer
 
@@ -14,7 +14,12 @@ import (
 // CoreFoundation, bound at the first call.
 
 // newHostSystem looks processes up through the kernel and Security.framework, by audit token.
+// A public-only build gets publicOnlySystem; the choice is a constant, so the private names of
+// process_libsystem.go are not linked.
 func newHostSystem() system {
+	if !darwin.PrivateBuild {
+		return publicOnlySystem{}
+	}
 	return darwinSystem{load: darwin.Load, loadSecurity: darwin.LoadSecurity}
 }
 

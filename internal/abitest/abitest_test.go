@@ -102,3 +102,15 @@ func TestCheckGoType(t *testing.T) {
 		}
 	}
 }
+
+// The iOS facts parse into the same shape: arm64 layouts, the bindings' checks, and the bootstrap
+// codes listed as missing (the tests take them from the macOS facts).
+func TestLoadIOS(t *testing.T) {
+	f, err := LoadIOS()
+	require.NoError(t, err)
+	require.Contains(t, f.Layouts, IOSTargets[0])
+	require.NotEmpty(t, f.BindingsCheck)
+	require.Contains(t, f.ConstantsMissingOnIOS, "BOOTSTRAP_NOT_PRIVILEGED")
+	require.NotNil(t, f.Prototype("mach_msg"))
+	require.Equal(t, "/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation", f.Symbol("CFRelease").Library)
+}
