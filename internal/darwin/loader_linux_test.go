@@ -117,7 +117,9 @@ func TestCoreFoundationOpenedOnceAtFirstUse(t *testing.T) {
 	require.Equal(t, []string{darwin.LibSystem, darwin.LibCoreFoundation}, l.Opened())
 	allTrue(t, bound(darwin.LibCoreFoundation), "bound from CoreFoundation")
 	allFalse(t, bound(darwin.LibSecurity), "Security binding set by LoadCoreFoundation")
-	require.Equal(t, uintptr(0), darwin.ReadUintptr(darwin.CFRunLoopDefaultModeAddr), "the double's kCFRunLoopDefaultMode is a zeroed cell")
+	mode := darwin.ReadUintptr(darwin.CFRunLoopDefaultModeAddr)
+	require.NotZero(t, mode, "kCFRunLoopDefaultMode read through the address dlsym gave")
+	require.Equal(t, darwin.CFStringGetTypeID(), darwin.CFGetTypeID(mode), "the double's kCFRunLoopDefaultMode is a CFString")
 
 	// A first use of CF before anything else opens libSystem first.
 	l = useDouble(t)

@@ -53,6 +53,7 @@ func Install() {
 		installLaunchd()
 		installSandbox()
 		installSecurity()
+		installCFMessagePort()
 		makeCarrier()
 	})
 }
