@@ -1,15 +1,18 @@
-// Package darwin binds the C functions and data symbols machport uses on macOS, with purego.
+// Package darwin binds the C functions and data symbols machport uses on macOS and iOS, with purego.
 //
 // This file is portable on purpose: the table of bindings and the Go function variables are
 // declared on every platform, so that a test running on Linux can check each one against the
 // macOS SDK facts (which dylib exports the symbol, and the width and signedness of every parameter
 // and result). The loader (loader.go) resolves them, each image at its first use, through a
-// Linker: purego's for darwin && !ios (load_darwin.go); elsewhere there is none, so the loaders
+// Linker: purego's on macOS and iOS (load_darwin.go; GOOS=ios needs cgo for purego), opening each
+// system's framework paths (loader.go); elsewhere there is none, so the loaders
 // return an error wrapping errors.ErrUnsupported and the variables stay nil, unless a Linux test
 // installs the libSystem double's (internal/darwin/libsystemdouble).
 //
-// Status: builds for darwin/arm64 and darwin/amd64; checked against the macOS 13.3 SDK; not run on
-// macOS yet.
+// The private bindings (bindings_private.go) are left out of public-API-only builds (mode.go).
+//
+// Status: builds for darwin/arm64 and darwin/amd64; checked against the macOS 13.3 SDK and the
+// iOS 17.5 SDK facts; the iOS file set is type-checked, not compiled; not run on macOS or iOS.
 package darwin
 
 import "unsafe"
