@@ -27,6 +27,11 @@ import (
 //     whether a message is one-way (Message.OneWay is false);
 //   - per-process names (CF's per-process calls are private: a PrivateAPIError);
 //   - concurrency: CF serves a port's requests one at a time on its serial queue;
+//   - the service's death with no request in flight: Invalidated is closed by Close, or when a
+//     request finds the service gone (CF's invalidation callback is not bound), and CF hands out
+//     its cached remote of a name until it learns the service died, so a Dial right after the
+//     server's end may succeed and its first request fail; Close waits for a CF call in flight
+//     (the request itself fails at once with ErrInvalid);
 //   - launchd's code: CF returns NULL where launchd refused. A sandboxed app that supplied its
 //     groups (sandboxcheck.SetApplicationGroups) gets the refusal of a name outside them before
 //     CF is asked, as on macOS: bootstrap.ErrNotPrivileged (1100) with the
@@ -103,6 +108,9 @@ func checkNameCF(op string, sop sandboxcheck.Operation, name string) error {
 
 // refusedCF is the error of a CF create call that failed (see the notes above on launchd's code).
 func refusedCF(op, name string, err error) error {
+	if oe, ok := errors.AsType[*cfport.OpError](err); ok {
+		err = oe.Err // the *bootstrap.Error quotes the name; cfport's would quote it again
+	}
 	switch {
 	case errors.Is(err, cfport.ErrNameInProcess):
 		// Native Listen says the same of a name this process serves already (bootstrap.CheckIn).
@@ -219,6 +227,10 @@ func (c *cfRemote) requestCF(ctx context.Context, r *Remote, op string, msgid in
 		done <- result{nil, c.port.Send(msgid, data, timeout)}
 	}()
 	select {
+	case <-r.invalid:
+		// Closed meanwhile: the request fails at once, as on the native path. CF's call ends
+		// on its own (Close waits for it before releasing the port).
+		return nil, &Error{Op: op, Name: r.name, Status: ErrInvalid}
 	case res := <-done:
 		switch st := Status(res.status); st {
 		case 0:

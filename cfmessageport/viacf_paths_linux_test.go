@@ -159,6 +159,46 @@ func TestCoreFoundationPathLimits(t *testing.T) {
 	defer r.Close()
 	_, _, err = r.RequestFrom(ctx, msgEcho, nil)
 	require.ErrorIs(t, err, errors.ErrUnsupported)
+	// Pairing registers its own ports with launchd.
+	_, err = cfmessageport.ListenPair(uniqueName(t), echo, nil)
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	_, err = cfmessageport.DialPair(ctx, name, echo, nil)
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+}
+
+// A Dial through CF that finds no service quotes the name once, and says CF's answer and the
+// cause it stands for.
+func TestCoreFoundationRefusalText(t *testing.T) {
+	was := cfmessageport.SetViaCoreFoundation(true)
+	defer cfmessageport.SetViaCoreFoundation(was)
+	name := uniqueName(t)
+	_, err := cfmessageport.Dial(ctxTimeout(t, 10*time.Second), name)
+	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
+	require.Equal(t, 1, strings.Count(err.Error(), name), err.Error())
+	require.Contains(t, err.Error(), "CoreFoundation refused to create the port")
+}
+
+// Closing a Remote fails the request waiting on it at once, as on the native path.
+func TestCoreFoundationCloseEndsWaitingRequest(t *testing.T) {
+	paths(t, func(t *testing.T, viaCF bool) {
+		ctx := ctxTimeout(t, 10*time.Second)
+		name := uniqueName(t)
+		srv, err := cfmessageport.Listen(name, echo, nil)
+		require.NoError(t, err)
+		defer srv.Close()
+		r, err := cfmessageport.Dial(ctx, name)
+		require.NoError(t, err)
+		errs := make(chan error, 1)
+		go func() {
+			_, err := r.Request(ctx, msgSleep, []byte("300"))
+			errs <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // let the request start waiting (either order passes)
+		closed := make(chan error, 1)
+		go func() { closed <- r.Close() }()
+		require.ErrorIs(t, <-errs, cfmessageport.ErrInvalid)
+		require.NoError(t, <-closed)
+	})
 }
 
 // The scenario the public-API-only path is for: an iOS app and its extension in one application
