@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/machport/machport/bootstrap"
-	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/cfmessageport/wire"
+	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/mach"
 	"github.com/machport/machport/peer"
 )
