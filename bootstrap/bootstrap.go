@@ -78,7 +78,7 @@ func Register(name string, port *mach.ReceiveRight, opts *Options) (*Registratio
 	if opts == nil {
 		opts = &Options{}
 	}
-	op := "bootstrap_register2"
+	op := opRegister
 	pid := 0
 	scope := sandboxcheck.GlobalName
 	if opts.PerPID {
@@ -192,7 +192,7 @@ func groupPrefixed(prefix string) (string, error) {
 // cfmessageport.Listen, like CoreFoundation's CFMessagePortCreateLocal, checks a name in before
 // it registers one, so a name it serves comes from CheckIn: same refusals, same lifetime.
 func CheckIn(name string) (*mach.ReceiveRight, error) {
-	if err := precheck("bootstrap_check_in", sandboxcheck.MachRegister, sandboxcheck.GlobalName, name, 0); err != nil {
+	if err := precheck(opCheckIn, sandboxcheck.MachRegister, sandboxcheck.GlobalName, name, 0); err != nil {
 		return nil, err
 	}
 	return ns.checkIn(name)
@@ -215,15 +215,15 @@ func LookUp(ctx context.Context, name string) (*mach.SendRight, error) {
 // (bootstrap_look_up2 with BOOTSTRAP_PER_PID_SERVICE).
 func LookUpPID(ctx context.Context, name string, pid int) (*mach.SendRight, error) {
 	if pid <= 0 {
-		return nil, &Error{Op: "bootstrap_look_up2", Name: name, PID: pid, Err: fmt.Errorf("pid %d: %w", pid, mach.KernInvalidArgument)}
+		return nil, &Error{Op: opLookUp2, Name: name, PID: pid, Err: fmt.Errorf("pid %d: %w", pid, mach.KernInvalidArgument)}
 	}
 	return lookUp(ctx, name, pid)
 }
 
 func lookUp(ctx context.Context, name string, pid int) (*mach.SendRight, error) {
-	op, scope := "bootstrap_look_up", sandboxcheck.GlobalName
+	op, scope := opLookUp, sandboxcheck.GlobalName
 	if pid != 0 {
-		op, scope = "bootstrap_look_up2", sandboxcheck.PerPIDName
+		op, scope = opLookUp2, sandboxcheck.PerPIDName
 	}
 	if err := precheck(op, sandboxcheck.MachLookUp, scope, name, pid); err != nil {
 		return nil, err

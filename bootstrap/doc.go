@@ -19,6 +19,16 @@
 // over the socket. The emulated sandbox of package sandboxcheck (MACHPORT_APP_GROUPS) applies to
 // both register and look-up there.
 //
+// # iOS and the App Store: public API only
+//
+// launchd's bootstrap calls are not public API on iOS (its SDK has no bootstrap.h), and
+// bootstrap_register2 and bootstrap_look_up2 are private on macOS too. In a public-API-only build
+// (the default on iOS; -tags machport_private enables the private API there; on macOS
+// -tags machport_publiconly selects public-only, for a helper inside a Mac App Store app) their
+// names are not in the binary, and Register, CheckIn, LookUp and LookUpPID fail with an *Error
+// wrapping a *PrivateAPIError, which wraps errors.ErrUnsupported and names the build tag.
+// cfmessageport's Listen and Dial work there, through CoreFoundation.
+//
 // Status on macOS: builds for darwin/arm64 and darwin/amd64 and is checked against the macOS 13.3
 // SDK; not run on macOS yet.
 package bootstrap

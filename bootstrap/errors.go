@@ -68,7 +68,7 @@ func (c Code) Error() string {
 // failed before or without one; Err is the cause behind it: a *sandboxcheck.NameError when the
 // name broke a rule, a mach error when launchd could not be reached, a context error.
 type Error struct {
-	Op   string // the C call, such as "bootstrap_register2"
+	Op   string // the C call, such as "bootstrap_register2" (in public-only builds the Go call: ops_publiconly.go)
 	Name string // the service name, never truncated
 	PID  int    // the service's process, for per-PID operations
 	Code Code

@@ -115,4 +115,18 @@
 // they have not run on macOS yet. Peer requirements are tested on Linux (pid, user, group,
 // executable); the macOS look-ups (csops_audittoken, proc_pidpath, Security's code-signing
 // calls) build and are checked against the SDK facts where the facts have them, but have not run.
+//
+// # iOS and the App Store: public API only
+//
+// In a public-API-only build (the default on iOS, as in an app and its app extension bound with
+// gomobile; -tags machport_private enables the private API there; on macOS
+// -tags machport_publiconly selects public-only, for a helper inside a Mac App Store app), Listen,
+// Dial, Request and Send go through CoreFoundation's public CFMessagePort functions
+// (CFMessagePortCreateLocal with the name, CreateRemote, SendRequest, SetDispatchQueue,
+// Invalidate) instead of registering and looking names up with launchd. The API and the errors
+// are the same, including the 1100 refusal of a name outside the application groups with the
+// sandboxcheck error that explains it (the app supplies its groups with
+// sandboxcheck.SetApplicationGroups). CF does not give the peer's audit token, so RequestFrom and
+// the Require options fail with errors.ErrUnsupported there; per-process names and pairing need
+// private API. That path is executed on Linux over a CoreFoundation double; it has not run on iOS.
 package cfmessageport

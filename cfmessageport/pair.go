@@ -11,6 +11,7 @@ import (
 
 	"github.com/machport/machport/bootstrap"
 	"github.com/machport/machport/cfmessageport/wire"
+	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/mach"
 	"github.com/machport/machport/peer"
 )
@@ -250,6 +251,9 @@ type PairListener struct {
 // answers the requests the clients start on every connection; a nil one is refused with
 // ErrNilHandler.
 func ListenPair(name string, handler Handler, opts *PairOptions) (*PairListener, error) {
+	if viaCoreFoundation {
+		return nil, &Error{Op: "listen", Name: name, Err: &darwin.PrivateAPIError{Op: "cfmessageport.ListenPair"}}
+	}
 	if handler == nil {
 		return nil, &Error{Op: "listen", Name: name, Err: ErrNilHandler}
 	}
@@ -541,6 +545,9 @@ func (l *PairListener) fastConn(m *mach.Message) (*Conn, *mach.ReceiveRight, err
 // exists, so handler can run before DialPair returns: it must not wait for DialPair's result
 // (Message.Conn gives it the connection).
 func DialPair(ctx context.Context, name string, handler Handler, opts *PairOptions) (*Conn, error) {
+	if viaCoreFoundation {
+		return nil, &Error{Op: "pair", Name: name, Err: &darwin.PrivateAPIError{Op: "cfmessageport.DialPair"}}
+	}
 	if handler == nil {
 		return nil, &Error{Op: "pair", Name: name, Err: ErrNilHandler}
 	}

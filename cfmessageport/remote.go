@@ -55,6 +55,8 @@ type Remote struct {
 	rejected atomic.Pointer[error]
 
 	stopper stopper
+
+	cf *cfRemote // set on the public-API-only path (viacf.go): no ports of its own
 }
 
 // waiter is one request waiting for its reply. Its fields are guarded by Remote.mu.
@@ -94,6 +96,9 @@ type DialOptions struct {
 // DialWithOptions is Dial, or DialPID when opts.PID is set, with a requirement on the server
 // (opts may be nil).
 func DialWithOptions(ctx context.Context, name string, opts *DialOptions) (*Remote, error) {
+	if viaCoreFoundation {
+		return dialCF(ctx, name, opts, false)
+	}
 	if opts == nil {
 		opts = &DialOptions{}
 	}
@@ -132,6 +137,9 @@ func Dial(ctx context.Context, name string) (*Remote, error) {
 
 // DialPID is Dial for the per-process service name of process pid.
 func DialPID(ctx context.Context, name string, pid int) (*Remote, error) {
+	if viaCoreFoundation {
+		return dialCF(ctx, name, nil, true)
+	}
 	if pid == 0 {
 		// Not DialWithOptions' "no pid": pid 0 is the kernel's, which serves no names.
 		s, err := bootstrap.LookUpPID(ctx, name, 0)
@@ -297,6 +305,9 @@ func (rep reply) release() {
 // RequestFunc reads a large one where it arrived, without the copy. Nil data goes out as CF sends
 // NULL data (byteslen -1), empty data as empty (0); servers hand the handler empty data either way.
 func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte, error) {
+	if r.cf != nil {
+		return r.cf.requestCF(ctx, r, "request", msgid, data, true)
+	}
 	rep, err := r.request(ctx, msgid, data)
 	if err != nil {
 		return nil, err
@@ -308,6 +319,9 @@ func (r *Remote) Request(ctx context.Context, msgid int32, data []byte) ([]byte,
 // (its pid, uid, ...), from the reply's trailer: who answered, where a name could be served by
 // another process than the one expected (see DialOptions.Require to insist on one).
 func (r *Remote) RequestFrom(ctx context.Context, msgid int32, data []byte) ([]byte, mach.AuditToken, error) {
+	if r.cf != nil {
+		return r.requestFromCF()
+	}
 	rep, err := r.request(ctx, msgid, data)
 	if err != nil {
 		return nil, mach.AuditToken{}, err
@@ -320,6 +334,13 @@ func (r *Remote) RequestFrom(ctx context.Context, msgid int32, data []byte) ([]b
 // is read in the memory it arrived in, which is released afterwards, instead of being copied
 // into memory of the caller's own as Request does; read must not keep it, nor modify it.
 func (r *Remote) RequestFunc(ctx context.Context, msgid int32, data []byte, read func(reply []byte) error) error {
+	if r.cf != nil {
+		reply, err := r.cf.requestCF(ctx, r, "request", msgid, data, true)
+		if err != nil {
+			return err
+		}
+		return read(reply)
+	}
 	rep, err := r.request(ctx, msgid, data)
 	if err != nil {
 		return err
@@ -544,6 +565,10 @@ func (r *Remote) ctxErr(op string, ctx context.Context, err error) error {
 
 // Send sends msgid and data one way: no reply is asked for.
 func (r *Remote) Send(ctx context.Context, msgid int32, data []byte) error {
+	if r.cf != nil {
+		_, err := r.cf.requestCF(ctx, r, "send", msgid, data, false)
+		return err
+	}
 	conv, err := r.begin("send", nil)
 	if err != nil {
 		return err
@@ -668,6 +693,9 @@ func (c sliceContext) Deadline() (time.Time, bool) { return c.deadline, true }
 // queue with ErrInvalid (-3); the reply port is destroyed (with any late reply) and the send
 // right released. Safe to call more than once.
 func (r *Remote) Close() error {
+	if r.cf != nil {
+		return r.cf.close(r)
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

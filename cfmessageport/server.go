@@ -110,6 +110,8 @@ type Server struct {
 
 	withdrawOnce sync.Once
 	withdrawErr  error
+
+	cf *cfLocal // set on the public-API-only path (viacf.go), which has no port or loop of its own
 }
 
 // Listen serves name with handler. Like CF it first tries bootstrap_check_in, which hands over a
@@ -119,6 +121,9 @@ type Server struct {
 // must use a name inside its application groups (see package sandboxcheck). A nil handler is
 // refused with ErrNilHandler.
 func Listen(name string, handler Handler, opts *ServerOptions) (*Server, error) {
+	if viaCoreFoundation {
+		return listenCF(name, handler, opts)
+	}
 	return listen(name, handler, opts, nil)
 }
 
@@ -445,6 +450,9 @@ func (s *Server) call(ctx context.Context, req *Message) (data []byte, err error
 // from a handler, which it would wait for: a handler that wants the server closed can call go
 // srv.Close(). Safe to call more than once, and after Shutdown.
 func (s *Server) Close() error {
+	if s.cf != nil {
+		return s.cf.close(s)
+	}
 	s.closing.Store(true)
 	s.cancel(ErrServerClosed)
 	s.stop()
@@ -461,6 +469,9 @@ func (s *Server) Close() error {
 // ctx ends first, Shutdown returns its error and leaves the server stopping; Close then ends it
 // at once. Like Close, it must not be called from a handler.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.cf != nil {
+		return s.cf.shutdown(ctx, s)
+	}
 	s.stop()
 	select {
 	case <-s.done:

@@ -33,7 +33,9 @@
 //
 // # What runs where
 //
-// On macOS (darwin, not iOS) the package calls libSystem through purego, without cgo. That code
+// On macOS and iOS the package calls libSystem through purego (without cgo on macOS; purego needs
+// cgo on iOS). Its calls are public API on both, so it works the same in the public-API-only
+// mode (the default on iOS; -tags machport_publiconly on macOS). That code
 // builds for darwin/arm64 and darwin/amd64 and every struct, constant and symbol it uses is
 // checked against the macOS 13.3 SDK, but it has not run on macOS yet: the project's machines
 // are Linux, and the macOS CI jobs are the first place it will run.

@@ -1,4 +1,4 @@
-//go:build darwin && !ios
+//go:build darwin
 
 package peer
 
@@ -12,7 +12,12 @@ import (
 // CoreFoundation, bound at the first call.
 
 // newHostSystem looks processes up through the kernel and Security.framework, by audit token.
+// A public-only build gets publicOnlySystem; the choice is a constant, so the private names of
+// process_libsystem.go are not linked.
 func newHostSystem() system {
+	if !darwin.PrivateBuild {
+		return publicOnlySystem{}
+	}
 	return darwinSystem{load: darwin.Load, loadSecurity: darwin.LoadSecurity, signal0: signal0}
 }
 
@@ -23,6 +28,9 @@ func newHostSystem() system {
 // wrapping fs.ErrPermission; for no such process, ErrProcessGone and fs.ErrNotExist. Builds for
 // darwin; not run on macOS.
 func TokenForPID(pid int) (mach.AuditToken, error) {
+	if !darwin.PrivateBuild {
+		return mach.AuditToken{}, errPublicOnly // task_name_for_pid is no public API
+	}
 	return darwinSystem{load: darwin.Load, loadSecurity: darwin.LoadSecurity, signal0: signal0}.tokenForPID(pid)
 }
 

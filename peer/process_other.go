@@ -1,4 +1,4 @@
-//go:build !linux && !(darwin && !ios)
+//go:build !darwin && !linux
 
 package peer
 

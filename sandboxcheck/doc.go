@@ -13,6 +13,16 @@
 // process is sandboxed when it declares application groups through the MACHPORT_APP_GROUPS
 // environment variable (comma-separated) or SetApplicationGroups.
 //
+// # iOS and the App Store: public API only
+//
+// sandbox_check is private API, and iOS declares no SecTask. In a public-API-only build (the
+// default on iOS; -tags machport_private enables the private API there; on macOS
+// -tags machport_publiconly selects public-only) Sandboxed, AllowedIn and ApplicationGroups
+// return a *PrivateAPIError (wrapping errors.ErrUnsupported) until the app supplies its
+// application groups with SetApplicationGroups, from the entitlement it is signed with; then
+// ApplicationGroups returns them, Sandboxed is true, and Check explains a name outside them.
+// ValidateName works in every build.
+//
 // Status on macOS: builds for darwin/arm64 and darwin/amd64 and is checked against the macOS 13.3
 // SDK; not run on macOS yet.
 package sandboxcheck

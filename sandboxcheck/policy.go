@@ -15,7 +15,7 @@ const EntitlementAppGroups = "com.apple.security.application-groups"
 
 // ErrNoSandboxSPI reports that this macOS lacks sandbox_check, the symbol the sandbox probe
 // needs (it is private API).
-var ErrNoSandboxSPI = errors.New("sandboxcheck: sandbox_check is not available")
+var ErrNoSandboxSPI = errors.New("sandboxcheck: the sandbox check SPI is not available")
 
 // Operation is a sandbox operation on a Mach service name, spelled as in sandbox profiles.
 type Operation string
@@ -57,7 +57,12 @@ func ApplicationGroups() ([]string, error) { return platform.groups() }
 
 // GroupsSource says, for a person reading a diagnosis, where ApplicationGroups takes this
 // process's groups from on this platform.
-func GroupsSource() string { return groupsSource }
+func GroupsSource() string {
+	if _, ok := platform.(*appSupplied); ok {
+		return groupsSourcePublicOnly
+	}
+	return groupsSource
+}
 
 // AllowedIn reports whether the sandbox lets this process perform op on the service name in
 // scope. On macOS it asks sandbox_check without logging a violation; under the emulated policy a

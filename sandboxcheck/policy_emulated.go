@@ -28,6 +28,9 @@ var declared struct {
 // process only; set MACHPORT_APP_GROUPS for children. On macOS the entitlements decide and it
 // returns an error wrapping errors.ErrUnsupported.
 func SetApplicationGroups(groups ...string) error {
+	if p, ok := platform.(*appSupplied); ok {
+		return p.setGroups(groups) // a test of the public-only mode (policy_publiconly.go)
+	}
 	if _, ok := platform.(emulated); !ok {
 		// machport's tests run the Darwin logic here (policy_libsystem_linux.go): as on macOS,
 		// the code signature decides.
@@ -49,6 +52,9 @@ func SetApplicationGroups(groups ...string) error {
 
 // ResetApplicationGroups undoes SetApplicationGroups: the environment decides again.
 func ResetApplicationGroups() {
+	if p, ok := platform.(*appSupplied); ok {
+		p.reset()
+	}
 	declared.Lock()
 	defer declared.Unlock()
 	declared.set, declared.groups = false, nil

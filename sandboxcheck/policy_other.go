@@ -1,4 +1,4 @@
-//go:build !linux && !(darwin && !ios)
+//go:build !darwin && !linux
 
 package sandboxcheck
 
@@ -9,7 +9,7 @@ import (
 
 var platform policy = unsupported{}
 
-const groupsSource = "nowhere: application groups are a macOS idea, emulated on Linux only"
+const groupsSource = "nowhere: application groups are a macOS and iOS idea, emulated on Linux only"
 
 // SetApplicationGroups is for the emulated policy; here it returns an error wrapping
 // errors.ErrUnsupported.
@@ -20,9 +20,9 @@ func SetApplicationGroups(groups ...string) error {
 // ResetApplicationGroups does nothing here.
 func ResetApplicationGroups() {}
 
-// On iOS the purego bindings need cgo, which this package does not use, and other systems have
-// neither a Mach sandbox nor the emulation: every question about the running process fails with
-// errors.ErrUnsupported. ValidateName works everywhere.
+// Systems other than macOS, iOS and Linux have neither a Mach sandbox nor the emulation: every
+// question about the running process fails with errors.ErrUnsupported. ValidateName works
+// everywhere.
 type unsupported struct{}
 
 var errUnsupported = fmt.Errorf("sandboxcheck: asking the sandbox is not supported on this platform: %w", errors.ErrUnsupported)

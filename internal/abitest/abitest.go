@@ -20,6 +20,9 @@ import (
 // Targets are the two Darwin targets the SDK facts describe.
 var Targets = []string{"arm64-apple-macos13", "x86_64-apple-macos13"}
 
+// IOSTargets is the target the iOS SDK facts (testdata/ios-abi.json, LoadIOS) describe.
+var IOSTargets = []string{"arm64-apple-ios17.5"}
+
 // Facts is the part of darwin-abi.json the tests read.
 type Facts struct {
 	Constants         map[string]json.Number        `json:"constants"`
@@ -33,6 +36,23 @@ type Facts struct {
 	PrivatePrototypes map[string]*Prototype         `json:"private_prototypes"`
 	Layouts           map[string]map[string]*Layout `json:"layouts"`
 	Typedefs          map[string]map[string]any     `json:"typedefs"`
+
+	// The iOS facts only: per binding of internal/darwin, what the iOS SDK says of it, and the
+	// exported symbols the iOS SDK declares in no header.
+	BindingsCheck          map[string]*BindingCheck `json:"bindings_check"`
+	NotInSDKHeaders        []string                 `json:"prototypes_not_in_sdk_headers"`
+	ConstantsMissingOnIOS  []string                 `json:"constants_missing_on_ios"`
+	PrivateConstantsSource string                   `json:"private_constants_note"`
+}
+
+// BindingCheck is what the iOS facts record of one binding.
+type BindingCheck struct {
+	GoLibConst           string `json:"go_lib_const"`
+	IOSInstallName       string `json:"ios_install_name"`
+	ExportedOnIOS        bool   `json:"exported_on_ios"`
+	DeclaredInIOSHeader  bool   `json:"declared_in_ios_sdk_headers"`
+	SameAsMacOSArm64     bool   `json:"prototype_same_as_macos_arm64"` // functions
+	TypeSameAsMacOSArm64 bool   `json:"type_same_as_macos_arm64"`      // data symbols
 }
 
 // ConstantInfo says what C type a constant has.
@@ -92,36 +112,36 @@ func (f Field) Bits() (offset, width int) {
 	return f.Offset * 8, f.Size * 8
 }
 
-var (
-	loadOnce sync.Once
-	loaded   *Facts
-	loadErr  error
-)
-
-// Path is the committed copy of the SDK facts.
+// Path is the committed copy of the macOS SDK facts.
 func Path() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "testdata", "darwin-abi.json")
 }
 
-// Load parses the SDK facts once.
-func Load() (*Facts, error) {
-	loadOnce.Do(func() {
-		data, err := os.ReadFile(Path())
-		if err != nil {
-			loadErr = err
-			return
-		}
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.UseNumber()
-		var f Facts
-		if err := dec.Decode(&f); err != nil {
-			loadErr = fmt.Errorf("abitest: %s: %w", Path(), err)
-			return
-		}
-		loaded = &f
-	})
-	return loaded, loadErr
+// IOSPath is the committed copy of the iOS SDK facts (shared/ios-abi.json: the iOS 17.5 SDK,
+// cross-checked against iOS 16.4, for arm64-apple-ios17.5).
+func IOSPath() string { return filepath.Join(filepath.Dir(Path()), "ios-abi.json") }
+
+// Load parses the macOS SDK facts once.
+var Load = sync.OnceValues(func() (*Facts, error) { return parse(Path()) })
+
+// LoadIOS parses the iOS SDK facts once. They lack what the iOS SDK does not declare, such as
+// the BOOTSTRAP_* codes of bootstrap.h (ConstantsMissingOnIOS): tests take those from Load's
+// macOS facts, which is what the iOS facts' own private constants are copied from too.
+var LoadIOS = sync.OnceValues(func() (*Facts, error) { return parse(IOSPath()) })
+
+func parse(path string) (*Facts, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.UseNumber()
+	var f Facts
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("abitest: %s: %w", path, err)
+	}
+	return &f, nil
 }
 
 // Symbol returns the export record of a symbol, from the main or the extra table.

@@ -102,3 +102,49 @@ func TestCheckGoType(t *testing.T) {
 		}
 	}
 }
+
+// The iOS facts parse into the same shape: arm64 layouts, the bindings' checks, and the bootstrap
+// codes listed as missing (the tests take them from the macOS facts).
+func TestLoadIOS(t *testing.T) {
+	f, err := LoadIOS()
+	require.NoError(t, err)
+	require.Contains(t, f.Layouts, IOSTargets[0])
+	require.NotEmpty(t, f.BindingsCheck)
+	require.Contains(t, f.ConstantsMissingOnIOS, "BOOTSTRAP_NOT_PRIVILEGED")
+	require.NotNil(t, f.Prototype("mach_msg"))
+	require.Equal(t, "/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation", f.Symbol("CFRelease").Library)
+}
+
+// Every struct the iOS facts lay out has, on arm64-apple-ios17.5, the macOS arm64 layout: size,
+// alignment, and each field's offset and size. So the tests that hold machport's message codec
+// against the macOS arm64 layouts hold it on iOS too.
+func TestIOSLayoutsAreMacOSArm64s(t *testing.T) {
+	ios, err := LoadIOS()
+	require.NoError(t, err)
+	mac, err := Load()
+	require.NoError(t, err)
+	iosLayouts := ios.Layouts[IOSTargets[0]]
+	macLayouts := mac.Layouts[Targets[0]]
+	require.NotEmpty(t, iosLayouts)
+	compared := 0
+	for name, l := range iosLayouts {
+		m := macLayouts[name]
+		if m == nil {
+			continue // not a macOS fact (described for iOS only)
+		}
+		require.Equal(t, m.Size, l.Size, "%s size", name)
+		require.Equal(t, m.Align, l.Align, "%s alignment", name)
+		require.Len(t, l.Fields, len(m.Fields), name)
+		for i, f := range l.Fields {
+			require.Equal(t, m.Fields[i].Name, f.Name, name)
+			require.Equal(t, m.Fields[i].Offset, f.Offset, "%s.%s offset", name, f.Name)
+			require.Equal(t, m.Fields[i].Size, f.Size, "%s.%s size", name, f.Name)
+			mo, mw := m.Fields[i].Bits()
+			io, iw := f.Bits()
+			require.Equal(t, [2]int{mo, mw}, [2]int{io, iw}, "%s.%s bits", name, f.Name)
+		}
+		compared++
+	}
+	require.Greater(t, compared, 30)
+	t.Logf("%d iOS layouts equal to macOS arm64's", compared)
+}

@@ -8,8 +8,12 @@
 // thread's run loop in a private mode while it waits; the goroutine stays locked to its thread
 // for the call.
 //
-// Only darwin (not iOS) has CoreFoundation; elsewhere CreateLocal and CreateRemote return an error
-// wrapping errors.ErrUnsupported.
+// It uses only CoreFoundation's public CFMessagePort functions (the per-process variants aside,
+// which public-only builds leave out), so package cfmessageport's public-API-only path (the
+// default on iOS) runs on it. macOS and iOS (GOOS=ios, with cgo for purego) have CoreFoundation;
+// in Linux tests the libSystem double's CoreFoundation stands in for it once a test installs it
+// (cfport_linux.go); elsewhere CreateLocal and CreateRemote return an error wrapping
+// errors.ErrUnsupported.
 //
 // Status: builds for darwin/arm64 and darwin/amd64; its bindings are checked against the macOS
 // 13.3 SDK; not run on macOS yet.

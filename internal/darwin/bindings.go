@@ -1,15 +1,18 @@
-// Package darwin binds the C functions and data symbols machport uses on macOS, with purego.
+// Package darwin binds the C functions and data symbols machport uses on macOS and iOS, with purego.
 //
 // This file is portable on purpose: the table of bindings and the Go function variables are
 // declared on every platform, so that a test running on Linux can check each one against the
 // macOS SDK facts (which dylib exports the symbol, and the width and signedness of every parameter
 // and result). The loader (loader.go) resolves them, each image at its first use, through a
-// Linker: purego's for darwin && !ios (load_darwin.go); elsewhere there is none, so the loaders
+// Linker: purego's on macOS and iOS (load_darwin.go; GOOS=ios needs cgo for purego), opening each
+// system's framework paths (loader.go); elsewhere there is none, so the loaders
 // return an error wrapping errors.ErrUnsupported and the variables stay nil, unless a Linux test
 // installs the libSystem double's (internal/darwin/libsystemdouble).
 //
-// Status: builds for darwin/arm64 and darwin/amd64; checked against the macOS 13.3 SDK; not run on
-// macOS yet.
+// The private bindings (bindings_private.go) are left out of public-API-only builds (mode.go).
+//
+// Status: builds for darwin/arm64 and darwin/amd64; checked against the macOS 13.3 SDK and the
+// iOS 17.5 SDK facts; the iOS file set is type-checked, not compiled; not run on macOS or iOS.
 package darwin
 
 import "unsafe"
@@ -27,6 +30,11 @@ const (
 	// LoadCoreFoundation open them on their own, only when a binding from them is to be used.
 	LibSecurity       = "/System/Library/Frameworks/Security.framework/Versions/A/Security"
 	LibCoreFoundation = "/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation"
+	// IOSLibSecurity and IOSLibCoreFoundation are the same frameworks' binaries on iOS, whose
+	// bundles are flat (ios-abi.json). The tables name the macOS paths; the loader opens these
+	// on iOS (loader.go, imagePaths).
+	IOSLibSecurity       = "/System/Library/Frameworks/Security.framework/Security"
+	IOSLibCoreFoundation = "/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation"
 	// LibDispatch is libdispatch (dispatch queues), re-exported by libSystem.
 	LibDispatch = "/usr/lib/system/libdispatch.dylib"
 )
@@ -179,7 +187,9 @@ var (
 	CFRunLoopDefaultModeAddr uintptr
 )
 
-// Funcs lists every function the loaders bind (Load, LoadCoreFoundation, LoadSecurity).
+// Funcs lists every function the loaders bind (Load, LoadCoreFoundation, LoadSecurity). The
+// private ones (not declared in the iOS SDK, or private on macOS too) are appended by
+// bindings_private.go, which public-only builds leave out (mode.go).
 var Funcs = []Func{
 	{Name: "mach_msg", Lib: LibKernel, Fn: &MachMsg},
 	{Name: "mach_msg_destroy", Lib: LibKernel, Fn: &MachMsgDestroy},
@@ -202,14 +212,6 @@ var Funcs = []Func{
 	{Name: "vm_allocate", Lib: LibKernel, Fn: &VMAllocate},
 	{Name: "vm_deallocate", Lib: LibKernel, Fn: &VMDeallocate},
 	{Name: "mach_error_string", Lib: LibKernel, Fn: &MachErrorString, Optional: true},
-	{Name: "bootstrap_register2", Lib: LibXPC, Fn: &BootstrapRegister2, Optional: true},
-	{Name: "bootstrap_look_up", Lib: LibXPC, Fn: &BootstrapLookUp},
-	{Name: "bootstrap_look_up2", Lib: LibXPC, Fn: &BootstrapLookUp2, Optional: true},
-	{Name: "bootstrap_check_in", Lib: LibXPC, Fn: &BootstrapCheckIn},
-	{Name: "bootstrap_strerror", Lib: LibXPC, Fn: &BootstrapStrerror, Optional: true},
-	{Name: "csops", Lib: LibKernel, Fn: &Csops, Optional: true},
-	{Name: "SecTaskCreateFromSelf", Lib: LibSecurity, Fn: &SecTaskCreateFromSelf},
-	{Name: "SecTaskCopyValueForEntitlement", Lib: LibSecurity, Fn: &SecTaskCopyValueForEntitlement},
 	{Name: "CFStringCreateWithCString", Lib: LibCoreFoundation, Fn: &CFStringCreateWithCString},
 	{Name: "CFStringGetCString", Lib: LibCoreFoundation, Fn: &CFStringGetCString},
 	{Name: "CFStringGetLength", Lib: LibCoreFoundation, Fn: &CFStringGetLength},
@@ -217,9 +219,7 @@ var Funcs = []Func{
 	{Name: "CFGetTypeID", Lib: LibCoreFoundation, Fn: &CFGetTypeID},
 	{Name: "CFRelease", Lib: LibCoreFoundation, Fn: &CFRelease},
 	{Name: "CFMessagePortCreateLocal", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateLocal},
-	{Name: "CFMessagePortCreatePerProcessLocal", Lib: LibCoreFoundation, Fn: &CFMessagePortCreatePerProcessLocal, Optional: true},
 	{Name: "CFMessagePortCreateRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreateRemote},
-	{Name: "CFMessagePortCreatePerProcessRemote", Lib: LibCoreFoundation, Fn: &CFMessagePortCreatePerProcessRemote, Optional: true},
 	{Name: "CFMessagePortSendRequest", Lib: LibCoreFoundation, Fn: &CFMessagePortSendRequest},
 	{Name: "CFMessagePortSetDispatchQueue", Lib: LibCoreFoundation, Fn: &CFMessagePortSetDispatchQueue},
 	{Name: "CFMessagePortInvalidate", Lib: LibCoreFoundation, Fn: &CFMessagePortInvalidate},
@@ -244,20 +244,16 @@ type VariadicFunc struct {
 	Optional bool
 }
 
-// VariadicFuncs lists every variadic function the loaders bind.
-var VariadicFuncs = []VariadicFunc{
-	{Name: "sandbox_check", Lib: LibSandbox, Arm64: &SandboxCheckArm64, Amd64: &SandboxCheckAmd64,
-		VarArgs: []string{"const char *"}, Optional: true},
-}
+// VariadicFuncs lists every variadic function the loaders bind: only sandbox_check, which is
+// private (bindings_private.go).
+var VariadicFuncs []VariadicFunc
 
 // Arm64IntRegisters is how many integer argument registers (x0..x7) Apple's arm64 ABI has.
 const Arm64IntRegisters = 8
 
-// DataSymbols lists every data symbol the loaders resolve.
+// DataSymbols lists every data symbol the loaders resolve (the private ones: bindings_private.go).
 var DataSymbols = []Data{
 	{Name: "mach_task_self_", Lib: LibKernel, Addr: &MachTaskSelfAddr, Type: uint32(0)},
-	{Name: "bootstrap_port", Lib: LibKernel, Addr: &BootstrapPortAddr, Type: uint32(0)},
-	{Name: "SANDBOX_CHECK_NO_REPORT", Lib: LibSandbox, Addr: &SandboxCheckNoReportAddr, Type: uint32(0), Optional: true},
 	{Name: "kCFRunLoopDefaultMode", Lib: LibCoreFoundation, Addr: &CFRunLoopDefaultModeAddr, Type: uintptr(0)},
 }
 
@@ -299,24 +295,8 @@ var MachPortPeek func(task, name, trailerType uint32, seqno, msgSize *uint32, ms
 // typedefs of the prototype's types.
 const peekNotInFacts = "not in darwin-abi.json; prototype from the macOS SDK's mach/mach_port.h (xnu mach_port.defs routine mach_port_peek)"
 
-// notInFacts is where the prototypes of the bindings the SDK facts lack come from.
-const notInFacts = "not in darwin-abi.json; prototype from the macOS SDK's Security/CoreFoundation headers (SecRequirement.h, SecCode.h, CFDictionary.h)"
-
 func init() {
-	Funcs = append(Funcs,
-		Func{Name: "csops_audittoken", Lib: LibKernel, Fn: &CsopsAudittoken, Optional: true},
-		Func{Name: "proc_pidpath", Lib: LibKernel, Fn: &ProcPidpath, Optional: true},
-		Func{Name: "SecRequirementCreateWithString", Lib: LibSecurity, Fn: &SecRequirementCreateWithString, Optional: true, Unchecked: notInFacts},
-		Func{Name: "SecCodeCopyGuestWithAttributes", Lib: LibSecurity, Fn: &SecCodeCopyGuestWithAttributes, Optional: true, Unchecked: notInFacts},
-		Func{Name: "SecCodeCheckValidity", Lib: LibSecurity, Fn: &SecCodeCheckValidity, Optional: true, Unchecked: notInFacts},
-		Func{Name: "CFDictionaryCreate", Lib: LibCoreFoundation, Fn: &CFDictionaryCreate, Optional: true, Unchecked: notInFacts},
-		Func{Name: "mach_port_peek", Lib: LibKernel, Fn: &MachPortPeek, Optional: true, Unchecked: peekNotInFacts},
-	)
-	DataSymbols = append(DataSymbols,
-		Data{Name: "kSecGuestAttributeAudit", Lib: LibSecurity, Addr: &SecGuestAttributeAuditAddr, Type: uintptr(0), Optional: true, Unchecked: notInFacts},
-		Data{Name: "kCFTypeDictionaryKeyCallBacks", Lib: LibCoreFoundation, Addr: &CFTypeDictionaryKeyCallBacksAddr, Type: [6]uintptr{}, Optional: true, Unchecked: notInFacts},
-		Data{Name: "kCFTypeDictionaryValueCallBacks", Lib: LibCoreFoundation, Addr: &CFTypeDictionaryValueCallBacksAddr, Type: [5]uintptr{}, Optional: true, Unchecked: notInFacts},
-	)
+	Funcs = append(Funcs, Func{Name: "mach_port_peek", Lib: LibKernel, Fn: &MachPortPeek, Optional: true, Unchecked: peekNotInFacts})
 }
 
 // Another process's audit token (peer.TokenForPID, machping check-peer). task_name_for_pid
@@ -344,12 +324,13 @@ const (
 	TaskAuditTokenCount = 8
 )
 
-// notInFactsTask is where the task calls' prototypes come from.
-const notInFactsTask = "prototype not in darwin-abi.json; from the SDK's <mach/mach_traps.h> (task_name_for_pid) and <mach/task.h> (task_info); checked in part by taskbindings_test.go"
+// notInFactsTask is where the task calls' prototypes come from. (It names no private symbol: it
+// is linked into public-only builds too.)
+const notInFactsTask = "prototype not in darwin-abi.json; from the SDK's <mach/mach_traps.h> and <mach/task.h>; checked in part by taskbindings_test.go"
 
 func init() {
 	Funcs = append(Funcs,
-		Func{Name: "task_name_for_pid", Lib: LibKernel, Fn: &TaskNameForPID, Optional: true, Unchecked: notInFactsTask},
+		// task_name_for_pid is private: bindings_private.go.
 		Func{Name: "task_info", Lib: LibKernel, Fn: &TaskInfo, Optional: true, Unchecked: notInFactsTask},
 	)
 }

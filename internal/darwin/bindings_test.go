@@ -32,15 +32,15 @@ func TestFuncsMatchSDK(t *testing.T) {
 			require.NotNil(t, proto, "no prototype for %s", f.Name)
 			require.Equal(t, "function", proto.Kind)
 			require.False(t, proto.Variadic, "%s is variadic: purego cannot call it directly", f.Name)
-			require.NoError(t, checkFunc(reflect.TypeOf(f.Fn), proto))
+			require.NoError(t, checkFunc(reflect.TypeOf(f.Fn), proto, abitest.Targets))
 		})
 	}
 	t.Logf("%d functions checked against the SDK", len(Funcs))
 }
 
-func checkFunc(fnPtr reflect.Type, proto *abitest.Prototype) error {
+func checkFunc(fnPtr reflect.Type, proto *abitest.Prototype, targets []string) error {
 	fn := fnPtr.Elem()
-	for _, target := range abitest.Targets {
+	for _, target := range targets {
 		params := proto.ParamsFor(target)
 		if fn.NumIn() != len(params) {
 			return errorf("%s: Go takes %d parameters, C %d", target, fn.NumIn(), len(params))
@@ -89,11 +89,11 @@ func TestCheckFuncCatchesMismatch(t *testing.T) {
 	facts, err := abitest.Load()
 	require.NoError(t, err)
 	var wrongSign func(task, name, right uint32, delta uint32) int32 // delta is int in C
-	require.Error(t, checkFunc(reflect.TypeOf(&wrongSign), facts.Prototype("mach_port_mod_refs")))
+	require.Error(t, checkFunc(reflect.TypeOf(&wrongSign), facts.Prototype("mach_port_mod_refs"), abitest.Targets))
 	var wrongWidth func(task uint32, options uintptr, context uint32, name *uint32) int32
-	require.Error(t, checkFunc(reflect.TypeOf(&wrongWidth), facts.Prototype("mach_port_construct")))
+	require.Error(t, checkFunc(reflect.TypeOf(&wrongWidth), facts.Prototype("mach_port_construct"), abitest.Targets))
 	var wrongCount func(task uint32) int32
-	require.Error(t, checkFunc(reflect.TypeOf(&wrongCount), facts.Prototype("mach_port_deallocate")))
+	require.Error(t, checkFunc(reflect.TypeOf(&wrongCount), facts.Prototype("mach_port_deallocate"), abitest.Targets))
 }
 
 // Every variadic binding matches its prototype's fixed parameters on both targets, and the
@@ -110,14 +110,14 @@ func TestVariadicFuncsMatchSDK(t *testing.T) {
 			proto := facts.Prototype(f.Name)
 			require.NotNil(t, proto)
 			require.True(t, proto.Variadic, "%s is not variadic: bind it in Funcs", f.Name)
-			require.NoError(t, checkVariadic(reflect.TypeOf(f.Arm64).Elem(), proto, f.VarArgs, true))
-			require.NoError(t, checkVariadic(reflect.TypeOf(f.Amd64).Elem(), proto, f.VarArgs, false))
+			require.NoError(t, checkVariadic(reflect.TypeOf(f.Arm64).Elem(), proto, f.VarArgs, true, abitest.Targets))
+			require.NoError(t, checkVariadic(reflect.TypeOf(f.Amd64).Elem(), proto, f.VarArgs, false, abitest.Targets))
 		})
 	}
 }
 
-func checkVariadic(fn reflect.Type, proto *abitest.Prototype, varArgs []string, arm64 bool) error {
-	for _, target := range abitest.Targets {
+func checkVariadic(fn reflect.Type, proto *abitest.Prototype, varArgs []string, arm64 bool, targets []string) error {
+	for _, target := range targets {
 		fixed := proto.ParamsFor(target)
 		pad := 0
 		if arm64 {
@@ -156,8 +156,8 @@ func TestCheckVariadicCatchesMissingPadding(t *testing.T) {
 	facts, err := abitest.Load()
 	require.NoError(t, err)
 	var unpadded func(pid int32, op unsafe.Pointer, filter uint32, arg unsafe.Pointer) int32
-	require.Error(t, checkVariadic(reflect.TypeOf(unpadded), facts.Prototype("sandbox_check"), []string{"const char *"}, true))
-	require.NoError(t, checkVariadic(reflect.TypeOf(unpadded), facts.Prototype("sandbox_check"), []string{"const char *"}, false))
+	require.Error(t, checkVariadic(reflect.TypeOf(unpadded), facts.Prototype("sandbox_check"), []string{"const char *"}, true, abitest.Targets))
+	require.NoError(t, checkVariadic(reflect.TypeOf(unpadded), facts.Prototype("sandbox_check"), []string{"const char *"}, false, abitest.Targets))
 }
 
 func TestCFStringEncodingUTF8MatchesSDK(t *testing.T) {

@@ -85,7 +85,7 @@ func TestLoadersTheCallersUse(t *testing.T) {
 		for name := range use.names {
 			if img, ok := images[name]; ok {
 				require.True(t, opened[img], "%s uses darwin.%s, of %s, and calls no loader that opens it (it calls %v)",
-					path, name, imagePaths[img], slices.Sorted(maps.Keys(use.loaders)))
+					path, name, imagePaths[MacOS][img], slices.Sorted(maps.Keys(use.loaders)))
 			}
 		}
 	}
@@ -163,16 +163,28 @@ func darwinUses(f *ast.File) *pkgUse {
 	return u
 }
 
-// bindingImages maps the Go name of each bound variable of bindings.go to its symbol's image, as
-// the tables declare them ({..., Lib: LibX, Fn: &Name}), and each helper that calls a binding
-// (SandboxCheck) to its binding's image.
+// bindingImages maps the Go name of each bound variable of bindings.go and bindings_private.go
+// to its symbol's image, as the tables declare them ({..., Lib: LibX, Fn: &Name}), and each
+// helper that calls a binding (SandboxCheck) to its binding's image.
 func bindingImages(t *testing.T) map[string]image {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "bindings.go", nil, parser.SkipObjectResolution)
+	out := map[string]image{}
+	for _, file := range []string{"bindings.go", "bindings_private.go"} {
+		addBindingImages(t, file, out)
+	}
+	require.Len(t, out, len(Funcs)+2*len(VariadicFuncs)+len(DataSymbols), "bound variables found in bindings.go and bindings_private.go")
+	// Helpers that read a binding or a data symbol of libSystem.
+	for _, h := range []string{"SandboxCheck", "SandboxCheckNoReport", "TaskSelf", "BootstrapPort"} {
+		out[h] = imageLibSystem
+	}
+	return out
+}
+
+func addBindingImages(t *testing.T, file string, out map[string]image) {
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
 	require.NoError(t, err)
 	libs := map[string]string{"LibSystem": LibSystem, "LibKernel": LibKernel, "LibXPC": LibXPC,
 		"LibSandbox": LibSandbox, "LibSecurity": LibSecurity, "LibCoreFoundation": LibCoreFoundation, "LibDispatch": LibDispatch}
-	out := map[string]image{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		lit, ok := n.(*ast.CompositeLit)
 		if !ok {
@@ -206,10 +218,4 @@ func bindingImages(t *testing.T) map[string]image {
 		}
 		return true
 	})
-	require.Len(t, out, len(Funcs)+2*len(VariadicFuncs)+len(DataSymbols), "bound variables found in bindings.go")
-	// Helpers that read a binding or a data symbol of libSystem.
-	for _, h := range []string{"SandboxCheck", "SandboxCheckNoReport", "TaskSelf", "BootstrapPort"} {
-		out[h] = imageLibSystem
-	}
-	return out
 }

@@ -56,6 +56,34 @@ var (
 	ErrNoSymbol = errors.New("darwin: required symbol missing")
 )
 
+// OS is an Apple system whose images the loader knows: the frameworks are installed under
+// different paths on each.
+type OS int
+
+// The systems the loader knows.
+const (
+	MacOS OS = iota // frameworks under Versions/A (the SDK's install names)
+	IOS             // flat frameworks: ios-abi.json's install names (also the iOS simulator's)
+	numOS
+)
+
+// String names the system.
+func (o OS) String() string {
+	if o == IOS {
+		return "iOS"
+	}
+	return "macOS"
+}
+
+// HostOS is the system this binary was built for: GOOS=ios (device and simulator) is IOS,
+// anything else MacOS (on Linux only tests open images, through the double).
+func HostOS() OS {
+	if runtime.GOOS == "ios" {
+		return IOS
+	}
+	return MacOS
+}
+
 // image is one of the images the loader opens.
 type image int
 
@@ -66,8 +94,14 @@ const (
 	numImages
 )
 
-// imagePaths is what dlopen is given for each image.
-var imagePaths = [numImages]string{LibSystem, LibCoreFoundation, LibSecurity}
+// imagePaths is what dlopen is given for each image, per system. macOS installs a framework's
+// binary under Versions/A; iOS has no versioned bundles, so the binary sits at the bundle's top
+// (the install names of ios-abi.json, "install_name_moved"). libSystem is at the same path on
+// both. The wrong path would not fail loudly: dlopen fails and every optional binding stays nil.
+var imagePaths = [numOS][numImages]string{
+	MacOS: {LibSystem, LibCoreFoundation, LibSecurity},
+	IOS:   {LibSystem, IOSLibCoreFoundation, IOSLibSecurity},
+}
 
 // imageOf returns the image that exports the symbols the SDK places in lib: a framework is its
 // own image; libSystem re-exports the system dylibs.
@@ -81,15 +115,24 @@ func imageOf(lib string) image {
 	return imageLibSystem
 }
 
-// ImageOf returns the path the loader opens to find the symbols the SDK places in lib.
-func ImageOf(lib string) string { return imagePaths[imageOf(lib)] }
+// ImageOf returns the path the loader opens, on the system it loads for (SetOS), to find the
+// symbols the macOS SDK places in lib.
+func ImageOf(lib string) string {
+	loader.mu.Lock()
+	defer loader.mu.Unlock()
+	return imagePaths[loader.os][imageOf(lib)]
+}
+
+// ImageOn returns the path the loader opens on os to find the symbols the macOS SDK places in lib.
+func ImageOn(os OS, lib string) string { return imagePaths[os][imageOf(lib)] }
 
 var loader = struct {
 	mu     sync.Mutex
 	linker Linker
+	os     OS
 	done   [numImages]bool
 	err    [numImages]error
-}{linker: systemLinker()}
+}{linker: systemLinker(), os: HostOS()}
 
 // Load opens libSystem and binds the entries of Funcs, VariadicFuncs and DataSymbols that it
 // exports. It runs once; later calls return the first result. A missing required symbol fails
@@ -124,7 +167,7 @@ func loadLocked(img image) error {
 		err = loadLocked(imageCoreFoundation) // SecTask's results are CF objects
 	}
 	if err == nil {
-		err = bind(loader.linker, img)
+		err = bind(loader.linker, loader.os, img)
 	}
 	loader.done[img], loader.err[img] = true, err
 	return err
@@ -138,6 +181,19 @@ func SetLinker(l Linker) {
 	loader.mu.Lock()
 	defer loader.mu.Unlock()
 	loader.linker = l
+	forgetLocked()
+}
+
+// SetOS makes the loader open the images of os (HostOS unless a test says otherwise) and forgets
+// every binding, as SetLinker does. It is for tests, which load iOS's paths through the double.
+func SetOS(os OS) {
+	loader.mu.Lock()
+	defer loader.mu.Unlock()
+	loader.os = os
+	forgetLocked()
+}
+
+func forgetLocked() {
 	loader.done, loader.err = [numImages]bool{}, [numImages]error{}
 	for _, f := range Funcs {
 		reflect.ValueOf(f.Fn).Elem().SetZero()
@@ -153,11 +209,11 @@ func SetLinker(l Linker) {
 
 // bind opens img and binds its entries of the tables. Every symbol is looked up before any is
 // bound, so that an image lacking a required symbol leaves all its variables as they were.
-func bind(l Linker, img image) error {
+func bind(l Linker, os OS, img image) error {
 	if l == nil {
-		return fmt.Errorf("darwin: libSystem bindings need GOOS=darwin (not iOS): %w", errors.ErrUnsupported)
+		return fmt.Errorf("darwin: libSystem bindings need GOOS=darwin or GOOS=ios (with cgo, which purego needs there): %w", errors.ErrUnsupported)
 	}
-	path := imagePaths[img]
+	path := imagePaths[os][img]
 	var h uintptr
 	var err error
 	if img == imageLibSystem {

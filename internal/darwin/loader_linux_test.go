@@ -117,7 +117,9 @@ func TestCoreFoundationOpenedOnceAtFirstUse(t *testing.T) {
 	require.Equal(t, []string{darwin.LibSystem, darwin.LibCoreFoundation}, l.Opened())
 	allTrue(t, bound(darwin.LibCoreFoundation), "bound from CoreFoundation")
 	allFalse(t, bound(darwin.LibSecurity), "Security binding set by LoadCoreFoundation")
-	require.Equal(t, uintptr(0), darwin.ReadUintptr(darwin.CFRunLoopDefaultModeAddr), "the double's kCFRunLoopDefaultMode is a zeroed cell")
+	mode := darwin.ReadUintptr(darwin.CFRunLoopDefaultModeAddr)
+	require.NotZero(t, mode, "kCFRunLoopDefaultMode read through the address dlsym gave")
+	require.Equal(t, darwin.CFStringGetTypeID(), darwin.CFGetTypeID(mode), "the double's kCFRunLoopDefaultMode is a CFString")
 
 	// A first use of CF before anything else opens libSystem first.
 	l = useDouble(t)
@@ -240,4 +242,35 @@ func TestFrameworkOpenedOnALastingThread(t *testing.T) {
 	require.NotEqual(t, callerTid, opens[1].Thread, "CoreFoundation opened on the caller's locked thread")
 	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", opens[1].Thread))
 	require.NoError(t, err, "the thread CoreFoundation names as its main thread is gone")
+}
+
+// On iOS the loader opens the flat framework paths (ios-abi.json's install names), on macOS the
+// Versions/A ones: each system loads with the other's paths failing to open, and binds every
+// binding of all three images.
+func TestFrameworkPathsPerOS(t *testing.T) {
+	for _, c := range []struct {
+		os           darwin.OS
+		cf, security string
+		other        []string // the other system's paths, which must not be opened
+	}{
+		{darwin.MacOS, darwin.LibCoreFoundation, darwin.LibSecurity, []string{darwin.IOSLibCoreFoundation, darwin.IOSLibSecurity}},
+		{darwin.IOS, darwin.IOSLibCoreFoundation, darwin.IOSLibSecurity, []string{darwin.LibCoreFoundation, darwin.LibSecurity}},
+	} {
+		t.Run(c.os.String(), func(t *testing.T) {
+			l := useDouble(t)
+			darwin.SetOS(c.os)
+			t.Cleanup(func() { darwin.SetOS(darwin.HostOS()) })
+			for _, p := range c.other {
+				l.FailOpen(p, errors.New("dlopen: image not found"))
+			}
+			require.NoError(t, darwin.LoadSecurity())
+			require.Equal(t, []string{darwin.LibSystem, c.cf, c.security}, l.Opened())
+			require.Equal(t, c.cf, darwin.ImageOf(darwin.LibCoreFoundation))
+			require.Equal(t, c.security, darwin.ImageOf(darwin.LibSecurity))
+			allTrue(t, bound(darwin.ImageOf(darwin.LibSystem)), "bound from libSystem")
+			allTrue(t, bound(c.cf), "bound from CoreFoundation")
+			allTrue(t, bound(c.security), "bound from Security")
+		})
+	}
+	require.Equal(t, darwin.MacOS, darwin.HostOS(), "a Linux test binary loads for macOS unless told")
 }

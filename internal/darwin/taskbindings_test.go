@@ -23,9 +23,9 @@ func TestTaskNameForPIDMatchesTaskForPID(t *testing.T) {
 	require.Nil(t, facts.Symbol("task_name_for_pid"), "task_name_for_pid is in the facts now: check it directly")
 	proto := facts.Prototype("task_for_pid")
 	require.NotNil(t, proto)
-	require.NoError(t, checkFunc(reflect.TypeOf(&TaskNameForPID), proto))
+	require.NoError(t, checkFunc(reflect.TypeOf(&TaskNameForPID), proto, abitest.Targets))
 	var wrong func(target uint32, pid uint32, tn *uint32) int32 // pid is int in C
-	require.Error(t, checkFunc(reflect.TypeOf(&wrong), proto))
+	require.Error(t, checkFunc(reflect.TypeOf(&wrong), proto, abitest.Targets))
 }
 
 // task_info(task_name_t, task_flavor_t, task_info_t, mach_msg_type_number_t *) (<mach/task.h>,
@@ -49,9 +49,9 @@ func TestTaskInfoMatchesTypedefs(t *testing.T) {
 		canonical("mach_msg_type_number_t") + " *"}
 	require.Equal(t, []string{"unsigned int", "unsigned int", "int *", "unsigned int *"}, params)
 	proto := &abitest.Prototype{Kind: "function", Params: params, Return: canonical("kern_return_t")}
-	require.NoError(t, checkFunc(reflect.TypeOf(&TaskInfo), proto))
+	require.NoError(t, checkFunc(reflect.TypeOf(&TaskInfo), proto, abitest.Targets))
 	var wrong func(task, flavor uint32, info *uint64, count *uint32) int32 // integer_t is 32 bits
-	require.Error(t, checkFunc(reflect.TypeOf(&wrong), proto))
+	require.Error(t, checkFunc(reflect.TypeOf(&wrong), proto, abitest.Targets))
 }
 
 // TASK_AUDIT_TOKEN_COUNT is sizeof(audit_token_t) / sizeof(natural_t) (xnu osfmk/mach/task_info.h),

@@ -53,7 +53,7 @@ var doubleExports = sync.OnceValue(func() *exports {
 	e := &exports{images: map[string]map[string]uintptr{}, funcs: map[uintptr]map[reflect.Type]reflect.Value{}}
 	next := uintptr(0x1000) // function addresses are tokens: Bind maps them back, nothing reads them
 	export := func(lib, name string, addr uintptr) {
-		for _, path := range []string{lib, darwin.ImageOf(lib)} {
+		for _, path := range []string{lib, darwin.ImageOn(darwin.MacOS, lib), darwin.ImageOn(darwin.IOS, lib)} {
 			if e.images[path] == nil {
 				e.images[path] = map[string]uintptr{}
 			}

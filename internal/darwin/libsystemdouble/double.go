@@ -56,6 +56,7 @@ func Install() {
 		installSandbox()
 		installSecurity()
 		installTask()
+		installCFMessagePort()
 		makeCarrier()
 	})
 }

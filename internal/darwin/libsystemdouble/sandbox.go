@@ -252,6 +252,9 @@ type cfObject struct {
 	owns []uintptr
 	// more is what a type of security.go keeps (the bytes of a CFData, the pid of a SecCode).
 	more any
+	// free, when set, runs when the last reference goes (a CFMessagePort's invalidation:
+	// cfmessageport.go).
+	free func()
 }
 
 var cf struct {
@@ -336,6 +339,9 @@ func cfRelease(h uintptr) {
 	}
 	cf.Unlock()
 	if freed {
+		if o.free != nil {
+			o.free()
+		}
 		for _, m := range o.owns {
 			cfRelease(m)
 		}

@@ -1,0 +1,54 @@
+package sandboxcheck
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The policy of a public-only build (appSupplied): no live query; the groups are the ones the
+// app supplies, and with them Check explains a name outside them, as on macOS.
+func TestPublicOnlyPolicy(t *testing.T) {
+	saved := platform
+	platform = &appSupplied{}
+	t.Cleanup(func() { platform = saved })
+
+	isPrivateAPI := func(t *testing.T, err error) {
+		t.Helper()
+		require.ErrorIs(t, err, errors.ErrUnsupported)
+		var pe *PrivateAPIError
+		require.ErrorAs(t, err, &pe)
+	}
+	_, err := Sandboxed()
+	isPrivateAPI(t, err)
+	_, err = ApplicationGroups()
+	isPrivateAPI(t, err)
+	require.Contains(t, err.Error(), "SetApplicationGroups")
+	_, err = Allowed(MachRegister, "group.com.example.app.svc")
+	isPrivateAPI(t, err)
+	require.NoError(t, Check(MachRegister, "com.example.anything"), "without groups launchd answers")
+	require.NoError(t, ValidateName("group.com.example.app.svc", "group.com.example.app"))
+	require.Contains(t, GroupsSource(), "SetApplicationGroups")
+
+	require.Error(t, SetApplicationGroups(), "no group")
+	var ne *NameError
+	require.ErrorAs(t, SetApplicationGroups("not a group"), &ne)
+	require.NoError(t, SetApplicationGroups("group.com.example.app"))
+	groups, err := ApplicationGroups()
+	require.NoError(t, err)
+	require.Equal(t, []string{"group.com.example.app"}, groups)
+	sandboxed, err := Sandboxed()
+	require.NoError(t, err)
+	require.True(t, sandboxed)
+	require.NoError(t, Check(MachRegister, "group.com.example.app.svc"))
+	err = Check(MachRegister, "com.example.outside")
+	require.ErrorIs(t, err, ErrOutsideGroups)
+	require.NoError(t, Check(MachLookUp, "com.example.outside"), "the group rule governs mach-register only")
+	_, err = Allowed(MachRegister, "group.com.example.app.svc")
+	isPrivateAPI(t, err)
+
+	ResetApplicationGroups()
+	_, err = ApplicationGroups()
+	isPrivateAPI(t, err)
+}
