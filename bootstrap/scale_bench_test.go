@@ -25,7 +25,7 @@ const scaleEnv = "MACHPORT_SCALE"
 // MACHPORT_SCALE=1.
 func TestScaleNames(t *testing.T) {
 	leakcheck.Check(t)
-	const want = 10_000
+	const want, slack = 10_000, 64
 	ctx := ctxTimeout(t, time.Minute)
 	base := uniqueName(t)
 	var regs []*bootstrap.Registration
@@ -51,7 +51,14 @@ func TestScaleNames(t *testing.T) {
 	if os.Getenv(scaleEnv) == "1" && len(regs) < want {
 		t.Fatalf("names: %d of %d: %v", len(regs), want, err)
 	}
-	// The names registered can be looked up, the first as well as the last.
+	// The names registered can be looked up, the first as well as the last. A run stopped by the
+	// fd limit first withdraws its last names, for the fds a look-up needs.
+	if len(regs) < want {
+		for _, r := range regs[max(len(regs)-slack, 1):] {
+			r.Close()
+		}
+		regs = regs[:max(len(regs)-slack, 1)]
+	}
 	for _, r := range []*bootstrap.Registration{regs[0], regs[len(regs)-1]} {
 		s, err := bootstrap.LookUp(ctx, r.Name())
 		require.NoError(t, err)

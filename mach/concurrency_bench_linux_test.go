@@ -290,7 +290,16 @@ func concRPCServer() error {
 		return err
 	}
 	defer l.Close()
-	go srv.Accept(l)
+	go func() {
+		// srv.Accept would log the listener's closing at exit.
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go srv.ServeConn(c)
+		}
+	}()
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return nil

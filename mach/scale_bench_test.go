@@ -32,7 +32,7 @@ func scaleOutcome(t *testing.T, what string, got, want int, err error) {
 // KERN_RESOURCE_SHORTAGE): the test logs how many it made, and fails only with MACHPORT_SCALE=1.
 func TestScalePorts(t *testing.T) {
 	checkLeaks(t)
-	const want = 100_000
+	const want, slack = 100_000, 64
 	ctx := context.Background()
 	type pair struct {
 		r *mach.ReceiveRight
@@ -58,7 +58,15 @@ func TestScalePorts(t *testing.T) {
 		ports = append(ports, p)
 	}
 	scaleOutcome(t, "ports", len(ports), want, err)
-	// The ports made work, the first as well as the last (each after the others exist).
+	// The ports made work, the first as well as the last (each after the others exist). A run
+	// stopped by the fd limit first closes its last ports, for the fds a send may need.
+	if len(ports) < want {
+		for _, p := range ports[max(len(ports)-slack, 1):] {
+			p.s.Close()
+			p.r.Close()
+		}
+		ports = ports[:max(len(ports)-slack, 1)]
+	}
 	for _, p := range []pair{ports[0], ports[len(ports)-1]} {
 		send(t, ctx, p.s, 1, []byte("still a port"))
 		m := receive(t, ctx, p.r)
