@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
@@ -25,17 +26,21 @@ import (
 func init() {
 	register(&command{
 		name:    "bench",
-		args:    "[--sizes LIST] [--time D] [--transports LIST]",
+		args:    "[--sizes LIST] [--time D] [--transports LIST] [--concurrency N]",
 		summary: "compare raw mach, CFMessagePort and a Unix-socket baseline",
 		detail: `Starts an echo server in a child process that serves the three transports, then measures
-round trips against it, one request at a time, for each payload size: raw mach messages
-(inline up to 4000 bytes, out-of-line above, as CF sends them), CFMessagePort requests, and
-a Unix stream socket with a length prefix (the baseline). For each it reports the median and
-99th-percentile round trip, round trips per second, payload megabytes per second (one way),
-and the median relative to the Unix socket's. Progress goes to stderr.`,
+round trips against it for each payload size: raw mach requests that carry a send-once reply
+right, as clients and CFMessagePort do (inline up to 4000 bytes, out-of-line above, as CF
+sends them), CFMessagePort requests, and a Unix stream socket with a length prefix (the
+baseline). With --concurrency N, N requesters of each transport (each with a connection and
+reply port of its own) make requests at once, each waiting for its reply before its next;
+otherwise one request at a time. For each it reports the median and 99th-percentile round
+trip, requests per second (of all requesters together), payload megabytes per second (one
+way), and the median relative to the Unix socket's. Progress goes to stderr.`,
 		examples: []string{
 			"machping bench",
 			"machping bench --sizes 64,1048576 --time 2s",
+			"machping bench --sizes 64 --concurrency 16",
 			"machping bench --json > bench.json",
 		},
 		flags: benchFlags,
@@ -65,6 +70,7 @@ type benchDoc struct {
 	IPC         string        `json:"ipc"`
 	ServerPID   int           `json:"server_pid"`
 	TimePerCase float64       `json:"time_per_case_s"`
+	Concurrency int           `json:"concurrency"` // requesters of each transport at once
 	Results     []benchResult `json:"results"`
 	Interrupted bool          `json:"interrupted,omitempty"` // Ctrl-C ended the run; Results holds the cases measured in full
 }
@@ -74,11 +80,12 @@ type benchResult struct {
 	Transport  string  `json:"transport"` // "unix", "raw" or "cfmessageport"
 	Size       int     `json:"size"`
 	OutOfLine  bool    `json:"out_of_line"` // for raw and cfmessageport
+	Requesters int     `json:"requesters"`  // each with a connection or reply port of its own
 	RoundTrips int     `json:"round_trips"`
 	P50Ms      float64 `json:"p50_ms"`
 	P99Ms      float64 `json:"p99_ms"`
 	AvgMs      float64 `json:"avg_ms"`
-	PerSecond  float64 `json:"round_trips_per_s"`
+	PerSecond  float64 `json:"round_trips_per_s"`     // of all requesters together
 	MBPerS     float64 `json:"mb_per_s"`              // payload bytes one way, 10^6 per MB
 	VsUnix     float64 `json:"p50_vs_unix,omitempty"` // this p50 over the Unix socket's at the same size
 }
@@ -97,6 +104,7 @@ func benchFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 	sizes := fs.String("sizes", "64,4000,65536,1048576", "payload sizes in bytes, comma-separated")
 	perCase := durationFlag(fs, "time", 300*time.Millisecond, "measure each transport and size for `duration`")
 	transports := fs.String("transports", "unix,raw,cfmessageport", "the transports to measure, comma-separated")
+	concurrency := fs.Int("concurrency", 1, "`N` requesters of each transport at once")
 	return func(ctx context.Context, args []string) int {
 		if len(args) != 0 {
 			return o.usageError("bench takes no arguments")
@@ -114,9 +122,12 @@ func benchFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 		if *perCase <= 0 {
 			return o.usageError("--time must be positive")
 		}
+		if *concurrency < 1 || *concurrency > maxConcurrency {
+			return o.usageError("--concurrency must be between 1 and %d", maxConcurrency)
+		}
 		doc := benchDoc{header: newHeader("bench"), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
-			IPC: ipcBackend(), TimePerCase: perCase.Seconds(), Results: []benchResult{}}
-		err = runBench(ctx, o, &doc, sizeList, which, *perCase)
+			IPC: ipcBackend(), TimePerCase: perCase.Seconds(), Concurrency: *concurrency, Results: []benchResult{}}
+		err = runBench(ctx, o, &doc, sizeList, which, *perCase, *concurrency)
 		if err != nil && ctx.Err() != nil {
 			err = errInterrupted // also during set-up, where a look-up or dial saw the context end
 		}
@@ -152,7 +163,14 @@ func parseSizes(s string) ([]int, error) {
 	return sizes, nil
 }
 
-func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transports []string, perCase time.Duration) error {
+// maxConcurrency bounds --concurrency: each requester holds a connection, a Remote and a reply
+// port of its own, in this process and in the server.
+const maxConcurrency = 256
+
+// echoFunc makes one request of data and waits for its reply, returning the reply's length.
+type echoFunc func(data []byte) (int, error)
+
+func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transports []string, perCase time.Duration, concurrency int) error {
 	var ready benchReady
 	child, err := startChild(ctx, []string{"bench-server"}, "bench-server", &ready)
 	if err != nil {
@@ -166,15 +184,16 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 		}
 	}()
 	doc.ServerPID = ready.PID
-	o.progress("bench: echo server in child pid %d; %v per case\n", ready.PID, perCase)
+	o.progress("bench: echo server in child pid %d; %v per case; %d requester(s) at once\n", ready.PID, perCase, concurrency)
 
 	// Requests carry no context: a receive that cannot be canceled is the fastest one. Ctrl-C
 	// ends the server instead, and each client learns of its death at once (dead-name
 	// notification, closed socket), even when the server is stopped and answers nothing.
 	stopWatch := context.AfterFunc(ctx, child.end)
 	defer stopWatch()
-	clients := map[string]func(data []byte) (int, error){}
-	for _, t := range transports {
+	clients := map[string][]echoFunc{}
+	for i := 0; i < concurrency*len(transports); i++ {
+		t := transports[i%len(transports)]
 		switch t {
 		case transportUnix:
 			conn, err := net.Dial("unix", ready.Unix)
@@ -184,7 +203,7 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 			defer conn.Close()
 			stopConn := context.AfterFunc(ctx, func() { conn.Close() })
 			defer stopConn()
-			clients[t] = unixEcho(conn)
+			clients[t] = append(clients[t], unixEcho(conn))
 		case transportRaw:
 			right, err := bootstrap.LookUp(ctx, ready.Raw)
 			if err != nil {
@@ -196,11 +215,11 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 			}
 			defer c.close()
 			id := int32(0)
-			clients[t] = func(data []byte) (int, error) {
+			clients[t] = append(clients[t], func(data []byte) (int, error) {
 				id++
 				got, err := c.request(context.Background(), id, data)
 				return len(got), err
-			}
+			})
 		case transportCF:
 			remote, err := cfmessageport.Dial(ctx, ready.CF)
 			if err != nil {
@@ -208,13 +227,13 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 			}
 			defer remote.Close()
 			// Read in place, as the raw client reads its replies: Request would copy each one.
-			clients[t] = func(data []byte) (n int, err error) {
+			clients[t] = append(clients[t], func(data []byte) (n int, err error) {
 				err = remote.RequestFunc(context.Background(), 1, data, func(reply []byte) error {
 					n = len(reply)
 					return nil
 				})
 				return n, err
-			}
+			})
 		}
 	}
 	for _, size := range sizes {
@@ -246,43 +265,76 @@ func runBench(ctx context.Context, o *output, doc *benchDoc, sizes []int, transp
 	return nil
 }
 
-// measure runs round trips for d (at least 10, after 10 unmeasured ones to warm up).
-func measure(ctx context.Context, echo func([]byte) (int, error), data []byte, d time.Duration) (benchResult, error) {
+// measure has each requester of echos make round trips, one after the other, for d of its own
+// time (at least 10 each, after 10 unmeasured ones to warm up), all at once; requests per second
+// are of all of them over the time from the first measured request to the last reply.
+func measure(ctx context.Context, echos []echoFunc, data []byte, d time.Duration) (benchResult, error) {
 	const warmup, least = 10, 10
-	var lat latencies
-	var elapsed time.Duration
-	for i := 0; ; i++ {
-		if ctx.Err() != nil {
-			return benchResult{}, ctx.Err() // Ctrl-C
-		}
+	lats := make([]latencies, len(echos))
+	errs := make([]error, len(echos))
+	once := func(echo echoFunc) (time.Duration, error) {
 		start := time.Now()
 		n, err := echo(data)
 		rtt := time.Since(start)
-		if err != nil {
-			return benchResult{}, err
+		if err == nil && n != len(data) {
+			err = fmt.Errorf("%d bytes came back, not %d", n, len(data))
 		}
-		if n != len(data) {
-			return benchResult{}, fmt.Errorf("%d bytes came back, not %d", n, len(data))
-		}
-		if i < warmup {
-			continue
-		}
-		lat.add(rtt)
-		elapsed += rtt
-		if elapsed >= d && len(lat.samples) >= least {
-			break
-		}
+		return rtt, err
 	}
-	s := lat.summary()
-	perSec := float64(s.Count) / elapsed.Seconds()
-	return benchResult{RoundTrips: s.Count, P50Ms: s.P50, P99Ms: s.P99, AvgMs: s.Avg, PerSecond: float64(int(perSec)),
+	var warm, done sync.WaitGroup
+	warm.Add(len(echos))
+	measuring := make(chan struct{})
+	for i, echo := range echos {
+		done.Go(func() {
+			for range warmup {
+				if _, errs[i] = once(echo); errs[i] != nil {
+					break
+				}
+			}
+			warm.Done()
+			<-measuring // every requester warm, so that all are measured at once
+			var elapsed time.Duration
+			for errs[i] == nil && (elapsed < d || len(lats[i].samples) < least) {
+				if errs[i] = ctx.Err(); errs[i] != nil {
+					break // Ctrl-C
+				}
+				var rtt time.Duration
+				if rtt, errs[i] = once(echo); errs[i] == nil {
+					lats[i].add(rtt)
+					elapsed += rtt
+				}
+			}
+		})
+	}
+	warm.Wait()
+	start := time.Now()
+	close(measuring)
+	done.Wait()
+	wall := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return benchResult{}, err
+	}
+	var all latencies
+	for i := range echos {
+		if errs[i] != nil {
+			return benchResult{}, errs[i]
+		}
+		all.samples = append(all.samples, lats[i].samples...)
+	}
+	s := all.summary()
+	perSec := float64(s.Count) / wall.Seconds()
+	return benchResult{Requesters: len(echos), RoundTrips: s.Count, P50Ms: s.P50, P99Ms: s.P99, AvgMs: s.Avg, PerSecond: float64(int(perSec)),
 		MBPerS: round3(perSec * float64(len(data)) / 1e6)}, nil
 }
 
 func printBench(o *output, doc *benchDoc) {
-	o.printf("machping bench on %s/%s (%d CPUs, %s): echo server in pid %d, %gs per case, one request at a time\n",
-		doc.OS, doc.Arch, doc.CPUs, doc.IPC, doc.ServerPID, doc.TimePerCase)
-	o.printf("%-14s %9s  %-11s %9s %9s %10s %9s %8s\n", "transport", "size", "how", "p50 µs", "p99 µs", "trips/s", "MB/s", "vs unix")
+	at := "one request at a time"
+	if doc.Concurrency > 1 {
+		at = fmt.Sprintf("%d requesters at once", doc.Concurrency)
+	}
+	o.printf("machping bench on %s/%s (%d CPUs, %s): echo server in pid %d, %gs per case, %s\n",
+		doc.OS, doc.Arch, doc.CPUs, doc.IPC, doc.ServerPID, doc.TimePerCase, at)
+	o.printf("%-14s %9s  %-11s %9s %9s %10s %9s %8s\n", "transport", "size", "how", "p50 µs", "p99 µs", "req/s", "MB/s", "vs unix")
 	for _, r := range doc.Results {
 		how := "stream"
 		if r.Transport != transportUnix {

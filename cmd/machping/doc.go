@@ -73,15 +73,18 @@
 // descriptors and the service names it serves. Where this user may not inspect the process, it
 // says so and exits 4.
 //
-//	machping bench [--sizes LIST] [--time D] [--transports LIST]
+//	machping bench [--sizes LIST] [--time D] [--transports LIST] [--concurrency N]
 //
-// Starts an echo server in a child process and measures round trips against it, one request at
-// a time, per payload size: raw mach messages, CFMessagePort requests, and a Unix stream socket
-// with a length prefix as the baseline. It reports the median and 99th-percentile round trip,
-// round trips per second, payload megabytes per second and the median relative to the Unix
-// socket's. --sizes lists the payload sizes in bytes (default 64,4000,65536,1048576); --time
-// measures each transport and size for D (default 300ms); --transports picks among unix, raw
-// and cfmessageport (default all three). Progress goes to stderr. Ctrl-C ends the run, even
+// Starts an echo server in a child process and measures round trips against it per payload
+// size: raw mach requests carrying a send-once reply right (the shape clients and CFMessagePort
+// use), CFMessagePort requests, and a Unix stream socket with a length prefix as the baseline.
+// It reports the median and 99th-percentile round trip, requests per second, payload megabytes
+// per second and the median relative to the Unix socket's. --sizes lists the payload sizes in
+// bytes (default 64,4000,65536,1048576); --time measures each transport and size for D (default
+// 300ms); --transports picks among unix, raw and cfmessageport (default all three);
+// --concurrency N has N requesters of each transport (each with a connection and reply port of
+// its own) make requests at once, requests per second then counting them all (default 1, one
+// request at a time; at most 256). Progress goes to stderr. Ctrl-C ends the run, even
 // against a server that answers nothing: the cases measured in full are printed (in JSON with
 // "interrupted": true) and the exit status is 2. A second Ctrl-C kills machping at once.
 //

@@ -231,16 +231,21 @@ bench
   ipc                string    as in version
   server_pid         int       the echo server's pid (a child process)
   time_per_case_s    number    measuring time per transport and size (--time), in seconds
+  concurrency        int       requesters of each transport at once (--concurrency; 1: one
+                               request at a time)
   results            [result]  per size (--sizes), each transport (--transports), in order
   result:
     transport        string    "unix", "raw" or "cfmessageport"
     size             int       payload bytes
     out_of_line      bool      raw or cfmessageport above 4000 bytes: the payload went out-of-line
-    round_trips      int       round trips measured, one at a time, after 10 for warm-up
+    requesters       int       requesters measured at once, each with a connection (unix), a
+                               reply port (raw) or a Remote (cfmessageport) of its own
+    round_trips      int       round trips measured, of all requesters, each after 10 for warm-up
     p50_ms           number    median round trip
     p99_ms           number    99th-percentile round trip
     avg_ms           number    mean round trip
-    round_trips_per_s number   round trips per second of measured time, a whole number
+    round_trips_per_s number   round trips per second of all requesters together, from the first
+                               measured request to the last reply, a whole number
     mb_per_s         number    payload megabytes (10^6 bytes) per second, one way, 3 decimals
     p50_vs_unix?     number    p50 over unix's p50 at the same size, 2 decimals (missing for
                                unix, and when unix was not measured before this transport)

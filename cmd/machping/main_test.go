@@ -259,6 +259,8 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"rights", "x"}, code: exitError, stderr: "rights takes no arguments"},
 		{args: []string{"bench", "--sizes", "12,huge"}, code: exitError, stderr: `"huge" is not a size`},
 		{args: []string{"bench", "--transports", "pigeon"}, code: exitError, stderr: `unknown transport "pigeon"`},
+		{args: []string{"bench", "--concurrency", "0"}, code: exitError, stderr: "--concurrency must be between 1 and 256"},
+		{args: []string{"bench", "--concurrency", "257"}, code: exitError, stderr: "--concurrency must be between 1 and 256"},
 		{args: []string{"selftest", "x"}, code: exitError, stderr: "selftest takes no arguments"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -776,6 +778,7 @@ func TestBench(t *testing.T) {
 	requireCode(t, r, exitOK)
 	doc := decode[benchDoc](t, r)
 	require.NotZero(t, doc.ServerPID)
+	require.Equal(t, 1, doc.Concurrency)
 	require.Len(t, doc.Results, 6)
 	i := 0
 	for _, size := range []int{64, 8192} {
@@ -785,6 +788,7 @@ func TestBench(t *testing.T) {
 			require.Equal(t, transport, res.Transport)
 			require.Equal(t, size, res.Size)
 			require.Equal(t, size > 4000 && transport != transportUnix, res.OutOfLine)
+			require.Equal(t, 1, res.Requesters)
 			require.GreaterOrEqual(t, res.RoundTrips, 10)
 			require.Positive(t, res.P50Ms)
 			require.LessOrEqual(t, res.P50Ms, res.P99Ms)
@@ -803,6 +807,29 @@ func TestBench(t *testing.T) {
 	r = runMachping(t, env, "bench", "--time", "10ms", "--sizes", "100", "--transports", "raw")
 	requireCode(t, r, exitOK)
 	require.Regexp(t, `(?m)^raw +100 B  inline +\d`, r.stdout)
+	require.Contains(t, r.stdout, "one request at a time")
+
+	// --concurrency: 4 requesters of each transport at once, each measured (10 round trips at
+	// least, after its warm-up), their round trips counted together.
+	r = runMachping(t, env, "bench", "--json", "--time", "20ms", "--sizes", "64", "--concurrency", "4")
+	requireCode(t, r, exitOK)
+	doc = decode[benchDoc](t, r)
+	require.Equal(t, 4, doc.Concurrency)
+	require.Len(t, doc.Results, 3)
+	for i, transport := range []string{transportUnix, transportRaw, transportCF} {
+		res := doc.Results[i]
+		require.Equal(t, transport, res.Transport)
+		require.Equal(t, 4, res.Requesters)
+		require.GreaterOrEqual(t, res.RoundTrips, 4*10)
+		require.Positive(t, res.P50Ms)
+		require.LessOrEqual(t, res.P50Ms, res.P99Ms)
+		require.Positive(t, res.PerSecond)
+	}
+	require.Contains(t, r.stderr, "4 requester(s) at once")
+	r = runMachping(t, env, "bench", "--time", "10ms", "--sizes", "64", "--transports", "raw", "--concurrency", "3")
+	requireCode(t, r, exitOK)
+	require.Contains(t, r.stdout, "3 requesters at once")
+	require.Regexp(t, `(?m)^raw +64 B  inline +\d`, r.stdout)
 
 	// A TMPDIR too long for a socket path (as a test's folder under macOS's /var/folders is):
 	// the server's socket goes under /tmp, and is removed there too.

@@ -11,7 +11,7 @@ _machping() {
 	case $cmd in
 	"") words="bench exec lookup register check rights ping check-peer selftest serve help --json --version --help" ;;
 	help) words="bench exec lookup register check rights ping check-peer selftest serve help json" ;;
-	bench) words="--json --sizes --time --transports --help" ;;
+	bench) words="--concurrency --json --sizes --time --transports --help" ;;
 	exec) words="--group --json --help" ;;
 	lookup) words="-W --json --pid --help" ;;
 	register) words="--json --pid --help" ;;

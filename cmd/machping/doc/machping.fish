@@ -15,6 +15,7 @@ complete -c machping -n __fish_use_subcommand -l json -d 'print one JSON documen
 complete -c machping -n __fish_use_subcommand -l version -d 'print the version'
 complete -c machping -n __fish_use_subcommand -l help -d 'print the help'
 complete -c machping -n '__fish_seen_subcommand_from help' -a 'bench exec lookup register check rights ping check-peer selftest serve help json'
+complete -c machping -n '__fish_seen_subcommand_from bench' -l concurrency -r -d 'N requesters of each transport at once'
 complete -c machping -n '__fish_seen_subcommand_from bench' -l json -d 'print JSON (see \'machping help json\')'
 complete -c machping -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'payload sizes in bytes, comma-separated'
 complete -c machping -n '__fish_seen_subcommand_from bench' -l time -r -d 'measure each transport and size for duration'
