@@ -13,8 +13,8 @@ type unsupported struct{}
 func (unsupported) Ready() error {
 	return fmt.Errorf("notify: no notify center on this system: %w", errUnsupported)
 }
-func (unsupported) Post(string) uint32                                { return uint32(StatusServerNotFound) }
-func (unsupported) RegisterCheck(string, *int32) uint32               { return uint32(StatusServerNotFound) }
+func (unsupported) Post(string) uint32                  { return uint32(StatusServerNotFound) }
+func (unsupported) RegisterCheck(string, *int32) uint32 { return uint32(StatusServerNotFound) }
 func (unsupported) RegisterMachPort(string, *uint32, int32, *int32) uint32 {
 	return uint32(StatusServerNotFound)
 }

@@ -90,4 +90,3 @@ func TestSuspendResumeCoalesces(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, st.MessageCount, "three posts while suspended give one delivery")
 }
-

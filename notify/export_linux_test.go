@@ -43,3 +43,20 @@ func Handled(tok int32) uint64 {
 	}
 	return 0
 }
+
+// EncodePostForTest is the datagram that posts name.
+func EncodePostForTest(name string) []byte { return encodePost(name) }
+
+// StatePathForTest is name's state file in dir.
+func StatePathForTest(dir, name string) string { return statePath(dir, name) }
+
+// RawRegisterReuse calls the process's center's notify_register_mach_port with NOTIFY_REUSE on
+// port, which package notify itself never does with a port it did not get from notify.
+func RawRegisterReuse(name string, port uint32) (int32, uint32) {
+	var tok int32
+	st := sys.RegisterMachPort(name, &port, flagReuse, &tok)
+	return tok, st
+}
+
+// RawCancel cancels a token RawRegisterReuse gave.
+func RawCancel(tok int32) { sys.Cancel(tok) }

@@ -23,3 +23,6 @@ func dropInfo(tok int32) string {
 func accounted(w *watcher, want uint64) bool {
 	return uint64(w.deliveries)+w.sub.Coalesced()+notify.DroppedForToken(w.sub.Token()) >= want
 }
+
+// exactAccount: the emulation shows every drop, so a watcher's account of the posts is exact.
+const exactAccount = true

@@ -78,8 +78,7 @@ func (s *Subscription) Cancel() error {
 	s.once.Do(func() {
 		s.stopAfter()
 		hub.mu.Lock()
-		delete(hub.subs, s.token)
-		close(s.c) // under hub.mu, which dispatch holds to send
+		delete(hub.subs, s.token) // under hub.mu, which dispatch holds to look it up and send
 		last := len(hub.subs) == 0
 		stop, done := hub.stop, hub.done
 		if last {
@@ -92,6 +91,7 @@ func (s *Subscription) Cancel() error {
 			<-done
 		}
 		s.err = s.Registration.Cancel()
+		close(s.c) // last: a closed C means the registration is gone
 	})
 	return s.err
 }
