@@ -228,3 +228,20 @@ func TestErrors(t *testing.T) {
 	}
 	require.Contains(t, notify.StatusServerNotFound.Error(), "(9)")
 }
+
+// A context that is done while Watch registers cancels the subscription at once.
+func TestWatchWithContextDoneDuringWatch(t *testing.T) {
+	warm(t)
+	leakcheck.Check(t)
+	for range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go cancel()
+		sub, err := notify.Watch(ctx, uniqueName(t))
+		if err != nil {
+			require.ErrorIs(t, err, context.Canceled)
+			continue
+		}
+		for range sub.C() {
+		}
+	}
+}

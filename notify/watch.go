@@ -76,8 +76,12 @@ func Watch(ctx context.Context, name string) (*Subscription, error) {
 // Cancel ends the subscription: the registration is cancelled and C closed. Safe to call twice.
 func (s *Subscription) Cancel() error {
 	s.once.Do(func() {
-		s.stopAfter()
 		hub.mu.Lock()
+		// stopAfter is set under hub.mu by Watch, which may still hold it when a context that
+		// is already done runs this from AfterFunc.
+		if s.stopAfter != nil {
+			s.stopAfter()
+		}
 		delete(hub.subs, s.token) // under hub.mu, which dispatch holds to look it up and send
 		last := len(hub.subs) == 0
 		stop, done := hub.stop, hub.done
