@@ -65,8 +65,10 @@ func (r *Registration) call(op string, f func(token int32) uint32) error {
 // Valid reports whether notifyd knows the token (notify_is_valid_token): false once cancelled.
 func (r *Registration) Valid() bool { return sys.IsValidToken(r.token) }
 
-// Check reports whether name was posted since the previous Check, or since the registration if
-// this is the first (notify_check). Several posts between two Checks give one true.
+// Check reports whether name was posted since the previous Check (notify_check). The first Check
+// of a registration says true whatever happened, as notify.h documents ("check is set to true
+// the first time notify_check is called for a token"). Several posts between two Checks give one
+// true.
 func (r *Registration) Check() (bool, error) {
 	var c int32
 	err := r.call("notify_check", func(tok int32) uint32 { return sys.Check(tok, &c) })
@@ -95,7 +97,8 @@ func (r *Registration) Suspend() error { return r.call("notify_suspend", sys.Sus
 func (r *Registration) Resume() error { return r.call("notify_resume", sys.Resume) }
 
 // Cancel ends the registration (notify_cancel). When it was the last registration on its Port,
-// the port is destroyed with it, as libnotify does for the ports it made. Safe to call twice.
+// the port is destroyed with it, as notify.h documents for notify_cancel and libnotify does for
+// the ports it made. Safe to call twice.
 func (r *Registration) Cancel() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
