@@ -29,7 +29,8 @@ import (
 // The emulated notify center: notifyd's semantics for every process of a user, without a daemon,
 // next to the emulated bootstrap namespace (in its directory's "notify" folder):
 //
-//   - Each process that has Mach-port registrations binds one datagram socket there ("a-PID-RAND")
+//   - Each process that has Mach-port registrations binds one datagram socket there
+//     ("agents/a-PID-RAND")
 //     and a goroutine that reads it: the process's agent. Its file exists while the process has
 //     such a registration; a process that ends leaves a file nobody binds, which the next post
 //     finds refused and removes.
@@ -83,6 +84,9 @@ type emuPort struct {
 	refs int
 }
 
+// agentsDir is the folder of the agents' sockets, inside the center's directory.
+const agentsDir = "agents"
+
 // qlimit is the queue limit of the ports notifyd makes (notifyd/notify_proc.c,
 // __notify_server_register_mach_port_3: MPO_QLIMIT with mpl_qlimit 16).
 const qlimit = 16
@@ -114,8 +118,11 @@ func (e *emuCenter) directory() (string, error) {
 			return
 		}
 		e.dir = filepath.Join(base, "notify")
-		if err := os.Mkdir(e.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			e.dirErr = fmt.Errorf("notify: directory: %w", err)
+		for _, d := range []string{e.dir, filepath.Join(e.dir, agentsDir)} {
+			if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				e.dirErr = fmt.Errorf("notify: directory: %w", err)
+				return
+			}
 		}
 	})
 	return e.dir, e.dirErr
@@ -135,7 +142,9 @@ func (e *emuCenter) Post(name string) uint32 {
 	if err != nil {
 		return uint32(StatusFailed)
 	}
-	entries, err := os.ReadDir(dir)
+	// The agents have a folder of their own, so that listing them does not grow with the names.
+	agents := filepath.Join(dir, agentsDir)
+	entries, err := os.ReadDir(agents)
 	if err != nil {
 		return uint32(StatusFailed)
 	}
@@ -144,7 +153,7 @@ func (e *emuCenter) Post(name string) uint32 {
 		if !strings.HasPrefix(ent.Name(), "a-") {
 			continue
 		}
-		path := filepath.Join(dir, ent.Name())
+		path := filepath.Join(agents, ent.Name())
 		switch err := unix.Sendto(fd, msg, 0, &unix.SockaddrUnix{Name: path}); {
 		case err == nil:
 		case errors.Is(err, unix.ECONNREFUSED):
@@ -413,7 +422,7 @@ func (e *emuCenter) startAgentLocked(dir string) error {
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	path := filepath.Join(dir, fmt.Sprintf("a-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])))
+	path := filepath.Join(dir, agentsDir, fmt.Sprintf("a-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])))
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		return err
