@@ -62,6 +62,7 @@ type emuCenter struct {
 	regs  map[int32]*emuReg
 	ports map[uint32]*emuPort // the ports this center made: notifyd's port_table
 	agent *agent
+	stuck map[string]bool // agents whose socket stayed full for sendTimeout (isStuck)
 
 	garbage   atomic.Uint64 // datagrams dropped as not a post, or not from this user
 	queueFull atomic.Uint64 // Mach messages dropped: the port's queue was full
@@ -154,12 +155,21 @@ func (e *emuCenter) Post(name string) uint32 {
 			continue
 		}
 		path := filepath.Join(agents, ent.Name())
-		switch err := unix.Sendto(fd, msg, 0, &unix.SockaddrUnix{Name: path}); {
+		flags := 0
+		if e.isStuck(path) {
+			flags = unix.MSG_DONTWAIT // waited for once already: until it reads again, drop
+		}
+		switch err := unix.Sendto(fd, msg, flags, &unix.SockaddrUnix{Name: path}); {
 		case err == nil:
+			if flags != 0 {
+				e.setStuck(path, false)
+			}
 		case errors.Is(err, unix.ECONNREFUSED):
 			_ = os.Remove(path) // nobody binds it: its process ended
+			e.setStuck(path, false)
 		case errors.Is(err, unix.EAGAIN):
 			e.sockFull.Add(1) // its process has not read for sendTimeout: stuck
+			e.setStuck(path, true)
 		}
 	}
 	return uint32(StatusOK)
@@ -170,6 +180,27 @@ func (e *emuCenter) Post(name string) uint32 {
 // post may wait here too; but notifyd always drains its queue, and an agent's process may be
 // stopped, so a post waits this long and then gives that process up (counted in sockFull).
 const sendTimeout = time.Second
+
+// isStuck reports whether a post to the agent at path has waited sendTimeout in vain since its
+// last successful one: a stopped process costs this process's posts one wait, not one each.
+func (e *emuCenter) isStuck(path string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stuck[path]
+}
+
+func (e *emuCenter) setStuck(path string, stuck bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if stuck {
+		if e.stuck == nil {
+			e.stuck = map[string]bool{}
+		}
+		e.stuck[path] = true
+	} else {
+		delete(e.stuck, path)
+	}
+}
 
 // sender is the process's one unbound datagram socket for posting. It blocks (up to
 // sendTimeout) while a receiver's queue is full: Linux waits for room in the peer's queue

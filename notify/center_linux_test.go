@@ -218,3 +218,59 @@ func TestTenThousandPostsLeakNothing(t *testing.T) {
 	require.Equal(t, fds, leakcheck.FDs(t), "fds")
 	require.Equal(t, names, leakcheck.Names(t), "port names")
 }
+
+// An agent whose process stops reading (stopped, or hostile) costs posters one wait of the send
+// timeout, then its posts are dropped and counted without waiting, and once it reads again it
+// gets posts again; live watchers see every post meanwhile.
+func TestStuckAgentIsDroppedThenRecovers(t *testing.T) {
+	name := uniqueName(t)
+	sub, err := notify.Watch(ctxFor(t), name)
+	require.NoError(t, err)
+	defer sub.Cancel()
+	dir, err := notify.CenterDir()
+	require.NoError(t, err)
+	path := filepath.Join(dir, "agents", "a-stuck-"+strings.ReplaceAll(t.Name(), "/", "-"))
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	require.NoError(t, unix.Bind(fd, &unix.SockaddrUnix{Name: path}))
+	defer os.Remove(path)
+
+	before := notify.SocketDrops()
+	posts := 0
+	for notify.SocketDrops() == before {
+		require.NoError(t, notify.Post(name))
+		posts++
+		require.Less(t, posts, 10000, "the stuck socket never filled")
+	}
+	for range 5 {
+		require.NoError(t, notify.Post(name))
+	}
+	require.Equal(t, before+6, notify.SocketDrops(), "every post after the first drop is dropped too")
+	select {
+	case <-sub.C():
+	case <-ctxFor(t).Done():
+		t.Fatal("the live watcher missed the posts")
+	}
+
+	// It reads again: the next post reaches it.
+	buf := make([]byte, 64<<10)
+	queued := 0
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		if err != nil {
+			break
+		}
+		got, ok := notify.DecodePostForTest(buf[:n])
+		require.True(t, ok)
+		require.Equal(t, name, got)
+		queued++
+	}
+	require.Equal(t, posts-1, queued, "what its socket held")
+	require.NoError(t, notify.Post(name))
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	require.NoError(t, err)
+	got, ok := notify.DecodePostForTest(buf[:n])
+	require.True(t, ok)
+	require.Equal(t, name, got)
+}

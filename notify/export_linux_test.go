@@ -60,3 +60,6 @@ func RawRegisterReuse(name string, port uint32) (int32, uint32) {
 
 // RawCancel cancels a token RawRegisterReuse gave.
 func RawCancel(tok int32) { sys.Cancel(tok) }
+
+// DecodePostForTest decodes a post datagram.
+func DecodePostForTest(b []byte) (string, bool) { return decodePost(b) }
