@@ -64,6 +64,7 @@ type Error struct {
 	Err   error
 }
 
+// Error names the call, its name or token, and the cause.
 func (e *Error) Error() string {
 	switch {
 	case e.Name != "":
