@@ -334,3 +334,39 @@ func init() {
 		Func{Name: "task_info", Lib: LibKernel, Fn: &TaskInfo, Optional: true, Unchecked: notInFactsTask},
 	)
 }
+
+// notify(3): Darwin notifications (<notify.h>, libsystem_notify, re-exported by libSystem),
+// public on macOS and iOS, so in this table and not the private one. notify_register_dispatch
+// (a block) and notify_register_signal / _file_descriptor are not bound: package notify uses
+// Mach ports and polling only. Status codes are uint32_t, tokens int; const char * is a Go
+// string (purego copies it with its NUL).
+const LibNotify = "/usr/lib/system/libsystem_notify.dylib"
+
+// The notify functions package notify calls (notify_libsystem.go).
+var (
+	NotifyPost             func(name string) uint32
+	NotifyRegisterCheck    func(name string, token *int32) uint32
+	NotifyRegisterMachPort func(name string, port *uint32, flags int32, token *int32) uint32
+	NotifyCheck            func(token int32, check *int32) uint32
+	NotifyGetState         func(token int32, state *uint64) uint32
+	NotifySetState         func(token int32, state uint64) uint32
+	NotifySuspend          func(token int32) uint32
+	NotifyResume           func(token int32) uint32
+	NotifyCancel           func(token int32) uint32
+	NotifyIsValidToken     func(token int32) bool
+)
+
+func init() {
+	Funcs = append(Funcs,
+		Func{Name: "notify_post", Lib: LibNotify, Fn: &NotifyPost, Optional: true},
+		Func{Name: "notify_register_check", Lib: LibNotify, Fn: &NotifyRegisterCheck, Optional: true},
+		Func{Name: "notify_register_mach_port", Lib: LibNotify, Fn: &NotifyRegisterMachPort, Optional: true},
+		Func{Name: "notify_check", Lib: LibNotify, Fn: &NotifyCheck, Optional: true},
+		Func{Name: "notify_get_state", Lib: LibNotify, Fn: &NotifyGetState, Optional: true},
+		Func{Name: "notify_set_state", Lib: LibNotify, Fn: &NotifySetState, Optional: true},
+		Func{Name: "notify_suspend", Lib: LibNotify, Fn: &NotifySuspend, Optional: true},
+		Func{Name: "notify_resume", Lib: LibNotify, Fn: &NotifyResume, Optional: true},
+		Func{Name: "notify_cancel", Lib: LibNotify, Fn: &NotifyCancel, Optional: true},
+		Func{Name: "notify_is_valid_token", Lib: LibNotify, Fn: &NotifyIsValidToken, Optional: true},
+	)
+}

@@ -184,7 +184,7 @@ func addBindingImages(t *testing.T, file string, out map[string]image) {
 	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
 	require.NoError(t, err)
 	libs := map[string]string{"LibSystem": LibSystem, "LibKernel": LibKernel, "LibXPC": LibXPC,
-		"LibSandbox": LibSandbox, "LibSecurity": LibSecurity, "LibCoreFoundation": LibCoreFoundation, "LibDispatch": LibDispatch}
+		"LibSandbox": LibSandbox, "LibSecurity": LibSecurity, "LibCoreFoundation": LibCoreFoundation, "LibDispatch": LibDispatch, "LibNotify": LibNotify}
 	ast.Inspect(f, func(n ast.Node) bool {
 		lit, ok := n.(*ast.CompositeLit)
 		if !ok {

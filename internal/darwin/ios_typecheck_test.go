@@ -26,7 +26,7 @@ func TestIOSFileSetTypeChecks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("type-checks the standard library from source")
 	}
-	libs := []string{"mach", "bootstrap", "sandboxcheck", "cfmessageport", "cfmessageport/wire", "peer",
+	libs := []string{"mach", "bootstrap", "sandboxcheck", "cfmessageport", "cfmessageport/wire", "peer", "notify",
 		"internal/darwin", "internal/cfport", "internal/threadnames"}
 	for _, tags := range [][]string{nil, {TagPrivate}} {
 		t.Run(fmt.Sprintf("tags=%v", tags), func(t *testing.T) {

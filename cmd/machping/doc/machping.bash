@@ -9,14 +9,15 @@ _machping() {
 	done
 	local words
 	case $cmd in
-	"") words="bench exec lookup register check rights ping check-peer selftest serve help --json --version --help" ;;
-	help) words="bench exec lookup register check rights ping check-peer selftest serve help json" ;;
+	"") words="bench exec lookup register check rights notify ping check-peer selftest serve help --json --version --help" ;;
+	help) words="bench exec lookup register check rights notify ping check-peer selftest serve help json" ;;
 	bench) words="--concurrency --json --sizes --time --transports --help" ;;
 	exec) words="--group --json --help" ;;
 	lookup) words="-W --json --pid --help" ;;
 	register) words="--json --pid --help" ;;
 	check) words="--group --json --help" ;;
 	rights) words="--json --lookup --pid --help" ;;
+	notify) words="--json -n --help" ;;
 	ping) words="-W -c -i --json --pid -q --raw --require -s --help" ;;
 	check-peer) words="--json --help" ;;
 	selftest) words="--json --help" ;;

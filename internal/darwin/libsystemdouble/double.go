@@ -57,6 +57,7 @@ func Install() {
 		installSecurity()
 		installTask()
 		installCFMessagePort()
+		installNotify()
 		makeCarrier()
 	})
 }
