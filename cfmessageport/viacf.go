@@ -26,12 +26,18 @@ import (
 //     ServerOptions.Require and DialOptions.Require, fail with errors.ErrUnsupported), and
 //     whether a message is one-way (Message.OneWay is false);
 //   - per-process names (CF's per-process calls are private: a PrivateAPIError);
-//   - concurrency: CF serves a port's requests one at a time on its serial queue;
+//   - concurrency: CF serves a port's requests one at a time on its serial queue, and a process
+//     sends one request at a time per name: CF shares one remote (and its reply port) per name
+//     in a process, and concurrent CFMessagePortSendRequest calls on it may miss their replies
+//     (see internal/cfport's Remote), so the requests of every Remote of a name take turns;
 //   - the service's death with no request in flight: Invalidated is closed by Close, or when a
 //     request finds the service gone (CF's invalidation callback is not bound), and CF hands out
 //     its cached remote of a name until it learns the service died, so a Dial right after the
-//     server's end may succeed and its first request fail; Close waits for a CF call in flight
-//     (the request itself fails at once with ErrInvalid);
+//     server's end may succeed and its first request fail;
+//   - ending a wait: Close, or a request's context, ends a request waiting in CF as CF ends the
+//     wait of a remote that became invalid (cfport: CFMessagePortInvalidate, then CFRunLoopStop
+//     of the waiting thread's run loop); CF's remote of the name is then made anew at the next
+//     request, by this Remote and by any other of the name in the process;
 //   - launchd's code: CF returns NULL where launchd refused. A sandboxed app that supplied its
 //     groups (sandboxcheck.SetApplicationGroups) gets the refusal of a name outside them before
 //     CF is asked, as on macOS: bootstrap.ErrNotPrivileged (1100) with the
@@ -199,9 +205,8 @@ func dialCF(ctx context.Context, name string, opts *DialOptions, perPID bool) (*
 // more as no timeout (__CFMessagePortSendRequest clamps to its own "forever").
 const farFuture = 11 * 24 * time.Hour
 
-// requestCF sends one request (or one-way message) with CFMessagePortSendRequest. CF's call
-// cannot be interrupted: when ctx ends first, the call is left to finish on its own goroutine
-// (at its deadline, the reply, or the service's death) and its reply is dropped.
+// requestCF sends one request (or one-way message) with CFMessagePortSendRequest. When ctx ends
+// or the Remote is closed first, cfport ends CF's call (Remote.Call) and its result is dropped.
 func (c *cfRemote) requestCF(ctx context.Context, r *Remote, op string, msgid int32, data []byte, wantReply bool) ([]byte, error) {
 	if r.isInvalid() {
 		return nil, &Error{Op: op, Name: r.name, Status: ErrInvalid}
@@ -219,18 +224,14 @@ func (c *cfRemote) requestCF(ctx context.Context, r *Remote, op string, msgid in
 	}
 	done := make(chan result, 1)
 	go func() {
-		if wantReply {
-			reply, st := c.port.Request(msgid, data, timeout)
-			done <- result{reply, st}
-			return
-		}
-		done <- result{nil, c.port.Send(msgid, data, timeout)}
+		reply, st := c.port.Call(ctx.Done(), msgid, data, timeout, wantReply)
+		done <- result{reply, st}
 	}()
 	select {
 	case <-r.invalid:
 		// Closed meanwhile: the request fails at once, as on the native path, with CF's -5 for
-		// a request that waited for its reply (invalidErr). CF's call ends on its own (Close
-		// waits for it before releasing the port).
+		// a request that waited for its reply (invalidErr). Close ends CF's call (cfport's
+		// Remote.Close) before it releases the port.
 		return nil, r.invalidErr(op, wantReply)
 	case res := <-done:
 		switch st := Status(res.status); st {
