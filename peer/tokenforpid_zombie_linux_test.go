@@ -15,19 +15,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review findings on TokenForPID's Darwin logic (process_libsystem.go, tokenForPID) for a zombie:
-// a child that exited and was not reaped yet.
+// TokenForPID's Darwin logic (process_libsystem.go, tokenForPID and refused) for a zombie: a
+// child that exited and was not reaped yet. (A review finding: it was reported as
+// fs.ErrPermission, and the double handed out the zombie's task name.)
 //
 // xnu's task_name_for_pid (bsd/vm/vm_unix.c) answers KERN_FAILURE when p->p_stat == SZOMB, and
 // xnu's kill(2) (bsd/kern/kern_sig.c, kill: pzfind) returns 0 for a zombie, as POSIX requires.
-// So on macOS tokenForPID's kill(pid, 0) probe finds "a process has the pid" and reports
-// fs.ErrPermission ("only root, the process itself and its own user may read its task") for the
-// caller's own exited child, where the process is gone: ErrProcessGone and fs.ErrNotExist.
+// So kill(pid, 0) alone finds "a process has the pid"; proc_pidpath, which finds no zombie
+// (proc_pidinfo: proc_find), tells the caller's own exited child, gone (ErrProcessGone and
+// fs.ErrNotExist), from a live process it may not read (fs.ErrPermission).
 //
 // The double (libsystemdouble/task.go, taskNameForPID, and security.go, process) counts a zombie
-// as alive (/proc/PID exists), so it hands out the zombie's task name and task_info its token:
-// it does not model the SZOMB check its own comment quotes.
-func TestReviewTokenForPIDZombie(t *testing.T) {
+// as gone, as xnu's look-ups by pid do.
+func TestDarwinTokenForPIDZombie(t *testing.T) {
 	cmd := exec.Command("/bin/true")
 	require.NoError(t, cmd.Start())
 	pid := cmd.Process.Pid
