@@ -37,7 +37,9 @@ import (
 //   - ending a wait: Close, or a request's context, ends a request waiting in CF as CF ends the
 //     wait of a remote that became invalid (cfport: CFMessagePortInvalidate, then CFRunLoopStop
 //     of the waiting thread's run loop); CF's remote of the name is then made anew at the next
-//     request, by this Remote and by any other of the name in the process;
+//     request, by this Remote and by any other of the name in the process. A send blocked on
+//     the service's full queue is not ended so (CF's mach_msg send is no run loop wait): it
+//     waits for its timeout or the service's death, and Close waits for it;
 //   - launchd's code: CF returns NULL where launchd refused. A sandboxed app that supplied its
 //     groups (sandboxcheck.SetApplicationGroups) gets the refusal of a name outside them before
 //     CF is asked, as on macOS: bootstrap.ErrNotPrivileged (1100) with the

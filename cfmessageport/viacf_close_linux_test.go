@@ -77,18 +77,20 @@ func TestCoreFoundationCancelEndsTheCFCall(t *testing.T) {
 	useCF(t)
 	name := uniqueName(t)
 	arrived := make(chan struct{}, 1)
-	release := make(chan struct{})
-	var releaseOnce sync.Once
+	// The handler holds each "wait" request until the test releases it.
+	release := map[string]chan struct{}{"wait": make(chan struct{}), "wait again": make(chan struct{})}
+	var releaseOnce [2]sync.Once
+	free := func(i int, what string) { releaseOnce[i].Do(func() { close(release[what]) }) }
 	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(ctx context.Context, req *cfmessageport.Message) ([]byte, error) {
-		if string(req.Data) == "wait" {
+		if hold, ok := release[string(req.Data)]; ok {
 			arrived <- struct{}{}
-			<-release
+			<-hold
 		}
 		return req.Data, nil
 	}), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	t.Cleanup(func() { free(0, "wait"); free(1, "wait again") })
 	returned := make(chan int32, 1)
 	libsystemdouble.OnSendRequestReturn = func(n string, status int32) {
 		if n == name {
@@ -116,12 +118,29 @@ func TestCoreFoundationCancelEndsTheCFCall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("CF's call still waits: a cancelled request's call was left to its 11-day timeout")
 	}
-	releaseOnce.Do(func() { close(release) })
+	free(0, "wait")
 	for _, rem := range []*cfmessageport.Remote{r, other} {
 		got, err := rem.Request(ctx, 1, []byte("after"))
 		require.NoError(t, err)
 		require.Equal(t, "after", string(got))
 		require.Equal(t, int32(0), <-returned)
+	}
+
+	// Once the service is gone, the look-up again fails, and the Remote learns it died.
+	wctx, cancel = context.WithCancel(context.Background())
+	go func() { _, err := r.Request(wctx, 1, []byte("wait again")); errs <- err }()
+	<-arrived
+	cancel()
+	require.ErrorIs(t, <-errs, context.Canceled)
+	require.Equal(t, int32(cfmessageport.ErrBecameInvalid), <-returned)
+	free(1, "wait again")
+	require.NoError(t, srv.Close())
+	_, err = r.Request(ctx, 1, []byte("gone"))
+	require.ErrorIs(t, err, cfmessageport.ErrInvalid)
+	select {
+	case <-r.Invalidated():
+	default:
+		t.Fatal("the Remote does not know the service died")
 	}
 }
 

@@ -179,6 +179,9 @@ func (r *Remote) Send(msgid int32, data []byte, timeout time.Duration) Status {
 // turn returns BecameInvalid at once; a call in CF is ended as CF ends a wait whose remote was
 // invalidated (abort), and returns CF's status, BecameInvalid. The Remote stays usable: its next
 // call looks the name up again, as do the other Remotes of the name, since CF's remote is shared.
+// What abort cannot end is the send itself: a request or one-way message blocked in mach_msg on
+// the service's full queue waits until its timeout or the service's death (CF's send is no run
+// loop wait).
 func (r *Remote) Call(cancel <-chan struct{}, msgid int32, data []byte, timeout time.Duration, wantReply bool) ([]byte, Status) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -281,6 +284,10 @@ func (r *Remote) renew() error {
 	}
 	ref, err := createRemote(r.name, r.opts.PerPID, r.opts.PID)
 	if err != nil {
+		// The service is gone: the invalidated remote stays, and IsValid reports it.
+		lanesMu.Lock()
+		r.stale = false
+		lanesMu.Unlock()
 		return err
 	}
 	lanesMu.Lock()
