@@ -236,6 +236,11 @@ func (c *cfRemote) requestCF(ctx context.Context, r *Remote, op string, msgid in
 		// Remote.Close) before it releases the port.
 		return nil, r.invalidErr(op, wantReply)
 	case res := <-done:
+		if err := ctx.Err(); err != nil && res.status != 0 {
+			// The context ended and cfport ended CF's call for it (BecameInvalid, or IsInvalid
+			// before CF waited): the failure is the context's, not the service's death.
+			return nil, r.ctxErr(op, ctx, err)
+		}
 		switch st := Status(res.status); st {
 		case 0:
 			if wantReply && res.reply == nil {
