@@ -18,7 +18,8 @@ import (
 // CoreFoundation's public CFMessagePort functions, as internal/cfport calls them: what package
 // cfmessageport's public-API-only path (the default on iOS) runs on. CFMessagePortCreateLocal,
 // CreateRemote, SendRequest, SetDispatchQueue, Invalidate, IsValid and IsRemote, the CFData
-// calls, dispatch_queue_create and dispatch_release, and kCFRunLoopDefaultMode.
+// calls, dispatch_queue_create and dispatch_release, CFRunLoopGetCurrent and CFRunLoopStop, and
+// kCFRunLoopDefaultMode.
 //
 // The protocol underneath is not the double's: this package cannot import cfmessageport (which
 // imports mach, which imports this package), so a test hands in the native Go implementation
