@@ -26,12 +26,20 @@ import (
 //     ServerOptions.Require and DialOptions.Require, fail with errors.ErrUnsupported), and
 //     whether a message is one-way (Message.OneWay is false);
 //   - per-process names (CF's per-process calls are private: a PrivateAPIError);
-//   - concurrency: CF serves a port's requests one at a time on its serial queue;
+//   - concurrency: CF serves a port's requests one at a time on its serial queue, and a process
+//     sends one request at a time per name: CF shares one remote (and its reply port) per name
+//     in a process, and concurrent CFMessagePortSendRequest calls on it may miss their replies
+//     (see internal/cfport's Remote), so the requests of every Remote of a name take turns;
 //   - the service's death with no request in flight: Invalidated is closed by Close, or when a
 //     request finds the service gone (CF's invalidation callback is not bound), and CF hands out
 //     its cached remote of a name until it learns the service died, so a Dial right after the
-//     server's end may succeed and its first request fail; Close waits for a CF call in flight
-//     (the request itself fails at once with ErrInvalid);
+//     server's end may succeed and its first request fail;
+//   - ending a wait: Close, or a request's context, ends a request waiting in CF as CF ends the
+//     wait of a remote that became invalid (cfport: CFMessagePortInvalidate, then CFRunLoopStop
+//     of the waiting thread's run loop); CF's remote of the name is then made anew at the next
+//     request, by this Remote and by any other of the name in the process. A send blocked on
+//     the service's full queue is not ended so (CF's mach_msg send is no run loop wait): it
+//     waits for its timeout or the service's death, and Close waits for it;
 //   - launchd's code: CF returns NULL where launchd refused. A sandboxed app that supplied its
 //     groups (sandboxcheck.SetApplicationGroups) gets the refusal of a name outside them before
 //     CF is asked, as on macOS: bootstrap.ErrNotPrivileged (1100) with the
@@ -199,9 +207,8 @@ func dialCF(ctx context.Context, name string, opts *DialOptions, perPID bool) (*
 // more as no timeout (__CFMessagePortSendRequest clamps to its own "forever").
 const farFuture = 11 * 24 * time.Hour
 
-// requestCF sends one request (or one-way message) with CFMessagePortSendRequest. CF's call
-// cannot be interrupted: when ctx ends first, the call is left to finish on its own goroutine
-// (at its deadline, the reply, or the service's death) and its reply is dropped.
+// requestCF sends one request (or one-way message) with CFMessagePortSendRequest. When ctx ends
+// or the Remote is closed first, cfport ends CF's call (Remote.Call) and its result is dropped.
 func (c *cfRemote) requestCF(ctx context.Context, r *Remote, op string, msgid int32, data []byte, wantReply bool) ([]byte, error) {
 	if r.isInvalid() {
 		return nil, &Error{Op: op, Name: r.name, Status: ErrInvalid}
@@ -219,20 +226,21 @@ func (c *cfRemote) requestCF(ctx context.Context, r *Remote, op string, msgid in
 	}
 	done := make(chan result, 1)
 	go func() {
-		if wantReply {
-			reply, st := c.port.Request(msgid, data, timeout)
-			done <- result{reply, st}
-			return
-		}
-		done <- result{nil, c.port.Send(msgid, data, timeout)}
+		reply, st := c.port.Call(ctx.Done(), msgid, data, timeout, wantReply)
+		done <- result{reply, st}
 	}()
 	select {
 	case <-r.invalid:
 		// Closed meanwhile: the request fails at once, as on the native path, with CF's -5 for
-		// a request that waited for its reply (invalidErr). CF's call ends on its own (Close
-		// waits for it before releasing the port).
+		// a request that waited for its reply (invalidErr). Close ends CF's call (cfport's
+		// Remote.Close) before it releases the port.
 		return nil, r.invalidErr(op, wantReply)
 	case res := <-done:
+		if err := ctx.Err(); err != nil && res.status != 0 {
+			// The context ended and cfport ended CF's call for it (BecameInvalid, or IsInvalid
+			// before CF waited): the failure is the context's, not the service's death.
+			return nil, r.ctxErr(op, ctx, err)
+		}
 		switch st := Status(res.status); st {
 		case 0:
 			if wantReply && res.reply == nil {

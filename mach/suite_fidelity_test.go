@@ -63,26 +63,35 @@ func TestFidelityModRefsInvalidNames(t *testing.T) {
 
 // mach_port_insert_right never renames a port within a space: a port already named there,
 // inserted under another name, is KERN_RIGHT_EXISTS even when that name denotes another port
-// (ipc_object_copyout_name, ipc_right_reverse); a name of index 0, or of an index in use under
-// another generation, is KERN_FAILURE (ipc_entry_alloc_name). tests/mach_port_insert_right.c.
+// (ipc_object_copyout_name, ipc_right_reverse). Before that, current xnu's ipc_entry_alloc_name
+// (osfmk/ipc/ipc_entry.c) refuses a name whose low two bits (generation bits) are not 0b11 with
+// KERN_INVALID_VALUE, checked before the index, and then a name of index 0, or of an index in use
+// under another generation, with KERN_FAILURE. tests/mach_port_insert_right.c of current xnu
+// (apple-oss-distributions) asserts KERN_INVALID_VALUE for name 122; the older darwin-xnu test
+// expected KERN_FAILURE for port+1, which current kernels no longer answer.
 func TestFidelityInsertRightUnderAnotherName(t *testing.T) {
 	checkLeaks(t)
 	a, _ := newPort(t, mach.PortOptions{})
 	b, err := mach.NewPort(mach.PortOptions{})
 	require.NoError(t, err)
 	defer b.Close()
+	require.Equal(t, mach.Name(3), b.Name()&3, "names the kernel makes end in 0b11")
 	for _, tc := range []struct {
+		what string
 		name mach.Name
 		want mach.KernReturn
 	}{
-		{a.Name(), mach.KernRightExists},
-		{123, mach.KernFailure},
-		{b.Name() + 1, mach.KernFailure},
+		{"another port's name", a.Name(), mach.KernRightExists},
+		{"122: invalid generation bits (xnu's own test)", 122, mach.KernInvalidValue},
+		{"b+1: invalid generation bits, index in use", b.Name() + 1, mach.KernInvalidValue},
+		{"b+2: invalid generation bits, index in use", b.Name() + 2, mach.KernInvalidValue},
+		{"123: valid generation, index 0", 123, mach.KernFailure},
+		{"b+4: valid generation, index in use under another", b.Name() + 4, mach.KernFailure},
 	} {
-		for _, disp := range []mach.Disposition{mach.MakeSend} {
-			err := mach.InsertRight(tc.name, b.Name(), disp)
-			require.ErrorIs(t, err, tc.want, "name %#x", tc.name)
-		}
+		t.Run(tc.what, func(t *testing.T) {
+			err := mach.InsertRight(tc.name, b.Name(), mach.MakeSend)
+			require.ErrorIs(t, err, tc.want, "name %#x", uint32(tc.name))
+		})
 	}
 	ty, err := mach.TypeOf(b.Name())
 	require.NoError(t, err)

@@ -25,8 +25,8 @@ func newHostSystem() system {
 // task_name_for_pid and task_info(TASK_AUDIT_TOKEN) (process_libsystem.go, which says what a
 // recycled pid can and cannot do). xnu gives a process's task name port to root, the process
 // itself, and callers of its effective and real user: for another user's process it fails
-// wrapping fs.ErrPermission; for no such process, ErrProcessGone and fs.ErrNotExist. Builds for
-// darwin; not run on macOS.
+// wrapping fs.ErrPermission; for no such process, a zombie, or a pid outside pid_t's range,
+// ErrProcessGone and fs.ErrNotExist. Builds for darwin; not run on macOS.
 func TokenForPID(pid int) (mach.AuditToken, error) {
 	if !darwin.PrivateBuild {
 		return mach.AuditToken{}, errPublicOnly // task_name_for_pid is no public API

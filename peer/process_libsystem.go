@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -186,6 +187,40 @@ func (s darwinSystem) parseCode(text string) (*codeRequirement, error) {
 	return req, nil
 }
 
+// refused explains task_name_for_pid's KERN_FAILURE, which xnu answers alike for no such pid, a
+// zombie (p_stat == SZOMB), and a caller that is neither root nor of the process's effective and
+// real user, or that a MAC policy refuses (bsd/vm/vm_unix.c task_name_for_pid):
+//   - kill(pid, 0) failing with ESRCH: no process has the pid;
+//   - otherwise a process has it, live or a zombie (xnu's kill finds zombies too: kern_sig.c,
+//     kill, via pzfind), and proc_pidpath tells them apart: proc_pidinfo(PROC_PIDPATHINFO) looks
+//     the pid up with proc_find, which skips zombies (ESRCH), and needs no same user
+//     (NO_CHECK_SAME_USER; bsd/kern/proc_info.c, proc_pidinfo). A path: the process lives and
+//     task_name_for_pid refused it, fs.ErrPermission. No path: it is a zombie (or exited
+//     meanwhile), ErrProcessGone.
+//
+// The limit: proc_pidinfo may also be refused by a MAC policy (proc_security_policy), with EPERM,
+// which this cannot read (errno is not bound: no SDK fact for __error), so a live process that a
+// MAC policy hides from proc_pidinfo but lets the caller signal counts as gone; one the caller
+// may not signal stops at kill's EPERM: fs.ErrPermission (a zombie of another user included, as
+// xnu's cansignal refuses it). The SZOMB state itself (proc_pidinfo PROC_PIDTBSDINFO's pbi_status, sysctl
+// KERN_PROC_PID's p_stat) is not read: neither layout nor constant is in the SDK facts.
+func (s darwinSystem) refused(pid int, cause error) error {
+	if s.signal0 == nil {
+		return fmt.Errorf("peer: pid %d: no such process, or not permitted: %w", pid, cause)
+	}
+	if err := s.signal0(pid); errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("%w: pid %d: %w (%w)", ErrProcessGone, pid, fs.ErrNotExist, cause)
+	} else if err == nil && darwin.ProcPidpath != nil {
+		buf := make([]byte, abi.PROC_PIDPATHINFO_MAXSIZE)
+		if darwin.ProcPidpath(int32(pid), unsafe.Pointer(&buf[0]), uint32(len(buf))) <= 0 {
+			return fmt.Errorf("%w: pid %d is a zombie, or exited meanwhile (proc_pidpath finds no live process): %w (%w)",
+				ErrProcessGone, pid, fs.ErrNotExist, cause)
+		}
+	}
+	return fmt.Errorf("peer: pid %d: %w: only root, the process itself and its own user (effective and real) may read its task (%w)",
+		pid, fs.ErrPermission, cause)
+}
+
 // close has nothing to release: the pid version is in the token.
 func (darwinSystem) close() {}
 
@@ -203,7 +238,9 @@ func (darwinSystem) close() {}
 // tell which process the caller meant. A pid reused before task_name_for_pid names the new
 // process, and that is the one judged.
 func (s darwinSystem) tokenForPID(pid int) (mach.AuditToken, error) {
-	if pid <= 0 {
+	if pid <= 0 || pid > math.MaxInt32 {
+		// No process has such a pid (pid_t is 32 bits; xnu's PID_MAX is 99999): refused before
+		// int32(pid) would name another process, as the Linux implementation finds no /proc entry.
 		return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w", ErrProcessGone, pid, fs.ErrNotExist)
 	}
 	if err := s.load(); err != nil {
@@ -215,22 +252,16 @@ func (s darwinSystem) tokenForPID(pid int) (mach.AuditToken, error) {
 	self := darwin.TaskSelf()
 	var name uint32
 	if kr := darwin.TaskNameForPID(self, int32(pid), &name); kr != abi.KERN_SUCCESS {
-		// xnu answers KERN_FAILURE alike for no such pid, a zombie, and a caller that is neither
-		// root nor of the process's effective and real user (bsd/vm/vm_unix.c
-		// task_name_for_pid): kill(pid, 0) tells whether a process has the pid.
-		cause := fmt.Errorf("task_name_for_pid: %s", mach.KernReturn(kr))
-		if s.signal0 == nil {
-			return mach.AuditToken{}, fmt.Errorf("peer: pid %d: no such process, or not permitted: %w", pid, cause)
-		}
-		if err := s.signal0(pid); errors.Is(err, syscall.ESRCH) {
-			return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w (%w)", ErrProcessGone, pid, fs.ErrNotExist, cause)
-		}
-		return mach.AuditToken{}, fmt.Errorf("peer: pid %d: %w: only root, the process itself and its own user (effective and real) may read its task (%w)",
-			pid, fs.ErrPermission, cause)
+		return mach.AuditToken{}, s.refused(pid, fmt.Errorf("task_name_for_pid: %s", mach.KernReturn(kr)))
 	}
-	if name == 0 {
+	switch name {
+	case 0:
 		// Success without a port: the process has no task (it is being created or torn down).
 		return mach.AuditToken{}, fmt.Errorf("%w: pid %d has no task: %w", ErrProcessGone, pid, fs.ErrNotExist)
+	case abi.MACH_PORT_DEAD:
+		// The task's name port died between the look-up and the copy-out (the task is being torn
+		// down): ipc_object_copyout of a dead port gives MACH_PORT_DEAD and no right to release.
+		return mach.AuditToken{}, fmt.Errorf("%w: pid %d: its task is gone (MACH_PORT_DEAD): %w", ErrProcessGone, pid, fs.ErrNotExist)
 	}
 	defer darwin.MachPortDeallocate(self, name)
 	var tok [darwin.TaskAuditTokenCount]uint32

@@ -313,6 +313,8 @@ func TestDarwinTokenForPIDThroughDouble(t *testing.T) {
 		{name: "task_info fails", pid: self, arm: func() {
 			libsystemdouble.Inject(libsystemdouble.Fault{Call: "task_info", Code: abi.KERN_FAILURE})
 		}},
+		{name: "its task is torn down: MACH_PORT_DEAD", proc: &libsystemdouble.Process{Version: 7, TaskDead: true}, pid: self,
+			err: ErrProcessGone, is: fs.ErrNotExist},
 		{name: "task_name_for_pid refuses a live process", pid: self, arm: func() {
 			libsystemdouble.Inject(libsystemdouble.Fault{Call: "task_name_for_pid", Code: abi.KERN_FAILURE})
 		}, is: fs.ErrPermission},

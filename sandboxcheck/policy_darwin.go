@@ -29,7 +29,8 @@ const groupsSource = "the " + EntitlementAppGroups + " entitlement of this proce
 // SetApplicationGroups gives a public-API-only build (the default on iOS) this app's application
 // groups, which it cannot read from its code signature: pass the values of the
 // com.apple.security.application-groups entitlement the app and its extensions are signed with.
-// Each group must pass ValidateGroup. With the private API (the default on macOS) the
+// Each group must pass ValidateGroup, and on iOS start with "group.": Apple's App Groups
+// entitlement takes team-ID groups ("TEAMID.name") on macOS only. With the private API (the default on macOS) the
 // entitlements decide and it returns an error wrapping errors.ErrUnsupported.
 func SetApplicationGroups(groups ...string) error {
 	if p, ok := platform.(*appSupplied); ok {

@@ -3,6 +3,7 @@ package sandboxcheck
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/machport/machport/internal/darwin"
@@ -32,14 +33,28 @@ func (p *appSupplied) setGroups(groups []string) error {
 	if len(groups) == 0 {
 		return fmt.Errorf("sandboxcheck: SetApplicationGroups needs at least one group (ResetApplicationGroups forgets them)")
 	}
+	os := darwin.LoaderOS()
 	for _, g := range groups {
 		if err := ValidateGroup(g); err != nil {
+			return err
+		}
+		if err := groupOn(os, g); err != nil {
 			return err
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.set, p.list = true, slices.Clone(groups)
+	return nil
+}
+
+// groupOn refuses a well-formed group that os does not allow: Apple's App Groups entitlement
+// takes "<TEAMID>.<name>" on macOS only; on iOS every group is "group.<name>".
+func groupOn(os darwin.OS, group string) error {
+	if os == darwin.IOS && !strings.HasPrefix(group, groupPrefix) {
+		return &NameError{Name: group, Rule: ErrBadGroup, Group: group,
+			Detail: `on iOS an application group starts with "group."; a team-ID group ("TEAMID.name") is macOS only`}
+	}
 	return nil
 }
 

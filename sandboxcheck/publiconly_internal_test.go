@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/machport/machport/internal/darwin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -51,4 +52,45 @@ func TestPublicOnlyPolicy(t *testing.T) {
 	ResetApplicationGroups()
 	_, err = ApplicationGroups()
 	isPrivateAPI(t, err)
+}
+
+// Apple's App Groups entitlement takes team-ID groups ("TEAMID.name") on macOS only; on iOS every
+// group starts with "group.". SetApplicationGroups follows the system the loader reports (SetOS
+// stands for running on iOS).
+func TestPublicOnlyGroupsDependOnTheOS(t *testing.T) {
+	saved := platform
+	platform = &appSupplied{}
+	t.Cleanup(func() { platform = saved })
+	t.Cleanup(func() { darwin.SetOS(darwin.HostOS()) })
+	const team, group = "ABCDE12345.com.example.app", "group.com.example.app"
+	for _, tc := range []struct {
+		os    darwin.OS
+		group string
+		ok    bool
+	}{
+		{darwin.MacOS, group, true},
+		{darwin.MacOS, team, true},
+		{darwin.IOS, group, true},
+		{darwin.IOS, team, false},
+	} {
+		t.Run(tc.os.String()+" "+tc.group, func(t *testing.T) {
+			darwin.SetOS(tc.os)
+			t.Cleanup(ResetApplicationGroups)
+			err := SetApplicationGroups(tc.group)
+			if tc.ok {
+				require.NoError(t, err)
+				groups, err := ApplicationGroups()
+				require.NoError(t, err)
+				require.Equal(t, []string{tc.group}, groups)
+				return
+			}
+			require.ErrorIs(t, err, ErrBadGroup)
+			var ne *NameError
+			require.ErrorAs(t, err, &ne)
+			require.Equal(t, tc.group, ne.Group)
+			require.Contains(t, ne.Error(), "macOS only")
+			_, err = ApplicationGroups()
+			require.ErrorIs(t, err, errors.ErrUnsupported, "no group was taken")
+		})
+	}
 }

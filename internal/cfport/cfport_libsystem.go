@@ -179,9 +179,14 @@ func closeRemote(ref uintptr) { darwin.CFRelease(ref) }
 
 func isValid(ref uintptr) bool { return darwin.CFMessagePortIsValid(ref) }
 
+func invalidate(ref uintptr) { darwin.CFMessagePortInvalidate(ref) }
+
+func stopRunLoop(rl uintptr) { darwin.CFRunLoopStop(rl) }
+
 // sendRequest calls CFMessagePortSendRequest. While it waits for a reply it runs this thread's
-// run loop, so the goroutine must not move to another thread meanwhile.
-func sendRequest(ref uintptr, msgid int32, data []byte, timeout float64, wantReply bool) ([]byte, Status) {
+// run loop, so the goroutine must not move to another thread meanwhile; running is told that run
+// loop before the call (so that abort can stop it) and 0 after it.
+func sendRequest(ref uintptr, msgid int32, data []byte, timeout float64, wantReply bool, running func(rl uintptr)) ([]byte, Status) {
 	var d uintptr
 	if data != nil {
 		if d = newData(data); d == 0 {
@@ -195,7 +200,9 @@ func sendRequest(ref uintptr, msgid int32, data []byte, timeout float64, wantRep
 	}
 	var reply uintptr
 	runtime.LockOSThread()
+	running(darwin.CFRunLoopGetCurrent())
 	status := Status(darwin.CFMessagePortSendRequest(ref, msgid, d, timeout, timeout, mode, &reply))
+	running(0)
 	runtime.UnlockOSThread()
 	if reply == 0 {
 		if status == Success && wantReply {

@@ -135,6 +135,24 @@ var (
 	DispatchRelease                     func(object uintptr)
 )
 
+// CoreFoundation's run loop calls that end a CFMessagePortSendRequest that waits (package
+// internal/cfport, Remote.Close and a cancelled request). CFMessagePortSendRequest runs the
+// calling thread's run loop (CFRunLoopGetCurrent, not retained: it lives as long as the thread)
+// until the reply comes, the timeout passes, or, after a run returns, the remote is no longer
+// valid (CFMessagePort.c, CFMessagePortSendRequest). CFRunLoopStop makes a running loop return and
+// wakes it (CFRunLoop.c: it acts only while the loop runs a mode).
+var (
+	CFRunLoopGetCurrent func() uintptr
+	CFRunLoopStop       func(rl uintptr)
+)
+
+func init() {
+	Funcs = append(Funcs,
+		Func{Name: "CFRunLoopGetCurrent", Lib: LibCoreFoundation, Fn: &CFRunLoopGetCurrent},
+		Func{Name: "CFRunLoopStop", Lib: LibCoreFoundation, Fn: &CFRunLoopStop},
+	)
+}
+
 // CFMessagePortContext is CoreFoundation's CFMessagePortContext (checked against the SDK layout
 // on both targets). machport passes a small integer handle as Info, never a Go pointer.
 type CFMessagePortContext struct {

@@ -193,6 +193,14 @@ func SetOS(os OS) {
 	forgetLocked()
 }
 
+// LoaderOS is the system whose images the loader opens: HostOS, unless a test set another
+// (SetOS). Code whose rules differ between macOS and iOS asks it, so that tests can run either.
+func LoaderOS() OS {
+	loader.mu.Lock()
+	defer loader.mu.Unlock()
+	return loader.os
+}
+
 func forgetLocked() {
 	loader.done, loader.err = [numImages]bool{}, [numImages]error{}
 	for _, f := range Funcs {

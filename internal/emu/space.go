@@ -534,7 +534,8 @@ func InsertRight(name, poly, disp uint32) int32 {
 }
 
 // insertElsewhere answers mach_port_insert_right of poly's right under another name, which the
-// emulation never does. The answers are xnu's: ipc_entry_alloc_name refuses index 0 and a name
+// emulation never does. The answers are xnu's: ipc_entry_alloc_name refuses a name whose
+// generation's low bits are not 0b11 with KERN_INVALID_VALUE, then index 0 and a name
 // whose index holds a name of another generation with KERN_FAILURE (ports are not renamed);
 // then ipc_object_copyout_name finds the port already named in the space (ipc_right_reverse)
 // and answers KERN_RIGHT_EXISTS, even when name denotes another port
@@ -543,6 +544,12 @@ func InsertRight(name, poly, disp uint32) int32 {
 // use is KERN_NAME_EXISTS (ipc_right_inuse), and a free one, where xnu would rename the right, is
 // refused with KERN_FAILURE (a documented difference). Called with sp.mu held.
 func (s *space) insertElsewhere(e *entry, name, disp uint32) int32 {
+	if name&3 != 3 {
+		// Current xnu's ipc_entry_alloc_name (osfmk/ipc/ipc_entry.c) checks the generation's two
+		// low bits, always set in a name the kernel makes, before the index: KERN_INVALID_VALUE
+		// (tests/mach_port_insert_right.c, name 122). Older xnu answered KERN_FAILURE.
+		return abi.KERN_INVALID_VALUE
+	}
 	if name>>8 == 0 {
 		return abi.KERN_FAILURE
 	}

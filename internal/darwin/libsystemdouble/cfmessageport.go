@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -17,7 +18,8 @@ import (
 // CoreFoundation's public CFMessagePort functions, as internal/cfport calls them: what package
 // cfmessageport's public-API-only path (the default on iOS) runs on. CFMessagePortCreateLocal,
 // CreateRemote, SendRequest, SetDispatchQueue, Invalidate, IsValid and IsRemote, the CFData
-// calls, dispatch_queue_create and dispatch_release, and kCFRunLoopDefaultMode.
+// calls, dispatch_queue_create and dispatch_release, CFRunLoopGetCurrent and CFRunLoopStop, and
+// kCFRunLoopDefaultMode.
 //
 // The protocol underneath is not the double's: this package cannot import cfmessageport (which
 // imports mach, which imports this package), so a test hands in the native Go implementation
@@ -37,6 +39,16 @@ import (
 //     reply and returns it in *returnData, which the caller releases.
 //   - CFMessagePortInvalidate withdraws a local port's name; the last CFRelease of a port
 //     invalidates it too.
+//   - While CFMessagePortSendRequest waits for a reply it runs the calling thread's run loop
+//     (CFRunLoopGetCurrent); each time the run returns it checks for the reply, the timeout, and
+//     whether the remote is still valid, and returns kCFMessagePortBecameInvalidError if not.
+//     CFRunLoopStop makes a run return, and does nothing while the loop does not run (CFRunLoop.c,
+//     CFRunLoopStop: only with a current mode). The double's thread is the OS thread (gettid):
+//     cfport locks the goroutine to it for the call.
+//   - CF makes one remote per name in a process, with one reply port that every waiting thread's
+//     run loop receives on, so concurrent SendRequest calls on one remote may leave a reply to
+//     another thread's run loop; the double counts them (SendRequestsInFlight) so that a test
+//     catches a caller that does not serialize them.
 //
 // Callbacks: on Apple systems the callout is a C function pointer made with purego.NewCallback;
 // here NewCallback hands out a token that CFMessagePortCreateLocal maps back to the Go func.
@@ -68,6 +80,9 @@ const (
 	dispatchQueueTypeID  = 1000 // dispatch objects are not CF objects; the double counts them alike
 	kCFMessagePortIsInv  = -3   // kCFMessagePortIsInvalid
 	kCFMessagePortTransp = -4   // kCFMessagePortTransportError
+	// kCFMessagePortReceiveTimeout and kCFMessagePortBecameInvalidError.
+	kCFMessagePortRcvTimeout = -2
+	kCFMessagePortBecameInv  = -5
 )
 
 // portsMade counts the local ports and remotes CoreFoundation made (MessagePortsMade).
@@ -189,6 +204,113 @@ func installCFMessagePort() {
 		return p.valid.Load() && (p.remote == nil || !p.remote.Invalid())
 	}
 	darwin.CFMessagePortIsRemote = func(port uintptr) bool { return portOf(port).remote != nil }
+	darwin.CFRunLoopGetCurrent = cfRunLoopGetCurrent
+	darwin.CFRunLoopStop = cfRunLoopStop
+}
+
+// runLoop is a thread's CFRunLoop in the double: stop is set while CFMessagePortSendRequest
+// runs it.
+type runLoop struct {
+	mu   sync.Mutex
+	stop chan struct{}
+}
+
+// runLoopBase is where the double's run loop handles start: tokens (base + thread id), not CF
+// objects, as CFRunLoopGetCurrent's result is not owned by the caller.
+const runLoopBase = 0x7100000000
+
+var runLoops struct {
+	sync.Mutex
+	byThread map[int]*runLoop
+}
+
+func cfRunLoopGetCurrent() uintptr {
+	tid := syscall.Gettid()
+	runLoops.Lock()
+	defer runLoops.Unlock()
+	if runLoops.byThread == nil {
+		runLoops.byThread = map[int]*runLoop{}
+	}
+	if runLoops.byThread[tid] == nil {
+		runLoops.byThread[tid] = &runLoop{}
+	}
+	return runLoopBase + uintptr(tid)
+}
+
+func runLoopOf(h uintptr) *runLoop {
+	runLoops.Lock()
+	defer runLoops.Unlock()
+	rl := runLoops.byThread[int(h-runLoopBase)]
+	if h < runLoopBase || rl == nil {
+		panic("libsystemdouble: a CFRunLoop that CFRunLoopGetCurrent did not return")
+	}
+	return rl
+}
+
+// cfRunLoopStop makes the loop's current run return; a loop that does not run ignores it.
+func cfRunLoopStop(h uintptr) {
+	rl := runLoopOf(h)
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.stop != nil {
+		close(rl.stop)
+		rl.stop = nil
+	}
+}
+
+// run starts one run of the loop and returns what ends it early.
+func (rl *runLoop) run() <-chan struct{} {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	rl.stop = make(chan struct{})
+	return rl.stop
+}
+
+func (rl *runLoop) endRun() {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	rl.stop = nil
+}
+
+// result is what the protocol underneath answered a request.
+type result struct {
+	reply  []byte
+	status int32
+}
+
+// inFlight counts the CFMessagePortSendRequest calls in progress per remote name, and the most
+// seen at once (SendRequestsInFlight).
+var inFlight struct {
+	sync.Mutex
+	now, most map[string]int
+}
+
+// OnSendRequest, when set by a test, is called when a CFMessagePortSendRequest call starts, with
+// the remote's name and how many calls on that name are then in progress (this one included).
+var OnSendRequest func(name string, inFlight int)
+
+// OnSendRequestReturn, when set by a test, is called when a CFMessagePortSendRequest call that
+// waited for a reply returns, with the remote's name and the call's status.
+var OnSendRequestReturn func(name string, status int32)
+
+// SendRequestsInFlight returns how many CFMessagePortSendRequest calls on remotes of name are in
+// progress, and the most there have been at once in this process.
+func SendRequestsInFlight(name string) (now, most int) {
+	inFlight.Lock()
+	defer inFlight.Unlock()
+	return inFlight.now[name], inFlight.most[name]
+}
+
+func countSendRequest(name string, delta int) int {
+	inFlight.Lock()
+	defer inFlight.Unlock()
+	if inFlight.now == nil {
+		inFlight.now, inFlight.most = map[string]int{}, map[string]int{}
+	}
+	inFlight.now[name] += delta
+	n := inFlight.now[name]
+	inFlight.most[name] = max(inFlight.most[name], n)
+	return n
 }
 
 func dataOf(d uintptr) []byte {
@@ -329,13 +451,59 @@ func cfMessagePortSendRequest(remote uintptr, msgid int32, data uintptr, sendTim
 	if data != 0 {
 		b = bytes.Clone(dataOf(data))
 	}
+	n := countSendRequest(p.name, 1)
+	defer countSendRequest(p.name, -1)
+	if hook := OnSendRequest; hook != nil {
+		hook(p.name, n)
+	}
 	timeout := time.Duration(max(sendTimeout, rcvTimeout) * float64(time.Second))
-	reply, status := p.remote.Request(msgid, b, timeout, replyMode != 0)
-	if status == 0 && replyMode != 0 && returnData != nil {
-		*returnData = 0
-		if reply != nil {
-			*returnData = newData(reply)
-		}
+	if replyMode == 0 {
+		_, status := p.remote.Request(msgid, b, timeout, false)
+		return status
+	}
+	// The reply comes to the remote's reply port while this thread runs its run loop.
+	done := make(chan result, 1)
+	go func() {
+		reply, status := p.remote.Request(msgid, b, timeout, true)
+		done <- result{reply, status}
+	}()
+	rl := runLoopOf(cfRunLoopGetCurrent())
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	status := p.wait(rl, done, deadline.C, returnData)
+	if hook := OnSendRequestReturn; hook != nil {
+		hook(p.name, status)
 	}
 	return status
+}
+
+// wait runs the thread's run loop until the reply comes, the timeout passes, or a run returns
+// with the remote no longer valid (CFMessagePortSendRequest's loop).
+func (p *messagePort) wait(rl *runLoop, done chan result, deadline <-chan time.Time, returnData *uintptr) int32 {
+	for {
+		stopped := rl.run()
+		select {
+		case res := <-done:
+			rl.endRun()
+			if res.status == 0 && returnData != nil {
+				*returnData = 0
+				if res.reply != nil {
+					*returnData = newData(res.reply)
+				}
+			}
+			return res.status
+		case <-deadline:
+			rl.endRun()
+			if !p.valid.Load() || p.remote.Invalid() {
+				return kCFMessagePortBecameInv
+			}
+			return kCFMessagePortRcvTimeout
+		case <-stopped:
+			rl.endRun()
+			// CF: after CFRunLoopRunInMode returns, a remote no longer valid ends the wait.
+			if !p.valid.Load() || p.remote.Invalid() {
+				return kCFMessagePortBecameInv
+			}
+		}
+	}
 }

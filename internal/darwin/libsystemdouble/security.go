@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -89,6 +90,9 @@ type Process struct {
 	// Denied makes task_name_for_pid refuse the process, as xnu does for another user's
 	// process or when a MAC policy says no (task.go).
 	Denied bool
+	// TaskDead makes task_name_for_pid succeed with MACH_PORT_DEAD, as xnu does when the task's
+	// name port dies before the copy-out (the task is being torn down).
+	TaskDead bool
 }
 
 var procs struct {
@@ -132,8 +136,22 @@ func process(pid int32) (Process, bool) {
 	if pid <= 0 {
 		return Process{}, false
 	}
-	_, err := os.Stat("/proc/" + strconv.Itoa(int(pid)))
-	return Process{}, err == nil
+	return Process{}, liveOnLinux(pid)
+}
+
+// liveOnLinux reports whether pid is a live process: it has /proc/PID and is no zombie (state Z,
+// or X while it is reaped). xnu's look-ups by pid skip zombies alike: proc_find, behind
+// proc_pidinfo and csops, finds no zombie, and task_name_for_pid refuses p_stat == SZOMB
+// (bsd/vm/vm_unix.c).
+func liveOnLinux(pid int32) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	if err != nil {
+		return false
+	}
+	// "pid (comm) state ...": comm may hold spaces and parentheses, the last ')' ends it.
+	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+	f := strings.Fields(rest)
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
 
 // byToken returns the process a token names: its pid must live with the token's pid version.

@@ -27,7 +27,9 @@ import (
 //   - task_name_for_pid(target, pid, &tn): KERN_FAILURE and tn = MACH_PORT_NULL when target is
 //     not the caller's task, when no process has the pid or it is a zombie, and when the caller
 //     is neither root, nor the process itself, nor of the same effective and real user (or a MAC
-//     policy refuses): the same code for all, so the caller cannot tell them apart by it.
+//     policy refuses): the same code for all, so the caller cannot tell them apart by it. A
+//     zombie is what /proc says (state Z), or a Process with Gone. tn = MACH_PORT_DEAD with
+//     KERN_SUCCESS when the task's name port died before the copy-out (Process.TaskDead).
 //   - task_info(tn, TASK_AUDIT_TOKEN, out, &count): the task's token (pid version included) and
 //     count = TASK_AUDIT_TOKEN_COUNT; KERN_INVALID_ARGUMENT when count is smaller or the task is
 //     no longer active (it exited after task_name_for_pid: the name still names the old task,
@@ -151,9 +153,13 @@ func taskNameForPID(target uint32, pid int32, tn *uint32) int32 {
 	if r := take(call, 0); r != 0 {
 		return leave(call, 0, r)
 	}
-	p, ok := process(pid)
+	p, ok := process(pid) // a zombie is not: xnu refuses p_stat == SZOMB
 	if !ok || !mayName(pid, p) {
 		return leave(call, 0, abi.KERN_FAILURE)
+	}
+	if p.TaskDead {
+		*tn = abi.MACH_PORT_DEAD // no right was copied out: nothing to deallocate
+		return leave(call, 0, abi.KERN_SUCCESS)
 	}
 	t := task{pid: pid, version: p.Version}
 	taskNames.Lock()
