@@ -23,6 +23,7 @@ type port struct {
 	epfd    int
 	evfd    int // semaphore eventfd: one count per message in local
 	chans   map[int]*rchan
+	lanes   map[portID][]*lane // by destination port (lane.go)
 	local   []*inMsg
 	ctr     *counter
 	mscount uint32
@@ -128,6 +129,7 @@ type rchan struct {
 	rcvTimeout, blocked, closeDeferred bool
 	monitor                            uint64
 	p                                  *port
+	lane                               *lane // set when the channel is a lane (lane.go)
 }
 
 var portKeys atomic.Uint64
@@ -219,6 +221,9 @@ func (p *port) removeChan(rc *rchan) {
 		return // already removed (its fd number may belong to a newer channel now)
 	}
 	delete(p.chans, rc.fd)
+	if rc.lane != nil {
+		p.forgetLane(rc.lane)
+	}
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	if rc.blocked {
@@ -545,9 +550,16 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		// The counter counts what came through send rights; a message on a send-once right
 		// bypasses the queue limit but is queued all the same (xnu's mps_msgcount is
 		// imq_msgcount, every kmsg on the queue).
+		sp.pullLanes(p)
 		queued := atomic.LoadInt32(p.ctr.count()) + int32(len(p.local))
 		sorights := 0
 		for _, rc := range p.chans {
+			if rc.lane != nil {
+				// Its rights are the tokens outstanding; what it holds queued is read into
+				// the local queue to be counted there.
+				sorights += len(rc.lane.tokens)
+				continue
+			}
 			if !rc.sendOnce || rc.used {
 				continue
 			}
