@@ -5,7 +5,10 @@
 //
 //   - a port (a queue owned by one receive right) merges the read ends of AF_UNIX SOCK_SEQPACKET
 //     socketpairs, one per channel, with epoll; injected notifications wait in a local queue
-//     signalled by an eventfd in the same epoll;
+//     signalled by an eventfd in the same epoll. The epoll fd and the eventfd are made when the
+//     port first needs them (a channel joins it, a set takes it in, a receiver waits), and the
+//     queue counter when its first send right's channel does: a port that no other process
+//     holds and nobody waits on costs no fd;
 //   - making a send right creates a channel: its write end is the send right, its read end joins
 //     the port; copies of a send right share the write end (passed with SCM_RIGHTS), so one
 //     sender's order is kept (but not the order across channels, which xnu's one queue keeps:

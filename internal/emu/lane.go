@@ -136,6 +136,10 @@ func (p *port) newLane(dest portID) (*lane, error) {
 // addReadEnd makes r (a SOCK_SEQPACKET read end) a send-once channel of p: a lane, or a channel
 // a lane's right was adopted into. Called with sp.mu held.
 func (p *port) addReadEnd(r int, _ *lane) error {
+	if err := p.openFDs(); err != nil {
+		unix.Close(r)
+		return err
+	}
 	if err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
 		unix.Close(r)
 		return err
@@ -342,7 +346,7 @@ func (s *space) pullLanes(p *port) {
 				continue // a malformed datagram, dropped
 			}
 			p.local = append(p.local, m)
-			wake(p.evfd)
+			p.wake()
 		}
 	}
 }

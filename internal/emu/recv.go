@@ -103,6 +103,10 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		// Nothing queued: wait on the port's (or set's) epoll fd.
 		var waitFD int
 		if p != nil {
+			if p.openFDs() != nil {
+				sp.mu.Unlock()
+				return 0, abi.KERN_RESOURCE_SHORTAGE
+			}
 			waitFD = p.epfd
 			p.waiters++
 			waitedOn = p
@@ -193,8 +197,7 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 	if len(p.local) > 0 {
 		m := p.local[0]
 		p.local = p.local[1:]
-		var v [8]byte
-		unix.Read(p.evfd, v[:])
+		p.unwake()
 		return m, abi.MACH_MSG_SUCCESS
 	}
 	if len(p.chans) <= directReadMax {
@@ -366,7 +369,7 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		}
 		if rc.sendOnce {
 			rc.used = true
-		} else {
+		} else if p.ctr != nil {
 			p.ctr.release()
 		}
 		return nil, RcvMalformed
@@ -439,7 +442,9 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		rc.used = true
 		p.removeChan(rc) // a send-once channel is done after its one message
 	} else {
-		p.ctr.release()
+		if p.ctr != nil {
+			p.ctr.release()
+		}
 		if rc.hungup && !pending(rc.fd) {
 			s.retire(p, rc) // its writers left earlier; this was the last message
 		}
