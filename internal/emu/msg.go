@@ -307,6 +307,7 @@ type transfer struct {
 	destPort *port // the destination when it lives in this process
 	dropped  bool  // delivered as destroyed: the send-once channel was full
 	issued   []issuedToken
+	spends   *sendChan // the lane right the message is sent on
 }
 
 // issuedToken is a send-once right this transfer made as a lane token.
@@ -324,7 +325,7 @@ func getTransfer() *transfer {
 	tx.fds, tx.owned, tx.holds = tx.fds[:0], tx.owned[:0], tx.holds[:0]
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
-	tx.issued = tx.issued[:0]
+	tx.issued, tx.spends = tx.issued[:0], nil
 	return tx
 }
 
@@ -335,7 +336,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.takenBy[:cap(tx.takenBy)])
 	clear(tx.issued[:cap(tx.issued)])
-	tx.dest, tx.destPort = nil, nil
+	tx.dest, tx.destPort, tx.spends = nil, nil, nil
 	transfers.Put(tx)
 }
 
@@ -408,7 +409,7 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 			// The message names its right by token on the lane (lane.go); once sent, the
 			// right is used and its release tells the port nothing.
 			tx.dg.laneToken = c.token
-			tx.moves = append(tx.moves, func() { c.spent = c.spent || !tx.dropped })
+			tx.spends = c // commit marks it spent
 		}
 		tx.dest, tx.destPort = c, localPort(c.id)
 		tx.dg.bits |= typePortSendOnce << 8
@@ -526,8 +527,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			if err != nil {
 				return r, abi.MACH_SEND_NO_BUFFER
 			}
-			tx.undos = append(tx.undos, func() { delete(l.tokens, tok) })
-			tx.issued = append(tx.issued, issuedToken{l, tok})
+			tx.issued = append(tx.issued, issuedToken{l, tok}) // rollback takes it back
 			r = record{kind: kindLane, typ: typePortSendOnce, fd: -1, counterFD: -1, laneKey: l.key, token: tok}
 			if w >= 0 {
 				// A new lane: its write end travels in this message and is closed here after
@@ -878,6 +878,9 @@ func waitWritable(fd int, timeout time.Duration) bool {
 }
 
 func (tx *transfer) commit() {
+	if tx.spends != nil && !tx.dropped {
+		tx.spends.spent = true // used: its release tells the port nothing
+	}
 	for _, f := range tx.moves {
 		f()
 	}
@@ -912,6 +915,9 @@ func (tx *transfer) destroyCarried() {
 func (tx *transfer) rollback() {
 	for _, f := range tx.undos {
 		f()
+	}
+	for _, it := range tx.issued {
+		delete(it.l.tokens, it.tok)
 	}
 }
 
