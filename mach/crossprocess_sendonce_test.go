@@ -97,3 +97,26 @@ func TestCrossProcessSendOnceRightMovesOn(t *testing.T) {
 	var m mach.Message
 	require.ErrorIs(t, mach.Receive(quiet, reply, &m), os.ErrDeadlineExceeded, "one notification per right")
 }
+
+// A send-once right that moved on carries its reply from the new holder, whose pid the audit
+// trailer names.
+func TestCrossProcessSendOnceRightMovedOnAnswers(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+	port, s := newPort(t, mach.PortOptions{QueueLimit: 16})
+	reply, _ := newPort(t, mach.PortOptions{})
+	startPeer(t, "forward", s)
+	forwarder, _ := hello(t, ctx, port)
+	startPeer(t, "echo", s)
+	echoer, pid := hello(t, ctx, port)
+	for range 3 {
+		require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(forwarder), Local: mach.MakeSendOnceOf(reply),
+			ID: idEcho, Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.CopySendOf(echoer)}}}))
+		var in mach.Message
+		require.NoError(t, mach.Receive(ctx, reply, &in))
+		require.Equal(t, int32(idEcho), in.ID)
+		require.Equal(t, mach.PortSendOnce, in.Local.Disposition)
+		require.Equal(t, pid, in.Trailer.Audit.PID(), "the reply comes from the holder the right moved to")
+		require.NoError(t, in.Destroy())
+	}
+}

@@ -561,6 +561,9 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 				return r, abi.MACH_SEND_NO_BUFFER
 			}
 			rd := fds[0]
+			// Credentials from the first message on, as on every channel (the port sets it
+			// again when it adopts the read end).
+			unix.SetsockoptInt(rd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
 			r.fd = tx.addFD(fds[1])
 			tx.owned[r.fd] = true
 			tx.undos = append(tx.undos, func() { unix.Close(rd) })
