@@ -155,7 +155,7 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 	// The namespace keeps a send right of its own, as launchd does.
 	send, err := port.MakeSend()
 	if err != nil {
-		return nil, &Error{Op: op, Name: name, PID: pid, Err: err}
+		return nil, &Error{Op: op, Name: name, PID: pid, Err: atFDLimit(err)}
 	}
 	withdraw, err := e.publish(op, name, send, perPID)
 	if err != nil {
@@ -174,6 +174,9 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 		pid = os.Getpid()
 	}
 	fail := func(code Code, err error) (func() error, error) {
+		if err != nil {
+			err = atFDLimit(err)
+		}
 		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
 	}
 	key, sockPath, lockPath, err := paths(name, pid)
@@ -203,6 +206,36 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 	s.stop = stop
 	go s.serve(ctx, e)
 	return func() error { s.withdraw(e); <-s.done; return nil }, nil
+}
+
+// fdsPerName is about how many descriptors a name this process serves holds: its lock file, its
+// listening socket, and the send right's channel (both ends, and the emulation's watch on its
+// read end), queue counter, epoll fd and eventfd.
+const fdsPerName = 8
+
+// atFDLimit says so when a registration failed because the process has as many open files as
+// RLIMIT_NOFILE allows (the failure may come as EMFILE, or from the emulation as a resource
+// shortage, so one more descriptor is tried), and wraps EMFILE.
+func atFDLimit(err error) error {
+	atLimit := errors.Is(err, unix.EMFILE)
+	if !atLimit {
+		fd, derr := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 0)
+		if derr == nil {
+			unix.Close(fd)
+		}
+		atLimit = errors.Is(derr, unix.EMFILE)
+	}
+	if !atLimit {
+		return err
+	}
+	var lim unix.Rlimit
+	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	const why = "the process's open-file limit (RLIMIT_NOFILE) of %d is reached; each name this process serves holds about %d descriptors"
+	if errors.Is(err, unix.EMFILE) {
+		return fmt.Errorf("%w: "+why, err, lim.Cur, fdsPerName)
+	}
+	// errors.Is(err, syscall.EMFILE) tells the cause, whichever layer ran out.
+	return fmt.Errorf("%w: %w: "+why, err, unix.EMFILE, lim.Cur, fdsPerName)
 }
 
 // lockNameSoon is lockName for a registrant: a look-up cleaning a dead owner's files holds the

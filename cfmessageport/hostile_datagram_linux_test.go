@@ -53,6 +53,7 @@ type wireRecord struct {
 // Record kinds and right types of the emulation's wire format.
 const (
 	recNone, recPort, recMemory, recReceive = 0, 1, 2, 3
+	recLane                                 = 5
 	typeReceive, typeSend, typeSendOnce     = 16, 17, 18
 )
 
@@ -148,6 +149,15 @@ func memoryRecord(fd int16, size uint32) wireRecord {
 
 func sendOnceRecord(fd int16) wireRecord {
 	return wireRecord{kind: recPort, typ: typeSendOnce, fd: fd, counterFD: -1, id: [16]byte{0xee, 1}}
+}
+
+// laneRecord is a send-once right as a token on a lane: key and token, and the lane's write end
+// when fd is not -1.
+func laneRecord(fd int16, key, token uint64) wireRecord {
+	r := wireRecord{kind: recLane, typ: typeSendOnce, fd: fd, counterFD: -1}
+	binary.LittleEndian.PutUint64(r.id[0:], key)
+	binary.LittleEndian.PutUint64(r.id[8:], token)
+	return r
 }
 
 // hostileCase is one kind of datagram a peer holding a send right can write.
@@ -266,6 +276,25 @@ func hostileCases() []hostileCase {
 		{name: "reply right that is a memfd", served: true, build: with(func(_ *testing.T, fds *hostileFDs, d *datagram) {
 			d.reply = sendOnceRecord(fds.memfd(4096, sealed))
 		})},
+		// Reply rights as lane tokens (a lane key at 16, the token at 24; see internal/emu/lane.go).
+		{name: "lane reply right whose lane this process does not know", served: true, build: with(func(_ *testing.T, _ *hostileFDs, d *datagram) {
+			d.reply = laneRecord(-1, 0x1234, 0x5678)
+		})},
+		{name: "lane reply right that brings a pipe as its lane", served: true, build: with(func(_ *testing.T, fds *hostileFDs, d *datagram) {
+			d.reply = laneRecord(fds.pipeWriteEnd(), 0x1234, 0x5678)
+		})},
+		{name: "lane reply right with token 0", build: with(func(_ *testing.T, _ *hostileFDs, d *datagram) {
+			d.reply = laneRecord(-1, 0x1234, 0)
+		})},
+		{name: "lane record of a send right", build: with(func(_ *testing.T, _ *hostileFDs, d *datagram) {
+			d.reply = laneRecord(-1, 0x1234, 0x5678)
+			d.reply.typ = typeSend
+		})},
+		{name: "a lane token on a send right's channel", build: func(t *testing.T, _ *hostileFDs) []byte {
+			d := valid(t)
+			d.flags = 2
+			return binary.LittleEndian.AppendUint64(d.encode(), 0x5678)
+		}},
 		// Descriptors.
 		{name: "record of unknown kind", build: with(func(_ *testing.T, _ *hostileFDs, d *datagram) {
 			d.descs, d.ndesc = []wireRecord{{kind: 9, fd: -1, counterFD: -1}}, 1

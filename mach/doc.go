@@ -65,13 +65,19 @@
 //     hang-ups, a moment after the event rather than synchronously with it (a dead-name request
 //     also fires when this process next looks at the name and finds its port dead).
 //   - Messages keep their order per channel, not across channels: each send right a process
-//     holds for a port writes to one socket (a process's send rights to one port share it), and
-//     each send-once right, and each send through MAKE_SEND as the destination, has a socket of
-//     its own; a receive takes from whichever socket has a message. So messages sent one after
-//     the other through send rights of different processes, or through a send right and a
-//     send-once right, may be received in the other order, and notifications the emulation
-//     makes (and a message left queued by MACH_RCV_TOO_LARGE) are received before messages
-//     still waiting in sockets. xnu's port queue (ipc_mqueue) is one FIFO by arrival.
+//     holds for a port writes to one socket (a process's send rights to one port share it); the
+//     send-once rights made for messages to another process's port share a few sockets ("lanes",
+//     one per destination port and a few rights in flight); every other send-once right, and
+//     each send through MAKE_SEND as the destination, has a socket of its own; a receive takes
+//     from whichever socket has a message. So messages sent one after the other through send
+//     rights of different processes, or through a send right and a send-once right, may be
+//     received in the other order, and notifications the emulation makes (and a message left
+//     queued by MACH_RCV_TOO_LARGE, and the messages a port status query read off lanes to count
+//     them) are received before messages still waiting in sockets. xnu's port queue
+//     (ipc_mqueue) is one FIFO by arrival.
+//   - A send-once right to a port of this process that came back through another process is
+//     taken for a right to another process's port: a receive right cannot move in a message
+//     sent through it (ErrMoveReceiveUnsupported), where macOS moves it.
 //   - mach_port_insert_right never gives a right a new name: where xnu would move a send-once
 //     right, or the last reference of a send right, to a free name of the caller's choosing,
 //     InsertRight fails with KernFailure. (Inserting a right under the name it has, and the

@@ -42,6 +42,8 @@ const (
 	idHello = 1000 + iota // peer → parent: a send right to the peer's port, and its pid
 	idEcho                // parent → peer: reply with the body, or a digest of out-of-line data
 	idQuit                // parent → peer: exit
+	idStop                // parent → "keep" peer: report how many reply rights you keep, then stop receiving
+	idKept                // "keep" peer → parent: the count, in the body's first byte
 )
 
 // startPeer runs this binary as a peer in role, handing it a send right to parent.
@@ -96,6 +98,10 @@ func runPeer(role string) error {
 		return echo(ctx, port)
 	case "pong":
 		return pong(ctx, port, parent)
+	case "keep":
+		return keep(ctx, port, parent)
+	case "forward":
+		return forward(ctx, port)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -161,6 +167,51 @@ func pong(ctx context.Context, port *mach.ReceiveRight, parent *mach.SendRight) 
 		}
 		err := mach.Send(ctx, &out)
 		in.Destroy()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// keep holds the reply rights of idEcho requests until idStop, then reports how many it holds
+// and receives nothing more, until killed.
+func keep(ctx context.Context, port *mach.ReceiveRight, parent *mach.SendRight) error {
+	var kept []mach.Right
+	for {
+		var in mach.Message
+		if err := mach.Receive(ctx, port, &in); err != nil {
+			return err
+		}
+		if in.ID == idStop {
+			break
+		}
+		kept = append(kept, in.TakeRemote())
+	}
+	if err := mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(parent), ID: idKept, Body: []byte{byte(len(kept))}}); err != nil {
+		return err
+	}
+	select {}
+}
+
+// forward sends each message on to the send right it carries, with the same id and its reply
+// right (if any) as the reply right, then receives the next.
+func forward(ctx context.Context, port *mach.ReceiveRight) error {
+	for {
+		var in mach.Message
+		if err := mach.Receive(ctx, port, &in); err != nil {
+			return err
+		}
+		to, err := in.TakePort(0)
+		if err != nil {
+			return fmt.Errorf("forward: message %d without a destination", in.ID)
+		}
+		dest := to.(*mach.SendRight)
+		out := &mach.Message{Remote: mach.CopySendOf(dest), ID: in.ID}
+		if so, ok := in.TakeRemote().(*mach.SendOnceRight); ok {
+			out.Local = mach.MoveSendOnceOf(so)
+		}
+		err = mach.Send(ctx, out)
+		dest.Close()
 		if err != nil {
 			return err
 		}

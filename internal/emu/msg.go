@@ -91,6 +91,18 @@ func kernelMsg(id int32, body []byte) *inMsg {
 
 // destroy releases everything a queued message holds (mach_msg_destroy before copyout).
 func (m *inMsg) destroy() {
+	if m.validated {
+		// A send-once right on a lane is destroyed by telling its port (the lane's fd may have
+		// come in this message, so before the fds close).
+		if m.dg.reply.kind == kindLane {
+			sp.destroyLaneRight(m, &m.dg.reply)
+		}
+		for i := range m.dg.descs {
+			if m.dg.descs[i].kind == kindLane {
+				sp.destroyLaneRight(m, &m.dg.descs[i])
+			}
+		}
+	}
 	for _, fd := range m.fds {
 		if fd >= 0 {
 			unix.Close(fd)
@@ -294,6 +306,14 @@ type transfer struct {
 	dest     *sendChan
 	destPort *port // the destination when it lives in this process
 	dropped  bool  // delivered as destroyed: the send-once channel was full
+	issued   []issuedToken
+	spends   *sendChan // the lane right the message is sent on
+}
+
+// issuedToken is a send-once right this transfer made as a lane token.
+type issuedToken struct {
+	l   *lane
+	tok uint64
 }
 
 var transfers = sync.Pool{New: func() any { return new(transfer) }}
@@ -305,6 +325,7 @@ func getTransfer() *transfer {
 	tx.fds, tx.owned, tx.holds = tx.fds[:0], tx.owned[:0], tx.holds[:0]
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
+	tx.issued, tx.spends = tx.issued[:0], nil
 	return tx
 }
 
@@ -314,7 +335,8 @@ func putTransfer(tx *transfer) {
 	clear(tx.undos[:cap(tx.undos)])
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.takenBy[:cap(tx.takenBy)])
-	tx.dest, tx.destPort = nil, nil
+	clear(tx.issued[:cap(tx.issued)])
+	tx.dest, tx.destPort, tx.spends = nil, nil, nil
 	transfers.Put(tx)
 }
 
@@ -382,6 +404,12 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		c := tx.moveSendOnce(e)
 		if c == nil {
 			return nil, abi.MACH_SEND_INVALID_DEST
+		}
+		if c.lane != nil {
+			// The message names its right by token on the lane (lane.go); once sent, the
+			// right is used and its release tells the port nothing.
+			tx.dg.laneToken = c.token
+			tx.spends = c // commit marks it spent
 		}
 		tx.dest, tx.destPort = c, localPort(c.id)
 		tx.dg.bits |= typePortSendOnce << 8
@@ -493,6 +521,22 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		if e.recv == nil {
 			return r, invalid
 		}
+		if tx.destPort == nil && tx.dest != nil && tx.dest.id != (portID{}) {
+			// To another process: a token on the lane for (this port, the destination).
+			l, tok, w, err := e.recv.issueLaneToken(tx.dest.id)
+			if err != nil {
+				return r, abi.MACH_SEND_NO_BUFFER
+			}
+			tx.issued = append(tx.issued, issuedToken{l, tok}) // rollback takes it back
+			r = record{kind: kindLane, typ: typePortSendOnce, fd: -1, counterFD: -1, laneKey: l.key, token: tok}
+			if w >= 0 {
+				// A new lane: its write end travels in this message and is closed here after
+				// the send (a failed send leaves the lane without writers: it goes at EOF).
+				r.fd = tx.addFD(w)
+				tx.owned[r.fd] = true
+			}
+			return r, abi.MACH_MSG_SUCCESS
+		}
 		c, err := e.recv.newChannel(true)
 		if err != nil {
 			return r, abi.MACH_SEND_NO_BUFFER
@@ -508,6 +552,29 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			return r, invalid
 		}
 		r.typ, r.id = typePortSendOnce, c.id
+		if c.lane != nil {
+			// The right leaves for another holder: it becomes a channel of its own, whose
+			// read end the port adopts once the message is sent (lane.go), so that the port
+			// learns when this holder goes.
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return r, abi.MACH_SEND_NO_BUFFER
+			}
+			rd := fds[0]
+			// Credentials from the first message on, as on every channel (the port sets it
+			// again when it adopts the read end).
+			unix.SetsockoptInt(rd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+			r.fd = tx.addFD(fds[1])
+			tx.owned[r.fd] = true
+			tx.undos = append(tx.undos, func() { unix.Close(rd) })
+			tx.moves = append(tx.moves, func() {
+				if laneCtl(c.fd, laneAdopt, c.token, rd) == nil {
+					c.spent = true
+				}
+				unix.Close(rd)
+			})
+			return r, abi.MACH_MSG_SUCCESS
+		}
 		r.fd = tx.addFD(c.fd)
 		return r, abi.MACH_MSG_SUCCESS
 	case dispMoveReceive:
@@ -814,6 +881,9 @@ func waitWritable(fd int, timeout time.Duration) bool {
 }
 
 func (tx *transfer) commit() {
+	if tx.spends != nil && !tx.dropped {
+		tx.spends.spent = true // used: its release tells the port nothing
+	}
 	for _, f := range tx.moves {
 		f()
 	}
@@ -826,6 +896,14 @@ func (tx *transfer) commit() {
 // and memory sent with deallocate is deallocated. A receive right moving inside this process
 // would live on unreachable: its port dies. Called with sp.mu held.
 func (tx *transfer) destroyCarried() {
+	for _, it := range tx.issued {
+		// A send-once right made on a lane of this process's port dies here, as a channel's
+		// write end closing unused would make it.
+		if _, ok := it.l.tokens[it.tok]; ok {
+			delete(it.l.tokens, it.tok)
+			it.l.rc.p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
+		}
+	}
 	for _, r := range tx.dg.descs {
 		if r.kind != kindReceive {
 			continue
@@ -840,6 +918,9 @@ func (tx *transfer) destroyCarried() {
 func (tx *transfer) rollback() {
 	for _, f := range tx.undos {
 		f()
+	}
+	for _, it := range tx.issued {
+		delete(it.l.tokens, it.tok)
 	}
 }
 

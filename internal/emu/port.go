@@ -20,11 +20,13 @@ type port struct {
 	id      portID
 	name    uint32
 	key     uint64 // identifies the port in epoll data
-	epfd    int
-	evfd    int // semaphore eventfd: one count per message in local
+	epfd    int    // -1 until the port needs it (openFDs)
+	evfd    int    // semaphore eventfd: one count per message in local; -1 with epfd
 	chans   map[int]*rchan
+	lanes   map[portID][]*lane // by destination port (lane.go)
 	local   []*inMsg
-	ctr     *counter
+	ctr     *counter // nil until a send right's channel needs it (counter)
+	qlimit  uint32   // the queue limit, while there is no counter
 	mscount uint32
 	seqno   uint32
 	senders int // channels (not send-once) whose writers have not all gone
@@ -49,7 +51,7 @@ func (p *port) movedAway() {
 		return
 	}
 	p.moveWakes++
-	wake(p.evfd) // epoll waiters; taken off by the last of them (see takeMoveWakes)
+	p.wake() // epoll waiters; taken off by the last of them (see takeMoveWakes)
 	p.wakeDirect()
 }
 
@@ -59,9 +61,8 @@ func (p *port) takeMoveWakes() {
 	if p.waiters > 0 || p.dead {
 		return
 	}
-	var v [8]byte
 	for ; p.moveWakes > 0; p.moveWakes-- {
-		unix.Read(p.evfd, v[:])
+		p.unwake()
 	}
 }
 
@@ -128,33 +129,84 @@ type rchan struct {
 	rcvTimeout, blocked, closeDeferred bool
 	monitor                            uint64
 	p                                  *port
+	lane                               *lane // set when the channel is a lane (lane.go)
 }
 
 var portKeys atomic.Uint64
 
 func newPort(qlimit uint32) (*port, error) {
+	// A port costs no fd until it needs one (openFDs, counter): 100,000 ports that no other
+	// process holds, or that nobody waits on, fit in a process.
+	return &port{id: newPortID(), key: portKeys.Add(1), epfd: -1, evfd: -1, qlimit: qlimit,
+		chans: map[int]*rchan{}, sets: map[*pset]struct{}{}}, nil
+}
+
+// openFDs makes the port's epoll fd and eventfd, when a channel joins it, a set takes it in or a
+// receiver waits on it. The eventfd starts with one count per message already queued locally.
+// Called with sp.mu held.
+func (p *port) openFDs() error {
+	if p.epfd >= 0 {
+		return nil
+	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK|unix.EFD_SEMAPHORE)
+	evfd, err := unix.Eventfd(uint(len(p.local)), unix.EFD_CLOEXEC|unix.EFD_NONBLOCK|unix.EFD_SEMAPHORE)
 	if err != nil {
 		unix.Close(epfd)
-		return nil, err
+		return err
 	}
-	ctr, err := newCounter(qlimit)
-	if err != nil {
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
 		unix.Close(epfd)
 		unix.Close(evfd)
-		return nil, err
+		return err
 	}
-	p := &port{id: newPortID(), key: portKeys.Add(1), epfd: epfd, evfd: evfd,
-		chans: map[int]*rchan{}, ctr: ctr, sets: map[*pset]struct{}{}}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
-		p.closeFDs()
-		return nil, err
+	p.epfd, p.evfd = epfd, evfd
+	return nil
+}
+
+// counter returns the port's queue counter, made when the first send right's channel needs it.
+// Called with sp.mu held.
+func (p *port) counter() (*counter, error) {
+	if p.ctr == nil {
+		c, err := newCounter(p.qlimit)
+		if err != nil {
+			return nil, err
+		}
+		p.ctr = c
 	}
-	return p, nil
+	return p.ctr, nil
+}
+
+// limit is the port's queue limit; queued, the messages its send rights have queued.
+func (p *port) limit() int32 {
+	if p.ctr == nil {
+		return int32(p.qlimit)
+	}
+	return atomic.LoadInt32(p.ctr.limit())
+}
+
+func (p *port) queuedBySenders() int32 {
+	if p.ctr == nil {
+		return 0
+	}
+	return atomic.LoadInt32(p.ctr.count())
+}
+
+// wake counts one more message (or wake-up) on the eventfd, if receivers can wait on it yet.
+func (p *port) wake() {
+	if p.evfd >= 0 {
+		wake(p.evfd)
+	}
+}
+
+// unwake takes one count off the eventfd.
+func (p *port) unwake() {
+	if p.evfd >= 0 {
+		var v [8]byte
+		unix.Read(p.evfd, v[:])
+	}
 }
 
 // pollable hands an epoll fd to Go's poller, so a receiver with a deadline or a context parks
@@ -166,10 +218,16 @@ func pollable(fd int) *os.File {
 }
 
 func (p *port) closeFDs() {
-	unix.Close(p.epfd)
-	unix.Close(p.evfd)
-	p.ctr.kill() // senders waiting for room learn the port is gone
-	p.ctr.close()
+	if p.epfd >= 0 {
+		unix.Close(p.epfd)
+		unix.Close(p.evfd)
+		p.epfd, p.evfd = -1, -1
+	}
+	if p.ctr != nil {
+		p.ctr.kill() // senders waiting for room learn the port is gone
+		p.ctr.close()
+		p.ctr = nil
+	}
 }
 
 // newChannel makes a channel into the port and returns its sending side (with one holder).
@@ -177,6 +235,16 @@ func (p *port) closeFDs() {
 func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
 	// Blocking sockets: the emulation reads and writes with MSG_DONTWAIT and waits in epoll or
 	// poll, except for receiveDirect, which blocks in recvmsg.
+	if err := p.openFDs(); err != nil {
+		return nil, err
+	}
+	var ctr *counter
+	if !sendOnce {
+		var err error
+		if ctr, err = p.counter(); err != nil {
+			return nil, err
+		}
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -207,7 +275,7 @@ func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
 	}
 	c := &sendChan{fd: w, id: p.id, sendOnce: sendOnce, refs: 1, rc: rc}
 	if !sendOnce {
-		c.ctr, c.ownsCtr = p.ctr.ref(), true // the counter outlives the port while a channel uses it
+		c.ctr, c.ownsCtr = ctr.ref(), true // the counter outlives the port while a channel uses it
 	}
 	return c, nil
 }
@@ -219,6 +287,9 @@ func (p *port) removeChan(rc *rchan) {
 		return // already removed (its fd number may belong to a newer channel now)
 	}
 	delete(p.chans, rc.fd)
+	if rc.lane != nil {
+		p.forgetLane(rc.lane)
+	}
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	if rc.blocked {
@@ -284,14 +355,14 @@ func (p *port) inject(m *inMsg) {
 		return
 	}
 	p.local = append(p.local, m)
-	wake(p.evfd)
+	p.wake()
 	p.wakeDirect()
 }
 
 // unget puts a message back at the head of the local queue (a receive that was too small).
 func (p *port) unget(m *inMsg) {
 	p.local = append([]*inMsg{m}, p.local...)
-	wake(p.evfd)
+	p.wake()
 	p.wakeDirect()
 }
 
@@ -365,7 +436,7 @@ func (p *port) kill() {
 	if p.waiters > 0 {
 		// Blocked receivers see the death: those in epoll through the eventfd, one in recvmsg
 		// because removeChan shut its channel down. The last one closes the fds.
-		wake(p.evfd)
+		p.wake()
 		return
 	}
 	p.closeFDs()
@@ -514,7 +585,10 @@ func SetAttributes(name uint32, flavor int32, info []int32) int32 {
 	if info[0] < 0 || info[0] > abi.MACH_PORT_QLIMIT_MAX {
 		return abi.KERN_INVALID_VALUE
 	}
-	e.recv.ctr.setLimit(uint32(info[0]))
+	if e.recv.ctr != nil {
+		e.recv.ctr.setLimit(uint32(info[0]))
+	}
+	e.recv.qlimit = uint32(info[0])
 	return abi.KERN_SUCCESS
 }
 
@@ -532,7 +606,7 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		if len(info) < abi.MACH_PORT_LIMITS_INFO_COUNT {
 			return 0, abi.KERN_INVALID_ARGUMENT
 		}
-		info[0] = atomic.LoadInt32(p.ctr.limit())
+		info[0] = p.limit()
 		return abi.MACH_PORT_LIMITS_INFO_COUNT, abi.KERN_SUCCESS
 	case abi.MACH_PORT_RECEIVE_STATUS:
 		if len(info) < abi.MACH_PORT_RECEIVE_STATUS_COUNT {
@@ -541,13 +615,20 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		info[0] = int32(b2u(len(p.sets) > 0)) // xnu reports membership, not which set
 		info[1] = int32(p.seqno)
 		info[2] = int32(p.mscount)
-		info[3] = atomic.LoadInt32(p.ctr.limit())
+		info[3] = p.limit()
 		// The counter counts what came through send rights; a message on a send-once right
 		// bypasses the queue limit but is queued all the same (xnu's mps_msgcount is
 		// imq_msgcount, every kmsg on the queue).
-		queued := atomic.LoadInt32(p.ctr.count()) + int32(len(p.local))
+		sp.pullLanes(p)
+		queued := p.queuedBySenders() + int32(len(p.local))
 		sorights := 0
 		for _, rc := range p.chans {
+			if rc.lane != nil {
+				// Its rights are the tokens outstanding; what it holds queued is read into
+				// the local queue to be counted there.
+				sorights += len(rc.lane.tokens)
+				continue
+			}
 			if !rc.sendOnce || rc.used {
 				continue
 			}
@@ -633,6 +714,9 @@ func (ps *pset) closeFDs() {
 func (ps *pset) add(p *port) int32 {
 	if _, ok := ps.members[p.key]; ok {
 		return abi.KERN_ALREADY_IN_SET
+	}
+	if p.openFDs() != nil {
+		return abi.KERN_RESOURCE_SHORTAGE
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setEventKey(&ev, p.key)

@@ -103,6 +103,10 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		// Nothing queued: wait on the port's (or set's) epoll fd.
 		var waitFD int
 		if p != nil {
+			if p.openFDs() != nil {
+				sp.mu.Unlock()
+				return 0, abi.KERN_RESOURCE_SHORTAGE
+			}
 			waitFD = p.epfd
 			p.waiters++
 			waitedOn = p
@@ -193,8 +197,7 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 	if len(p.local) > 0 {
 		m := p.local[0]
 		p.local = p.local[1:]
-		var v [8]byte
-		unix.Read(p.evfd, v[:])
+		p.unwake()
 		return m, abi.MACH_MSG_SUCCESS
 	}
 	if len(p.chans) <= directReadMax {
@@ -249,12 +252,23 @@ func recvmsg(fd int, p, oob []byte, how int) (n, oobn, flags int, err error) {
 func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	rx := rxBufs.Get().(*rxBuf)
 	defer rxBufs.Put(rx)
-	n, oobn, flags, err := recvmsg(rc.fd, rx.data[:], rx.oob, unix.MSG_DONTWAIT)
-	if err != nil {
-		return nil, abi.MACH_MSG_SUCCESS // EAGAIN: another receiver took it
+	for {
+		n, oobn, flags, err := recvmsg(rc.fd, rx.data[:], rx.oob, unix.MSG_DONTWAIT)
+		if err != nil {
+			return nil, abi.MACH_MSG_SUCCESS // EAGAIN: another receiver took it
+		}
+		m, kr := s.accept(p, rc, rx, n, oobn, flags)
+		if kr != laneControlRead || p.chans[rc.fd] != rc {
+			if kr == laneControlRead {
+				kr = abi.MACH_MSG_SUCCESS
+			}
+			return m, kr
+		}
 	}
-	return s.accept(p, rc, rx, n, oobn, flags)
 }
+
+// laneControlRead is accept's answer to a lane's control datagram: no message, read on.
+const laneControlRead int32 = -0x7fff0100
 
 // directTimeout bounds one blocking recvmsg of receiveDirect; the wait then starts again. A
 // finite receive timeout is what makes a signal interrupt the call with EINTR rather than
@@ -309,7 +323,9 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	rc.blocked = false
 	m, kr := (*inMsg)(nil), int32(abi.MACH_MSG_SUCCESS)
 	if err == nil {
-		m, kr = s.accept(p, rc, rx, n, oobn, flags)
+		if m, kr = s.accept(p, rc, rx, n, oobn, flags); kr == laneControlRead {
+			kr = abi.MACH_MSG_SUCCESS
+		}
 	}
 	rxBufs.Put(rx)
 	if rc.closeDeferred {
@@ -336,12 +352,24 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		}
 		return nil, abi.MACH_MSG_SUCCESS
 	}
+	if rc.lane != nil && cerr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0 && n == laneCtlSize &&
+		binary.LittleEndian.Uint32(rx.data[:]) == laneMagic {
+		s.laneControl(p, rc.lane, rx.data[:n], m.fds)
+		m.fds = m.fds[:0]
+		m.free()
+		return nil, laneControlRead
+	}
 	bad := func() (*inMsg, int32) {
 		m.destroy()
 		m.free()
+		if rc.lane != nil {
+			// A lane carries many rights: a malformed datagram uses none of them (a forged or
+			// reused token names none).
+			return nil, RcvMalformed
+		}
 		if rc.sendOnce {
 			rc.used = true
-		} else {
+		} else if p.ctr != nil {
 			p.ctr.release()
 		}
 		return nil, RcvMalformed
@@ -354,6 +382,14 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		m.destType = typePortSendOnce
 	}
 	if err := m.dg.decode(rx.data[:n], len(m.fds)); err != nil {
+		return bad()
+	}
+	if rc.lane != nil {
+		// Only a token this lane issued, once, names a right: anything else is a forgery.
+		if _, ok := rc.lane.tokens[m.dg.laneToken]; !ok {
+			return bad()
+		}
+	} else if m.dg.laneToken != 0 {
 		return bad()
 	}
 	if m.dg.bodyLen > maxBody {
@@ -400,11 +436,15 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		}
 	}
 	m.validated = true
-	if rc.sendOnce {
+	if rc.lane != nil {
+		delete(rc.lane.tokens, m.dg.laneToken)
+	} else if rc.sendOnce {
 		rc.used = true
 		p.removeChan(rc) // a send-once channel is done after its one message
 	} else {
-		p.ctr.release()
+		if p.ctr != nil {
+			p.ctr.release()
+		}
 		if rc.hungup && !pending(rc.fd) {
 			s.retire(p, rc) // its writers left earlier; this was the last message
 		}
@@ -423,7 +463,9 @@ func closedPeer(fd int) bool {
 // channel that never carried its message becomes MACH_NOTIFY_SEND_ONCE.
 func (s *space) channelEOF(p *port, rc *rchan) {
 	rc.hungup = true
-	if rc.sendOnce && !rc.used {
+	if rc.lane != nil {
+		p.laneEOF(rc.lane)
+	} else if rc.sendOnce && !rc.used {
 		rc.used = true
 		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
 	}
@@ -497,8 +539,12 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 	out.Context = p.context
 	out.Descs = out.Descs[:0]
 	replyType := uint8(0)
-	if m.dg.reply.kind == kindPort {
+	switch m.dg.reply.kind {
+	case kindPort:
 		out.Remote = s.copyoutRight(m, &m.dg.reply)
+		replyType = m.dg.reply.typ
+	case kindLane:
+		out.Remote = s.copyoutLane(m, &m.dg.reply)
 		replyType = m.dg.reply.typ
 	}
 	mi := 0
@@ -512,6 +558,8 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 				Dealloc: r.typ == abi.MACH_MSG_VIRTUAL_COPY})
 		case kindPort:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutRight(m, r), Disp: r.typ})
+		case kindLane:
+			out.Descs = append(out.Descs, Desc{Name: s.copyoutLane(m, r), Disp: r.typ})
 		case kindReceive:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutReceive(r.token), Disp: typePortReceive})
 		case kindNoPort:

@@ -47,6 +47,11 @@ type sendChan struct {
 	sendOnce bool
 	refs     int    // entries and sends in progress that use fd
 	rc       *rchan // the read end, when this process made the channel
+	// A send-once right on a lane (lane.go): fd is the lane's, shared; token names the right;
+	// spent is set once a message used it (else its release tells the port with a drop).
+	lane  *remoteLane
+	token uint64
+	spent bool
 }
 
 func (c *sendChan) get() *sendChan { c.refs++; return c }
@@ -55,6 +60,13 @@ func (c *sendChan) get() *sendChan { c.refs++; return c }
 // sender went away).
 func (c *sendChan) put() {
 	c.refs--
+	if c.refs == 0 && c.lane != nil {
+		if !c.spent {
+			laneCtl(c.fd, laneDrop, c.token, -1)
+		}
+		c.lane.put()
+		return
+	}
 	if c.refs == 0 {
 		unix.Close(c.fd)
 		if c.ownsCtr {
@@ -122,9 +134,11 @@ type space struct {
 	next    uint32
 	byPort  map[portID]uint32 // the name holding a port's receive and/or send rights
 	tokens  map[uint64]*port  // receive rights moved inside this process, in flight
+	lanes   map[uint64]*remoteLane
 }
 
-var sp = &space{entries: map[uint32]*entry{}, byPort: map[portID]uint32{}, tokens: map[uint64]*port{}}
+var sp = &space{entries: map[uint32]*entry{}, byPort: map[portID]uint32{}, tokens: map[uint64]*port{},
+	lanes: map[uint64]*remoteLane{}}
 
 // newToken makes an unguessable token for a receive right travelling inside this process, so a
 // peer cannot name one in a forged message.

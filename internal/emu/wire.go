@@ -14,13 +14,15 @@ import (
 // The datagram one message travels as on a channel. Little-endian; fds travel beside it with
 // SCM_RIGHTS and records refer to them by index.
 //
-//	0  u32 magic            4  u16 version, u16 flags (bit 0: body in a memfd)
+//	0  u32 magic            4  u16 version, u16 flags (bit 0: body in a memfd; bit 1: the
+//	                           datagram ends with the u64 token of the lane right it uses)
 //	8  u32 msgh_bits         12 i32 msgh_id
 //	16 u32 body length       20 u16 descriptor count, u16 fd count
 //	24 i16 body fd index     26 6 bytes zero
 //	32 record: the reply right (kind 0 when there is none)
 //	64 records: the descriptors, 32 bytes each
 //	.. the inline body (unless it is in a memfd)
+//	.. with flag bit 1, the u64 token of the send-once right this message uses (lane.go)
 //
 // Out-of-line memory travels in one memfd or, when large, in up to maxMemParts memfds at
 // consecutive fd indices, each memPartSize bytes but the last: writes to one shmem file are
@@ -41,6 +43,7 @@ const (
 	wireRecordSize  = 32
 	wireFixedSize   = wireHeaderSize + wireRecordSize
 	flagBodyInMemfd = 1
+	flagLaneToken   = 2
 
 	// MaxDescriptors is the most descriptors one emulated message carries.
 	MaxDescriptors = 1024
@@ -81,6 +84,7 @@ const (
 	kindMemory  = 2
 	kindReceive = 3
 	kindNoPort  = 4
+	kindLane    = 5
 )
 
 // record is one right or memory region in a datagram.
@@ -93,7 +97,8 @@ type record struct {
 	parts     uint8 // memfds of out-of-line memory (at fd, fd+1, ...); 1 when size is 0
 	size      uint32
 	id        portID
-	token     uint64
+	token     uint64 // a moved receive right's, or a lane right's
+	laneKey   uint64
 }
 
 // datagram is a decoded message as it travelled.
@@ -106,6 +111,8 @@ type datagram struct {
 	descs   []record
 	body    []byte // inline body (aliases the receive buffer)
 	nfds    int
+	// laneToken names the lane right a message uses as its destination; 0 on other channels.
+	laneToken uint64
 }
 
 var errMalformed = errors.New("emu: malformed message")
@@ -121,9 +128,13 @@ func putRecord(b []byte, r *record) {
 	binary.LittleEndian.PutUint16(b[4:], uint16(r.fd))
 	binary.LittleEndian.PutUint16(b[6:], uint16(r.counterFD))
 	binary.LittleEndian.PutUint32(b[8:], r.size)
-	if r.kind == kindReceive {
+	switch r.kind {
+	case kindReceive:
 		binary.LittleEndian.PutUint64(b[16:], r.token)
-	} else {
+	case kindLane:
+		binary.LittleEndian.PutUint64(b[16:], r.laneKey)
+		binary.LittleEndian.PutUint64(b[24:], r.token)
+	default:
 		copy(b[16:32], r.id[:])
 	}
 }
@@ -134,6 +145,9 @@ func (d *datagram) encode(dst []byte) []byte {
 	if d.bodyFD < 0 {
 		n += len(d.body)
 	}
+	if d.laneToken != 0 {
+		n += 8
+	}
 	start := len(dst)
 	dst = slices.Grow(dst, n)[:start+n]
 	b := dst[start:]
@@ -141,9 +155,15 @@ func (d *datagram) encode(dst []byte) []byte {
 	le := binary.LittleEndian
 	le.PutUint32(b[0:], wireMagic)
 	le.PutUint16(b[4:], wireVersion)
+	var flags uint16
 	if d.bodyFD >= 0 {
-		le.PutUint16(b[6:], flagBodyInMemfd)
+		flags |= flagBodyInMemfd
 	}
+	if d.laneToken != 0 {
+		flags |= flagLaneToken
+		le.PutUint64(b[len(b)-8:], d.laneToken)
+	}
+	le.PutUint16(b[6:], flags)
 	le.PutUint32(b[8:], d.bits)
 	le.PutUint32(b[12:], uint32(d.id))
 	le.PutUint32(b[16:], d.bodyLen)
@@ -172,6 +192,16 @@ func (d *datagram) decode(b []byte, nfds int) error {
 		return fmt.Errorf("%w: bad magic or version", errMalformed)
 	}
 	flags := le.Uint16(b[6:])
+	d.laneToken = 0
+	if flags&flagLaneToken != 0 {
+		if len(b) < wireFixedSize+8 {
+			return fmt.Errorf("%w: %d bytes", errMalformed, len(b))
+		}
+		if d.laneToken = le.Uint64(b[len(b)-8:]); d.laneToken == 0 {
+			return fmt.Errorf("%w: lane token 0", errMalformed)
+		}
+		b, flags = b[:len(b)-8], flags&^flagLaneToken
+	}
 	d.bits = le.Uint32(b[8:])
 	d.id = int32(le.Uint32(b[12:]))
 	d.bodyLen = le.Uint32(b[16:])
@@ -300,6 +330,14 @@ func parseRecord(b []byte, r *record, isReply bool, useFD func(int16, bool) erro
 			return fmt.Errorf("%w: receive record", errMalformed)
 		}
 		r.token = le.Uint64(b[16:])
+	case kindLane:
+		r.laneKey, r.token = le.Uint64(b[16:]), le.Uint64(b[24:])
+		if r.typ != typePortSendOnce || r.counterFD != -1 || r.size != 0 || r.laneKey == 0 || r.token == 0 {
+			return fmt.Errorf("%w: lane record", errMalformed)
+		}
+		if err := useFD(r.fd, false); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: record kind %d", errMalformed, r.kind)
 	}
