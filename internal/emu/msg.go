@@ -685,11 +685,8 @@ func sealedMemfd(data []byte) (int, error) {
 		return -1, err
 	}
 	// A signal (Go's preemption, or the SIGURG that interrupts a waiting receive) may interrupt a
-	// large write or a resize: retried, not failed.
-	if err := ignoringEINTR(func() error { return unix.Ftruncate(fd, int64(len(data))) }); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
+	// large write: retried, not failed. The writes themselves size the memfd (no ftruncate: one
+	// system call less per message).
 	for off := 0; off < len(data); {
 		var n int
 		err := ignoringEINTR(func() (err error) { n, err = unix.Pwrite(fd, data[off:], int64(off)); return err })
