@@ -3,9 +3,11 @@
 package emu
 
 import (
+	"context"
 	"encoding/binary"
 	"os"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
@@ -84,4 +86,117 @@ func TestSealedMemfdExact(t *testing.T) {
 		require.Equal(t, data, got)
 		require.NoError(t, unix.Close(fd))
 	}
+}
+
+// poolSlotsOf returns how many pooled memfds the channel behind a send right has.
+func poolSlotsOf(t *testing.T, name uint32) int {
+	t.Helper()
+	sp.mu.Lock()
+	e := sp.entries[name]
+	sp.mu.Unlock()
+	require.NotNil(t, e)
+	pools.Lock()
+	defer pools.Unlock()
+	return len(pools.byChan[e.send])
+}
+
+// A pooled memfd is written again only when no message holds it: not while a message that
+// carries it is in flight, nor while a receiver still holds what it received. Each message reads
+// back exactly what was sent, however the sends and receives interleave, and once the earlier
+// messages are gone the pool reuses its memfds instead of making more.
+func TestPooledMemfdReuse(t *testing.T) {
+	const size = 64 << 10
+	warmUp(t)
+	for _, tc := range []struct {
+		name string
+		// held is how many messages are sent before any is received.
+		held int
+	}{
+		{"received and held", 1},
+		{"in flight", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := openFDs(t)
+			name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+			send := func(fill byte) {
+				data := make([]byte, size)
+				for i := range data {
+					data[i] = fill
+				}
+				m := &Msg{Bits: dispCopySend, Remote: name, ID: 1,
+					Descs: []Desc{{Memory: true, Data: data, Size: size, Copy: abi.MACH_MSG_VIRTUAL_COPY}}}
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(m, 0))
+			}
+			receive := func() []byte {
+				var out Msg
+				_, kr := Receive(context.Background(), name, 1<<20, func(int, int, int) int { return 1 << 20 }, false, 0, &out)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+				require.Len(t, out.Descs, 1)
+				return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), out.Descs[0].Addr)), out.Descs[0].Size)
+			}
+			allAre := func(b []byte, want byte) bool {
+				for _, c := range b {
+					if c != want {
+						return false
+					}
+				}
+				return true
+			}
+			var got [][]byte
+			fill := byte('a')
+			for round := 0; round < 3; round++ {
+				var fills []byte
+				for range tc.held {
+					send(fill)
+					fills = append(fills, fill)
+					fill++
+				}
+				for _, f := range fills {
+					got = append(got, receive())
+					require.True(t, allAre(got[len(got)-1], f), "message %q reads what was sent", f)
+				}
+				// One more while the earlier ones are still held.
+				send(fill)
+				got = append(got, receive())
+				require.True(t, allAre(got[len(got)-1], fill))
+				for i, b := range got {
+					require.True(t, allAre(b, byte('a'+i)), "held message %q did not change", 'a'+i)
+				}
+				fill++
+			}
+			require.LessOrEqual(t, poolSlotsOf(t, name), poolSlots)
+			for _, b := range got {
+				require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+			}
+			slots, pooled := poolSlotsOf(t, name), pooledSends.Load()
+			for range 2 * poolSlots {
+				send('z')
+				b := receive()
+				require.True(t, allAre(b, 'z'))
+				require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+			}
+			require.Equal(t, slots, poolSlotsOf(t, name), "freed memfds are reused, not replaced")
+			require.Equal(t, uint64(2*poolSlots), pooledSends.Load()-pooled, "every copy went through the pool")
+			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+			require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(name))
+			require.Eventually(t, func() bool { return openFDs(t) <= before }, 5*time.Second, 10*time.Millisecond,
+				"an idle pool closes its memfds")
+		})
+	}
+}
+
+// warmUp makes what the emulation keeps for the life of the process (its waiters), so that an fd
+// count afterwards counts only what a test leaves.
+func warmUp(t *testing.T) {
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: name, ID: 1}, 0))
+	var out Msg
+	_, kr = Receive(context.Background(), name, 1<<10, func(int, int, int) int { return 1 << 10 }, false, 0, &out)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(name))
 }

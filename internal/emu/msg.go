@@ -643,8 +643,15 @@ func (tx *transfer) fillMemory(body []byte) error {
 	return nil
 }
 
-// copyToMemfds copies one region into its memfds, the parts in parallel.
+// copyToMemfds copies one region into its memfds, the parts in parallel. A region of one part
+// of poolMin to poolMax bytes goes through a pooled memfd of its channel when one is free.
 func (tx *transfer) copyToMemfds(mc memCopy) error {
+	if mc.parts == 1 {
+		if fd, ok := pooledMemfd(tx.dest, mc.data); ok {
+			tx.fds[mc.index], tx.owned[mc.index] = fd, true
+			return nil
+		}
+	}
 	fill := func(i int) error {
 		off, n := memPart(mc.size, mc.parts, i)
 		fd, err := sealedMemfd(mc.data[off : off+n])
