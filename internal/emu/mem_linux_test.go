@@ -200,3 +200,102 @@ func warmUp(t *testing.T) {
 	require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
 	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(name))
 }
+
+// sendReceiveMem sends one out-of-line descriptor to a port of this process and receives it.
+func sendReceiveMem(t *testing.T, name uint32, d Desc) []byte {
+	t.Helper()
+	m := &Msg{Bits: dispCopySend, Remote: name, ID: 1, Descs: []Desc{d}}
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(m, 0))
+	var out Msg
+	_, kr := Receive(context.Background(), name, 1<<20, func(int, int, int) int { return 1 << 20 }, false, 0, &out)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	require.Len(t, out.Descs, 1)
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), out.Descs[0].Addr)), out.Descs[0].Size)
+}
+
+func newMemTestPort(t *testing.T) uint32 {
+	t.Helper()
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+	t.Cleanup(func() {
+		ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1)
+		Deallocate(name)
+	})
+	return name
+}
+
+// A region donated whole leaves its memfd writable through any mapping its sender kept (only new
+// writers are sealed out): a receiver copies it, so what it received does not change when that
+// sender writes on. Mapped, as before, it did.
+func TestReceivedDonationIsACopy(t *testing.T) {
+	name := newMemTestPort(t)
+	for _, size := range []int{4096, 64 << 10, poolMax} {
+		addr, kr := VMAllocate(size)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), size)
+		for i := range mem {
+			mem[i] = 'a'
+		}
+		// The sender keeps a second writable mapping of the region's memfd.
+		regions.Lock()
+		fd := regions.byAddr[addr].fd
+		regions.Unlock()
+		kept, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		require.NoError(t, err)
+		got := sendReceiveMem(t, name, Desc{Memory: true, Addr: addr, Data: mem, Size: uint32(size), Dealloc: true,
+			Copy: abi.MACH_MSG_VIRTUAL_COPY})
+		require.False(t, isRegion(addr, uint32(size)), "the region went with the message")
+		for i := range kept {
+			kept[i] = 'X'
+		}
+		for i, c := range got {
+			if c != 'a' {
+				require.Failf(t, "received memory changed", "size %d: byte %d is %q after the sender wrote", size, i, c)
+			}
+		}
+		require.NoError(t, unix.Munmap(kept))
+		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&got[0])), len(got)))
+	}
+}
+
+// Received copies are recycled: a copy deallocated whole serves a later message, whose memory
+// still reads as exactly what was sent (the rest of its last page as zeroes); a copy deallocated
+// in parts is never recycled with a hole in it.
+func TestReceivedCopyRecycling(t *testing.T) {
+	name := newMemTestPort(t)
+	const size = 40<<10 + 123 // pooled, and not a whole number of pages
+	send := func(fill byte) []byte {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = fill
+		}
+		got := sendReceiveMem(t, name, Desc{Memory: true, Data: data, Size: size, Copy: abi.MACH_MSG_VIRTUAL_COPY})
+		require.Equal(t, data, got)
+		last := unsafe.Slice(&got[0], pageRound(size))[size:]
+		require.Equal(t, make([]byte, len(last)), last, "the rest of the last page reads as zeroes")
+		return got
+	}
+	// Fill the whole last page of a buffer, so that a recycled one would show it.
+	first := send('a')
+	addr := uintptr(unsafe.Pointer(&first[0]))
+	full := unsafe.Slice(&first[0], pageRound(size))
+	for i := range full {
+		full[i] = 'Q'
+	}
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+	second := send('b')
+	require.Equal(t, addr, uintptr(unsafe.Pointer(&second[0])), "the deallocated copy was recycled")
+
+	// Deallocated in two parts, the buffer is not recycled: later messages all arrive whole.
+	page := int(pageSize)
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr+uintptr(page), size-page))
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, page))
+	var held [][]byte
+	for i := range copyFreePerClass + 2 {
+		held = append(held, send(byte('c'+i)))
+	}
+	for _, b := range held {
+		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+	}
+}

@@ -767,7 +767,8 @@ type mapping struct {
 const maxBody = 64<<20*3/4 - 68
 
 // mapMemory maps out-of-line memfds copy-on-write (Mach's virtual copy), back to back: the
-// receiver may write its pages without touching the sender's. The mapping is not populated:
+// receiver may write its pages without touching the sender's; a memfd its sender could still
+// change is copied instead (copyReceived). The mapping is not populated:
 // reading it already maps 16 pages per fault (the kernel's fault-around, fault_around_bytes
 // 64 KiB, for read faults on a file mapping), and populating it up front, with
 // MADV_POPULATE_READ or a read-only MAP_POPULATE, measured slower on this project's 6.18 kernel
@@ -782,6 +783,9 @@ func mapMemory(fds []int, size uint32) uintptr {
 		return a, errno == 0
 	}
 	if len(fds) == 1 {
+		if addr, ok := copyReceived(fds[0], size); ok {
+			return addr
+		}
 		addr, _ := mmap(0, size, unix.MAP_PRIVATE, fds[0])
 		return addr
 	}
@@ -869,6 +873,9 @@ func VMDeallocate(addr uintptr, size int) int32 {
 // unmap unmaps [addr, addr+size). Freeing the pages of a large memfd mapping costs about as much
 // as allocating them, so large ranges are unmapped in parallel parts, as they were filled.
 func unmap(addr uintptr, size int) unix.Errno {
+	if done, errno := releaseCopy(addr, size); done {
+		return errno
+	}
 	if size < splitMin || size > math.MaxUint32 || runtime.GOMAXPROCS(0) == 1 {
 		_, _, errno := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0)
 		return errno
