@@ -817,24 +817,31 @@ type region struct {
 	size int
 }
 
-// VMAllocate is vm_allocate: zeroed memory outside the Go heap, backed by a memfd. The mapping is
-// populated at once (MAP_POPULATE): a region is made to be filled, and one populate costs less
+// VMAllocate is vm_allocate: zeroed memory outside the Go heap, backed by a memfd. Its pages are
+// allocated and mapped writable at once: a region is made to be filled, and that costs less
 // than a fault per page on fresh memfd pages.
 func VMAllocate(size int) (uintptr, int32) {
 	fd, err := unix.MemfdCreate("machport-region", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return 0, abi.KERN_RESOURCE_SHORTAGE
 	}
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+	// fallocate gives the memfd all its pages in one call, cheaper than a fault each.
+	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
 		unix.Close(fd)
 		return 0, abi.KERN_NO_SPACE
 	}
 	addr, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_SHARED|unix.MAP_POPULATE, uintptr(fd), 0)
+		unix.MAP_SHARED, uintptr(fd), 0)
 	if errno != 0 {
 		unix.Close(fd)
 		return 0, abi.KERN_NO_SPACE
 	}
+	// Map the pages writable now, so that filling the region takes no fault. Not MAP_POPULATE on
+	// the mmap: that allocates the pages one fault at a time, and measured slower than not
+	// populating at all on this project's 6.18 kernel (fallocate and then populating, faster).
+	// Without MADV_POPULATE_WRITE (Linux before 5.14) the pages still exist, and only mapping
+	// them faults.
+	unix.Syscall(unix.SYS_MADVISE, addr, uintptr(size), unix.MADV_POPULATE_WRITE)
 	regions.Lock()
 	if regions.byAddr == nil {
 		regions.byAddr = map[uintptr]region{}
