@@ -73,7 +73,9 @@ func TestVMAllocatePopulated(t *testing.T) {
 			}
 			faults = minorFaults(t) - faults
 			require.True(t, zero, "vm_allocate memory is zero-filled")
-			require.Less(t, faults, int64(1+tc.size/page/16), "filling the region faulted page by page")
+			// A couple of faults are allowed for the race detector's shadow memory; a fault per
+			// page is not (on one page the page map above tells).
+			require.LessOrEqual(t, faults, int64(2+tc.size/page/16), "filling the region faulted page by page")
 		})
 	}
 }
