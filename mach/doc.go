@@ -93,9 +93,13 @@
 //     and send rights to one port coalesce under one name by an identity the sending process
 //     supplies. Mach's kernel vouches for both; the emulation trusts peers that hold a right.
 //   - Out-of-line memory is copied once, into sealed memfds, except a whole region from
-//     AllocateRegion sent with Deallocate: that moves without a copy (the receiver maps the
-//     region's own memfd), as Mach moves the pages. The memfd is sealed against new writers, but
-//     a sender that kept another mapping of it could still change it; Mach would not allow that.
+//     AllocateRegion sent with Deallocate: that moves without a copy, as Mach moves the pages.
+//     Copies of 32 KiB to 1 MiB go through memfds the sender reuses (one pool per channel,
+//     sealed against new writers; an OFD lock per message keeps the sender from rewriting one
+//     while a message or a receiver holds it). Memory that its sender could still change (those
+//     memfds, a region moved whole) is copied by the receiver up to 1 MiB; a larger moved region
+//     is mapped, and a sender that kept another mapping of it could still change it; Mach would
+//     not allow that.
 //     Copies of 8 MiB and more are split into one memfd per CPU (at most 8) written in parallel,
 //     because writes to one memfd are serialised by the kernel.
 //   - Peek reads the messages up to the one it looks at off their channels and puts them back at

@@ -287,6 +287,13 @@ func rightFor(p Port) Right {
 
 // Region is memory owned through the Mach VM: out-of-line data that arrived in a message, or
 // memory from AllocateRegion to send with Deallocate. Close returns it to the system.
+//
+// On Linux (the emulation) a region from AllocateRegion is a memfd mapped shared, its pages
+// populated when it is made, so that filling it does not fault page by page; sent with
+// Deallocate, its memfd moves to the receiver without a copy. A received region of up to 1 MiB
+// whose sender could still change it (a region moved whole, or a copy from the sender's pool of
+// memfds) is a copy of the receiver's own; larger ones, and copies sealed against every change,
+// are mapped copy-on-write.
 type Region struct {
 	addr atomic.Uintptr
 	size int
@@ -299,7 +306,8 @@ func newRegion(addr uintptr, size int) *Region {
 	return r
 }
 
-// AllocateRegion allocates size bytes of zeroed, page-aligned memory (vm_allocate).
+// AllocateRegion allocates size bytes of zeroed, page-aligned memory (vm_allocate). On Linux the
+// pages are populated at once (see Region).
 func AllocateRegion(size int) (*Region, error) {
 	k, err := getKernel("vm_allocate")
 	if err != nil {

@@ -710,8 +710,15 @@ func (tx *transfer) fillMemory(body []byte) error {
 	return nil
 }
 
-// copyToMemfds copies one region into its memfds, the parts in parallel.
+// copyToMemfds copies one region into its memfds, the parts in parallel. A region of one part
+// of poolMin to poolMax bytes goes through a pooled memfd of its channel when one is free.
 func (tx *transfer) copyToMemfds(mc memCopy) error {
+	if mc.parts == 1 {
+		if fd, ok := pooledMemfd(tx.dest, mc.data); ok {
+			tx.fds[mc.index], tx.owned[mc.index] = fd, true
+			return nil
+		}
+	}
 	fill := func(i int) error {
 		off, n := memPart(mc.size, mc.parts, i)
 		fd, err := sealedMemfd(mc.data[off : off+n])
@@ -752,11 +759,8 @@ func sealedMemfd(data []byte) (int, error) {
 		return -1, err
 	}
 	// A signal (Go's preemption, or the SIGURG that interrupts a waiting receive) may interrupt a
-	// large write or a resize: retried, not failed.
-	if err := ignoringEINTR(func() error { return unix.Ftruncate(fd, int64(len(data))) }); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
+	// large write: retried, not failed. The writes themselves size the memfd (no ftruncate: one
+	// system call less per message).
 	for off := 0; off < len(data); {
 		var n int
 		err := ignoringEINTR(func() (err error) { n, err = unix.Pwrite(fd, data[off:], int64(off)); return err })

@@ -1,0 +1,319 @@
+//go:build linux
+
+package emu
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// mappedPages counts the pages of [addr, addr+size) that have a page table entry, from
+// /proc/self/pagemap (bit 63, "present", is readable without privileges): a present page is
+// written without a fault.
+func mappedPages(t *testing.T, addr uintptr, size int) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/pagemap")
+	require.NoError(t, err)
+	defer f.Close()
+	page := uintptr(os.Getpagesize())
+	entries := make([]byte, 8*((uintptr(size)+page-1)/page))
+	_, err = f.ReadAt(entries, int64(addr/page*8))
+	require.NoError(t, err)
+	n := 0
+	for i := 0; i < len(entries); i += 8 {
+		if binary.LittleEndian.Uint64(entries[i:])&(1<<63) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// minorFaults returns the page faults this thread has taken.
+func minorFaults(t *testing.T) int64 {
+	var ru unix.Rusage
+	require.NoError(t, unix.Getrusage(unix.RUSAGE_THREAD, &ru))
+	return ru.Minflt
+}
+
+// A region from VMAllocate is populated when it is made: every page is mapped writable, so
+// filling it takes no page fault (a fresh memfd page fault costs more than copying the page on
+// this project's machines), and it still reads as zeroes.
+func TestVMAllocatePopulated(t *testing.T) {
+	runtime.LockOSThread() // the fault count is this thread's
+	defer runtime.UnlockOSThread()
+	page := os.Getpagesize()
+	for _, tc := range []struct {
+		name string
+		size int
+	}{
+		{"one page", page},
+		{"1 MiB", 1 << 20},
+		{"odd size", 3<<20 + 5*page},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, kr := VMAllocate(tc.size)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			defer VMDeallocate(addr, tc.size)
+			require.Equal(t, tc.size/page, mappedPages(t, addr, tc.size), "every page is mapped before the first write")
+			mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), tc.size)
+			zero := true
+			faults := minorFaults(t)
+			for i := 0; i < len(mem); i += page {
+				zero = zero && mem[i] == 0
+				mem[i] = 1
+			}
+			faults = minorFaults(t) - faults
+			require.True(t, zero, "vm_allocate memory is zero-filled")
+			// A couple of faults are allowed for the race detector's shadow memory; a fault per
+			// page is not (on one page the page map above tells).
+			require.LessOrEqual(t, faults, int64(2+tc.size/page/16), "filling the region faulted page by page")
+		})
+	}
+}
+
+// The copy path's memfd holds exactly the data, sealed against every change, as the receiver's
+// checkMemory requires.
+func TestSealedMemfdExact(t *testing.T) {
+	for _, size := range []int{1, 4096, 64<<10 + 3} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + 1)
+		}
+		fd, err := sealedMemfd(data)
+		require.NoError(t, err)
+		var st unix.Stat_t
+		require.NoError(t, unix.Fstat(fd, &st))
+		require.Equal(t, int64(size), st.Size)
+		seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+		require.NoError(t, err)
+		want := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE | unix.F_SEAL_SEAL
+		require.Equal(t, want, seals&want)
+		got := make([]byte, size)
+		n, err := unix.Pread(fd, got, 0)
+		require.NoError(t, err)
+		require.Equal(t, size, n)
+		require.Equal(t, data, got)
+		require.NoError(t, unix.Close(fd))
+	}
+}
+
+// poolSlotsOf returns how many pooled memfds the channel behind a send right has.
+func poolSlotsOf(t *testing.T, name uint32) int {
+	t.Helper()
+	sp.mu.Lock()
+	e := sp.entries[name]
+	sp.mu.Unlock()
+	require.NotNil(t, e)
+	pools.Lock()
+	defer pools.Unlock()
+	return len(pools.byChan[e.send])
+}
+
+// A pooled memfd is written again only when no message holds it: not while a message that
+// carries it is in flight, nor while a receiver still holds what it received. Each message reads
+// back exactly what was sent, however the sends and receives interleave, and once the earlier
+// messages are gone the pool reuses its memfds instead of making more.
+func TestPooledMemfdReuse(t *testing.T) {
+	const size = 64 << 10
+	warmUp(t)
+	for _, tc := range []struct {
+		name string
+		// held is how many messages are sent before any is received.
+		held int
+	}{
+		{"received and held", 1},
+		{"in flight", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := openFDs(t)
+			name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+			send := func(fill byte) {
+				data := make([]byte, size)
+				for i := range data {
+					data[i] = fill
+				}
+				m := &Msg{Bits: dispCopySend, Remote: name, ID: 1,
+					Descs: []Desc{{Memory: true, Data: data, Size: size, Copy: abi.MACH_MSG_VIRTUAL_COPY}}}
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(m, 0))
+			}
+			receive := func() []byte {
+				var out Msg
+				_, kr := Receive(context.Background(), name, 1<<20, func(int, int, int) int { return 1 << 20 }, false, 0, &out)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+				require.Len(t, out.Descs, 1)
+				return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), out.Descs[0].Addr)), out.Descs[0].Size)
+			}
+			allAre := func(b []byte, want byte) bool {
+				for _, c := range b {
+					if c != want {
+						return false
+					}
+				}
+				return true
+			}
+			var got [][]byte
+			fill := byte('a')
+			for round := 0; round < 3; round++ {
+				var fills []byte
+				for range tc.held {
+					send(fill)
+					fills = append(fills, fill)
+					fill++
+				}
+				for _, f := range fills {
+					got = append(got, receive())
+					require.True(t, allAre(got[len(got)-1], f), "message %q reads what was sent", f)
+				}
+				// One more while the earlier ones are still held.
+				send(fill)
+				got = append(got, receive())
+				require.True(t, allAre(got[len(got)-1], fill))
+				for i, b := range got {
+					require.True(t, allAre(b, byte('a'+i)), "held message %q did not change", 'a'+i)
+				}
+				fill++
+			}
+			require.LessOrEqual(t, poolSlotsOf(t, name), poolSlots)
+			for _, b := range got {
+				require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+			}
+			slots, pooled := poolSlotsOf(t, name), pooledSends.Load()
+			for range 2 * poolSlots {
+				send('z')
+				b := receive()
+				require.True(t, allAre(b, 'z'))
+				require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+			}
+			require.Equal(t, slots, poolSlotsOf(t, name), "freed memfds are reused, not replaced")
+			require.Equal(t, uint64(2*poolSlots), pooledSends.Load()-pooled, "every copy went through the pool")
+			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+			require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(name))
+			require.Eventually(t, func() bool { return openFDs(t) <= before }, 5*time.Second, 10*time.Millisecond,
+				"an idle pool closes its memfds")
+		})
+	}
+}
+
+// warmUp makes what the emulation keeps for the life of the process (its waiters), so that an fd
+// count afterwards counts only what a test leaves.
+func warmUp(t *testing.T) {
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: name, ID: 1}, 0))
+	var out Msg
+	_, kr = Receive(context.Background(), name, 1<<10, func(int, int, int) int { return 1 << 10 }, false, 0, &out)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(name))
+}
+
+// sendReceiveMem sends one out-of-line descriptor to a port of this process and receives it.
+func sendReceiveMem(t *testing.T, name uint32, d Desc) []byte {
+	t.Helper()
+	m := &Msg{Bits: dispCopySend, Remote: name, ID: 1, Descs: []Desc{d}}
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(m, 0))
+	var out Msg
+	_, kr := Receive(context.Background(), name, 1<<20, func(int, int, int) int { return 1 << 20 }, false, 0, &out)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	require.Len(t, out.Descs, 1)
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), out.Descs[0].Addr)), out.Descs[0].Size)
+}
+
+func newMemTestPort(t *testing.T) uint32 {
+	t.Helper()
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+	t.Cleanup(func() {
+		ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1)
+		Deallocate(name)
+	})
+	return name
+}
+
+// A region donated whole leaves its memfd writable through any mapping its sender kept (only new
+// writers are sealed out): a receiver copies it, so what it received does not change when that
+// sender writes on. Mapped, as before, it did.
+func TestReceivedDonationIsACopy(t *testing.T) {
+	name := newMemTestPort(t)
+	for _, size := range []int{4096, 64 << 10, poolMax} {
+		addr, kr := VMAllocate(size)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), size)
+		for i := range mem {
+			mem[i] = 'a'
+		}
+		// The sender keeps a second writable mapping of the region's memfd.
+		regions.Lock()
+		fd := regions.byAddr[addr].fd
+		regions.Unlock()
+		kept, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		require.NoError(t, err)
+		got := sendReceiveMem(t, name, Desc{Memory: true, Addr: addr, Data: mem, Size: uint32(size), Dealloc: true,
+			Copy: abi.MACH_MSG_VIRTUAL_COPY})
+		require.False(t, isRegion(addr, uint32(size)), "the region went with the message")
+		for i := range kept {
+			kept[i] = 'X'
+		}
+		for i, c := range got {
+			if c != 'a' {
+				require.Failf(t, "received memory changed", "size %d: byte %d is %q after the sender wrote", size, i, c)
+			}
+		}
+		require.NoError(t, unix.Munmap(kept))
+		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&got[0])), len(got)))
+	}
+}
+
+// Received copies are recycled: a copy deallocated whole serves a later message, whose memory
+// still reads as exactly what was sent (the rest of its last page as zeroes); a copy deallocated
+// in parts is never recycled with a hole in it.
+func TestReceivedCopyRecycling(t *testing.T) {
+	name := newMemTestPort(t)
+	const size = 40<<10 + 123 // pooled, and not a whole number of pages
+	send := func(fill byte) []byte {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = fill
+		}
+		got := sendReceiveMem(t, name, Desc{Memory: true, Data: data, Size: size, Copy: abi.MACH_MSG_VIRTUAL_COPY})
+		require.Equal(t, data, got)
+		last := unsafe.Slice(&got[0], pageRound(size))[size:]
+		require.Equal(t, make([]byte, len(last)), last, "the rest of the last page reads as zeroes")
+		return got
+	}
+	// Fill the whole last page of a buffer, so that a recycled one would show it.
+	first := send('a')
+	addr := uintptr(unsafe.Pointer(&first[0]))
+	full := unsafe.Slice(&first[0], pageRound(size))
+	for i := range full {
+		full[i] = 'Q'
+	}
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+	second := send('b')
+	require.Equal(t, addr, uintptr(unsafe.Pointer(&second[0])), "the deallocated copy was recycled")
+
+	// Deallocated in two parts, the buffer is not recycled: later messages all arrive whole.
+	page := int(pageSize)
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr+uintptr(page), size-page))
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, page))
+	var held [][]byte
+	for i := range copyFreePerClass + 2 {
+		held = append(held, send(byte('c'+i)))
+	}
+	for _, b := range held {
+		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+	}
+}

@@ -1,0 +1,124 @@
+//go:build linux
+
+package emu
+
+import (
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A receiver copies out-of-line memory of up to poolMax bytes that a sender could still change
+// (a memfd sealed against new writers but not against writes: a pooled memfd, or a region
+// donated whole) instead of mapping it: what it holds then is its own, whatever the sender does
+// later, and the memfd's lock is released as soon as the message is accepted, so the sender's
+// pool reuses it at once. The copies go into anonymous memory recycled from earlier received
+// messages: fresh pages cost far more than the copy on this project's machines, and received
+// memory is deallocated as often as it arrives. Memory sealed against writes (F_SEAL_WRITE) is
+// mapped as before: nobody can change it.
+const (
+	copyFreePerClass = 4  // recycled buffers kept per size class
+	copyLiveMax      = 64 // copies handed out at once; more are mapped instead
+)
+
+// copyBuf is a recycled buffer handed out for a received message.
+type copyBuf struct {
+	class int    // bytes mapped
+	size  uint32 // bytes received
+}
+
+var copies struct {
+	sync.Mutex
+	free map[int][]uintptr
+	live map[uintptr]copyBuf
+}
+
+func pageRound(n int) int { return (n + int(pageSize) - 1) &^ (int(pageSize) - 1) }
+
+// copyReceived copies a received memfd that its sender could still change into memory of this
+// process. handled is false when the memfd is to be mapped instead; addr is 0 when it could not
+// be read.
+func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
+	if size == 0 || size > poolMax {
+		return 0, false
+	}
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	if err != nil || seals&unix.F_SEAL_WRITE != 0 {
+		return 0, false
+	}
+	class := int(pageSize)
+	for class < int(size) {
+		class *= 2
+	}
+	addr = takeCopyBuf(class, size)
+	if addr == 0 {
+		return 0, false
+	}
+	buf := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), class)
+	for off := 0; off < int(size); {
+		var n int
+		err := ignoringEINTR(func() (err error) { n, err = unix.Pread(fd, buf[off:size], int64(off)); return err })
+		if err != nil || n == 0 {
+			releaseCopy(addr, int(size))
+			return 0, true
+		}
+		off += n
+	}
+	clear(buf[size:pageRound(int(size))]) // the rest of the last page reads as zeroes, as mapped
+	return addr, true
+}
+
+// takeCopyBuf returns a recycled buffer of class bytes, or a new one; 0 when copyLiveMax copies
+// are out or no memory could be mapped.
+func takeCopyBuf(class int, size uint32) uintptr {
+	copies.Lock()
+	defer copies.Unlock()
+	if copies.live == nil {
+		copies.free, copies.live = map[int][]uintptr{}, map[uintptr]copyBuf{}
+	}
+	if len(copies.live) >= copyLiveMax {
+		return 0
+	}
+	var addr uintptr
+	if free := copies.free[class]; len(free) > 0 {
+		addr = free[len(free)-1]
+		copies.free[class] = free[:len(free)-1]
+	} else {
+		a, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(class), unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE, ^uintptr(0), 0)
+		if errno != 0 {
+			return 0
+		}
+		addr = a
+	}
+	copies.live[addr] = copyBuf{class: class, size: size}
+	return addr
+}
+
+// releaseCopy deallocates [addr, addr+size) if it touches a copy handed out by copyReceived, and
+// reports whether it did. A whole copy goes back to be recycled; part of one is unmapped, and that
+// copy is never recycled (its slack past the received size is unmapped with it).
+func releaseCopy(addr uintptr, size int) (bool, unix.Errno) {
+	copies.Lock()
+	defer copies.Unlock()
+	if b, ok := copies.live[addr]; ok && pageRound(size) == pageRound(int(b.size)) {
+		delete(copies.live, addr)
+		if len(copies.free[b.class]) < copyFreePerClass {
+			copies.free[b.class] = append(copies.free[b.class], addr)
+			return true, 0
+		}
+		_, _, errno := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(b.class), 0)
+		return true, errno
+	}
+	end := addr + uintptr(size)
+	for a, b := range copies.live {
+		if addr < a+uintptr(b.class) && a < end {
+			delete(copies.live, a)
+			if slack := a + uintptr(pageRound(int(b.size))); slack < a+uintptr(b.class) {
+				unix.Syscall(unix.SYS_MUNMAP, slack, a+uintptr(b.class)-slack, 0)
+			}
+		}
+	}
+	return false, 0 // the caller unmaps the range itself
+}
