@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -315,7 +316,8 @@ func (s *served) start(name string, send *mach.SendRight, e *emulated) error {
 }
 
 // serve answers look-ups until the name is withdrawn, and withdraws it when a dead-name
-// notification says the port died (see start).
+// notification says the port died (see start). An accept that fails for want of descriptors is
+// retried: the name stays served.
 func (s *served) serve(ctx context.Context, e *emulated) {
 	var wg sync.WaitGroup
 	if s.notify != nil {
@@ -333,13 +335,31 @@ func (s *served) serve(ctx context.Context, e *emulated) {
 			}
 		}()
 	}
-	for {
-		conn, err := s.ln.AcceptUnix()
-		if err != nil {
-			break // withdrawn
+	for delay := time.Duration(0); ; {
+		conn, err := accept(s.ln)
+		if err == nil {
+			delay = 0
+			s.answer(conn)
+			continue
 		}
-		s.answer(conn)
+		if errors.Is(err, net.ErrClosed) || !acceptRetries(err) {
+			break
+		}
+		// Linux's accept4 takes the new descriptor before it looks for a connection
+		// (__sys_accept4_file in net/socket.c), so in a process at its open-file limit every
+		// accept fails, whether a look-up waits or not. The name is still served: wait, as
+		// net/http's Server.Serve does after a temporary accept error, and try again.
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		select {
+		case <-ctx.Done(): // withdrawn: the next accept says so
+		case <-time.After(delay):
+		}
 	}
+	// Serving ends only through withdraw, which closes the listener. An accept that failed for
+	// good withdraws the name here: nobody else would close its socket when the name was
+	// registered through the libSystem double or checked in, whose owners keep no withdraw
+	// function and rely on the port's watch, which release cancels.
+	s.withdraw(e)
 	s.stop()
 	wg.Wait()
 	if s.notify != nil {
@@ -347,6 +367,31 @@ func (s *served) serve(ctx context.Context, e *emulated) {
 	}
 	s.release()
 	close(s.done)
+}
+
+// acceptFault, when set, runs before each accept of a look-up's connection, and an error it
+// returns is the accept's: tests fail accepts with it as a process at its fd limit sees them.
+var acceptFault atomic.Pointer[func() error]
+
+// accept accepts a look-up's connection.
+func accept(ln *net.UnixListener) (*net.UnixConn, error) {
+	if f := acceptFault.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			return nil, err
+		}
+	}
+	return ln.AcceptUnix()
+}
+
+// acceptRetries says whether an accept failed for want of a resource that may come back (a
+// descriptor, kernel memory), not because the listener is closed or broken.
+func acceptRetries(err error) bool {
+	for _, errno := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // answer gives one look-up a send right, or refuses a peer of another uid with 1100 (the
