@@ -35,7 +35,9 @@ func init() {
 
 // BenchmarkServerConcurrency measures an echo server in a child process with Concurrency 1, 16
 // and 64, under as many requesting goroutines in this process as its Concurrency (reqsN) and
-// under 64 of them (reqs64), each with a Remote of its own, 64-byte requests. It reports the
+// under 64 of them (reqs64), each with a Remote of its own, 64-byte requests; and (inproc) the
+// same server in this process under 64 requesting goroutines, where the server's own cost is not
+// hidden behind a second process's scheduling. It reports the
 // requests per second and the 50th and 99th percentile round trips; compare the sub-benchmarks
 // of one run with each other (conc1 is the baseline: a server with Concurrency N must not be
 // slower than one with 1).
@@ -43,16 +45,29 @@ func BenchmarkServerConcurrency(b *testing.B) {
 	for _, conc := range serverConcurrencies {
 		for _, reqs := range slices.Compact([]int{conc, 64}) {
 			b.Run(fmt.Sprintf("conc%d/reqs%d", conc, reqs), func(b *testing.B) {
-				benchServerConcurrency(b, conc, reqs)
+				benchServerConcurrency(b, conc, reqs, false)
 			})
 		}
 	}
+	for _, conc := range serverConcurrencies {
+		b.Run(fmt.Sprintf("inproc/conc%d/reqs64", conc), func(b *testing.B) {
+			benchServerConcurrency(b, conc, 64, true)
+		})
+	}
 }
 
-func benchServerConcurrency(b *testing.B, conc, reqs int) {
+func benchServerConcurrency(b *testing.B, conc, reqs int, inProcess bool) {
 	ctx := context.Background()
 	name := uniqueName(b)
-	startChild(b, fmt.Sprintf("srvconc%d", conc), name)
+	if inProcess {
+		srv, err := cfmessageport.Listen(name, echo, &cfmessageport.ServerOptions{Concurrency: conc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { srv.Close() })
+	} else {
+		startChild(b, fmt.Sprintf("srvconc%d", conc), name)
+	}
 	remotes := make([]*cfmessageport.Remote, reqs)
 	for i := range remotes {
 		r, err := cfmessageport.Dial(ctx, name)
