@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -83,8 +82,9 @@ type Server struct {
 	port    *mach.ReceiveRight
 	reg     *bootstrap.Registration // nil when the name was checked in
 	handler Handler
-	slots   chan struct{}
 	log     errorLog
+	// loops is how many receive loops serve the port (ServerOptions.Concurrency, at least 1).
+	loops int
 
 	// peer, when set, is the only process whose messages are served: others are dropped.
 	peer *mach.AuditToken
@@ -101,11 +101,16 @@ type Server struct {
 
 	stopper  stopper
 	stopOnce sync.Once     // sends the stop message
-	stopping atomic.Bool   // Close or Shutdown began: the loop's end is not an error
+	stopping atomic.Bool   // Close or Shutdown began: the loops' end is not an error
 	closing  atomic.Bool   // Close began: requests still queued are destroyed, not served
-	done     chan struct{} // closed when the receive loop has returned
-	err      error         // why the loop returned; set before done is closed
-	inflight sync.WaitGroup
+	draining atomic.Bool   // Shutdown's stop was received: the loops poll until the queue is empty
+	running  atomic.Int32  // receive loops that have not returned
+	active   atomic.Int32  // receive loops not yet retired (see retire)
+	rawMu    sync.Mutex    // serializes raw
+	done     chan struct{} // closed when every receive loop has returned
+	endOnce  sync.Once
+	err      error          // why the first loop to end returned; set before done is closed
+	inflight sync.WaitGroup // the CoreFoundation path's callbacks (viacf.go)
 	dropped  atomic.Uint64
 
 	withdrawOnce sync.Once
@@ -159,10 +164,12 @@ func startServer(name string, port *mach.ReceiveRight, reg *bootstrap.Registrati
 	s := &Server{name: name, port: port, reg: reg, handler: handler, peer: peer, raw: raw, require: opts.Require,
 		done: make(chan struct{}), stopper: newStopper(), log: newErrorLog(opts.ErrorLog, name)}
 	s.baseCtx, s.cancel = context.WithCancelCause(context.Background())
-	if opts.Concurrency > 1 {
-		s.slots = make(chan struct{}, opts.Concurrency)
+	s.loops = max(opts.Concurrency, 1)
+	s.running.Store(int32(s.loops))
+	s.active.Store(int32(s.loops))
+	for range s.loops {
+		go s.serve()
 	}
-	go s.serve()
 	return s
 }
 
@@ -207,32 +214,38 @@ const (
 	maxReceiveBackoff = time.Second
 )
 
+// serve is one of the server's receive loops (ServerOptions.Concurrency of them, at least one):
+// each receives a request and runs its handler inline, so that a request is never handed from
+// one goroutine to another and each loop reuses its message and buffer. The emulation, like
+// Mach, lets several threads receive on one port (internal/emu TestReceiversDrainOnePort).
+//
+// Stopping: stop queues one stop message per loop, and a loop consumes at most one of them
+// before it retires, so none is left blocked in a receive. Shutdown's drain is done by the last
+// loop to retire, which polls until the queue is empty (see retire).
 func (s *Server) serve() {
-	defer close(s.done)
-	var m *mach.Message
+	defer s.loopReturned()
+	m := new(mach.Message)
 	var backoff time.Duration
-	rctx := context.Background()
-	draining := false
+	last := false // this loop retired last: it alone drains the queue after Shutdown's stop
 	for {
-		if m == nil || s.slots != nil {
-			// Served one at a time, a request is done with before the next receive, and the
-			// message and its buffer are reused; a request handed to a goroutine keeps its own.
-			m = new(mach.Message)
+		rctx := context.Background()
+		if s.draining.Load() {
+			rctx = expiredContext // Shutdown: receives now only poll
 		}
 		if err := mach.ReceiveWithOptions(rctx, s.port, m, receiveOptions); err != nil {
 			switch {
-			case draining && errors.Is(err, mach.RcvTimedOut) || s.closing.Load():
+			case s.draining.Load() && errors.Is(err, mach.RcvTimedOut) || s.closing.Load():
 				// Shutdown answered what was queued; or Close, which answers nothing more (and
 				// must not wait out a peer that floods the port with malformed datagrams).
-				s.err = ErrServerClosed
+				s.end(ErrServerClosed, last)
 				return
 			// A dropped message does not end a loop that is stopping: Shutdown still answers
 			// the requests queued behind it, up to the stop message. Any other failure while
 			// stopping ends it, so that Close never waits on a receive that keeps failing.
 			case mach.PortGone(err) || s.stopping.Load() && !mach.MessageDropped(err):
-				s.err = ErrServerClosed
-				if !s.stopping.Load() {
-					s.err = &Error{Op: "serve", Name: s.name, Err: err}
+				if s.stopping.Load() {
+					s.end(ErrServerClosed, last)
+				} else if s.end(&Error{Op: "serve", Name: s.name, Err: err}, last) {
 					s.log.stopped(err)
 				}
 				return
@@ -247,18 +260,25 @@ func (s *Server) serve() {
 			continue
 		}
 		backoff = 0
-		if s.stopper.is(m) || draining && s.closing.Load() {
-			// The stop message, or Close while Shutdown drains the queue.
+		if s.stopper.is(m) || s.draining.Load() && s.closing.Load() {
+			// A stop message, or Close while Shutdown drains the queue.
 			_ = m.Destroy()
-			if s.closing.Load() || draining {
-				s.err = ErrServerClosed
+			if s.closing.Load() {
+				s.end(ErrServerClosed, last)
 				return
 			}
-			// Shutdown: serve what is still queued, then stop. On Mach the stop message comes
-			// after everything queued before it; the Linux emulation keeps order per sender only,
-			// so requests queued before it may come after it. Receives now only poll.
-			draining = true
-			rctx = expiredContext
+			if last {
+				continue // a stop message meant for a loop that already retired
+			}
+			// Shutdown: serve what is still queued, then stop. On Mach the stop messages come
+			// after everything queued before them; the Linux emulation keeps order per sender
+			// only, so requests queued before them may come after them. The other loops,
+			// and the last to retire, poll until the queue is empty.
+			s.draining.Store(true)
+			if !s.retire() {
+				return
+			}
+			last = true
 			continue
 		}
 		if s.closing.Load() {
@@ -276,7 +296,10 @@ func (s *Server) serve() {
 			}
 		}
 		if s.raw != nil && m.ID == pairFastID {
+			// PairListener's handshakes check and then take a place in its backlog: one at a time.
+			s.rawMu.Lock()
 			s.raw(m)
+			s.rawMu.Unlock()
 			continue
 		}
 		p, err := wire.Decode(m, false)
@@ -285,17 +308,28 @@ func (s *Server) serve() {
 			s.dropMessage(m, "not a CFMessagePort message", err)
 			continue
 		}
-		if s.slots == nil {
-			s.handle(m, p)
-			continue
-		}
-		s.slots <- struct{}{}
-		s.inflight.Add(1)
-		go func(m *mach.Message) {
-			defer func() { <-s.slots; s.inflight.Done() }()
-			s.handle(m, p)
-		}(m)
-		runtime.Gosched() // start the handler before this thread may block in the next Receive
+		s.handle(m, p) // destroys m (which keeps its buffer) once the reply is sent
+	}
+}
+
+// retire takes a loop out of the count of those still receiving after Shutdown's stop, and
+// reports whether it was the last: that one drains the queue before the server stops.
+func (s *Server) retire() (last bool) { return s.active.Add(-1) == 0 }
+
+// end records why a loop ended, and retires it unless it already retired. Only the first
+// reason is kept (Err's); it reports whether it was this one.
+func (s *Server) end(err error, retired bool) (first bool) {
+	if !retired {
+		s.retire()
+	}
+	s.endOnce.Do(func() { s.err, first = err, true })
+	return first
+}
+
+// loopReturned closes done when the last loop has returned (its handler included).
+func (s *Server) loopReturned() {
+	if s.running.Add(-1) == 0 {
+		close(s.done)
 	}
 }
 
@@ -492,14 +526,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// stop queues the stop message behind the requests already queued, once. If it cannot be sent
+// stop queues the stop messages behind the requests already queued, once. If it cannot be sent
 // (the port is already gone), the loop ends on its own.
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		s.stopping.Store(true)
-		if err := s.stopper.send(s.port); err != nil {
-			// Unreachable while this side holds the port; closing it ends the loop anyway.
-			_ = s.withdraw()
+		for range s.loops { // one for each loop (see serve)
+			if err := s.stopper.send(s.port); err != nil {
+				// Unreachable while this side holds the port; closing it ends the loops anyway.
+				_ = s.withdraw()
+				return
+			}
 		}
 	})
 }
