@@ -225,19 +225,29 @@ func (e *emuCenter) newTokenLocked(r *emuReg) int32 {
 	return e.next
 }
 
+// stateGeneration makes sure name has a state file and returns the center's directory and the
+// name's generation, which a new registration starts from (posts before it are no news to it).
+func (e *emuCenter) stateGeneration(name string) (dir string, gen uint64, ok bool) {
+	dir, err := e.directory()
+	if err != nil {
+		return "", 0, false
+	}
+	path := statePath(dir, name)
+	if err := updateState(path, true, func(*[2]uint64) {}); err != nil {
+		return "", 0, false
+	}
+	_, gen = readState(path)
+	return dir, gen, true
+}
+
 func (e *emuCenter) RegisterCheck(name string, token *int32) uint32 {
 	if len(name) > MaxNameLen {
 		return uint32(StatusInvalidName)
 	}
-	dir, err := e.directory()
-	if err != nil {
+	_, gen, ok := e.stateGeneration(name)
+	if !ok {
 		return uint32(StatusFailed)
 	}
-	path := statePath(dir, name)
-	if err := updateState(path, true, func(*[2]uint64) {}); err != nil {
-		return uint32(StatusFailed)
-	}
-	_, gen := readState(path)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	*token = e.newTokenLocked(&emuReg{name: name, fresh: true, seen: gen})
@@ -257,15 +267,10 @@ func (e *emuCenter) RegisterMachPort(name string, port *uint32, flags int32, tok
 	if len(name) > MaxNameLen {
 		return uint32(StatusInvalidName)
 	}
-	dir, err := e.directory()
-	if err != nil {
+	dir, gen, ok := e.stateGeneration(name)
+	if !ok {
 		return uint32(StatusFailed)
 	}
-	path := statePath(dir, name)
-	if err := updateState(path, true, func(*[2]uint64) {}); err != nil {
-		return uint32(StatusFailed)
-	}
-	_, gen := readState(path)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := &emuReg{name: name, fresh: true, seen: gen}
