@@ -13,7 +13,7 @@ import (
 	"github.com/machport/machport/internal/darwin"
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
 	"github.com/machport/machport/internal/leakcheck"
-	"github.com/machport/machport/internal/testproc"
+	"github.com/machport/machport/internal/rerun"
 	"github.com/machport/machport/mach"
 	"github.com/machport/machport/sandboxcheck"
 	"github.com/stretchr/testify/require"
@@ -27,7 +27,7 @@ func inDouble(t *testing.T) bool {
 	if throughDouble() {
 		return true
 	}
-	testproc.RerunTest(t, libsystemdouble.Env+"=1")
+	rerun.Test(t, libsystemdouble.Env+"=1")
 	return false
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
-	"github.com/machport/machport/internal/testproc"
+	"github.com/machport/machport/internal/rerun"
 )
 
 // With MACHPORT_TEST_LIBSYSTEM_DOUBLE=1 this test binary runs the Darwin logic of mach, bootstrap
@@ -30,5 +30,5 @@ func TestSuiteThroughLibSystemDouble(t *testing.T) {
 	if throughDouble() {
 		t.Fatal("already running through the double: the child must skip this test")
 	}
-	testproc.RerunSuite(t, "TestSuiteThroughLibSystemDouble", libsystemdouble.Env+"=1")
+	rerun.Suite(t, "TestSuiteThroughLibSystemDouble", libsystemdouble.Env+"=1")
 }

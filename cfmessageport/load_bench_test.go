@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ func runLoadServer(name string) error {
 	var mu sync.Mutex
 	seen := map[string]struct{}{}
 	handled, repeated := 0, 0
-	srv, err := cfmessageport.Listen(name, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
+	return serveUntilStdinCloses(name, cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.Message) ([]byte, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if req.MsgID == loadStats {
@@ -49,13 +48,6 @@ func runLoadServer(name string) error {
 		seen[string(req.Data)] = struct{}{}
 		return req.Data, nil
 	}), nil)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return nil
 }
 
 // loadProgress is how many requests a load client makes between two progress lines, so that

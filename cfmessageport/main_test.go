@@ -63,6 +63,19 @@ var echo = cfmessageport.HandlerFunc(func(_ context.Context, req *cfmessageport.
 	return req.Data, nil // valid until the reply is sent
 })
 
+// serveUntilStdinCloses is a child's server: it serves name with h, says "ready", and stops
+// when the parent closes the child's stdin.
+func serveUntilStdinCloses(name string, h cfmessageport.Handler, opts *cfmessageport.ServerOptions) error {
+	srv, err := cfmessageport.Listen(name, h, opts)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
 func runChild(role, name string) error {
 	switch role {
 	case "serve", "serveconc", "servepid":
@@ -73,14 +86,7 @@ func runChild(role, name string) error {
 		case "servepid":
 			opts = &cfmessageport.ServerOptions{PerPID: true}
 		}
-		srv, err := cfmessageport.Listen(name, echo, opts)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		fmt.Println("ready")
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		return nil
+		return serveUntilStdinCloses(name, echo, opts)
 	case "rawserve":
 		// A raw mach echo service, the benchmarks' baseline: the same message shapes as CF's
 		// (inline up to 4000 bytes, out-of-line above) without the protocol.

@@ -59,14 +59,7 @@ func runRequiringServer(name string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := cfmessageport.Listen(name, echo, &cfmessageport.ServerOptions{Require: req})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return nil
+	return serveUntilStdinCloses(name, echo, &cfmessageport.ServerOptions{Require: req})
 }
 
 // runRequestOnce sends name one echo request, waits a second at most for the reply, and prints

@@ -3,8 +3,6 @@ package cfmessageport_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,14 +19,7 @@ var serverConcurrencies = []int{1, 16, 64}
 func init() {
 	for _, n := range serverConcurrencies {
 		extraRoles[fmt.Sprintf("srvconc%d", n)] = func(name string) error {
-			srv, err := cfmessageport.Listen(name, echo, &cfmessageport.ServerOptions{Concurrency: n})
-			if err != nil {
-				return err
-			}
-			defer srv.Close()
-			fmt.Println("ready")
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			return nil
+			return serveUntilStdinCloses(name, echo, &cfmessageport.ServerOptions{Concurrency: n})
 		}
 	}
 }

@@ -3,20 +3,19 @@
 package mach
 
 import (
-	"flag"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
+	"github.com/machport/machport/internal/rerun"
 )
 
 // libSystemDoubleEnv, set to 1, makes this test binary run with the Darwin kernel
 // (kernel_libsystem.go) over the libSystem double instead of the Linux emulation's adapter. It
 // is inherited by the peers of cross-process tests, so both sides run the Darwin logic.
 // TestSuiteThroughLibSystemDouble sets it for a second run of the whole suite.
-const libSystemDoubleEnv = "MACHPORT_TEST_LIBSYSTEM_DOUBLE"
+const libSystemDoubleEnv = libsystemdouble.Env
 
 func init() {
 	if os.Getenv(libSystemDoubleEnv) == "1" {
@@ -36,28 +35,7 @@ func TestSuiteThroughLibSystemDouble(t *testing.T) {
 	if throughDouble() {
 		t.Fatal("already running through the double: the child must skip this test")
 	}
-	args := []string{"-test.count=1", "-test.skip=^TestSuiteThroughLibSystemDouble$"}
-	if testing.Short() {
-		args = append(args, "-test.short")
-	}
-	if testing.Verbose() {
-		args = append(args, "-test.v")
-	}
-	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" {
-		args = append(args, "-test.run="+f.Value.String())
-	}
-	if f := flag.Lookup("test.gocoverdir"); f != nil && f.Value.String() != "" {
-		args = append(args, "-test.gocoverdir="+f.Value.String())
-	}
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), libSystemDoubleEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || testing.Verbose() {
-		t.Logf("the suite through the double:\n%s", out)
-	}
-	if err != nil {
-		t.Fatalf("the suite through the double failed: %v", err)
-	}
+	rerun.Suite(t, "TestSuiteThroughLibSystemDouble", libSystemDoubleEnv+"=1")
 }
 
 var (

@@ -1,4 +1,8 @@
-package testproc
+// Package rerun runs a test binary again in a child with one more environment variable: the
+// whole suite (Suite), or the calling test (Test). machport's packages use it to run their tests
+// a second time through the Darwin logic over the libSystem double. It imports nothing of
+// machport's, so that package mach's own tests can use it too.
+package rerun
 
 import (
 	"flag"
@@ -8,13 +12,13 @@ import (
 	"testing"
 )
 
-// RerunSuite runs every test of the calling test binary a second time, in a child whose
+// Suite runs every test of the calling test binary a second time, in a child whose
 // environment adds env (such as "MACHPORT_TEST_LIBSYSTEM_DOUBLE=1", which makes the binary run
 // machport's Darwin logic over the libSystem double), and fails t when the child fails. The
-// child skips self, the test that calls RerunSuite, and passes on -test.run, -test.short and
+// child skips self, the test that calls Suite, and passes on -test.run, -test.short and
 // -test.v; under coverage it writes its counters where this process writes its own
 // (-test.gocoverdir), so one profile holds both runs.
-func RerunSuite(t *testing.T, self, env string) {
+func Suite(t *testing.T, self, env string) {
 	t.Helper()
 	args := []string{"-test.count=1", "-test.skip=^" + self + "$"}
 	if testing.Short() {
@@ -39,10 +43,10 @@ func RerunSuite(t *testing.T, self, env string) {
 	}
 }
 
-// RerunTest runs the calling top-level test alone in a child whose environment adds env, and
+// Test runs the calling top-level test alone in a child whose environment adds env, and
 // fails t when the child fails: for a test that needs what env switches on (such as the Darwin
 // logic over the libSystem double) in a process that runs without it.
-func RerunTest(t *testing.T, env string) {
+func Test(t *testing.T, env string) {
 	t.Helper()
 	args := []string{"-test.count=1", "-test.run=^" + regexp.QuoteMeta(t.Name()) + "$"}
 	if testing.Verbose() {
