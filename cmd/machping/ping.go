@@ -188,13 +188,11 @@ func pingFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int 
 			return o.usageError("--pid must be a process id (positive)")
 		}
 		name := args[0]
-		var req *peer.Requirement
-		if *requireExpr != "" {
-			var code int
-			var ok bool
-			if req, code, ok = parseRequire(o, *requireExpr); !ok {
-				return code
-			}
+		req, code, ok := optionalRequire(o, *requireExpr)
+		if !ok {
+			return code
+		}
+		if req != nil {
 			defer req.Close()
 		}
 		doc := runPing(ctx, o, pingParams{name: name, pid: *pid, raw: *raw, count: *count, interval: *interval,

@@ -72,6 +72,14 @@ func parseRequire(o *output, expr string) (*peer.Requirement, int, bool) {
 	return req, 0, true
 }
 
+// optionalRequire is parseRequire for a --require flag: no requirement when expr is empty.
+func optionalRequire(o *output, expr string) (*peer.Requirement, int, bool) {
+	if expr == "" {
+		return nil, 0, true
+	}
+	return parseRequire(o, expr)
+}
+
 func checkPeerFlags(_ *flag.FlagSet, o *output) func(context.Context, []string) int {
 	return func(ctx context.Context, args []string) int {
 		if len(args) != 2 {

@@ -13,7 +13,6 @@ import (
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/mach"
-	"github.com/machport/machport/peer"
 )
 
 // childEnv is set by machping in the children it starts (self-test, bench): a child exits when
@@ -87,13 +86,11 @@ func serveFlags(fs *flag.FlagSet, o *output) func(context.Context, []string) int
 			return o.usageError("serve needs exactly one NAME, got %d arguments", len(args))
 		}
 		name := args[0]
-		var req *peer.Requirement
-		if *requireExpr != "" {
-			var code int
-			var ok bool
-			if req, code, ok = parseRequire(o, *requireExpr); !ok {
-				return code
-			}
+		req, code, ok := optionalRequire(o, *requireExpr)
+		if !ok {
+			return code
+		}
+		if req != nil {
 			defer req.Close()
 		}
 		var dropped func() uint64
