@@ -177,7 +177,8 @@ func (procSystem) parseCode(string) (*codeRequirement, error) {
 // are 0 (Linux has neither in a token; Check names the process by its start time). Unlike a
 // message's token, which the kernel writes, this is read at one moment: a pid reused afterwards
 // names the new process (Check's look-up then still requires the same user). A pid with no
-// process is an error wrapping ErrProcessGone and fs.ErrNotExist.
+// live process (none, or a zombie not yet reaped, as on macOS) is an error wrapping
+// ErrProcessGone and fs.ErrNotExist.
 func TokenForPID(pid int) (mach.AuditToken, error) { return tokenForPID(pid) }
 
 var tokenForPID = func(pid int) (mach.AuditToken, error) {
@@ -191,6 +192,16 @@ func tokenFromProc(fs procReader, pid int) (mach.AuditToken, error) {
 	status, err := fs.status(pid)
 	if err != nil {
 		return mach.AuditToken{}, fmt.Errorf("%w: pid %d: %w", ErrProcessGone, pid, err)
+	}
+	// A zombie (exited, not yet reaped) or a dead task is gone, as on macOS, where
+	// task_name_for_pid refuses a zombie: "State:\tZ (zombie)" (fs/proc/array.c, task_state).
+	for line := range strings.Lines(string(status)) {
+		if state, ok := strings.CutPrefix(line, "State:"); ok {
+			if f := strings.Fields(state); len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
+				return mach.AuditToken{}, fmt.Errorf("%w: pid %d has exited (state %s): %w", ErrProcessGone, pid, f[0], os.ErrNotExist)
+			}
+			break
+		}
 	}
 	// "Uid:\treal\teffective\tsaved\tfs", the same for Gid (fs/proc/array.c, task_state).
 	ids := func(prefix string) (real, eff uint32, err error) {

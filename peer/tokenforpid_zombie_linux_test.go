@@ -52,6 +52,23 @@ func TestDarwinTokenForPIDZombie(t *testing.T) {
 	})
 }
 
+// On Linux too a zombie is gone: TokenForPID reads "State: Z" in /proc/PID/status and fails
+// with ErrProcessGone, so check-peer answers alike on both systems.
+func TestTokenForPIDZombie(t *testing.T) {
+	cmd := exec.Command("/bin/true")
+	require.NoError(t, cmd.Start())
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { _ = cmd.Wait() })
+	waitZombie(t, pid)
+	_, err := TokenForPID(pid)
+	require.ErrorIs(t, err, ErrProcessGone)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+
+	tok, err := TokenForPID(os.Getpid())
+	require.NoError(t, err, "a live process is not taken for a zombie")
+	require.Equal(t, os.Getpid(), tok.PID())
+}
+
 // waitZombie waits until pid has exited and is not reaped yet (state Z in /proc/PID/stat).
 func waitZombie(t *testing.T, pid int) {
 	t.Helper()
