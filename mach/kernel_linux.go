@@ -319,3 +319,25 @@ func (linuxKernel) vmAllocate(size int) (uintptr, int32) { return emu.VMAllocate
 func (linuxKernel) vmDeallocate(addr uintptr, size int) int32 {
 	return emu.VMDeallocate(addr, size)
 }
+
+// peekedSize is the size mach_port_peek reports for a message that a receive would get with
+// msgh_size received: the kernel's own representation, whose header is 8 bytes larger than the
+// user's (USER_HEADER_SIZE_DELTA; xnu's tests/ipc/port_peek.c expects exactly that) and whose
+// descriptors are all KERNEL_DESC_SIZE (16) bytes, 4 more than a 64-bit process's port
+// descriptor (xnu osfmk/ipc/ipc_kmsg.c). The emulation reports what xnu would.
+func peekedSize(received, ports int) uint32 { return uint32(received + 8 + 4*ports) }
+
+// peekTrailer writes the trailer mach_port_peek hands back, as xnu's does: the message's queued
+// trailer (format 0, whose size word stays MACH_MSG_TRAILER_MINIMUM_SIZE, as ipc_kmsg_get sets
+// it) with the sequence number, cut to the requested size (mach_port_peek's memcpy).
+func peekTrailer(t []byte, seqno uint32, sender [2]uint32, audit [8]uint32) {
+	var max [auditTrailerSize]byte
+	le.PutUint32(max[4:], minTrailerSize)
+	le.PutUint32(max[8:], seqno)
+	le.PutUint32(max[12:], sender[0])
+	le.PutUint32(max[16:], sender[1])
+	for i, v := range audit {
+		le.PutUint32(max[20+4*i:], v)
+	}
+	copy(t, max[:])
+}
