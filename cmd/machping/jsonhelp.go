@@ -12,7 +12,7 @@ Common rules
     machping  int     the schema version, now 1. It is bumped only when a field changes meaning
                       or goes away; fields may be added within a version, so ignore unknown ones.
     command   string  the command: "version", "selftest", "serve", "ping", "lookup",
-                      "register", "check", "rights", "check-peer", "bench" or "bench-server" (a nested
+                      "register", "check", "rights", "check-peer", "bench", "bench-server" or "notify" (a nested
                       document names its own: selftest's pings say "ping", rights' lookup "lookup")
   A command that fails prints an error document instead of its own (see error below) and exits
   with its cause's status (below). The answers come in the command's own document instead:
@@ -48,6 +48,7 @@ Exit status
   check-peer 0 every predicate passes; 1 one fails (both a check-peer document); 2 a bad
             EXPR, no such process, or another failure; 4 this user may not read the process
   bench     0; 2 a failure
+  notify    0; 2 a failure (watch: 0 after -n deliveries or Ctrl-C)
   Bad usage exits 2 with every command.
 
 version (machping --version --json)
@@ -258,6 +259,19 @@ bench-server (internal: the first line of the child that 'machping bench' starts
   raw                string    the raw echo service's name
   cf                 string    the CFMessagePort echo service's name
   unix               string    the Unix socket's path
+
+notify post, notify state (one document)
+  action             string    "post" or "state"
+  name               string    the notification name
+  state?             int       notify state: the name's state, as read (one argument) or as set
+                               (two); missing for post
+
+notify watch (one object per line: "watching" once, then one "delivery" per delivery)
+  event              string    "watching" when the registration is made, then "delivery"
+  name               string    the notification name
+  token?             int       delivery: the registration's token
+  time?              string    delivery: when it was received, RFC 3339 in UTC
+  state              int       delivery: the name's state when it was read (0 for "watching")
 
 error (a command that failed; exit 2 to 5, by cause)
   error              error     the diagnosis, below

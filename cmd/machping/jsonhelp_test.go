@@ -14,7 +14,7 @@ func TestJSONHelpCoversFields(t *testing.T) {
 	for _, v := range []any{versionInfo{}, errorDoc{}, diagnosis{}, pingDoc{}, pingReply{}, sender{}, summary{},
 		servingEvent{}, requestEvent{}, withdrawnEvent{}, selftestDoc{}, lookupDoc{}, rightInfo{},
 		registerDoc{}, probe{}, sandboxInfo{}, checkDoc{}, rightsDoc{}, fdInfo{}, benchDoc{}, benchResult{},
-		rejection{}, checkPeerDoc{}, verdictDoc{}} {
+		rejection{}, checkPeerDoc{}, verdictDoc{}, notifyDoc{}, notifyEvent{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			f := typ.Field(i)
