@@ -173,8 +173,9 @@
 // # Linux
 //
 // On Linux machping runs over machport's emulation of Mach IPC. Its bootstrap namespace is a
-// private per-user directory of sockets, one per name: $MACHPORT_BOOTSTRAP_DIR, or by default
-// $XDG_RUNTIME_DIR/machport (else machport-<uid> in the temporary directory). A client and its
+// private per-user directory (one socket per serving process, and a link and an owner record
+// per name): $MACHPORT_BOOTSTRAP_DIR, or by default $XDG_RUNTIME_DIR/machport (else
+// machport-<uid> in the temporary directory). A client and its
 // server must share it, and must run as the same user. MACHPORT_APP_GROUPS (comma-separated
 // application-group identifiers) puts a process in an emulated App Sandbox with those groups:
 // it may then register and look up only names inside them, and is refused with 1100 otherwise,
