@@ -384,6 +384,19 @@ func (p *port) inject(m *inMsg) {
 	p.wakeDirect()
 }
 
+// popLocal takes the head of the local queue. An emptied queue starts again at the front of its
+// array, so that a port fed by local sends reuses it instead of allocating one per message.
+func (p *port) popLocal() *inMsg {
+	m := p.local[0]
+	p.local[0] = nil
+	if len(p.local) == 1 {
+		p.local = p.local[:0]
+	} else {
+		p.local = p.local[1:]
+	}
+	return m
+}
+
 // unget puts a message back at the head of the local queue (a receive that was too small).
 func (p *port) unget(m *inMsg) {
 	p.local = append([]*inMsg{m}, p.local...)

@@ -195,8 +195,7 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
 	if len(p.local) > 0 {
-		m := p.local[0]
-		p.local = p.local[1:]
+		m := p.popLocal()
 		p.unwake()
 		m.dequeued()
 		return m, abi.MACH_MSG_SUCCESS
