@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
@@ -290,4 +291,42 @@ func laneFromPeerCarrying(t *testing.T, reply, carried uint32) (lfd int, key, to
 	}
 	t.Cleanup(func() { unix.Close(got[0]) })
 	return got[0], d.reply.laneKey, d.reply.token
+}
+
+// A message sent inside the process carries out-of-line memory (copied, and a region moved whole)
+// and a body larger than a datagram's inline room as a channel's receiver would get them, and
+// leaves no fd behind once received and released (but the pooled memfd of the copy, for a
+// moment).
+func TestLocalMessageMemory(t *testing.T) {
+	port := newMemTestPort(t)
+	warmUp(t)
+	fds := openFDs(t)
+	data := make([]byte, 64<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	addr, kr := VMAllocate(1 << 20)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	region := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), 1<<20)
+	copy(region, data)
+	body := make([]byte, inlineBodyMax+100)
+	body[len(body)-1] = 9
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: port, ID: 1, Body: body, Descs: []Desc{
+		{Memory: true, Data: data, Addr: uintptr(unsafe.Pointer(&data[0])), Size: uint32(len(data)), Copy: abi.MACH_MSG_VIRTUAL_COPY},
+		{Memory: true, Data: region, Addr: addr, Size: 1 << 20, Dealloc: true, Copy: abi.MACH_MSG_VIRTUAL_COPY},
+	}}, 0))
+	got := receiveWithin(t, port)
+	require.Equal(t, body, got.Body)
+	require.Len(t, got.Descs, 2)
+	for i, d := range got.Descs {
+		require.True(t, d.Memory)
+		mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), d.Addr)), d.Size)
+		require.Equal(t, data, mem[:len(data)], "descriptor %d", i)
+		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(d.Addr, int(d.Size)))
+	}
+	// The send's pooled memfd closes once its pool has been idle for poolIdle.
+	for start := time.Now(); openFDs(t) != fds && time.Since(start) < 10*time.Second; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Equal(t, fds, openFDs(t), "no fd is left")
 }
