@@ -85,21 +85,24 @@ func TestBlockedReceiveWakes(t *testing.T) {
 			send(t, context.Background(), s, 9, nil)
 		}, nil},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			checkLeaks(t)
-			r, s := newPort(t, mach.PortOptions{})
-			before := directWaits()
-			done := blockedReceive(t, r)
-			waitBlocked(t, before)
-			c.act(t, r, s)
-			err := within(t, done)
-			if c.wantErr != nil {
-				require.ErrorIs(t, err, c.wantErr)
-			} else {
-				require.NoError(t, err)
-			}
-		})
+	for _, w := range blockedWaits {
+		for _, c := range cases {
+			t.Run(w.name+"/"+c.name, func(t *testing.T) {
+				checkLeaks(t)
+				r, s := newPort(t, mach.PortOptions{})
+				w.prepare(t, s)
+				before := directWaits()
+				done := blockedReceive(t, r)
+				w.waitBlocked(t, before)
+				c.act(t, r, s)
+				err := within(t, done)
+				if c.wantErr != nil {
+					require.ErrorIs(t, err, c.wantErr)
+				} else {
+					require.NoError(t, err)
+				}
+			})
+		}
 	}
 }
 

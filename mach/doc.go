@@ -41,7 +41,8 @@
 // are Linux, and the macOS CI jobs are the first place it will run.
 //
 // On Linux the same API runs over an emulation of the Mach kernel (internal/emu): a port merges
-// the read ends of SOCK_SEQPACKET socketpairs, send rights travel with SCM_RIGHTS, out-of-line
+// the read ends of SOCK_SEQPACKET socketpairs and a queue of the messages sent inside its own
+// process (where a send right costs no descriptor), send rights travel with SCM_RIGHTS, out-of-line
 // memory is a sealed memfd the receiver maps copy-on-write, the audit trailer comes from
 // SCM_CREDENTIALS, and port names live in a per-process table with user references. The
 // behavioural tests run unchanged on both. What differs on Linux:
@@ -52,8 +53,9 @@
 //     out-of-line port arrays or guarded port descriptors: sending an OOLPortsDescriptor or a
 //     GuardedPortDescriptor, which macOS carries, fails with MACH_SEND_INVALID_TYPE and leaves
 //     every right with the sender.
-//   - A message carries at most 1024 descriptors and 126 send rights (SCM_RIGHTS passes 253 fds;
-//     a send right takes two: its channel and its port's queue counter).
+//   - A message carries at most 1024 descriptors and, to a port of another process, 126 send
+//     rights (SCM_RIGHTS passes 253 fds; a send right takes two: its channel and its port's queue
+//     counter). A message to a port of the same process carries its rights without fds.
 //   - A notification's port must be a receive right of the same process; a new no-senders or
 //     dead-name request replaces the old one and RequestNotification returns no previous right
 //     (a second port-destroyed request fails with KernFailure, as on macOS). A request that ends
@@ -61,20 +63,24 @@
 //     gives up its send-once right silently, where xnu hands the replaced right back to the
 //     caller or sends MACH_NOTIFY_SEND_ONCE with it. While armed, a request counts as a send-once
 //     right of its notify port (PortStatus.SendOnceCount), as on macOS.
-//   - Dead-name and no-senders notifications come from a monitor goroutine that watches for
-//     hang-ups, a moment after the event rather than synchronously with it (a dead-name request
-//     also fires when this process next looks at the name and finds its port dead).
-//   - Messages keep their order per channel, not across channels: each send right a process
-//     holds for a port writes to one socket (a process's send rights to one port share it); the
-//     send-once rights made for messages to another process's port share a few sockets ("lanes",
-//     one per destination port and a few rights in flight); every other send-once right, and
-//     each send through MAKE_SEND as the destination, has a socket of its own; a receive takes
-//     from whichever socket has a message. So messages sent one after the other through send
-//     rights of different processes, or through a send right and a send-once right, may be
-//     received in the other order, and notifications the emulation makes (and a message left
-//     queued by MACH_RCV_TOO_LARGE, and the messages a port status query read off lanes to count
-//     them) are received before messages still waiting in sockets. xnu's port queue
-//     (ipc_mqueue) is one FIFO by arrival.
+//   - Dead-name and no-senders notifications about rights that crossed processes come from a
+//     monitor goroutine that watches for hang-ups, a moment after the event rather than
+//     synchronously with it (a dead-name request also fires when this process next looks at the
+//     name and finds its port dead); about rights held in their port's own process they come
+//     synchronously, as on macOS.
+//   - Messages keep their order per channel, not across channels: the send rights a process
+//     holds for another process's port write to one socket (they share it); the send-once
+//     rights made for messages to another process's port share a few sockets ("lanes", one per
+//     destination port and a few rights in flight); every other send-once right has a socket of
+//     its own; messages sent through send rights in the port's own process (and through
+//     MAKE_SEND or MAKE_SEND_ONCE as the destination) go into the port's local queue, in order;
+//     a receive takes from the local queue first, then from whichever socket has a message. So
+//     messages sent one after the other through send rights of different processes, or through
+//     a send right and a send-once right, may be received in the other order, and the local
+//     queue's messages (those sent inside the process, the notifications the emulation makes, a
+//     message left queued by MACH_RCV_TOO_LARGE, and the messages a port status query read off
+//     lanes to count them) are received before messages still waiting in sockets. xnu's port
+//     queue (ipc_mqueue) is one FIFO by arrival.
 //   - A send-once right to a port of this process that came back through another process is
 //     taken for a right to another process's port: a receive right cannot move in a message
 //     sent through it (ErrMoveReceiveUnsupported), where macOS moves it.

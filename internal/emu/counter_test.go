@@ -92,16 +92,24 @@ func TestPortDeathWakesEveryWaitingSender(t *testing.T) {
 	deadCheckInterval = time.Hour
 	port := newTestPort(t, 1)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: port, ID: 1}, 0))
-	sp.mu.Lock()
-	ctr := sp.entries[port].recv.ctr.ref() // read below after the port is gone
-	sp.mu.Unlock()
-	defer ctr.close()
 
 	const senders = 8
 	done := make(chan int32, senders)
 	for range senders {
 		go func() { done <- Send(&Msg{Bits: dispCopySend, Remote: port, ID: 2}, -1) }()
 	}
+	// The first sender to wait makes the port's counter (its send right is local: until then
+	// the port counts its queue without one).
+	var ctr *counter
+	for start := time.Now(); ctr == nil; time.Sleep(time.Millisecond) {
+		require.Less(t, time.Since(start), 10*time.Second, "no sender waits")
+		sp.mu.Lock()
+		if c := sp.entries[port].recv.ctr; c != nil {
+			ctr = c.ref() // read below after the port is gone
+		}
+		sp.mu.Unlock()
+	}
+	defer ctr.close()
 	for start := time.Now(); atomic.LoadInt32(ctr.waiting()) != senders; time.Sleep(time.Millisecond) {
 		require.Less(t, time.Since(start), 10*time.Second, "the senders never all wait")
 	}

@@ -4,15 +4,30 @@
 // Each Mach idea maps onto a Linux primitive with the same failure behaviour:
 //
 //   - a port (a queue owned by one receive right) merges the read ends of AF_UNIX SOCK_SEQPACKET
-//     socketpairs, one per channel, with epoll; injected notifications wait in a local queue
-//     signalled by an eventfd in the same epoll. The epoll fd and the eventfd are made when the
-//     port first needs them (a channel joins it, a set takes it in, a receiver waits), and the
-//     queue counter when its first send right's channel does: a port that no other process
-//     holds and nobody waits on costs no fd;
-//   - making a send right creates a channel: its write end is the send right, its read end joins
-//     the port; copies of a send right share the write end (passed with SCM_RIGHTS), so one
-//     sender's order is kept (but not the order across channels, which xnu's one queue keeps:
-//     see the Linux differences in package mach);
+//     socketpairs, one per channel, with epoll; injected notifications, and the messages sent
+//     inside the port's own process, wait in a local queue signalled by an eventfd in the same
+//     epoll. The epoll fd and the eventfd are made when the port first needs them (a channel
+//     joins it, a set takes it in, a receiver waits), and the queue counter when a channel or a
+//     sender waiting for room does: a port that no other process holds and nobody waits on costs
+//     no fd, with or without send rights;
+//   - a send right held in its port's own process is a reference to the port (sendChan.local):
+//     a message sent through it is made into the received form at once (the credentials
+//     SCM_CREDENTIALS would give, memory mapped as a receiver maps it, rights as references) and
+//     goes straight into the local queue, after taking a slot under the queue limit as any
+//     sender does. A queued message holds its send right until it is received, so no-senders
+//     waits for it; the port's death turns the process's send rights into a dead name at once
+//     and fires their dead-name request. MAKE_SEND and MAKE_SEND_ONCE as a message's
+//     destination take the same path;
+//   - a send right carried to another process travels as a channel, made when it is first
+//     carried out: its write end goes with SCM_RIGHTS, its read end joins the port; later copies
+//     share the write end (the local right keeps it while it lives), so one sender's order is
+//     kept (but not the order across channels, which xnu's one queue keeps: see the Linux
+//     differences in package mach). A send right received for a port of this process is local
+//     again;
+//   - no channel is set up under the space lock (setup.go): an operation that needs one
+//     (socketpair, SO_PASSCRED, epoll_ctl) records the need, undoes its pass, makes it without
+//     the lock and copies in again; a lane right adopted by a channel of its own is set up by a
+//     goroutine of its own;
 //   - a send-once right made for a message to another process is a token on a lane: a channel
 //     into the port kept by the process that receives on the message's destination, whose write
 //     end travels once and is then named by a random key (lane.go). A reply names its token; a
@@ -31,9 +46,12 @@
 //     port that died does;
 //   - a dead name is a write end whose reader is gone (EPIPE, EPOLLHUP); dead-name notifications
 //     come from a monitor that watches write ends for hang-ups;
-//   - no-senders fires when every channel of the port has hung up and no local send right remains;
+//   - no-senders fires when every channel of the port has hung up and no local send right remains
+//     (in a name, a send in progress or a queued message);
 //   - the queue limit is a message count shared by all senders of a port, in a small shared memfd
-//     (futex wait and wake), as Mach counts messages, not bytes;
+//     (futex wait and wake), as Mach counts messages, not bytes; while only local senders use a
+//     port, the port counts in memory, and the counter is made (with that count) when a channel
+//     or a waiting sender needs it;
 //   - out-of-line memory travels as a sealed memfd that the receiver maps copy-on-write; copies of
 //     32 KiB to 1 MiB reuse a per-channel pool of memfds (an OFD lock per message keeps a memfd
 //     from being rewritten while anyone holds it), and the receiver copies memory of up to 1 MiB

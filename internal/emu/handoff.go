@@ -20,6 +20,22 @@ func PassSendRight(sock int, name uint32) int32 {
 	defer putTransfer(tx)
 	sp.mu.Lock()
 	r, kr := tx.right(name, dispCopySend, abi.KERN_INVALID_RIGHT, nil)
+	for kr == abi.MACH_MSG_SUCCESS && tx.ss.pending() {
+		// The right is local: its channel is made outside the lock (setup.go), then again.
+		tx.rollback()
+		tx.retain()
+		sp.mu.Unlock()
+		err := tx.ss.prepare()
+		sp.mu.Lock()
+		tx.ss.unpin()
+		if err != nil {
+			kr = abi.KERN_RESOURCE_SHORTAGE
+			break
+		}
+		tx.restart()
+		r, kr = tx.right(name, dispCopySend, abi.KERN_INVALID_RIGHT, nil)
+	}
+	tx.ss.unpin()
 	sp.mu.Unlock()
 	if kr != abi.MACH_MSG_SUCCESS {
 		tx.abort()
@@ -103,15 +119,37 @@ func ReceiveHandoff(sock int, wait bool) (name uint32, code int32, err error) {
 	return name, abi.KERN_SUCCESS, nil
 }
 
-// ChannelFD returns the write end behind a send right, for tests that play a hostile peer.
+// ChannelFD returns the write end behind a send right, for tests that play a hostile peer. A
+// send right held in its port's process gets the channel it would get if carried to another
+// process.
 func ChannelFD(name uint32) (int, bool) {
+	tx := getTransfer()
+	defer putTransfer(tx)
+	defer tx.ss.discard()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	e := sp.entries[name]
-	if e == nil || e.send == nil {
-		return -1, false
+	for {
+		e := sp.entries[name]
+		if e == nil || e.send == nil {
+			return -1, false
+		}
+		c := e.send
+		if c.local == nil || c.fd >= 0 {
+			return c.fd, true
+		}
+		if tx.exportTo(c) != abi.MACH_MSG_SUCCESS {
+			return -1, false
+		}
+		if c.fd < 0 {
+			sp.mu.Unlock()
+			err := tx.ss.prepare()
+			sp.mu.Lock()
+			tx.ss.unpin()
+			if err != nil {
+				return -1, false
+			}
+		}
 	}
-	return e.send.fd, true
 }
 
 // SendWithReplyFD sends a message with id and body on the send right dest, naming the socket fd

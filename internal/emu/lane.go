@@ -70,31 +70,27 @@ type lane struct {
 	capacity int
 }
 
-// issueLaneToken makes a send-once right of p for a message to dest (a port of another
-// process) as a token on a lane, and the lane's write end when the message must take it (-1
-// when the peer has it). Called with sp.mu held.
-func (p *port) issueLaneToken(dest portID) (*lane, uint64, int, error) {
-	var l *lane
+// usableLane returns a lane of p for dest (a port of another process) that can take one more
+// send-once right, or nil: a lane is usable once the peer keeps it (hello), or before its write
+// end is given. Called with sp.mu held.
+func (p *port) usableLane(dest portID) *lane {
 	for _, c := range p.lanes[dest] {
-		// A lane is usable once the peer keeps it (hello), or before its write end is given.
 		if (c.hello || c.w >= 0) && len(c.tokens) < c.capacity {
-			l = c
-			break
+			return c
 		}
 	}
-	if l == nil {
-		var err error
-		if l, err = p.newLane(dest); err != nil {
-			return nil, 0, -1, err
-		}
-	}
-	w := l.w
-	l.w = -1
+	return nil
+}
+
+// issue makes a send-once right on l as a token, and returns the lane's write end when the
+// message must take it (-1 when the peer has it). Called with sp.mu held.
+func (l *lane) issue() (tok uint64, w int) {
+	w, l.w = l.w, -1
 	for {
 		tok := randomToken()
 		if _, ok := l.tokens[tok]; !ok {
 			l.tokens[tok] = struct{}{}
-			return l, tok, w, nil
+			return tok, w
 		}
 	}
 }
@@ -109,48 +105,44 @@ func randomToken() uint64 {
 	}
 }
 
-// newLane makes a lane into p for dest. Called with sp.mu held.
-func (p *port) newLane(dest portID) (*lane, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	r, w := fds[0], fds[1]
-	unix.SetsockoptInt(w, unix.SOL_SOCKET, unix.SO_SNDBUF, laneSndBuf)
-	sndbuf, _ := unix.GetsockoptInt(w, unix.SOL_SOCKET, unix.SO_SNDBUF)
-	// One datagram per token, one hello, and room to spare.
-	capacity := min(max(sndbuf/laneDatagramCost-2, 1), 64)
-	if err := p.addReadEnd(r, nil); err != nil {
-		unix.Close(w)
-		return nil, err
-	}
-	l := &lane{key: randomToken(), w: w, rc: p.chans[r], dest: dest, tokens: map[uint64]struct{}{}, capacity: capacity}
-	p.chans[r].lane = l
+// installLane makes a lane that was made outside sp.mu (setupLane) one of its port's. Called
+// with sp.mu held.
+func (cs *chanSetup) installLane() *lane {
+	p, rc := cs.p, cs.rc
+	p.chans[rc.fd] = rc
+	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
+	l := &lane{key: randomToken(), w: cs.w, rc: rc, dest: cs.dest, tokens: map[uint64]struct{}{}, capacity: cs.capacity}
+	rc.lane = l
 	if p.lanes == nil {
 		p.lanes = map[portID][]*lane{}
 	}
-	p.lanes[dest] = append(p.lanes[dest], l)
-	return l, nil
+	p.lanes[cs.dest] = append(p.lanes[cs.dest], l)
+	return l
 }
 
-// addReadEnd makes r (a SOCK_SEQPACKET read end) a send-once channel of p: a lane, or a channel
-// a lane's right was adopted into. Called with sp.mu held.
-func (p *port) addReadEnd(r int, _ *lane) error {
-	if err := p.openFDs(); err != nil {
-		unix.Close(r)
-		return err
+// adopt makes r (a SOCK_SEQPACKET read end that came in an adopt datagram) a send-once channel
+// of p, outside sp.mu: p is pinned, and counts the adoption until it is done (GetAttributes
+// counts it as a send-once right meanwhile).
+func (s *space) adopt(p *port, epfd, r int) {
+	setupStarts()
+	err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+	if err == nil {
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)})
 	}
-	if err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer p.unpin()
+	p.adopting--
+	switch {
+	case p.dead:
+		unix.Close(r) // its writer finds the port dead
+	case err != nil:
 		unix.Close(r)
-		return err
+		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil)) // the right is lost: as destroyed
+	default:
+		p.chans[r] = &rchan{fd: r, sendOnce: true, p: p}
+		p.wakeDirect() // a receiver blocked on the other channel must watch this one too
 	}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)}); err != nil {
-		unix.Close(r)
-		return err
-	}
-	p.chans[r] = &rchan{fd: r, sendOnce: true, p: p}
-	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
-	return nil
 }
 
 // forgetLane removes a lane that is leaving its port. Called with sp.mu held.
@@ -224,10 +216,14 @@ func (s *space) laneControl(p *port, l *lane, b []byte, fds []int) {
 	if p.dead {
 		return // the channel closes: its writer finds the port dead
 	}
-	if p.addReadEnd(fds[0], l) != nil {
+	if p.openFDs() != nil {
 		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil)) // the right is lost: as destroyed
+		return
 	}
-	adopted = fds[0] // closed by addReadEnd on failure
+	adopted = fds[0]
+	p.pin()
+	p.adopting++
+	go s.adopt(p, p.epfd, adopted) // no channel setup under sp.mu
 }
 
 // isSeqpacket reports whether fd is an AF_UNIX SOCK_SEQPACKET socket, as every channel is.

@@ -5,6 +5,7 @@ package emu
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,10 @@ type inMsg struct {
 	destType  uint8
 	kernel    bool
 	creds     unix.Ucred
+	// A message sent inside this process through a local send right holds that right (hold)
+	// and, when counted, a slot in the port's queue, until it leaves the queue (dequeued).
+	hold    *sendChan
+	counted bool
 }
 
 var inMsgs = sync.Pool{New: func() any { return new(inMsg) }}
@@ -74,6 +79,7 @@ func newInMsg() *inMsg {
 	m.fds, m.body = m.fds[:0], m.body[:0]
 	m.destType, m.kernel, m.creds, m.validated = 0, false, unix.Ucred{}, false
 	m.maps = m.maps[:0]
+	m.hold, m.counted = nil, false
 	return m
 }
 
@@ -89,8 +95,43 @@ func kernelMsg(id int32, body []byte) *inMsg {
 	return m
 }
 
+// dequeued releases what a message sent inside this process held while it was queued: its
+// queue slot and its destination's send right, as a message read off a channel frees them.
+// Called with sp.mu held.
+func (m *inMsg) dequeued() {
+	if m.hold == nil {
+		return
+	}
+	if m.counted {
+		m.hold.local.releaseSlot()
+		m.counted = false
+	}
+	m.hold.put()
+	m.hold = nil
+}
+
+// discard frees a message deliverLocal made for a send that failed: it holds only its memory.
+// Called with sp.mu held.
+func (m *inMsg) discard() {
+	m.dg.descs, m.dg.reply = m.dg.descs[:0], record{fd: -1, counterFD: -1}
+	m.counted = false // deliverLocal takes a slot only for a send that succeeds
+	m.destroy()
+	m.free()
+}
+
 // destroy releases everything a queued message holds (mach_msg_destroy before copyout).
 func (m *inMsg) destroy() {
+	m.dequeued()
+	if c := m.dg.reply.ch; c != nil {
+		m.dg.reply.ch = nil
+		c.put()
+	}
+	for i := range m.dg.descs {
+		if c := m.dg.descs[i].ch; c != nil {
+			m.dg.descs[i].ch = nil
+			c.put()
+		}
+	}
 	if m.validated {
 		// A send-once right on a lane is destroyed by telling its port (the lane's fd may have
 		// come in this message, so before the fds close).
@@ -142,18 +183,101 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	}
 	tx := getTransfer()
 	defer putTransfer(tx)
-	tx.spareFDs = maxFDs - fdsNeeded(m, localDisp)
 	// fail undoes a copy-in that stopped half way (sp.mu held).
 	fail := func(kr int32) int32 {
 		tx.rollback()
+		tx.ss.unpin()
 		sp.mu.Unlock()
 		tx.abort()
 		return kr
 	}
 	sp.mu.Lock()
-	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
+	dest, kr := tx.copyin(m, remoteDisp, localDisp)
+	for kr == abi.MACH_MSG_SUCCESS && tx.ss.pending() {
+		// The message needs channels (setup.go): undo the pass, make them without the lock, and
+		// copy in again. The rights the pass made stay held until the next pass is done, so
+		// that none looks released meanwhile (no-senders).
+		tx.rollback()
+		tx.retain()
+		sp.mu.Unlock()
+		tx.closeOwned()
+		err := tx.ss.prepare()
+		sp.mu.Lock()
+		tx.ss.unpin()
+		if err != nil {
+			kr = abi.MACH_SEND_NO_BUFFER
+			break
+		}
+		tx.restart()
+		dest, kr = tx.copyin(m, remoteDisp, localDisp)
+	}
 	if kr != abi.MACH_MSG_SUCCESS {
 		return fail(kr)
+	}
+	tx.releaseRetained()
+	sp.mu.Unlock()
+
+	if len(tx.fds) > maxFDs {
+		sp.mu.Lock()
+		return fail(abi.MACH_SEND_TOO_LARGE)
+	}
+	body := m.Body
+	if tx.local != nil {
+		body = nil // copied straight into the queued message
+	}
+	if err := tx.fillMemory(body); err != nil {
+		sp.mu.Lock()
+		return fail(abi.MACH_SEND_NO_BUFFER)
+	}
+	var lm *inMsg
+	if tx.local != nil {
+		lm, kr = tx.deliverLocal(m.Body, timeout) // returns with sp.mu held
+	} else {
+		kr = tx.deliver(dest, timeout)
+		sp.mu.Lock()
+	}
+	if kr == abi.MACH_MSG_SUCCESS {
+		if lm != nil {
+			tx.takeRefs(lm)
+		}
+		tx.commit()
+		if tx.dropped {
+			tx.destroyCarried()
+		}
+		if lm != nil {
+			tx.local.enqueue(lm)
+		}
+	} else {
+		tx.rollback()
+		if lm != nil {
+			lm.discard()
+		}
+	}
+	tx.release()
+	if kr == abi.MACH_SEND_TIMED_OUT {
+		handBack(m, remoteDisp, localDisp)
+	}
+	sp.mu.Unlock()
+	tx.closeOwned()
+	tx.ss.discard()
+	if kr == abi.MACH_MSG_SUCCESS {
+		for _, mc := range tx.mem {
+			if mc.dealloc {
+				VMDeallocate(mc.addr, int(mc.size))
+			}
+		}
+	}
+	return kr
+}
+
+// copyin copies the message's rights in: the destination, the reply right and the descriptors.
+// A right that needs a channel records the need (tx.ss) and the pass goes on, so that one pass
+// finds every channel to make. Called with sp.mu held.
+func (tx *transfer) copyin(m *Msg, remoteDisp, localDisp uint8) (*sendChan, int32) {
+	tx.spareFDs = maxFDs - fdsNeeded(m, localDisp)
+	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
+	if kr != abi.MACH_MSG_SUCCESS {
+		return nil, kr
 	}
 	tx.dg.bits |= m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
 	tx.dg.id = m.ID
@@ -163,7 +287,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			kr = abi.MACH_SEND_INVALID_REPLY
 		}
 		if kr != abi.MACH_MSG_SUCCESS {
-			return fail(kr)
+			return nil, kr
 		}
 		tx.dg.reply = r
 	}
@@ -183,51 +307,114 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		} else if d.Name == abi.MACH_PORT_NULL || d.Name == abi.MACH_PORT_DEAD {
 			var kr int32
 			if r, kr = noPort(d.Name, d.Disp); kr != abi.MACH_MSG_SUCCESS {
-				return fail(kr)
+				return nil, kr
 			}
 		} else {
 			var kr int32
 			r, kr = tx.right(d.Name, d.Disp, abi.MACH_SEND_INVALID_RIGHT, dest)
 			if kr != abi.MACH_MSG_SUCCESS {
-				return fail(kr)
+				return nil, kr
 			}
 		}
 		tx.dg.descs = append(tx.dg.descs, r)
 	}
-	sp.mu.Unlock()
+	return dest, abi.MACH_MSG_SUCCESS
+}
 
-	if len(tx.fds) > maxFDs {
-		sp.mu.Lock()
-		return fail(abi.MACH_SEND_TOO_LARGE)
+// selfPid is this process's pid, for the credentials of messages sent inside it.
+var selfPid = int32(os.Getpid())
+
+// deliverLocal makes the message for a port of this process, sent through a local send right
+// (or a send-once right made for it): what a receiver would make of the datagram, with the
+// credentials SCM_CREDENTIALS would give (this process's pid, real uid and gid) and the memory
+// mapped as a receiver maps it. It then takes a slot in the port's queue, waiting within timeout
+// as a sender on a channel does (a message on a send-once right takes none). It returns with
+// sp.mu held; on success the caller gives the message its rights (takeRefs) and queues it.
+func (tx *transfer) deliverLocal(body []byte, timeout time.Duration) (*inMsg, int32) {
+	m := newInMsg()
+	m.validated = true
+	m.creds = unix.Ucred{Pid: selfPid, Uid: uint32(unix.Getuid()), Gid: uint32(unix.Getgid())}
+	m.destType = typePortSend
+	if tx.localOnce {
+		m.destType = typePortSendOnce
 	}
-	if err := tx.fillMemory(m.Body); err != nil {
-		sp.mu.Lock()
-		return fail(abi.MACH_SEND_NO_BUFFER)
+	m.dg.bits, m.dg.id, m.dg.bodyFD, m.dg.bodyLen = tx.dg.bits, tx.dg.id, -1, uint32(len(body))
+	m.dg.reply = tx.dg.reply
+	m.dg.reply.ch = nil // the message takes its own references (takeRefs)
+	for _, r := range tx.dg.descs {
+		r.ch = nil
+		m.dg.descs = append(m.dg.descs, r)
 	}
-	kr = tx.deliver(dest, timeout)
-	sp.mu.Lock()
-	if kr == abi.MACH_MSG_SUCCESS {
-		tx.commit()
-		if tx.dropped {
-			tx.destroyCarried()
+	m.body = append(m.body[:0], body...)
+	for _, r := range m.dg.descs {
+		if r.kind != kindMemory {
+			continue
 		}
-	} else {
-		tx.rollback()
-	}
-	tx.release()
-	if kr == abi.MACH_SEND_TIMED_OUT {
-		handBack(m, remoteDisp, localDisp)
-	}
-	sp.mu.Unlock()
-	tx.closeOwned()
-	if kr == abi.MACH_MSG_SUCCESS {
-		for _, mc := range tx.mem {
-			if mc.dealloc {
-				VMDeallocate(mc.addr, int(mc.size))
+		mp := mapping{size: r.size}
+		if r.size > 0 {
+			if mp.addr = mapMemory(tx.fds[r.fd:int(r.fd)+int(r.parts)], r.size); mp.addr == 0 {
+				sp.mu.Lock()
+				m.discard()
+				return nil, abi.MACH_SEND_NO_BUFFER
 			}
 		}
+		m.maps = append(m.maps, mp)
 	}
-	return kr
+	p := tx.local
+	sp.mu.Lock()
+	switch {
+	case tx.localOnce:
+		// A message on a send-once right is queued whatever the queue limit (xnu's
+		// ipc_mqueue_send never blocks one); a port that died destroys it (enqueue).
+		return m, abi.MACH_MSG_SUCCESS
+	case p.dead:
+		return m, abi.MACH_SEND_INVALID_DEST
+	case p.reserve():
+		m.counted = true
+		return m, abi.MACH_MSG_SUCCESS
+	case timeout == 0:
+		return m, abi.MACH_SEND_TIMED_OUT
+	}
+	// The queue is full: wait on the port's counter, made now if the port has none (the only
+	// fd a port without remote senders ever needs for its queue), as channel senders wait.
+	ctr, err := p.counter()
+	if err != nil {
+		return m, abi.MACH_SEND_NO_BUFFER
+	}
+	ctr.ref()
+	sp.mu.Unlock()
+	res := ctr.acquire(timeout, func() bool { return true }) // kill wakes it when the port dies
+	ctr.close()
+	sp.mu.Lock()
+	switch res {
+	case acquired:
+		m.counted = true
+		return m, abi.MACH_MSG_SUCCESS
+	case acquireTimedOut:
+		return m, abi.MACH_SEND_TIMED_OUT
+	case acquirePortDead:
+		return m, abi.MACH_SEND_INVALID_DEST
+	}
+	// xnu treats a destination that dies while the sender waits as a delivery: the message is
+	// destroyed (enqueue finds the port dead) and the send succeeds.
+	return m, abi.MACH_MSG_SUCCESS
+}
+
+// takeRefs gives a message made by deliverLocal its own references to the rights it carries,
+// and to its destination's send right, which a queued message holds until it is received (as
+// a message queued on a channel keeps its sender). Called with sp.mu held.
+func (tx *transfer) takeRefs(m *inMsg) {
+	if !tx.localOnce {
+		m.hold = tx.dest.get()
+	}
+	if c := tx.dg.reply.ch; c != nil {
+		m.dg.reply.ch = c.get()
+	}
+	for i := range tx.dg.descs {
+		if c := tx.dg.descs[i].ch; c != nil {
+			m.dg.descs[i].ch = c.get()
+		}
+	}
 }
 
 // handBack rewrites m as xnu hands a timed-out send back (mach_msg_trap_send: the message was
@@ -276,16 +463,21 @@ func handBackRight(name uint32, disp uint8) (uint32, uint8) {
 			return abi.MACH_PORT_DEAD, r.typ
 		}
 	case dispMakeSendOnce:
-		if e.recv == nil {
-			return abi.MACH_PORT_DEAD, r.typ
-		}
-		c, err := e.recv.newChannel(true)
-		if err != nil {
-			return abi.MACH_PORT_DEAD, r.typ
-		}
-		so := sp.newName()
-		so.sonce, so.id = c, e.id
-		return so.name, r.typ
+		so := uint32(abi.MACH_PORT_DEAD)
+		withChannel(setupSendOnce, func() *port {
+			if e := sp.entries[name]; e != nil && e.recv != nil {
+				return e.recv
+			}
+			return nil
+		}, func(c *sendChan) int32 {
+			if c != nil {
+				e := sp.newName()
+				e.sonce, e.id = c, c.id
+				so = e.name
+			}
+			return abi.KERN_SUCCESS
+		})
+		return so, r.typ
 	}
 	return name, r.typ
 }
@@ -308,6 +500,13 @@ type transfer struct {
 	dropped  bool  // delivered as destroyed: the send-once channel was full
 	issued   []issuedToken
 	spends   *sendChan // the lane right the message is sent on
+	// local is the destination port when the message goes straight into its queue: sent through
+	// a local send right, or a send-once right made for it (localOnce). Its rights then travel
+	// as references (record.ch), not fds.
+	local     *port
+	localOnce bool
+	ss        setups      // channels to make outside sp.mu, and made (setup.go)
+	retained  []*sendChan // holds of an undone copy-in pass, released after the next one
 }
 
 // issuedToken is a send-once right this transfer made as a lane token.
@@ -321,12 +520,38 @@ var transfers = sync.Pool{New: func() any { return new(transfer) }}
 // getTransfer returns a cleared transfer whose slices keep their capacity from earlier sends.
 func getTransfer() *transfer {
 	tx := transfers.Get().(*transfer)
+	tx.holds = tx.holds[:0]
+	tx.restart()
+	return tx
+}
+
+// restart clears what a copy-in pass collected, for another pass (or another send); channels
+// made outside the lock and the holds retained stay.
+func (tx *transfer) restart() {
 	tx.dg = datagram{bodyFD: -1, reply: record{fd: -1, counterFD: -1}, descs: tx.dg.descs[:0]}
-	tx.fds, tx.owned, tx.holds = tx.fds[:0], tx.owned[:0], tx.holds[:0]
+	tx.fds, tx.owned = tx.fds[:0], tx.owned[:0]
+	clear(tx.moves)
+	clear(tx.undos)
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
 	tx.issued, tx.spends = tx.issued[:0], nil
-	return tx
+	tx.local, tx.localOnce = nil, false
+}
+
+// retain keeps the holds of an undone pass until the next pass is done. Called with sp.mu held.
+func (tx *transfer) retain() {
+	tx.retained = append(tx.retained, tx.holds...)
+	clear(tx.holds)
+	tx.holds = tx.holds[:0]
+}
+
+// releaseRetained drops the holds retain kept. Called with sp.mu held.
+func (tx *transfer) releaseRetained() {
+	for _, h := range tx.retained {
+		h.put()
+	}
+	clear(tx.retained)
+	tx.retained = tx.retained[:0]
 }
 
 func putTransfer(tx *transfer) {
@@ -336,7 +561,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.takenBy[:cap(tx.takenBy)])
 	clear(tx.issued[:cap(tx.issued)])
-	tx.dest, tx.destPort, tx.spends = nil, nil, nil
+	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
 	transfers.Put(tx)
 }
 
@@ -373,33 +598,34 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 			return nil, abi.MACH_SEND_INVALID_DEST
 		}
 		c := tx.hold(e.send)
-		tx.dest, tx.destPort = c, e.recv
-		if e.recv == nil {
+		tx.dest, tx.destPort, tx.local = c, e.recv, c.local
+		if c.local != nil {
+			tx.destPort = c.local
+		} else if e.recv == nil {
 			tx.destPort = localPort(c.id)
 		}
 		tx.dg.bits |= typePortSend << 8
 		return c, abi.MACH_MSG_SUCCESS
-	case dispMakeSend, dispMakeSendOnce:
+	case dispMakeSend:
 		if e.recv == nil {
 			return nil, abi.MACH_SEND_INVALID_DEST
 		}
-		c, err := e.recv.newChannel(disp == dispMakeSendOnce)
-		if err != nil {
-			return nil, abi.MACH_SEND_NO_BUFFER
-		}
-		if disp == dispMakeSend {
-			p := e.recv
-			tx.moves = append(tx.moves, func() { p.mscount++ })
-			tx.dg.bits |= typePortSend << 8
-		} else {
-			tx.dg.bits |= typePortSendOnce << 8
-		}
+		// A send right made for the message, held by it until it is received.
+		p := e.recv
+		c := p.newLocalSend()
 		tx.holds = append(tx.holds, c) // the transfer owns the only hold
-		if c.sendOnce {
-			tx.undos = append(tx.undos, func() { discardSendOnce(c) })
-		}
-		tx.dest, tx.destPort = c, e.recv
+		tx.moves = append(tx.moves, func() { p.mscount++ })
+		tx.dg.bits |= typePortSend << 8
+		tx.dest, tx.destPort, tx.local = c, p, p
 		return c, abi.MACH_MSG_SUCCESS
+	case dispMakeSendOnce:
+		if e.recv == nil {
+			return nil, abi.MACH_SEND_INVALID_DEST
+		}
+		// A send-once right made and used by the message: no channel, the message is queued.
+		tx.dg.bits |= typePortSendOnce << 8
+		tx.destPort, tx.local, tx.localOnce = e.recv, e.recv, true
+		return nil, abi.MACH_MSG_SUCCESS
 	case dispMoveSendOnce:
 		c := tx.moveSendOnce(e)
 		if c == nil {
@@ -467,6 +693,19 @@ func (tx *transfer) useSend(e *entry, move bool) bool {
 	return true
 }
 
+// exportTo makes c, a local send right, carriable to another process: the channel its copies
+// there share, made outside the lock (setup.go). Without one made yet, it records the need.
+// Called with sp.mu held.
+func (tx *transfer) exportTo(c *sendChan) int32 {
+	cs := tx.ss.take(setupSend, c.local, portID{})
+	if cs == nil {
+		return tx.ss.need(setupSend, c.local, portID{})
+	}
+	ch := cs.installChan()
+	c.fd, c.ctr, c.ownsCtr, c.rc = ch.fd, ch.ctr, true, ch.rc
+	return abi.MACH_MSG_SUCCESS
+}
+
 // localPort returns the port a channel leads to when its receive right is in this process.
 func localPort(id portID) *port {
 	if n, ok := sp.byPort[id]; ok {
@@ -499,11 +738,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			if e.send != nil {
 				c = tx.hold(e.send)
 			} else {
-				nc, err := e.recv.newChannel(false)
-				if err != nil {
-					return r, abi.MACH_SEND_NO_BUFFER
-				}
-				c = nc
+				c = e.recv.newLocalSend()
 				tx.holds = append(tx.holds, c)
 			}
 			p := e.recv
@@ -514,6 +749,15 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			c = tx.hold(e.send)
 		}
 		r.typ, r.id = typePortSend, c.id
+		if tx.local != nil {
+			r.ch = c // the queued message takes its own reference (takeRefs)
+			return r, abi.MACH_MSG_SUCCESS
+		}
+		if c.local != nil && c.fd < 0 {
+			if kr := tx.exportTo(c); kr != abi.MACH_MSG_SUCCESS || c.fd < 0 {
+				return r, kr // no channel yet: the need is recorded, the pass goes on
+			}
+		}
 		r.fd = tx.addFD(c.fd)
 		r.counterFD = tx.addFD(c.ctr.fd)
 		return r, abi.MACH_MSG_SUCCESS
@@ -521,30 +765,46 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		if e.recv == nil {
 			return r, invalid
 		}
+		p := e.recv
 		if tx.destPort == nil && tx.dest != nil && tx.dest.id != (portID{}) {
 			// To another process: a token on the lane for (this port, the destination).
-			l, tok, w, err := e.recv.issueLaneToken(tx.dest.id)
-			if err != nil {
-				return r, abi.MACH_SEND_NO_BUFFER
+			l := p.usableLane(tx.dest.id)
+			if l == nil {
+				cs := tx.ss.take(setupLane, p, tx.dest.id)
+				if cs == nil {
+					return r, tx.ss.need(setupLane, p, tx.dest.id)
+				}
+				l = cs.installLane()
 			}
+			tok, w := l.issue()
 			tx.issued = append(tx.issued, issuedToken{l, tok}) // rollback takes it back
 			r = record{kind: kindLane, typ: typePortSendOnce, fd: -1, counterFD: -1, laneKey: l.key, token: tok}
 			if w >= 0 {
 				// A new lane: its write end travels in this message and is closed here after
-				// the send (a failed send leaves the lane without writers: it goes at EOF).
-				r.fd = tx.addFD(w)
-				tx.owned[r.fd] = true
+				// the send. A failed send gives it back to the lane, if the lane is still there.
+				i := tx.addFD(w)
+				r.fd, tx.owned[i] = i, true
+				tx.undos = append(tx.undos, func() {
+					if p.chans[l.rc.fd] == l.rc && l.w < 0 {
+						l.w, tx.owned[i] = w, false
+					}
+				})
 			}
 			return r, abi.MACH_MSG_SUCCESS
 		}
-		c, err := e.recv.newChannel(true)
-		if err != nil {
-			return r, abi.MACH_SEND_NO_BUFFER
+		cs := tx.ss.take(setupSendOnce, p, portID{})
+		if cs == nil {
+			return r, tx.ss.need(setupSendOnce, p, portID{})
 		}
+		c := cs.installChan()
 		tx.holds = append(tx.holds, c)
 		tx.undos = append(tx.undos, func() { discardSendOnce(c) })
 		r.typ, r.id = typePortSendOnce, c.id
-		r.fd = tx.addFD(c.fd)
+		if tx.local != nil {
+			r.ch = c
+		} else {
+			r.fd = tx.addFD(c.fd)
+		}
 		return r, abi.MACH_MSG_SUCCESS
 	case dispMoveSendOnce:
 		c := tx.moveSendOnce(e)
@@ -552,19 +812,21 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			return r, invalid
 		}
 		r.typ, r.id = typePortSendOnce, c.id
+		if tx.local != nil {
+			r.ch = c // it stays in this process
+			return r, abi.MACH_MSG_SUCCESS
+		}
 		if c.lane != nil {
 			// The right leaves for another holder: it becomes a channel of its own, whose
 			// read end the port adopts once the message is sent (lane.go), so that the port
-			// learns when this holder goes.
-			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				return r, abi.MACH_SEND_NO_BUFFER
+			// learns when this holder goes. (Its read end passes credentials from the first
+			// message on, as on every channel; the port sets it again when it adopts it.)
+			cs := tx.ss.take(setupPair, nil, portID{})
+			if cs == nil {
+				return r, tx.ss.need(setupPair, nil, portID{})
 			}
-			rd := fds[0]
-			// Credentials from the first message on, as on every channel (the port sets it
-			// again when it adopts the read end).
-			unix.SetsockoptInt(rd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
-			r.fd = tx.addFD(fds[1])
+			rd := cs.r
+			r.fd = tx.addFD(cs.w)
 			tx.owned[r.fd] = true
 			tx.undos = append(tx.undos, func() { unix.Close(rd) })
 			tx.moves = append(tx.moves, func() {
@@ -932,8 +1194,10 @@ func (tx *transfer) rollback() {
 func (tx *transfer) abort() {
 	sp.mu.Lock()
 	tx.release()
+	tx.releaseRetained()
 	sp.mu.Unlock()
 	tx.closeOwned()
+	tx.ss.discard()
 }
 
 // release drops the transfer's holds on channels. Called with sp.mu held.

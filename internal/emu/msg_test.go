@@ -91,6 +91,10 @@ func TestDirectWaitWithoutSIGURG(t *testing.T) {
 	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+	// A receive blocks in recvmsg on a port with one channel: the channel the send right would
+	// take to another process (a local send right has none).
+	_, ok := ChannelFD(name)
+	require.True(t, ok)
 
 	// blockedThenNotified starts a receive, makes and drops a send-once right once the receive
 	// waits, and returns how long the send-once notification took to arrive.

@@ -17,26 +17,35 @@ import (
 // the emulation made itself (notifications) or put back (too large to receive), all behind one
 // epoll fd so that a receiver, or a port set, waits on a single descriptor.
 type port struct {
-	id      portID
-	name    uint32
-	key     uint64 // identifies the port in epoll data
-	epfd    int    // -1 until the port needs it (openFDs)
-	evfd    int    // semaphore eventfd: one count per message in local; -1 with epfd
-	chans   map[int]*rchan
-	lanes   map[portID][]*lane // by destination port (lane.go)
-	local   []*inMsg
-	ctr     *counter // nil until a send right's channel needs it (counter)
-	qlimit  uint32   // the queue limit, while there is no counter
-	mscount uint32
-	seqno   uint32
-	senders int // channels (not send-once) whose writers have not all gone
-	ns      *notifyReq
-	pd      *port // port-destroyed notifications go there
-	sets    map[*pset]struct{}
-	context uint64
-	guarded bool
-	dead    bool
-	waiters int // receivers blocked on epfd or in recvmsg; the last one closes a dead port's fds
+	id     portID
+	name   uint32
+	key    uint64 // identifies the port in epoll data
+	epfd   int    // -1 until the port needs it (openFDs)
+	evfd   int    // semaphore eventfd: one count per message in local; -1 with epfd
+	chans  map[int]*rchan
+	lanes  map[portID][]*lane // by destination port (lane.go)
+	local  []*inMsg
+	ctr    *counter // nil until a send right's channel, or a sender waiting for room, needs it
+	qlimit uint32   // the queue limit, while there is no counter
+	// queuedLocal counts the messages of local send rights holding a queue slot while there is
+	// no counter (the counter takes the count over when it is made).
+	queuedLocal int32
+	mscount     uint32
+	seqno       uint32
+	senders     int // channels (not send-once) whose writers have not all gone
+	// localSenders counts the local send rights (sendChan with local set) not yet released: the
+	// names' and those held by sends in progress and by queued messages.
+	localSenders int
+	adopting     int // send-once channels being adopted outside sp.mu (lane.go's adopt)
+	ns           *notifyReq
+	pd           *port // port-destroyed notifications go there
+	sets         map[*pset]struct{}
+	context      uint64
+	guarded      bool
+	dead         bool
+	// waiters counts the receivers blocked on epfd or in recvmsg, and the channel setups working
+	// on epfd outside sp.mu (pin); the last one closes a dead port's fds.
+	waiters int
 	direct  directWait
 	// moveWakes counts the extra counts put on evfd to wake the receivers blocked on the port
 	// when its receive right moved away; the last of them takes them off again.
@@ -174,9 +183,75 @@ func (p *port) counter() (*counter, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The slots local senders hold move to the counter, which counts for everyone from now.
+		atomic.StoreInt32(c.count(), p.queuedLocal)
+		p.queuedLocal = 0
 		p.ctr = c
 	}
 	return p.ctr, nil
+}
+
+// reserve takes a queue slot for a message of a local send right, without waiting. Called with
+// sp.mu held.
+func (p *port) reserve() bool {
+	if p.ctr == nil {
+		if p.queuedLocal < int32(p.qlimit) {
+			p.queuedLocal++
+			return true
+		}
+		return false
+	}
+	if p.ctr.ensure() != nil {
+		return false
+	}
+	for {
+		n := atomic.LoadInt32(p.ctr.count())
+		if n >= atomic.LoadInt32(p.ctr.limit()) || atomic.LoadInt32(p.ctr.dead()) != 0 {
+			return false
+		}
+		if atomic.CompareAndSwapInt32(p.ctr.count(), n, n+1) {
+			return true
+		}
+	}
+}
+
+// releaseSlot frees the queue slot of a message of a local send right that left the queue.
+// Called with sp.mu held.
+func (p *port) releaseSlot() {
+	switch {
+	case p.ctr != nil:
+		p.ctr.release()
+	case p.queuedLocal > 0:
+		p.queuedLocal--
+	}
+}
+
+// pin keeps the port's fds open while a channel setup works on them without sp.mu: it counts as
+// a waiter, whose last one closes a dead port's fds. Called with sp.mu held.
+func (p *port) pin() { p.waiters++ }
+
+// unpin ends a pin. Called with sp.mu held.
+func (p *port) unpin() {
+	p.waiters--
+	if p.dead && p.waiters == 0 {
+		p.closeFDs()
+	}
+	p.takeMoveWakes()
+}
+
+// newLocalSend makes a send right to p held inside p's own process: a reference to the port,
+// which costs no fd. A message sent through it goes straight into the port's local queue; a
+// channel is made for it only when it is carried to another process (exportSetup).
+func (p *port) newLocalSend() *sendChan {
+	p.localSenders++
+	return &sendChan{fd: -1, id: p.id, refs: 1, local: p}
+}
+
+// enqueue queues a message sent inside this process (deliverLocal). A port that died meanwhile
+// destroys it, as a message to a port that dies while queued is destroyed. Called with sp.mu
+// held.
+func (p *port) enqueue(m *inMsg) {
+	p.inject(m)
 }
 
 // limit is the port's queue limit; queued, the messages its send rights have queued.
@@ -189,7 +264,7 @@ func (p *port) limit() int32 {
 
 func (p *port) queuedBySenders() int32 {
 	if p.ctr == nil {
-		return 0
+		return p.queuedLocal
 	}
 	return atomic.LoadInt32(p.ctr.count())
 }
@@ -228,56 +303,6 @@ func (p *port) closeFDs() {
 		p.ctr.close()
 		p.ctr = nil
 	}
-}
-
-// newChannel makes a channel into the port and returns its sending side (with one holder).
-// Called with sp.mu held.
-func (p *port) newChannel(sendOnce bool) (*sendChan, error) {
-	// Blocking sockets: the emulation reads and writes with MSG_DONTWAIT and waits in epoll or
-	// poll, except for receiveDirect, which blocks in recvmsg.
-	if err := p.openFDs(); err != nil {
-		return nil, err
-	}
-	var ctr *counter
-	if !sendOnce {
-		var err error
-		if ctr, err = p.counter(); err != nil {
-			return nil, err
-		}
-	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	r, w := fds[0], fds[1]
-	if err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		unix.Close(r)
-		unix.Close(w)
-		return nil, err
-	}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)}); err != nil {
-		unix.Close(r)
-		unix.Close(w)
-		return nil, err
-	}
-	rc := &rchan{fd: r, sendOnce: sendOnce, p: p}
-	p.chans[r] = rc
-	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
-	if !sendOnce {
-		rc.counted = true
-		p.senders++
-	}
-	if !sendOnce {
-		// Senders leaving must be noticed even while nobody reads the port (no-senders goes to
-		// another port). A send-once channel needs no watch: its hang-up makes it readable, and
-		// the receiver of this port turns an unused one into MACH_NOTIFY_SEND_ONCE.
-		rc.monitor = monitorAdd(r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) })
-	}
-	c := &sendChan{fd: w, id: p.id, sendOnce: sendOnce, refs: 1, rc: rc}
-	if !sendOnce {
-		c.ctr, c.ownsCtr = ctr.ref(), true // the counter outlives the port while a channel uses it
-	}
-	return c, nil
 }
 
 // removeChan closes a channel's read end; a channel that still counted as a sender stops
@@ -335,7 +360,7 @@ func pending(fd int) bool {
 
 // checkNoSenders fires an armed no-senders request when the port has no senders left.
 func (s *space) checkNoSenders(p *port) {
-	if p.dead || p.ns == nil || p.senders > 0 || p.mscount < p.ns.sync {
+	if p.dead || p.ns == nil || p.senders > 0 || p.localSenders > 0 || p.mscount < p.ns.sync {
 		return
 	}
 	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
@@ -357,6 +382,19 @@ func (p *port) inject(m *inMsg) {
 	p.local = append(p.local, m)
 	p.wake()
 	p.wakeDirect()
+}
+
+// popLocal takes the head of the local queue. An emptied queue starts again at the front of its
+// array, so that a port fed by local sends reuses it instead of allocating one per message.
+func (p *port) popLocal() *inMsg {
+	m := p.local[0]
+	p.local[0] = nil
+	if len(p.local) == 1 {
+		p.local = p.local[:0]
+	} else {
+		p.local = p.local[1:]
+	}
+	return m
 }
 
 // unget puts a message back at the head of the local queue (a receive that was too small).
@@ -420,8 +458,19 @@ func (s *space) leaveSets(p *port) {
 // are destroyed with their rights. Called with sp.mu held.
 func (p *port) kill() {
 	p.dead = true
+	if p.ctr != nil {
+		p.ctr.kill() // senders waiting for room learn it now, not when the fds close
+	}
 	for ps := range p.sets {
 		ps.remove(p)
+	}
+	// This process's send rights to the port are references to it (newLocalSend): their name
+	// becomes a dead name now, and its dead-name request fires, as xnu's ipc_port_destroy
+	// fires them. (Send rights coalesce, so one name holds them all.)
+	if n, ok := sp.byPort[p.id]; ok {
+		if e := sp.entries[n]; e != nil && e.send != nil && e.send.local == p {
+			sp.refreshDead(e)
+		}
 	}
 	for _, rc := range p.chans {
 		// Queued messages die with the port, and with them the rights they carry (a receive
@@ -538,8 +587,8 @@ func RequestNotification(name uint32, id int32, sync, notify, disp uint32) (uint
 			}
 			e.dn = &deadNameReq{notify: target}
 			sp.fireDeadName(e)
-		case e.recv != nil && e.sendRefs > 0:
-			e.dn = &deadNameReq{notify: target} // fires when this process destroys the port
+		case e.recv != nil && e.sendRefs > 0, e.send != nil && e.send.local != nil:
+			e.dn = &deadNameReq{notify: target} // fires when this process destroys the port (kill)
 		case e.send != nil || e.sonce != nil:
 			c := e.send
 			if c == nil {
@@ -620,8 +669,13 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		// bypasses the queue limit but is queued all the same (xnu's mps_msgcount is
 		// imq_msgcount, every kmsg on the queue).
 		sp.pullLanes(p)
-		queued := p.queuedBySenders() + int32(len(p.local))
-		sorights := 0
+		queued := p.queuedBySenders()
+		for _, m := range p.local {
+			if !m.counted { // a queued message of a local send right counts in the above
+				queued++
+			}
+		}
+		sorights := p.adopting
 		for _, rc := range p.chans {
 			if rc.lane != nil {
 				// Its rights are the tokens outstanding; what it holds queued is read into
@@ -648,7 +702,7 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		}
 		info[4] = queued
 		info[5] = int32(sorights + sp.armedRequests(p))
-		info[6] = int32(b2u(p.senders > 0))
+		info[6] = int32(b2u(p.senders > 0 || p.localSenders > 0))
 		info[7] = int32(b2u(p.pd != nil))
 		info[8] = int32(b2u(p.ns != nil))
 		info[9] = 0
@@ -841,12 +895,19 @@ type watch struct {
 	f  func()
 }
 
-func monitorAdd(fd int, events uint32, f func()) uint64 {
+// startMonitor starts the monitor, once: with the first name of the space (newName), so that
+// what stays for the process's life is there from the start, whether or not a channel ever
+// needs watching (a process whose send rights are all local has none).
+func startMonitor() {
 	mon.once.Do(func() {
 		mon.epfd, _ = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		mon.watch = map[uint64]watch{}
 		go monitorLoop()
 	})
+}
+
+func monitorAdd(fd int, events uint32, f func()) uint64 {
+	startMonitor()
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return 0

@@ -195,9 +195,9 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
 	if len(p.local) > 0 {
-		m := p.local[0]
-		p.local = p.local[1:]
+		m := p.popLocal()
 		p.unwake()
+		m.dequeued()
 		return m, abi.MACH_MSG_SUCCESS
 	}
 	if len(p.chans) <= directReadMax {
@@ -588,6 +588,11 @@ func (m *inMsg) tokens() (sender [2]uint32, audit [8]uint32) {
 // copyoutRight names a send or send-once right; send rights to a port this space already names
 // coalesce under that name. A right whose port died in flight arrives as MACH_PORT_DEAD.
 func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
+	if r.ch != nil {
+		c := r.ch
+		r.ch = nil
+		return s.copyoutLocal(c, r.typ)
+	}
 	fd := m.fds[r.fd]
 	m.fds[r.fd] = -1
 	cfd := -1
@@ -605,11 +610,7 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 				unix.Close(fd)
 				unix.Close(cfd)
 				if e.send == nil {
-					c, err := e.recv.newChannel(false)
-					if err != nil {
-						return abi.MACH_PORT_DEAD
-					}
-					e.send = c
+					e.send = e.recv.newLocalSend()
 				}
 				if e.sendRefs < urefsMax {
 					e.sendRefs++
@@ -634,6 +635,37 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 	e := s.newName()
 	e.send, e.sendRefs, e.id = c, 1, r.id
 	s.byPort[r.id] = e.name
+	return e.name
+}
+
+// copyoutLocal names a right that came in a message sent inside this process (its reference
+// moves to the name); send rights coalesce as in copyoutRight.
+func (s *space) copyoutLocal(c *sendChan, typ uint8) uint32 {
+	if c.dead() {
+		c.put()
+		return abi.MACH_PORT_DEAD
+	}
+	if typ == typePortSendOnce {
+		e := s.newName()
+		e.sonce, e.id = c, c.id
+		return e.name
+	}
+	if n, ok := s.byPort[c.id]; ok {
+		if e := s.entries[n]; e != nil && (e.send != nil || e.recv != nil) {
+			if e.send == nil {
+				e.send = c
+			} else {
+				c.put()
+			}
+			if e.sendRefs < urefsMax {
+				e.sendRefs++
+			}
+			return e.name
+		}
+	}
+	e := s.newName()
+	e.send, e.sendRefs, e.id = c, 1, c.id
+	s.byPort[c.id] = e.name
 	return e.name
 }
 

@@ -39,7 +39,11 @@ func newPortID() portID {
 }
 
 // sendChan is the sending side of a channel: a write end, shared by every holder of the right.
+// A send right held in its port's own process is a reference to the port instead (local): its
+// messages go straight into the port's queue, and its fd is -1 until the right is first carried
+// to another process, which makes the channel that carries it (exportTo).
 type sendChan struct {
+	local    *port
 	fd       int
 	ctr      *counter // the port's queue counter; nil for send-once channels
 	ownsCtr  bool
@@ -60,6 +64,17 @@ func (c *sendChan) get() *sendChan { c.refs++; return c }
 // sender went away).
 func (c *sendChan) put() {
 	c.refs--
+	if c.refs == 0 && c.local != nil {
+		if c.fd >= 0 {
+			unix.Close(c.fd)
+		}
+		if c.ownsCtr {
+			c.ctr.close()
+		}
+		c.local.localSenders--
+		sp.checkNoSenders(c.local)
+		return
+	}
 	if c.refs == 0 && c.lane != nil {
 		if !c.spent {
 			laneCtl(c.fd, laneDrop, c.token, -1)
@@ -77,6 +92,9 @@ func (c *sendChan) put() {
 
 // dead reports whether the channel's reader is gone.
 func (c *sendChan) dead() bool {
+	if c.local != nil {
+		return c.local.dead
+	}
 	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}}
 	n, err := unix.Poll(fds, 0)
 	return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
@@ -156,7 +174,8 @@ func (s *space) newToken(p *port) uint64 {
 
 // newName allocates a name shaped like Mach's (index << 8 | generation).
 func (s *space) newName() *entry {
-	serveTable() // the first name starts serving the table to inspectors (table.go)
+	serveTable()   // the first name starts serving the table to inspectors (table.go)
+	startMonitor() // and the monitor of hang-ups
 	s.next++
 	e := &entry{name: s.next<<8 | 3}
 	s.entries[e.name] = e
@@ -285,11 +304,7 @@ func (s *space) makeSend(e *entry) int32 {
 		return abi.KERN_SUCCESS // pegged, as xnu does
 	}
 	if e.send == nil {
-		c, err := e.recv.newChannel(false)
-		if err != nil {
-			return abi.KERN_RESOURCE_SHORTAGE
-		}
-		e.send = c
+		e.send = e.recv.newLocalSend()
 	}
 	e.sendRefs++
 	e.recv.mscount++
@@ -597,16 +612,28 @@ func ExtractRight(name, disp uint32) (uint32, uint32, int32) {
 	sp.refreshDead(e)
 	switch disp {
 	case dispMakeSendOnce:
-		if e.recv == nil {
-			return 0, 0, abi.KERN_INVALID_RIGHT
+		var so uint32
+		kr := withChannel(setupSendOnce, func() *port {
+			if e := sp.entries[name]; e != nil && e.recv != nil {
+				return e.recv
+			}
+			return nil
+		}, func(c *sendChan) int32 {
+			if c == nil {
+				if sp.entries[name] == nil {
+					return abi.KERN_INVALID_NAME
+				}
+				return abi.KERN_INVALID_RIGHT
+			}
+			e := sp.newName()
+			e.sonce, e.id = c, c.id
+			so = e.name
+			return abi.KERN_SUCCESS
+		})
+		if kr != abi.KERN_SUCCESS {
+			return 0, 0, kr
 		}
-		c, err := e.recv.newChannel(true)
-		if err != nil {
-			return 0, 0, abi.KERN_RESOURCE_SHORTAGE
-		}
-		so := sp.newName()
-		so.sonce, so.id = c, e.id
-		return so.name, typePortSendOnce, abi.KERN_SUCCESS
+		return so, typePortSendOnce, abi.KERN_SUCCESS
 	case dispMakeSend:
 		if e.recv == nil {
 			return 0, 0, abi.KERN_INVALID_RIGHT

@@ -99,6 +99,9 @@ type record struct {
 	id        portID
 	token     uint64 // a moved receive right's, or a lane right's
 	laneKey   uint64
+	// ch is the right itself in a message queued inside this process (deliverLocal), which
+	// carries no fd for it; never encoded.
+	ch *sendChan
 }
 
 // datagram is a decoded message as it travelled.
