@@ -203,23 +203,27 @@ func TestErrorText(t *testing.T) {
 
 // A requester that goes away before its out-of-line reply is sent: the server's reply send
 // fails, and the reply's region and right are released (the leak check covers the server, which
-// runs in this process).
+// runs in this process). The handler answers only once the requester is closed, so the order
+// holds however slow the machine is (a sleep here failed under load: the request had not reached
+// the server when Close ran, and the Request saw an invalid Remote instead).
 func TestReplyToAGoneRequester(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 10*time.Second)
-	answered := make(chan struct{})
+	started, gone, answered := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	srv := listen(t, cfmessageport.HandlerFunc(func(context.Context, *cfmessageport.Message) ([]byte, error) {
 		defer close(answered)
-		time.Sleep(100 * time.Millisecond)
+		close(started)
+		<-gone
 		return make([]byte, 100<<10), nil // out-of-line, from a region
 	}), nil)
 	r, err := cfmessageport.Dial(ctx, srv.Name())
 	require.NoError(t, err)
 	errc := make(chan error, 1)
 	go func() { _, err := r.Request(ctx, msgEcho, nil); errc <- err }()
-	time.Sleep(20 * time.Millisecond)
+	<-started
 	require.NoError(t, r.Close())
 	require.ErrorIs(t, <-errc, cfmessageport.ErrBecameInvalid)
+	close(gone)
 	<-answered
 }
 
