@@ -7,12 +7,28 @@ func SetRandomSuffix(f func() string) (restore func()) {
 	return func() { randomSuffix = old }
 }
 
-// NamePaths exposes the emulated namespace's file names for a name, for tests that play a
-// hostile or dead owner.
-func NamePaths(name string, pid int) (sock, lock string, err error) {
-	_, sock, lock, err = paths(name, pid)
-	return sock, lock, err
+// NamePaths exposes the emulated namespace's entries for a name, for tests that play a hostile
+// or dead owner: the link to the owner's socket and the owner's record.
+func NamePaths(name string, pid int) (sock, record string, err error) {
+	p, err := paths(name, pid)
+	return p.sock, p.record, err
 }
+
+// LegacyLockPath is the per-name lock of the namespace's earlier format, whose leftovers the
+// namespace cleans up.
+func LegacyLockPath(name string, pid int) (string, error) {
+	p, err := paths(name, pid)
+	return p.legacyLock, err
+}
+
+// LookUpRequest is the request a look-up of name sends to its owner's socket.
+func LookUpRequest(name string, pid int) ([]byte, error) {
+	p, err := paths(name, pid)
+	return encodeLookUp(p.key), err
+}
+
+// AgentFDs is how many descriptors the namespace holds for all the names a process serves.
+const AgentFDs = agentFDs
 
 // FailLoad makes the Darwin logic's binding of libSystem fail with err until the returned func
 // restores it; ok is false when this process does not run the Darwin logic.

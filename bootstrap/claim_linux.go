@@ -1,0 +1,249 @@
+//go:build linux
+
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Who owns a name, on disk. Per name the directory holds two entries:
+//
+//   - <key>.owner, the owner's record: the name, the owner's pid and its agent's id, a line each;
+//   - <key>.sock, a symbolic link to the owner agent's listening socket (connect(2) follows it).
+//
+// A process serving names runs one agent (agent_linux.go), which holds an exclusive flock on
+// agents/<id>.lock for its life. A record is the name's claim only while the flock of the agent
+// it names is held: the kernel drops it when the process dies, so a killed owner frees every
+// name it served at once, as the per-name flock of the earlier format did, for no descriptor per
+// name.
+//
+// Changes to records and links are made under an exclusive flock of names.lock (claims, and the
+// clean-up of a dead owner's entries), so two processes claiming one name cannot both see it
+// free. An agent creates its lock under the same flock, so whoever holds it and finds an agent's
+// lock free knows that agent is dead. Readers (look-ups, Owner, ServedBy) take no lock.
+//
+// The earlier format (<key>.sock a listening socket of its own, <key>.lock flocked by the
+// owner) may be left behind by a process killed before an upgrade: such entries are removed
+// when their lock is free, and a name whose old lock is held counts as served.
+
+// dirLockFile is the directory's lock for claims and clean-ups.
+const dirLockFile = "names.lock"
+
+// agentsDir is the folder of the agents' sockets and locks.
+const agentsDir = "agents"
+
+// lockDir takes the directory's lock, waiting for it. The lock must be on the file the path
+// names now: the last agent to stop removes it (tidy), and a lock won on the removed file would
+// be worthless, so the inode is compared after locking and the whole step retried.
+func lockDir(dir string) (*dirLock, error) {
+	path := filepath.Join(dir, dirLockFile)
+	for {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("namespace lock: %w", err)
+		}
+		for {
+			err = unix.Flock(fd, unix.LOCK_EX)
+			if !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("namespace lock: %w", err)
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(fd, &held) == nil && unix.Stat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+			return &dirLock{dir: dir, path: path, fd: fd}, nil
+		}
+		unix.Close(fd)
+	}
+}
+
+// dirLock is the directory's lock, held.
+type dirLock struct {
+	dir, path string
+	fd        int
+}
+
+// unlock releases the lock. With tidy, when no agent runs any more it removes the agents'
+// folder and the lock file, so that a namespace nobody serves in is left empty.
+func (l *dirLock) unlock(tidy bool) {
+	if tidy {
+		err := os.Remove(filepath.Join(l.dir, agentsDir))
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			_ = os.Remove(l.path)
+		}
+	}
+	unix.Close(l.fd)
+}
+
+// ownerRecord is what the namespace writes in a name's record.
+func ownerRecord(name string, pid int, agent string) string {
+	return fmt.Sprintf("%s\n%d\n%s\n", name, pid, agent)
+}
+
+// parseOwnerRecord reads a record ownerRecord wrote. A record of the earlier format (no agent)
+// does not parse: nothing can tell whether its owner lives.
+func parseOwnerRecord(b []byte) (name string, pid int, agent string, ok bool) {
+	lines := strings.Split(string(b), "\n")
+	if len(lines) != 4 || lines[3] != "" {
+		return "", 0, "", false
+	}
+	pid, err := strconv.Atoi(lines[1])
+	return lines[0], pid, lines[2], err == nil && pid > 0 && validAgentID(lines[2])
+}
+
+// validAgentID reports whether id has the shape newAgentID gives ids ("a-<pid>-<16 hex>"), so a
+// record cannot send the namespace to a path of its choosing.
+func validAgentID(id string) bool {
+	pid, rnd, ok := strings.Cut(strings.TrimPrefix(id, "a-"), "-")
+	return ok && strings.HasPrefix(id, "a-") && pid != "" && strings.Trim(pid, "0123456789") == "" &&
+		len(rnd) == 16 && strings.Trim(rnd, "0123456789abcdef") == ""
+}
+
+// agentPaths are an agent's socket and lock.
+func agentPaths(dir, id string) (sock, lock string) {
+	base := filepath.Join(dir, agentsDir, id)
+	return base + ".sock", base + ".lock"
+}
+
+// heldByOther reports whether another open file holds a flock on path; a missing path is not
+// held. It locks nothing for longer than the test.
+func heldByOther(path string) (bool, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return true, nil
+	}
+	return false, err
+}
+
+// agentAlive reports whether the agent id runs: its lock is held. An error counts as alive,
+// so that nobody takes a name on a doubt.
+func agentAlive(dir, id string) bool {
+	_, lock := agentPaths(dir, id)
+	held, err := heldByOther(lock)
+	return held || err != nil
+}
+
+// removeDeadAgent removes the files of agent id, which the caller, holding the directory's
+// lock, found dead.
+func removeDeadAgent(dir, id string) {
+	sock, lock := agentPaths(dir, id)
+	_ = os.Remove(sock)
+	_ = os.Remove(lock)
+}
+
+// nameFree reports, with the directory's lock held, whether nobody serves the name whose
+// record is at record (or whose earlier-format lock is at legacyLock), and removes what a dead
+// owner left of it (not the link: the caller replaces or removes it).
+func nameFree(dir, record, legacyLock string) (bool, error) {
+	b, err := os.ReadFile(record)
+	switch {
+	case err == nil:
+		if _, _, agent, ok := parseOwnerRecord(b); ok {
+			if agentAlive(dir, agent) {
+				return false, nil
+			}
+			removeDeadAgent(dir, agent)
+		}
+		// A record whose agent is dead, or that does not parse (an owner killed while it
+		// wrote it: records are written under the lock that is held now), is stale.
+		if err := os.Remove(record); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return false, fmt.Errorf("owner record: %w", err)
+	}
+	held, err := heldByOther(legacyLock)
+	if err != nil || held {
+		return false, err
+	}
+	if err := os.Remove(legacyLock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// claim makes agent id, of this process, the owner of the name at p: it writes the record and
+// points the name's link at the agent's socket. taken is true when another process serves the
+// name.
+func claim(p namePaths, name, id string) (taken bool, err error) {
+	l, err := lockDir(p.dir)
+	if err != nil {
+		return false, err
+	}
+	defer l.unlock(false)
+	free, err := nameFree(p.dir, p.record, p.legacyLock)
+	if err != nil || !free {
+		return !free && err == nil, err
+	}
+	// Whatever is at the link's path is a dead owner's (a link, or an earlier-format socket).
+	if err := os.Remove(p.sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	fd, err := unix.Open(p.record, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("owner record: %w", err)
+	}
+	_, err = unix.Write(fd, []byte(ownerRecord(name, os.Getpid(), id)))
+	unix.Close(fd)
+	if err == nil {
+		sock, _ := agentPaths(".", id)
+		err = os.Symlink(sock, p.sock) // relative to the directory, which may move
+	}
+	if err != nil {
+		_ = os.Remove(p.record)
+		return false, err
+	}
+	return false, nil
+}
+
+// unclaim removes a name this process serves from the directory: the link first, so that new
+// look-ups find nothing, then the record. Nobody else changes them while the record names a
+// live agent, so no lock is needed.
+func unclaim(p namePaths) {
+	_ = os.Remove(p.sock)
+	_ = os.Remove(p.record)
+}
+
+// cleanStale removes the entries of a name whose owner is dead: its link led to a socket that
+// refused the connection or to nothing. A registrant may have claimed the name meanwhile, so the
+// owner is checked again under the directory's lock.
+func cleanStale(p namePaths) {
+	l, err := lockDir(p.dir)
+	if err != nil {
+		return
+	}
+	defer l.unlock(true)
+	if free, err := nameFree(p.dir, p.record, p.legacyLock); err == nil && free {
+		_ = os.Remove(p.sock)
+	}
+}
+
+// sweepDeadAgents removes, with the directory's lock held, the files of agents whose process
+// died (their names' records are found stale one by one, when next claimed or looked up).
+func sweepDeadAgents(dir string) {
+	locks, _ := filepath.Glob(filepath.Join(dir, agentsDir, "a-*.lock"))
+	for _, l := range locks {
+		id := strings.TrimSuffix(filepath.Base(l), ".lock")
+		if validAgentID(id) && !agentAlive(dir, id) {
+			removeDeadAgent(dir, id)
+		}
+	}
+}
