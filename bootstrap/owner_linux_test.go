@@ -31,3 +31,11 @@ func TestOwnerAndServedBy(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, served, name)
 }
+
+// requireOwner requires that the emulated namespace's record of name say pid serves it.
+func requireOwner(t *testing.T, name string, pid int) {
+	t.Helper()
+	owner, known := bootstrap.Owner(name, 0)
+	require.True(t, known, "the name has an owner")
+	require.Equal(t, pid, owner)
+}
