@@ -278,3 +278,42 @@ func TestEarlierFormatLeftovers(t *testing.T) {
 		require.NoError(t, reg.Close())
 	})
 }
+
+// A name served with a send right to another process's port (which the libSystem double's
+// bootstrap_register2 may be given) goes when that port dies: one dead-name request on the
+// agent's notification port, for both names of the right, withdraws them, and the port and its
+// goroutine go with the agent.
+func TestNamesOfAnotherProcesssPortGoWithIt(t *testing.T) {
+	leakcheck.Check(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	serverName := uniqueName(t)
+	server := startChild(t, "serve", serverName)
+	require.Equal(t, "ready", server.Line(t))
+	right, err := bootstrap.LookUp(ctx, serverName)
+	require.NoError(t, err)
+	defer right.Close()
+	names := []string{serverName + ".a", serverName + ".b"}
+	for _, name := range names {
+		send, err := right.Copy()
+		require.NoError(t, err)
+		withdraw, err := bootstrap.PublishSendRight(name, send)
+		if err != nil {
+			send.Close()
+		}
+		require.NoError(t, err)
+		defer withdraw()
+	}
+	for _, name := range names {
+		s, err := bootstrap.LookUp(ctx, name)
+		require.NoError(t, err, name)
+		roundTrip(t, ctx, s, "via another name")
+		require.NoError(t, s.Close())
+		requireOwner(t, name, os.Getpid())
+	}
+
+	require.NoError(t, server.Cmd.Process.Signal(syscall.SIGKILL))
+	_ = server.Cmd.Wait()
+	for _, name := range names {
+		eventually(t, name+" is withdrawn", func() bool { _, known := bootstrap.Owner(name, 0); return !known })
+	}
+}

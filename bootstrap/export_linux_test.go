@@ -1,5 +1,7 @@
 package bootstrap
 
+import "github.com/machport/machport/mach"
+
 // SetRandomSuffix replaces RegisterUnique's suffix source until the returned func restores it.
 func SetRandomSuffix(f func() string) (restore func()) {
 	old := randomSuffix
@@ -41,4 +43,15 @@ func FailLoad(err error) (restore func(), ok bool) {
 	failing.load = func() error { return err }
 	ns = failing
 	return func() { ns = l }, true
+}
+
+// theEmulated is the Linux namespace, kept before a switch to the Darwin logic replaces ns (the
+// libSystem double's bootstrap calls are then served by it).
+var theEmulated = ns.(*emulated)
+
+// PublishSendRight serves name with send, which may be a right to another process's port, as the
+// libSystem double's bootstrap_register2 may be given; the namespace owns send from then on,
+// unless it fails.
+func PublishSendRight(name string, send *mach.SendRight) (withdraw func() error, err error) {
+	return theEmulated.publish("bootstrap_register2", name, send, false)
 }

@@ -332,35 +332,46 @@ func (e *emulated) withdrawAll(a *agent) {
 	a.stop()
 }
 
-// fdsPerName is how many descriptors a name this process serves holds of its own: none. The
-// agent holds agentFDs for all of them; the send right the namespace keeps of a name's port
-// shares the port's channel with the registrant's own send rights.
-const fdsPerName = 0
+// A name this process serves holds no descriptor of its own: the agent holds agentFDs for all
+// of them, and the send right the namespace keeps of a name's port shares the port's channel
+// with the registrant's own send rights (it is a user reference of the registrant's name).
+
+// fdsPerChannel is about how many descriptors the emulation may take at once to make a send
+// right's channel (both ends, the port's epoll fd and eventfd, its queue counter, and a spare).
+const fdsPerChannel = 6
 
 // atFDLimit says so when a registration failed because the process has as many open files as
-// RLIMIT_NOFILE allows (the failure may come as EMFILE, or from the emulation as a resource
-// shortage, so one more descriptor is tried), and wraps EMFILE.
+// RLIMIT_NOFILE allows, or nearly: the failure may come as EMFILE, or from the emulation as a
+// resource shortage when a send right's channel, which takes several descriptors at once, did
+// not fit, so a few more descriptors are tried (fdsPerChannel), and wraps EMFILE.
 func atFDLimit(err error) error {
 	atLimit := errors.Is(err, unix.EMFILE)
 	if !atLimit {
-		fd, derr := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 0)
-		if derr == nil {
+		var fds []int
+		for range fdsPerChannel {
+			fd, derr := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 0)
+			if derr != nil {
+				atLimit = errors.Is(derr, unix.EMFILE)
+				break
+			}
+			fds = append(fds, fd)
+		}
+		for _, fd := range fds {
 			unix.Close(fd)
 		}
-		atLimit = errors.Is(derr, unix.EMFILE)
 	}
 	if !atLimit {
 		return err
 	}
 	var lim unix.Rlimit
 	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
-	const why = "the process's open-file limit (RLIMIT_NOFILE) of %d is reached; a name this process serves holds %d descriptors of its own " +
-		"(the namespace holds %d for all of them), so they are held by its ports' channels and its other files"
+	const why = "the process's open-file limit (RLIMIT_NOFILE) of %d is reached; a name this process serves holds no descriptor of its own " +
+		"(the namespace holds %d for all its names): the descriptors open are its ports' channels and its other files"
 	if errors.Is(err, unix.EMFILE) {
-		return fmt.Errorf("%w: "+why, err, lim.Cur, fdsPerName, agentFDs)
+		return fmt.Errorf("%w: "+why, err, lim.Cur, agentFDs)
 	}
 	// errors.Is(err, syscall.EMFILE) tells the cause, whichever layer ran out.
-	return fmt.Errorf("%w: %w: "+why, err, unix.EMFILE, lim.Cur, fdsPerName, agentFDs)
+	return fmt.Errorf("%w: %w: "+why, err, unix.EMFILE, lim.Cur, agentFDs)
 }
 
 // checkIn makes name a service of this process and returns its receive right, as launchd's
