@@ -300,8 +300,9 @@ func (e *emulated) withdraw(s *served) {
 		if s.dead != nil {
 			s.dead.forget(s)
 		}
-		e.mu.Unlock()
+		// Under e.mu, so that registering the name again here cannot meet this record.
 		unclaim(s.paths)
+		e.mu.Unlock()
 		s.busy.Wait()
 		if s.unwatch != nil {
 			s.unwatch()
