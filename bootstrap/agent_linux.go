@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -229,20 +230,24 @@ func (a *agent) answer(conn *net.UnixConn) {
 // errBadRequest for a datagram that is not a request (too long, carrying descriptors, which are
 // closed, or malformed) and for a hang-up; another error when the peer sent nothing within
 // requestWait, or the agent stopped.
-func readRequest(ctx context.Context, conn *net.UnixConn, raw interface {
-	Read(func(uintptr) bool) error
-}) (string, error) {
-	_ = conn.SetReadDeadline(time.Now().Add(requestWait))
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+func readRequest(ctx context.Context, conn *net.UnixConn, raw syscall.RawConn) (string, error) {
 	buf := make([]byte, maxLookUpRequest+1)
 	oob := make([]byte, unix.CmsgSpace(8*4))
 	var n, oobn, flags int
 	var rerr error
-	err := raw.Read(func(fd uintptr) bool {
+	recv := func(fd uintptr) bool {
 		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
 		return !errors.Is(rerr, unix.EAGAIN)
-	})
+	}
+	// A look-up sends its request as it connects, so it is usually here already: the deadline
+	// and the stop's wake-up are armed only when it is not.
+	err := raw.Control(func(fd uintptr) { recv(fd) })
+	if err == nil && errors.Is(rerr, unix.EAGAIN) {
+		_ = conn.SetReadDeadline(time.Now().Add(requestWait))
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
+		err = raw.Read(recv)
+		stop()
+	}
 	if err == nil {
 		err = rerr
 	}
