@@ -1,0 +1,89 @@
+//go:build linux
+
+package bootstrap_test
+
+// Adversarial review of the agent format (branch names): each test in review_*_linux_test.go
+// fails on that branch.
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/bootstrap"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// holdNamesLock takes the namespace's directory lock (names.lock) as another process would
+// (a flock on another open file), and returns the lock file's inode and how to release it.
+func holdNamesLock(t *testing.T) (ino uint64, release func()) {
+	t.Helper()
+	dir, err := bootstrap.Dir()
+	require.NoError(t, err)
+	fd, err := unix.Open(filepath.Join(dir, "names.lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	require.NoError(t, err)
+	require.NoError(t, unix.Flock(fd, unix.LOCK_EX))
+	var st unix.Stat_t
+	require.NoError(t, unix.Fstat(fd, &st))
+	var once bool
+	release = func() {
+		if !once {
+			once = true
+			unix.Close(fd)
+		}
+	}
+	t.Cleanup(release)
+	return st.Ino, release
+}
+
+// waitForLockWaiter returns once /proc/locks shows a process blocked on the flock of inode ino.
+func waitForLockWaiter(t *testing.T, ino uint64) {
+	t.Helper()
+	suffix := ":" + strconv.FormatUint(ino, 10) + " "
+	for {
+		b, err := os.ReadFile("/proc/locks")
+		require.NoError(t, err)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "-> FLOCK") && strings.Contains(l, suffix) {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// FINDING (medium): publish holds the namespace's mutex (e.mu) while it waits, with a blocking
+// flock, for the directory lock of all names (claim -> lockDir). While another process holds
+// that lock (one stopped by SIGSTOP or a debugger in its claim, or a slow one), a Register here
+// blocks, and with it every look-up of every name this process already serves: the agent's
+// answer needs e.mu (acquire). The earlier format took a per-name lock without waiting.
+// The look-up here has 10 s; it needs milliseconds.
+func TestLookUpsAreAnsweredWhileARegistrationWaitsForTheDirectoryLock(t *testing.T) {
+	served := uniqueName(t)
+	register(t, served, nil)
+	ino, release := holdNamesLock(t)
+	regDone := make(chan error, 1)
+	port := newPort(t)
+	go func() {
+		reg, err := bootstrap.Register(uniqueName(t), port, nil)
+		if err == nil {
+			reg.Close()
+		}
+		regDone <- err
+	}()
+	waitForLockWaiter(t, ino) // the registration waits for names.lock
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := bootstrap.LookUp(ctx, served)
+	release()
+	require.NoError(t, <-regDone)
+	port.Close()
+	require.NoError(t, err, "look-up of a name this process serves while one of its registrations waits")
+	s.Close()
+}
+
