@@ -33,4 +33,3 @@ func TestRegisterAfterTheDirectoryChanges(t *testing.T) {
 	require.NoError(t, err, "a name registered in %s", other)
 	s.Close()
 }
-

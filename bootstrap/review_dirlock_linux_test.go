@@ -7,6 +7,7 @@ package bootstrap_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,3 +88,37 @@ func TestLookUpsAreAnsweredWhileARegistrationWaitsForTheDirectoryLock(t *testing
 	s.Close()
 }
 
+// FINDING (medium): a look-up that meets a dead owner's link cleans it under a blocking flock of
+// names.lock and does not watch its context there: while another process holds the lock, the
+// look-up outlives its cancelled context. The earlier format took the name's lock without
+// waiting. The test gives the cancelled look-up 10 s to return; it needs microseconds.
+func TestLookUpMeetingStaleEntriesHonoursItsContext(t *testing.T) {
+	name := uniqueName(t)
+	sock, record, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	// A killed owner's entries: its agent's files are gone (swept), its link and record stay.
+	dead := "a-1-0123456789abcdef"
+	require.NoError(t, os.Symlink(filepath.Join("agents", dead+".sock"), sock))
+	require.NoError(t, os.WriteFile(record, []byte(name+"\n1\n"+dead+"\n"), 0o600))
+	ino, release := holdNamesLock(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		s, err := bootstrap.LookUp(ctx, name)
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	waitForLockWaiter(t, ino) // the look-up waits for names.lock
+	cancel()
+	select {
+	case err = <-done:
+		release()
+	case <-time.After(10 * time.Second):
+		release()
+		err = <-done
+		t.Fatalf("the cancelled look-up returned only once names.lock was released, with %v", err)
+	}
+	require.True(t, errors.Is(err, context.Canceled) || errors.Is(err, bootstrap.ErrUnknownService), "%v", err)
+}

@@ -73,4 +73,3 @@ func TestRegisteredNameCanBeLookedUpInALongDirectory(t *testing.T) {
 	require.NoError(t, err, "the child registered the name in %s (%d bytes)", dir, len(dir))
 	s.Close()
 }
-
