@@ -122,3 +122,51 @@ func TestLookUpMeetingStaleEntriesHonoursItsContext(t *testing.T) {
 	}
 	require.True(t, errors.Is(err, context.Canceled) || errors.Is(err, bootstrap.ErrUnknownService), "%v", err)
 }
+
+// lockWaiter reports whether /proc/locks shows a process blocked on the flock of inode ino.
+func lockWaiter(t *testing.T, ino uint64) bool {
+	t.Helper()
+	suffix := ":" + strconv.FormatUint(ino, 10) + " "
+	b, err := os.ReadFile("/proc/locks")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "-> FLOCK") && strings.Contains(l, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// FINDING (medium): withdrawing the last name of a process (Registration.Close, or closing the
+// port, whose watch withdraws the name) stops the agent, whose release takes names.lock with a
+// blocking flock (agent.release -> lockDir) to tidy the directory: while another process holds
+// that lock, Close and ReceiveRight.Close hang. The earlier format's withdraw took no lock of
+// another process's. No time here: the test passes when Close returns, and fails when /proc/locks
+// shows this process waiting for names.lock first.
+func TestCloseOfTheLastNameDoesNotWaitForTheDirectoryLock(t *testing.T) {
+	served, err := bootstrap.ServedBy(os.Getpid())
+	require.NoError(t, err)
+	require.Empty(t, served, "the test needs a process that serves no other name")
+	port := newPort(t)
+	reg, err := bootstrap.Register(uniqueName(t), port, nil)
+	require.NoError(t, err)
+	ino, release := holdNamesLock(t)
+	closed := make(chan error, 1)
+	go func() { closed <- reg.Close() }()
+	for {
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+			port.Close()
+			return
+		default:
+		}
+		if lockWaiter(t, ino) {
+			release()
+			<-closed
+			port.Close()
+			t.Fatal("Registration.Close waited for names.lock, which another process held")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
