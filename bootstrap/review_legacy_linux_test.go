@@ -6,6 +6,8 @@ package bootstrap_test
 // fails on that branch.
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"testing"
 
@@ -35,4 +37,40 @@ func TestEarlierFormatRegistrantFindsTheNameTaken(t *testing.T) {
 		unix.Close(fd)
 	}
 	require.Error(t, err, "an earlier-format registrant took the lock of %q, which this process serves", name)
+}
+
+// FINDING (low): Owner and ServedBy no longer see a live earlier-format owner, which Register
+// counts as serving the name (1100): Owner says no process serves a name that Register says
+// another process serves. The earlier Owner read the record in <key>.lock; the agent format
+// reads only <key>.owner. The test plays a live earlier-format owner: its record in its held
+// lock, and its listening socket at the name's path.
+func TestOwnerOfALiveEarlierFormatOwner(t *testing.T) {
+	name := uniqueName(t)
+	sock, _, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	lock, err := bootstrap.LegacyLockPath(name, 0)
+	require.NoError(t, err)
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	require.NoError(t, err)
+	defer ln.Close()
+	fd, err := unix.Open(lock, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	require.NoError(t, err)
+	defer os.Remove(lock)
+	defer unix.Close(fd)
+	require.NoError(t, unix.Flock(fd, unix.LOCK_EX))
+	_, err = unix.Write(fd, fmt.Appendf(nil, "%s\n%d\n", name, os.Getpid()))
+	require.NoError(t, err)
+
+	port := newPort(t)
+	defer port.Close()
+	_, err = bootstrap.Register(name, port, nil)
+	var be *bootstrap.Error
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, bootstrap.ErrNotPrivileged, be.Code, "the earlier-format owner serves the name")
+	owner, known := bootstrap.Owner(name, 0)
+	require.True(t, known, "Owner of a name Register says another process serves")
+	require.Equal(t, os.Getpid(), owner)
+	served, err := bootstrap.ServedBy(os.Getpid())
+	require.NoError(t, err)
+	require.Contains(t, served, name)
 }
