@@ -15,14 +15,16 @@ import (
 
 // Who owns a name, on disk. Per name the directory holds two entries:
 //
-//   - <key>.owner, the owner's record: the name, the owner's pid and its agent's id, a line each;
+//   - <key>.owner, the owner's record: the name, the owner's pid and its agent's id, a line each
+//     (read from the end, so that a name holding newlines parses too);
 //   - <key>.sock, a symbolic link to the owner agent's listening socket (connect(2) follows it).
 //
 // A process serving names runs one agent (agent_linux.go), which holds an exclusive flock on
 // agents/<id>.lock for its life. A record is the name's claim only while the flock of the agent
 // it names is held: the kernel drops it when the process dies, so a killed owner frees every
 // name it served at once, as the per-name flock of the earlier format did, for no descriptor per
-// name.
+// name. A record that does not parse is not a free name while an agent it may belong to runs
+// (recordAgents).
 //
 // Changes to records and links are made under an exclusive flock of names.lock (claims, and the
 // clean-up of a dead owner's entries), so two processes claiming one name cannot both see it
@@ -85,20 +87,64 @@ func (l *dirLock) unlock(tidy bool) {
 	unix.Close(l.fd)
 }
 
-// ownerRecord is what the namespace writes in a name's record.
+// ownerRecord is what the namespace writes in a name's record: the name, the owner's pid and its
+// agent's id, each followed by a newline. The name may hold newlines of its own (launchd takes
+// any C string), so the record is read from its end (parseOwnerRecord).
 func ownerRecord(name string, pid int, agent string) string {
 	return fmt.Sprintf("%s\n%d\n%s\n", name, pid, agent)
 }
 
-// parseOwnerRecord reads a record ownerRecord wrote. A record of the earlier format (no agent)
-// does not parse: nothing can tell whether its owner lives.
+// parseOwnerRecord reads a record ownerRecord wrote. It reads from the end: the agent's id and
+// the pid hold no newline, so the name is all that comes before them, whatever it holds, and
+// every record ownerRecord writes parses back to its fields. A record of the earlier format (no
+// agent) does not parse: nothing in it tells whether its owner lives.
 func parseOwnerRecord(b []byte) (name string, pid int, agent string, ok bool) {
-	lines := strings.Split(string(b), "\n")
-	if len(lines) != 4 || lines[3] != "" {
+	rest, ok := strings.CutSuffix(string(b), "\n")
+	if !ok {
 		return "", 0, "", false
 	}
-	pid, err := strconv.Atoi(lines[1])
-	return lines[0], pid, lines[2], err == nil && pid > 0 && validAgentID(lines[2])
+	rest, agent, ok = cutLastLine(rest)
+	if !ok || !validAgentID(agent) {
+		return "", 0, "", false
+	}
+	name, digits, ok := cutLastLine(rest)
+	if !ok {
+		return "", 0, "", false
+	}
+	pid, err := strconv.Atoi(digits)
+	if err != nil || pid <= 0 || strconv.Itoa(pid) != digits {
+		return "", 0, "", false
+	}
+	return name, pid, agent, true
+}
+
+// cutLastLine splits s at its last newline.
+func cutLastLine(s string) (before, last string, ok bool) {
+	i := strings.LastIndexByte(s, '\n')
+	if i < 0 {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// recordAgents lists the agents a record that does not parse may belong to: any line of it
+// shaped as an agent's id, and the agent the name's link leads to. A record the namespace
+// wrote always parses, so one that does not is damaged (a writer killed midway, another
+// program): it counts as its owner's while any of these agents runs, so that nobody takes a
+// name from a live owner on a doubt.
+func recordAgents(b []byte, link string) []string {
+	var ids []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if validAgentID(l) {
+			ids = append(ids, l)
+		}
+	}
+	if target, err := os.Readlink(link); err == nil {
+		if id, ok := strings.CutSuffix(filepath.Base(target), ".sock"); ok && validAgentID(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // validAgentID reports whether id has the shape newAgentID gives ids ("a-<pid>-<16 hex>"), so a
@@ -149,32 +195,38 @@ func removeDeadAgent(dir, id string) {
 	_ = os.Remove(lock)
 }
 
-// nameFree reports, with the directory's lock held, whether nobody serves the name whose
-// record is at record (or whose earlier-format lock is at legacyLock), and removes what a dead
-// owner left of it (not the link: the caller replaces or removes it).
-func nameFree(dir, record, legacyLock string) (bool, error) {
-	b, err := os.ReadFile(record)
+// nameFree reports, with the directory's lock held, whether nobody serves the name at p (in this
+// format, or the earlier one whose lock is at p.legacyLock), and removes what a dead owner left
+// of it (not the link: the caller replaces or removes it).
+func nameFree(p namePaths) (bool, error) {
+	b, err := os.ReadFile(p.record)
 	switch {
 	case err == nil:
 		if _, _, agent, ok := parseOwnerRecord(b); ok {
-			if agentAlive(dir, agent) {
+			if agentAlive(p.dir, agent) {
 				return false, nil
 			}
-			removeDeadAgent(dir, agent)
+			removeDeadAgent(p.dir, agent)
+		} else {
+			for _, agent := range recordAgents(b, p.sock) {
+				if agentAlive(p.dir, agent) {
+					return false, nil
+				}
+			}
 		}
-		// A record whose agent is dead, or that does not parse (an owner killed while it
-		// wrote it: records are written under the lock that is held now), is stale.
-		if err := os.Remove(record); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// The record's agent is dead, or a record that does not parse names no live agent:
+		// it is stale.
+		if err := os.Remove(p.record); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return false, err
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return false, fmt.Errorf("owner record: %w", err)
 	}
-	held, err := heldByOther(legacyLock)
+	held, err := heldByOther(p.legacyLock)
 	if err != nil || held {
 		return false, err
 	}
-	if err := os.Remove(legacyLock); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(p.legacyLock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
 	return true, nil
@@ -189,7 +241,7 @@ func claim(p namePaths, name, id string) (taken bool, err error) {
 		return false, err
 	}
 	defer l.unlock(false)
-	free, err := nameFree(p.dir, p.record, p.legacyLock)
+	free, err := nameFree(p)
 	if err != nil || !free {
 		return !free && err == nil, err
 	}
@@ -231,7 +283,7 @@ func cleanStale(p namePaths) {
 		return
 	}
 	defer l.unlock(true)
-	if free, err := nameFree(p.dir, p.record, p.legacyLock); err == nil && free {
+	if free, err := nameFree(p); err == nil && free {
 		_ = os.Remove(p.sock)
 	}
 }
