@@ -38,7 +38,7 @@ type agent struct {
 	accepted chan struct{}  // closed when the accept loop has ended
 	answers  sync.WaitGroup // look-ups being answered
 	stopOnce sync.Once
-	names    int        // how many names lead here; under e.mu
+	names    int        // how many names lead here, and registrations under way; under e.mu
 	dead     *deadNames // the dead-name notifications of rights to other processes' ports; under e.mu
 }
 

@@ -32,7 +32,8 @@ var ns namespace = &emulated{owned: map[string]*served{}}
 // agent's lock when the process dies, so a killed owner frees its names; their links then lead
 // to a socket that refuses connections, and the next look-up or owner cleans them up.
 type emulated struct {
-	mu    sync.Mutex
+	reg   sync.Mutex         // held by a registration, which may wait for the directory's lock
+	mu    sync.Mutex         // never held while waiting for the directory's lock
 	owned map[string]*served // by key: the names this process serves
 	agent *agent             // the agent new names join, or nil
 }
@@ -192,27 +193,45 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 	if err != nil {
 		return fail(0, err)
 	}
+	// Registrations go one at a time, and wait for the directory's lock (startAgent, claim)
+	// without e.mu, which the agent's answers need: a registration waiting for another
+	// process does not hold up the look-ups of the names this process serves.
+	e.reg.Lock()
+	defer e.reg.Unlock()
 	e.mu.Lock()
 	if _, ok := e.owned[p.key]; ok {
 		e.mu.Unlock()
 		return fail(ErrServiceActive, nil)
 	}
 	a := e.agent
+	if a != nil {
+		a.names++ // the agent stays while this claim runs
+	}
+	e.mu.Unlock()
 	if a == nil {
 		if a, err = startAgent(e, p.dir); err != nil {
-			e.mu.Unlock()
 			return fail(0, err)
 		}
+		e.mu.Lock()
 		e.agent = a
+		a.names++
+		e.mu.Unlock()
 	}
 	s := &served{key: p.key, paths: p, agent: a, send: send}
 	taken, err := claim(p, name, a.id)
+	e.mu.Lock()
 	if err == nil && !taken {
-		if err = e.watch(s); err != nil {
+		if e.agent != a { // its socket failed meanwhile (withdrawAll)
+			err = errors.New("bootstrap: the namespace's socket failed")
+		} else {
+			err = e.watch(s)
+		}
+		if err != nil {
 			unclaim(p)
 		}
 	}
 	if err != nil || taken {
+		a.names--
 		idle := e.detachIfIdle(a)
 		e.mu.Unlock()
 		if idle != nil {
@@ -224,7 +243,6 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 		return fail(0, err)
 	}
 	e.owned[p.key] = s
-	a.names++
 	e.mu.Unlock()
 	return func() error { e.withdraw(s); return nil }, nil
 }
