@@ -52,7 +52,7 @@ const requestWait = 5 * time.Second
 // startAgent makes this process's agent in dir: under the directory's lock, so that nobody
 // judging agents by their locks sees one whose lock is not held yet.
 func startAgent(e *emulated, dir string) (a *agent, err error) {
-	l, err := lockDir(dir)
+	l, err := lockDir(context.Background(), dir)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (a *agent) stop() {
 // release removes and closes the agent's lock, the last thing it holds, under the directory's
 // lock when it can take it, so that the last agent leaves the directory tidy.
 func (a *agent) release() {
-	l, err := lockDir(a.dir)
+	l, err := lockDir(context.Background(), a.dir)
 	a.removeLock()
 	if err == nil {
 		l.unlock(true)

@@ -3,12 +3,14 @@
 package bootstrap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,24 +43,18 @@ const dirLockFile = "names.lock"
 // agentsDir is the folder of the agents' sockets and locks.
 const agentsDir = "agents"
 
-// lockDir takes the directory's lock, waiting for it. The lock must be on the file the path
-// names now: the last agent to stop removes it (tidy), and a lock won on the removed file would
-// be worthless, so the inode is compared after locking and the whole step retried.
-func lockDir(dir string) (*dirLock, error) {
+// lockDir takes the directory's lock, waiting for it until ctx ends. The lock must be on the
+// file the path names now: the last agent to stop removes it (tidy), and a lock won on the
+// removed file would be worthless, so the inode is compared after locking and the whole step
+// retried.
+func lockDir(ctx context.Context, dir string) (*dirLock, error) {
 	path := filepath.Join(dir, dirLockFile)
 	for {
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("namespace lock: %w", err)
 		}
-		for {
-			err = unix.Flock(fd, unix.LOCK_EX)
-			if !errors.Is(err, unix.EINTR) {
-				break
-			}
-		}
-		if err != nil {
-			unix.Close(fd)
+		if err := flockContext(ctx, fd); err != nil {
 			return nil, fmt.Errorf("namespace lock: %w", err)
 		}
 		var held, now unix.Stat_t
@@ -66,6 +62,71 @@ func lockDir(dir string) (*dirLock, error) {
 			return &dirLock{dir: dir, path: path, fd: fd}, nil
 		}
 		unix.Close(fd)
+	}
+}
+
+// flockContext takes an exclusive flock of fd, waiting for it until ctx ends; on failure fd is
+// closed (now, or later: see below). A waiting flock cannot be cancelled (Go's signal handlers
+// restart it), so once ctx can end the wait runs on a goroutine of its own, and on ctx's end
+// flockContext returns ctx's error and leaves fd to that goroutine, which closes it when the
+// flock returns: when the other process releases the lock, at the latest when it dies.
+func flockContext(ctx context.Context, fd int) error {
+	err := flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		if ctx.Done() == nil {
+			err = flock(fd, unix.LOCK_EX)
+		} else {
+			err = flockWait(ctx, fd)
+			if ctx.Err() != nil && err == ctx.Err() {
+				return err // fd is the waiting goroutine's
+			}
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+	}
+	return err
+}
+
+// flockWait waits for the flock of fd on a goroutine until ctx ends; it returns ctx's error
+// when it gave up, leaving fd to the goroutine.
+func flockWait(ctx context.Context, fd int) error {
+	var mu sync.Mutex
+	var gaveUp bool
+	done := make(chan error, 1)
+	go func() {
+		err := flock(fd, unix.LOCK_EX)
+		mu.Lock()
+		defer mu.Unlock()
+		if gaveUp {
+			unix.Close(fd)
+			return
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case err := <-done: // taken meanwhile: as good as before ctx ended
+			return err
+		default:
+			gaveUp = true
+			return ctx.Err()
+		}
+	}
+}
+
+// flock is flock(2), retried when a signal interrupts it.
+func flock(fd, how int) error {
+	for {
+		err := unix.Flock(fd, how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
 	}
 }
 
@@ -236,7 +297,7 @@ func nameFree(p namePaths) (bool, error) {
 // points the name's link at the agent's socket. taken is true when another process serves the
 // name.
 func claim(p namePaths, name, id string) (taken bool, err error) {
-	l, err := lockDir(p.dir)
+	l, err := lockDir(context.Background(), p.dir)
 	if err != nil {
 		return false, err
 	}
@@ -276,9 +337,10 @@ func unclaim(p namePaths) {
 
 // cleanStale removes the entries of a name whose owner is dead: its link led to a socket that
 // refused the connection or to nothing. A registrant may have claimed the name meanwhile, so the
-// owner is checked again under the directory's lock.
-func cleanStale(p namePaths) {
-	l, err := lockDir(p.dir)
+// owner is checked again under the directory's lock, which it waits for until ctx ends (the
+// entries then stay for the next look-up or registrant).
+func cleanStale(ctx context.Context, p namePaths) {
+	l, err := lockDir(ctx, p.dir)
 	if err != nil {
 		return
 	}

@@ -438,11 +438,11 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 			return fail(0, ctx.Err())
 		case errors.Is(err, unix.ENOENT):
 			if _, lerr := os.Lstat(p.sock); lerr == nil {
-				cleanStale(p) // a link to a dead agent's socket, which is gone
+				cleanStale(ctx, p) // a link to a dead agent's socket, which is gone
 			}
 			return fail(ErrUnknownService, nil)
 		case errors.Is(err, unix.ECONNREFUSED):
-			cleanStale(p) // a link to a dead agent's socket, or an earlier-format socket
+			cleanStale(ctx, p) // a link to a dead agent's socket, or an earlier-format socket
 			return fail(ErrUnknownService, nil)
 		case errors.Is(err, unix.EACCES):
 			return fail(ErrNotPrivileged, err)
