@@ -108,10 +108,13 @@ func (a *agent) stop() {
 	})
 }
 
-// release removes and closes the agent's lock, the last thing it holds, under the directory's
-// lock when it can take it, so that the last agent leaves the directory tidy.
+// release removes and closes the agent's lock, the last thing it holds. Its removal needs no
+// lock of the directory (nobody judges an agent by a lock file that is gone), but tidying the
+// directory (dirLock.unlock) does: that is done when the directory's lock is free, and otherwise
+// left to whoever next releases it tidy, so that withdrawing a name (Registration.Close,
+// ReceiveRight.Close) never waits for another process.
 func (a *agent) release() {
-	l, err := lockDir(context.Background(), a.dir)
+	l, err := tryLockDir(a.dir)
 	a.removeLock()
 	if err == nil {
 		l.unlock(true)

@@ -43,18 +43,35 @@ const dirLockFile = "names.lock"
 // agentsDir is the folder of the agents' sockets and locks.
 const agentsDir = "agents"
 
-// lockDir takes the directory's lock, waiting for it until ctx ends. The lock must be on the
-// file the path names now: the last agent to stop removes it (tidy), and a lock won on the
-// removed file would be worthless, so the inode is compared after locking and the whole step
-// retried.
+// lockDir takes the directory's lock, waiting for it until ctx ends.
 func lockDir(ctx context.Context, dir string) (*dirLock, error) {
+	return lockDirWith(dir, func(fd int) error { return flockContext(ctx, fd) })
+}
+
+// tryLockDir takes the directory's lock if nobody holds it, and fails with EWOULDBLOCK at once
+// otherwise.
+func tryLockDir(dir string) (*dirLock, error) {
+	return lockDirWith(dir, func(fd int) error {
+		err := flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			unix.Close(fd)
+		}
+		return err
+	})
+}
+
+// lockDirWith takes the directory's lock with take, which flocks the descriptor it is given and
+// on failure closes it. The lock must be on the file the path names now: the last agent to stop
+// removes it (tidy), and a lock won on the removed file would be worthless, so the inode is
+// compared after locking and the whole step retried.
+func lockDirWith(dir string, take func(fd int) error) (*dirLock, error) {
 	path := filepath.Join(dir, dirLockFile)
 	for {
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("namespace lock: %w", err)
 		}
-		if err := flockContext(ctx, fd); err != nil {
+		if err := take(fd); err != nil {
 			return nil, fmt.Errorf("namespace lock: %w", err)
 		}
 		var held, now unix.Stat_t
