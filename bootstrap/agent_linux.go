@@ -75,7 +75,13 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 		return nil, fmt.Errorf("agent lock: %w", err)
 	}
 	_, _ = unix.Write(a.lockFD, fmt.Appendf(nil, "%d\n", os.Getpid())) // for people
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: a.sockPath, Net: "unixpacket"})
+	addr, done, err := sockAddr(a.sockPath)
+	if err != nil {
+		a.removeLock()
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: addr, Net: "unixpacket"})
+	done()
 	if err != nil {
 		a.removeLock()
 		return nil, err

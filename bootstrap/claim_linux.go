@@ -239,6 +239,32 @@ func agentPaths(dir, id string) (sock, lock string) {
 	return base + ".sock", base + ".lock"
 }
 
+// maxSockPath is the longest path a socket address holds: sun_path's 108 bytes, less the NUL.
+const maxSockPath = len(unix.RawSockaddrUnix{}.Path) - 1
+
+// sockAddr is a path to give bind(2) or connect(2) for the socket (or link to one) at path. A
+// path longer than sun_path holds is reached through a descriptor of its directory,
+// /proc/self/fd/<n>/<file>, which Linux resolves like any path (the kernel follows the magic
+// link to the directory, then the file's name and any symbolic link it is), whatever the
+// directory's length; done closes that descriptor once the call is made. The namespace's
+// directory may be long: a name's link is 40 bytes longer than it (48 for a per-PID name).
+func sockAddr(path string) (addr string, done func(), err error) {
+	if len(path) <= maxSockPath {
+		return path, func() {}, nil
+	}
+	fd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, fmt.Errorf("socket path of %d bytes: its directory: %w", len(path), err)
+	}
+	addr = "/proc/self/fd/" + strconv.Itoa(fd) + "/" + filepath.Base(path)
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Dir(addr), &st); err != nil {
+		unix.Close(fd)
+		return "", nil, fmt.Errorf("socket path of %d bytes, over the %d of sun_path, and /proc/self/fd cannot shorten it: %w", len(path), maxSockPath, err)
+	}
+	return addr, func() { unix.Close(fd) }, nil
+}
+
 // heldByOther reports whether another open file holds a flock on path; a missing path is not
 // held. It locks nothing for longer than the test.
 func heldByOther(path string) (bool, error) {

@@ -193,6 +193,12 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 	if err != nil {
 		return fail(0, err)
 	}
+	// A name whose link look-ups cannot reach is refused here, with the cause.
+	_, done, err := sockAddr(p.sock)
+	if err != nil {
+		return fail(0, err)
+	}
+	done()
 	// Registrations go one at a time, and wait for the directory's lock (startAgent, claim)
 	// without e.mu, which the agent's answers need: a registration waiting for another
 	// process does not hold up the look-ups of the names this process serves.
@@ -430,8 +436,13 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	if err != nil {
 		return fail(0, err)
 	}
+	addr, done, err := sockAddr(p.sock)
+	if err != nil {
+		return fail(0, err)
+	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", p.sock)
+	c, err := d.DialContext(ctx, "unixpacket", addr)
+	done()
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
