@@ -252,11 +252,15 @@ func TestEarlierFormatLeftovers(t *testing.T) {
 		name := uniqueName(t)
 		_, lock := leftovers(t, name)
 		reg := register(t, name, nil)
-		require.NoFileExists(t, lock)
+		// In the leftover's place: the guard against earlier-format registrants, a link.
+		st, err := os.Lstat(lock)
+		require.NoError(t, err)
+		require.Equal(t, os.ModeSymlink, st.Mode()&os.ModeSymlink, "the leftover lock replaced by the guard")
 		s, err := bootstrap.LookUp(ctx, name)
 		require.NoError(t, err)
 		require.NoError(t, s.Close())
 		require.NoError(t, reg.Close())
+		require.NoFileExists(t, lock, "the guard goes with the name")
 	})
 	t.Run("a held lock is a live owner", func(t *testing.T) {
 		name := uniqueName(t)

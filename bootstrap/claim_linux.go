@@ -15,11 +15,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Who owns a name, on disk. Per name the directory holds two entries:
+// Who owns a name, on disk. Per name the directory holds three entries:
 //
 //   - <key>.owner, the owner's record: the name, the owner's pid and its agent's id, a line each
 //     (read from the end, so that a name holding newlines parses too);
-//   - <key>.sock, a symbolic link to the owner agent's listening socket (connect(2) follows it).
+//   - <key>.sock, a symbolic link to the owner agent's listening socket (connect(2) follows it);
+//   - <key>.lock, a symbolic link to the owner agent's lock: a guard against a registrant of the
+//     earlier format (below), which opens that path with O_NOFOLLOW to flock it, and so fails
+//     (ELOOP) while the name is served here.
 //
 // A process serving names runs one agent (agent_linux.go), which holds an exclusive flock on
 // agents/<id>.lock for its life. A record is the name's claim only while the flock of the agent
@@ -326,6 +329,13 @@ func nameFree(p namePaths) (bool, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return false, fmt.Errorf("owner record: %w", err)
 	}
+	if st, err := os.Lstat(p.legacyLock); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		// A guard (claim), whose owner the record judged dead or left none.
+		if err := os.Remove(p.legacyLock); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
+		return true, nil
+	}
 	held, err := heldByOther(p.legacyLock)
 	if err != nil || held {
 		return false, err
@@ -349,8 +359,18 @@ func claim(p namePaths, name, id string) (taken bool, err error) {
 	if err != nil || !free {
 		return !free && err == nil, err
 	}
+	// The guard goes first: an earlier-format registrant, which takes no names.lock, may have
+	// made its lock since nameFree found none, and then the name is its own.
+	_, lock := agentPaths(".", id)
+	if err := os.Symlink(lock, p.legacyLock); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return true, nil
+		}
+		return false, fmt.Errorf("earlier-format guard: %w", err)
+	}
 	// Whatever is at the link's path is a dead owner's (a link, or an earlier-format socket).
 	if err := os.Remove(p.sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		removeGuard(p)
 		return false, err
 	}
 	fd, err := unix.Open(p.record, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
@@ -365,9 +385,18 @@ func claim(p namePaths, name, id string) (taken bool, err error) {
 	}
 	if err != nil {
 		_ = os.Remove(p.record)
+		removeGuard(p)
 		return false, err
 	}
 	return false, nil
+}
+
+// removeGuard removes the name's earlier-format guard, a symbolic link: never a lock file,
+// which is an earlier-format owner's.
+func removeGuard(p namePaths) {
+	if st, err := os.Lstat(p.legacyLock); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		_ = os.Remove(p.legacyLock)
+	}
 }
 
 // unclaim removes a name this process serves from the directory: the link first, so that new
@@ -375,6 +404,7 @@ func claim(p namePaths, name, id string) (taken bool, err error) {
 // live agent, so no lock is needed.
 func unclaim(p namePaths) {
 	_ = os.Remove(p.sock)
+	removeGuard(p) // before the record: with the record gone, the name may be claimed again
 	_ = os.Remove(p.record)
 }
 
