@@ -21,8 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// agent is what a process serving names keeps for all of them: one listening SOCK_SEQPACKET
-// socket that every name's link leads to, and the flocked lock whose holder owns the names'
+// agent is what a process serving names in a directory keeps for all of them: one listening
+// SOCK_SEQPACKET socket that every name's link there leads to, and the flocked lock whose holder owns the names'
 // records (claim_linux.go). It runs while the process serves a name: the first registration
 // starts it and the last withdrawal stops it. Its cost is agentFDs descriptors whatever the
 // number of names.
@@ -222,7 +222,7 @@ func (a *agent) answer(conn *net.UnixConn) {
 	case err != nil:
 		return // the peer kept silent, or the agent stops
 	}
-	s := a.e.acquire(key)
+	s := a.e.acquire(a, key)
 	if s == nil {
 		refuse(abi.BOOTSTRAP_UNKNOWN_SERVICE)
 		return

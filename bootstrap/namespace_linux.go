@@ -23,24 +23,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var ns namespace = &emulated{owned: map[string]*served{}}
+var ns namespace = &emulated{owned: map[string]*served{}, agents: map[string]*agent{}}
 
-// emulated is the daemonless namespace. A process that serves names runs one agent
-// (agent_linux.go): a listening socket that answers the look-ups of all its names, and a lock
+// emulated is the daemonless namespace. A process that serves names runs one agent per
+// namespace directory it serves names in (agent_linux.go; $MACHPORT_BOOTSTRAP_DIR may change
+// between registrations): a listening socket that answers the look-ups of all its names, and a lock
 // whose holder owns their records. Per name the directory holds only a record and a link to the
 // agent's socket (claim_linux.go), so a name costs no descriptor of its own. The kernel drops the
 // agent's lock when the process dies, so a killed owner frees its names; their links then lead
 // to a socket that refuses connections, and the next look-up or owner cleans them up.
 type emulated struct {
-	reg   sync.Mutex         // held by a registration, which may wait for the directory's lock
-	mu    sync.Mutex         // never held while waiting for the directory's lock
-	owned map[string]*served // by key: the names this process serves
-	agent *agent             // the agent new names join, or nil
+	reg    sync.Mutex         // held by a registration, which may wait for the directory's lock
+	mu     sync.Mutex         // never held while waiting for the directory's lock
+	owned  map[string]*served // by ownedKey: the names this process serves
+	agents map[string]*agent  // by directory: the agents new names there join
 }
+
+// ownedKey is where e.owned keeps the name of key in directory dir.
+func ownedKey(dir, key string) string { return dir + "\x00" + key }
 
 // served is one name this process serves.
 type served struct {
-	key          string
+	key          string // ownedKey: its directory and key
 	paths        namePaths
 	agent        *agent
 	send         *mach.SendRight // what each look-up receives a copy of
@@ -205,11 +209,11 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 	e.reg.Lock()
 	defer e.reg.Unlock()
 	e.mu.Lock()
-	if _, ok := e.owned[p.key]; ok {
+	if _, ok := e.owned[ownedKey(p.dir, p.key)]; ok {
 		e.mu.Unlock()
 		return fail(ErrServiceActive, nil)
 	}
-	a := e.agent
+	a := e.agents[p.dir]
 	if a != nil {
 		a.names++ // the agent stays while this claim runs
 	}
@@ -219,15 +223,15 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 			return fail(0, err)
 		}
 		e.mu.Lock()
-		e.agent = a
+		e.agents[p.dir] = a
 		a.names++
 		e.mu.Unlock()
 	}
-	s := &served{key: p.key, paths: p, agent: a, send: send}
+	s := &served{key: ownedKey(p.dir, p.key), paths: p, agent: a, send: send}
 	taken, err := claim(p, name, a.id)
 	e.mu.Lock()
 	if err == nil && !taken {
-		if e.agent != a { // its socket failed meanwhile (withdrawAll)
+		if e.agents[p.dir] != a { // its socket failed meanwhile (withdrawAll)
 			err = errors.New("bootstrap: the namespace's socket failed")
 		} else {
 			err = e.watch(s)
@@ -248,7 +252,7 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 		}
 		return fail(0, err)
 	}
-	e.owned[p.key] = s
+	e.owned[s.key] = s
 	e.mu.Unlock()
 	return func() error { e.withdraw(s); return nil }, nil
 }
@@ -291,21 +295,22 @@ func (e *emulated) detachIfIdle(a *agent) *agent {
 	if a.names > 0 {
 		return nil
 	}
-	if e.agent == a {
-		e.agent = nil
+	if e.agents[a.dir] == a {
+		delete(e.agents, a.dir)
 	}
 	return a
 }
 
-// acquire returns the name with key that this process serves, or nil, holding it (s.busy) so
-// that it is not released while a look-up passes its right on.
-func (e *emulated) acquire(key string) *served {
+// acquire returns the name with key that this process serves through agent a, or nil, holding
+// it (s.busy) so that it is not released while a look-up passes its right on.
+func (e *emulated) acquire(a *agent, key string) *served {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := e.owned[key]
-	if s != nil {
-		s.busy.Add(1)
+	s := e.owned[ownedKey(a.dir, key)]
+	if s == nil || s.agent != a {
+		return nil
 	}
+	s.busy.Add(1)
 	return s
 }
 
@@ -341,8 +346,8 @@ func (e *emulated) withdraw(s *served) {
 // withdrawAll withdraws the names of agent a, whose socket cannot accept any more, and stops it.
 func (e *emulated) withdrawAll(a *agent) {
 	e.mu.Lock()
-	if e.agent == a {
-		e.agent = nil // new names start a new agent
+	if e.agents[a.dir] == a {
+		delete(e.agents, a.dir) // new names start a new agent
 	}
 	var gone []*served
 	for _, s := range e.owned {
