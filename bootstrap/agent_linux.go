@@ -39,6 +39,7 @@ type agent struct {
 	answers  sync.WaitGroup // look-ups being answered
 	stopOnce sync.Once
 	names    int        // how many names lead here, and registrations under way; under e.mu
+	failed   bool       // its socket accepts no more (withdrawAll); under e.mu
 	dead     *deadNames // the dead-name notifications of rights to other processes' ports; under e.mu
 }
 

@@ -223,20 +223,20 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 			return fail(0, err)
 		}
 		e.mu.Lock()
-		e.agents[p.dir] = a
+		if !a.failed { // its accept loop may have failed already
+			e.agents[p.dir] = a
+		}
 		a.names++
 		e.mu.Unlock()
 	}
 	s := &served{key: ownedKey(p.dir, p.key), paths: p, agent: a, send: send}
 	taken, err := claim(p, name, a.id)
 	e.mu.Lock()
-	if err == nil && !taken {
-		if e.agents[p.dir] != a { // its socket failed meanwhile (withdrawAll)
-			err = errors.New("bootstrap: the namespace's socket failed")
-		} else {
-			err = e.watch(s)
-		}
-		if err != nil {
+	// An agent whose socket failed meanwhile (withdrawAll) withdrew its other names: this one
+	// is registered, and goes at once too.
+	failed := a.failed
+	if err == nil && !taken && !failed {
+		if err = e.watch(s); err != nil {
 			unclaim(p)
 		}
 	}
@@ -254,6 +254,9 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 	}
 	e.owned[s.key] = s
 	e.mu.Unlock()
+	if failed {
+		e.withdraw(s)
+	}
 	return func() error { e.withdraw(s); return nil }, nil
 }
 
@@ -346,6 +349,7 @@ func (e *emulated) withdraw(s *served) {
 // withdrawAll withdraws the names of agent a, whose socket cannot accept any more, and stops it.
 func (e *emulated) withdrawAll(a *agent) {
 	e.mu.Lock()
+	a.failed = true
 	if e.agents[a.dir] == a {
 		delete(e.agents, a.dir) // new names start a new agent
 	}
