@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -284,6 +285,35 @@ func heldByOther(path string) (bool, error) {
 		return true, nil
 	}
 	return false, err
+}
+
+// legacyOwner reads the record of a live earlier-format owner from its lock at path: the name
+// and the owner's pid, a line each. ok is false when the lock is not a held regular file (a
+// guard is a symbolic link: the open fails) or its record does not parse.
+func legacyOwner(path string) (name string, pid int, ok bool) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "", 0, false
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		return "", 0, false // not held (or unlockable): no live owner
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", 0, false
+	}
+	rest, ok := strings.CutSuffix(string(b), "\n")
+	if !ok {
+		return "", 0, false
+	}
+	name, digits, ok := cutLastLine(rest)
+	pid, err = strconv.Atoi(digits)
+	if !ok || err != nil || pid <= 0 {
+		return "", 0, false
+	}
+	return name, pid, true
 }
 
 // agentAlive reports whether the agent id runs: its lock is held. An error counts as alive,

@@ -112,22 +112,27 @@ func paths(name string, pid int) (namePaths, error) {
 // Owner returns the pid of the process that serves name (the per-PID service of pid when pid is
 // not 0) in the emulated namespace, from the name's record; known is false when there is none,
 // it names another service (a replaced record), or its owner is dead (a killed owner's record
-// stays until the name is next claimed or looked up). Linux only: launchd tells no owner.
+// stays until the name is next claimed or looked up). A live owner of the earlier format (a
+// process built before the agent format, whose held lock Register counts as serving the name)
+// is found from the record in its lock. Linux only: launchd tells no owner.
 func Owner(name string, pid int) (owner int, known bool) {
 	p, err := paths(name, pid)
 	if err != nil {
 		return 0, false
 	}
-	b, err := os.ReadFile(p.record)
-	if err != nil {
-		return 0, false
+	if b, err := os.ReadFile(p.record); err == nil {
+		recorded, owner, agent, ok := parseOwnerRecord(b)
+		if ok && recorded == name && agentAlive(p.dir, agent) {
+			return owner, true
+		}
 	}
-	recorded, owner, agent, ok := parseOwnerRecord(b)
-	return owner, ok && recorded == name && agentAlive(p.dir, agent)
+	recorded, owner, ok := legacyOwner(p.legacyLock)
+	return owner, ok && recorded == name
 }
 
 // ServedBy lists, sorted, the names process pid serves in the emulated namespace, from the
-// names' records (those of a dead owner left out). Linux only.
+// names' records (those of a dead owner left out), and from the held locks of the earlier
+// format. Linux only.
 func ServedBy(pid int) ([]string, error) {
 	dir, err := Dir()
 	if err != nil {
@@ -157,8 +162,20 @@ func ServedBy(pid int) ([]string, error) {
 			names = append(names, name)
 		}
 	}
+	locks, err := filepath.Glob(filepath.Join(dir, "*.lock"))
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range locks {
+		if filepath.Base(l) == dirLockFile {
+			continue
+		}
+		if name, owner, ok := legacyOwner(l); ok && owner == pid {
+			names = append(names, name)
+		}
+	}
 	slices.Sort(names)
-	return names, nil
+	return slices.Compact(names), nil
 }
 
 func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (func() error, error) {
