@@ -36,6 +36,7 @@ type agent struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	accepted chan struct{}  // closed when the accept loop has ended
+	waiting  chan struct{}  // a token per connection whose request is awaited (maxWaiting)
 	answers  sync.WaitGroup // look-ups being answered
 	stopOnce sync.Once
 	names    int        // how many names lead here, and registrations under way; under e.mu
@@ -49,6 +50,11 @@ const agentFDs = 2
 // requestWait bounds how long the agent waits for a look-up's request once it has accepted the
 // connection. A look-up sends it right after connecting, usually before the accept.
 const requestWait = 5 * time.Second
+
+// maxWaiting bounds the connections whose request the agent waits for at once (each holds a
+// descriptor and a goroutine for up to requestWait), so that peers that connect and say nothing
+// cannot pin more of the serving process's descriptors than that.
+const maxWaiting = 64
 
 // startAgent makes this process's agent in dir: under the directory's lock, so that nobody
 // judging agents by their locks sees one whose lock is not held yet.
@@ -65,7 +71,7 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	a = &agent{e: e, dir: dir, id: fmt.Sprintf("a-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])),
-		accepted: make(chan struct{})}
+		accepted: make(chan struct{}), waiting: make(chan struct{}, maxWaiting)}
 	a.sockPath, a.lockPath = agentPaths(dir, a.id)
 	a.lockFD, err = unix.Open(a.lockPath, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -143,8 +149,7 @@ func (a *agent) serve() {
 		conn, err := accept(a.ln)
 		if err == nil {
 			delay = 0
-			a.answers.Add(1)
-			go func() { defer a.answers.Done(); a.answer(conn) }()
+			a.take(conn)
 			continue
 		}
 		if errors.Is(err, net.ErrClosed) {
@@ -193,14 +198,16 @@ func acceptRetries(err error) bool {
 	return false
 }
 
-// answer reads one look-up's request and gives it a send right to the name it asks for. A peer
-// of another uid is refused with 1100 (the namespace is per user, as launchd's is); a request
-// that is not one (readRequest) with KERN_INVALID_ARGUMENT; a name this process does not serve
-// (withdrawn since the peer followed its link) with 1102.
-func (a *agent) answer(conn *net.UnixConn) {
-	defer conn.Close()
+// take starts answering the look-up whose connection the accept loop just accepted. A peer of
+// another uid is refused with 1100 (the namespace is per user, as launchd's is). The request is
+// read at once when it is there (it usually is: a look-up sends it as it connects), and answered
+// on a goroutine. One that is not there yet is waited for on a goroutine, but for maxWaiting
+// connections at once only: beyond that the connection is closed unanswered (a look-up then
+// fails with 1102), so that silent peers cannot pin the serving process's descriptors.
+func (a *agent) take(conn *net.UnixConn) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
+		_ = conn.Close()
 		return
 	}
 	var uidOK bool
@@ -212,9 +219,36 @@ func (a *agent) answer(conn *net.UnixConn) {
 		}
 	})
 	if !uidOK {
+		_ = conn.Close()
 		return
 	}
-	key, err := readRequest(a.ctx, conn, raw)
+	key, err := readRequest(a.ctx, conn, raw, false)
+	if !errors.Is(err, errNoRequestYet) {
+		a.answers.Add(1)
+		go func() { defer a.answers.Done(); a.answer(conn, raw, key, err) }()
+		return
+	}
+	select {
+	case a.waiting <- struct{}{}:
+	default:
+		_ = conn.Close()
+		return
+	}
+	a.answers.Add(1)
+	go func() {
+		defer a.answers.Done()
+		key, err := readRequest(a.ctx, conn, raw, true)
+		<-a.waiting
+		a.answer(conn, raw, key, err)
+	}()
+}
+
+// answer gives the look-up on conn, whose request named key (or failed to be read with err), a
+// send right to the name it asks for, and closes conn. A request that is not one (readRequest)
+// is refused with KERN_INVALID_ARGUMENT; a name this process does not serve (withdrawn since the
+// peer followed its link) with 1102.
+func (a *agent) answer(conn *net.UnixConn, raw syscall.RawConn, key string, err error) {
+	defer conn.Close()
 	refuse := func(code int32) { _ = raw.Control(func(fd uintptr) { _ = emu.RefuseHandoff(int(fd), code) }) }
 	switch {
 	case errors.Is(err, errBadRequest):
@@ -236,11 +270,15 @@ func (a *agent) answer(conn *net.UnixConn) {
 	})
 }
 
+// errNoRequestYet is readRequest's answer, when told not to wait, for a request not sent yet.
+var errNoRequestYet = errors.New("bootstrap: no look-up request yet")
+
 // readRequest reads a look-up's request (request_linux.go) and returns the key it names:
 // errBadRequest for a datagram that is not a request (too long, carrying descriptors, which are
-// closed, or malformed) and for a hang-up; another error when the peer sent nothing within
-// requestWait, or the agent stopped.
-func readRequest(ctx context.Context, conn *net.UnixConn, raw syscall.RawConn) (string, error) {
+// closed, or malformed) and for a hang-up. When the request is not there yet it returns
+// errNoRequestYet, or with wait waits for it: then another error when the peer sent nothing
+// within requestWait, or the agent stopped.
+func readRequest(ctx context.Context, conn *net.UnixConn, raw syscall.RawConn, wait bool) (string, error) {
 	buf := make([]byte, maxLookUpRequest+1)
 	oob := make([]byte, unix.CmsgSpace(8*4))
 	var n, oobn, flags int
@@ -253,6 +291,9 @@ func readRequest(ctx context.Context, conn *net.UnixConn, raw syscall.RawConn) (
 	// and the stop's wake-up are armed only when it is not.
 	err := raw.Control(func(fd uintptr) { recv(fd) })
 	if err == nil && errors.Is(rerr, unix.EAGAIN) {
+		if !wait {
+			return "", errNoRequestYet
+		}
 		_ = conn.SetReadDeadline(time.Now().Add(requestWait))
 		stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 		err = raw.Read(recv)
