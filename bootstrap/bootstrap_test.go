@@ -309,38 +309,54 @@ func TestCrossProcessPerPIDLookUp(t *testing.T) {
 	require.ErrorIs(t, err, bootstrap.ErrUnknownService)
 }
 
-// Sixteen processes race to register one name: exactly one wins, the others get 1100.
+// Sixteen processes race to register one name, free or left by a killed owner: exactly one
+// wins, the others get 1100, and (in the emulation) the name's record names the winner.
 func TestRegisterRace(t *testing.T) {
-	const n = 16
-	name := uniqueName(t)
-	children := make([]*child, n)
-	for i := range children {
-		children[i] = startChild(t, "race", name)
-	}
-	for _, c := range children {
-		_, err := c.Stdin.Write([]byte("go\n"))
-		require.NoError(t, err)
-	}
-	results := make([]string, n)
-	var wg sync.WaitGroup
-	for i, c := range children {
-		wg.Add(1)
-		go func() { defer wg.Done(); results[i] = c.Line(t) }()
-	}
-	wg.Wait()
-	won := 0
-	for _, r := range results {
-		switch r {
-		case "ok":
-			won++
-		case fmt.Sprint("code ", int32(bootstrap.ErrNotPrivileged)):
-		case fmt.Sprint("code ", int32(bootstrap.ErrNameInUse)), fmt.Sprint("code ", int32(bootstrap.ErrServiceActive)):
-			if runtime.GOOS != "darwin" {
-				t.Errorf("unexpected outcome %q", r)
+	for _, tc := range []struct {
+		name   string
+		killed bool // a killed process served the name before
+	}{{name: "free"}, {name: "after a killed owner", killed: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 16
+			name := uniqueName(t)
+			if tc.killed {
+				c := startChild(t, "serve", name)
+				require.Equal(t, "ready", c.Line(t))
+				require.NoError(t, c.Cmd.Process.Signal(syscall.SIGKILL))
+				_, _ = c.Cmd.Process.Wait()
 			}
-		default:
-			t.Errorf("unexpected outcome %q", r)
-		}
+			children := make([]*child, n)
+			for i := range children {
+				children[i] = startChild(t, "race", name)
+			}
+			for _, c := range children {
+				_, err := c.Stdin.Write([]byte("go\n"))
+				require.NoError(t, err)
+			}
+			results := make([]string, n)
+			var wg sync.WaitGroup
+			for i, c := range children {
+				wg.Add(1)
+				go func() { defer wg.Done(); results[i] = c.Line(t) }()
+			}
+			wg.Wait()
+			won, winner := 0, 0
+			for i, r := range results {
+				switch r {
+				case "ok":
+					won++
+					winner = children[i].Cmd.Process.Pid
+				case fmt.Sprint("code ", int32(bootstrap.ErrNotPrivileged)):
+				case fmt.Sprint("code ", int32(bootstrap.ErrNameInUse)), fmt.Sprint("code ", int32(bootstrap.ErrServiceActive)):
+					if runtime.GOOS != "darwin" {
+						t.Errorf("unexpected outcome %q", r)
+					}
+				default:
+					t.Errorf("unexpected outcome %q", r)
+				}
+			}
+			require.Equal(t, 1, won, "outcomes: %v", results)
+			requireOwner(t, name, winner)
+		})
 	}
-	require.Equal(t, 1, won, "outcomes: %v", results)
 }

@@ -13,11 +13,15 @@
 // a service.
 //
 // On macOS these are launchd's calls. On Linux a daemonless namespace gives them the same
-// semantics: one socket per name in a private per-user directory ($XDG_RUNTIME_DIR/machport, or
-// MACHPORT_BOOTSTRAP_DIR), an flock that makes the registrant the name's owner (so a killed
-// owner frees its names), a check of the peer's uid on every look-up, and the send right passed
-// over the socket. The emulated sandbox of package sandboxcheck (MACHPORT_APP_GROUPS) applies to
-// both register and look-up there.
+// semantics in a private per-user directory ($XDG_RUNTIME_DIR/machport, or
+// MACHPORT_BOOTSTRAP_DIR): a process serving names runs one agent (per directory), a listening
+// socket for all its names and a lock it flocks for its life; per name the directory holds a
+// record of the owner and symbolic links to the owner's socket and lock, so a name costs no
+// descriptor of its own. The directory may be of any length: a socket path longer than
+// sun_path holds is reached through /proc/self/fd. The flock makes the registrant the owner of
+// the names its records claim (so a killed owner frees them all), a look-up checks the peer's
+// uid and says which name it wants, and the send right is passed over the socket. The emulated sandbox of package sandboxcheck (MACHPORT_APP_GROUPS)
+// applies to both register and look-up there.
 //
 // # iOS and the App Store: public API only
 //

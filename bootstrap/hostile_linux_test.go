@@ -77,8 +77,8 @@ func TestLookUpSurvivesHostileOwner(t *testing.T) {
 	}
 }
 
-// A killed owner leaves its socket file behind; the next look-up sees the socket refuse, finds
-// the name's lock free, and removes both files.
+// A killed owner leaves the name's link and record behind; the next look-up sees the socket the
+// link leads to refuse, finds the owner agent's lock free, and removes both.
 func TestStaleSocketIsCleaned(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	name := uniqueName(t)
@@ -113,8 +113,8 @@ func TestNamespaceDirectoryMustBePrivate(t *testing.T) {
 	require.Equal(t, dir, got)
 }
 
-// A look-up that cleans a dead owner's files holds the name's lock for a moment; a registration
-// meeting it must not be told that another process serves the name.
+// A look-up that cleans a dead owner's files holds the directory's lock for a moment; a
+// registration meeting it must not be told that another process serves the name.
 func TestRegisterWhileALookUpCleansStaleFiles(t *testing.T) {
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 20*time.Second)
@@ -186,9 +186,9 @@ func requireNamespaceCause(t *testing.T, err error, cause string) {
 	}
 }
 
-// When the name's socket cannot be made (here a directory squats its path), Register fails
-// with the cause, releases the name's lock and everything it made, and the name can be
-// registered once the path is clear.
+// When the name's link cannot be made (here a directory squats its path), Register fails with
+// the cause, releases everything it made, and the name can be registered once the path is
+// clear.
 func TestRegisterFailsCleanlyWhenTheSocketCannotBeMade(t *testing.T) {
 	leakcheck.Check(t)
 	name := uniqueName(t)

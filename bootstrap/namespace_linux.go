@@ -14,9 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -25,29 +23,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var ns namespace = &emulated{owned: map[string]*served{}}
+var ns namespace = &emulated{owned: map[string]*served{}, agents: map[string]*agent{}}
 
-// emulated is the daemonless namespace. Per name it keeps two files in the directory:
-// <key>.lock, which the owner holds an exclusive flock on for as long as it serves the name, and
-// <key>.sock, a listening SOCK_SEQPACKET socket that hands each look-up a new send right. The
-// kernel drops the flock when the owner dies, so a killed owner frees its names; its socket file
-// then refuses connections until the next owner replaces it.
+// emulated is the daemonless namespace. A process that serves names runs one agent per
+// namespace directory it serves names in (agent_linux.go; $MACHPORT_BOOTSTRAP_DIR may change
+// between registrations): a listening socket that answers the look-ups of all its names, and a lock
+// whose holder owns their records. Per name the directory holds only a record and a link to the
+// agent's socket (claim_linux.go), so a name costs no descriptor of its own. The kernel drops the
+// agent's lock when the process dies, so a killed owner frees its names; their links then lead
+// to a socket that refuses connections, and the next look-up or owner cleans them up.
 type emulated struct {
-	mu    sync.Mutex
-	owned map[string]*served // by key: the names this process serves
+	reg    sync.Mutex         // held by a registration, which may wait for the directory's lock
+	mu     sync.Mutex         // never held while waiting for the directory's lock
+	owned  map[string]*served // by ownedKey: the names this process serves
+	agents map[string]*agent  // by directory: the agents new names there join
 }
+
+// ownedKey is where e.owned keeps the name of key in directory dir.
+func ownedKey(dir, key string) string { return dir + "\x00" + key }
 
 // served is one name this process serves.
 type served struct {
-	key, sockPath, lockPath string
-	lockFD                  int
-	ln                      *net.UnixListener
-	send                    *mach.SendRight    // what each look-up receives a copy of
-	notify                  *mach.ReceiveRight // receives the dead-name notification of send, or nil
-	unwatch                 func()             // cancels the watch of the receive right, or nil
-	stop                    context.CancelFunc
-	done                    chan struct{} // closed when serving has ended and all is released
-	withdrawOnce            sync.Once
+	key          string // ownedKey: its directory and key
+	paths        namePaths
+	agent        *agent
+	send         *mach.SendRight // what each look-up receives a copy of
+	unwatch      func()          // cancels the watch of the receive right, or nil
+	dead         *deadNames      // watches send for its port's death instead, or nil
+	busy         sync.WaitGroup  // look-ups passing send on
+	withdrawOnce sync.Once
+}
+
+// namePaths are where a name lives in the directory.
+type namePaths struct {
+	dir    string
+	key    string
+	sock   string // the link to the owner agent's socket
+	record string // the owner's record
+	// legacyLock is the per-name lock of the earlier format, whose leftovers are cleaned up.
+	legacyLock string
 }
 
 // Dir returns the directory of the emulated namespace, creating it with mode 0700. It refuses a
@@ -81,71 +95,87 @@ func Dir() (string, error) {
 
 // paths derives a name's file names from a hash of the name, because a socket path holds only
 // 108 bytes and a service name may hold 127 of any UTF-8.
-func paths(name string, pid int) (key, sock, lock string, err error) {
+func paths(name string, pid int) (namePaths, error) {
 	dir, err := Dir()
 	if err != nil {
-		return "", "", "", err
+		return namePaths{}, err
 	}
 	sum := sha256.Sum256([]byte(name))
-	key = "g-" + hex.EncodeToString(sum[:16])
+	key := "g-" + hex.EncodeToString(sum[:keyHashLen/2])
 	if pid != 0 {
-		key = "p" + strconv.Itoa(pid) + "-" + hex.EncodeToString(sum[:16])
+		key = "p" + strconv.Itoa(pid) + "-" + hex.EncodeToString(sum[:keyHashLen/2])
 	}
-	return key, filepath.Join(dir, key+".sock"), filepath.Join(dir, key+".lock"), nil
-}
-
-// ownerRecord is what the namespace writes in a name's lock file: the name and its owner's pid,
-// a line each.
-func ownerRecord(name string, pid int) string { return fmt.Sprintf("%s\n%d\n", name, pid) }
-
-// parseOwnerRecord reads a record ownerRecord wrote.
-func parseOwnerRecord(b []byte) (name string, pid int, ok bool) {
-	lines := strings.Split(string(b), "\n")
-	if len(lines) < 2 {
-		return "", 0, false
-	}
-	pid, err := strconv.Atoi(lines[1])
-	return lines[0], pid, err == nil && pid > 0
+	base := filepath.Join(dir, key)
+	return namePaths{dir: dir, key: key, sock: base + ".sock", record: base + ".owner", legacyLock: base + ".lock"}, nil
 }
 
 // Owner returns the pid of the process that serves name (the per-PID service of pid when pid is
-// not 0) in the emulated namespace, from the record kept beside the name's lock; known is false
-// when there is none, or it names another service (a stale or replaced record). Linux only:
-// launchd tells no owner.
+// not 0) in the emulated namespace, from the name's record; known is false when there is none,
+// it names another service (a replaced record), or its owner is dead (a killed owner's record
+// stays until the name is next claimed or looked up). A live owner of the earlier format (a
+// process built before the agent format, whose held lock Register counts as serving the name)
+// is found from the record in its lock. Linux only: launchd tells no owner.
 func Owner(name string, pid int) (owner int, known bool) {
-	_, _, lock, err := paths(name, pid)
+	p, err := paths(name, pid)
 	if err != nil {
 		return 0, false
 	}
-	b, err := os.ReadFile(lock)
-	if err != nil {
-		return 0, false
+	if b, err := os.ReadFile(p.record); err == nil {
+		recorded, owner, agent, ok := parseOwnerRecord(b)
+		if ok && recorded == name && agentAlive(p.dir, agent) {
+			return owner, true
+		}
 	}
-	recorded, owner, ok := parseOwnerRecord(b)
+	recorded, owner, ok := legacyOwner(p.legacyLock)
 	return owner, ok && recorded == name
 }
 
 // ServedBy lists, sorted, the names process pid serves in the emulated namespace, from the
-// records kept beside the names' locks. Linux only.
+// names' records (those of a dead owner left out), and from the held locks of the earlier
+// format. Linux only.
 func ServedBy(pid int) ([]string, error) {
 	dir, err := Dir()
 	if err != nil {
 		return nil, err
 	}
-	locks, err := filepath.Glob(filepath.Join(dir, "*.lock"))
+	records, err := filepath.Glob(filepath.Join(dir, "*.owner"))
 	if err != nil {
 		return nil, err
 	}
 	names := []string{}
+	alive := map[string]bool{} // by agent: checked once each
+	for _, r := range records {
+		b, err := os.ReadFile(r)
+		if err != nil {
+			continue
+		}
+		name, owner, agent, ok := parseOwnerRecord(b)
+		if !ok || owner != pid {
+			continue
+		}
+		live, checked := alive[agent]
+		if !checked {
+			live = agentAlive(dir, agent)
+			alive[agent] = live
+		}
+		if live {
+			names = append(names, name)
+		}
+	}
+	locks, err := filepath.Glob(filepath.Join(dir, "*.lock"))
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range locks {
-		if b, err := os.ReadFile(l); err == nil {
-			if name, owner, ok := parseOwnerRecord(b); ok && owner == pid {
-				names = append(names, name)
-			}
+		if filepath.Base(l) == dirLockFile {
+			continue
+		}
+		if name, owner, ok := legacyOwner(l); ok && owner == pid {
+			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	return slices.Compact(names), nil
 }
 
 func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (func() error, error) {
@@ -168,7 +198,7 @@ func (e *emulated) register(name string, port *mach.ReceiveRight, perPID bool) (
 // publish serves name with send, which the namespace owns from then on; on failure send stays
 // the caller's. As launchd (job_mig_register2 in launchd-842 src/core.c), it refuses a name this
 // process serves already with 1103 and one another process serves with 1100. The returned
-// function withdraws the name at once; the name also goes when send's port dies (see start).
+// function withdraws the name at once; the name also goes when send's port dies (see watch).
 func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (func() error, error) {
 	pid := 0
 	if perPID {
@@ -180,268 +210,219 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 		}
 		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
 	}
-	key, sockPath, lockPath, err := paths(name, pid)
+	p, err := paths(name, pid)
 	if err != nil {
 		return fail(0, err)
 	}
+	// A name whose link look-ups cannot reach is refused here, with the cause.
+	_, done, err := sockAddr(p.sock)
+	if err != nil {
+		return fail(0, err)
+	}
+	done()
+	// Registrations go one at a time, and wait for the directory's lock (startAgent, claim)
+	// without e.mu, which the agent's answers need: a registration waiting for another
+	// process does not hold up the look-ups of the names this process serves.
+	e.reg.Lock()
+	defer e.reg.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.owned[key]; ok {
+	if _, ok := e.owned[ownedKey(p.dir, p.key)]; ok {
+		e.mu.Unlock()
 		return fail(ErrServiceActive, nil)
 	}
-	lockFD, err := lockNameSoon(lockPath)
-	if err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
+	a := e.agents[p.dir]
+	if a != nil {
+		a.names++ // the agent stays while this claim runs
+	}
+	e.mu.Unlock()
+	if a == nil {
+		if a, err = startAgent(e, p.dir); err != nil {
+			return fail(0, err)
+		}
+		e.mu.Lock()
+		if !a.failed { // its accept loop may have failed already
+			e.agents[p.dir] = a
+		}
+		a.names++
+		e.mu.Unlock()
+	}
+	s := &served{key: ownedKey(p.dir, p.key), paths: p, agent: a, send: send}
+	taken, err := claim(p, name, a.id)
+	e.mu.Lock()
+	// An agent whose socket failed meanwhile (withdrawAll) withdrew its other names: this one
+	// is registered, and goes at once too.
+	failed := a.failed
+	if err == nil && !taken && !failed {
+		if err = e.watch(s); err != nil {
+			unclaim(p)
+		}
+	}
+	if err != nil || taken {
+		a.names--
+		idle := e.detachIfIdle(a)
+		e.mu.Unlock()
+		if idle != nil {
+			idle.stop()
+		}
+		if taken {
 			return fail(ErrNotPrivileged, errors.New("another process serves this name"))
 		}
 		return fail(0, err)
 	}
-	s := &served{key: key, sockPath: sockPath, lockPath: lockPath, lockFD: lockFD, done: make(chan struct{})}
-	if err := s.start(name, send, e); err != nil {
-		s.send = nil // the caller's again
-		s.release()
-		return fail(0, err)
+	e.owned[s.key] = s
+	e.mu.Unlock()
+	if failed {
+		e.withdraw(s)
 	}
-	e.owned[key] = s
-	ctx, stop := context.WithCancel(context.Background())
-	s.stop = stop
-	go s.serve(ctx, e)
-	return func() error { s.withdraw(e); <-s.done; return nil }, nil
+	return func() error { e.withdraw(s); return nil }, nil
 }
 
-// fdsPerName is about how many descriptors a name this process serves holds: its lock file, its
-// listening socket, and the send right's channel (both ends, and the emulation's watch on its
-// read end), queue counter, epoll fd and eventfd.
-const fdsPerName = 8
-
-// atFDLimit says so when a registration failed because the process has as many open files as
-// RLIMIT_NOFILE allows (the failure may come as EMFILE, or from the emulation as a resource
-// shortage, so one more descriptor is tried), and wraps EMFILE.
-func atFDLimit(err error) error {
-	atLimit := errors.Is(err, unix.EMFILE)
-	if !atLimit {
-		fd, derr := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 0)
-		if derr == nil {
-			unix.Close(fd)
-		}
-		atLimit = errors.Is(derr, unix.EMFILE)
-	}
-	if !atLimit {
-		return err
-	}
-	var lim unix.Rlimit
-	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
-	const why = "the process's open-file limit (RLIMIT_NOFILE) of %d is reached; each name this process serves holds about %d descriptors"
-	if errors.Is(err, unix.EMFILE) {
-		return fmt.Errorf("%w: "+why, err, lim.Cur, fdsPerName)
-	}
-	// errors.Is(err, syscall.EMFILE) tells the cause, whichever layer ran out.
-	return fmt.Errorf("%w: %w: "+why, err, unix.EMFILE, lim.Cur, fdsPerName)
-}
-
-// lockNameSoon is lockName for a registrant: a look-up cleaning a dead owner's files holds the
-// lock for a moment, which must not look like a live owner, so a busy lock is retried briefly
-// before it counts as another process's.
-func lockNameSoon(path string) (int, error) {
-	for delay := 100 * time.Microsecond; ; delay *= 2 {
-		fd, err := lockName(path)
-		if !errors.Is(err, unix.EWOULDBLOCK) || delay > 10*time.Millisecond {
-			return fd, err
-		}
-		time.Sleep(delay)
-	}
-}
-
-// lockName opens and flocks a name's lock file. The lock must be on the file the path names
-// now: a previous owner unlinks the file when it withdraws, and a lock won on the unlinked file
-// would be worthless, so the inode is compared after locking and the whole step retried.
-func lockName(path string) (int, error) {
-	for range 8 {
-		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-		if err != nil {
-			return -1, fmt.Errorf("lock file: %w", err)
-		}
-		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			unix.Close(fd)
-			return -1, err
-		}
-		var held, now unix.Stat_t
-		if unix.Fstat(fd, &held) == nil && unix.Stat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
-			return fd, nil
-		}
-		unix.Close(fd)
-	}
-	return -1, errors.New("lock file keeps being replaced")
-}
-
-// start takes send, the right that look-ups receive copies of, arranges for the name to go
-// when the port dies, and replaces any stale socket of a dead owner with a listening one.
+// watch arranges for the name to go when send's port dies. The caller holds e.mu.
 //
 // launchd learns of a port's death from a dead-name request in its own IPC space. This namespace
 // lives in the registrant's space instead, where its reference would outlive the port as a dead
 // name and the registrant's own dead-name request on the name (a Remote's, say: one per name)
 // would replace its own. So when the receive right is this process's, the name is withdrawn just
 // before this process destroys it (emu.WatchReceive); otherwise (a right to another process's
-// port, which the libSystem double's bootstrap_register2 may be given) a dead-name request says.
-// A killed process's names go with its flocks.
-func (s *served) start(name string, send *mach.SendRight, e *emulated) error {
-	var err error
-	s.send = send
-	unwatch, kr := emu.WatchReceive(uint32(send.Name()), func() { s.withdraw(e); <-s.done })
-	s.unwatch = unwatch
-	if kr != abi.KERN_SUCCESS {
-		if s.notify, err = mach.NewPort(mach.PortOptions{}); err != nil {
-			return err
-		}
-		prev, err := s.send.RequestDeadName(s.notify)
+// port, which the libSystem double's bootstrap_register2 may be given) a dead-name request on
+// the agent's one notification port says (deadNames). A killed process's names go with its
+// agent's lock.
+func (e *emulated) watch(s *served) error {
+	unwatch, kr := emu.WatchReceive(uint32(s.send.Name()), func() { e.withdraw(s) })
+	if kr == abi.KERN_SUCCESS {
+		s.unwatch = unwatch
+		return nil
+	}
+	a := s.agent
+	if a.dead == nil {
+		d, err := newDeadNames(e)
 		if err != nil {
 			return err
 		}
-		if prev != nil { // a fresh right has no earlier request; release one all the same
-			_ = prev.Close()
-		}
+		a.dead = d
 	}
-	record := ownerRecord(name, os.Getpid()) // for people and tools (Owner, ServedBy), not for locking
-	_ = unix.Ftruncate(s.lockFD, 0)
-	_, _ = unix.Pwrite(s.lockFD, []byte(record), 0)
-	if err := os.Remove(s.sockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := a.dead.watch(s); err != nil {
 		return err
 	}
-	s.ln, err = net.ListenUnix("unixpacket", &net.UnixAddr{Name: s.sockPath, Net: "unixpacket"})
-	if err != nil {
-		return err
-	}
-	s.ln.SetUnlinkOnClose(false) // withdraw unlinks, in its own order
+	s.dead = a.dead
 	return nil
 }
 
-// serve answers look-ups until the name is withdrawn, and withdraws it when a dead-name
-// notification says the port died (see start). An accept that fails for want of descriptors is
-// retried: the name stays served.
-func (s *served) serve(ctx context.Context, e *emulated) {
-	var wg sync.WaitGroup
-	if s.notify != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var m mach.Message
-			err := mach.Receive(ctx, s.notify, &m)
-			if err == nil {
-				if n, perr := mach.ParseNotification(&m); perr == nil {
-					_ = n.CloseDeadName()
-				}
-				_ = m.Destroy()
-				go s.withdraw(e) // the port died: the name goes with it
-			}
-		}()
+// detachIfIdle takes agent a away when no name leads to it any more, and returns it for the
+// caller to stop once it has let go of e.mu (stopping waits for look-ups being answered, which
+// take e.mu). The caller holds e.mu.
+func (e *emulated) detachIfIdle(a *agent) *agent {
+	if a.names > 0 {
+		return nil
 	}
-	for delay := time.Duration(0); ; {
-		conn, err := accept(s.ln)
-		if err == nil {
-			delay = 0
-			s.answer(conn)
-			continue
-		}
-		if errors.Is(err, net.ErrClosed) || !acceptRetries(err) {
-			break
-		}
-		// Linux's accept4 takes the new descriptor before it looks for a connection
-		// (__sys_accept4_file in net/socket.c), so in a process at its open-file limit every
-		// accept fails, whether a look-up waits or not. The name is still served: wait, as
-		// net/http's Server.Serve does after a temporary accept error, and try again.
-		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-		select {
-		case <-ctx.Done(): // withdrawn: the next accept says so
-		case <-time.After(delay):
-		}
+	if e.agents[a.dir] == a {
+		delete(e.agents, a.dir)
 	}
-	// Serving ends only through withdraw, which closes the listener. An accept that failed for
-	// good withdraws the name here: nobody else would close its socket when the name was
-	// registered through the libSystem double or checked in, whose owners keep no withdraw
-	// function and rely on the port's watch, which release cancels.
-	s.withdraw(e)
-	s.stop()
-	wg.Wait()
-	if s.notify != nil {
-		mach.Drain(s.notify) // a dead-name notification that came after its receiver stopped
-	}
-	s.release()
-	close(s.done)
+	return a
 }
 
-// acceptFault, when set, runs before each accept of a look-up's connection, and an error it
-// returns is the accept's: tests fail accepts with it as a process at its fd limit sees them.
-var acceptFault atomic.Pointer[func() error]
-
-// accept accepts a look-up's connection.
-func accept(ln *net.UnixListener) (*net.UnixConn, error) {
-	if f := acceptFault.Load(); f != nil {
-		if err := (*f)(); err != nil {
-			return nil, err
-		}
+// acquire returns the name with key that this process serves through agent a, or nil, holding
+// it (s.busy) so that it is not released while a look-up passes its right on.
+func (e *emulated) acquire(a *agent, key string) *served {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.owned[ownedKey(a.dir, key)]
+	if s == nil || s.agent != a {
+		return nil
 	}
-	return ln.AcceptUnix()
+	s.busy.Add(1)
+	return s
 }
 
-// acceptRetries says whether an accept failed for want of a resource that may come back (a
-// descriptor, kernel memory), not because the listener is closed or broken.
-func acceptRetries(err error) bool {
-	for _, errno := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM} {
-		if errors.Is(err, errno) {
-			return true
-		}
-	}
-	return false
-}
-
-// answer gives one look-up a send right, or refuses a peer of another uid with 1100 (the
-// namespace is per user, as launchd's is).
-func (s *served) answer(conn *net.UnixConn) {
-	defer conn.Close()
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = raw.Control(func(fd uintptr) {
-		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		switch {
-		case err != nil || int(cred.Uid) != os.Getuid():
-			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_NOT_PRIVILEGED)
-		case emu.PassSendRight(int(fd), uint32(s.send.Name())) != abi.KERN_SUCCESS:
-			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_UNKNOWN_SERVICE) // the port is dead
-		}
-	})
-}
-
-// withdraw takes the name away: first the socket file, so that new look-ups find nothing, then
-// the listener; serve then ends and release removes the lock file and, last, drops the lock.
-func (s *served) withdraw(e *emulated) {
+// withdraw takes the name away: first the link, so that new look-ups find nothing (one that
+// followed it already is refused), then the record; then it releases the right once no look-up
+// is passing it on, and stops the agent if this was its last name. It returns once all that is
+// done, whoever called it first.
+func (e *emulated) withdraw(s *served) {
 	s.withdrawOnce.Do(func() {
 		e.mu.Lock()
 		if e.owned[s.key] == s {
 			delete(e.owned, s.key)
 		}
+		s.agent.names--
+		idle := e.detachIfIdle(s.agent)
+		if s.dead != nil {
+			s.dead.forget(s)
+		}
+		// Under e.mu, so that registering the name again here cannot meet this record.
+		unclaim(s.paths)
 		e.mu.Unlock()
-		_ = os.Remove(s.sockPath)
-		_ = s.ln.Close()
-		s.stop()
+		s.busy.Wait()
+		if s.unwatch != nil {
+			s.unwatch()
+		}
+		_ = s.send.Close()
+		if idle != nil {
+			idle.stop()
+		}
 	})
 }
 
-// release closes what start opened; the lock goes last.
-func (s *served) release() {
-	if s.unwatch != nil {
-		s.unwatch()
+// withdrawAll withdraws the names of agent a, whose socket cannot accept any more, and stops it.
+func (e *emulated) withdrawAll(a *agent) {
+	e.mu.Lock()
+	a.failed = true
+	if e.agents[a.dir] == a {
+		delete(e.agents, a.dir) // new names start a new agent
 	}
-	if s.notify != nil {
-		mach.Drain(s.notify) // a dead-name notification carries a reference of the dead name
-		_ = s.notify.Close()
+	var gone []*served
+	for _, s := range e.owned {
+		if s.agent == a {
+			gone = append(gone, s)
+		}
 	}
-	if s.send != nil {
-		_ = s.send.Close()
+	e.mu.Unlock()
+	for _, s := range gone {
+		e.withdraw(s)
 	}
-	_ = os.Remove(s.lockPath)
-	_ = unix.Close(s.lockFD)
+	a.stop()
+}
+
+// A name this process serves holds no descriptor of its own: the agent holds agentFDs for all
+// of them, and the send right the namespace keeps of a name's port shares the port's channel
+// with the registrant's own send rights (it is a user reference of the registrant's name).
+
+// fdsPerChannel is about how many descriptors the emulation may take at once to make a send
+// right's channel (both ends, the port's epoll fd and eventfd, its queue counter, and a spare).
+const fdsPerChannel = 6
+
+// atFDLimit says so when a registration failed because the process has as many open files as
+// RLIMIT_NOFILE allows, or nearly: the failure may come as EMFILE, or from the emulation as a
+// resource shortage when a send right's channel, which takes several descriptors at once, did
+// not fit, so a few more descriptors are tried (fdsPerChannel), and wraps EMFILE.
+func atFDLimit(err error) error {
+	atLimit := errors.Is(err, unix.EMFILE)
+	if !atLimit {
+		var fds []int
+		for range fdsPerChannel {
+			fd, derr := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 0)
+			if derr != nil {
+				atLimit = errors.Is(derr, unix.EMFILE)
+				break
+			}
+			fds = append(fds, fd)
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	if !atLimit {
+		return err
+	}
+	var lim unix.Rlimit
+	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	const why = "the process's open-file limit (RLIMIT_NOFILE) of %d is reached; a name this process serves holds no descriptor of its own " +
+		"(the namespace holds %d for all its names): the descriptors open are its ports' channels and its other files"
+	if errors.Is(err, unix.EMFILE) {
+		return fmt.Errorf("%w: "+why, err, lim.Cur, agentFDs)
+	}
+	// errors.Is(err, syscall.EMFILE) tells the cause, whichever layer ran out.
+	return fmt.Errorf("%w: %w: "+why, err, unix.EMFILE, lim.Cur, agentFDs)
 }
 
 // checkIn makes name a service of this process and returns its receive right, as launchd's
@@ -477,20 +458,28 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	fail := func(code Code, err error) (*mach.SendRight, error) {
 		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
 	}
-	_, sockPath, lockPath, err := paths(name, pid)
+	p, err := paths(name, pid)
+	if err != nil {
+		return fail(0, err)
+	}
+	addr, done, err := sockAddr(p.sock)
 	if err != nil {
 		return fail(0, err)
 	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", sockPath)
+	c, err := d.DialContext(ctx, "unixpacket", addr)
+	done()
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 			return fail(0, ctx.Err())
 		case errors.Is(err, unix.ENOENT):
+			if _, lerr := os.Lstat(p.sock); lerr == nil {
+				cleanStale(ctx, p) // a link to a dead agent's socket, which is gone
+			}
 			return fail(ErrUnknownService, nil)
 		case errors.Is(err, unix.ECONNREFUSED):
-			cleanStale(sockPath, lockPath)
+			cleanStale(ctx, p) // a link to a dead agent's socket, or an earlier-format socket
 			return fail(ErrUnknownService, nil)
 		case errors.Is(err, unix.EACCES):
 			return fail(ErrNotPrivileged, err)
@@ -514,6 +503,17 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	if credErr != nil {
 		return fail(ErrNotPrivileged, credErr)
 	}
+	// The socket is the owner's agent, which serves all its names: say which one.
+	var werr error
+	_ = raw.Control(func(fd uintptr) {
+		werr = unix.Sendmsg(int(fd), encodeLookUp(p.key), nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+	})
+	// A request that cannot be sent because the owner closed its end may still have an answer
+	// waiting (a peer that answered without reading); the read below finds it, or the hang-up.
+	refused := errors.Is(werr, unix.EPIPE) || errors.Is(werr, unix.ECONNRESET)
+	if werr != nil && !refused {
+		return fail(0, werr)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetReadDeadline(dl)
 	}
@@ -524,6 +524,17 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	var rerr error
 	err = raw.Read(func(fd uintptr) bool {
 		got, code, rerr = emu.ReceiveHandoff(int(fd), false)
+		if errors.Is(rerr, unix.ECONNRESET) {
+			// The owner closed its end with this request unread, which Linux reports as a
+			// reset (unix_release_sock) ahead of an answer queued before it
+			// (__skb_try_recv_datagram gives sock_error first, and clears it): read again
+			// for that answer. Without one it is the reset, below.
+			refused = true
+			got, code, rerr = emu.ReceiveHandoff(int(fd), false)
+		}
+		if refused && errors.Is(rerr, io.EOF) {
+			rerr = unix.ECONNRESET
+		}
 		return !errors.Is(rerr, unix.EAGAIN)
 	})
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -542,8 +553,9 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	case errors.Is(rerr, unix.ECONNRESET):
 		// The owner's listening socket closed with this connection still queued on it: the
 		// owner died (or withdrew the name) before it accepted (Linux's unix_release_sock
-		// resets the connections a listener never accepted).
-		return fail(ErrUnknownService, errors.New("the owner went away before answering"))
+		// resets the connections a listener never accepted); or it accepted and closed the
+		// connection without reading the request or answering.
+		return fail(ErrUnknownService, errOwnerWentAway)
 	case rerr != nil:
 		return fail(0, rerr)
 	case code == abi.KERN_INVALID_NAME:
@@ -558,14 +570,5 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	return mach.AdoptSend(mach.Name(got)), nil
 }
 
-// cleanStale removes the files of a name whose owner died: the socket refused the connection,
-// and the lock, taken here without waiting, proves nobody serves the name now.
-func cleanStale(sockPath, lockPath string) {
-	fd, err := lockName(lockPath)
-	if err != nil {
-		return
-	}
-	_ = os.Remove(sockPath)
-	_ = os.Remove(lockPath)
-	_ = unix.Close(fd)
-}
+// errOwnerWentAway explains a 1102 for a look-up whose connection the owner reset.
+var errOwnerWentAway = errors.New("the owner went away before answering")

@@ -3,10 +3,12 @@
 package bootstrap_test
 
 import (
+	"errors"
 	"os"
 	"testing"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/leakcheck"
 	"github.com/stretchr/testify/require"
 )
 
@@ -30,4 +32,43 @@ func TestOwnerAndServedBy(t *testing.T) {
 	served, err = bootstrap.ServedBy(os.Getpid())
 	require.NoError(t, err)
 	require.NotContains(t, served, name)
+}
+
+// requireOwner requires that the emulated namespace's record of name say pid serves it.
+func requireOwner(t *testing.T, name string, pid int) {
+	t.Helper()
+	owner, known := bootstrap.Owner(name, 0)
+	require.True(t, known, "the name has an owner")
+	require.Equal(t, pid, owner)
+}
+
+// A name this process withdraws on one goroutine while another registers it again is, for the
+// second, either still served here (1103) or free: never another process's (1100), which a record
+// still on disk after the name left this process's table would make it.
+func TestRegisterWhileWithdrawing(t *testing.T) {
+	leakcheck.Check(t)
+	name := uniqueName(t)
+	register(t, name+".other", nil) // keeps the process's agent running between the names
+	for range 300 {
+		first, err := bootstrap.Register(name, newPort(t), nil)
+		require.NoError(t, err)
+		closed := make(chan struct{})
+		go func() { defer close(closed); first.Close() }()
+		port := newPort(t)
+		var reg *bootstrap.Registration
+		for {
+			reg, err = bootstrap.Register(name, port, nil)
+			var be *bootstrap.Error
+			if errors.As(err, &be) && be.Code == bootstrap.ErrServiceActive {
+				continue
+			}
+			break
+		}
+		<-closed
+		if err != nil {
+			port.Close()
+		}
+		require.NoError(t, err)
+		require.NoError(t, reg.Close())
+	}
 }

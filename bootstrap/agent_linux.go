@@ -1,0 +1,334 @@
+//go:build linux
+
+package bootstrap
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/machport/machport/internal/emu"
+	"golang.org/x/sys/unix"
+)
+
+// agent is what a process serving names in a directory keeps for all of them: one listening
+// SOCK_SEQPACKET socket that every name's link there leads to, and the flocked lock whose holder owns the names'
+// records (claim_linux.go). It runs while the process serves a name: the first registration
+// starts it and the last withdrawal stops it. Its cost is agentFDs descriptors whatever the
+// number of names.
+type agent struct {
+	e        *emulated
+	dir, id  string
+	sockPath string
+	lockPath string
+	lockFD   int
+	ln       *net.UnixListener
+	ctx      context.Context
+	cancel   context.CancelFunc
+	accepted chan struct{}  // closed when the accept loop has ended
+	waiting  chan struct{}  // a token per connection whose request is awaited (maxWaiting)
+	answers  sync.WaitGroup // look-ups being answered
+	stopOnce sync.Once
+	names    int        // how many names lead here, and registrations under way; under e.mu
+	failed   bool       // its socket accepts no more (withdrawAll); under e.mu
+	dead     *deadNames // the dead-name notifications of rights to other processes' ports; under e.mu
+}
+
+// agentFDs is how many descriptors the agent holds: its lock and its listening socket.
+const agentFDs = 2
+
+// requestWait bounds how long the agent waits for a look-up's request once it has accepted the
+// connection. A look-up sends it right after connecting, usually before the accept.
+const requestWait = 5 * time.Second
+
+// maxWaiting bounds the connections whose request the agent waits for at once (each holds a
+// descriptor and a goroutine for up to requestWait), so that peers that connect and say nothing
+// cannot pin more of the serving process's descriptors than that.
+const maxWaiting = 64
+
+// startAgent makes this process's agent in dir: under the directory's lock, so that nobody
+// judging agents by their locks sees one whose lock is not held yet.
+func startAgent(e *emulated, dir string) (a *agent, err error) {
+	l, err := lockDir(context.Background(), dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { l.unlock(a == nil || a.ln == nil) }()
+	if err := os.Mkdir(filepath.Join(dir, agentsDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("agents directory: %w", err)
+	}
+	sweepDeadAgents(dir)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	a = &agent{e: e, dir: dir, id: fmt.Sprintf("a-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])),
+		accepted: make(chan struct{}), waiting: make(chan struct{}, maxWaiting)}
+	a.sockPath, a.lockPath = agentPaths(dir, a.id)
+	a.lockFD, err = unix.Open(a.lockPath, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("agent lock: %w", err)
+	}
+	if err := unix.Flock(a.lockFD, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		a.removeLock()
+		return nil, fmt.Errorf("agent lock: %w", err)
+	}
+	_, _ = unix.Write(a.lockFD, fmt.Appendf(nil, "%d\n", os.Getpid())) // for people
+	addr, done, err := sockAddr(a.sockPath)
+	if err != nil {
+		a.removeLock()
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: addr, Net: "unixpacket"})
+	done()
+	if err != nil {
+		a.removeLock()
+		return nil, err
+	}
+	a.ln = ln
+	a.ln.SetUnlinkOnClose(false) // stop unlinks, in its own order
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	go a.serve()
+	return a, nil
+}
+
+// stop ends the agent once no name leads to it: the socket file goes first, then the listener
+// (a connection still queued on it is reset: the look-up says the owner went away), the
+// look-ups being answered, the dead-name receiver, and last the lock. It waits for all of that.
+func (a *agent) stop() {
+	a.stopOnce.Do(func() {
+		_ = os.Remove(a.sockPath)
+		_ = a.ln.Close()
+		a.cancel()
+		<-a.accepted
+		a.answers.Wait()
+		a.e.mu.Lock()
+		dead := a.dead
+		a.dead = nil
+		a.e.mu.Unlock()
+		if dead != nil {
+			dead.stop()
+		}
+		a.release()
+	})
+}
+
+// release removes and closes the agent's lock, the last thing it holds. Its removal needs no
+// lock of the directory (nobody judges an agent by a lock file that is gone), but tidying the
+// directory (dirLock.unlock) does: that is done when the directory's lock is free, and otherwise
+// left to whoever next releases it tidy, so that withdrawing a name (Registration.Close,
+// ReceiveRight.Close) never waits for another process.
+func (a *agent) release() {
+	l, err := tryLockDir(a.dir)
+	a.removeLock()
+	if err == nil {
+		l.unlock(true)
+	}
+}
+
+// removeLock removes and closes the agent's lock.
+func (a *agent) removeLock() {
+	_ = os.Remove(a.lockPath)
+	_ = unix.Close(a.lockFD)
+}
+
+// serve answers look-ups until the agent stops. An accept that fails for want of descriptors
+// is retried: the names stay served. One that fails for good withdraws every name, since none
+// can be looked up any more.
+func (a *agent) serve() {
+	defer close(a.accepted)
+	for delay := time.Duration(0); ; {
+		conn, err := accept(a.ln)
+		if err == nil {
+			delay = 0
+			a.take(conn)
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if !acceptRetries(err) {
+			// Another goroutine withdraws the names: the last withdrawal stops the agent,
+			// which waits for this loop to end.
+			go a.e.withdrawAll(a)
+			return
+		}
+		// Linux's accept4 takes the new descriptor before it looks for a connection
+		// (__sys_accept4_file in net/socket.c), so in a process at its open-file limit every
+		// accept fails, whether a look-up waits or not. The names are still served: wait, as
+		// net/http's Server.Serve does after a temporary accept error, and try again.
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		select {
+		case <-a.ctx.Done(): // stopped: the next accept says so
+		case <-time.After(delay):
+		}
+	}
+}
+
+// acceptFault, when set, runs before each accept of a look-up's connection, and an error it
+// returns is the accept's: tests fail accepts with it as a process at its fd limit sees them.
+var acceptFault atomic.Pointer[func() error]
+
+// accept accepts a look-up's connection.
+func accept(ln *net.UnixListener) (*net.UnixConn, error) {
+	if f := acceptFault.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			return nil, err
+		}
+	}
+	return ln.AcceptUnix()
+}
+
+// acceptRetries says whether an accept failed for want of a resource that may come back (a
+// descriptor, kernel memory), not because the listener is closed or broken.
+func acceptRetries(err error) bool {
+	for _, errno := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// take starts answering the look-up whose connection the accept loop just accepted. A peer of
+// another uid is refused with 1100 (the namespace is per user, as launchd's is). The request is
+// read at once when it is there (it usually is: a look-up sends it as it connects), and answered
+// on a goroutine. One that is not there yet is waited for on a goroutine, but for maxWaiting
+// connections at once only: beyond that the connection is closed unanswered (a look-up then
+// fails with 1102), so that silent peers cannot pin the serving process's descriptors.
+func (a *agent) take(conn *net.UnixConn) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		_ = conn.Close()
+		return
+	}
+	var uidOK bool
+	_ = raw.Control(func(fd uintptr) {
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		uidOK = err == nil && int(cred.Uid) == os.Getuid()
+		if !uidOK {
+			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_NOT_PRIVILEGED)
+		}
+	})
+	if !uidOK {
+		_ = conn.Close()
+		return
+	}
+	key, err := readRequest(a.ctx, conn, raw, false)
+	if !errors.Is(err, errNoRequestYet) {
+		a.answers.Add(1)
+		go func() { defer a.answers.Done(); a.answer(conn, raw, key, err) }()
+		return
+	}
+	select {
+	case a.waiting <- struct{}{}:
+	default:
+		_ = conn.Close()
+		return
+	}
+	a.answers.Add(1)
+	go func() {
+		defer a.answers.Done()
+		key, err := readRequest(a.ctx, conn, raw, true)
+		<-a.waiting
+		a.answer(conn, raw, key, err)
+	}()
+}
+
+// answer gives the look-up on conn, whose request named key (or failed to be read with err), a
+// send right to the name it asks for, and closes conn. A request that is not one (readRequest)
+// is refused with KERN_INVALID_ARGUMENT; a name this process does not serve (withdrawn since the
+// peer followed its link) with 1102.
+func (a *agent) answer(conn *net.UnixConn, raw syscall.RawConn, key string, err error) {
+	defer conn.Close()
+	refuse := func(code int32) { _ = raw.Control(func(fd uintptr) { _ = emu.RefuseHandoff(int(fd), code) }) }
+	switch {
+	case errors.Is(err, errBadRequest):
+		refuse(abi.KERN_INVALID_ARGUMENT)
+		return
+	case err != nil:
+		return // the peer kept silent, or the agent stops
+	}
+	s := a.e.acquire(a, key)
+	if s == nil {
+		refuse(abi.BOOTSTRAP_UNKNOWN_SERVICE)
+		return
+	}
+	defer s.busy.Done()
+	_ = raw.Control(func(fd uintptr) {
+		if emu.PassSendRight(int(fd), uint32(s.send.Name())) != abi.KERN_SUCCESS {
+			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_UNKNOWN_SERVICE) // the port is dead
+		}
+	})
+}
+
+// errNoRequestYet is readRequest's answer, when told not to wait, for a request not sent yet.
+var errNoRequestYet = errors.New("bootstrap: no look-up request yet")
+
+// readRequest reads a look-up's request (request_linux.go) and returns the key it names:
+// errBadRequest for a datagram that is not a request (too long, carrying descriptors, which are
+// closed, or malformed) and for a hang-up. When the request is not there yet it returns
+// errNoRequestYet, or with wait waits for it: then another error when the peer sent nothing
+// within requestWait, or the agent stopped.
+func readRequest(ctx context.Context, conn *net.UnixConn, raw syscall.RawConn, wait bool) (string, error) {
+	buf := make([]byte, maxLookUpRequest+1)
+	oob := make([]byte, unix.CmsgSpace(8*4))
+	var n, oobn, flags int
+	var rerr error
+	recv := func(fd uintptr) bool {
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		return !errors.Is(rerr, unix.EAGAIN)
+	}
+	// A look-up sends its request as it connects, so it is usually here already: the deadline
+	// and the stop's wake-up are armed only when it is not.
+	err := raw.Control(func(fd uintptr) { recv(fd) })
+	if err == nil && errors.Is(rerr, unix.EAGAIN) {
+		if !wait {
+			return "", errNoRequestYet
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(requestWait))
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
+		err = raw.Read(recv)
+		stop()
+	}
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return "", err
+	}
+	// An empty datagram and a hang-up read alike: either way there is no request, and the
+	// refusal of the first is lost on the second.
+	if closeRights(oob[:oobn]) > 0 || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		return "", errBadRequest
+	}
+	return decodeLookUp(buf[:n])
+}
+
+// closeRights closes the descriptors an SCM_RIGHTS control message brought, and says how many.
+func closeRights(oob []byte) int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		n += len(fds)
+	}
+	return n
+}
