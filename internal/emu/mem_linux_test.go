@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"os"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -315,5 +316,52 @@ func TestReceivedCopyRecycling(t *testing.T) {
 	}
 	for _, b := range held {
 		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+	}
+}
+
+// pinningMemfd returns a memfdCreate for tests whose memfds are size bytes long with their first
+// page held by a pipe (vmsplice takes a page reference, as in-flight I/O, page migration or a
+// per-CPU LRU batch does for a while), so that sealing them with F_SEAL_WRITE waits in the
+// kernel's memfd_wait_for_pins (mm/memfd.c) and then fails with EBUSY. The pipes close at the
+// end of the test.
+func pinningMemfd(t *testing.T, size int) func(string, int) (int, error) {
+	return func(name string, flags int) (int, error) {
+		fd, err := unix.MemfdCreate(name, flags)
+		require.NoError(t, err)
+		require.NoError(t, unix.Ftruncate(fd, int64(size)))
+		mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		require.NoError(t, err)
+		mem[0] = 1 // the page exists
+		var p [2]int
+		require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+		t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+		n, err := unix.Vmsplice(p[1], []unix.Iovec{{Base: &mem[0], Len: 1}}, 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.NoError(t, unix.Munmap(mem)) // no writable mapping left: only the pipe's reference
+		return fd, nil
+	}
+}
+
+// A copy whose memfd cannot be sealed against writes, because something else holds a reference
+// to one of its pages for longer than the kernel waits (under load, this project's benchmarks
+// saw MACH_SEND_NO_BUFFER from BenchmarkRegionSend/4MiB/copy), is still sent, sealed against new
+// writers: nobody else can write it, the sender wrote it with pwrite and holds no mapping. The
+// receiver treats it as memory a sender could still change, and reads exactly what was sent.
+func TestSealWithPinnedPage(t *testing.T) {
+	name := newMemTestPort(t)
+	for _, size := range []int{8 << 10, 2 << 20} { // below and above the pool's sizes
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + 1)
+		}
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			saved := memfdCreate
+			memfdCreate = pinningMemfd(t, size)
+			defer func() { memfdCreate = saved }()
+			got := sendReceiveMem(t, name, Desc{Memory: true, Data: data, Size: uint32(size), Copy: abi.MACH_MSG_VIRTUAL_COPY})
+			require.Equal(t, data, got)
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&got[0])), len(got)))
+		})
 	}
 }

@@ -771,6 +771,16 @@ func sealedMemfd(data []byte) (int, error) {
 		off += n
 	}
 	_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
+	if errors.Is(err, unix.EBUSY) {
+		// F_SEAL_WRITE waits for every page's extra references to go (mm/memfd.c,
+		// memfd_wait_for_pins: per-CPU LRU batches, page migration) and gives up with EBUSY after
+		// about 150 ms; on a loaded machine that happens. Nobody else can write this memfd anyway:
+		// it was written with pwrite and never mapped, and F_SEAL_FUTURE_WRITE refuses new writes
+		// and writable mappings at once. The receiver treats it as memory a sender could still
+		// change (rxcopy.go), as a donated region.
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+			unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_SEAL)
+	}
 	if err != nil {
 		unix.Close(fd)
 		return -1, err
