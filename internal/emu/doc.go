@@ -35,8 +35,8 @@
 //   - the queue limit is a message count shared by all senders of a port, in a small shared memfd
 //     (futex wait and wake), as Mach counts messages, not bytes;
 //   - out-of-line memory travels as a sealed memfd that the receiver maps copy-on-write; copies of
-//     32 KiB to 1 MiB reuse a per-channel pool of memfds (an OFD lock per message keeps a memfd
-//     from being rewritten while anyone holds it), and the receiver copies memory of up to 1 MiB
+//     32 KiB to 1 MiB reuse a per-channel pool of memfds (the send-once rights of one lane share
+//     one; an OFD lock per message keeps a memfd from being rewritten while anyone holds it), and the receiver copies memory of up to 1 MiB
 //     that a sender could still change into recycled memory of its own; AllocateRegion's pages
 //     are populated when made;
 //   - the audit trailer's pid, uid and gid come from SCM_CREDENTIALS, so the kernel vouches for

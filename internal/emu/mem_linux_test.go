@@ -365,3 +365,25 @@ func TestSealWithPinnedPage(t *testing.T) {
 		})
 	}
 }
+
+// The send-once rights on one lane go to one port, so their copies share the lane's pool: a
+// server's replies to one requester reuse memfds instead of making one each. A send-once right
+// with a channel of its own carries one message and does not pool.
+func TestLaneRightsSharePool(t *testing.T) {
+	data := make([]byte, 64<<10)
+	l := &remoteLane{key: 1, fd: -1}
+	pooled := pooledSends.Load()
+	for i := range 3 {
+		right := &sendChan{fd: -1, sendOnce: true, lane: l, token: uint64(i + 1)}
+		fd, ok := pooledMemfd(right, data)
+		require.True(t, ok, "reply %d went through the lane's pool", i)
+		require.NoError(t, unix.Close(fd)) // received and released: the memfd is free again
+	}
+	require.Equal(t, uint64(3), pooledSends.Load()-pooled)
+	pools.Lock()
+	slots := len(pools.byChan[l])
+	pools.Unlock()
+	require.Equal(t, 1, slots, "the replies reused one memfd")
+	_, ok := pooledMemfd(&sendChan{fd: -1, sendOnce: true}, data)
+	require.False(t, ok, "a send-once channel of its own does not pool")
+}

@@ -26,8 +26,9 @@ import (
 //
 // A pool serves one channel only: a receiver that keeps a pooled memfd (a dup, or a reopen
 // through /proc, which escapes the lock) can read what is written there later, and on one
-// channel that is only what is sent to it anyway. Send-once channels carry one message, so they
-// do not pool. A pool the sender leaves idle for poolIdle is closed, so it holds no fd or mapping
+// channel that is only what is sent to it anyway. A lane (lane.go) is one channel into one port
+// for all the send-once rights it carries, so they share its pool: replies to one requester reuse
+// memfds. Other send-once channels carry one message, so they do not pool. A pool the sender leaves idle for poolIdle is closed, so it holds no fd or mapping
 // for long (leak checks wait for them).
 const (
 	poolMin      = 32 << 10
@@ -50,19 +51,36 @@ var pooledSends atomic.Uint64
 
 var pools struct {
 	sync.Mutex
-	byChan map[*sendChan][]*poolSlot
-	used   map[*sendChan]time.Time
+	byChan map[poolKey][]*poolSlot
+	used   map[poolKey]time.Time
 	timer  *time.Timer
+}
+
+// poolKey names the channel a pool serves: a *sendChan, or the *remoteLane of a lane right.
+type poolKey any
+
+// poolOf returns the key of dest's pool, nil when dest does not pool.
+func poolOf(dest *sendChan) poolKey {
+	switch {
+	case dest == nil:
+		return nil
+	case dest.lane != nil:
+		return dest.lane
+	case dest.sendOnce:
+		return nil
+	}
+	return dest
 }
 
 // pooledMemfd copies data into a pooled memfd of dest's pool and returns a new locked, read-only
 // fd of it to send. ok is false when data does not pool (size, a send-once channel, every slot
 // still locked by receivers, or a failure): the caller makes a fresh sealed memfd.
 func pooledMemfd(dest *sendChan, data []byte) (fd int, ok bool) {
-	if len(data) < poolMin || len(data) > poolMax || dest == nil || dest.sendOnce {
+	key := poolOf(dest)
+	if len(data) < poolMin || len(data) > poolMax || key == nil {
 		return -1, false
 	}
-	s := acquireSlot(dest, len(data))
+	s := acquireSlot(key, len(data))
 	if s == nil {
 		return -1, false
 	}
@@ -78,13 +96,13 @@ func pooledMemfd(dest *sendChan, data []byte) (fd int, ok bool) {
 	return fd, true
 }
 
-// acquireSlot returns an idle slot of dest's pool of at least size bytes, marked busy, making
+// acquireSlot returns an idle slot of the pool key names of at least size bytes, marked busy, making
 // one if the pool has room; nil if none is free.
-func acquireSlot(dest *sendChan, size int) *poolSlot {
+func acquireSlot(dest poolKey, size int) *poolSlot {
 	pools.Lock()
 	defer pools.Unlock()
 	if pools.byChan == nil {
-		pools.byChan, pools.used = map[*sendChan][]*poolSlot{}, map[*sendChan]time.Time{}
+		pools.byChan, pools.used = map[poolKey][]*poolSlot{}, map[poolKey]time.Time{}
 	}
 	slots, known := pools.byChan[dest]
 	if !known && len(pools.byChan) >= poolChannels {
