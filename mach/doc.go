@@ -99,7 +99,10 @@
 //     while a message or a receiver holds it). Memory that its sender could still change (those
 //     memfds, a region moved whole) is copied by the receiver up to 1 MiB; a larger moved region
 //     is mapped, and a sender that kept another mapping of it could still change it; Mach would
-//     not allow that.
+//     not allow that. The emulation recycles the memfds of deallocated regions of 32 KiB to
+//     1 MiB, and leaves them mapped: touching such a region after deallocating it (or after
+//     sending it with Deallocate) does not fault as on Mach, and writes memory the emulation
+//     will zero and hand out again.
 //     Copies of 8 MiB and more are split into one memfd per CPU (at most 8) written in parallel,
 //     because writes to one memfd are serialised by the kernel.
 //   - Peek reads the messages up to the one it looks at off their channels and puts them back at

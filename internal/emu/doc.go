@@ -38,7 +38,8 @@
 //     32 KiB to 1 MiB reuse a per-channel pool of memfds (the send-once rights of one lane share
 //     one; an OFD lock per message keeps a memfd from being rewritten while anyone holds it), and the receiver copies memory of up to 1 MiB
 //     that a sender could still change into recycled memory of its own; AllocateRegion's pages
-//     are populated when made;
+//     are populated when made, and the memfds of deallocated regions are recycled (once no
+//     receiver holds them) so that a new region's pages are ready to fill (regionpool.go);
 //   - the audit trailer's pid, uid and gid come from SCM_CREDENTIALS, so the kernel vouches for
 //     them; notifications the emulation synthesizes carry the kernel's all-zero audit token;
 //   - port names are a per-process table with user-reference counts, like an IPC space.

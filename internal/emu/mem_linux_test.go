@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
@@ -244,36 +245,32 @@ func newMemTestPort(t *testing.T) uint32 {
 	return name
 }
 
-// A region donated whole leaves its memfd writable through any mapping its sender kept (only new
-// writers are sealed out): a receiver copies it, so what it received does not change when that
-// sender writes on. Mapped, as before, it did.
+// A region donated whole leaves its memfd writable through its sender's mapping (only new
+// writers are sealed out; the mapping stays, recycled, for regions of poolMin and more): a
+// receiver copies it, so what it received does not change when that sender writes on. Mapped,
+// as before, it did.
 func TestReceivedDonationIsACopy(t *testing.T) {
+	idleClosed(t)
 	name := newMemTestPort(t)
-	for _, size := range []int{4096, 64 << 10, poolMax} {
+	for _, size := range []int{poolMin, 64 << 10, poolMax} {
 		addr, kr := VMAllocate(size)
 		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 		mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), size)
 		for i := range mem {
 			mem[i] = 'a'
 		}
-		// The sender keeps a second writable mapping of the region's memfd.
-		regions.Lock()
-		fd := regions.byAddr[addr].fd
-		regions.Unlock()
-		kept, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		require.NoError(t, err)
 		got := sendReceiveMem(t, name, Desc{Memory: true, Addr: addr, Data: mem, Size: uint32(size), Dealloc: true,
 			Copy: abi.MACH_MSG_VIRTUAL_COPY})
 		require.False(t, isRegion(addr, uint32(size)), "the region went with the message")
-		for i := range kept {
-			kept[i] = 'X'
+		// The sender writes on through its mapping (a region of up to poolMax stays mapped).
+		for i := range mem {
+			mem[i] = 'X'
 		}
 		for i, c := range got {
 			if c != 'a' {
 				require.Failf(t, "received memory changed", "size %d: byte %d is %q after the sender wrote", size, i, c)
 			}
 		}
-		require.NoError(t, unix.Munmap(kept))
 		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&got[0])), len(got)))
 	}
 }
@@ -282,6 +279,7 @@ func TestReceivedDonationIsACopy(t *testing.T) {
 // still reads as exactly what was sent (the rest of its last page as zeroes); a copy deallocated
 // in parts is never recycled with a hole in it.
 func TestReceivedCopyRecycling(t *testing.T) {
+	idleClosed(t)
 	name := newMemTestPort(t)
 	const size = 40<<10 + 123 // pooled, and not a whole number of pages
 	send := func(fill byte) []byte {
@@ -370,6 +368,7 @@ func TestSealWithPinnedPage(t *testing.T) {
 // server's replies to one requester reuse memfds instead of making one each. A send-once right
 // with a channel of its own carries one message and does not pool.
 func TestLaneRightsSharePool(t *testing.T) {
+	idleClosed(t)
 	data := make([]byte, 64<<10)
 	l := &remoteLane{key: 1, fd: -1}
 	pooled := pooledSends.Load()
@@ -386,4 +385,109 @@ func TestLaneRightsSharePool(t *testing.T) {
 	require.Equal(t, 1, slots, "the replies reused one memfd")
 	_, ok := pooledMemfd(&sendChan{fd: -1, sendOnce: true}, data)
 	require.False(t, ok, "a send-once channel of its own does not pool")
+}
+
+// idleClosed makes the test wait, at its end, until the memfds it left to be recycled are closed
+// (after poolIdle), so that the fd counts of the tests after it see none of them.
+func idleClosed(t *testing.T) {
+	before := openFDs(t)
+	t.Cleanup(func() {
+		require.Eventually(t, func() bool { return openFDs(t) <= before }, 5*time.Second, 10*time.Millisecond,
+			"the recycled memfds are closed once idle")
+	})
+}
+
+// fill sets every byte of n bytes at addr to c.
+func fill(addr uintptr, n int, c byte) []byte {
+	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), n)
+	for i := range mem {
+		mem[i] = c
+	}
+	return mem
+}
+
+// A region sent with deallocate leaves its memfd to be recycled: once its receiver lets go of
+// it, the next region of that size is made of it, zeroed, without fresh pages. A receiver lets go
+// of a region of up to poolMax at once (it copies it); one that maps a larger region holds the
+// memfd until it deallocates the memory, and until then the memfd is not reused: what the
+// receiver holds never changes.
+func TestRegionMemfdRecycled(t *testing.T) {
+	idleClosed(t)
+	name := newMemTestPort(t)
+	for _, size := range []int{64 << 10, poolMax, 3 << 20} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			send := func(c byte) []byte {
+				addr, kr := VMAllocate(size)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				mem := fill(addr, size, c)
+				return sendReceiveMem(t, name, Desc{Memory: true, Addr: addr, Data: mem, Size: uint32(size),
+					Dealloc: true, Copy: abi.MACH_MSG_VIRTUAL_COPY})
+			}
+			held := send('a')
+			recycled := recycledRegions.Load()
+			again := send('b')
+			if size > poolMax {
+				require.Equal(t, recycled, recycledRegions.Load(), "a memfd a receiver maps is not reused")
+			} else {
+				require.Equal(t, recycled+1, recycledRegions.Load(), "a memfd its receiver copied is reused")
+			}
+			for i, c := range held {
+				if c != 'a' {
+					require.Failf(t, "held memory changed", "byte %d is %q", i, c)
+				}
+			}
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&held[0])), size))
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&again[0])), size))
+
+			recycled = recycledRegions.Load()
+			addr, kr := VMAllocate(size)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, recycled+1, recycledRegions.Load(), "a memfd nobody holds is reused")
+			mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), pageRound(size))
+			require.Equal(t, make([]byte, len(mem)), mem, "a recycled region is zeroed")
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+		})
+	}
+}
+
+// A deallocated region larger than poolMax, which a receiver would map, cannot be touched
+// through its old address any more: as on Mach, touching it faults.
+func TestDeallocatedLargeRegionFaults(t *testing.T) {
+	idleClosed(t)
+	const size = 2 << 20
+	addr, kr := VMAllocate(size)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	mem := fill(addr, size, 'a')
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	faulted := func() (faulted bool) {
+		defer func() { faulted = recover() != nil }()
+		mem[size/2] = 'X'
+		return false
+	}()
+	require.True(t, faulted, "writing a deallocated region faults")
+}
+
+// Recycled memfds (a channel's pool, a region's) are readable by their owner only: a receiver of
+// another user cannot reopen one through /proc/self/fd, which would escape the lock that keeps
+// the sender from rewriting it, to read what is written there later.
+func TestRecycledMemfdsOwnerOnly(t *testing.T) {
+	idleClosed(t)
+	mode := func(fd int) uint32 {
+		var st unix.Stat_t
+		require.NoError(t, unix.Fstat(fd, &st))
+		return st.Mode & 0o7777
+	}
+	fd, ok := pooledMemfd(&sendChan{fd: -1}, make([]byte, 64<<10))
+	require.True(t, ok)
+	require.Equal(t, uint32(0o400), mode(fd), "a pooled memfd")
+	require.NoError(t, unix.Close(fd))
+
+	addr, kr := VMAllocate(64 << 10)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	regions.Lock()
+	r := regions.byAddr[addr]
+	regions.Unlock()
+	require.Equal(t, uint32(0o400), mode(r.slot.fd), "a region's memfd")
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, 64<<10))
 }

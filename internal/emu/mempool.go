@@ -24,9 +24,10 @@ import (
 // mapping holds the description). The sender writes a pooled memfd again only when no such lock
 // is left (F_OFD_GETLK), so a receiver never sees the memory it maps change.
 //
-// A pool serves one channel only: a receiver that keeps a pooled memfd (a dup, or a reopen
-// through /proc, which escapes the lock) can read what is written there later, and on one
-// channel that is only what is sent to it anyway. A lane (lane.go) is one channel into one port
+// A pool serves one channel only: a receiver that keeps a pooled memfd (a reopen through /proc,
+// which escapes the lock; a dup keeps the lock) can read what is written there later, and on one
+// channel that is only what is sent to it anyway. The memfd is readable by its owner only (mode
+// 0400), so only a receiver of the same user can reopen it. A lane (lane.go) is one channel into one port
 // for all the send-once rights it carries, so they share its pool: replies to one requester reuse
 // memfds. Other send-once channels carry one message, so they do not pool. A pool the sender leaves idle for poolIdle is closed, so it holds no fd or mapping
 // for long (leak checks wait for them).
@@ -153,6 +154,13 @@ func newSlot(size int) *poolSlot {
 	// Sealed after mapping: F_SEAL_FUTURE_WRITE refuses new writable mappings, this one stays.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
 		unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_SEAL); err != nil {
+		unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(c), 0)
+		unix.Close(fd)
+		return nil
+	}
+	// Readable by its owner only: a receiver of another user cannot reopen the memfd through
+	// /proc/self/fd (a new description, without the lock) to read what is written there later.
+	if err := unix.Fchmod(fd, 0o400); err != nil {
 		unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(c), 0)
 		unix.Close(fd)
 		return nil

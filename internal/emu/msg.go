@@ -687,7 +687,7 @@ func (tx *transfer) fillMemory(body []byte) error {
 	for _, mc := range tx.mem {
 		if mc.dealloc && mc.parts == 1 {
 			if fd, ok := donatable(mc.addr, mc.size); ok {
-				tx.fds[mc.index] = fd // handed over as it is; VMDeallocate closes it after the send
+				tx.fds[mc.index], tx.owned[mc.index] = fd, true // VMDeallocate recycles the memfd after the send
 				continue
 			}
 		}
