@@ -55,6 +55,9 @@ var pools struct {
 	byChan map[poolKey][]*poolSlot
 	used   map[poolKey]time.Time
 	timer  *time.Timer
+	// procFD is /proc/self/fd, open while any pool exists: reopening a memfd relative to it
+	// costs about half of a reopen by its whole path (3 µs against 5.5 µs a message here).
+	procFD int
 }
 
 // poolKey names the channel a pool serves: a *sendChan, or the *remoteLane of a lane right.
@@ -81,12 +84,12 @@ func pooledMemfd(dest *sendChan, data []byte) (fd int, ok bool) {
 	if len(data) < poolMin || len(data) > poolMax || key == nil {
 		return -1, false
 	}
-	s := acquireSlot(key, len(data))
+	s, dir := acquireSlot(key, len(data))
 	if s == nil {
 		return -1, false
 	}
 	copy(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), s.addr)), s.cap), data)
-	fd, err := reopenLocked(s.fd)
+	fd, err := reopenLocked(dir, s.fd) // a busy slot keeps its pool, and so dir, open
 	pools.Lock()
 	s.busy = false
 	pools.Unlock()
@@ -98,16 +101,23 @@ func pooledMemfd(dest *sendChan, data []byte) (fd int, ok bool) {
 }
 
 // acquireSlot returns an idle slot of the pool key names of at least size bytes, marked busy, making
-// one if the pool has room; nil if none is free.
-func acquireSlot(dest poolKey, size int) *poolSlot {
+// one if the pool has room; nil if none is free. dir is the pools' /proc/self/fd.
+func acquireSlot(dest poolKey, size int) (s *poolSlot, dir int) {
 	pools.Lock()
 	defer pools.Unlock()
 	if pools.byChan == nil {
-		pools.byChan, pools.used = map[poolKey][]*poolSlot{}, map[poolKey]time.Time{}
+		pools.byChan, pools.used, pools.procFD = map[poolKey][]*poolSlot{}, map[poolKey]time.Time{}, -1
+	}
+	if pools.procFD < 0 {
+		fd, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, -1
+		}
+		pools.procFD = fd
 	}
 	slots, known := pools.byChan[dest]
 	if !known && len(pools.byChan) >= poolChannels {
-		return nil
+		return nil, -1
 	}
 	pools.used[dest] = time.Now()
 	if pools.timer == nil {
@@ -116,19 +126,18 @@ func acquireSlot(dest poolKey, size int) *poolSlot {
 	for _, s := range slots {
 		if !s.busy && s.cap >= size && unlocked(s.fd) {
 			s.busy = true
-			return s
+			return s, pools.procFD
 		}
 	}
 	if len(slots) >= poolSlots {
-		return nil
+		return nil, -1
 	}
-	s := newSlot(size)
-	if s == nil {
-		return nil
+	if s = newSlot(size); s == nil {
+		return nil, -1
 	}
 	s.busy = true
 	pools.byChan[dest] = append(slots, s)
-	return s
+	return s, pools.procFD
 }
 
 // newSlot makes a pooled memfd of size rounded up to a power of two, mapped and populated.
@@ -178,12 +187,20 @@ func unlocked(fd int) bool {
 	return lk.Type == unix.F_UNLCK
 }
 
-// reopenLocked opens a new read-only description of fd through /proc and locks it for reading.
-func reopenLocked(fd int) (int, error) {
+// reopenLocked opens a new read-only description of fd through /proc and locks it for reading;
+// dir is an open /proc/self/fd, or -1.
+func reopenLocked(dir, fd int) (int, error) {
 	var path [32]byte
-	p := append(append(path[:0], "/proc/self/fd/"...), strconv.Itoa(fd)...)
+	p := strconv.AppendInt(path[:0], int64(fd), 10)
+	if dir < 0 {
+		p = strconv.AppendInt(append(path[:0], "/proc/self/fd/"...), int64(fd), 10)
+		dir = unix.AT_FDCWD
+	}
 	var r int
-	err := ignoringEINTR(func() (err error) { r, err = unix.Open(string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0); return err })
+	err := ignoringEINTR(func() (err error) {
+		r, err = unix.Openat(dir, string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
 		return -1, err
 	}
@@ -223,6 +240,8 @@ func trimPools() {
 	}
 	if len(pools.byChan) == 0 {
 		pools.timer = nil
+		unix.Close(pools.procFD)
+		pools.procFD = -1
 		return
 	}
 	pools.timer.Reset(poolIdle)
