@@ -376,7 +376,7 @@ func TestLaneRightsSharePool(t *testing.T) {
 		right := &sendChan{fd: -1, sendOnce: true, lane: l, token: uint64(i + 1)}
 		fd, ok := pooledMemfd(right, data)
 		require.True(t, ok, "reply %d went through the lane's pool", i)
-		require.NoError(t, unix.Close(fd)) // received and released: the memfd is free again
+		unlockPooled(fd) // received and released: the memfd is free again
 	}
 	require.Equal(t, uint64(3), pooledSends.Load()-pooled)
 	pools.Lock()
@@ -390,6 +390,11 @@ func TestLaneRightsSharePool(t *testing.T) {
 // idleClosed makes the test wait, at its end, until the memfds it left to be recycled are closed
 // (after poolIdle), so that the fd counts of the tests after it see none of them.
 func idleClosed(t *testing.T) {
+	warmUp(t)
+	// A send-once right's hang-up monitor, which stays, is made by the first one.
+	so, _, kr := ExtractRight(newTestPort(t, 0), dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(so))
 	before := openFDs(t)
 	t.Cleanup(func() {
 		require.Eventually(t, func() bool { return openFDs(t) <= before }, 5*time.Second, 10*time.Millisecond,
@@ -481,7 +486,7 @@ func TestRecycledMemfdsOwnerOnly(t *testing.T) {
 	fd, ok := pooledMemfd(&sendChan{fd: -1}, make([]byte, 64<<10))
 	require.True(t, ok)
 	require.Equal(t, uint32(0o400), mode(fd), "a pooled memfd")
-	require.NoError(t, unix.Close(fd))
+	unlockPooled(fd)
 
 	addr, kr := VMAllocate(64 << 10)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
@@ -490,4 +495,32 @@ func TestRecycledMemfdsOwnerOnly(t *testing.T) {
 	regions.Unlock()
 	require.Equal(t, uint32(0o400), mode(r.slot.fd), "a region's memfd")
 	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, 64<<10))
+}
+
+// A pooled memfd locked for a message that does not go (here: the queue is full and the send
+// times out) is unlocked again, so the next message reuses it: failed sends do not use up the
+// pool.
+func TestPooledMemfdUnlockedWhenNotSent(t *testing.T) {
+	idleClosed(t)
+	name := newTestPort(t, 1)
+	msg := func(fill byte) *Msg {
+		data := make([]byte, 64<<10)
+		for i := range data {
+			data[i] = fill
+		}
+		return &Msg{Bits: dispCopySend, Remote: name, ID: 1,
+			Descs: []Desc{{Memory: true, Data: data, Size: uint32(len(data)), Copy: abi.MACH_MSG_VIRTUAL_COPY}}}
+	}
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(msg('a'), 0))
+	pooled := pooledSends.Load()
+	for i := range 2 * poolSlots {
+		require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(msg(byte('b'+i)), 0), "the queue is full")
+	}
+	require.Equal(t, uint64(2*poolSlots), pooledSends.Load()-pooled, "every attempt found a pooled memfd")
+	require.Equal(t, 2, poolSlotsOf(t, name), "the message in flight holds one memfd, the failed sends reused another")
+	got := receiveWithin(t, name)
+	require.Len(t, got.Descs, 1)
+	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), got.Descs[0].Addr)), got.Descs[0].Size)
+	require.Equal(t, msg('a').Descs[0].Data, mem, "the queued message kept what it carried")
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(got.Descs[0].Addr, int(got.Descs[0].Size)))
 }

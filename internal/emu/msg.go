@@ -205,6 +205,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		return fail(abi.MACH_SEND_NO_BUFFER)
 	}
 	kr = tx.deliver(dest, timeout)
+	if kr != abi.MACH_MSG_SUCCESS || tx.dropped {
+		tx.unlockPooled()
+	}
 	sp.mu.Lock()
 	if kr == abi.MACH_MSG_SUCCESS {
 		tx.commit()
@@ -308,6 +311,7 @@ type transfer struct {
 	dropped  bool  // delivered as destroyed: the send-once channel was full
 	issued   []issuedToken
 	spends   *sendChan // the lane right the message is sent on
+	locked   []int     // pooled memfds locked for the message (mempool.go), unlocked unless it goes
 }
 
 // issuedToken is a send-once right this transfer made as a lane token.
@@ -325,7 +329,7 @@ func getTransfer() *transfer {
 	tx.fds, tx.owned, tx.holds = tx.fds[:0], tx.owned[:0], tx.holds[:0]
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
-	tx.issued, tx.spends = tx.issued[:0], nil
+	tx.issued, tx.spends, tx.locked = tx.issued[:0], nil, tx.locked[:0]
 	return tx
 }
 
@@ -715,7 +719,8 @@ func (tx *transfer) fillMemory(body []byte) error {
 func (tx *transfer) copyToMemfds(mc memCopy) error {
 	if mc.parts == 1 {
 		if fd, ok := pooledMemfd(tx.dest, mc.data); ok {
-			tx.fds[mc.index], tx.owned[mc.index] = fd, true
+			tx.fds[mc.index] = fd // the pool's: not closed after the send
+			tx.locked = append(tx.locked, fd)
 			return nil
 		}
 	}
@@ -938,12 +943,22 @@ func (tx *transfer) rollback() {
 	}
 }
 
-// abort releases what the transfer held: the channels it used and the memfds it made.
+// abort releases what the transfer held: the channels it used, the memfds it made and the
+// pooled memfds it locked.
 func (tx *transfer) abort() {
 	sp.mu.Lock()
 	tx.release()
 	sp.mu.Unlock()
+	tx.unlockPooled()
 	tx.closeOwned()
+}
+
+// unlockPooled releases the pooled memfds locked for a message that did not go.
+func (tx *transfer) unlockPooled() {
+	for _, fd := range tx.locked {
+		unlockPooled(fd)
+	}
+	tx.locked = tx.locked[:0]
 }
 
 // release drops the transfer's holds on channels. Called with sp.mu held.

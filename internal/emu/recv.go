@@ -955,6 +955,6 @@ func donatable(addr uintptr, size uint32) (int, bool) {
 	if !ok || r.size != int(size) {
 		return -1, false
 	}
-	fd, err := reopenLocked(-1, r.slot.fd)
+	fd, err := reopenLocked(r.slot.fd)
 	return fd, err == nil
 }

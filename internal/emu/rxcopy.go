@@ -15,7 +15,8 @@ import (
 // later, and the memfd's lock is released as soon as the message is accepted, so the sender's
 // pool reuses it at once. The copies go into anonymous memory recycled from earlier received
 // messages: fresh pages cost far more than the copy on this project's machines, and received
-// memory is deallocated as often as it arrives. Memory sealed against writes (F_SEAL_WRITE) is
+// memory is deallocated as often as it arrives. Once copied, the memfd's lock is released
+// (unlocked, and closed), so the sender's pool reuses it at once. Memory sealed against writes (F_SEAL_WRITE) is
 // mapped as before: nobody can change it.
 const (
 	copyFreePerClass = 4  // recycled buffers kept per size class
@@ -61,11 +62,15 @@ func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
 		err := ignoringEINTR(func() (err error) { n, err = unix.Pread(fd, buf[off:size], int64(off)); return err })
 		if err != nil || n == 0 {
 			releaseCopy(addr, int(size))
+			unlockPooled(fd)
 			return 0, true
 		}
 		off += n
 	}
 	clear(buf[size:pageRound(int(size))]) // the rest of the last page reads as zeroes, as mapped
+	// The copy is ours: a pooled memfd's sender may write it again (mempool.go). Its description
+	// lives on in the sender, so closing the fd would not release the lock.
+	unlockPooled(fd)
 	return addr, true
 }
 
