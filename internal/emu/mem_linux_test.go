@@ -524,3 +524,39 @@ func TestPooledMemfdUnlockedWhenNotSent(t *testing.T) {
 	require.Equal(t, msg('a').Descs[0].Data, mem, "the queued message kept what it carried")
 	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(got.Descs[0].Addr, int(got.Descs[0].Size)))
 }
+
+// A region deallocated twice, or in parts, never leaves a recycled memfd with a hole in its
+// mapping: the next regions of that size are whole, zeroed and writable.
+func TestRegionDeallocatedTwiceOrInParts(t *testing.T) {
+	idleClosed(t)
+	const size = 64 << 10
+	page := int(pageSize)
+	for _, tc := range []struct {
+		name       string
+		deallocate func(addr uintptr)
+	}{
+		{"twice", func(addr uintptr) {
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+		}},
+		{"in parts", func(addr uintptr) {
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr+uintptr(page), size-page))
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, page))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, kr := VMAllocate(size)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			fill(addr, size, 'a')
+			tc.deallocate(addr)
+			for range 2 {
+				addr, kr := VMAllocate(size)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), size)
+				require.Equal(t, make([]byte, size), mem, "a new region is zeroed")
+				fill(addr, size, 'b') // and writable
+				require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+			}
+		})
+	}
+}

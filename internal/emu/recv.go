@@ -903,6 +903,7 @@ func VMDeallocate(addr uintptr, size int) int32 {
 		}
 		return abi.KERN_SUCCESS
 	}
+	forgetRegionsIn(addr, size)
 	if unmap(addr, size) != 0 {
 		return abi.KERN_INVALID_ADDRESS
 	}

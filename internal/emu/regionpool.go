@@ -176,3 +176,37 @@ func trimRegions() {
 		closeRegionSlot(s)
 	}
 }
+
+// forgetRegionsIn handles a deallocation of [addr, addr+size) that is not of a whole region: a
+// region it cuts into is no longer recycled (its memfd closes; what is left of its mapping stays
+// the caller's memory, deallocated as any other), and an idle memfd it touches (a region
+// deallocated twice) is closed, so that no recycled region ever has a hole in it.
+func forgetRegionsIn(addr uintptr, size int) {
+	end := addr + uintptr(size)
+	touches := func(s *regionSlot) bool { return addr < s.addr+uintptr(s.size) && s.addr < end }
+	regions.Lock()
+	for a, r := range regions.byAddr {
+		if touches(r.slot) {
+			delete(regions.byAddr, a)
+			unix.Close(r.slot.fd)
+		}
+	}
+	regions.Unlock()
+	regionFree.Lock()
+	var gone []*regionSlot
+	kept := regionFree.slots[:0]
+	for _, s := range regionFree.slots {
+		if touches(s) {
+			gone = append(gone, s)
+			regionFree.bytes -= s.size
+		} else {
+			kept = append(kept, s)
+		}
+	}
+	clear(regionFree.slots[len(kept):])
+	regionFree.slots = kept
+	regionFree.Unlock()
+	for _, s := range gone {
+		closeRegionSlot(s)
+	}
+}

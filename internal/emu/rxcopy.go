@@ -15,8 +15,7 @@ import (
 // later, and the memfd's lock is released as soon as the message is accepted, so the sender's
 // pool reuses it at once. The copies go into anonymous memory recycled from earlier received
 // messages: fresh pages cost far more than the copy on this project's machines, and received
-// memory is deallocated as often as it arrives. Once copied, the memfd's lock is released
-// (unlocked, and closed), so the sender's pool reuses it at once. Memory sealed against writes (F_SEAL_WRITE) is
+// memory is deallocated as often as it arrives. Memory sealed against writes (F_SEAL_WRITE) is
 // mapped as before: nobody can change it.
 const (
 	copyFreePerClass = 4  // recycled buffers kept per size class
