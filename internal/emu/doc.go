@@ -52,11 +52,14 @@
 //     (futex wait and wake), as Mach counts messages, not bytes; while only local senders use a
 //     port, the port counts in memory, and the counter is made (with that count) when a channel
 //     or a waiting sender needs it;
-//   - out-of-line memory travels as a sealed memfd that the receiver maps copy-on-write; copies of
-//     32 KiB to 1 MiB reuse a per-channel pool of memfds (an OFD lock per message keeps a memfd
-//     from being rewritten while anyone holds it), and the receiver copies memory of up to 1 MiB
-//     that a sender could still change into recycled memory of its own; AllocateRegion's pages
-//     are populated when made;
+//   - out-of-line memory travels as a sealed memfd that the receiver maps copy-on-write; copies
+//     of 32 KiB to 1 MiB reuse a per-channel pool of memfds (the send-once rights of one lane
+//     share one; an OFD lock keeps a memfd from being rewritten until its receiver has its
+//     copy), and the receiver copies memory of up to 1 MiB that a sender could still change into
+//     recycled memory of its own; AllocateRegion's pages are populated when made, and the memfds
+//     of deallocated regions are recycled (once no receiver holds them) so that a new region's
+//     pages are ready to fill (regionpool.go); a message sent inside the process maps its memory
+//     as a receiver would, without a pool;
 //   - the audit trailer's pid, uid and gid come from SCM_CREDENTIALS, so the kernel vouches for
 //     them; notifications the emulation synthesizes carry the kernel's all-zero audit token;
 //   - port names are a per-process table with user-reference counts, like an IPC space.

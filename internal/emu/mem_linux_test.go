@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -243,36 +245,32 @@ func newMemTestPort(t *testing.T) uint32 {
 	return name
 }
 
-// A region donated whole leaves its memfd writable through any mapping its sender kept (only new
-// writers are sealed out): a receiver copies it, so what it received does not change when that
-// sender writes on. Mapped, as before, it did.
+// A region donated whole leaves its memfd writable through its sender's mapping (only new
+// writers are sealed out; the mapping stays, recycled, for regions of poolMin and more): a
+// receiver copies it, so what it received does not change when that sender writes on. Mapped,
+// as before, it did.
 func TestReceivedDonationIsACopy(t *testing.T) {
+	idleClosed(t)
 	name := newMemTestPort(t)
-	for _, size := range []int{4096, 64 << 10, poolMax} {
+	for _, size := range []int{poolMin, 64 << 10, poolMax} {
 		addr, kr := VMAllocate(size)
 		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 		mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), size)
 		for i := range mem {
 			mem[i] = 'a'
 		}
-		// The sender keeps a second writable mapping of the region's memfd.
-		regions.Lock()
-		fd := regions.byAddr[addr].fd
-		regions.Unlock()
-		kept, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		require.NoError(t, err)
 		got := sendReceiveMem(t, name, Desc{Memory: true, Addr: addr, Data: mem, Size: uint32(size), Dealloc: true,
 			Copy: abi.MACH_MSG_VIRTUAL_COPY})
 		require.False(t, isRegion(addr, uint32(size)), "the region went with the message")
-		for i := range kept {
-			kept[i] = 'X'
+		// The sender writes on through its mapping (a region of up to poolMax stays mapped).
+		for i := range mem {
+			mem[i] = 'X'
 		}
 		for i, c := range got {
 			if c != 'a' {
 				require.Failf(t, "received memory changed", "size %d: byte %d is %q after the sender wrote", size, i, c)
 			}
 		}
-		require.NoError(t, unix.Munmap(kept))
 		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&got[0])), len(got)))
 	}
 }
@@ -281,6 +279,7 @@ func TestReceivedDonationIsACopy(t *testing.T) {
 // still reads as exactly what was sent (the rest of its last page as zeroes); a copy deallocated
 // in parts is never recycled with a hole in it.
 func TestReceivedCopyRecycling(t *testing.T) {
+	idleClosed(t)
 	name := newMemTestPort(t)
 	const size = 40<<10 + 123 // pooled, and not a whole number of pages
 	send := func(fill byte) []byte {
@@ -315,5 +314,249 @@ func TestReceivedCopyRecycling(t *testing.T) {
 	}
 	for _, b := range held {
 		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&b[0])), len(b)))
+	}
+}
+
+// pinningMemfd returns a memfdCreate for tests whose memfds are size bytes long with their first
+// page held by a pipe (vmsplice takes a page reference, as in-flight I/O, page migration or a
+// per-CPU LRU batch does for a while), so that sealing them with F_SEAL_WRITE waits in the
+// kernel's memfd_wait_for_pins (mm/memfd.c) and then fails with EBUSY. The pipes close at the
+// end of the test.
+func pinningMemfd(t *testing.T, size int) func(string, int) (int, error) {
+	return func(name string, flags int) (int, error) {
+		fd, err := unix.MemfdCreate(name, flags)
+		require.NoError(t, err)
+		require.NoError(t, unix.Ftruncate(fd, int64(size)))
+		mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		require.NoError(t, err)
+		mem[0] = 1 // the page exists
+		var p [2]int
+		require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+		t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+		n, err := unix.Vmsplice(p[1], []unix.Iovec{{Base: &mem[0], Len: 1}}, 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.NoError(t, unix.Munmap(mem)) // no writable mapping left: only the pipe's reference
+		return fd, nil
+	}
+}
+
+// A copy whose memfd cannot be sealed against writes, because something else holds a reference
+// to one of its pages for longer than the kernel waits (under load, this project's benchmarks
+// saw MACH_SEND_NO_BUFFER from BenchmarkRegionSend/4MiB/copy), is still sent, sealed against new
+// writers: nobody else can write it, the sender wrote it with pwrite and holds no mapping. The
+// receiver treats it as memory a sender could still change, and reads exactly what was sent.
+func TestSealWithPinnedPage(t *testing.T) {
+	name := newMemTestPort(t)
+	for _, size := range []int{8 << 10, 2 << 20} { // below and above the pool's sizes
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + 1)
+		}
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			saved := memfdCreate
+			memfdCreate = pinningMemfd(t, size)
+			defer func() { memfdCreate = saved }()
+			got := sendReceiveMem(t, name, Desc{Memory: true, Data: data, Size: uint32(size), Copy: abi.MACH_MSG_VIRTUAL_COPY})
+			require.Equal(t, data, got)
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&got[0])), len(got)))
+		})
+	}
+}
+
+// The send-once rights on one lane go to one port, so their copies share the lane's pool: a
+// server's replies to one requester reuse memfds instead of making one each. A send-once right
+// with a channel of its own carries one message and does not pool.
+func TestLaneRightsSharePool(t *testing.T) {
+	idleClosed(t)
+	data := make([]byte, 64<<10)
+	l := &remoteLane{key: 1, fd: -1}
+	pooled := pooledSends.Load()
+	for i := range 3 {
+		right := &sendChan{fd: -1, sendOnce: true, lane: l, token: uint64(i + 1)}
+		fd, ok := pooledMemfd(right, data)
+		require.True(t, ok, "reply %d went through the lane's pool", i)
+		unlockPooled(fd) // received and released: the memfd is free again
+	}
+	require.Equal(t, uint64(3), pooledSends.Load()-pooled)
+	pools.Lock()
+	slots := len(pools.byChan[l])
+	pools.Unlock()
+	require.Equal(t, 1, slots, "the replies reused one memfd")
+	_, ok := pooledMemfd(&sendChan{fd: -1, sendOnce: true}, data)
+	require.False(t, ok, "a send-once channel of its own does not pool")
+}
+
+// idleClosed makes the test wait, at its end, until the memfds it left to be recycled are closed
+// (after poolIdle), so that the fd counts of the tests after it see none of them.
+func idleClosed(t *testing.T) {
+	warmUp(t)
+	// A send-once right's hang-up monitor, which stays, is made by the first one.
+	so, _, kr := ExtractRight(newTestPort(t, 0), dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(so))
+	before := openFDs(t)
+	t.Cleanup(func() {
+		require.Eventually(t, func() bool { return openFDs(t) <= before }, 5*time.Second, 10*time.Millisecond,
+			"the recycled memfds are closed once idle")
+	})
+}
+
+// fill sets every byte of n bytes at addr to c.
+func fill(addr uintptr, n int, c byte) []byte {
+	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), n)
+	for i := range mem {
+		mem[i] = c
+	}
+	return mem
+}
+
+// A region sent with deallocate leaves its memfd to be recycled: once its receiver lets go of
+// it, the next region of that size is made of it, zeroed, without fresh pages. A receiver lets go
+// of a region of up to poolMax at once (it copies it); one that maps a larger region holds the
+// memfd until it deallocates the memory, and until then the memfd is not reused: what the
+// receiver holds never changes.
+func TestRegionMemfdRecycled(t *testing.T) {
+	idleClosed(t)
+	name := newMemTestPort(t)
+	for _, size := range []int{64 << 10, poolMax, 3 << 20} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			send := func(c byte) []byte {
+				addr, kr := VMAllocate(size)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				mem := fill(addr, size, c)
+				return sendReceiveMem(t, name, Desc{Memory: true, Addr: addr, Data: mem, Size: uint32(size),
+					Dealloc: true, Copy: abi.MACH_MSG_VIRTUAL_COPY})
+			}
+			held := send('a')
+			recycled := recycledRegions.Load()
+			again := send('b')
+			if size > poolMax {
+				require.Equal(t, recycled, recycledRegions.Load(), "a memfd a receiver maps is not reused")
+			} else {
+				require.Equal(t, recycled+1, recycledRegions.Load(), "a memfd its receiver copied is reused")
+			}
+			for i, c := range held {
+				if c != 'a' {
+					require.Failf(t, "held memory changed", "byte %d is %q", i, c)
+				}
+			}
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&held[0])), size))
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(uintptr(unsafe.Pointer(&again[0])), size))
+
+			recycled = recycledRegions.Load()
+			addr, kr := VMAllocate(size)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, recycled+1, recycledRegions.Load(), "a memfd nobody holds is reused")
+			mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), pageRound(size))
+			require.Equal(t, make([]byte, len(mem)), mem, "a recycled region is zeroed")
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+		})
+	}
+}
+
+// A deallocated region larger than poolMax, which a receiver would map, cannot be touched
+// through its old address any more: as on Mach, touching it faults.
+func TestDeallocatedLargeRegionFaults(t *testing.T) {
+	idleClosed(t)
+	const size = 2 << 20
+	addr, kr := VMAllocate(size)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	mem := fill(addr, size, 'a')
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	faulted := func() (faulted bool) {
+		defer func() { faulted = recover() != nil }()
+		mem[size/2] = 'X'
+		return false
+	}()
+	require.True(t, faulted, "writing a deallocated region faults")
+}
+
+// Recycled memfds (a channel's pool, a region's) are readable by their owner only: a receiver of
+// another user cannot reopen one through /proc/self/fd, which would escape the lock that keeps
+// the sender from rewriting it, to read what is written there later.
+func TestRecycledMemfdsOwnerOnly(t *testing.T) {
+	idleClosed(t)
+	mode := func(fd int) uint32 {
+		var st unix.Stat_t
+		require.NoError(t, unix.Fstat(fd, &st))
+		return st.Mode & 0o7777
+	}
+	fd, ok := pooledMemfd(&sendChan{fd: -1}, make([]byte, 64<<10))
+	require.True(t, ok)
+	require.Equal(t, uint32(0o400), mode(fd), "a pooled memfd")
+	unlockPooled(fd)
+
+	addr, kr := VMAllocate(64 << 10)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	regions.Lock()
+	r := regions.byAddr[addr]
+	regions.Unlock()
+	require.Equal(t, uint32(0o400), mode(r.slot.fd), "a region's memfd")
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, 64<<10))
+}
+
+// A pooled memfd locked for a message that does not go (here: the queue is full and the send
+// times out) is unlocked again, so the next message reuses it: failed sends do not use up the
+// pool.
+func TestPooledMemfdUnlockedWhenNotSent(t *testing.T) {
+	idleClosed(t)
+	name := newTestPort(t, 1)
+	msg := func(fill byte) *Msg {
+		data := make([]byte, 64<<10)
+		for i := range data {
+			data[i] = fill
+		}
+		return &Msg{Bits: dispCopySend, Remote: name, ID: 1,
+			Descs: []Desc{{Memory: true, Data: data, Size: uint32(len(data)), Copy: abi.MACH_MSG_VIRTUAL_COPY}}}
+	}
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(msg('a'), 0))
+	pooled := pooledSends.Load()
+	for i := range 2 * poolSlots {
+		require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(msg(byte('b'+i)), 0), "the queue is full")
+	}
+	require.Equal(t, uint64(2*poolSlots), pooledSends.Load()-pooled, "every attempt found a pooled memfd")
+	require.Equal(t, 2, poolSlotsOf(t, name), "the message in flight holds one memfd, the failed sends reused another")
+	got := receiveWithin(t, name)
+	require.Len(t, got.Descs, 1)
+	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), got.Descs[0].Addr)), got.Descs[0].Size)
+	require.Equal(t, msg('a').Descs[0].Data, mem, "the queued message kept what it carried")
+	require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(got.Descs[0].Addr, int(got.Descs[0].Size)))
+}
+
+// A region deallocated twice, or in parts, never leaves a recycled memfd with a hole in its
+// mapping: the next regions of that size are whole, zeroed and writable.
+func TestRegionDeallocatedTwiceOrInParts(t *testing.T) {
+	idleClosed(t)
+	const size = 64 << 10
+	page := int(pageSize)
+	for _, tc := range []struct {
+		name       string
+		deallocate func(addr uintptr)
+	}{
+		{"twice", func(addr uintptr) {
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+		}},
+		{"in parts", func(addr uintptr) {
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr+uintptr(page), size-page))
+			require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, page))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, kr := VMAllocate(size)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			fill(addr, size, 'a')
+			tc.deallocate(addr)
+			for range 2 {
+				addr, kr := VMAllocate(size)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), size)
+				require.Equal(t, make([]byte, size), mem, "a new region is zeroed")
+				fill(addr, size, 'b') // and writable
+				require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(addr, size))
+			}
+		})
 	}
 }

@@ -234,6 +234,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		lm, kr = tx.deliverLocal(m.Body, timeout) // returns with sp.mu held
 	} else {
 		kr = tx.deliver(dest, timeout)
+		if kr != abi.MACH_MSG_SUCCESS || tx.dropped {
+			tx.unlockPooled()
+		}
 		sp.mu.Lock()
 	}
 	if kr == abi.MACH_MSG_SUCCESS {
@@ -507,6 +510,7 @@ type transfer struct {
 	localOnce bool
 	ss        setups      // channels to make outside sp.mu, and made (setup.go)
 	retained  []*sendChan // holds of an undone copy-in pass, released after the next one
+	locked    []int       // pooled memfds locked for the message (mempool.go), unlocked unless it goes
 }
 
 // issuedToken is a send-once right this transfer made as a lane token.
@@ -534,7 +538,7 @@ func (tx *transfer) restart() {
 	clear(tx.undos)
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
-	tx.issued, tx.spends = tx.issued[:0], nil
+	tx.issued, tx.spends, tx.locked = tx.issued[:0], nil, tx.locked[:0]
 	tx.local, tx.localOnce = nil, false
 }
 
@@ -949,7 +953,7 @@ func (tx *transfer) fillMemory(body []byte) error {
 	for _, mc := range tx.mem {
 		if mc.dealloc && mc.parts == 1 {
 			if fd, ok := donatable(mc.addr, mc.size); ok {
-				tx.fds[mc.index] = fd // handed over as it is; VMDeallocate closes it after the send
+				tx.fds[mc.index], tx.owned[mc.index] = fd, true // VMDeallocate recycles the memfd after the send
 				continue
 			}
 		}
@@ -977,7 +981,8 @@ func (tx *transfer) fillMemory(body []byte) error {
 func (tx *transfer) copyToMemfds(mc memCopy) error {
 	if mc.parts == 1 {
 		if fd, ok := pooledMemfd(tx.dest, mc.data); ok {
-			tx.fds[mc.index], tx.owned[mc.index] = fd, true
+			tx.fds[mc.index] = fd // the pool's: not closed after the send
+			tx.locked = append(tx.locked, fd)
 			return nil
 		}
 	}
@@ -1033,6 +1038,16 @@ func sealedMemfd(data []byte) (int, error) {
 		off += n
 	}
 	_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
+	if errors.Is(err, unix.EBUSY) {
+		// F_SEAL_WRITE waits for every page's extra references to go (mm/memfd.c,
+		// memfd_wait_for_pins: per-CPU LRU batches, page migration) and gives up with EBUSY after
+		// about 150 ms; on a loaded machine that happens. Nobody else can write this memfd anyway:
+		// it was written with pwrite and never mapped, and F_SEAL_FUTURE_WRITE refuses new writes
+		// and writable mappings at once. The receiver treats it as memory a sender could still
+		// change (rxcopy.go), as a donated region.
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+			unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_SEAL)
+	}
 	if err != nil {
 		unix.Close(fd)
 		return -1, err
@@ -1190,14 +1205,24 @@ func (tx *transfer) rollback() {
 	}
 }
 
-// abort releases what the transfer held: the channels it used and the memfds it made.
+// abort releases what the transfer held: the channels it used, the memfds it made and the
+// pooled memfds it locked.
 func (tx *transfer) abort() {
 	sp.mu.Lock()
 	tx.release()
 	tx.releaseRetained()
 	sp.mu.Unlock()
+	tx.unlockPooled()
 	tx.closeOwned()
 	tx.ss.discard()
+}
+
+// unlockPooled releases the pooled memfds locked for a message that did not go.
+func (tx *transfer) unlockPooled() {
+	for _, fd := range tx.locked {
+		unlockPooled(fd)
+	}
+	tx.locked = tx.locked[:0]
 }
 
 // release drops the transfer's holds on channels. Called with sp.mu held.

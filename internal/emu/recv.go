@@ -885,50 +885,36 @@ func mapMemory(fds []int, size uint32) uintptr {
 }
 
 // Regions from VMAllocate are shared mappings of a memfd, so that sending one with deallocate
-// hands the memfd itself to the receiver, without a copy, as Mach moves the pages of a region
-// sent with deallocate=TRUE.
+// hands the receiver the memfd, without a copy, as Mach moves the pages of a region sent with
+// deallocate=TRUE. The memfds are recycled (regionpool.go).
 var regions struct {
 	sync.Mutex
 	byAddr map[uintptr]region
 }
 
 type region struct {
-	fd   int
+	slot *regionSlot
 	size int
 }
 
 // VMAllocate is vm_allocate: zeroed memory outside the Go heap, backed by a memfd. Its pages are
 // allocated and mapped writable at once: a region is made to be filled, and that costs less
-// than a fault per page on fresh memfd pages.
+// than a fault per page on fresh memfd pages. A recycled memfd's pages are cheaper still.
 func VMAllocate(size int) (uintptr, int32) {
-	fd, err := unix.MemfdCreate("machport-region", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return 0, abi.KERN_RESOURCE_SHORTAGE
+	s := takeRegionSlot(size)
+	if s == nil {
+		var kr int32
+		if s, kr = newRegionSlot(size); kr != abi.KERN_SUCCESS {
+			return 0, kr
+		}
 	}
-	// fallocate gives the memfd all its pages in one call, cheaper than a fault each.
-	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
-		unix.Close(fd)
-		return 0, abi.KERN_NO_SPACE
-	}
-	addr, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_SHARED, uintptr(fd), 0)
-	if errno != 0 {
-		unix.Close(fd)
-		return 0, abi.KERN_NO_SPACE
-	}
-	// Map the pages writable now, so that filling the region takes no fault. Not MAP_POPULATE on
-	// the mmap: that allocates the pages one fault at a time, and measured slower than not
-	// populating at all on this project's 6.18 kernel (fallocate and then populating, faster).
-	// Without MADV_POPULATE_WRITE (Linux before 5.14) the pages still exist, and only mapping
-	// them faults.
-	unix.Syscall(unix.SYS_MADVISE, addr, uintptr(size), unix.MADV_POPULATE_WRITE)
 	regions.Lock()
 	if regions.byAddr == nil {
 		regions.byAddr = map[uintptr]region{}
 	}
-	regions.byAddr[addr] = region{fd: fd, size: size}
+	regions.byAddr[s.addr] = region{slot: s, size: size}
 	regions.Unlock()
-	return addr, abi.KERN_SUCCESS
+	return s.addr, abi.KERN_SUCCESS
 }
 
 // VMDeallocate is vm_deallocate.
@@ -936,23 +922,22 @@ func VMDeallocate(addr uintptr, size int) int32 {
 	if size == 0 {
 		return abi.KERN_SUCCESS
 	}
-	// Forget the region before unmapping it: once unmapped, VMAllocate may get the same address.
+	// Forget the region before giving its memfd back: VMAllocate may hand out the same address.
 	regions.Lock()
 	r, ok := regions.byAddr[addr]
 	if ok && r.size == size {
 		delete(regions.byAddr, addr)
 	}
 	regions.Unlock()
-	if errno := unmap(addr, size); errno != 0 {
-		if ok && r.size == size {
-			regions.Lock()
-			regions.byAddr[addr] = r
-			regions.Unlock()
-		}
-		return abi.KERN_INVALID_ADDRESS
-	}
 	if ok && r.size == size {
-		unix.Close(r.fd)
+		if freeRegionSlot(r.slot) != 0 {
+			return abi.KERN_INVALID_ADDRESS
+		}
+		return abi.KERN_SUCCESS
+	}
+	forgetRegionsIn(addr, size)
+	if unmap(addr, size) != 0 {
+		return abi.KERN_INVALID_ADDRESS
 	}
 	return abi.KERN_SUCCESS
 }
@@ -993,9 +978,9 @@ func isRegion(addr uintptr, size uint32) bool {
 	return ok && r.size == int(size)
 }
 
-// donatable returns the memfd behind a whole region from VMAllocate, sealed against growing,
-// shrinking and new writers (F_SEAL_FUTURE_WRITE leaves the sender's own mapping intact, so a
-// send that fails leaves the region as it was).
+// donatable returns a new read-only open file description of the memfd behind a whole region
+// from VMAllocate, locked for reading until the receiver lets go of it (regionpool.go). The
+// region stays the sender's until the send succeeds, so a send that fails leaves it as it was.
 func donatable(addr uintptr, size uint32) (int, bool) {
 	regions.Lock()
 	r, ok := regions.byAddr[addr]
@@ -1003,9 +988,6 @@ func donatable(addr uintptr, size uint32) (int, bool) {
 	if !ok || r.size != int(size) {
 		return -1, false
 	}
-	if _, err := unix.FcntlInt(uintptr(r.fd), unix.F_ADD_SEALS,
-		unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE); err != nil {
-		return -1, false
-	}
-	return r.fd, true
+	fd, err := reopenLocked(r.slot.fd)
+	return fd, err == nil
 }

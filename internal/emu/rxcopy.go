@@ -61,11 +61,15 @@ func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
 		err := ignoringEINTR(func() (err error) { n, err = unix.Pread(fd, buf[off:size], int64(off)); return err })
 		if err != nil || n == 0 {
 			releaseCopy(addr, int(size))
+			unlockPooled(fd)
 			return 0, true
 		}
 		off += n
 	}
 	clear(buf[size:pageRound(int(size))]) // the rest of the last page reads as zeroes, as mapped
+	// The copy is ours: a pooled memfd's sender may write it again (mempool.go). Its description
+	// lives on in the sender, so closing the fd would not release the lock.
+	unlockPooled(fd)
 	return addr, true
 }
 
