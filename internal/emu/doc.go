@@ -58,8 +58,8 @@
 //     copy), and the receiver copies memory of up to 1 MiB that a sender could still change into
 //     recycled memory of its own; AllocateRegion's pages are populated when made, and the memfds
 //     of deallocated regions are recycled (once no receiver holds them) so that a new region's
-//     pages are ready to fill (regionpool.go); a message sent inside the process maps its memory
-//     as a receiver would, without a pool;
+//     pages are ready to fill (regionpool.go); a message sent inside the process takes its memory
+//     as a receiver would (a pooled copy is copied out as it is queued, and its memfd is free);
 //   - the audit trailer's pid, uid and gid come from SCM_CREDENTIALS, so the kernel vouches for
 //     them; notifications the emulation synthesizes carry the kernel's all-zero audit token;
 //   - port names are a per-process table with user-reference counts, like an IPC space.
