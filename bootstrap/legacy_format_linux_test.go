@@ -2,9 +2,6 @@
 
 package bootstrap_test
 
-// Adversarial review of the agent format (branch names): each test in review_*_linux_test.go
-// fails on that branch.
-
 import (
 	"fmt"
 	"net"
@@ -16,15 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FINDING (low-medium; only while a process built before the redesign runs beside one built
-// after it): the agent format honours a live earlier-format owner (its held <key>.lock makes the
-// name taken), but not the other way round. A name served here holds no <key>.lock, so an
-// earlier-format registrant's lockName (open O_CREAT|O_NOFOLLOW, flock LOCK_EX|LOCK_NB: see
-// fa39100's namespace_linux.go) wins it, removes the link and listens in its place: two owners
-// of one name, and this process's withdraw then removes the other's socket (unclaim removes by
-// path). A cheap guard exists (a symbolic link at <key>.lock makes the earlier open fail with
-// ELOOP), so the name can be defended without a descriptor per name. The test plays the
-// earlier registrant's first step.
+// While a process built before the agent format runs beside one built after it, a name served
+// in the agent format stays taken for the earlier registrant: each served name has a symbolic
+// link at <key>.lock, so the earlier format's lockName (open O_CREAT|O_NOFOLLOW, then flock: see
+// fa39100's namespace_linux.go) fails with ELOOP instead of taking the name a second time. The
+// test plays the earlier registrant's first step.
 func TestEarlierFormatRegistrantFindsTheNameTaken(t *testing.T) {
 	name := uniqueName(t)
 	register(t, name, nil)
@@ -39,11 +32,9 @@ func TestEarlierFormatRegistrantFindsTheNameTaken(t *testing.T) {
 	require.Error(t, err, "an earlier-format registrant took the lock of %q, which this process serves", name)
 }
 
-// FINDING (low): Owner and ServedBy no longer see a live earlier-format owner, which Register
-// counts as serving the name (1100): Owner says no process serves a name that Register says
-// another process serves. The earlier Owner read the record in <key>.lock; the agent format
-// reads only <key>.owner. The test plays a live earlier-format owner: its record in its held
-// lock, and its listening socket at the name's path.
+// Owner and ServedBy see a live earlier-format owner (its record in its held <key>.lock), as
+// Register does when it refuses the name with 1100. The test plays a live earlier-format owner:
+// its record in its held lock, and its listening socket at the name's path.
 func TestOwnerOfALiveEarlierFormatOwner(t *testing.T) {
 	name := uniqueName(t)
 	sock, _, err := bootstrap.NamePaths(name, 0)

@@ -2,9 +2,6 @@
 
 package bootstrap_test
 
-// Adversarial review of the agent format (branch names): each test in review_*_linux_test.go
-// fails on that branch.
-
 import (
 	"net"
 	"testing"
@@ -15,16 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// FINDING (low): the agent accepts every connection at once and gives each a goroutine that
-// waits up to requestWait (5 s) for its request, holding the accepted descriptor all along. A
-// peer of this uid that connects to a name's link and says nothing (a buggy client, a scanner of
-// the directory, a hostile process) pins one descriptor of the serving process per connection,
-// without bound: 500 silent connections here hold about 500 descriptors of the owner. The
-// earlier format answered each connection as it accepted it and read nothing, so a silent peer
-// cost the owner nothing. The legitimate look-up, queued behind the silent connections, proves
-// the agent accepted them all (a listener's queue is FIFO); the count follows at once, well
-// inside requestWait (on a machine stalled for 5 s right there the test would pass wrongly,
-// never fail wrongly).
+// Peers of this uid that connect to a name's link and say nothing (a buggy client, a scanner of
+// the directory, a hostile process) cannot pin the serving process's descriptors without bound:
+// the agent waits for the requests of at most 64 connections at once and closes the others. The
+// legitimate look-up, queued behind the silent connections, proves the agent accepted them all
+// (a listener's queue is FIFO); the count follows at once, well inside requestWait (on a machine
+// stalled for 5 s right there the test would pass wrongly, never fail wrongly).
 func TestSilentPeersDoNotPinTheOwnersDescriptors(t *testing.T) {
 	const silent = 500
 	name := uniqueName(t)

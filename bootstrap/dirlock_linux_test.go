@@ -2,9 +2,6 @@
 
 package bootstrap_test
 
-// Adversarial review of the agent format (branch names): each test in review_*_linux_test.go
-// fails on that branch.
-
 import (
 	"context"
 	"errors"
@@ -58,12 +55,10 @@ func waitForLockWaiter(t *testing.T, ino uint64) {
 	}
 }
 
-// FINDING (medium): publish holds the namespace's mutex (e.mu) while it waits, with a blocking
-// flock, for the directory lock of all names (claim -> lockDir). While another process holds
-// that lock (one stopped by SIGSTOP or a debugger in its claim, or a slow one), a Register here
-// blocks, and with it every look-up of every name this process already serves: the agent's
-// answer needs e.mu (acquire). The earlier format took a per-name lock without waiting.
-// The look-up here has 10 s; it needs milliseconds.
+// A registration waiting for names.lock (another process holds it: stopped by SIGSTOP or a
+// debugger in its claim, or slow) does not stop this process's agent answering look-ups of the
+// names it already serves: a registration never waits for the directory lock while it holds the
+// namespace's mutex, which answers need. The look-up here has 10 s; it needs milliseconds.
 func TestLookUpsAreAnsweredWhileARegistrationWaitsForTheDirectoryLock(t *testing.T) {
 	served := uniqueName(t)
 	register(t, served, nil)
@@ -88,10 +83,9 @@ func TestLookUpsAreAnsweredWhileARegistrationWaitsForTheDirectoryLock(t *testing
 	s.Close()
 }
 
-// FINDING (medium): a look-up that meets a dead owner's link cleans it under a blocking flock of
-// names.lock and does not watch its context there: while another process holds the lock, the
-// look-up outlives its cancelled context. The earlier format took the name's lock without
-// waiting. The test gives the cancelled look-up 10 s to return; it needs microseconds.
+// A look-up that meets a dead owner's entries cleans them under names.lock, and returns when its
+// context ends even while another process holds that lock. The test gives the cancelled look-up
+// 10 s to return; it needs microseconds.
 func TestLookUpMeetingStaleEntriesHonoursItsContext(t *testing.T) {
 	name := uniqueName(t)
 	sock, record, err := bootstrap.NamePaths(name, 0)
@@ -137,12 +131,11 @@ func lockWaiter(t *testing.T, ino uint64) bool {
 	return false
 }
 
-// FINDING (medium): withdrawing the last name of a process (Registration.Close, or closing the
-// port, whose watch withdraws the name) stops the agent, whose release takes names.lock with a
-// blocking flock (agent.release -> lockDir) to tidy the directory: while another process holds
-// that lock, Close and ReceiveRight.Close hang. The earlier format's withdraw took no lock of
-// another process's. No time here: the test passes when Close returns, and fails when /proc/locks
-// shows this process waiting for names.lock first.
+// Withdrawing the last name of a process (Registration.Close, or closing the port, whose watch
+// withdraws the name) stops the agent without waiting for names.lock, which another process may
+// hold for as long as it likes: the directory's tidying is left to the next clean-up that gets
+// the lock. No time here: the test passes when Close returns, and fails when /proc/locks shows
+// this process waiting for names.lock first.
 func TestCloseOfTheLastNameDoesNotWaitForTheDirectoryLock(t *testing.T) {
 	served, err := bootstrap.ServedBy(os.Getpid())
 	require.NoError(t, err)

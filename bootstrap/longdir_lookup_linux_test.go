@@ -2,9 +2,6 @@
 
 package bootstrap_test
 
-// Adversarial review of the agent format (branch names): each test in review_*_linux_test.go
-// fails on that branch.
-
 import (
 	"fmt"
 	"io"
@@ -54,11 +51,9 @@ func dirOfLength(t *testing.T, n int) string {
 	return dir
 }
 
-// FINDING (medium): a namespace directory 68 bytes long fits the agent's socket
-// (dir/agents/a-<pid>-<16 hex>.sock, 100+len(pid) bytes) but not a name's link
-// (dir/g-<32 hex>.sock, 108 bytes, over sun_path's 107): Register succeeds and every look-up of
-// the name fails (EINVAL from connect). The earlier format listened on the name's own path, so
-// Register failed there with the cause. A registered name must be one that can be looked up.
+// A name registered in a namespace directory 68 bytes long can be looked up, though its link's
+// path (dir/g-<32 hex>.sock, 108 bytes) is over sun_path's 107: sockets whose path is too long
+// are reached through /proc/self/fd. A registered name must be one that can be looked up.
 func TestRegisteredNameCanBeLookedUpInALongDirectory(t *testing.T) {
 	dir := dirOfLength(t, 68)
 	t.Setenv(bootstrap.EnvDir, dir)
