@@ -110,8 +110,11 @@
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW, and
 //     a count stopped there comes down only by a release of all 65535 at once.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
-//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. When such a
-//     receive waits on a port with one sender channel, it blocks in recvmsg on that channel, and
+//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. But while
+//     another receive of the process has blocked its thread for less than a millisecond, such a
+//     receive parks in the poller too: many goroutines receiving at once would otherwise each
+//     hold a thread, and wait for each other's. When a receive blocks its thread on a port with
+//     one sender channel, it blocks in recvmsg on that channel, and
 //     the emulation interrupts it with SIGURG (sent to that thread only) when the port gets a
 //     notification, a new channel or dies. Go's runtime sends SIGURG itself to preempt
 //     goroutines, so programs already tolerate it; one that asks for SIGURG with signal.Notify

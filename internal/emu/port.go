@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -38,6 +39,10 @@ type port struct {
 	dead    bool
 	waiters int // receivers blocked on epfd or in recvmsg; the last one closes a dead port's fds
 	direct  directWait
+	// poll is epfd in Go's poller, made when a receiver first parks there (recv.go: crowded);
+	// it owns epfd from then on.
+	poll   *os.File
+	pollRC syscall.RawConn
 	// moveWakes counts the extra counts put on evfd to wake the receivers blocked on the port
 	// when its receive right moved away; the last of them takes them off again.
 	moveWakes int
@@ -210,16 +215,22 @@ func (p *port) unwake() {
 }
 
 // pollable hands an epoll fd to Go's poller, so a receiver with a deadline or a context parks
-// its goroutine instead of blocking a thread. Only per-wait epoll fds go there: a port's own
-// epoll fd in Go's poller would wake an idle thread of the runtime on every message.
+// its goroutine instead of blocking a thread. A port's own epoll fd goes there only once more
+// than one receiver of the process waits at a time (recv.go: crowded): in the poller, it wakes
+// an idle thread of the runtime on every message.
 func pollable(fd int) *os.File {
 	unix.SetNonblock(fd, true)
 	return os.NewFile(uintptr(fd), "machport-epoll")
 }
 
 func (p *port) closeFDs() {
-	if p.epfd >= 0 {
+	if p.poll != nil {
+		p.poll.Close() // and epfd with it
+		p.poll, p.pollRC = nil, nil
+	} else if p.epfd >= 0 {
 		unix.Close(p.epfd)
+	}
+	if p.epfd >= 0 {
 		unix.Close(p.evfd)
 		p.epfd, p.evfd = -1, -1
 	}

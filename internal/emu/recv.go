@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -36,6 +37,8 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 	waitFirst := blocking
 	var waitedOn *port // the port this receive has waited on, if any
 	for {
+		// Receivers beyond the first that block a thread park in Go's poller (see crowded).
+		park := blocking && crowded()
 		sp.mu.Lock()
 		e := sp.entries[name]
 		if waitedOn != nil && (e == nil || e.recv != waitedOn) {
@@ -53,7 +56,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
 		switch {
-		case p != nil && blocking && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
+		case p != nil && blocking && !park && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
 			m, kr = sp.receiveDirect(p)
 			from, waitedOn = p, p
 			if p.dead {
@@ -102,10 +105,17 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		}
 		// Nothing queued: wait on the port's (or set's) epoll fd.
 		var waitFD int
+		var poll syscall.RawConn
 		if p != nil {
 			if p.openFDs() != nil {
 				sp.mu.Unlock()
 				return 0, abi.KERN_RESOURCE_SHORTAGE
+			}
+			if park {
+				if poll = p.pollConn(); poll == nil {
+					sp.mu.Unlock()
+					return 0, abi.KERN_RESOURCE_SHORTAGE
+				}
 			}
 			waitFD = p.epfd
 			p.waiters++
@@ -115,7 +125,11 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			ps.waiters++
 		}
 		sp.mu.Unlock()
-		kr = wait(ctx, waitFD, deadline, timeout >= 0)
+		if poll != nil {
+			kr = waitPoller(poll)
+		} else {
+			kr = wait(ctx, waitFD, deadline, timeout >= 0)
+		}
 		sp.mu.Lock()
 		dead := false
 		if p != nil {
@@ -284,6 +298,14 @@ var directWaits atomic.Uint64
 // or blocked), or a socket refused its receive timeout.
 var directOff atomic.Bool
 
+var pollerWaits atomic.Uint64
+
+// PollerWaits counts the receives that parked in Go's poller (crowded), for tests.
+func PollerWaits() uint64 { return pollerWaits.Load() }
+
+// ThreadWaits is how many receives of this process block a thread right now, for tests.
+func ThreadWaits() int { return int(threadWaits.Load()) }
+
 // DirectWaits counts the receives that blocked in recvmsg (receiveDirect), for tests.
 func DirectWaits() uint64 { return directWaits.Load() }
 
@@ -314,7 +336,9 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	fd := rc.fd
 	s.mu.Unlock()
 	rx := rxBufs.Get().(*rxBuf)
+	slot := enterThreadWait()
 	n, oobn, flags, err := recvmsg(fd, rx.data[:], rx.oob, 0)
+	leaveThreadWait(slot)
 	s.mu.Lock()
 	p.direct.active = false
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
@@ -715,6 +739,7 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 
 // waitThread is wait blocking the thread in epoll_wait.
 func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
+	defer leaveThreadWait(enterThreadWait())
 	if ctx.Done() != nil {
 		runtime.LockOSThread() // the thread the signal reaches
 		defer runtime.UnlockOSThread()
@@ -750,6 +775,93 @@ func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline boo
 			return abi.MACH_RCV_PORT_CHANGED
 		}
 	}
+}
+
+// threadWaits counts the receivers of this process blocked in a system call (receiveDirect,
+// waitThread), and threadWaitStart holds when each of the first ones began (since epoch, +1; 0
+// for a free slot).
+var (
+	threadWaits     atomic.Int32
+	threadWaitStart [16]atomic.Int64
+	epoch           = time.Now()
+)
+
+// youngWait is how long a receiver blocked in a system call counts as busy for crowded: a
+// receiver that has waited longer (a server with nothing to do, a watcher of rare
+// notifications) wakes too seldom to cost the others anything. In ns; tests change it.
+var youngWait atomic.Int64
+
+func init() { youngWait.Store(int64(time.Millisecond)) }
+
+// enterThreadWait counts a receiver about to block its thread; leaveThreadWait(slot) uncounts it.
+func enterThreadWait() int {
+	threadWaits.Add(1)
+	now := int64(time.Since(epoch)) + 1
+	for i := range threadWaitStart {
+		if threadWaitStart[i].CompareAndSwap(0, now) {
+			return i
+		}
+	}
+	return -1
+}
+
+func leaveThreadWait(slot int) {
+	if slot >= 0 {
+		threadWaitStart[slot].Store(0)
+	}
+	threadWaits.Add(-1)
+}
+
+// crowded reports whether a blocking receive should park its goroutine in Go's poller rather
+// than block its thread. Blocking the thread is what makes one receiver fast (see wait), but a
+// thread blocked in a system call keeps its P until sysmon takes it back, and a receiver whose
+// thread wakes without a P waits for one (with the thread locked for receiveDirect's signals,
+// each such wake is a hand-off between two threads): with 16 requester goroutines in one
+// process, each blocking a thread, some requesters were served again and again while others
+// waited tens of milliseconds (BenchmarkConcurrent's p99). So while another receiver of the
+// process has blocked its thread for less than youngWait, a receive parks in the poller, which
+// wakes only the goroutine whose port is ready, on a P that is free. A single requester and a
+// server with one receiver keep the thread path, also beside receivers that idle for long.
+func crowded() bool {
+	n := threadWaits.Load()
+	if n == 0 {
+		return false
+	}
+	if int(n) > len(threadWaitStart) {
+		return true
+	}
+	young := int64(time.Since(epoch)) + 1 - youngWait.Load()
+	for i := range threadWaitStart {
+		if t := threadWaitStart[i].Load(); t != 0 && t > young {
+			return true
+		}
+	}
+	return false
+}
+
+// waitPoller parks the goroutine in Go's poller until the port's epoll fd (behind rc) is
+// readable. Receivers parked on one port wait one at a time (the file's read lock), so a
+// message wakes one of them, not all.
+func waitPoller(rc syscall.RawConn) int32 {
+	pollerWaits.Add(1)
+	if err := rc.Read(ready); err != nil {
+		return abi.MACH_RCV_PORT_CHANGED // closed: the port died
+	}
+	return abi.MACH_MSG_SUCCESS
+}
+
+// pollConn returns the port's epoll fd in Go's poller, putting it there the first time (nil if
+// it cannot). Called with sp.mu held, epfd open.
+func (p *port) pollConn() syscall.RawConn {
+	if p.poll == nil {
+		f := pollable(p.epfd)
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return nil
+		}
+		p.poll, p.pollRC = f, rc
+	}
+	return p.pollRC
 }
 
 // interrupter interrupts a thread blocked in a system call when a context is canceled: it sends
