@@ -75,6 +75,12 @@
 //     queued by MACH_RCV_TOO_LARGE, and the messages a port status query read off lanes to count
 //     them) are received before messages still waiting in sockets. xnu's port queue
 //     (ipc_mqueue) is one FIFO by arrival.
+//   - A process keeps the lanes of at most 1024 of its peers' ports (two fds each), so that a
+//     peer cannot make it hold fds without bound; past that it drops the least recently used
+//     one and tells the port's process, whose later rights take a new lane. A send-once right
+//     sent on the dropped lane before the port's process heard of it (when more than 1024 reply
+//     ports take turns at one server) arrives as MACH_PORT_DEAD, and its port receives
+//     MACH_NOTIFY_SEND_ONCE for it; xnu has no such limit.
 //   - A send-once right to a port of this process that came back through another process is
 //     taken for a right to another process's port: a receive right cannot move in a message
 //     sent through it (ErrMoveReceiveUnsupported), where macOS moves it.
