@@ -36,6 +36,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 	blocking := ctx.Done() == nil && timeout < 0
 	waitFirst := blocking
 	var waitedOn *port // the port this receive has waited on, if any
+	hint := -1         // the channel read end the last wait found ready, if any
 	for {
 		// Receivers beyond the first that block a thread park in Go's poller (see crowded).
 		park := blocking && crowded()
@@ -79,7 +80,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				continue // interrupted, or the channel hung up: look again
 			}
 		case !waitFirst || (p != nil && len(p.local) > 0):
-			m, from, kr = sp.tryReceive(p, ps)
+			m, from, kr = sp.tryReceive(p, ps, hint)
 		}
 		waitFirst = false
 		if kr != abi.MACH_MSG_SUCCESS {
@@ -126,9 +127,12 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		}
 		sp.mu.Unlock()
 		if poll != nil {
-			kr = waitPoller(poll)
+			kr, hint = waitPoller(poll), -1
 		} else {
-			kr = wait(ctx, waitFD, deadline, timeout >= 0)
+			kr, hint = wait(ctx, waitFD, deadline, timeout >= 0)
+			if p == nil {
+				hint = -1 // a set's events name its members, not channels
+			}
 		}
 		sp.mu.Lock()
 		dead := false
@@ -165,10 +169,11 @@ func (m *inMsg) counts() (ports, mems int) {
 	return ports, mems
 }
 
-// tryReceive takes the next message without blocking. Called with sp.mu held.
-func (s *space) tryReceive(p *port, ps *pset) (*inMsg, *port, int32) {
+// tryReceive takes the next message without blocking; hint is a channel read end of p that a
+// wait found ready (or -1), read first. Called with sp.mu held.
+func (s *space) tryReceive(p *port, ps *pset, hint int) (*inMsg, *port, int32) {
 	if p != nil {
-		m, kr := s.tryPort(p)
+		m, kr := s.tryPortHint(p, hint)
 		return m, p, kr
 	}
 	var events [8]unix.EpollEvent
@@ -204,7 +209,12 @@ var rxBufs = sync.Pool{New: func() any { return &rxBuf{oob: make([]byte, oobSize
 var oobSize = unix.CmsgSpace(maxFDs*4) + unix.CmsgSpace(unix.SizeofUcred)
 
 // tryPort takes the next message of one port without blocking. Called with sp.mu held.
-func (s *space) tryPort(p *port) (*inMsg, int32) {
+func (s *space) tryPort(p *port) (*inMsg, int32) { return s.tryPortHint(p, -1) }
+
+// tryPortHint is tryPort reading first the channel whose read end is hint, which the wait
+// just done found ready: without it, a port with two channels reads the other in vain half the
+// time, and one with more asks epoll again which is ready.
+func (s *space) tryPortHint(p *port, hint int) (*inMsg, int32) {
 	if p.dead {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
@@ -213,6 +223,11 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 		p.local = p.local[1:]
 		p.unwake()
 		return m, abi.MACH_MSG_SUCCESS
+	}
+	if rc := p.chans[hint]; hint >= 0 && rc != nil {
+		if m, kr := s.readChan(p, rc); m != nil || kr != abi.MACH_MSG_SUCCESS {
+			return m, kr
+		}
 	}
 	if len(p.chans) <= directReadMax {
 		// With few channels, trying each is cheaper than asking epoll which is ready.
@@ -698,10 +713,15 @@ func ready(fd uintptr) bool {
 // wait with SIGURG, as wakeDirect does. Where that signal goes unanswered (directOff), a wait
 // that can be canceled parks the goroutine on a waiter epoll (in Go's poller) that watches fd,
 // whose read deadline carries both the deadline and cancellation.
-func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
+func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) (int32, int) {
 	if ctx.Done() == nil || directUsable() {
 		return waitThread(ctx, fd, deadline, hasDeadline)
 	}
+	return waitParked(ctx, fd, deadline), -1
+}
+
+// waitParked is wait parking the goroutine on a waiter epoll in Go's poller.
+func waitParked(ctx context.Context, fd int, deadline time.Time) int32 {
 	w, err := getWaiter()
 	if err != nil {
 		return abi.MACH_RCV_TIMED_OUT
@@ -737,8 +757,9 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 	return abi.MACH_RCV_PORT_CHANGED
 }
 
-// waitThread is wait blocking the thread in epoll_wait.
-func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
+// waitThread is wait blocking the thread in epoll_wait. It also returns the fd of the event it
+// got (the epoll data of a port's channels), or -1.
+func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) (int32, int) {
 	defer leaveThreadWait(enterThreadWait())
 	if ctx.Done() != nil {
 		runtime.LockOSThread() // the thread the signal reaches
@@ -754,13 +775,13 @@ func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline boo
 	var ev [1]unix.EpollEvent
 	for {
 		if ctx.Err() != nil {
-			return RcvCanceled
+			return RcvCanceled, -1
 		}
 		ms := -1
 		if hasDeadline {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return abi.MACH_RCV_TIMED_OUT
+				return abi.MACH_RCV_TIMED_OUT, -1
 			}
 			ms = int((left + time.Millisecond - 1) / time.Millisecond)
 		}
@@ -769,10 +790,10 @@ func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline boo
 		}
 		n, err := unix.EpollWait(fd, ev[:], ms)
 		if n > 0 {
-			return abi.MACH_MSG_SUCCESS
+			return abi.MACH_MSG_SUCCESS, int(ev[0].Fd)
 		}
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			return abi.MACH_RCV_PORT_CHANGED
+			return abi.MACH_RCV_PORT_CHANGED, -1
 		}
 	}
 }
