@@ -862,13 +862,40 @@ func crowded() bool {
 
 // waitPoller parks the goroutine in Go's poller until the port's epoll fd (behind rc) is
 // readable. Receivers parked on one port wait one at a time (the file's read lock), so a
-// message wakes one of them, not all.
+// message wakes one of them, not all. Once parked, the first wake-up ends the wait without
+// asking epoll again: the fd is edge-triggered in the poller, so a wake-up means something came
+// (at worst something another receiver took, and the receive looks and parks again), and a
+// message that comes after the look that preceded parking wakes it. That look must follow
+// RawRead's reset of the poller's readiness, hence inside the check, not before the call.
 func waitPoller(rc syscall.RawConn) int32 {
 	pollerWaits.Add(1)
-	if err := rc.Read(ready); err != nil {
+	w := pollWaits.Get().(*pollWait)
+	defer pollWaits.Put(w)
+	w.looked = false
+	if err := rc.Read(w.check); err != nil {
 		return abi.MACH_RCV_PORT_CHANGED // closed: the port died
 	}
 	return abi.MACH_MSG_SUCCESS
+}
+
+// pollWait is waitPoller's check: ready the first time, then true (woken).
+type pollWait struct {
+	looked bool
+	check  func(uintptr) bool // w.look, bound once (a method value made per wait would allocate)
+}
+
+var pollWaits = sync.Pool{New: func() any {
+	w := &pollWait{}
+	w.check = w.look
+	return w
+}}
+
+func (w *pollWait) look(fd uintptr) bool {
+	if w.looked {
+		return true
+	}
+	w.looked = true
+	return ready(fd)
 }
 
 // pollConn returns the port's epoll fd in Go's poller, putting it there the first time (nil if
