@@ -117,7 +117,7 @@
 //     a count stopped there comes down only by a release of all 65535 at once.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
 //     blocks an OS thread; one with either parks its goroutine in Go's poller instead. But while
-//     another receive of the process has blocked its thread for less than a millisecond, such a
+//     another receive of the process has blocked its thread for less than 100 ms, such a
 //     receive parks in the poller too: many goroutines receiving at once would otherwise each
 //     hold a thread, and wait for each other's. When a receive blocks its thread on a port with
 //     one sender channel, it blocks in recvmsg on that channel, and
