@@ -118,7 +118,8 @@
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
 //     blocks an OS thread; one with either parks its goroutine in Go's poller instead. But while
 //     another receive of the process has blocked its thread for less than 100 ms, such a
-//     receive parks in the poller too: many goroutines receiving at once would otherwise each
+//     receive on a port that has had send-once rights sent to other processes (a reply port)
+//     parks in the poller too: many goroutines awaiting replies at once would otherwise each
 //     hold a thread, and wait for each other's. When a receive blocks its thread on a port with
 //     one sender channel, it blocks in recvmsg on that channel, and
 //     the emulation interrupts it with SIGURG (sent to that thread only) when the port gets a

@@ -39,8 +39,7 @@ type port struct {
 	dead    bool
 	waiters int // receivers blocked on epfd or in recvmsg; the last one closes a dead port's fds
 	direct  directWait
-	// poll is epfd in Go's poller, made when a receiver first parks there (recv.go: crowded);
-	// it owns epfd from then on.
+	// poll is a dup of epfd in Go's poller while receivers park there (recv.go: pollConn).
 	poll   *os.File
 	pollRC syscall.RawConn
 	// moveWakes counts the extra counts put on evfd to wake the receivers blocked on the port
@@ -225,12 +224,10 @@ func pollable(fd int) *os.File {
 
 func (p *port) closeFDs() {
 	if p.poll != nil {
-		p.poll.Close() // and epfd with it
-		p.poll, p.pollRC = nil, nil
-	} else if p.epfd >= 0 {
-		unix.Close(p.epfd)
+		p.unpoll()
 	}
 	if p.epfd >= 0 {
+		unix.Close(p.epfd)
 		unix.Close(p.evfd)
 		p.epfd, p.evfd = -1, -1
 	}

@@ -38,8 +38,6 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 	var waitedOn *port // the port this receive has waited on, if any
 	hint := -1         // the channel read end the last wait found ready, if any
 	for {
-		// Receivers beyond the first that block a thread park in Go's poller (see crowded).
-		park := blocking && crowded()
 		sp.mu.Lock()
 		e := sp.entries[name]
 		if waitedOn != nil && (e == nil || e.recv != waitedOn) {
@@ -53,11 +51,17 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			return 0, abi.MACH_RCV_INVALID_NAME
 		}
 		p, ps := e.recv, e.pset
+		// Receivers of replies from other processes (a port with lanes) beyond the first that
+		// blocks a thread park in Go's poller (see crowded).
+		park := blocking && p != nil && len(p.lanes) > 0 && crowded()
 		var m *inMsg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
 		switch {
 		case p != nil && blocking && !park && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
+			if p.poll != nil && p.waiters == 0 {
+				p.unpoll() // crowded no more: see pollConn
+			}
 			m, kr = sp.receiveDirect(p)
 			from, waitedOn = p, p
 			if p.dead {
@@ -117,6 +121,8 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 					sp.mu.Unlock()
 					return 0, abi.KERN_RESOURCE_SHORTAGE
 				}
+			} else if p.poll != nil && p.waiters == 0 {
+				p.unpoll() // crowded no more: see pollConn
 			}
 			waitFD = p.epfd
 			p.waiters++
@@ -844,9 +850,13 @@ func leaveThreadWait(slot int) {
 // each such wake is a hand-off between two threads): with 16 requester goroutines in one
 // process, each blocking a thread, some requesters were served again and again while others
 // waited tens of milliseconds (BenchmarkConcurrent's p99). So while another receiver of the
-// process has blocked its thread for less than youngWait, a receive parks in the poller, which
-// wakes only the goroutine whose port is ready, on a P that is free. A single requester and a
-// server with one receiver keep the thread path, also beside receivers that idle for long.
+// process has blocked its thread for less than youngWait, a receive on a reply port (one with
+// lanes: its messages come from other processes) parks in the poller, which wakes only the
+// goroutine whose port is ready, on a P that is free. A single requester and a server with one
+// receiver keep the thread path, also beside receivers that idle for long. So do receivers of
+// ports without lanes, whose senders may be in this process: when this process is itself busy,
+// the runtime polls only once it runs out of other work, and a server and 64 requesters in one
+// process (cfmessageport BenchmarkServerConcurrency inproc) made half the requests per second.
 func crowded() bool {
 	n := threadWaits.Load()
 	if n == 0 {
@@ -902,18 +912,33 @@ func (w *pollWait) look(fd uintptr) bool {
 	return ready(fd)
 }
 
-// pollConn returns the port's epoll fd in Go's poller, putting it there the first time (nil if
-// it cannot). Called with sp.mu held, epfd open.
+// pollConn returns the port's epoll fd in Go's poller (a dup of it), putting it there the first
+// time (nil if it cannot). It stays there while receivers park, and leaves when a receiver
+// blocks its thread on the port again with nobody parked (unpoll): in the poller, every message
+// to the port wakes an idle thread of the runtime besides the receiver, which doubled a lone
+// requester's round trip after its first receives had parked. Called with sp.mu held, epfd open.
 func (p *port) pollConn() syscall.RawConn {
 	if p.poll == nil {
-		f := pollable(p.epfd)
+		fd, err := unix.FcntlInt(uintptr(p.epfd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil
+		}
+		f := pollable(fd)
 		rc, err := f.SyscallConn()
 		if err != nil {
+			f.Close()
 			return nil
 		}
 		p.poll, p.pollRC = f, rc
 	}
 	return p.pollRC
+}
+
+// unpoll takes the port's epoll fd out of Go's poller. Called with sp.mu held, no receiver
+// parked.
+func (p *port) unpoll() {
+	p.poll.Close()
+	p.poll, p.pollRC = nil, nil
 }
 
 // interrupter interrupts a thread blocked in a system call when a context is canceled: it sends
