@@ -51,13 +51,21 @@ func TestCrowdedReceiversPark(t *testing.T) {
 			}
 			parked := PollerWaits()
 			got := make(chan int32, receivers)
-			for _, p := range ports {
+			for i, p := range ports {
 				go func() {
 					var out Msg
 					size := func(ports, mems, body int) int { return 0 }
 					_, kr := Receive(context.Background(), p, 1<<20, size, false, -1, &out)
 					got <- kr
 				}()
+				if i == 0 {
+					// The others start once the first blocks its thread: receivers that start
+					// together may each see none blocked yet, and block threads too.
+					for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < 1; {
+						require.True(t, time.Now().Before(deadline), "the first receiver did not block its thread")
+						time.Sleep(time.Millisecond)
+					}
+				}
 			}
 			// Wait (not for a time: for the state) until every receiver waits.
 			for deadline := time.Now().Add(10 * time.Second); PollerWaits()-parked < receivers-1 || ThreadWaits() < 1; {
