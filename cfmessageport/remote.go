@@ -351,16 +351,35 @@ func (r *Remote) RequestFunc(ctx context.Context, msgid int32, data []byte, read
 
 func (r *Remote) request(ctx context.Context, msgid int32, data []byte) (reply, error) {
 	const op = "request"
-	w := &waiter{}
+	w := getWaiter()
 	conv, err := r.begin(op, w)
 	if err != nil {
+		putWaiter(w) // never registered
 		return reply{}, err
 	}
 	if err := r.send(ctx, op, wire.Packet{MsgID: msgid, ConvID: conv, Data: data, NoData: data == nil}, true); err != nil {
 		r.abandon(conv, w)
 		return reply{}, err
 	}
-	return r.await(ctx, op, conv, w)
+	rep, err := r.await(ctx, op, conv, w)
+	if err == nil {
+		// Its reply came: it is out of pending, and whoever delivered it is done with it (deliver
+		// sets done last, under mu). A waiter that left early is not recycled: a leader may
+		// still be delivering to it.
+		putWaiter(w)
+	}
+	return rep, err
+}
+
+// waiters recycles the waiters of requests that got their replies. Not their wake channels: a
+// waiter with one is a requester waiting for another to deliver (leave, followers).
+var waiters = sync.Pool{New: func() any { return new(waiter) }}
+
+func getWaiter() *waiter { return waiters.Get().(*waiter) }
+
+func putWaiter(w *waiter) {
+	*w = waiter{}
+	waiters.Put(w)
 }
 
 // abandon ends a request whose send failed. A leader may already have delivered it a reply (a
@@ -646,11 +665,16 @@ func (r *Remote) send(ctx context.Context, op string, p wire.Packet, wantReply b
 		// A send to a full queue blocks; without a deadline it is made in slices, so that
 		// cancelling the context or closing the remote ends it.
 		_, hasDeadline := ctx.Deadline()
-		sctx := ctx
-		if !hasDeadline {
-			sctx = sliceContext{ctx, time.Now().Add(sendSlice)}
+		var err error
+		if hasDeadline {
+			err = mach.Send(ctx, m)
+		} else {
+			sctx := sliceContexts.Get().(*sliceContext)
+			*sctx = sliceContext{ctx, time.Now().Add(sendSlice)}
+			err = mach.Send(sctx, m)
+			*sctx = sliceContext{}
+			sliceContexts.Put(sctx)
 		}
-		err := mach.Send(sctx, m)
 		if err == nil {
 			return nil
 		}
@@ -687,6 +711,10 @@ type sliceContext struct {
 }
 
 func (c sliceContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// sliceContexts recycles sliceContexts: one made for each send would be an allocation (a
+// struct converted to an interface), and mach.Send keeps no reference to its context.
+var sliceContexts = sync.Pool{New: func() any { return new(sliceContext) }}
 
 // Close invalidates the remote: requests waiting for their replies fail with ErrBecameInvalid
 // (-5), as CF's do when their remote is invalidated, and ones still blocked sending to a full

@@ -81,6 +81,12 @@
 //     message left queued by MACH_RCV_TOO_LARGE, and the messages a port status query read off
 //     lanes to count them) are received before messages still waiting in sockets. xnu's port
 //     queue (ipc_mqueue) is one FIFO by arrival.
+//   - A process keeps the lanes of at most 1024 of its peers' ports (two fds each), so that a
+//     peer cannot make it hold fds without bound; past that it drops the least recently used
+//     one and tells the port's process, whose later rights take a new lane. A send-once right
+//     sent on the dropped lane before the port's process heard of it (when more than 1024 reply
+//     ports take turns at one server) arrives as MACH_PORT_DEAD, and its port receives
+//     MACH_NOTIFY_SEND_ONCE for it; xnu has no such limit.
 //   - A send-once right to a port of this process that came back through another process is
 //     taken for a right to another process's port: a receive right cannot move in a message
 //     sent through it (ErrMoveReceiveUnsupported), where macOS moves it.
@@ -119,8 +125,12 @@
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW, and
 //     a count stopped there comes down only by a release of all 65535 at once.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
-//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. When such a
-//     receive waits on a port with one sender channel, it blocks in recvmsg on that channel, and
+//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. But while
+//     another receive of the process has blocked its thread for less than 100 ms, such a
+//     receive on a port that has had send-once rights sent to other processes (a reply port)
+//     parks in the poller too: many goroutines awaiting replies at once would otherwise each
+//     hold a thread, and wait for each other's. When a receive blocks its thread on a port with
+//     one sender channel, it blocks in recvmsg on that channel, and
 //     the emulation interrupts it with SIGURG (sent to that thread only) when the port gets a
 //     notification, a new channel or dies. Go's runtime sends SIGURG itself to preempt
 //     goroutines, so programs already tolerate it; one that asks for SIGURG with signal.Notify

@@ -36,7 +36,8 @@
 //     lane hangs up (its holder exited), every token still outstanding becomes
 //     MACH_NOTIFY_SEND_ONCE. The port's process keeps no write end of its lanes, and a token
 //     the port did not issue on that lane names nothing. So a request with a reply right costs
-//     no socket once the lane exists;
+//     no socket once the lane exists. A process caches at most laneCacheMax lanes of its peers,
+//     dropping the least recently used (and saying so on it, "bye");
 //   - any other send-once right (one made inside a process, or moved on) is a channel used for
 //     exactly one message; if its write end is closed unused, the port receives
 //     MACH_NOTIFY_SEND_ONCE. As on Mach, a message on a send-once right never waits (neither for

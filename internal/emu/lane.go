@@ -34,6 +34,15 @@ import (
 // (RcvMalformed), and a drop or adopt naming one is ignored. The kernel still vouches for every
 // message's sender (SCM_CREDENTIALS on the lane's read end).
 //
+// A process keeps at most laneCacheMax lanes of its peers (each costs it two fds: the write end
+// and the monitor's dup), so that a peer cannot make it hold fds without bound by sending rights
+// on ever new lanes. Past that, the least recently used lane leaves the cache: the rights this
+// process still holds on it keep working (they hold the write end, which closes with the last of
+// them), and it says "bye" on the lane, after which the port's process issues no more tokens on
+// it. A right it sent on the lane by key before the bye reached it arrives here naming nothing,
+// as MACH_PORT_DEAD; its token stays outstanding until the lane hangs up, and then becomes
+// MACH_NOTIFY_SEND_ONCE like every other one left (laneEOF).
+//
 // A lane carries at most laneCapacity outstanding tokens: each token produces at most one
 // datagram on it, so the lane (with its send buffer raised to laneSndBuf) can always take it
 // at once, and a send-once message never waits, as on Mach.
@@ -46,6 +55,7 @@ const (
 	laneHello = 1 // the peer keeps the lane: the key alone names it from now on
 	laneDrop  = 2 // the right of token was destroyed unused
 	laneAdopt = 3 // the right of token moves to the channel whose read end comes with this
+	laneBye   = 4 // the peer dropped the lane from its cache: the key names nothing any more
 )
 
 // laneSndBuf is the send buffer asked for a lane's write end; laneCapacity follows from what the
@@ -194,6 +204,14 @@ func (s *space) laneControl(p *port, l *lane, b []byte, fds []int) {
 			l.hello = true
 		}
 		return
+	case laneBye:
+		if len(fds) == 0 && l.hello {
+			// No new token goes on it; the outstanding ones still may come back on it, and
+			// become MACH_NOTIFY_SEND_ONCE when it hangs up (laneEOF).
+			l.hello = false
+			p.forgetLane(l)
+		}
+		return
 	case laneDrop, laneAdopt:
 	default:
 		return
@@ -243,6 +261,72 @@ type remoteLane struct {
 	fd      int
 	refs    int // the cache's, and one per right
 	monitor uint64
+	// prev and next link the cached lanes, most recently used first (laneLRU).
+	prev, next *remoteLane
+}
+
+// laneCacheMax is how many lanes of its peers a process keeps (see the top of this file). A
+// variable for tests.
+var laneCacheMax = 1024
+
+// laneLRU lists the cached lanes (space.lanes), most recently used first. Guarded by sp.mu.
+var laneLRU struct {
+	head, tail *remoteLane
+	n          int
+}
+
+// cacheLane puts l, just cached, first in laneLRU, and drops the least recently used lanes
+// beyond laneCacheMax. Called with sp.mu held.
+func (s *space) cacheLane(l *remoteLane) {
+	for laneLRU.n >= laneCacheMax && laneLRU.tail != nil {
+		s.dropLane(laneLRU.tail)
+	}
+	linkLane(l)
+}
+
+// touchLane makes the cached lane l the most recently used. Called with sp.mu held.
+func touchLane(l *remoteLane) {
+	if laneLRU.head != l {
+		unlinkLane(l)
+		linkLane(l)
+	}
+}
+
+func linkLane(l *remoteLane) {
+	l.prev, l.next = nil, laneLRU.head
+	if laneLRU.head != nil {
+		laneLRU.head.prev = l
+	} else {
+		laneLRU.tail = l
+	}
+	laneLRU.head = l
+	laneLRU.n++
+}
+
+func unlinkLane(l *remoteLane) {
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else {
+		laneLRU.head = l.next
+	}
+	if l.next != nil {
+		l.next.prev = l.prev
+	} else {
+		laneLRU.tail = l.prev
+	}
+	l.prev, l.next = nil, nil
+	laneLRU.n--
+}
+
+// dropLane takes a cached lane out of the cache: the port's process is told (bye), the monitor
+// stops watching it, and its write end closes once no right of this process uses it any more.
+// Called with sp.mu held.
+func (s *space) dropLane(l *remoteLane) {
+	delete(s.lanes, l.key)
+	unlinkLane(l)
+	monitorRemove(l.monitor)
+	laneCtl(l.fd, laneBye, 0, -1) // best effort: without it, the lane's hang-up tells
+	l.put()
 }
 
 func (l *remoteLane) put() {
@@ -286,11 +370,15 @@ func (s *space) copyoutLane(m *inMsg, r *record) uint32 {
 			unix.Close(fd)
 			return abi.MACH_PORT_DEAD
 		}
+		s.cacheLane(l)
 		s.lanes[l.key] = l
 		// Dropped from the cache when the port dies (its read end closes).
 		l.monitor = monitorAdd(fd, 0, func() { s.evictLane(l) })
 	case fd >= 0:
 		unix.Close(fd) // the same lane again, sent before our hello arrived
+		touchLane(l)
+	default:
+		touchLane(l)
 	}
 	l.refs++
 	c := &sendChan{fd: l.fd, sendOnce: true, refs: 1, lane: l, token: r.token}
@@ -309,6 +397,7 @@ func (s *space) evictLane(l *remoteLane) {
 	defer s.mu.Unlock()
 	if s.lanes[l.key] == l {
 		delete(s.lanes, l.key)
+		unlinkLane(l)
 		l.put()
 	}
 }

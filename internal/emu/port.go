@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -47,6 +48,9 @@ type port struct {
 	// on epfd outside sp.mu (pin); the last one closes a dead port's fds.
 	waiters int
 	direct  directWait
+	// poll is a dup of epfd in Go's poller while receivers park there (recv.go: pollConn).
+	poll   *os.File
+	pollRC syscall.RawConn
 	// moveWakes counts the extra counts put on evfd to wake the receivers blocked on the port
 	// when its receive right moved away; the last of them takes them off again.
 	moveWakes int
@@ -285,14 +289,18 @@ func (p *port) unwake() {
 }
 
 // pollable hands an epoll fd to Go's poller, so a receiver with a deadline or a context parks
-// its goroutine instead of blocking a thread. Only per-wait epoll fds go there: a port's own
-// epoll fd in Go's poller would wake an idle thread of the runtime on every message.
+// its goroutine instead of blocking a thread. A port's own epoll fd goes there only once more
+// than one receiver of the process waits at a time (recv.go: crowded): in the poller, it wakes
+// an idle thread of the runtime on every message.
 func pollable(fd int) *os.File {
 	unix.SetNonblock(fd, true)
 	return os.NewFile(uintptr(fd), "machport-epoll")
 }
 
 func (p *port) closeFDs() {
+	if p.poll != nil {
+		p.unpoll()
+	}
 	if p.epfd >= 0 {
 		unix.Close(p.epfd)
 		unix.Close(p.evfd)

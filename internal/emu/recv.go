@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -35,6 +36,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 	blocking := ctx.Done() == nil && timeout < 0
 	waitFirst := blocking
 	var waitedOn *port // the port this receive has waited on, if any
+	hint := -1         // the channel read end the last wait found ready, if any
 	for {
 		sp.mu.Lock()
 		e := sp.entries[name]
@@ -49,11 +51,17 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			return 0, abi.MACH_RCV_INVALID_NAME
 		}
 		p, ps := e.recv, e.pset
+		// Receivers of replies from other processes (a port with lanes) beyond the first that
+		// blocks a thread park in Go's poller (see crowded).
+		park := blocking && p != nil && len(p.lanes) > 0 && crowded()
 		var m *inMsg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
 		switch {
-		case p != nil && blocking && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
+		case p != nil && blocking && !park && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
+			if p.poll != nil && p.waiters == 0 {
+				p.unpoll() // crowded no more: see pollConn
+			}
 			m, kr = sp.receiveDirect(p)
 			from, waitedOn = p, p
 			if p.dead {
@@ -76,7 +84,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				continue // interrupted, or the channel hung up: look again
 			}
 		case !waitFirst || (p != nil && len(p.local) > 0):
-			m, from, kr = sp.tryReceive(p, ps)
+			m, from, kr = sp.tryReceive(p, ps, hint)
 		}
 		waitFirst = false
 		if kr != abi.MACH_MSG_SUCCESS {
@@ -102,10 +110,19 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		}
 		// Nothing queued: wait on the port's (or set's) epoll fd.
 		var waitFD int
+		var poll syscall.RawConn
 		if p != nil {
 			if p.openFDs() != nil {
 				sp.mu.Unlock()
 				return 0, abi.KERN_RESOURCE_SHORTAGE
+			}
+			if park {
+				if poll = p.pollConn(); poll == nil {
+					sp.mu.Unlock()
+					return 0, abi.KERN_RESOURCE_SHORTAGE
+				}
+			} else if p.poll != nil && p.waiters == 0 {
+				p.unpoll() // crowded no more: see pollConn
 			}
 			waitFD = p.epfd
 			p.waiters++
@@ -115,7 +132,14 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			ps.waiters++
 		}
 		sp.mu.Unlock()
-		kr = wait(ctx, waitFD, deadline, timeout >= 0)
+		if poll != nil {
+			kr, hint = waitPoller(poll), -1
+		} else {
+			kr, hint = wait(ctx, waitFD, deadline, timeout >= 0)
+			if p == nil {
+				hint = -1 // a set's events name its members, not channels
+			}
+		}
 		sp.mu.Lock()
 		dead := false
 		if p != nil {
@@ -151,10 +175,11 @@ func (m *inMsg) counts() (ports, mems int) {
 	return ports, mems
 }
 
-// tryReceive takes the next message without blocking. Called with sp.mu held.
-func (s *space) tryReceive(p *port, ps *pset) (*inMsg, *port, int32) {
+// tryReceive takes the next message without blocking; hint is a channel read end of p that a
+// wait found ready (or -1), read first. Called with sp.mu held.
+func (s *space) tryReceive(p *port, ps *pset, hint int) (*inMsg, *port, int32) {
 	if p != nil {
-		m, kr := s.tryPort(p)
+		m, kr := s.tryPortHint(p, hint)
 		return m, p, kr
 	}
 	var events [8]unix.EpollEvent
@@ -190,7 +215,12 @@ var rxBufs = sync.Pool{New: func() any { return &rxBuf{oob: make([]byte, oobSize
 var oobSize = unix.CmsgSpace(maxFDs*4) + unix.CmsgSpace(unix.SizeofUcred)
 
 // tryPort takes the next message of one port without blocking. Called with sp.mu held.
-func (s *space) tryPort(p *port) (*inMsg, int32) {
+func (s *space) tryPort(p *port) (*inMsg, int32) { return s.tryPortHint(p, -1) }
+
+// tryPortHint is tryPort reading first the channel whose read end is hint, which the wait
+// just done found ready: without it, a port with two channels reads the other in vain half the
+// time, and one with more asks epoll again which is ready.
+func (s *space) tryPortHint(p *port, hint int) (*inMsg, int32) {
 	if p.dead {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
@@ -199,6 +229,11 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 		p.unwake()
 		m.dequeued()
 		return m, abi.MACH_MSG_SUCCESS
+	}
+	if rc := p.chans[hint]; hint >= 0 && rc != nil {
+		if m, kr := s.readChan(p, rc); m != nil || kr != abi.MACH_MSG_SUCCESS {
+			return m, kr
+		}
 	}
 	if len(p.chans) <= directReadMax {
 		// With few channels, trying each is cheaper than asking epoll which is ready.
@@ -284,6 +319,14 @@ var directWaits atomic.Uint64
 // or blocked), or a socket refused its receive timeout.
 var directOff atomic.Bool
 
+var pollerWaits atomic.Uint64
+
+// PollerWaits counts the receives that parked in Go's poller (crowded), for tests.
+func PollerWaits() uint64 { return pollerWaits.Load() }
+
+// ThreadWaits is how many receives of this process block a thread right now, for tests.
+func ThreadWaits() int { return int(threadWaits.Load()) }
+
 // DirectWaits counts the receives that blocked in recvmsg (receiveDirect), for tests.
 func DirectWaits() uint64 { return directWaits.Load() }
 
@@ -314,7 +357,9 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	fd := rc.fd
 	s.mu.Unlock()
 	rx := rxBufs.Get().(*rxBuf)
+	slot := enterThreadWait()
 	n, oobn, flags, err := recvmsg(fd, rx.data[:], rx.oob, 0)
+	leaveThreadWait(slot)
 	s.mu.Lock()
 	p.direct.active = false
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
@@ -706,10 +751,15 @@ func ready(fd uintptr) bool {
 // wait with SIGURG, as wakeDirect does. Where that signal goes unanswered (directOff), a wait
 // that can be canceled parks the goroutine on a waiter epoll (in Go's poller) that watches fd,
 // whose read deadline carries both the deadline and cancellation.
-func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
+func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) (int32, int) {
 	if ctx.Done() == nil || directUsable() {
 		return waitThread(ctx, fd, deadline, hasDeadline)
 	}
+	return waitParked(ctx, fd, deadline), -1
+}
+
+// waitParked is wait parking the goroutine on a waiter epoll in Go's poller.
+func waitParked(ctx context.Context, fd int, deadline time.Time) int32 {
 	w, err := getWaiter()
 	if err != nil {
 		return abi.MACH_RCV_TIMED_OUT
@@ -745,8 +795,10 @@ func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int
 	return abi.MACH_RCV_PORT_CHANGED
 }
 
-// waitThread is wait blocking the thread in epoll_wait.
-func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) int32 {
+// waitThread is wait blocking the thread in epoll_wait. It also returns the fd of the event it
+// got (the epoll data of a port's channels), or -1.
+func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) (int32, int) {
+	defer leaveThreadWait(enterThreadWait())
 	if ctx.Done() != nil {
 		runtime.LockOSThread() // the thread the signal reaches
 		defer runtime.UnlockOSThread()
@@ -761,13 +813,13 @@ func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline boo
 	var ev [1]unix.EpollEvent
 	for {
 		if ctx.Err() != nil {
-			return RcvCanceled
+			return RcvCanceled, -1
 		}
 		ms := -1
 		if hasDeadline {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return abi.MACH_RCV_TIMED_OUT
+				return abi.MACH_RCV_TIMED_OUT, -1
 			}
 			ms = int((left + time.Millisecond - 1) / time.Millisecond)
 		}
@@ -776,12 +828,149 @@ func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline boo
 		}
 		n, err := unix.EpollWait(fd, ev[:], ms)
 		if n > 0 {
-			return abi.MACH_MSG_SUCCESS
+			return abi.MACH_MSG_SUCCESS, int(ev[0].Fd)
 		}
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			return abi.MACH_RCV_PORT_CHANGED
+			return abi.MACH_RCV_PORT_CHANGED, -1
 		}
 	}
+}
+
+// threadWaits counts the receivers of this process blocked in a system call (receiveDirect,
+// waitThread), and threadWaitStart holds when each of the first ones began (since epoch, +1; 0
+// for a free slot).
+var (
+	threadWaits     atomic.Int32
+	threadWaitStart [16]atomic.Int64
+	epoch           = time.Now()
+)
+
+// youngWait is how long a receiver blocked in a system call counts as busy for crowded: a
+// receiver that has waited longer (a server with nothing to do, a watcher of rare
+// notifications) wakes too seldom to cost the others anything. It must exceed the waits of busy
+// requesters by far: with 1 ms, 64 requester goroutines under load waited longer than that,
+// stopped counting, and each let one more receiver block a thread, back to the unfair service
+// the parking avoids (BenchmarkConcurrent goroutines64, p50 30 µs beside a p99 of 15 ms). In
+// ns; tests change it.
+var youngWait atomic.Int64
+
+func init() { youngWait.Store(int64(100 * time.Millisecond)) }
+
+// enterThreadWait counts a receiver about to block its thread; leaveThreadWait(slot) uncounts it.
+func enterThreadWait() int {
+	threadWaits.Add(1)
+	now := int64(time.Since(epoch)) + 1
+	for i := range threadWaitStart {
+		if threadWaitStart[i].CompareAndSwap(0, now) {
+			return i
+		}
+	}
+	return -1
+}
+
+func leaveThreadWait(slot int) {
+	if slot >= 0 {
+		threadWaitStart[slot].Store(0)
+	}
+	threadWaits.Add(-1)
+}
+
+// crowded reports whether a blocking receive should park its goroutine in Go's poller rather
+// than block its thread. Blocking the thread is what makes one receiver fast (see wait), but a
+// thread blocked in a system call keeps its P until sysmon takes it back, and a receiver whose
+// thread wakes without a P waits for one (with the thread locked for receiveDirect's signals,
+// each such wake is a hand-off between two threads): with 16 requester goroutines in one
+// process, each blocking a thread, some requesters were served again and again while others
+// waited tens of milliseconds (BenchmarkConcurrent's p99). So while another receiver of the
+// process has blocked its thread for less than youngWait, a receive on a reply port (one with
+// lanes: its messages come from other processes) parks in the poller, which wakes only the
+// goroutine whose port is ready, on a P that is free. A single requester and a server with one
+// receiver keep the thread path, also beside receivers that idle for long. So do receivers of
+// ports without lanes, whose senders may be in this process: when this process is itself busy,
+// the runtime polls only once it runs out of other work, and a server and 64 requesters in one
+// process (cfmessageport BenchmarkServerConcurrency inproc) made half the requests per second.
+func crowded() bool {
+	n := threadWaits.Load()
+	if n == 0 {
+		return false
+	}
+	if int(n) > len(threadWaitStart) {
+		return true
+	}
+	young := int64(time.Since(epoch)) + 1 - youngWait.Load()
+	for i := range threadWaitStart {
+		if t := threadWaitStart[i].Load(); t != 0 && t > young {
+			return true
+		}
+	}
+	return false
+}
+
+// waitPoller parks the goroutine in Go's poller until the port's epoll fd (behind rc) is
+// readable. Receivers parked on one port wait one at a time (the file's read lock), so a
+// message wakes one of them, not all. Once parked, the first wake-up ends the wait without
+// asking epoll again: the fd is edge-triggered in the poller, so a wake-up means something came
+// (at worst something another receiver took, and the receive looks and parks again), and a
+// message that comes after the look that preceded parking wakes it. That look must follow
+// RawRead's reset of the poller's readiness, hence inside the check, not before the call.
+func waitPoller(rc syscall.RawConn) int32 {
+	pollerWaits.Add(1)
+	w := pollWaits.Get().(*pollWait)
+	defer pollWaits.Put(w)
+	w.looked = false
+	if err := rc.Read(w.check); err != nil {
+		return abi.MACH_RCV_PORT_CHANGED // closed: the port died
+	}
+	return abi.MACH_MSG_SUCCESS
+}
+
+// pollWait is waitPoller's check: ready the first time, then true (woken).
+type pollWait struct {
+	looked bool
+	check  func(uintptr) bool // w.look, bound once (a method value made per wait would allocate)
+}
+
+var pollWaits = sync.Pool{New: func() any {
+	w := &pollWait{}
+	w.check = w.look
+	return w
+}}
+
+func (w *pollWait) look(fd uintptr) bool {
+	if w.looked {
+		return true
+	}
+	w.looked = true
+	return ready(fd)
+}
+
+// pollConn returns the port's epoll fd in Go's poller (a dup of it), putting it there the first
+// time (nil if it cannot). It stays there while receivers park, and leaves when a receiver
+// blocks its thread on the port again with nobody parked (unpoll): in the poller, every message
+// to the port wakes an idle thread of the runtime besides the receiver, which doubled a lone
+// requester's round trip after its first receives had parked. Called with sp.mu held, epfd open.
+func (p *port) pollConn() syscall.RawConn {
+	if p.poll == nil {
+		fd, err := unix.FcntlInt(uintptr(p.epfd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil
+		}
+		f := pollable(fd)
+		rc, err := f.SyscallConn()
+		if err != nil {
+			f.Close()
+			return nil
+		}
+		p.poll, p.pollRC = f, rc
+	}
+	return p.pollRC
+}
+
+// unpoll takes the port's epoll fd out of Go's poller. Called with sp.mu held, no receiver
+// parked.
+func (p *port) unpoll() {
+	p.poll.Close()
+	p.poll, p.pollRC = nil, nil
 }
 
 // interrupter interrupts a thread blocked in a system call when a context is canceled: it sends
