@@ -170,7 +170,11 @@ func TestLocalPortReceiversBlockThreads(t *testing.T) {
 // runtime.
 func TestPortLeavesPollerWhenNotCrowded(t *testing.T) {
 	t.Run("epoll", func(t *testing.T) {
+		// Its lane and a channel for its send right (which a local send right does not need:
+		// ChannelFD makes it), so that a lone receiver waits in epoll.
 		port := replyPort(t)
+		_, ok := ChannelFD(port)
+		require.True(t, ok)
 		portLeavesPoller(t, port, false, func(int) {
 			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: port, ID: 1}, -1))
 		})
