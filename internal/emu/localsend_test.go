@@ -21,7 +21,7 @@ import (
 func TestLocalSendRightsCostNoFD(t *testing.T) {
 	const ports = 100_000
 	Destruct(newTestPort(t, 0), -1, 0) // starts what stays: the table server, the monitor
-	fds := openFDs(t)
+	fds := settledFDs(t)
 	names := make([]uint32, 0, ports)
 	defer func() {
 		for _, n := range names {
@@ -329,4 +329,21 @@ func TestLocalMessageMemory(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	require.Equal(t, fds, openFDs(t), "no fd is left")
+}
+
+// settledFDs returns the number of open fds once it has stayed the same for 100 ms (at most
+// 10 s): earlier tests' lanes and idle memfd pools close a moment after those tests end, and an
+// exact count taken meanwhile would see them go.
+func settledFDs(t *testing.T) int {
+	t.Helper()
+	n, same := openFDs(t), 0
+	for deadline := time.Now().Add(10 * time.Second); same < 5 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if m := openFDs(t); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
 }
