@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,9 +36,10 @@ type agent struct {
 	ln       *net.UnixListener
 	ctx      context.Context
 	cancel   context.CancelFunc
-	accepted chan struct{}  // closed when the accept loop has ended
-	waiting  chan struct{}  // a token per connection whose request is awaited (maxWaiting)
-	answers  sync.WaitGroup // look-ups being answered
+	accepted chan struct{} // closed when the accept loop has ended
+	waitMu   sync.Mutex
+	waitq    []*net.UnixConn // connections whose request is awaited, oldest first (maxWaiting)
+	answers  sync.WaitGroup  // look-ups being answered
 	stopOnce sync.Once
 	names    int        // how many names lead here, and registrations under way; under e.mu
 	failed   bool       // its socket accepts no more (withdrawAll); under e.mu
@@ -53,7 +55,11 @@ const requestWait = 5 * time.Second
 
 // maxWaiting bounds the connections whose request the agent waits for at once (each holds a
 // descriptor and a goroutine for up to requestWait), so that peers that connect and say nothing
-// cannot pin more of the serving process's descriptors than that.
+// cannot pin more of the serving process's descriptors than that. Past it the agent gives up on
+// the connection that has waited longest, not the new one: a look-up's request follows its
+// connect at once, so the oldest is the likeliest to be silent, and a crowd of look-ups caught
+// between their connect and their request (64 requester processes starting together on a loaded
+// machine) is not turned away.
 const maxWaiting = 64
 
 // startAgent makes this process's agent in dir: under the directory's lock, so that nobody
@@ -71,7 +77,7 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	a = &agent{e: e, dir: dir, id: fmt.Sprintf("a-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])),
-		accepted: make(chan struct{}), waiting: make(chan struct{}, maxWaiting)}
+		accepted: make(chan struct{})}
 	a.sockPath, a.lockPath = agentPaths(dir, a.id)
 	a.lockFD, err = unix.Open(a.lockPath, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -201,9 +207,10 @@ func acceptRetries(err error) bool {
 // take starts answering the look-up whose connection the accept loop just accepted. A peer of
 // another uid is refused with 1100 (the namespace is per user, as launchd's is). The request is
 // read at once when it is there (it usually is: a look-up sends it as it connects), and answered
-// on a goroutine. One that is not there yet is waited for on a goroutine, but for maxWaiting
-// connections at once only: beyond that the connection is closed unanswered (a look-up then
-// fails with 1102), so that silent peers cannot pin the serving process's descriptors.
+// on a goroutine. One that is not there yet is waited for on a goroutine, for requestWait, and
+// for maxWaiting connections at once only: beyond that the one that has waited longest is given
+// up (refused as a request that never came), so that silent peers cannot pin the serving
+// process's descriptors.
 func (a *agent) take(conn *net.UnixConn) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
@@ -228,17 +235,24 @@ func (a *agent) take(conn *net.UnixConn) {
 		go func() { defer a.answers.Done(); a.answer(conn, raw, key, err) }()
 		return
 	}
-	select {
-	case a.waiting <- struct{}{}:
-	default:
-		_ = conn.Close()
-		return
+	// The deadline is set before the connection can be given up, which moves it to the past.
+	_ = conn.SetReadDeadline(time.Now().Add(requestWait))
+	a.waitMu.Lock()
+	if len(a.waitq) >= maxWaiting {
+		_ = a.waitq[0].SetReadDeadline(time.Unix(1, 0)) // its reader gives up now
+		a.waitq = append(a.waitq[:0], a.waitq[1:]...)
 	}
+	a.waitq = append(a.waitq, conn)
+	a.waitMu.Unlock()
 	a.answers.Add(1)
 	go func() {
 		defer a.answers.Done()
 		key, err := readRequest(a.ctx, conn, raw, true)
-		<-a.waiting
+		a.waitMu.Lock()
+		if i := slices.Index(a.waitq, conn); i >= 0 {
+			a.waitq = slices.Delete(a.waitq, i, i+1)
+		}
+		a.waitMu.Unlock()
 		a.answer(conn, raw, key, err)
 	}()
 }
@@ -277,7 +291,7 @@ var errNoRequestYet = errors.New("bootstrap: no look-up request yet")
 // errBadRequest for a datagram that is not a request (too long, carrying descriptors, which are
 // closed, or malformed) and for a hang-up. When the request is not there yet it returns
 // errNoRequestYet, or with wait waits for it: then another error when the peer sent nothing
-// within requestWait, or the agent stopped.
+// before the connection's read deadline (the caller sets it), or the agent stopped.
 func readRequest(ctx context.Context, conn *net.UnixConn, raw syscall.RawConn, wait bool) (string, error) {
 	buf := make([]byte, maxLookUpRequest+1)
 	oob := make([]byte, unix.CmsgSpace(8*4))
@@ -294,7 +308,6 @@ func readRequest(ctx context.Context, conn *net.UnixConn, raw syscall.RawConn, w
 		if !wait {
 			return "", errNoRequestYet
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(requestWait))
 		stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 		err = raw.Read(recv)
 		stop()

@@ -3,18 +3,22 @@
 package bootstrap_test
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/machport/machport/bootstrap"
+	"github.com/machport/machport/internal/emu"
 	"github.com/machport/machport/internal/leakcheck"
+	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // Peers of this uid that connect to a name's link and say nothing (a buggy client, a scanner of
 // the directory, a hostile process) cannot pin the serving process's descriptors without bound:
-// the agent waits for the requests of at most 64 connections at once and closes the others. The
+// the agent waits for the requests of at most 64 connections at once and gives up the others. The
 // legitimate look-up, queued behind the silent connections, proves the agent accepted them all
 // (a listener's queue is FIFO); the count follows at once, well inside requestWait (on a machine
 // stalled for 5 s right there the test would pass wrongly, never fail wrongly).
@@ -43,4 +47,54 @@ func TestSilentPeersDoNotPinTheOwnersDescriptors(t *testing.T) {
 	owners := grown - silent // the silent peers' own ends are this process's too
 	t.Logf("%d silent connections: the owner holds %d more descriptors", silent, owners)
 	require.LessOrEqual(t, owners, silent/4, "descriptors the owner holds for %d silent peers", silent)
+}
+
+// A look-up whose request comes a moment after its connect (a requester descheduled in between,
+// on a loaded machine) is answered even while maxWaiting (64) silent connections wait: the agent
+// gives up the connection that has waited longest, not the new one, so silent peers cannot turn
+// a real look-up away.
+func TestLateRequestIsAnsweredPastTheSilentPeers(t *testing.T) {
+	const silent = 64
+	name := uniqueName(t)
+	register(t, name, nil)
+	sock, _, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	ctx := ctxTimeout(t, 20*time.Second)
+	dial := func() *net.UnixConn {
+		c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// acceptedSoFar returns once the agent has accepted every connection made before it: a look-up
+	// queued behind them is answered (a listener's queue is FIFO).
+	acceptedSoFar := func() {
+		s, err := bootstrap.LookUp(ctx, name)
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
+	for range silent {
+		dial()
+	}
+	acceptedSoFar()
+	late := dial()
+	acceptedSoFar() // the late connection waits for its request now, beside the silent ones
+	req, err := bootstrap.LookUpRequest(name, 0)
+	require.NoError(t, err)
+	_, err = late.Write(req)
+	require.NoError(t, err)
+	raw, err := late.SyscallConn()
+	require.NoError(t, err)
+	var got uint32
+	var code int32
+	var rerr error
+	require.NoError(t, late.SetReadDeadline(time.Now().Add(10*time.Second)))
+	require.NoError(t, raw.Read(func(fd uintptr) bool {
+		got, code, rerr = emu.ReceiveHandoff(int(fd), false)
+		return !errors.Is(rerr, unix.EAGAIN)
+	}))
+	require.NoError(t, rerr, "the late look-up is answered, not closed")
+	require.Zero(t, code)
+	require.NotZero(t, got, "a send right")
+	require.NoError(t, mach.AdoptSend(mach.Name(got)).Close())
 }
