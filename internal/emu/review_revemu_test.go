@@ -53,3 +53,59 @@ func TestReviewTooLargeLocalMessageKeepsItsSendRight(t *testing.T) {
 	require.Equal(t, int32(1), receiveWithin(t, port).ID)
 	require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), receiveWithin(t, notify).ID)
 }
+
+// Review finding [MEDIUM]: mach_port_peek on a local message takes it off the queue and puts it
+// back (tryPort, then unget) without the send right it holds: no-senders fires while the message
+// holding the last send right is still queued. xnu's ipc_mqueue_peek_locked only looks.
+func TestReviewPeekLocalMessageKeepsItsSendRight(t *testing.T) {
+	notify := newTestPort(t, 0)
+	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, 0, 0) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSend, Remote: port, ID: 1}, 0))
+	pk, kr := Peek(port, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(1), pk.ID)
+	_, kr = tryReceiveNow(notify)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "the peeked message is still queued, with its send right")
+}
+
+// Review finding [MEDIUM]: a send right to a port of this process that comes back while the
+// port's receive right is travelling (moved in a message inside the process) stays a channel,
+// and the receive right, named later, joins that name: the name then holds the port's receive
+// right and a channel send right. Messages through it (COPY_SEND) go into the socket, messages
+// made with MAKE_SEND on the same name go into the local queue, which a receive takes first, so
+// one sender's two messages on one name arrive in the other order. (The docs: "A send right
+// received for a port of this process is local again"; xnu keeps one FIFO.)
+func TestReviewSendRightReturnedWhileReceiveTravelsKeepsOrder(t *testing.T) {
+	q := newTestPort(t, 0)
+	remoteQ := remoteHolder(t, q)
+	t.Cleanup(func() { Deallocate(remoteQ) })
+	carrier := newTestPort(t, 0)
+	p, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+	// P's send right goes out through a channel (as to another process) and waits in q.
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: remoteQ, ID: 1,
+		Descs: []Desc{{Name: p, Disp: dispMoveSend}}}, 0))
+	// P's receive right travels inside the process.
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: carrier, ID: 2,
+		Descs: []Desc{{Name: p, Disp: dispMoveReceive}}}, 0))
+	// The send right comes back, then the receive right.
+	got := receiveWithin(t, q)
+	require.Equal(t, int32(1), got.ID)
+	send := got.Descs[0].Name
+	got = receiveWithin(t, carrier)
+	require.Equal(t, int32(2), got.ID)
+	recvName := got.Descs[0].Name
+	require.Equal(t, send, recvName, "the receive right joins the name of the port's send right")
+	t.Cleanup(func() { Destruct(recvName, -int32(refsOf(t, recvName)), 0) })
+
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: send, ID: 10}, 0))
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMakeSend, Remote: send, ID: 11}, 0))
+	first := receiveWithin(t, recvName).ID
+	second := receiveWithin(t, recvName).ID
+	require.Equal(t, []int32{10, 11}, []int32{first, second}, "one sender's messages on one name keep their order")
+}
