@@ -3,8 +3,14 @@
 package emu
 
 import (
+	"bytes"
 	"context"
+	"golang.org/x/sys/unix"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
@@ -108,4 +114,56 @@ func TestReviewSendRightReturnedWhileReceiveTravelsKeepsOrder(t *testing.T) {
 	first := receiveWithin(t, recvName).ID
 	second := receiveWithin(t, recvName).ID
 	require.Equal(t, []int32{10, 11}, []int32{first, second}, "one sender's messages on one name keep their order")
+}
+
+// Review finding [HIGH]: a send that waits for room in a full queue already holds its pooled
+// memfd's read-only description (fillMemory runs before deliver waits), but the slot is no
+// longer busy, so trimPools, finding the pool idle for poolIdle (the sender waits), closes the
+// description under it. The send then passes a closed fd number, or one that something else
+// opened meanwhile: the message fails, or carries another file. (The idle time is not waited
+// for: the pool's last use is set back, as poolIdle of waiting would leave it.)
+func TestReviewPooledMemfdOfAWaitingSendIsNotClosed(t *testing.T) {
+	port := newTestPort(t, 1)
+	remote := remoteHolder(t, port)
+	t.Cleanup(func() { Deallocate(remote) })
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: remote, ID: 1}, 0))
+
+	data := make([]byte, 64<<10)
+	for i := range data {
+		data[i] = byte(i*7 + 1)
+	}
+	done := make(chan int32, 1)
+	go func() {
+		done <- Send(&Msg{Bits: dispCopySend, Remote: remote, ID: 2, Descs: []Desc{{Memory: true, Data: data,
+			Addr: uintptr(unsafe.Pointer(&data[0])), Size: uint32(len(data)), Copy: abi.MACH_MSG_VIRTUAL_COPY}}}, -1)
+	}()
+	sp.mu.Lock()
+	ctr := sp.entries[remote].send.ctr
+	sp.mu.Unlock()
+	for atomic.LoadInt32(ctr.waiting()) == 0 {
+		runtime.Gosched() // the sender waits for room, its memory copied into a pooled memfd
+	}
+	pools.Lock()
+	for k := range pools.used {
+		pools.used[k] = time.Time{}
+	}
+	pools.Unlock()
+	trimPools()
+	// Whatever the process opens next may take the closed numbers.
+	other := make([]int, 2)
+	for i := range other {
+		fd, err := unix.MemfdCreate("other", unix.MFD_CLOEXEC)
+		require.NoError(t, err)
+		require.NoError(t, unix.Ftruncate(fd, int64(len(data))))
+		other[i] = fd
+		t.Cleanup(func() { unix.Close(fd) })
+	}
+	require.Equal(t, int32(1), receiveWithin(t, port).ID)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), <-done, "the waiting send goes")
+	got := receiveWithin(t, port)
+	require.Equal(t, int32(2), got.ID)
+	require.Len(t, got.Descs, 1)
+	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), got.Descs[0].Addr)), got.Descs[0].Size)
+	require.True(t, bytes.Equal(data, mem), "the received memory is what was sent")
+	VMDeallocate(got.Descs[0].Addr, int(got.Descs[0].Size))
 }
