@@ -167,3 +167,26 @@ func TestReviewPooledMemfdOfAWaitingSendIsNotClosed(t *testing.T) {
 	require.True(t, bytes.Equal(data, mem), "the received memory is what was sent")
 	VMDeallocate(got.Descs[0].Addr, int(got.Descs[0].Size))
 }
+
+// Review finding [LOW]: a local send right that was once carried out keeps its channel's write
+// end (exportTo), so once every copy that went out is gone, releasing the last send right in the
+// port's own process closes that write end and no-senders waits for the monitor to see the
+// hang-up. The docs promise no-senders at once for rights held in the port's own process ("they
+// come synchronously, as on macOS"). The release is done under sp.mu, so the monitor cannot
+// answer first: at the moment the last send right goes, no-senders is not queued.
+func TestReviewNoSendersIsSynchronousAfterARightWasCarriedOut(t *testing.T) {
+	notify := newTestPort(t, 0)
+	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, 0, 0) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	_, ok := ChannelFD(port) // the channel it gets when carried to another process (gone since)
+	require.True(t, ok)
+
+	sp.mu.Lock()
+	sp.dropSend(sp.entries[port], 1) // the last send right, in the port's own process
+	queued := len(sp.entries[notify].recv.local)
+	sp.mu.Unlock()
+	require.Equal(t, 1, queued, "no-senders is queued when the last send right goes")
+}
