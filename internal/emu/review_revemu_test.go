@@ -190,3 +190,19 @@ func TestReviewNoSendersIsSynchronousAfterARightWasCarriedOut(t *testing.T) {
 	sp.mu.Unlock()
 	require.Equal(t, 1, queued, "no-senders is queued when the last send right goes")
 }
+
+// Review finding [LOW]: a message sent on a send-once right (here MAKE_SEND_ONCE as its
+// destination, which now goes into the local queue) that is destroyed unreceived (a receive too
+// small without MACH_RCV_LARGE) destroys that send-once right, and on xnu destroying a send-once
+// destination sends the port MACH_NOTIFY_SEND_ONCE (ipc_kmsg_clean, ipc_object_destroy_dest:
+// ipc_notify_send_once). The emulation's destroy looks at no destination type: nothing comes.
+func TestReviewDestroyedSendOnceMessageNotifies(t *testing.T) {
+	port := newTestPort(t, 0)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMakeSendOnce, Remote: port, ID: 1}, 0))
+	var out Msg
+	_, kr := Receive(context.Background(), port, 0, func(int, int, int) int { return 1 << 10 }, false, 0, &out)
+	require.Equal(t, int32(abi.MACH_RCV_TOO_LARGE), kr, "the message is destroyed")
+	m, kr := tryReceiveNow(port)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the destroyed send-once right notifies its port")
+	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), m.ID)
+}
