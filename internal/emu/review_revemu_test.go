@@ -206,3 +206,36 @@ func TestReviewDestroyedSendOnceMessageNotifies(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the destroyed send-once right notifies its port")
 	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), m.ID)
 }
+
+// Review finding [LOW]: with copyLiveMax received copies out, a receiver maps a pooled memfd
+// instead of copying it (rxcopy.go), and nothing ever releases the lock the sender took on the
+// pool's one read-only description (it lives on in the pool, so unmapping does not drop it): the
+// slot stays locked after the memory is deallocated, and the pool loses it for good (four such
+// messages and every later copy takes a fresh memfd).
+func TestReviewMappedPooledMemfdIsReleased(t *testing.T) {
+	idleClosed(t)
+	name := newMemTestPort(t)
+	const size = 40 << 10
+	data := make([]byte, size)
+	send := func() *Msg {
+		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: name, ID: 1,
+			Descs: []Desc{{Memory: true, Data: data, Size: size, Copy: abi.MACH_MSG_VIRTUAL_COPY}}}, 0))
+		return receiveWithin(t, name)
+	}
+	var held []*Msg
+	for range copyLiveMax {
+		held = append(held, send())
+	}
+	mapped := send() // copyLiveMax copies are out: this one maps the pooled memfd
+	for _, m := range append(held, mapped) {
+		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(m.Descs[0].Addr, int(m.Descs[0].Size)))
+	}
+	sp.mu.Lock()
+	key := sp.entries[name].send
+	sp.mu.Unlock()
+	pools.Lock()
+	defer pools.Unlock()
+	for i, s := range pools.byChan[key] {
+		require.True(t, unlocked(s.fd), "slot %d is free once every message's memory is deallocated", i)
+	}
+}
