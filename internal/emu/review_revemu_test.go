@@ -239,3 +239,24 @@ func TestReviewMappedPooledMemfdIsReleased(t *testing.T) {
 		require.True(t, unlocked(s.fd), "slot %d is free once every message's memory is deallocated", i)
 	}
 }
+
+// Review finding [LOW-MEDIUM]: a send with MAKE_SEND as its destination that times out on a full
+// queue releases the send right the copy-in made before handBack makes it again, and the release
+// is the port's last send right: no-senders fires, then the sender holds a send right all the
+// same. On xnu the right made by the copy-in is the one handed back (ipc_kmsg_copyout_pseudo), so
+// a send right exists throughout and no-senders does not fire.
+func TestReviewTimedOutMakeSendFiresNoNoSenders(t *testing.T) {
+	notify := newTestPort(t, 0)
+	port, kr := Construct(0, 0, 0) // a receive right, no send right
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, -int32(refsOf(t, port)), 0) })
+	require.Equal(t, int32(abi.KERN_SUCCESS), SetAttributes(port, abi.MACH_PORT_LIMITS_INFO, []int32{0}))
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	m := &Msg{Bits: dispMakeSend, Remote: port, ID: 1}
+	require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(m, 0), "the queue takes nothing (limit 0)")
+	require.Equal(t, port, m.Remote)
+	require.Equal(t, uint32(1), refsOf(t, port), "the send right made is handed back")
+	_, kr = tryReceiveNow(notify)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "a send right existed all along: no no-senders")
+}
