@@ -123,6 +123,7 @@ func TestReviewSendRightReturnedWhileReceiveTravelsKeepsOrder(t *testing.T) {
 // opened meanwhile: the message fails, or carries another file. (The idle time is not waited
 // for: the pool's last use is set back, as poolIdle of waiting would leave it.)
 func TestReviewPooledMemfdOfAWaitingSendIsNotClosed(t *testing.T) {
+	idleClosed(t) // the pool the send made outlives the test until poolIdle
 	port := newTestPort(t, 1)
 	remote := remoteHolder(t, port)
 	t.Cleanup(func() { Deallocate(remote) })
