@@ -195,9 +195,10 @@ func (s *space) tryPort(p *port) (*inMsg, int32) {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
 	if len(p.local) > 0 {
+		// A message sent inside this process keeps its queue slot and its send right until it is
+		// received (copyout) or destroyed: one put back (MACH_RCV_LARGE, Peek) is still queued.
 		m := p.popLocal()
 		p.unwake()
-		m.dequeued()
 		return m, abi.MACH_MSG_SUCCESS
 	}
 	if len(p.chans) <= directReadMax {
@@ -531,6 +532,9 @@ func (m *inMsg) checkMemory() error {
 // copyout gives a message's rights names in this space and maps its memory. Called with sp.mu
 // held.
 func (s *space) copyout(m *inMsg, p *port, out *Msg) {
+	// The message leaves the queue: its slot, and the send right it held (xnu's
+	// ipc_kmsg_copyout_header releases the destination right, ipc_object_copyout_dest).
+	m.dequeued()
 	// The first message of a port has sequence number 0: ipc_mqueue_receive_on_thread hands
 	// the thread imq_seqno++, and imq_seqno starts at 0.
 	out.Seqno = p.seqno
