@@ -622,6 +622,18 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 				return e.name
 			}
 		}
+		if p := s.travelling(r.id); p != nil {
+			// The port's receive right travels inside this process: the send right is local
+			// again, as its receive right will be named here (copyoutReceive joins this name),
+			// so that messages through the name, whatever their disposition, share the port's
+			// one queue in order.
+			unix.Close(fd)
+			unix.Close(cfd)
+			e := s.newName()
+			e.send, e.sendRefs, e.id = p.newLocalSend(), 1, r.id
+			s.byPort[r.id] = e.name
+			return e.name
+		}
 	}
 	c := &sendChan{fd: fd, id: r.id, sendOnce: r.typ == typePortSendOnce, refs: 1}
 	if cfd >= 0 {
@@ -671,6 +683,18 @@ func (s *space) copyoutLocal(c *sendChan, typ uint8) uint32 {
 	e.send, e.sendRefs, e.id = c, 1, c.id
 	s.byPort[c.id] = e.name
 	return e.name
+}
+
+// travelling returns the port with the given id whose receive right travels inside this process
+// (moved in a message, or parked for a port-destroyed notification), if any. Called with sp.mu
+// held.
+func (s *space) travelling(id portID) *port {
+	for _, p := range s.tokens {
+		if p.id == id && !p.dead {
+			return p
+		}
+	}
+	return nil
 }
 
 // copyoutReceive names a receive right that moved inside this process.
