@@ -258,10 +258,13 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			lm.discard()
 		}
 	}
-	tx.release()
 	if kr == abi.MACH_SEND_TIMED_OUT {
+		// Before the transfer lets go of the rights its copy-in made: on xnu those very rights
+		// are handed back (ipc_kmsg_copyout_pseudo), so a send right made by MAKE_SEND exists
+		// throughout, and releasing the transfer's first must not fire no-senders.
 		handBack(m, remoteDisp, localDisp)
 	}
+	tx.release()
 	sp.mu.Unlock()
 	tx.closeOwned()
 	tx.ss.discard()

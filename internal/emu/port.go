@@ -122,7 +122,6 @@ func (p *port) resignal(gen uint64, delay time.Duration, tries int) {
 
 type notifyReq struct {
 	notify *port
-	sync   uint32
 }
 
 // rchan is one channel's read end.
@@ -358,9 +357,12 @@ func pending(fd int) bool {
 	return err == nil && n > 0
 }
 
-// checkNoSenders fires an armed no-senders request when the port has no senders left.
+// checkNoSenders fires an armed no-senders request when the port has no senders left. The
+// request's sync counts only when it is made (RequestNotification): xnu fires an armed request
+// whenever the last send right goes, whatever the make-send count (ipc_port_release_send_and_unlock,
+// ipc_notify_no_senders_prepare).
 func (s *space) checkNoSenders(p *port) {
-	if p.dead || p.ns == nil || p.senders > 0 || p.localSenders > 0 || p.mscount < p.ns.sync {
+	if p.dead || p.ns == nil || p.senders > 0 || p.localSenders > 0 {
 		return
 	}
 	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
@@ -559,8 +561,12 @@ func RequestNotification(name uint32, id int32, sync, notify, disp uint32) (uint
 		}
 		e.recv.ns = nil
 		if target != nil {
-			e.recv.ns = &notifyReq{notify: target, sync: sync}
-			sp.checkNoSenders(e.recv)
+			e.recv.ns = &notifyReq{notify: target}
+			if sync <= e.recv.mscount {
+				// xnu's ipc_port_nsrequest fires a request at once only if sync <= mscount;
+				// armed, it fires when the last send right goes (checkNoSenders).
+				sp.checkNoSenders(e.recv)
+			}
 		}
 	case abi.MACH_NOTIFY_PORT_DESTROYED:
 		if e.recv == nil {

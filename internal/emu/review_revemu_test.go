@@ -5,6 +5,7 @@ package emu
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"golang.org/x/sys/unix"
 	"runtime"
 	"sync/atomic"
@@ -252,7 +253,9 @@ func TestReviewTimedOutMakeSendFiresNoNoSenders(t *testing.T) {
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	t.Cleanup(func() { Destruct(port, -int32(refsOf(t, port)), 0) })
 	require.Equal(t, int32(abi.KERN_SUCCESS), SetAttributes(port, abi.MACH_PORT_LIMITS_INFO, []int32{0}))
-	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
+	// sync 1: a request with sync <= mscount on a port without send rights fires at once (xnu's
+	// ipc_port_nsrequest); armed, it fires whenever the last send right goes.
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	m := &Msg{Bits: dispMakeSend, Remote: port, ID: 1}
 	require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(m, 0), "the queue takes nothing (limit 0)")
@@ -260,4 +263,23 @@ func TestReviewTimedOutMakeSendFiresNoNoSenders(t *testing.T) {
 	require.Equal(t, uint32(1), refsOf(t, port), "the send right made is handed back")
 	_, kr = tryReceiveNow(notify)
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "a send right existed all along: no no-senders")
+}
+
+// A no-senders request's sync counts only when the request is made: armed (the port had send
+// rights then), it fires when the last send right goes, whatever the make-send count (xnu's
+// ipc_port_release_send_and_unlock and ipc_notify_no_senders_prepare look at no sync).
+func TestNoSendersArmedWithAHighSyncFiresWhenTheLastSendRightGoes(t *testing.T) {
+	notify := newTestPort(t, 0)
+	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0) // make-send count 1
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, 0, 0) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 5, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	_, kr = tryReceiveNow(notify)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "armed: the port has a send right")
+	require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(port, abi.MACH_PORT_RIGHT_SEND, -1))
+	n, kr := tryReceiveNow(notify)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the last send right went")
+	require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), n.ID)
+	require.Equal(t, uint32(1), binary.LittleEndian.Uint32(n.Body[8:]), "the make-send count")
 }
