@@ -119,6 +119,20 @@ func (m *inMsg) discard() {
 	m.free()
 }
 
+// destroyUnreceived destroys a message a receive took off p's queue but could not take
+// (MACH_RCV_TOO_LARGE without MACH_RCV_LARGE), with its destination right: a send-once right
+// destroyed so, whether it came through the local queue, a channel or a lane, sends p
+// MACH_NOTIFY_SEND_ONCE, kernel notifications included (xnu's ipc_kmsg_clean,
+// ipc_object_destroy_dest: ipc_notify_send_once). Called with sp.mu held.
+func (m *inMsg) destroyUnreceived(p *port) {
+	once := m.destType == typePortSendOnce
+	m.destroy()
+	m.free()
+	if once {
+		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil)) // a dead port destroys it
+	}
+}
+
 // destroy releases everything a queued message holds (mach_msg_destroy before copyout).
 func (m *inMsg) destroy() {
 	m.dequeued()

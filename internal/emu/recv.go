@@ -90,8 +90,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				if large {
 					from.unget(m)
 				} else {
-					m.destroy()
-					m.free()
+					m.destroyUnreceived(from)
 				}
 				sp.mu.Unlock()
 				return need, abi.MACH_RCV_TOO_LARGE

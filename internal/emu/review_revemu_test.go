@@ -283,3 +283,25 @@ func TestNoSendersArmedWithAHighSyncFiresWhenTheLastSendRightGoes(t *testing.T) 
 	require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), n.ID)
 	require.Equal(t, uint32(1), binary.LittleEndian.Uint32(n.Body[8:]), "the make-send count")
 }
+
+// A message on a send-once right that came through a channel (a send-once right made by
+// mach_port_extract_right, which has a channel of its own) and is destroyed unreceived also
+// sends its port MACH_NOTIFY_SEND_ONCE, once (xnu's ipc_object_destroy_dest).
+func TestDestroyedSendOnceChannelMessageNotifies(t *testing.T) {
+	port := newTestPort(t, 0)
+	once, _, kr := ExtractRight(port, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	sp.mu.Lock()
+	isChannel := sp.entries[once].sonce.local == nil && sp.entries[once].sonce.fd >= 0
+	sp.mu.Unlock()
+	require.True(t, isChannel, "the send-once right is a channel")
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce, Remote: once, ID: 1}, 0))
+	var out Msg
+	_, kr = Receive(context.Background(), port, 0, func(int, int, int) int { return 1 << 10 }, false, -1, &out)
+	require.Equal(t, int32(abi.MACH_RCV_TOO_LARGE), kr, "the message is destroyed")
+	m, kr := tryReceiveNow(port)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the destroyed send-once right notifies its port")
+	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), m.ID)
+	_, kr = tryReceiveNow(port)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "once")
+}
