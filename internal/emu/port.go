@@ -351,6 +351,22 @@ func (s *space) hungUp(rc *rchan) {
 	}
 }
 
+// hungUpNow retires a channel of p whose writers are all gone already, without waiting for the
+// monitor to report it (its report then finds the channel retired). Called with sp.mu held.
+func (s *space) hungUpNow(p *port, rc *rchan) {
+	if p.dead || rc.hungup || p.chans[rc.fd] != rc {
+		return
+	}
+	fds := []unix.PollFd{{Fd: int32(rc.fd), Events: unix.POLLRDHUP}}
+	if n, err := unix.Poll(fds, 0); err != nil || n == 0 || fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) == 0 {
+		return // a copy of the write end lives on (in another process, or in a message)
+	}
+	rc.hungup = true
+	if !pending(rc.fd) {
+		s.retire(p, rc) // else the receiver retires it after the last message
+	}
+}
+
 // pending reports whether a read end still has a datagram queued.
 func pending(fd int) bool {
 	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)

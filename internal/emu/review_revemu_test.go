@@ -305,3 +305,27 @@ func TestDestroyedSendOnceChannelMessageNotifies(t *testing.T) {
 	_, kr = tryReceiveNow(port)
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "once")
 }
+
+// No-senders waits while a copy of a carried-out right's write end lives on elsewhere (here a
+// dup, as another process holds it): releasing the last send right of the port's own process
+// does not fire it; the copy's hang-up does.
+func TestNoSendersWaitsForACopyCarriedOut(t *testing.T) {
+	notify := newTestPort(t, 0)
+	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, 0, 0) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	fd, ok := ChannelFD(port)
+	require.True(t, ok)
+	copied, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	require.NoError(t, err)
+
+	sp.mu.Lock()
+	sp.dropSend(sp.entries[port], 1)
+	queued := len(sp.entries[notify].recv.local)
+	sp.mu.Unlock()
+	require.Equal(t, 0, queued, "a copy of the right lives on")
+	require.NoError(t, unix.Close(copied))
+	require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), receiveWithin(t, notify).ID, "the copy went")
+}
