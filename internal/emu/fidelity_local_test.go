@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"golang.org/x/sys/unix"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,12 @@ import (
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
+
+// Messages sent inside the port's own process, the send rights that stay there, and the
+// resources their sends use behave as on xnu: what a queued message holds, when notifications
+// come, and what a send that waits or times out keeps.
 
 // tooLarge receives from name with a buffer too small for any message and MACH_RCV_LARGE: the
 // message must stay queued as it was (xnu's ipc_mqueue_select_on_thread leaves the kmsg on the
@@ -28,10 +32,10 @@ func tooLarge(t *testing.T, name uint32) {
 	require.Equal(t, int32(abi.MACH_RCV_TOO_LARGE), kr)
 }
 
-// Review finding [MEDIUM]: a local message left in the queue by MACH_RCV_TOO_LARGE (with
-// MACH_RCV_LARGE) gives up its queue slot: the queue then takes one message more than its limit.
-// On xnu the message never left the queue, so a second send with a zero timeout times out.
-func TestReviewTooLargeLocalMessageKeepsQueueSlot(t *testing.T) {
+// A local message left queued by MACH_RCV_TOO_LARGE (with MACH_RCV_LARGE) keeps its place under
+// the queue limit: it never left the queue (xnu's ipc_mqueue_select_on_thread), so the next send
+// with a zero timeout times out.
+func TestTooLargeLocalMessageKeepsQueueSlot(t *testing.T) {
 	port := newTestPort(t, 1)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: port, ID: 1}, 0))
 	tooLarge(t, port)
@@ -39,11 +43,10 @@ func TestReviewTooLargeLocalMessageKeepsQueueSlot(t *testing.T) {
 		"the queue (limit 1) still holds message 1")
 }
 
-// Review finding [MEDIUM]: a local message left in the queue by MACH_RCV_TOO_LARGE gives up the
-// send right it holds (tryPort's dequeued, then unget puts it back without it): no-senders fires
-// while the message that holds the last send right is still queued. On xnu the queued kmsg keeps
-// its destination's send right until it is received (ipc_object_copyout_dest).
-func TestReviewTooLargeLocalMessageKeepsItsSendRight(t *testing.T) {
+// A local message left queued by MACH_RCV_TOO_LARGE keeps the send right it holds: no-senders
+// waits until it is received, as a queued kmsg keeps its destination's send right until
+// ipc_kmsg_copyout_header releases it (ipc_object_copyout_dest).
+func TestTooLargeLocalMessageKeepsItsSendRight(t *testing.T) {
 	notify := newTestPort(t, 0)
 	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
@@ -61,10 +64,9 @@ func TestReviewTooLargeLocalMessageKeepsItsSendRight(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), receiveWithin(t, notify).ID)
 }
 
-// Review finding [MEDIUM]: mach_port_peek on a local message takes it off the queue and puts it
-// back (tryPort, then unget) without the send right it holds: no-senders fires while the message
-// holding the last send right is still queued. xnu's ipc_mqueue_peek_locked only looks.
-func TestReviewPeekLocalMessageKeepsItsSendRight(t *testing.T) {
+// mach_port_peek of a local message leaves it queued with the send right it holds: no-senders
+// does not fire (xnu's ipc_mqueue_peek_locked only looks).
+func TestPeekLocalMessageKeepsItsSendRight(t *testing.T) {
 	notify := newTestPort(t, 0)
 	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
@@ -79,14 +81,10 @@ func TestReviewPeekLocalMessageKeepsItsSendRight(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "the peeked message is still queued, with its send right")
 }
 
-// Review finding [MEDIUM]: a send right to a port of this process that comes back while the
-// port's receive right is travelling (moved in a message inside the process) stays a channel,
-// and the receive right, named later, joins that name: the name then holds the port's receive
-// right and a channel send right. Messages through it (COPY_SEND) go into the socket, messages
-// made with MAKE_SEND on the same name go into the local queue, which a receive takes first, so
-// one sender's two messages on one name arrive in the other order. (The docs: "A send right
-// received for a port of this process is local again"; xnu keeps one FIFO.)
-func TestReviewSendRightReturnedWhileReceiveTravelsKeepsOrder(t *testing.T) {
+// A send right that comes back through a channel while its port's receive right travels inside
+// this process is local again, and the receive right joins its name: messages through that name,
+// by COPY_SEND or MAKE_SEND, arrive in the order sent, as in xnu's one FIFO per port.
+func TestSendRightReturnedWhileReceiveTravelsKeepsOrder(t *testing.T) {
 	q := newTestPort(t, 0)
 	remoteQ := remoteHolder(t, q)
 	t.Cleanup(func() { Deallocate(remoteQ) })
@@ -117,13 +115,11 @@ func TestReviewSendRightReturnedWhileReceiveTravelsKeepsOrder(t *testing.T) {
 	require.Equal(t, []int32{10, 11}, []int32{first, second}, "one sender's messages on one name keep their order")
 }
 
-// Review finding [HIGH]: a send that waits for room in a full queue already holds its pooled
-// memfd's read-only description (fillMemory runs before deliver waits), but the slot is no
-// longer busy, so trimPools, finding the pool idle for poolIdle (the sender waits), closes the
-// description under it. The send then passes a closed fd number, or one that something else
-// opened meanwhile: the message fails, or carries another file. (The idle time is not waited
-// for: the pool's last use is set back, as poolIdle of waiting would leave it.)
-func TestReviewPooledMemfdOfAWaitingSendIsNotClosed(t *testing.T) {
+// A send that waits for room in a full queue keeps its pooled memfd (its message already names
+// the slot's read-only description): trimPools does not close the slot under it however long it
+// waits, and the message arrives with the memory sent. (The idle time is not waited for: the
+// pool's last use is set back, as poolIdle of waiting would leave it.)
+func TestPooledMemfdOfAWaitingSendIsNotClosed(t *testing.T) {
 	idleClosed(t) // the pool the send made outlives the test until poolIdle
 	port := newTestPort(t, 1)
 	remote := remoteHolder(t, port)
@@ -170,13 +166,11 @@ func TestReviewPooledMemfdOfAWaitingSendIsNotClosed(t *testing.T) {
 	VMDeallocate(got.Descs[0].Addr, int(got.Descs[0].Size))
 }
 
-// Review finding [LOW]: a local send right that was once carried out keeps its channel's write
-// end (exportTo), so once every copy that went out is gone, releasing the last send right in the
-// port's own process closes that write end and no-senders waits for the monitor to see the
-// hang-up. The docs promise no-senders at once for rights held in the port's own process ("they
-// come synchronously, as on macOS"). The release is done under sp.mu, so the monitor cannot
-// answer first: at the moment the last send right goes, no-senders is not queued.
-func TestReviewNoSendersIsSynchronousAfterARightWasCarriedOut(t *testing.T) {
+// When the last send right goes in the port's own process, no-senders is queued at once, also for
+// a right that was once carried out (its channel's write end, kept by the local right, closes
+// with it, and no copy is left elsewhere). The release is done under sp.mu, so the monitor's
+// report of the hang-up cannot come first.
+func TestNoSendersIsSynchronousAfterARightWasCarriedOut(t *testing.T) {
 	notify := newTestPort(t, 0)
 	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
@@ -193,12 +187,11 @@ func TestReviewNoSendersIsSynchronousAfterARightWasCarriedOut(t *testing.T) {
 	require.Equal(t, 1, queued, "no-senders is queued when the last send right goes")
 }
 
-// Review finding [LOW]: a message sent on a send-once right (here MAKE_SEND_ONCE as its
-// destination, which now goes into the local queue) that is destroyed unreceived (a receive too
-// small without MACH_RCV_LARGE) destroys that send-once right, and on xnu destroying a send-once
-// destination sends the port MACH_NOTIFY_SEND_ONCE (ipc_kmsg_clean, ipc_object_destroy_dest:
-// ipc_notify_send_once). The emulation's destroy looks at no destination type: nothing comes.
-func TestReviewDestroyedSendOnceMessageNotifies(t *testing.T) {
+// A message on a send-once right (here MAKE_SEND_ONCE as its destination: the local queue)
+// destroyed unreceived (a receive too small, without MACH_RCV_LARGE) destroys that send-once
+// right, which sends the port MACH_NOTIFY_SEND_ONCE (xnu's ipc_kmsg_clean,
+// ipc_object_destroy_dest: ipc_notify_send_once).
+func TestDestroyedSendOnceMessageNotifies(t *testing.T) {
 	port := newTestPort(t, 0)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMakeSendOnce, Remote: port, ID: 1}, 0))
 	var out Msg
@@ -209,12 +202,11 @@ func TestReviewDestroyedSendOnceMessageNotifies(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), m.ID)
 }
 
-// Review finding [LOW]: with copyLiveMax received copies out, a receiver maps a pooled memfd
-// instead of copying it (rxcopy.go), and nothing ever releases the lock the sender took on the
-// pool's one read-only description (it lives on in the pool, so unmapping does not drop it): the
-// slot stays locked after the memory is deallocated, and the pool loses it for good (four such
-// messages and every later copy takes a fresh memfd).
-func TestReviewMappedPooledMemfdIsReleased(t *testing.T) {
+// A pooled memfd is free again once its message is received, also when copyLiveMax received
+// copies are out (the receiver copies into fresh memory then, rather than mapping the memfd,
+// whose lock on the pool's one read-only description nothing would release): no slot stays
+// locked after every message's memory is deallocated.
+func TestPooledMemfdReleasedPastCopyLiveMax(t *testing.T) {
 	idleClosed(t)
 	name := newMemTestPort(t)
 	const size = 40 << 10
@@ -228,8 +220,8 @@ func TestReviewMappedPooledMemfdIsReleased(t *testing.T) {
 	for range copyLiveMax {
 		held = append(held, send())
 	}
-	mapped := send() // copyLiveMax copies are out: this one maps the pooled memfd
-	for _, m := range append(held, mapped) {
+	past := send() // copyLiveMax copies are out: this one is copied into fresh memory
+	for _, m := range append(held, past) {
 		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(m.Descs[0].Addr, int(m.Descs[0].Size)))
 	}
 	sp.mu.Lock()
@@ -242,12 +234,10 @@ func TestReviewMappedPooledMemfdIsReleased(t *testing.T) {
 	}
 }
 
-// Review finding [LOW-MEDIUM]: a send with MAKE_SEND as its destination that times out on a full
-// queue releases the send right the copy-in made before handBack makes it again, and the release
-// is the port's last send right: no-senders fires, then the sender holds a send right all the
-// same. On xnu the right made by the copy-in is the one handed back (ipc_kmsg_copyout_pseudo), so
-// a send right exists throughout and no-senders does not fire.
-func TestReviewTimedOutMakeSendFiresNoNoSenders(t *testing.T) {
+// A send with MAKE_SEND as its destination that times out on a full queue hands the sender the
+// send right its copy-in made (xnu's ipc_kmsg_copyout_pseudo), so a send right exists throughout
+// and an armed no-senders request does not fire.
+func TestTimedOutMakeSendFiresNoNoSenders(t *testing.T) {
 	notify := newTestPort(t, 0)
 	port, kr := Construct(0, 0, 0) // a receive right, no send right
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
