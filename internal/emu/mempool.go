@@ -24,8 +24,10 @@ import (
 // arrives (rxcopy.go), unlocks it once it has its copy (the description itself lives on in the
 // sender, so closing the fd would not release the lock). The sender writes a pooled memfd again
 // only when no lock is left (F_OFD_GETLK), so a receiver never sees the memory it accepted
-// change. A send that fails, or a message dropped unsent, unlocks it again. Keeping the
-// description saves reopening the memfd through /proc for each message (3 to 5 µs here).
+// change. A send that fails, or a message dropped unsent, unlocks it again. A slot stays busy
+// while its send is in progress (it may wait for room with the description in its message), so
+// trimPools never closes a description a send is about to pass. Keeping the description saves
+// reopening the memfd through /proc for each message (3 to 5 µs here).
 //
 // A pool serves one channel only: a receiver that keeps a pooled memfd (a reopen through /proc,
 // which escapes the lock; a dup keeps the lock) can read what is written there later, and on one
