@@ -17,29 +17,35 @@ func directWaits() uint64 { return emu.DirectWaits() }
 // rights are all in this process (they are references to the port, with no channel), and in
 // recvmsg on a port with one channel (here the one its send right gets for another process).
 var blockedWaits = []blockedWait{
-	{"epoll", func(*testing.T, *mach.SendRight) {}, func(*testing.T, uint64) { time.Sleep(50 * time.Millisecond) }},
+	{"epoll", func(*testing.T, *mach.SendRight) {}, func(t *testing.T, r *mach.ReceiveRight, before uint64) {
+		waitBlocked(t, r)
+		require.Equal(t, before, emu.DirectWaits(), "the receive blocked in epoll, not in recvmsg")
+	}},
 	{"recvmsg", func(t *testing.T, s *mach.SendRight) {
 		_, ok := emu.ChannelFD(uint32(s.Name()))
 		require.True(t, ok)
-	}, waitBlocked},
+	}, func(t *testing.T, r *mach.ReceiveRight, before uint64) {
+		waitBlocked(t, r)
+		require.Less(t, before, emu.DirectWaits(), "the receive blocked in recvmsg")
+	}},
 }
 
 type blockedWait struct {
 	name        string
 	prepare     func(t *testing.T, s *mach.SendRight)
-	waitBlocked func(t *testing.T, before uint64)
+	waitBlocked func(t *testing.T, r *mach.ReceiveRight, before uint64)
 }
 
-// waitBlocked waits until a receive has blocked in recvmsg since before was read, so that the
-// test exercises the wake-up of that wait.
-func waitBlocked(t *testing.T, before uint64) {
+// waitBlocked waits until a receive on r is inside the system call it blocks in (epoll_wait or
+// recvmsg, as /proc/self/task/*/syscall shows: emu.ReceiveBlocked), so that the test exercises
+// the wake-up of that wait. The bound only turns a receive that never blocks into a failure.
+func waitBlocked(t *testing.T, r *mach.ReceiveRight) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for emu.DirectWaits() == before {
+	deadline := time.Now().Add(10 * time.Second)
+	for !emu.ReceiveBlocked(uint32(r.Name())) {
 		if time.Now().After(deadline) {
-			t.Fatal("the receive did not block in recvmsg")
+			t.Fatal("the receive did not block")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(20 * time.Millisecond) // from counting the wait to being inside recvmsg
 }

@@ -93,7 +93,7 @@ func TestBlockedReceiveWakes(t *testing.T) {
 				w.prepare(t, s)
 				before := directWaits()
 				done := blockedReceive(t, r)
-				w.waitBlocked(t, before)
+				w.waitBlocked(t, r, before)
 				c.act(t, r, s)
 				err := within(t, done)
 				if c.wantErr != nil {

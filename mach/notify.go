@@ -40,7 +40,8 @@ func (k NotifyKind) String() string {
 // at most one port-destroyed request: a second fails with KernFailure and the first stays armed
 // (xnu's ipc_policy.c), so for NotifyPortDestroyed the previous right is always nil.
 //
-// Kinds: NotifyNoSenders on a receive right (sync is the make-send count it fires at or after),
+// Kinds: NotifyNoSenders on a receive right (it fires at once if the port has no send rights and
+// sync <= its make-send count; else when the last send right goes: xnu's ipc_port_nsrequest),
 // NotifyDeadName on a send or send-once right (sync 1 fires at once if the name is already
 // dead), NotifyPortDestroyed on a receive right. Send-once notifications need no request.
 //
@@ -70,7 +71,7 @@ func RequestNotification(name Name, kind NotifyKind, sync uint32, notify *Receiv
 }
 
 // RequestNoSenders asks for MACH_NOTIFY_NO_SENDERS on notify when the port has no send rights
-// left (and at least sync have been made).
+// left: at once if it has none now and at least sync have been made, else when the last goes.
 func (r *ReceiveRight) RequestNoSenders(sync uint32, notify *ReceiveRight) (*SendOnceRight, error) {
 	n, err := r.s.held("mach_port_request_notification")
 	if err != nil {

@@ -57,7 +57,7 @@
 //     of 32 KiB to 1 MiB reuse a per-channel pool of memfds (the send-once rights of one lane
 //     share one; an OFD lock keeps a memfd from being rewritten until its receiver has its
 //     copy), and the receiver copies memory of up to 1 MiB that a sender could still change into
-//     recycled memory of its own; AllocateRegion's pages are populated when made, and the memfds
+//     recycled memory of its own (fresh memory when many copies are out); AllocateRegion's pages are populated when made, and the memfds
 //     of deallocated regions are recycled (once no receiver holds them) so that a new region's
 //     pages are ready to fill (regionpool.go); a message sent inside the process takes its memory
 //     as a receiver would (a pooled copy is copied out as it is queued, and its memfd is free);

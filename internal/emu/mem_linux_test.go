@@ -374,9 +374,10 @@ func TestLaneRightsSharePool(t *testing.T) {
 	pooled := pooledSends.Load()
 	for i := range 3 {
 		right := &sendChan{fd: -1, sendOnce: true, lane: l, token: uint64(i + 1)}
-		fd, ok := pooledMemfd(right, data)
+		s, ok := pooledMemfd(right, data)
 		require.True(t, ok, "reply %d went through the lane's pool", i)
-		unlockPooled(fd) // received and released: the memfd is free again
+		s.done()
+		unlockPooled(s.ro) // received and released: the memfd is free again
 	}
 	require.Equal(t, uint64(3), pooledSends.Load()-pooled)
 	pools.Lock()
@@ -483,10 +484,11 @@ func TestRecycledMemfdsOwnerOnly(t *testing.T) {
 		require.NoError(t, unix.Fstat(fd, &st))
 		return st.Mode & 0o7777
 	}
-	fd, ok := pooledMemfd(&sendChan{fd: -1}, make([]byte, 64<<10))
+	s, ok := pooledMemfd(&sendChan{fd: -1}, make([]byte, 64<<10))
 	require.True(t, ok)
-	require.Equal(t, uint32(0o400), mode(fd), "a pooled memfd")
-	unlockPooled(fd)
+	require.Equal(t, uint32(0o400), mode(s.ro), "a pooled memfd")
+	s.done()
+	unlockPooled(s.ro)
 
 	addr, kr := VMAllocate(64 << 10)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)

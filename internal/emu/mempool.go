@@ -24,8 +24,10 @@ import (
 // arrives (rxcopy.go), unlocks it once it has its copy (the description itself lives on in the
 // sender, so closing the fd would not release the lock). The sender writes a pooled memfd again
 // only when no lock is left (F_OFD_GETLK), so a receiver never sees the memory it accepted
-// change. A send that fails, or a message dropped unsent, unlocks it again. Keeping the
-// description saves reopening the memfd through /proc for each message (3 to 5 µs here).
+// change. A send that fails, or a message dropped unsent, unlocks it again. A slot stays busy
+// while its send is in progress (it may wait for room with the description in its message), so
+// trimPools never closes a description a send is about to pass. Keeping the description saves
+// reopening the memfd through /proc for each message (3 to 5 µs here).
 //
 // A pool serves one channel only: a receiver that keeps a pooled memfd (a reopen through /proc,
 // which escapes the lock; a dup keeps the lock) can read what is written there later, and on one
@@ -48,7 +50,7 @@ type poolSlot struct {
 	ro   int // the read-only description messages carry
 	addr uintptr
 	cap  int
-	busy bool // a send is writing it, before its lock is taken
+	busy bool // a send is writing it or sending it (pooledMemfd, done)
 }
 
 // pooledSends counts the out-of-line copies that went through a pooled memfd.
@@ -77,31 +79,38 @@ func poolOf(dest *sendChan) poolKey {
 	return dest
 }
 
-// pooledMemfd copies data into a pooled memfd of dest's pool and returns its read-only
-// description to send, locked: the fd stays the pool's (the caller does not close it), and the
-// caller unlocks it if the message is not sent (unlockPooled). ok is false when data does not
-// pool (size, a send-once channel, every slot still locked by receivers, or a failure): the
-// caller makes a fresh sealed memfd.
-func pooledMemfd(dest *sendChan, data []byte) (fd int, ok bool) {
+// pooledMemfd copies data into a pooled memfd of dest's pool and returns its slot, whose
+// read-only description (ro) the message carries, locked: the fd stays the pool's (the caller
+// does not close it), and the caller unlocks it if the message is not sent (unlockPooled). The
+// slot stays busy until the caller's send is over (done): a send may wait for room in the
+// queue or the socket with the description in its message, and trimPools must not close it
+// under that send. ok is false when data does not pool (size, a send-once channel, every slot
+// still locked by receivers, or a failure): the caller makes a fresh sealed memfd.
+func pooledMemfd(dest *sendChan, data []byte) (s *poolSlot, ok bool) {
 	key := poolOf(dest)
 	if len(data) < poolMin || len(data) > poolMax || key == nil {
-		return -1, false
+		return nil, false
 	}
-	s := acquireSlot(key, len(data))
+	s = acquireSlot(key, len(data))
 	if s == nil {
-		return -1, false
+		return nil, false
 	}
 	copy(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), s.addr)), s.cap), data)
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 0}
-	err := unix.FcntlFlock(uintptr(s.ro), unix.F_OFD_SETLK, &lk)
+	if err := unix.FcntlFlock(uintptr(s.ro), unix.F_OFD_SETLK, &lk); err != nil {
+		s.done()
+		return nil, false
+	}
+	pooledSends.Add(1)
+	return s, true
+}
+
+// done ends the send that used the slot: from now on its lock alone (held while the message is
+// in flight) keeps it from being written again, and trimPools may close it.
+func (s *poolSlot) done() {
 	pools.Lock()
 	s.busy = false
 	pools.Unlock()
-	if err != nil {
-		return -1, false
-	}
-	pooledSends.Add(1)
-	return s.ro, true
 }
 
 // unlockPooled releases the lock pooledMemfd took on a description whose message was not sent.

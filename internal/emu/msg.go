@@ -119,6 +119,20 @@ func (m *inMsg) discard() {
 	m.free()
 }
 
+// destroyUnreceived destroys a message a receive took off p's queue but could not take
+// (MACH_RCV_TOO_LARGE without MACH_RCV_LARGE), with its destination right: a send-once right
+// destroyed so, whether it came through the local queue, a channel or a lane, sends p
+// MACH_NOTIFY_SEND_ONCE, kernel notifications included (xnu's ipc_kmsg_clean,
+// ipc_object_destroy_dest: ipc_notify_send_once). Called with sp.mu held.
+func (m *inMsg) destroyUnreceived(p *port) {
+	once := m.destType == typePortSendOnce
+	m.destroy()
+	m.free()
+	if once {
+		p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil)) // a dead port destroys it
+	}
+}
+
 // destroy releases everything a queued message holds (mach_msg_destroy before copyout).
 func (m *inMsg) destroy() {
 	m.dequeued()
@@ -232,11 +246,13 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	var lm *inMsg
 	if tx.local != nil {
 		lm, kr = tx.deliverLocal(m.Body, timeout) // returns with sp.mu held
+		tx.poolsDone()                            // the queued message took its copy
 	} else {
 		kr = tx.deliver(dest, timeout)
 		if kr != abi.MACH_MSG_SUCCESS || tx.dropped {
 			tx.unlockPooled()
 		}
+		tx.poolsDone()
 		sp.mu.Lock()
 	}
 	if kr == abi.MACH_MSG_SUCCESS {
@@ -256,10 +272,13 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			lm.discard()
 		}
 	}
-	tx.release()
 	if kr == abi.MACH_SEND_TIMED_OUT {
+		// Before the transfer lets go of the rights its copy-in made: on xnu those very rights
+		// are handed back (ipc_kmsg_copyout_pseudo), so a send right made by MAKE_SEND exists
+		// throughout, and releasing the transfer's first must not fire no-senders.
 		handBack(m, remoteDisp, localDisp)
 	}
+	tx.release()
 	sp.mu.Unlock()
 	tx.closeOwned()
 	tx.ss.discard()
@@ -510,7 +529,9 @@ type transfer struct {
 	localOnce bool
 	ss        setups      // channels to make outside sp.mu, and made (setup.go)
 	retained  []*sendChan // holds of an undone copy-in pass, released after the next one
-	locked    []int       // pooled memfds locked for the message (mempool.go), unlocked unless it goes
+	// pooled are the pooled memfds the message carries (mempool.go): locked for it (unlocked
+	// unless it goes) and busy until the send is over (poolsDone).
+	pooled []*poolSlot
 }
 
 // issuedToken is a send-once right this transfer made as a lane token.
@@ -538,7 +559,7 @@ func (tx *transfer) restart() {
 	clear(tx.undos)
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
-	tx.issued, tx.spends, tx.locked = tx.issued[:0], nil, tx.locked[:0]
+	tx.issued, tx.spends = tx.issued[:0], nil
 	tx.local, tx.localOnce = nil, false
 }
 
@@ -980,9 +1001,9 @@ func (tx *transfer) fillMemory(body []byte) error {
 // of poolMin to poolMax bytes goes through a pooled memfd of its channel when one is free.
 func (tx *transfer) copyToMemfds(mc memCopy) error {
 	if mc.parts == 1 {
-		if fd, ok := pooledMemfd(tx.dest, mc.data); ok {
-			tx.fds[mc.index] = fd // the pool's: not closed after the send
-			tx.locked = append(tx.locked, fd)
+		if s, ok := pooledMemfd(tx.dest, mc.data); ok {
+			tx.fds[mc.index] = s.ro // the pool's: not closed after the send
+			tx.pooled = append(tx.pooled, s)
 			return nil
 		}
 	}
@@ -1213,16 +1234,26 @@ func (tx *transfer) abort() {
 	tx.releaseRetained()
 	sp.mu.Unlock()
 	tx.unlockPooled()
+	tx.poolsDone()
 	tx.closeOwned()
 	tx.ss.discard()
 }
 
 // unlockPooled releases the pooled memfds locked for a message that did not go.
 func (tx *transfer) unlockPooled() {
-	for _, fd := range tx.locked {
-		unlockPooled(fd)
+	for _, s := range tx.pooled {
+		unlockPooled(s.ro)
 	}
-	tx.locked = tx.locked[:0]
+}
+
+// poolsDone ends the send's use of its pooled memfds (their lock, if the message went, stays
+// until its receiver has its copy), once nothing of the send passes their descriptions any more.
+func (tx *transfer) poolsDone() {
+	for _, s := range tx.pooled {
+		s.done()
+	}
+	clear(tx.pooled)
+	tx.pooled = tx.pooled[:0]
 }
 
 // release drops the transfer's holds on channels. Called with sp.mu held.

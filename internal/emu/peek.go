@@ -25,8 +25,9 @@ type Peeked struct {
 //
 // The emulation's queue is its channels: the messages up to the one asked for are read off them
 // and put back at the head of the port's queue, in order, where the next receive takes them.
-// Reading a message frees its place under the queue limit early, as for a message a receive
-// with MACH_RCV_LARGE left queued.
+// Reading a message off a channel frees its place under the queue limit early, as for a message
+// a receive with MACH_RCV_LARGE left queued; a message sent inside this process keeps its place
+// and its send right (tryPort), as xnu's ipc_mqueue_peek_locked only looks.
 func Peek(name, seqno uint32) (Peeked, int32) {
 	if name == 0 || name == ^uint32(0) {
 		return Peeked{}, abi.KERN_INVALID_RIGHT // !MACH_PORT_VALID(name)

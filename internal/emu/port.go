@@ -126,7 +126,6 @@ func (p *port) resignal(gen uint64, delay time.Duration, tries int) {
 
 type notifyReq struct {
 	notify *port
-	sync   uint32
 }
 
 // rchan is one channel's read end.
@@ -360,15 +359,34 @@ func (s *space) hungUp(rc *rchan) {
 	}
 }
 
+// hungUpNow retires a channel of p whose writers are all gone already, without waiting for the
+// monitor to report it (its report then finds the channel retired). Called with sp.mu held.
+func (s *space) hungUpNow(p *port, rc *rchan) {
+	if p.dead || rc.hungup || p.chans[rc.fd] != rc {
+		return
+	}
+	fds := []unix.PollFd{{Fd: int32(rc.fd), Events: unix.POLLRDHUP}}
+	if n, err := unix.Poll(fds, 0); err != nil || n == 0 || fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) == 0 {
+		return // a copy of the write end lives on (in another process, or in a message)
+	}
+	rc.hungup = true
+	if !pending(rc.fd) {
+		s.retire(p, rc) // else the receiver retires it after the last message
+	}
+}
+
 // pending reports whether a read end still has a datagram queued.
 func pending(fd int) bool {
 	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
 	return err == nil && n > 0
 }
 
-// checkNoSenders fires an armed no-senders request when the port has no senders left.
+// checkNoSenders fires an armed no-senders request when the port has no senders left. The
+// request's sync counts only when it is made (RequestNotification): xnu fires an armed request
+// whenever the last send right goes, whatever the make-send count (ipc_port_release_send_and_unlock,
+// ipc_notify_no_senders_prepare).
 func (s *space) checkNoSenders(p *port) {
-	if p.dead || p.ns == nil || p.senders > 0 || p.localSenders > 0 || p.mscount < p.ns.sync {
+	if p.dead || p.ns == nil || p.senders > 0 || p.localSenders > 0 {
 		return
 	}
 	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
@@ -567,8 +585,12 @@ func RequestNotification(name uint32, id int32, sync, notify, disp uint32) (uint
 		}
 		e.recv.ns = nil
 		if target != nil {
-			e.recv.ns = &notifyReq{notify: target, sync: sync}
-			sp.checkNoSenders(e.recv)
+			e.recv.ns = &notifyReq{notify: target}
+			if sync <= e.recv.mscount {
+				// xnu's ipc_port_nsrequest fires a request at once only if sync <= mscount;
+				// armed, it fires when the last send right goes (checkNoSenders).
+				sp.checkNoSenders(e.recv)
+			}
 		}
 	case abi.MACH_NOTIFY_PORT_DESTROYED:
 		if e.recv == nil {

@@ -98,8 +98,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				if large {
 					from.unget(m)
 				} else {
-					m.destroy()
-					m.free()
+					m.destroyUnreceived(from)
 				}
 				sp.mu.Unlock()
 				return need, abi.MACH_RCV_TOO_LARGE
@@ -225,9 +224,10 @@ func (s *space) tryPortHint(p *port, hint int) (*inMsg, int32) {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
 	if len(p.local) > 0 {
+		// A message sent inside this process keeps its queue slot and its send right until it is
+		// received (copyout) or destroyed: one put back (MACH_RCV_LARGE, Peek) is still queued.
 		m := p.popLocal()
 		p.unwake()
-		m.dequeued()
 		return m, abi.MACH_MSG_SUCCESS
 	}
 	if rc := p.chans[hint]; hint >= 0 && rc != nil {
@@ -576,6 +576,9 @@ func (m *inMsg) checkMemory() error {
 // copyout gives a message's rights names in this space and maps its memory. Called with sp.mu
 // held.
 func (s *space) copyout(m *inMsg, p *port, out *Msg) {
+	// The message leaves the queue: its slot, and the send right it held (xnu's
+	// ipc_kmsg_copyout_header releases the destination right, ipc_object_copyout_dest).
+	m.dequeued()
 	// The first message of a port has sequence number 0: ipc_mqueue_receive_on_thread hands
 	// the thread imq_seqno++, and imq_seqno starts at 0.
 	out.Seqno = p.seqno
@@ -663,6 +666,18 @@ func (s *space) copyoutRight(m *inMsg, r *record) uint32 {
 				return e.name
 			}
 		}
+		if p := s.travelling(r.id); p != nil {
+			// The port's receive right travels inside this process: the send right is local
+			// again, as its receive right will be named here (copyoutReceive joins this name),
+			// so that messages through the name, whatever their disposition, share the port's
+			// one queue in order.
+			unix.Close(fd)
+			unix.Close(cfd)
+			e := s.newName()
+			e.send, e.sendRefs, e.id = p.newLocalSend(), 1, r.id
+			s.byPort[r.id] = e.name
+			return e.name
+		}
 	}
 	c := &sendChan{fd: fd, id: r.id, sendOnce: r.typ == typePortSendOnce, refs: 1}
 	if cfd >= 0 {
@@ -712,6 +727,18 @@ func (s *space) copyoutLocal(c *sendChan, typ uint8) uint32 {
 	e.send, e.sendRefs, e.id = c, 1, c.id
 	s.byPort[c.id] = e.name
 	return e.name
+}
+
+// travelling returns the port with the given id whose receive right travels inside this process
+// (moved in a message, or parked for a port-destroyed notification), if any. Called with sp.mu
+// held.
+func (s *space) travelling(id portID) *port {
+	for _, p := range s.tokens {
+		if p.id == id && !p.dead {
+			return p
+		}
+	}
+	return nil
 }
 
 // copyoutReceive names a receive right that moved inside this process.

@@ -19,7 +19,7 @@ import (
 // mapped as before: nobody can change it.
 const (
 	copyFreePerClass = 4  // recycled buffers kept per size class
-	copyLiveMax      = 64 // copies handed out at once; more are mapped instead
+	copyLiveMax      = 64 // recycled copies handed out at once; more go into fresh memory
 )
 
 // copyBuf is a recycled buffer handed out for a received message.
@@ -37,8 +37,9 @@ var copies struct {
 func pageRound(n int) int { return (n + int(pageSize) - 1) &^ (int(pageSize) - 1) }
 
 // copyReceived copies a received memfd that its sender could still change into memory of this
-// process. handled is false when the memfd is to be mapped instead; addr is 0 when it could not
-// be read.
+// process: a recycled buffer, or fresh memory once copyLiveMax of those are out. handled is false
+// when the memfd is to be mapped instead (nobody can change it); addr is 0 when it could not be
+// read or no memory was left for the copy.
 func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
 	if size == 0 || size > poolMax {
 		return 0, false
@@ -52,15 +53,31 @@ func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
 		class *= 2
 	}
 	addr = takeCopyBuf(class, size)
-	if addr == 0 {
-		return 0, false
+	fresh := addr == 0
+	if fresh {
+		// copyLiveMax copies are out: this one goes into fresh memory, which VMDeallocate
+		// unmaps. Mapping the memfd instead would keep a pooled memfd's lock for good (its
+		// description lives on in the sender's pool, so unmapping does not drop it), and
+		// unlocking it while mapped would let the sender rewrite memory this receiver accepted.
+		class = pageRound(int(size))
+		a, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(class), unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE, ^uintptr(0), 0)
+		if errno != 0 {
+			unlockPooled(fd)
+			return 0, true
+		}
+		addr = a
 	}
 	buf := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), class)
 	for off := 0; off < int(size); {
 		var n int
 		err := ignoringEINTR(func() (err error) { n, err = unix.Pread(fd, buf[off:size], int64(off)); return err })
 		if err != nil || n == 0 {
-			releaseCopy(addr, int(size))
+			if fresh {
+				unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(class), 0)
+			} else {
+				releaseCopy(addr, int(size))
+			}
 			unlockPooled(fd)
 			return 0, true
 		}

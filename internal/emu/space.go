@@ -67,6 +67,13 @@ func (c *sendChan) put() {
 	if c.refs == 0 && c.local != nil {
 		if c.fd >= 0 {
 			unix.Close(c.fd)
+			if c.rc != nil {
+				// The channel made when the right was carried out: if no copy of its write
+				// end is left anywhere (held or in flight), it hung up with this close, and
+				// no-senders must come now, as for a right that never went out, not when
+				// the monitor sees the hang-up.
+				sp.hungUpNow(c.local, c.rc)
+			}
 		}
 		if c.ownsCtr {
 			c.ctr.close()
