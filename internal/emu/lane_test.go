@@ -27,20 +27,7 @@ func laneFromPeer(t *testing.T, reply uint32) (lfd int, key, tok uint64) {
 	// The request to the peer, with the reply right made on a lane.
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS),
 		Send(&Msg{Bits: dispMoveSendOnce | dispMakeSendOnce<<8, Remote: req.Remote, Local: reply, ID: 8}, -1))
-	buf := make([]byte, maxDatagram)
-	oob := make([]byte, oobSize)
-	n, oobn, _, _, err := unix.Recvmsg(fds[0], buf, oob, 0)
-	require.NoError(t, err)
-	var got []int
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	require.NoError(t, err)
-	for _, cm := range msgs {
-		if r, err := unix.ParseUnixRights(&cm); err == nil {
-			got = append(got, r...)
-		}
-	}
-	var d datagram
-	require.NoError(t, d.decode(buf[:n], len(got)))
+	d, got := readDatagram(t, fds[0])
 	require.Equal(t, uint8(kindLane), d.reply.kind, "the reply right travels as a lane token")
 	require.Len(t, got, 1, "the first right on a lane brings its write end")
 	return got[0], d.reply.laneKey, d.reply.token
@@ -172,4 +159,25 @@ func TestLaneHolderGone(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), receiveWithin(t, reply).ID)
 	_, kr = tryReceiveNow(reply)
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "one notification per right")
+}
+
+// readDatagram reads one datagram from the socket fd, as a port's receiver would, and decodes
+// it with the fds it carried.
+func readDatagram(t *testing.T, fd int) (datagram, []int) {
+	t.Helper()
+	buf := make([]byte, maxDatagram)
+	oob := make([]byte, oobSize)
+	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
+	require.NoError(t, err)
+	var got []int
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	require.NoError(t, err)
+	for _, cm := range msgs {
+		if r, err := unix.ParseUnixRights(&cm); err == nil {
+			got = append(got, r...)
+		}
+	}
+	var d datagram
+	require.NoError(t, d.decode(buf[:n], len(got)))
+	return d, got
 }

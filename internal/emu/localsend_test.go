@@ -269,20 +269,7 @@ func laneFromPeerCarrying(t *testing.T, reply, carried uint32) (lfd int, key, to
 	req := receiveWithin(t, server)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce | dispMakeSendOnce<<8,
 		Remote: req.Remote, Local: reply, ID: 8, Descs: []Desc{{Name: carried, Disp: dispCopySend}}}, -1))
-	buf := make([]byte, maxDatagram)
-	oob := make([]byte, oobSize)
-	n, oobn, _, _, err := unix.Recvmsg(fds[0], buf, oob, 0)
-	require.NoError(t, err)
-	var got []int
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	require.NoError(t, err)
-	for _, cm := range msgs {
-		if r, err := unix.ParseUnixRights(&cm); err == nil {
-			got = append(got, r...)
-		}
-	}
-	var d datagram
-	require.NoError(t, d.decode(buf[:n], len(got)))
+	d, got := readDatagram(t, fds[0])
 	require.Equal(t, uint8(kindLane), d.reply.kind)
 	require.Len(t, got, 3, "the lane's write end, the carried right's channel and its counter")
 	require.Equal(t, uint8(typePortSend), d.descs[0].typ)
