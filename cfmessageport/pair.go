@@ -445,8 +445,8 @@ func (l *PairListener) confirm(clientName string, remote *Remote, port *mach.Rec
 		remote.Close()
 		l.unreserve() // before the refusal is counted, which tells a test the place is free
 		<-l.started
+		l.srv.log.dropped(errProbeFailed.Error(), sender.PID(), err) // before the count, as in Server.drop
 		l.srv.dropped.Add(1)
-		l.srv.log.dropped(errProbeFailed.Error(), sender.PID(), err)
 		return
 	}
 	c := newConn(reg.Name(), port, reg, remote, sender, l.handler, &l.opts)

@@ -333,16 +333,17 @@ func (s *Server) loopReturned() {
 	}
 }
 
-// drop counts and logs a message Receive destroyed.
+// drop logs and counts a message Receive destroyed: logged first, so that whoever sees the count
+// (Dropped) finds the log line written.
 func (s *Server) drop(why string, err error) {
-	s.dropped.Add(1)
 	s.log.dropped(why, 0, err)
+	s.dropped.Add(1)
 }
 
 // dropMessage destroys a received message the server will not serve, counts and logs it.
 func (s *Server) dropMessage(m *mach.Message, why string, err error) {
+	s.log.dropped(why, m.Trailer.Audit.PID(), err) // before the count, as in drop
 	s.dropped.Add(1)
-	s.log.dropped(why, m.Trailer.Audit.PID(), err)
 	_ = m.Destroy()
 }
 
