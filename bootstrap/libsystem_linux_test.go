@@ -3,7 +3,6 @@
 package bootstrap_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
@@ -13,11 +12,7 @@ import (
 // With MACHPORT_TEST_LIBSYSTEM_DOUBLE=1 this test binary runs the Darwin logic of mach, bootstrap
 // and sandboxcheck over the libSystem double, whose launchd is the Linux namespace; the children
 // of cross-process tests inherit the variable, so both sides do.
-func init() {
-	if os.Getenv(libsystemdouble.Env) == "1" {
-		libsystemdouble.UseDarwinLogic()
-	}
-}
+func init() { libsystemdouble.UseDarwinLogicIfAsked() }
 
 // throughDouble reports whether this process runs the Darwin logic over the double.
 func throughDouble() bool { return libsystemdouble.InUse() }

@@ -3,29 +3,20 @@
 package cfmessageport_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/machport/machport/internal/darwin/libsystemdouble"
-	"github.com/machport/machport/internal/rerun"
 )
 
 // With MACHPORT_TEST_LIBSYSTEM_DOUBLE=1 this test binary runs the Darwin logic of mach (the
 // kernel), bootstrap (launchd's namespace) and sandboxcheck (the sandbox and entitlements) over
 // the libSystem double, whose launchd is bootstrap's Linux namespace. The children of
 // cross-process tests inherit the variable, so every peer runs the Darwin logic too.
-func init() {
-	if os.Getenv(libsystemdouble.Env) == "1" {
-		libsystemdouble.UseDarwinLogic()
-	}
-}
+func init() { libsystemdouble.UseDarwinLogicIfAsked() }
 
 // TestSuiteThroughLibSystemDouble runs every other test of this package a second time through
 // the Darwin logic over the libSystem double: the code a Mac runs below the CFMessagePort
 // protocol is executed on every Linux test run.
 func TestSuiteThroughLibSystemDouble(t *testing.T) {
-	if libsystemdouble.InUse() {
-		t.Fatal("already running through the double: the child must skip this test")
-	}
-	rerun.Suite(t, "TestSuiteThroughLibSystemDouble", libsystemdouble.Env+"=1")
+	libsystemdouble.RerunSuite(t)
 }
