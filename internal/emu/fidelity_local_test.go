@@ -47,12 +47,8 @@ func TestTooLargeLocalMessageKeepsQueueSlot(t *testing.T) {
 // waits until it is received, as a queued kmsg keeps its destination's send right until
 // ipc_kmsg_copyout_header releases it (ipc_object_copyout_dest).
 func TestTooLargeLocalMessageKeepsItsSendRight(t *testing.T) {
-	notify := newTestPort(t, 0)
-	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	t.Cleanup(func() { Destruct(port, 0, 0) })
-	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	port, notify := noSendersWatched(t, 0)
+	var kr int32
 	// The only send right moves into the message sent through it.
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSend, Remote: port, ID: 1}, 0))
 	_, kr = tryReceiveNow(notify)
@@ -67,12 +63,7 @@ func TestTooLargeLocalMessageKeepsItsSendRight(t *testing.T) {
 // mach_port_peek of a local message leaves it queued with the send right it holds: no-senders
 // does not fire (xnu's ipc_mqueue_peek_locked only looks).
 func TestPeekLocalMessageKeepsItsSendRight(t *testing.T) {
-	notify := newTestPort(t, 0)
-	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	t.Cleanup(func() { Destruct(port, 0, 0) })
-	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	port, notify := noSendersWatched(t, 0)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSend, Remote: port, ID: 1}, 0))
 	pk, kr := Peek(port, 0)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
@@ -171,12 +162,7 @@ func TestPooledMemfdOfAWaitingSendIsNotClosed(t *testing.T) {
 // with it, and no copy is left elsewhere). The release is done under sp.mu, so the monitor's
 // report of the hang-up cannot come first.
 func TestNoSendersIsSynchronousAfterARightWasCarriedOut(t *testing.T) {
-	notify := newTestPort(t, 0)
-	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	t.Cleanup(func() { Destruct(port, 0, 0) })
-	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	port, notify := noSendersWatched(t, 0)
 	_, ok := ChannelFD(port) // the channel it gets when carried to another process (gone since)
 	require.True(t, ok)
 
@@ -259,12 +245,8 @@ func TestTimedOutMakeSendFiresNoNoSenders(t *testing.T) {
 // rights then), it fires when the last send right goes, whatever the make-send count (xnu's
 // ipc_port_release_send_and_unlock and ipc_notify_no_senders_prepare look at no sync).
 func TestNoSendersArmedWithAHighSyncFiresWhenTheLastSendRightGoes(t *testing.T) {
-	notify := newTestPort(t, 0)
-	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0) // make-send count 1
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	t.Cleanup(func() { Destruct(port, 0, 0) })
-	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 5, notify, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	port, notify := noSendersWatched(t, 5) // make-send count 1
+	var kr int32
 	_, kr = tryReceiveNow(notify)
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "armed: the port has a send right")
 	require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(port, abi.MACH_PORT_RIGHT_SEND, -1))
@@ -300,12 +282,7 @@ func TestDestroyedSendOnceChannelMessageNotifies(t *testing.T) {
 // dup, as another process holds it): releasing the last send right of the port's own process
 // does not fire it; the copy's hang-up does.
 func TestNoSendersWaitsForACopyCarriedOut(t *testing.T) {
-	notify := newTestPort(t, 0)
-	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	t.Cleanup(func() { Destruct(port, 0, 0) })
-	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	port, notify := noSendersWatched(t, 0)
 	fd, ok := ChannelFD(port)
 	require.True(t, ok)
 	copied, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
@@ -318,4 +295,17 @@ func TestNoSendersWaitsForACopyCarriedOut(t *testing.T) {
 	require.Equal(t, 0, queued, "a copy of the right lives on")
 	require.NoError(t, unix.Close(copied))
 	require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), receiveWithin(t, notify).ID, "the copy went")
+}
+
+// noSendersWatched makes a port with a send right (make-send count 1) and a no-senders request
+// with sync, sent to a port of its own, and returns both names.
+func noSendersWatched(t *testing.T, sync uint32) (port, notify uint32) {
+	t.Helper()
+	notify = newTestPort(t, 0)
+	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, 0, 0) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, sync, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	return port, notify
 }
