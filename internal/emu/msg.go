@@ -186,6 +186,11 @@ func (m *inMsg) destroy() {
 type SizeFunc func(ports, memories, bodyLen int) int
 
 // Send is mach_msg's send half. timeout < 0 blocks.
+// sendInFlightHook, when set (by tests), runs while a send holds its rights with the space lock
+// free: before the message goes (delivered false), and after a channel's datagram went and
+// before the send commits (delivered true).
+var sendInFlightHook func(delivered bool)
+
 func Send(m *Msg, timeout time.Duration) int32 {
 	remoteDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_REMOTE_MASK)
 	localDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_LOCAL_MASK >> 8)
@@ -230,6 +235,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	}
 	tx.releaseRetained()
 	sp.mu.Unlock()
+	if h := sendInFlightHook; h != nil {
+		h(false)
+	}
 
 	if len(tx.fds) > maxFDs {
 		sp.mu.Lock()
@@ -253,6 +261,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			tx.unlockPooled()
 		}
 		tx.poolsDone()
+		if h := sendInFlightHook; h != nil {
+			h(true)
+		}
 		sp.mu.Lock()
 	}
 	if kr == abi.MACH_MSG_SUCCESS {
@@ -677,10 +688,13 @@ func (tx *transfer) moveSendOnce(e *entry) *sendChan {
 	tx.taken(e).sonce = true
 	c := tx.hold(e.sonce)
 	tx.moves = append(tx.moves, func() {
-		if e.sonce == c {
+		switch {
+		case e.sonce == c:
 			e.sonce = nil
 			c.put()
 			sp.dropIfEmpty(e)
+		case c.diedNamed:
+			sp.dropMovedDead(e)
 		}
 	})
 	return c
@@ -713,7 +727,14 @@ func (tx *transfer) useSend(e *entry, move bool) bool {
 	}
 	if move {
 		t.send++
-		tx.moves = append(tx.moves, func() { sp.dropSend(e, 1); sp.dropIfEmpty(e) })
+		tx.moves = append(tx.moves, func() {
+			if e.sendRefs == 0 {
+				sp.dropMovedDead(e) // the port died meanwhile: its send rights are a dead name
+				return
+			}
+			sp.dropSend(e, 1)
+			sp.dropIfEmpty(e)
+		})
 	}
 	return true
 }

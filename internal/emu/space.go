@@ -56,6 +56,9 @@ type sendChan struct {
 	lane  *remoteLane
 	token uint64
 	spent bool
+	// diedNamed is set on a send-once right whose name became a dead name (refreshDead): a
+	// send moving it commits by taking that dead name's reference instead.
+	diedNamed bool
 }
 
 func (c *sendChan) get() *sendChan { c.refs++; return c }
@@ -225,6 +228,7 @@ func (s *space) refreshDead(e *entry) {
 	}
 	if e.sonce != nil && e.sonce.dead() {
 		s.becomeDead(e, 1)
+		e.sonce.diedNamed = true
 		e.sonce.put()
 		e.sonce = nil
 	}
@@ -352,6 +356,18 @@ func (s *space) dropSend(e *entry, n uint32) {
 		e.send.put()
 		e.send = nil
 	}
+}
+
+// dropMovedDead commits the move of a right that became a dead name while its send was in
+// flight (the lock is free between copy-in and commit): xnu's copy-in took the right from the
+// space, so of the dead name's references the send takes the one that right turned into.
+// Nothing is taken when the name was released or reused meanwhile. Called with sp.mu held.
+func (s *space) dropMovedDead(e *entry) {
+	if s.entries[e.name] != e || e.deadRefs == 0 || e.deadRefs == urefsMax {
+		return // gone, or pegged as xnu pegs it
+	}
+	e.deadRefs--
+	s.dropIfEmpty(e)
 }
 
 // Deallocate is mach_port_deallocate: one user reference of a send, send-once or dead-name right.

@@ -3,6 +3,7 @@ package leakcheck
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -49,6 +50,28 @@ func Names(t testing.TB) int {
 	return len(names)
 }
 
+// nameSet is the task's names now, for naming the ones a test left behind.
+func nameSet() map[mach.Name]bool {
+	infos, _ := mach.Names()
+	set := make(map[mach.Name]bool, len(infos))
+	for _, in := range infos {
+		set[in.Name] = true
+	}
+	return set
+}
+
+// newNames describes the names that were not in before (a name and its mach_port_type_t bits).
+func newNames(before map[mach.Name]bool) []string {
+	infos, _ := mach.Names()
+	var out []string
+	for _, in := range infos {
+		if !before[in.Name] {
+			out = append(out, fmt.Sprintf("%#x type %#x", uint32(in.Name), uint32(in.Type)))
+		}
+	}
+	return out
+}
+
 func threads() int { return pprof.Lookup("threadcreate").Count() }
 
 // Check records the fd, port-name and goroutine counts now and fails the test at cleanup unless
@@ -62,6 +85,7 @@ func Check(t *testing.T) {
 	WarmUp(t)
 	runtime.LockOSThread() // undone by the cleanup, which runs on this goroutine
 	fds, names, th, gs := FDs(t), Names(t), threads(), runtime.NumGoroutine()
+	before := nameSet()
 	t.Cleanup(func() {
 		defer runtime.UnlockOSThread()
 		var gotFDs, gotNames, gotGs int
@@ -74,8 +98,8 @@ func Check(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		buf := make([]byte, 1<<20)
-		t.Errorf("leak: fds %d -> %d, port names %d -> %d, goroutines %d -> %d\nopen fds: %v\ngoroutines:\n%s",
-			fds, gotFDs, names, gotNames, gs, gotGs, FDList(), buf[:runtime.Stack(buf, true)])
+		t.Errorf("leak: fds %d -> %d, port names %d -> %d, goroutines %d -> %d\nopen fds: %v\nnew port names: %v\ngoroutines:\n%s",
+			fds, gotFDs, names, gotNames, gs, gotGs, FDList(), newNames(before), buf[:runtime.Stack(buf, true)])
 	})
 }
 
