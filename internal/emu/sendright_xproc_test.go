@@ -44,6 +44,7 @@ func init() {
 	}
 	run := map[string]func(parent, q, g uint32) error{
 		"dropwhilecarried": peerDropWhileCarried,
+		"endunreceived":    peerEndUnreceived,
 		"heldreply":        peerHeldReply,
 	}[role]
 	err := fmt.Errorf("unknown role %q", role)
@@ -135,6 +136,43 @@ func peerDropWhileCarried(parent, q, g uint32) error {
 		return done(fmt.Sprintf("deallocate the second right: %#x", kr))
 	}
 	return done("")
+}
+
+// peerEndUnreceived holds the send right of a first xGive and, once the test says go (by then
+// a second xGive is queued on q), ends without receiving the second: with the go's body "exit"
+// the process exits holding everything; with "destroy" it releases the first right, destroys q
+// (the queued message dies with its right, as xnu's ipc_port_destroy destroys queued
+// messages), says done, and waits to be stopped.
+func peerEndUnreceived(parent, q, g uint32) error {
+	var m Msg
+	if err := xprocReceive(q, &m); err != nil {
+		return err
+	}
+	if m.ID != xGive || len(m.Descs) != 1 || m.Descs[0].Disp != typePortSend {
+		return fmt.Errorf("first give: id %d, %d descriptors", m.ID, len(m.Descs))
+	}
+	first := m.Descs[0].Name
+	if err := sendErr(Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xGot}, -1)); err != nil {
+		return err
+	}
+	if err := xprocReceive(g, &m); err != nil || m.ID != xGo {
+		return fmt.Errorf("go: %v, id %d", err, m.ID)
+	}
+	if string(m.Body) == "exit" {
+		os.Exit(0)
+	}
+	if kr := Deallocate(first); kr != abi.KERN_SUCCESS {
+		return fmt.Errorf("deallocate the first right: %#x", kr)
+	}
+	if kr := Destruct(q, 0, 0); kr != abi.KERN_SUCCESS {
+		return fmt.Errorf("destroy q: %#x", kr)
+	}
+	if err := sendErr(Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xDone}, -1)); err != nil {
+		return err
+	}
+	size := func(int, int, int) int { return 0 }
+	Receive(context.Background(), g, 1<<20, size, false, -1, &m) // until the test ends
+	return nil
 }
 
 func sendErr(kr int32) error {
@@ -270,6 +308,47 @@ func TestSendRightCarriedWhileReceiverDropsItsOwn(t *testing.T) {
 			require.NoError(t, xprocReceive(carried, &m))
 			require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), m.ID)
 			require.Equal(t, tc.mscount, binary.LittleEndian.Uint32(m.Body[8:]), "the make-send count")
+		})
+	}
+}
+
+// A send right carried to a process that names its port, which ends before receiving it: the
+// process exits, or destroys the port the message waits on. In xnu the right dies with the
+// message (ipc_kmsg_destroy, at the task's teardown or the port's destruction), and no-senders
+// comes then, though nobody receives on the carried port; a token path must release what the
+// right counted as the emulation's descriptors in flight do. The notification goes to another
+// port, and nothing is ever received on the carried port.
+func TestSendRightCarriedToAHolderThatEndsFirst(t *testing.T) {
+	for _, end := range []string{"exit", "destroy"} {
+		t.Run(end, func(t *testing.T) {
+			parent := newTestPort(t, 0)
+			notify := newTestPort(t, 0)
+			carried, kr := Construct(0, 0, 0)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			t.Cleanup(func() { Destruct(carried, 0, 0) })
+			_, kr = RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+			q, g, _ := startXprocPeer(t, "endunreceived", parent)
+			give := func() {
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: q, ID: xGive,
+					Descs: []Desc{{Name: carried, Disp: dispMakeSend}}}, -1))
+			}
+			give()
+			var m Msg
+			require.NoError(t, xprocReceive(parent, &m))
+			require.Equal(t, int32(xGot), m.ID)
+			give() // queued on q, never received
+			_, kr = tryReceiveNow(notify)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while the peer holds a right")
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: g, ID: xGo, Body: []byte(end)}, -1))
+			if end == "destroy" {
+				require.NoError(t, xprocReceive(parent, &m))
+				require.Equal(t, int32(xDone), m.ID)
+			}
+			require.NoError(t, xprocReceive(notify, &m))
+			require.Equal(t, int32(abi.MACH_NOTIFY_NO_SENDERS), m.ID)
+			require.Equal(t, uint32(2), binary.LittleEndian.Uint32(m.Body[8:]), "the make-send count")
 		})
 	}
 }
