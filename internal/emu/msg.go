@@ -532,7 +532,11 @@ type transfer struct {
 	destPort *port // the destination when it lives in this process
 	dropped  bool  // delivered as destroyed: the send-once channel was full
 	issued   []issuedToken
-	spends   *sendChan // the lane right the message is sent on
+	// made are the ports a send right was made for (MAKE_SEND), once each: their make-send
+	// count goes up when the send commits. (A slice, not a closure in moves, so that a send
+	// with MAKE_SEND allocates nothing.)
+	made   []*port
+	spends *sendChan // the lane right the message is sent on
 	// local is the destination port when the message goes straight into its queue: sent through
 	// a local send right, or a send-once right made for it (localOnce). Its rights then travel
 	// as references (record.ch), not fds.
@@ -571,6 +575,8 @@ func (tx *transfer) restart() {
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
 	tx.issued, tx.spends = tx.issued[:0], nil
+	clear(tx.made)
+	tx.made = tx.made[:0]
 	tx.local, tx.localOnce = nil, false
 }
 
@@ -597,6 +603,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.takenBy[:cap(tx.takenBy)])
 	clear(tx.issued[:cap(tx.issued)])
+	clear(tx.made[:cap(tx.made)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
 	transfers.Put(tx)
 }
@@ -650,7 +657,7 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		p := e.recv
 		c := p.newLocalSend()
 		tx.holds = append(tx.holds, c) // the transfer owns the only hold
-		tx.moves = append(tx.moves, func() { p.mscount++ })
+		tx.made = append(tx.made, p)
 		tx.dg.bits |= typePortSend << 8
 		tx.dest, tx.destPort, tx.local = c, p, p
 		return c, abi.MACH_MSG_SUCCESS
@@ -787,8 +794,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 				c = e.recv.newLocalSend()
 				tx.holds = append(tx.holds, c)
 			}
-			p := e.recv
-			tx.moves = append(tx.moves, func() { p.mscount++ })
+			tx.made = append(tx.made, e.recv)
 		case !tx.useSend(e, disp == dispMoveSend):
 			return r, invalid
 		default:
@@ -1206,6 +1212,9 @@ func waitWritable(fd int, timeout time.Duration) bool {
 func (tx *transfer) commit() {
 	if tx.spends != nil && !tx.dropped {
 		tx.spends.spent = true // used: its release tells the port nothing
+	}
+	for _, p := range tx.made {
+		p.mscount++
 	}
 	for _, f := range tx.moves {
 		f()

@@ -1,0 +1,48 @@
+//go:build linux && !race
+
+package emu
+
+import (
+	"context"
+	"testing"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/require"
+)
+
+// The race detector's instrumentation allocates: allocation counts are checked without it, as
+// cfmessageport's TestRequestAllocs is.
+
+// A request that carries a send right made from its reply port (MAKE_SEND, the reply right
+// the "carried" benchmark sends) allocates nothing in the requester, as one with a send-once
+// right does: the make-send count goes up at commit from a list the transfer reuses.
+func TestCarriedMakeSendAllocatesNothing(t *testing.T) {
+	parent := newTestPort(t, 0)
+	reply := newTestPort(t, 0)
+	q, _, _ := startXprocPeer(t, "heldreply", parent)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: q, ID: xGive,
+		Descs: []Desc{{Name: reply, Disp: dispMakeSend}}}, -1))
+	t.Cleanup(func() { Send(&Msg{Bits: dispCopySend, Remote: q, ID: xQuit}, -1) })
+	out := Msg{Bits: dispCopySend | dispMakeSend<<8, Remote: q, Local: reply, ID: xRequest, Body: make([]byte, 64)}
+	var in Msg
+	size := func(int, int, int) int { return 0 }
+	request := func() {
+		o := out
+		if kr := Send(&o, -1); kr != abi.MACH_MSG_SUCCESS {
+			t.Fatalf("send: %#x", kr)
+		}
+		in.Body = in.Body[:0]
+		if _, kr := Receive(context.Background(), reply, 1<<20, size, false, -1, &in); kr != abi.MACH_MSG_SUCCESS {
+			t.Fatalf("receive: %#x", kr)
+		}
+	}
+	for range 10 {
+		request() // warm up: the transfer pool, the channel
+	}
+	require.Zero(t, testing.AllocsPerRun(500, request), "allocations per request")
+	status := make([]int32, abi.MACH_PORT_RECEIVE_STATUS_COUNT)
+	_, kr := GetAttributes(reply, abi.MACH_PORT_RECEIVE_STATUS, status)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	// newTestPort's own right, the setup's, and one per request (10 + 501 runs).
+	require.Equal(t, int32(1+1+10+501), status[2], "the make-send count")
+}
