@@ -85,6 +85,8 @@ type Server struct {
 	log     errorLog
 	// loops is how many receive loops serve the port (ServerOptions.Concurrency, at least 1).
 	loops int
+	// turn holds the right to receive when there are several loops (see turn.go).
+	turn *turn
 
 	// peer, when set, is the only process whose messages are served: others are dropped.
 	peer *mach.AuditToken
@@ -165,6 +167,7 @@ func startServer(name string, port *mach.ReceiveRight, reg *bootstrap.Registrati
 		done: make(chan struct{}), stopper: newStopper(), log: newErrorLog(opts.ErrorLog, name)}
 	s.baseCtx, s.cancel = context.WithCancelCause(context.Background())
 	s.loops = max(opts.Concurrency, 1)
+	s.turn = newTurn(s.loops)
 	s.running.Store(int32(s.loops))
 	s.active.Store(int32(s.loops))
 	for range s.loops {
@@ -224,10 +227,13 @@ const (
 // loop to retire, which polls until the queue is empty (see retire).
 func (s *Server) serve() {
 	defer s.loopReturned()
+	turn := &loopTurn{t: s.turn}
+	defer turn.release()
 	m := new(mach.Message)
 	var backoff time.Duration
 	last := false // this loop retired last: it alone drains the queue after Shutdown's stop
 	for {
+		turn.take() // a loop keeps the turn from message to message (see turn.go)
 		rctx := context.Background()
 		if s.draining.Load() {
 			rctx = expiredContext // Shutdown: receives now only poll
@@ -308,7 +314,9 @@ func (s *Server) serve() {
 			s.dropMessage(m, "not a CFMessagePort message", err)
 			continue
 		}
+		turn.handling()
 		s.handle(m, p) // destroys m (which keeps its buffer) once the reply is sent
+		turn.handled()
 	}
 }
 
@@ -329,6 +337,7 @@ func (s *Server) end(err error, retired bool) (first bool) {
 // loopReturned closes done when the last loop has returned (its handler included).
 func (s *Server) loopReturned() {
 	if s.running.Add(-1) == 0 {
+		s.turn.stop()
 		close(s.done)
 	}
 }
