@@ -56,7 +56,9 @@ type ServerOptions struct {
 	// PerPID registers a per-process service (CFMessagePortCreatePerProcessLocal).
 	PerPID bool
 	// Concurrency is how many requests run at once. 0 or 1 serves them one at a time in
-	// arrival order, as CF does.
+	// arrival order, as CF does. With more, one receive loop at a time waits for a message;
+	// a handler that runs on past a fraction of a millisecond lets the next loop receive (see
+	// turn.go), so fast requests cost what they cost with 1, and N slow ones run at once.
 	Concurrency int
 	// ErrorLog receives what the server would otherwise lose silently: handler errors,
 	// recovered handler panics (with their stack) and the messages it dropped. Each kind is
@@ -219,8 +221,9 @@ const (
 
 // serve is one of the server's receive loops (ServerOptions.Concurrency of them, at least one):
 // each receives a request and runs its handler inline, so that a request is never handed from
-// one goroutine to another and each loop reuses its message and buffer. The emulation, like
-// Mach, lets several threads receive on one port (internal/emu TestReceiversDrainOnePort).
+// one goroutine to another and each loop reuses its message and buffer. With several loops,
+// only the one holding the receive turn receives (turn.go): the others wait for the turn, not
+// in the kernel.
 //
 // Stopping: stop queues one stop message per loop, and a loop consumes at most one of them
 // before it retires, so none is left blocked in a receive. Shutdown's drain is done by the last
