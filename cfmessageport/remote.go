@@ -68,6 +68,12 @@ type waiter struct {
 	// wake is made when the requester waits for another requester (the leader) to deliver; it
 	// is signalled when the reply is delivered or the receiving is handed over.
 	wake chan struct{}
+
+	// The requester's own, kept with the waiter when it is recycled, so that a request takes
+	// one thing from a pool rather than three: the message its request is sent from (nil after
+	// one that carried out-of-line memory, see putOutMessage), and its send's deadline.
+	out   *mach.Message
+	slice sliceContext
 }
 
 func (w *waiter) signal() {
@@ -357,7 +363,7 @@ func (r *Remote) request(ctx context.Context, msgid int32, data []byte) (reply, 
 		putWaiter(w) // never registered
 		return reply{}, err
 	}
-	if err := r.send(ctx, op, wire.Packet{MsgID: msgid, ConvID: conv, Data: data, NoData: data == nil}, true); err != nil {
+	if err := r.send(ctx, op, wire.Packet{MsgID: msgid, ConvID: conv, Data: data, NoData: data == nil}, w); err != nil {
 		r.abandon(conv, w)
 		return reply{}, err
 	}
@@ -378,7 +384,7 @@ var waiters = sync.Pool{New: func() any { return new(waiter) }}
 func getWaiter() *waiter { return waiters.Get().(*waiter) }
 
 func putWaiter(w *waiter) {
-	*w = waiter{}
+	*w = waiter{out: w.out}
 	waiters.Put(w)
 }
 
@@ -592,7 +598,7 @@ func (r *Remote) Send(ctx context.Context, msgid int32, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return r.send(ctx, "send", wire.Packet{MsgID: msgid, ConvID: conv, Data: data, NoData: data == nil}, false)
+	return r.send(ctx, "send", wire.Packet{MsgID: msgid, ConvID: conv, Data: data, NoData: data == nil}, nil)
 }
 
 var (
@@ -648,16 +654,33 @@ func (r *Remote) begin(op string, w *waiter) (int32, error) {
 	return conv, nil
 }
 
-func (r *Remote) send(ctx context.Context, op string, p wire.Packet, wantReply bool) error {
+// send sends p, with a reply right for the request of waiter w (nil for a one-way send), whose
+// message and deadline it uses.
+func (r *Remote) send(ctx context.Context, op string, p wire.Packet, w *waiter) error {
 	if len(p.Data) > wire.MaxPayload {
 		return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: wire.ErrTooLarge}
 	}
 	var local mach.Port
-	if wantReply {
+	var m *mach.Message
+	var sctx *sliceContext
+	if w != nil {
 		local = mach.MakeSendOnceOf(r.reply)
+		if w.out == nil {
+			w.out = new(mach.Message)
+		}
+		m, sctx = w.out, &w.slice
+		defer func() {
+			if len(m.Descriptors) > 0 {
+				w.out = nil // as putOutMessage: out-of-line memory may still be referred to
+			}
+			m.Remote, m.Local, m.Voucher = mach.Port{}, mach.Port{}, mach.Port{}
+		}()
+	} else {
+		m = getOutMessage()
+		defer putOutMessage(m)
+		sctx = sliceContexts.Get().(*sliceContext)
+		defer sliceContexts.Put(sctx)
 	}
-	m := getOutMessage()
-	defer putOutMessage(m)
 	for {
 		if err := p.EncodeInto(m, mach.CopySendOf(r.service), local); err != nil {
 			return &Error{Op: op, Name: r.name, Status: ErrTransport, Err: err}
@@ -669,11 +692,9 @@ func (r *Remote) send(ctx context.Context, op string, p wire.Packet, wantReply b
 		if hasDeadline {
 			err = mach.Send(ctx, m)
 		} else {
-			sctx := sliceContexts.Get().(*sliceContext)
 			*sctx = sliceContext{ctx, time.Now().Add(sendSlice)}
 			err = mach.Send(sctx, m)
 			*sctx = sliceContext{}
-			sliceContexts.Put(sctx)
 		}
 		if err == nil {
 			return nil
