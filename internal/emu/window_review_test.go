@@ -1,0 +1,305 @@
+//go:build linux
+
+package emu
+
+import (
+	"testing"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Races in a send's unlocked window (msg.go, Send: copy-in under sp.mu, delivery without it,
+// commit under it again). xnu's copy-in takes every moved right out of the sender's space at
+// once, under the space lock (osfmk/ipc/ipc_kmsg.c ipc_kmsg_copyin_header and
+// ipc_kmsg_copyin_body, osfmk/ipc/ipc_right.c ipc_right_copyin): from then on the right is the
+// message's, and the name no longer denotes it. The emulation takes moved rights only at commit
+// (tx.moves), so during the window the name still holds them, and anything that looks at the
+// name sees and uses a right that is already on its way. The tests below run that something in
+// the window through sendInFlightHook, once, before the message goes.
+//
+// The fix they share: take moved rights out of their entries at copy-in (MOVE_SEND: the
+// references, and the entry if nothing else is left; MOVE_SEND_ONCE: e.sonce; MOVE_RECEIVE:
+// e.recv, port-set membership and the byPort name), keeping the transfer's hold on the channel
+// so that no-senders and send-once notifications do not fire early, and give them back in
+// tx.undos (under a fresh name if the old one was reused meanwhile, as xnu's
+// ipc_kmsg_copyout_pseudo would name them). tx.moves then has nothing left to take. The
+// channel-setup loop already rolls a pass back and copies in again under the lock, which stays
+// correct. dropMovedDead becomes unnecessary (the moved right can no longer turn into a dead
+// name under its old name).
+
+// inWindow runs f once, in the first send's unlocked window before its message goes (a send
+// that f makes itself runs its window without f). It returns how many times f ran.
+func inWindow(t *testing.T, f func()) *int {
+	t.Helper()
+	fired := new(int)
+	sendInFlightHook = func(delivered bool) {
+		if delivered || *fired > 0 {
+			return
+		}
+		*fired++
+		f()
+	}
+	t.Cleanup(func() { sendInFlightHook = nil })
+	return fired
+}
+
+// drainIDs receives every message queued on name now and returns their ids.
+func drainIDs(name uint32) []int32 {
+	var ids []int32
+	for {
+		m, kr := tryReceiveNow(name)
+		if kr != abi.MACH_MSG_SUCCESS {
+			return ids
+		}
+		ids = append(ids, m.ID)
+	}
+}
+
+// Two threads send on one send-once right at the same time: xnu's copy-in of MOVE_SEND_ONCE
+// takes the right from the entry and frees the name (ipc_right_copyin, case
+// MACH_MSG_TYPE_MOVE_SEND_ONCE: ipc_entry_dealloc), so the second send finds no right and fails
+// with MACH_SEND_INVALID_DEST (ipc_kmsg_copyin_header), and exactly one message arrives. The
+// emulation lets the second copy-in take the same e.sonce while the first is in flight (the
+// per-transfer taken() check does not see another transfer), so both messages go out on the one
+// send-once channel: a duplicated message, a send-once right used twice.
+// Fix: take e.sonce out of the entry in moveSendOnce at copy-in (see the file comment).
+func TestWindowSendOnceSentTwice(t *testing.T) {
+	queue := newTestPort(t, 0)
+	so, _, kr := ExtractRight(queue, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	var second int32
+	fired := inWindow(t, func() {
+		second = Send(&Msg{Bits: dispMoveSendOnce, Remote: so, ID: 2}, 0)
+	})
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce, Remote: so, ID: 1}, 0))
+	sendInFlightHook = nil
+	require.Equal(t, 1, *fired)
+	assert.Equal(t, int32(abi.MACH_SEND_INVALID_DEST), second, "the right was the first message's already")
+	assert.Equal(t, []int32{1}, drainIDs(queue), "one message per send-once right")
+}
+
+// The same with a send right: a name's only send reference moved by two messages at once.
+// xnu's copy-in of MOVE_SEND of the last user reference takes the send right off the name
+// (ipc_right_copyin, MACH_MSG_TYPE_MOVE_SEND: the entry keeps only its receive right), so a
+// second message moving it fails with MACH_SEND_INVALID_RIGHT and the name has no send
+// reference left. The emulation lets both copy it in (useSend compares the entry's references
+// with what this transfer took, not with what transfers in flight took): two send rights leave
+// where one existed, and the second commit's dropMovedDead finds nothing to take.
+// Fix: take the references from e.sendRefs in useSend at copy-in (see the file comment).
+func TestWindowLastSendRightMovedTwice(t *testing.T) {
+	queue := newTestPort(t, 0)
+	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1) })
+	var second int32
+	var refsInWindow uint32
+	fired := inWindow(t, func() {
+		refsInWindow, _ = GetRefs(port, abi.MACH_PORT_RIGHT_SEND)
+		second = Send(&Msg{Bits: dispCopySend, Remote: queue, ID: 2,
+			Descs: []Desc{{Name: port, Disp: dispMoveSend}}}, 0)
+	})
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: queue, ID: 1,
+		Descs: []Desc{{Name: port, Disp: dispMoveSend}}}, 0))
+	sendInFlightHook = nil
+	require.Equal(t, 1, *fired)
+	assert.Equal(t, uint32(0), refsInWindow, "the send reference is the message's")
+	assert.Equal(t, int32(abi.MACH_SEND_INVALID_RIGHT), second, "the only send reference moved already")
+	// Whatever arrived carries send rights back to port, under port's own name.
+	drainIDs(queue)
+	refs, _ := GetRefs(port, abi.MACH_PORT_RIGHT_SEND)
+	assert.Equal(t, uint32(1), refs, "one send reference went out, and one came back")
+}
+
+// A name whose send-once right is in flight, looked at or released by another thread: after
+// xnu's copy-in the name is gone (ipc_right_copyin, MOVE_SEND_ONCE: ipc_entry_dealloc), so
+// mach_port_type, mach_port_deallocate, mach_port_mod_refs and mach_port_request_notification
+// on it answer KERN_INVALID_NAME (ipc_right_lookup_write). The emulation still finds the right
+// under the name: mach_port_deallocate "succeeds" on a right that then arrives with its message
+// (the right used twice: released and sent), and a dead-name request armed on it is taken by the
+// commit as a release, which sends MACH_NOTIFY_PORT_DELETED for a request xnu never accepted.
+// Fix: as the file comment (the name leaves at copy-in).
+func TestWindowMovedSendOnceStillNamed(t *testing.T) {
+	cases := []struct {
+		name string
+		op   func(so, notify uint32) int32
+	}{
+		{"mach_port_type", func(so, _ uint32) int32 { _, kr := Type(so); return kr }},
+		{"mach_port_deallocate", func(so, _ uint32) int32 { return Deallocate(so) }},
+		{"mach_port_mod_refs", func(so, _ uint32) int32 { return ModRefs(so, abi.MACH_PORT_RIGHT_SEND_ONCE, -1) }},
+		{"dead-name request", func(so, notify uint32) int32 {
+			_, kr := RequestNotification(so, abi.MACH_NOTIFY_DEAD_NAME, 1, notify, dispMakeSendOnce)
+			return kr
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			queue := newTestPort(t, 0)
+			notify := newTestPort(t, 0)
+			so, _, kr := ExtractRight(queue, dispMakeSendOnce)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			var got int32
+			fired := inWindow(t, func() { got = tc.op(so, notify) })
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce, Remote: so, ID: 1}, 0))
+			sendInFlightHook = nil
+			require.Equal(t, 1, *fired)
+			assert.Equal(t, int32(abi.KERN_INVALID_NAME), got, "the name left with the right at copy-in")
+			assert.Equal(t, []int32{1}, drainIDs(queue))
+			assert.Empty(t, drainIDs(notify), "no notification for a request that was never armed")
+		})
+	}
+}
+
+// A receive right in flight inside this process, used by another thread through its old name.
+// xnu's copy-in of MOVE_RECEIVE takes the receive right off the name and out of its port sets
+// at once (ipc_right_copyin, MACH_MSG_TYPE_MOVE_RECEIVE: ipc_port_clear_receiver, which unlinks
+// the port from every set, then ipc_entry_dealloc of a name left empty): a receive on the name
+// answers MACH_RCV_INVALID_NAME, a receive on the set it was in finds nothing, destroying it
+// answers KERN_INVALID_NAME, and whatever was queued on the port arrives with the right at its
+// new holder. The emulation leaves the right under its name until commit: the old holder's
+// receive takes a message queued for the new holder (lost to it), and a destroy kills the port
+// in flight (the new holder gets MACH_PORT_DEAD, the queued message destroyed).
+// Fix: as the file comment: at copy-in, e.recv = nil and sp.leaveSets(p) (parkReceive already
+// does this for port-destroyed notifications), given back by tx.undos.
+func TestWindowMovedReceiveStillUsable(t *testing.T) {
+	cases := []struct {
+		name string
+		op   func(port, set uint32) int32
+		want int32
+	}{
+		{"receive on its name", func(port, _ uint32) int32 { _, kr := tryReceiveNow(port); return kr },
+			abi.MACH_RCV_INVALID_NAME},
+		{"receive on its port set", func(_, set uint32) int32 { _, kr := tryReceiveNow(set); return kr },
+			abi.MACH_RCV_TIMED_OUT},
+		{"destroyed", func(port, _ uint32) int32 { return ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1) },
+			abi.KERN_INVALID_NAME},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			queue := newTestPort(t, 0)
+			port, kr := Construct(0, 0, 0)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			set, kr := Allocate(abi.MACH_PORT_RIGHT_PORT_SET)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			t.Cleanup(func() { Deallocate(set) })
+			require.Equal(t, int32(abi.KERN_SUCCESS), InsertMember(port, set))
+			so, _, kr := ExtractRight(port, dispMakeSendOnce)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce, Remote: so, ID: 7}, 0))
+
+			var got int32
+			fired := inWindow(t, func() { got = tc.op(port, set) })
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: queue, ID: 1,
+				Descs: []Desc{{Name: port, Disp: dispMoveReceive}}}, 0))
+			sendInFlightHook = nil
+			require.Equal(t, 1, *fired)
+			assert.Equal(t, tc.want, got, "the receive right was the message's")
+
+			m, kr := tryReceiveNow(queue)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+			require.Len(t, m.Descs, 1)
+			moved := m.Descs[0].Name
+			require.NotEqual(t, uint32(abi.MACH_PORT_DEAD), moved, "the receive right arrived alive")
+			t.Cleanup(func() { ModRefs(moved, abi.MACH_PORT_RIGHT_RECEIVE, -1) })
+			assert.Equal(t, []int32{7}, drainIDs(moved), "what was queued came with the right")
+		})
+	}
+}
+
+// A send to a port of this process whose receive right is destroyed in the window, after the
+// copy-in: xnu's ipc_kmsg_send finds the port inactive and "can pretend it got sent and was then
+// immediately destroyed": it destroys the message (ipc_kmsg_destroy: carried rights released,
+// a send-once right sends its port MACH_NOTIFY_SEND_ONCE) and returns MACH_MSG_SUCCESS. The
+// emulation's deliverLocal answers MACH_SEND_INVALID_DEST for p.dead and rolls the copy-in back,
+// so the carried send-once right stays with the sender, whose send "failed".
+// Fix: copyinDest checks the local port's liveness under the lock (a port dead at copy-in is
+// MACH_SEND_INVALID_DEST, as xnu's ipc_right_copyin finds a dead name); deliverLocal then treats
+// p.dead as a delivery, returning success with the message for enqueue to destroy, as it does
+// for localOnce and for acquirePortDiedWaiting.
+func TestWindowLocalDestDiesInFlight(t *testing.T) {
+	dest, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	other := newTestPort(t, 0)
+	so, _, kr := ExtractRight(other, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	fired := inWindow(t, func() {
+		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(dest, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+	})
+	got := Send(&Msg{Bits: dispCopySend, Remote: dest, ID: 1,
+		Descs: []Desc{{Name: so, Disp: dispMoveSendOnce}}}, 0)
+	sendInFlightHook = nil
+	require.Equal(t, 1, *fired)
+	t.Cleanup(func() { ModRefs(dest, abi.MACH_PORT_RIGHT_DEAD_NAME, -1) })
+	assert.Equal(t, int32(abi.MACH_MSG_SUCCESS), got, "sent, then destroyed with its dead port")
+	_, kr = Type(so)
+	assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "the carried right went with the message")
+	assert.Equal(t, []int32{abi.MACH_NOTIFY_SEND_ONCE}, drainIDs(other), "destroyed, the send-once right told its port")
+	if kr == abi.KERN_SUCCESS {
+		Deallocate(so)
+	}
+}
+
+// A MAKE_SEND carried by a message counts in the port's make-send count from the copy-in on
+// xnu (ipc_right_copyin, MACH_MSG_TYPE_MAKE_SEND: ip_mscount++ with the space locked), so
+// mach_port_get_attributes(MACH_PORT_RECEIVE_STATUS) during the send reports it. The emulation
+// counts it at commit (tx.moves: p.mscount++), so the window shows the count without it.
+// Cosmetic (a no-senders request made in the window compares its sync with a count one short,
+// but the message's send right exists then, so the request arms either way); the fix is the
+// same: count at copy-in (right, copyinDest) and take the count back in tx.undos (handBack
+// counts again the right it makes for a timed-out send).
+func TestWindowMakeSendCountedAtCommit(t *testing.T) {
+	queue := newTestPort(t, 0)
+	port, kr := Construct(0, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1) })
+	var mscount int32 = -1
+	fired := inWindow(t, func() {
+		var status [abi.MACH_PORT_RECEIVE_STATUS_COUNT]int32
+		_, kr := GetAttributes(port, abi.MACH_PORT_RECEIVE_STATUS, status[:])
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		mscount = status[2]
+	})
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: queue, ID: 1,
+		Descs: []Desc{{Name: port, Disp: dispMakeSend}}}, 0))
+	sendInFlightHook = nil
+	require.Equal(t, 1, *fired)
+	assert.Equal(t, int32(1), mscount, "the right the message made is counted from its copy-in")
+	m, kr := tryReceiveNow(queue)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	for _, d := range m.Descs {
+		ModRefs(d.Name, abi.MACH_PORT_RIGHT_SEND, -1)
+	}
+}
+
+// A send that times out hands its message back (mach/doc.go: "as on macOS"), but on xnu the
+// copy-in that came first already released the moved right's name with its dead-name request:
+// ipc_right_copyin of MOVE_SEND_ONCE cancels the request (ipc_right_request_cancel) and
+// ipc_object_copyin sends its send-once right MACH_NOTIFY_PORT_DELETED, whatever becomes of the
+// send; ipc_kmsg_copyout_pseudo then names the send-once right anew, without a request. The
+// emulation's rollback (tx.undos: nothing was taken) leaves the request armed and sends nothing,
+// so the notify port never hears of the deletion xnu reports, and the request fires later for a
+// name xnu no longer watches (wrong notification).
+// Fix: with moves taken at copy-in (file comment), a dead-name request on a name the copy-in
+// empties is released there (sp.dropIfEmpty sends PORT_DELETED), and handBack re-names the
+// right without one.
+func TestWindowTimedOutSendCancelsDeadNameRequest(t *testing.T) {
+	full := newTestPort(t, 1)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: full, ID: 1}, 0))
+	target := newTestPort(t, 0)
+	notify := newTestPort(t, 0)
+	so, _, kr := ExtractRight(target, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	_, kr = RequestNotification(so, abi.MACH_NOTIFY_DEAD_NAME, 1, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+	m := &Msg{Bits: dispCopySend, Remote: full, ID: 2, Descs: []Desc{{Name: so, Disp: dispMoveSendOnce}}}
+	require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(m, 0))
+	back := m.Descs[0].Name
+	t.Cleanup(func() { Deallocate(back) })
+	assert.Equal(t, []int32{abi.MACH_NOTIFY_PORT_DELETED}, drainIDs(notify), "the copy-in released the name")
+	typ, kr := Type(back)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	assert.Zero(t, typ&abi.MACH_PORT_TYPE_DNREQUEST, "the handed-back right has no dead-name request")
+	drainIDs(full)
+}
