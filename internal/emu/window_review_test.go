@@ -156,8 +156,8 @@ func TestWindowMovedSendOnceStillNamed(t *testing.T) {
 // at once (ipc_right_copyin, MACH_MSG_TYPE_MOVE_RECEIVE: ipc_port_clear_receiver, which unlinks
 // the port from every set, then ipc_entry_dealloc of a name left empty): a receive on the name
 // answers MACH_RCV_INVALID_NAME, a receive on the set it was in finds nothing, destroying it
-// answers KERN_INVALID_NAME, and whatever was queued on the port arrives with the right at its
-// new holder. The emulation leaves the right under its name until commit: the old holder's
+// answers KERN_INVALID_NAME (so do mach_port_extract_member and mach_port_request_notification
+// on the name), and whatever was queued on the port arrives with the right at its new holder. The emulation leaves the right under its name until commit: the old holder's
 // receive takes a message queued for the new holder (lost to it), and a destroy kills the port
 // in flight (the new holder gets MACH_PORT_DEAD, the queued message destroyed).
 // Fix: as the file comment: at copy-in, e.recv = nil and sp.leaveSets(p) (parkReceive already
@@ -174,6 +174,17 @@ func TestWindowMovedReceiveStillUsable(t *testing.T) {
 			abi.MACH_RCV_TIMED_OUT},
 		{"destroyed", func(port, _ uint32) int32 { return ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1) },
 			abi.KERN_INVALID_NAME},
+		{"taken out of its port set", func(port, set uint32) int32 { return ExtractMember(port, set) },
+			abi.KERN_INVALID_NAME},
+		{"no-senders request", func(port, _ uint32) int32 {
+			notify, kr := Construct(0, 0, 0)
+			if kr != abi.KERN_SUCCESS {
+				return kr
+			}
+			t.Cleanup(func() { ModRefs(notify, abi.MACH_PORT_RIGHT_RECEIVE, -1) })
+			_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 0, notify, dispMakeSendOnce)
+			return kr
+		}, abi.KERN_INVALID_NAME},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -302,4 +313,86 @@ func TestWindowTimedOutSendCancelsDeadNameRequest(t *testing.T) {
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	assert.Zero(t, typ&abi.MACH_PORT_TYPE_DNREQUEST, "the handed-back right has no dead-name request")
 	drainIDs(full)
+}
+
+// Two threads move the same receive right at once. xnu's copy-in takes it from the name
+// (ipc_right_copyin, MACH_MSG_TYPE_MOVE_RECEIVE), so the second send fails with
+// MACH_SEND_INVALID_RIGHT. The emulation copies it into both messages (the taken() check is per
+// transfer, and the second commit's "e.recv == p" test just skips), and each message carries a
+// token for the same port: received, the port gets a receive right under two names (the second
+// copyoutReceive finds byPort's entry holding it and makes a new one): a duplicated receive right,
+// whose two holders share one queue and both destroy it.
+// Fix: as the file comment (e.recv = nil at copy-in).
+func TestWindowReceiveRightMovedTwice(t *testing.T) {
+	queue := newTestPort(t, 0)
+	port, kr := Construct(0, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	move := func(id int32) int32 {
+		return Send(&Msg{Bits: dispCopySend, Remote: queue, ID: id,
+			Descs: []Desc{{Name: port, Disp: dispMoveReceive}}}, 0)
+	}
+	var second int32
+	fired := inWindow(t, func() { second = move(2) })
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), move(1))
+	sendInFlightHook = nil
+	require.Equal(t, 1, *fired)
+	assert.Equal(t, int32(abi.MACH_SEND_INVALID_RIGHT), second, "the receive right was the first message's")
+	var holders []uint32
+	for {
+		m, kr := tryReceiveNow(queue)
+		if kr != abi.MACH_MSG_SUCCESS {
+			break
+		}
+		for _, d := range m.Descs {
+			if d.Name != abi.MACH_PORT_NULL && d.Name != abi.MACH_PORT_DEAD {
+				holders = append(holders, d.Name)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, n := range holders {
+			ModRefs(n, abi.MACH_PORT_RIGHT_RECEIVE, -1)
+		}
+	})
+	assert.Len(t, holders, 1, "one name holds the receive right")
+}
+
+// Not a race, but the same copy-in: a receive right sent into a message to a port whose own
+// receive right travels in that port's queue makes a cycle no name can reach. xnu's
+// ipc_kmsg_copyin_body checks every receive right it copies in (ipc_port_check_circularity) and
+// marks the message MACH_MSGH_BITS_CIRCULAR; ipc_kmsg_send then destroys it and returns
+// MACH_MSG_SUCCESS ("don't allow the creation of a circular loop"), which destroys the receive
+// right it carried, and with its queue the other one: both names' send rights become dead
+// names. The emulation has no check, so both ports live on, unreachable, with their fds, until
+// the process exits (a leak of two ports per cycle).
+// Fix: in right (dispMoveReceive), walk from tx.destPort through receive rights travelling inside
+// this process (sp.tokens: which port's queue holds each) and, when the walk reaches the port
+// being moved, mark the transfer circular; Send then commits it and destroys the message
+// (tx.destroyCarried) instead of queuing it, as it does for tx.dropped.
+func TestWindowCircularReceiveRights(t *testing.T) {
+	a, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	b, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() {
+		sp.mu.Lock()
+		for _, n := range []uint32{a, b} {
+			if e := sp.entries[n]; e != nil && e.send != nil && e.send.local != nil && !e.send.local.dead {
+				e.send.local.kill() // breaks the cycle the emulation left
+			}
+		}
+		sp.mu.Unlock()
+		for _, n := range []uint32{a, b} {
+			ModRefs(n, abi.MACH_PORT_RIGHT_DEAD_NAME, -1)
+		}
+	})
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: b, ID: 1,
+		Descs: []Desc{{Name: a, Disp: dispMoveReceive}}}, 0))
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: a, ID: 2,
+		Descs: []Desc{{Name: b, Disp: dispMoveReceive}}}, 0))
+	for _, n := range []uint32{a, b} {
+		typ, kr := Type(n)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		assert.Equal(t, uint32(abi.MACH_PORT_TYPE_DEAD_NAME), typ, "the circular message destroyed both ports")
+	}
 }
