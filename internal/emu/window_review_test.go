@@ -222,32 +222,65 @@ func TestWindowMovedReceiveStillUsable(t *testing.T) {
 // copy-in: xnu's ipc_kmsg_send finds the port inactive and "can pretend it got sent and was then
 // immediately destroyed": it destroys the message (ipc_kmsg_destroy: carried rights released,
 // a send-once right sends its port MACH_NOTIFY_SEND_ONCE) and returns MACH_MSG_SUCCESS. The
-// emulation's deliverLocal answers MACH_SEND_INVALID_DEST for p.dead and rolls the copy-in back,
-// so the carried send-once right stays with the sender, whose send "failed".
-// Fix: copyinDest checks the local port's liveness under the lock (a port dead at copy-in is
-// MACH_SEND_INVALID_DEST, as xnu's ipc_right_copyin finds a dead name); deliverLocal then treats
-// p.dead as a delivery, returning success with the message for enqueue to destroy, as it does
-// for localOnce and for acquirePortDiedWaiting.
+// emulation answers MACH_SEND_INVALID_DEST (deliverLocal for p.dead; deliver for the EPIPE of a
+// send-once channel whose read end died with the port) and rolls the copy-in back, so the
+// carried send-once right (and a destination send-once right) stays with the sender, whose send
+// "failed".
+// Fix: copyinDest checks a local port's liveness under the lock (tx.destPort: a port dead at
+// copy-in is MACH_SEND_INVALID_DEST, as xnu's ipc_right_copyin finds a dead name); a send whose
+// tx.destPort died after it (deliverLocal's p.dead, deliver's EPIPE) is then a delivery:
+// success, with the message destroyed (enqueue, or tx.destroyCarried as for tx.dropped), as
+// deliverLocal already does for localOnce and acquirePortDiedWaiting. (For a port of another
+// process the emulation cannot tell when it died without a probe; that case is left as it is.)
 func TestWindowLocalDestDiesInFlight(t *testing.T) {
-	dest, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	other := newTestPort(t, 0)
-	so, _, kr := ExtractRight(other, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	fired := inWindow(t, func() {
-		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(dest, abi.MACH_PORT_RIGHT_RECEIVE, -1))
-	})
-	got := Send(&Msg{Bits: dispCopySend, Remote: dest, ID: 1,
-		Descs: []Desc{{Name: so, Disp: dispMoveSendOnce}}}, 0)
-	sendInFlightHook = nil
-	require.Equal(t, 1, *fired)
-	t.Cleanup(func() { ModRefs(dest, abi.MACH_PORT_RIGHT_DEAD_NAME, -1) })
-	assert.Equal(t, int32(abi.MACH_MSG_SUCCESS), got, "sent, then destroyed with its dead port")
-	_, kr = Type(so)
-	assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "the carried right went with the message")
-	assert.Equal(t, []int32{abi.MACH_NOTIFY_SEND_ONCE}, drainIDs(other), "destroyed, the send-once right told its port")
-	if kr == abi.KERN_SUCCESS {
-		Deallocate(so)
+	cases := []struct {
+		name string
+		// dest returns the destination name and disposition for a port whose receive right is
+		// port, and whether the destination right is moved (gone after the send).
+		dest func(t *testing.T, port uint32) (name uint32, disp uint32, moved bool)
+	}{
+		{"send right, straight into the queue", func(t *testing.T, port uint32) (uint32, uint32, bool) {
+			require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(port, port, dispMakeSend))
+			return port, dispCopySend, false
+		}},
+		{"send-once right, over its channel", func(t *testing.T, port uint32) (uint32, uint32, bool) {
+			so, _, kr := ExtractRight(port, dispMakeSendOnce)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			return so, dispMoveSendOnce, true
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			port, kr := Construct(0, 0, 0)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			dest, disp, moved := tc.dest(t, port)
+			other := newTestPort(t, 0)
+			so, _, kr := ExtractRight(other, dispMakeSendOnce)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			fired := inWindow(t, func() {
+				require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+			})
+			got := Send(&Msg{Bits: disp, Remote: dest, ID: 1,
+				Descs: []Desc{{Name: so, Disp: dispMoveSendOnce}}}, 0)
+			sendInFlightHook = nil
+			require.Equal(t, 1, *fired)
+			t.Cleanup(func() {
+				for _, n := range []uint32{port, dest, so} {
+					if refs, kr := GetRefs(n, abi.MACH_PORT_RIGHT_DEAD_NAME); kr == abi.KERN_SUCCESS && refs > 0 {
+						ModRefs(n, abi.MACH_PORT_RIGHT_DEAD_NAME, -int32(refs))
+					}
+					Deallocate(n)
+				}
+			})
+			assert.Equal(t, int32(abi.MACH_MSG_SUCCESS), got, "sent, then destroyed with its dead port")
+			_, kr = Type(so)
+			assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "the carried right went with the message")
+			assert.Equal(t, []int32{abi.MACH_NOTIFY_SEND_ONCE}, drainIDs(other), "destroyed, the send-once right told its port")
+			if moved {
+				_, kr = Type(dest)
+				assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "the destination right was used")
+			}
+		})
 	}
 }
 
@@ -395,4 +428,43 @@ func TestWindowCircularReceiveRights(t *testing.T) {
 		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 		assert.Equal(t, uint32(abi.MACH_PORT_TYPE_DEAD_NAME), typ, "the circular message destroyed both ports")
 	}
+}
+
+// Not a race, but the same copy-in: moving a receive right resets the port's make-send count,
+// sequence number and context (ipc_right_copyin, MOVE_RECEIVE: ipc_port_clear_receiver, "Also
+// clear the mscount, seqno, guard bits": ip_mscount = 0, imq_seqno = 0, ip_context = 0), so its
+// new holder sees a fresh port: mach_port_get_attributes(MACH_PORT_RECEIVE_STATUS) reports
+// mscount 0 and seqno 0, and the first message it receives has seqno 0 and context 0 in its
+// trailer. The emulation keeps all three across the move (the port object travels as it is),
+// so a no-senders request the new holder makes with sync 1 (after one MAKE_SEND of its own)
+// compares with the old holder's count (wrong notification), and trailers carry the old
+// holder's context.
+// Fix: reset p.mscount, p.seqno and p.context (and p.guarded) where the move commits (or, once
+// moves are taken at copy-in, there), as ipc_port_clear_receiver does.
+func TestWindowMovedReceiveKeepsPortState(t *testing.T) {
+	queue := newTestPort(t, 0)
+	port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 42)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: port, ID: 1}, 0))
+	_, kr = tryReceiveNow(port)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: queue, ID: 2,
+		Descs: []Desc{{Name: port, Disp: dispMoveReceive}}}, 0))
+	m, kr := tryReceiveNow(queue)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	require.Len(t, m.Descs, 1)
+	moved := m.Descs[0].Name
+	t.Cleanup(func() { Destruct(moved, -1, 0) })
+
+	var status [abi.MACH_PORT_RECEIVE_STATUS_COUNT]int32
+	_, kr = GetAttributes(moved, abi.MACH_PORT_RECEIVE_STATUS, status[:])
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	assert.Equal(t, int32(0), status[2], "mscount starts again at the new holder")
+	assert.Equal(t, int32(0), status[1], "seqno starts again at the new holder")
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: moved, ID: 3}, 0))
+	got, kr := tryReceiveNow(moved)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	assert.Equal(t, uint32(0), got.Seqno, "the first message at the new holder")
+	assert.Equal(t, uint64(0), got.Context, "the old holder's context does not travel")
 }
