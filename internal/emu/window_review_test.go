@@ -468,3 +468,80 @@ func TestWindowMovedReceiveKeepsPortState(t *testing.T) {
 	assert.Equal(t, uint32(0), got.Seqno, "the first message at the new holder")
 	assert.Equal(t, uint64(0), got.Context, "the old holder's context does not travel")
 }
+
+// A right whose port died, or a dead name, carried in a message: xnu's copy-in of the body
+// (ipc_kmsg_copyin_port_descriptor: ipc_object_copyin with IPC_OBJECT_COPYIN_FLAGS_DEADOK, as
+// for the reply port in ipc_kmsg_copyin_header) accepts a dead name for MOVE_SEND, COPY_SEND and
+// MOVE_SEND_ONCE (ipc_right_copyin: move_dead takes one user reference, copy_dead none) and the
+// descriptor arrives as MACH_PORT_DEAD. The emulation refuses the whole message with
+// MACH_SEND_INVALID_RIGHT (right: refreshDead, then no send or send-once right), so a message
+// that would be delivered on macOS is not (a reply carrying a right whose port just died is lost),
+// and whether it goes depends on whether the port died before the copy-in or in the window
+// after it (TestMovedRightDiesInFlight's case, which goes).
+// Fix: in right, for those three dispositions, accept an entry with deadRefs > 0 and no live
+// right: the record is kindNoPort with size MACH_PORT_DEAD (as noPort makes), and a move takes
+// one dead-name reference in tx.moves (dropMovedDead does exactly that).
+func TestWindowDeadNameCarried(t *testing.T) {
+	cases := []struct {
+		disp  uint8
+		keeps uint32 // dead-name references left to the sender
+	}{
+		{dispMoveSend, 1},
+		{dispCopySend, 2},
+		{dispMoveSendOnce, 1},
+	}
+	for _, tc := range cases {
+		t.Run(map[uint8]string{dispMoveSend: "move send", dispCopySend: "copy send", dispMoveSendOnce: "move send-once"}[tc.disp], func(t *testing.T) {
+			queue := newTestPort(t, 0)
+			dead, kr := Allocate(abi.MACH_PORT_RIGHT_DEAD_NAME)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(dead, abi.MACH_PORT_RIGHT_DEAD_NAME, 1))
+			t.Cleanup(func() {
+				if refs, kr := GetRefs(dead, abi.MACH_PORT_RIGHT_DEAD_NAME); kr == abi.KERN_SUCCESS && refs > 0 {
+					ModRefs(dead, abi.MACH_PORT_RIGHT_DEAD_NAME, -int32(refs))
+				}
+			})
+			kr = Send(&Msg{Bits: dispCopySend, Remote: queue, ID: 1, Descs: []Desc{{Name: dead, Disp: tc.disp}}}, 0)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "a dead name travels as MACH_PORT_DEAD")
+			m, kr := tryReceiveNow(queue)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+			require.Len(t, m.Descs, 1)
+			assert.Equal(t, uint32(abi.MACH_PORT_DEAD), m.Descs[0].Name)
+			refs, _ := GetRefs(dead, abi.MACH_PORT_RIGHT_DEAD_NAME)
+			assert.Equal(t, tc.keeps, refs)
+		})
+	}
+}
+
+// A send that times out after a carried right's port died in its window: xnu hands the message
+// back (ipc_kmsg_copyout_pseudo), and the copy-out of a right whose port is dead gives
+// MACH_PORT_DEAD and destroys the right (ipc_kmsg_copyout_object: ipc_object_copyout fails with
+// KERN_INVALID_CAPABILITY, ipc_object_destroy, *namep = MACH_PORT_DEAD); the name went at
+// copy-in, so nothing is left under it. The emulation's rollback leaves the right under its name
+// (where it turns into a dead name when looked at) and handBackRight returns that name, so the
+// caller gets a name for a right xnu would have reported dead, and a dead name stays in the
+// space that macOS would not have (a leaked name for code that, as on macOS, releases nothing
+// for MACH_PORT_DEAD).
+// Fix: handBackRight refreshes the entry (sp.refreshDead) and, for a moved right that is now a
+// dead name, takes that dead-name reference and returns MACH_PORT_DEAD (as its doc comment
+// already promises for "a right that is gone meanwhile").
+func TestWindowTimedOutSendHandsBackDeadRight(t *testing.T) {
+	full := newTestPort(t, 1)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: full, ID: 1}, 0))
+	t.Cleanup(func() { drainIDs(full) })
+	port, kr := Construct(0, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	so, _, kr := ExtractRight(port, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	fired := inWindow(t, func() {
+		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+	})
+	m := &Msg{Bits: dispCopySend, Remote: full, ID: 2, Descs: []Desc{{Name: so, Disp: dispMoveSendOnce}}}
+	require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(m, 0))
+	sendInFlightHook = nil
+	require.Equal(t, 1, *fired)
+	t.Cleanup(func() { ModRefs(so, abi.MACH_PORT_RIGHT_DEAD_NAME, -1) })
+	assert.Equal(t, uint32(abi.MACH_PORT_DEAD), m.Descs[0].Name, "handed back dead")
+	_, kr = Type(so)
+	assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "no dead name left behind")
+}
