@@ -545,3 +545,32 @@ func TestWindowTimedOutSendHandsBackDeadRight(t *testing.T) {
 	_, kr = Type(so)
 	assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "no dead name left behind")
 }
+
+// A dead-name request armed on a send-once right before a send moves it, cancelled by another
+// thread while the send is in flight: xnu's copy-in already cancelled the request and sent its
+// right MACH_NOTIFY_PORT_DELETED (ipc_right_copyin, MOVE_SEND_ONCE: ipc_right_request_cancel;
+// ipc_object_copyin: ipc_notify_port_deleted), so the cancel finds no name (KERN_INVALID_NAME)
+// and the notify port has its PORT_DELETED. The emulation lets the cancel take the request off
+// the name silently (RequestNotification with MACH_PORT_NULL), and the commit then finds no
+// request to report: the notify port never hears of the deletion (a missing notification; a
+// program waiting for PORT_DELETED or DEAD_NAME to release its bookkeeping waits forever).
+// Fix: as the file comment (the name and its request leave at copy-in, where dropIfEmpty sends
+// PORT_DELETED).
+func TestWindowDeadNameRequestCancelledInFlight(t *testing.T) {
+	queue := newTestPort(t, 0)
+	notify := newTestPort(t, 0)
+	so, _, kr := ExtractRight(queue, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	_, kr = RequestNotification(so, abi.MACH_NOTIFY_DEAD_NAME, 1, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	var cancel int32
+	fired := inWindow(t, func() {
+		_, cancel = RequestNotification(so, abi.MACH_NOTIFY_DEAD_NAME, 0, abi.MACH_PORT_NULL, 0)
+	})
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce, Remote: so, ID: 1}, 0))
+	sendInFlightHook = nil
+	require.Equal(t, 1, *fired)
+	assert.Equal(t, int32(abi.KERN_INVALID_NAME), cancel, "the name left at copy-in")
+	assert.Equal(t, []int32{abi.MACH_NOTIFY_PORT_DELETED}, drainIDs(notify), "the copy-in released the request")
+	assert.Equal(t, []int32{1}, drainIDs(queue))
+}
