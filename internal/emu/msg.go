@@ -287,7 +287,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		// Before the transfer lets go of the rights its copy-in made: on xnu those very rights
 		// are handed back (ipc_kmsg_copyout_pseudo), so a send right made by MAKE_SEND exists
 		// throughout, and releasing the transfer's first must not fire no-senders.
-		handBack(m, remoteDisp, localDisp)
+		tx.handBack(m, remoteDisp, localDisp)
 	}
 	tx.release()
 	sp.mu.Unlock()
@@ -458,20 +458,30 @@ func (tx *transfer) takeRefs(m *inMsg) {
 // make-send count), MAKE_SEND_ONCE a send-once right under a new name, COPY_SEND one more user
 // reference. Releasing those has the usual effects: MACH_NOTIFY_SEND_ONCE, no-senders. Memory
 // stays where it was: nothing was copied out of it. Called with sp.mu held.
-func handBack(m *Msg, remoteDisp, localDisp uint8) {
+func (tx *transfer) handBack(m *Msg, remoteDisp, localDisp uint8) {
 	bits := m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
-	name, typ := handBackRight(m.Remote, remoteDisp)
+	name, typ := handBackRight(tx.newName(m.Remote), remoteDisp)
 	m.Remote, bits = name, bits|uint32(typ)
 	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
-		name, typ = handBackRight(m.Local, localDisp)
+		name, typ = handBackRight(tx.newName(m.Local), localDisp)
 		m.Local, bits = name, bits|uint32(typ)<<8
 	}
 	m.Bits = bits
 	for i := range m.Descs {
 		if d := &m.Descs[i]; !d.Memory {
-			d.Name, d.Disp = handBackRight(d.Name, d.Disp)
+			d.Name, d.Disp = handBackRight(tx.newName(d.Name), d.Disp)
 		}
 	}
+}
+
+// newName is the name a right the send moved was given back under (renames), else name.
+func (tx *transfer) newName(name uint32) uint32 {
+	for _, r := range tx.renames {
+		if r[0] == name {
+			return r[1]
+		}
+	}
+	return name
 }
 
 // handBackRight makes again the right one disposition copied in, and returns its name and type.
@@ -521,10 +531,9 @@ type transfer struct {
 	fds      []int // fds to pass; entries owned by the transfer are closed in abort
 	owned    []bool
 	holds    []*sendChan // channels used, held until the send is over
-	moves    []func()    // what a successful send takes from the space
+	moves    []func()    // what a successful send does last (copy-in took the moved rights)
 	undos    []func()    // what a failed send gives back
 	mem      []memCopy
-	takenBy  []takenRights
 	spareFDs int    // fds the message may still use to split memory into parts
 	wire     []byte // the encoded datagram, reused
 	oob      []byte // its SCM_RIGHTS, reused
@@ -543,6 +552,9 @@ type transfer struct {
 	// pooled are the pooled memfds the message carries (mempool.go): locked for it (unlocked
 	// unless it goes) and busy until the send is over (poolsDone).
 	pooled []*poolSlot
+	// renames are the rights a failed send gave back under another name than their own: old,
+	// new (handBack).
+	renames [][2]uint32
 }
 
 // issuedToken is a send-once right this transfer made as a lane token.
@@ -569,7 +581,7 @@ func (tx *transfer) restart() {
 	clear(tx.moves)
 	clear(tx.undos)
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
-	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
+	tx.dest, tx.destPort, tx.renames, tx.dropped = nil, nil, tx.renames[:0], false
 	tx.issued, tx.spends = tx.issued[:0], nil
 	tx.local, tx.localOnce = nil, false
 }
@@ -595,7 +607,6 @@ func putTransfer(tx *transfer) {
 	clear(tx.moves[:cap(tx.moves)])
 	clear(tx.undos[:cap(tx.undos)])
 	clear(tx.mem[:cap(tx.mem)])
-	clear(tx.takenBy[:cap(tx.takenBy)])
 	clear(tx.issued[:cap(tx.issued)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
 	transfers.Put(tx)
@@ -630,10 +641,10 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 	// No liveness probe here: a dead destination shows as EPIPE from sendmsg.
 	switch disp {
 	case dispCopySend, dispMoveSend:
-		if !tx.useSend(e, disp == dispMoveSend) {
+		c := tx.useSend(e, disp == dispMoveSend)
+		if c == nil {
 			return nil, abi.MACH_SEND_INVALID_DEST
 		}
-		c := tx.hold(e.send)
 		tx.dest, tx.destPort, tx.local = c, e.recv, c.local
 		if c.local != nil {
 			tx.destPort = c.local
@@ -680,63 +691,93 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 	return nil, abi.MACH_SEND_INVALID_HEADER
 }
 
-// moveSendOnce holds an entry's send-once right for the send, which takes it on success.
+// moveSendOnce takes an entry's send-once right for the message at copy-in, as xnu's copy-in
+// does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_SEND_ONCE: the right leaves the entry, and a name
+// left empty is freed, its dead-name request cancelled with MACH_NOTIFY_PORT_DELETED): from then
+// on no other thread finds the right under its name, to send on, release or watch it. The
+// entry's hold on the channel becomes the message's, released by the commit (the transfer's own
+// hold keeps it open until the send is over); a failed send gives the right back.
 func (tx *transfer) moveSendOnce(e *entry) *sendChan {
-	if e.sonce == nil || tx.taken(e).sonce {
-		return nil // absent, or already moved by this message
+	if e.sonce == nil {
+		return nil // absent, or already moved (by this message or one in flight)
 	}
-	tx.taken(e).sonce = true
 	c := tx.hold(e.sonce)
-	tx.moves = append(tx.moves, func() {
-		switch {
-		case e.sonce == c:
-			e.sonce = nil
-			c.put()
-			sp.dropIfEmpty(e)
-		case c.diedNamed:
-			sp.dropMovedDead(e)
-		}
+	e.sonce = nil
+	sp.dropIfEmpty(e)
+	tx.moves = append(tx.moves, c.put)
+	tx.undos = append(tx.undos, func() {
+		sp.giveBack(e)
+		e.sonce = c
 	})
 	return c
 }
 
-// takenRights is what one message takes from one entry, so that a message naming the same
-// right twice cannot take more than the entry holds.
-type takenRights struct {
-	e           *entry
-	send        uint32
-	sonce, recv bool
-}
-
-func (tx *transfer) taken(e *entry) *takenRights {
-	for i := range tx.takenBy {
-		if tx.takenBy[i].e == e {
-			return &tx.takenBy[i]
+// useSend holds the entry's send right for this message to copy or move. A move takes one user
+// reference from the entry at copy-in, as xnu's does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_SEND:
+// a count pegged at MACH_PORT_UREFS_MAX stays; the last reference leaves the name, which is
+// freed if nothing else is left, with its dead-name request): a second message moving the same
+// reference meanwhile finds none. A failed send gives the reference back. Nil if the entry has
+// no send right left.
+func (tx *transfer) useSend(e *entry, move bool) *sendChan {
+	if e.send == nil || e.sendRefs == 0 {
+		return nil
+	}
+	c := tx.hold(e.send)
+	if !move || e.sendRefs == urefsMax {
+		return c
+	}
+	e.sendRefs--
+	last := e.sendRefs == 0
+	if last {
+		// The entry's hold on the channel is the message's now, released by the commit.
+		e.send = nil
+		if n, ok := sp.byPort[e.id]; ok && n == e.name && e.recv == nil {
+			delete(sp.byPort, e.id)
 		}
+		sp.dropIfEmpty(e)
+		tx.moves = append(tx.moves, c.put)
 	}
-	tx.takenBy = append(tx.takenBy, takenRights{e: e})
-	return &tx.takenBy[len(tx.takenBy)-1]
+	tx.undos = append(tx.undos, func() { tx.renamed(e.name, sp.giveBackSend(e, c, last)) })
+	return c
 }
 
-// useSend checks that the entry still has a send right for this message to copy or move, and
-// records a move (taken from the entry on success).
-func (tx *transfer) useSend(e *entry, move bool) bool {
-	t := tx.taken(e)
-	if e.send == nil || e.sendRefs <= t.send {
-		return false
+// renamed records that a failed send gave a right it moved back under another name than its
+// own (the port had another name by then), for handBack.
+func (tx *transfer) renamed(old, name uint32) {
+	if old != name {
+		tx.renames = append(tx.renames, [2]uint32{old, name})
 	}
-	if move {
-		t.send++
-		tx.moves = append(tx.moves, func() {
-			if e.sendRefs == 0 {
-				sp.dropMovedDead(e) // the port died meanwhile: its send rights are a dead name
-				return
+}
+
+// moveReceive takes a receive right out of its name for the message at copy-in, as xnu's copy-in
+// does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_RECEIVE: ipc_port_clear_receiver unlinks the port
+// from its sets and sends its blocked receivers away, and a name left empty is freed): from then
+// on it travels as a token, and no other thread receives from it or destroys it under its old
+// name. A failed send gives it back as it was. Called with sp.mu held.
+func (tx *transfer) moveReceive(e *entry) uint64 {
+	p := e.recv
+	var sets []*pset
+	for ps := range p.sets {
+		sets = append(sets, ps)
+	}
+	sp.leaveSets(p)
+	p.movedAway()
+	e.recv = nil
+	if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
+		delete(sp.byPort, p.id)
+	}
+	sp.dropIfEmpty(e)
+	tok := sp.newToken(p)
+	tx.undos = append(tx.undos, func() {
+		delete(sp.tokens, tok)
+		tx.renamed(e.name, sp.giveBackReceive(e, p))
+		for _, ps := range sets {
+			if !ps.dead {
+				ps.add(p)
 			}
-			sp.dropSend(e, 1)
-			sp.dropIfEmpty(e)
-		})
-	}
-	return true
+		}
+	})
+	return tok
 }
 
 // exportTo makes c, a local send right, carriable to another process: the channel its copies
@@ -789,10 +830,10 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			}
 			p := e.recv
 			tx.moves = append(tx.moves, func() { p.mscount++ })
-		case !tx.useSend(e, disp == dispMoveSend):
-			return r, invalid
 		default:
-			c = tx.hold(e.send)
+			if c = tx.useSend(e, disp == dispMoveSend); c == nil {
+				return r, invalid
+			}
 		}
 		r.typ, r.id = typePortSend, c.id
 		if tx.local != nil {
@@ -895,25 +936,8 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		if e.recv == tx.destPort {
 			return r, invalid // a port cannot carry its own receive right
 		}
-		p := e.recv
-		if tx.taken(e).recv {
-			return r, invalid // the same receive right twice in one message
-		}
-		tx.taken(e).recv = true
-		tok := sp.newToken(p)
+		tok := tx.moveReceive(e)
 		r = record{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: tok}
-		tx.undos = append(tx.undos, func() { delete(sp.tokens, tok) })
-		tx.moves = append(tx.moves, func() {
-			if e.recv == p {
-				sp.leaveSets(p)
-				e.recv = nil
-				p.movedAway()
-				if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
-					delete(sp.byPort, p.id)
-				}
-				sp.dropIfEmpty(e)
-			}
-		})
 		return r, abi.MACH_MSG_SUCCESS
 	}
 	return r, abi.MACH_SEND_INVALID_TYPE
