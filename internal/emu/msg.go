@@ -814,6 +814,9 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		return r, invalid
 	}
 	sp.refreshDead(e)
+	if r, ok := tx.copyinDead(e, disp); ok {
+		return r, abi.MACH_MSG_SUCCESS
+	}
 	switch disp {
 	case dispCopySend, dispMoveSend, dispMakeSend:
 		var c *sendChan
@@ -941,6 +944,35 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		return r, abi.MACH_MSG_SUCCESS
 	}
 	return r, abi.MACH_SEND_INVALID_TYPE
+}
+
+// copyinDead copies in a dead name given as a send or send-once right: xnu accepts it in the
+// reply field and in port descriptors (IPC_OBJECT_COPYIN_FLAGS_DEADOK, in ipc_kmsg_copyin_header
+// and ipc_kmsg_copyin_port_descriptor), and the receiver gets MACH_PORT_DEAD. A move takes one
+// user reference of the dead name (ipc_right_copyin: move_dead), a copy none (copy_dead).
+// Reports false for an entry that is not a dead name or a disposition that needs a live right.
+// Called with sp.mu held.
+func (tx *transfer) copyinDead(e *entry, disp uint8) (record, bool) {
+	if e.deadRefs == 0 || e.recv != nil || e.pset != nil || e.sendRefs > 0 || e.sonce != nil {
+		return record{}, false
+	}
+	switch disp {
+	case dispCopySend:
+	case dispMoveSend, dispMoveSendOnce:
+		refs := e.deadRefs
+		dropRefs(&e.deadRefs, 1)
+		sp.dropIfEmpty(e)
+		if e.deadRefs < refs {
+			tx.undos = append(tx.undos, func() {
+				sp.giveBack(e)
+				e.deadRefs++
+			})
+		}
+	default:
+		return record{}, false
+	}
+	r, _ := noPort(abi.MACH_PORT_DEAD, disp)
+	return r, true
 }
 
 // noPort is a port descriptor naming MACH_PORT_NULL or MACH_PORT_DEAD: no right travels, and the
