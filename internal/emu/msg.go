@@ -266,6 +266,13 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		}
 		sp.mu.Lock()
 	}
+	if kr == abi.MACH_SEND_INVALID_DEST && tx.destPort != nil && tx.destPort.dead {
+		// The destination, a port of this process alive at copy-in, died while the message was
+		// on its way: xnu's ipc_kmsg_send finds it inactive and "can pretend it got sent and was
+		// then immediately destroyed" (ipc_kmsg_destroy, MACH_MSG_SUCCESS). The message is
+		// destroyed as a dropped one (a local one by enqueue, which finds the port dead).
+		kr, tx.dropped = abi.MACH_MSG_SUCCESS, true
+	}
 	if kr == abi.MACH_MSG_SUCCESS {
 		if lm != nil {
 			tx.takeRefs(lm)
@@ -650,6 +657,11 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 			tx.destPort = c.local
 		} else if e.recv == nil {
 			tx.destPort = localPort(c.id)
+		}
+		if tx.destPort != nil && tx.destPort.dead {
+			// Dead at copy-in: xnu's copy-in finds a dead name (the send fails), unlike a port
+			// that dies after it (Send: pretend it got sent).
+			return nil, abi.MACH_SEND_INVALID_DEST
 		}
 		tx.dg.bits |= typePortSend << 8
 		return c, abi.MACH_MSG_SUCCESS
