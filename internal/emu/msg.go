@@ -492,7 +492,11 @@ func (tx *transfer) newName(name uint32) uint32 {
 }
 
 // handBackRight makes again the right one disposition copied in, and returns its name and type.
-// A right that is gone meanwhile comes back as MACH_PORT_DEAD, as a right whose port died does.
+// A right that is gone meanwhile comes back as MACH_PORT_DEAD, as a right whose port died does:
+// xnu's copy-out of a right whose port is dead destroys it and names it MACH_PORT_DEAD
+// (ipc_kmsg_copyout_object: ipc_object_copyout fails with KERN_INVALID_CAPABILITY). A moved
+// right the rollback gave back to its name, which turned into a dead name, is taken back out
+// of it (the name went at copy-in on xnu).
 func handBackRight(name uint32, disp uint8) (uint32, uint8) {
 	r, _ := noPort(name, disp)
 	if name == abi.MACH_PORT_NULL || name == abi.MACH_PORT_DEAD {
@@ -502,7 +506,18 @@ func handBackRight(name uint32, disp uint8) (uint32, uint8) {
 	if e == nil {
 		return abi.MACH_PORT_DEAD, r.typ
 	}
+	sp.refreshDead(e)
 	switch disp {
+	case dispMoveSend, dispMoveSendOnce:
+		live := e.sendRefs > 0
+		if disp == dispMoveSendOnce {
+			live = e.sonce != nil
+		}
+		if !live && e.deadRefs > 0 {
+			dropRefs(&e.deadRefs, 1)
+			sp.dropIfEmpty(e)
+			return abi.MACH_PORT_DEAD, r.typ
+		}
 	case dispCopySend:
 		if e.sendRefs == 0 {
 			return abi.MACH_PORT_DEAD, r.typ
