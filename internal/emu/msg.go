@@ -234,6 +234,23 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		return fail(kr)
 	}
 	tx.releaseRetained()
+	if tx.circular {
+		// xnu's ipc_kmsg_send: "don't allow the creation of a circular loop": a message marked
+		// MACH_MSGH_BITS_CIRCULAR at copy-in is destroyed, and the send succeeds.
+		tx.dropped = true
+		tx.commit()
+		tx.destroyCarried()
+		tx.release()
+		sp.mu.Unlock()
+		tx.closeOwned()
+		tx.ss.discard()
+		for _, mc := range tx.mem {
+			if mc.dealloc {
+				VMDeallocate(mc.addr, int(mc.size))
+			}
+		}
+		return abi.MACH_MSG_SUCCESS
+	}
 	sp.mu.Unlock()
 	if h := sendInFlightHook; h != nil {
 		h(false)
@@ -574,6 +591,9 @@ type transfer struct {
 	// pooled are the pooled memfds the message carries (mempool.go): locked for it (unlocked
 	// unless it goes) and busy until the send is over (poolsDone).
 	pooled []*poolSlot
+	// circular is set when a receive right the message carries would travel in a queue only
+	// that receive right leads to (circular): the message is destroyed.
+	circular bool
 	// renames are the rights a failed send gave back under another name than their own: old,
 	// new (handBack).
 	renames [][2]uint32
@@ -606,6 +626,7 @@ func (tx *transfer) restart() {
 	tx.dest, tx.destPort, tx.renames, tx.dropped = nil, nil, tx.renames[:0], false
 	tx.issued, tx.spends = tx.issued[:0], nil
 	tx.local, tx.localOnce = nil, false
+	tx.circular = false
 }
 
 // retain keeps the holds of an undone pass until the next pass is done. Called with sp.mu held.
@@ -768,6 +789,24 @@ func (tx *transfer) useSend(e *entry, move bool) *sendChan {
 	return c
 }
 
+// circular reports whether p's receive right, sent to dest, would travel in a queue that only p's
+// receive right leads to: dest is p, or dest's own receive right travels (inside this process)
+// in p's queue, or in a queue whose receive right does, and so on. xnu checks every receive right
+// it copies in so (ipc_kmsg_copyin_body: ipc_port_check_circularity) and destroys the message
+// (ipc_kmsg_send, MACH_MSGH_BITS_CIRCULAR), for nothing could ever receive it. Called with
+// sp.mu held.
+func circular(p, dest *port) bool {
+	for q := dest; q != nil && !q.dead; q = q.inTransit {
+		if q == p {
+			return true
+		}
+		if e := sp.entries[q.name]; e != nil && e.recv == q {
+			return false // a name holds q's receive right: the chain ends there
+		}
+	}
+	return false
+}
+
 // renamed records that a failed send gave a right it moved back under another name than its
 // own (the port had another name by then), for handBack.
 func (tx *transfer) renamed(old, name uint32) {
@@ -790,6 +829,10 @@ func (tx *transfer) moveReceive(e *entry) uint64 {
 	sp.leaveSets(p)
 	p.movedAway()
 	e.recv = nil
+	if circular(p, tx.destPort) {
+		tx.circular = true
+	}
+	p.inTransit = tx.destPort
 	if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
 		delete(sp.byPort, p.id)
 	}
@@ -797,6 +840,7 @@ func (tx *transfer) moveReceive(e *entry) uint64 {
 	tok := sp.newToken(p)
 	tx.undos = append(tx.undos, func() {
 		delete(sp.tokens, tok)
+		p.inTransit = nil
 		tx.renamed(e.name, sp.giveBackReceive(e, p))
 		for _, ps := range sets {
 			if !ps.dead {
@@ -962,9 +1006,6 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		}
 		if tx.destPort == nil {
 			return r, SendMoveReceiveRemote
-		}
-		if e.recv == tx.destPort {
-			return r, invalid // a port cannot carry its own receive right
 		}
 		tok := tx.moveReceive(e)
 		r = record{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: tok}
