@@ -709,7 +709,7 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		p := e.recv
 		c := p.newLocalSend()
 		tx.holds = append(tx.holds, c) // the transfer owns the only hold
-		tx.moves = append(tx.moves, func() { p.mscount++ })
+		tx.countMakeSend(p)
 		tx.dg.bits |= typePortSend << 8
 		tx.dest, tx.destPort, tx.local = c, p, p
 		return c, abi.MACH_MSG_SUCCESS
@@ -807,6 +807,14 @@ func circular(p, dest *port) bool {
 	return false
 }
 
+// countMakeSend counts a send right the message makes in its port's make-send count at copy-in,
+// as xnu does (ipc_right_copyin, MACH_MSG_TYPE_MAKE_SEND: ip_mscount++ with the space locked);
+// a failed send takes it back (a timed-out one makes the right again: handBack).
+func (tx *transfer) countMakeSend(p *port) {
+	p.mscount++
+	tx.undos = append(tx.undos, func() { p.mscount-- })
+}
+
 // renamed records that a failed send gave a right it moved back under another name than its
 // own (the port had another name by then), for handBack.
 func (tx *transfer) renamed(old, name uint32) {
@@ -902,8 +910,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 				c = e.recv.newLocalSend()
 				tx.holds = append(tx.holds, c)
 			}
-			p := e.recv
-			tx.moves = append(tx.moves, func() { p.mscount++ })
+			tx.countMakeSend(e.recv)
 		default:
 			if c = tx.useSend(e, disp == dispMoveSend); c == nil {
 				return r, invalid
@@ -1363,8 +1370,10 @@ func (tx *transfer) destroyCarried() {
 }
 
 func (tx *transfer) rollback() {
-	for _, f := range tx.undos {
-		f()
+	// Last done, first undone: a receive right moved after a MAKE_SEND of it gets its make-send
+	// count back before the MAKE_SEND takes its count out.
+	for i := len(tx.undos) - 1; i >= 0; i-- {
+		tx.undos[i]()
 	}
 	for _, it := range tx.issued {
 		delete(it.l.tokens, it.tok)
