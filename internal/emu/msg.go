@@ -825,9 +825,10 @@ func (tx *transfer) renamed(old, name uint32) {
 
 // moveReceive takes a receive right out of its name for the message at copy-in, as xnu's copy-in
 // does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_RECEIVE: ipc_port_clear_receiver unlinks the port
-// from its sets and sends its blocked receivers away, and a name left empty is freed): from then
-// on it travels as a token, and no other thread receives from it or destroys it under its old
-// name. A failed send gives it back as it was. Called with sp.mu held.
+// from its sets, sends its blocked receivers away and clears its make-send count, sequence
+// number, context and guard, and a name left empty is freed): from then on it travels as a
+// token, and no other thread receives from it or destroys it under its old name. A failed send
+// gives it back as it was. Called with sp.mu held.
 func (tx *transfer) moveReceive(e *entry) uint64 {
 	p := e.recv
 	var sets []*pset
@@ -836,6 +837,8 @@ func (tx *transfer) moveReceive(e *entry) uint64 {
 	}
 	sp.leaveSets(p)
 	p.movedAway()
+	mscount, seqno, context, guarded := p.mscount, p.seqno, p.context, p.guarded
+	p.mscount, p.seqno, p.context, p.guarded = 0, 0, 0, false
 	e.recv = nil
 	if circular(p, tx.destPort) {
 		tx.circular = true
@@ -849,6 +852,7 @@ func (tx *transfer) moveReceive(e *entry) uint64 {
 	tx.undos = append(tx.undos, func() {
 		delete(sp.tokens, tok)
 		p.inTransit = nil
+		p.mscount, p.seqno, p.context, p.guarded = mscount, seqno, context, guarded
 		tx.renamed(e.name, sp.giveBackReceive(e, p))
 		for _, ps := range sets {
 			if !ps.dead {
