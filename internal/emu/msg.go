@@ -594,6 +594,8 @@ type transfer struct {
 	// circular is set when a receive right the message carries would travel in a queue only
 	// that receive right leads to (circular): the message is destroyed.
 	circular bool
+	// taken is what the copy-in took from the space (takenRight).
+	taken []takenRight
 	// renames are the rights a failed send gave back under another name than their own: old,
 	// new (handBack).
 	renames [][2]uint32
@@ -627,6 +629,8 @@ func (tx *transfer) restart() {
 	tx.issued, tx.spends = tx.issued[:0], nil
 	tx.local, tx.localOnce = nil, false
 	tx.circular = false
+	clear(tx.taken)
+	tx.taken = tx.taken[:0]
 }
 
 // retain keeps the holds of an undone pass until the next pass is done. Called with sp.mu held.
@@ -651,6 +655,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.undos[:cap(tx.undos)])
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.issued[:cap(tx.issued)])
+	clear(tx.taken[:cap(tx.taken)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
 	transfers.Put(tx)
 }
@@ -752,11 +757,7 @@ func (tx *transfer) moveSendOnce(e *entry) *sendChan {
 	c := tx.hold(e.sonce)
 	e.sonce = nil
 	sp.dropIfEmpty(e)
-	tx.moves = append(tx.moves, c.put)
-	tx.undos = append(tx.undos, func() {
-		sp.giveBack(e)
-		e.sonce = c
-	})
+	tx.taken = append(tx.taken, takenRight{kind: takenSendOnce, e: e, c: c})
 	return c
 }
 
@@ -775,17 +776,17 @@ func (tx *transfer) useSend(e *entry, move bool) *sendChan {
 		return c
 	}
 	e.sendRefs--
-	last := e.sendRefs == 0
-	if last {
-		// The entry's hold on the channel is the message's now, released by the commit.
-		e.send = nil
-		if n, ok := sp.byPort[e.id]; ok && n == e.name && e.recv == nil {
-			delete(sp.byPort, e.id)
-		}
-		sp.dropIfEmpty(e)
-		tx.moves = append(tx.moves, c.put)
+	if e.sendRefs > 0 {
+		tx.taken = append(tx.taken, takenRight{kind: takenSend, e: e, c: c})
+		return c
 	}
-	tx.undos = append(tx.undos, func() { tx.renamed(e.name, sp.giveBackSend(e, c, last)) })
+	// The last reference: the entry's hold on the channel is the message's now.
+	e.send = nil
+	if n, ok := sp.byPort[e.id]; ok && n == e.name && e.recv == nil {
+		delete(sp.byPort, e.id)
+	}
+	sp.dropIfEmpty(e)
+	tx.taken = append(tx.taken, takenRight{kind: takenLastSend, e: e, c: c})
 	return c
 }
 
@@ -812,7 +813,48 @@ func circular(p, dest *port) bool {
 // a failed send takes it back (a timed-out one makes the right again: handBack).
 func (tx *transfer) countMakeSend(p *port) {
 	p.mscount++
-	tx.undos = append(tx.undos, func() { p.mscount-- })
+	tx.taken = append(tx.taken, takenRight{kind: madeSend, p: p})
+}
+
+// takenRight is what a copy-in took from the space (or counted) that the commit completes and a
+// rollback gives back. Kept as data, not closures: a send's copy-in allocates nothing.
+type takenRight struct {
+	kind uint8
+	e    *entry
+	c    *sendChan
+	p    *port
+}
+
+const (
+	takenSendOnce = iota // e's send-once right c; the entry's hold on c is the message's
+	takenSend            // one of e's send references (e keeps its hold on c)
+	takenLastSend        // e's last send reference, with the entry's hold on c
+	madeSend             // a MAKE_SEND counted in p's make-send count
+)
+
+// commitTaken releases the holds on channels that the entries gave to the message. Called with
+// sp.mu held.
+func (tx *transfer) commitTaken() {
+	for _, t := range tx.taken {
+		if t.kind == takenSendOnce || t.kind == takenLastSend {
+			t.c.put()
+		}
+	}
+}
+
+// undoTaken gives back what the copy-in took, last first. Called with sp.mu held.
+func (tx *transfer) undoTaken() {
+	for i := len(tx.taken) - 1; i >= 0; i-- {
+		switch t := tx.taken[i]; t.kind {
+		case takenSendOnce:
+			sp.giveBack(t.e)
+			t.e.sonce = t.c
+		case takenSend, takenLastSend:
+			tx.renamed(t.e.name, sp.giveBackSend(t.e, t.c, t.kind == takenLastSend))
+		case madeSend:
+			t.p.mscount--
+		}
+	}
 }
 
 // renamed records that a failed send gave a right it moved back under another name than its
@@ -1342,6 +1384,7 @@ func (tx *transfer) commit() {
 	if tx.spends != nil && !tx.dropped {
 		tx.spends.spent = true // used: its release tells the port nothing
 	}
+	tx.commitTaken()
 	for _, f := range tx.moves {
 		f()
 	}
@@ -1379,6 +1422,7 @@ func (tx *transfer) rollback() {
 	for i := len(tx.undos) - 1; i >= 0; i-- {
 		tx.undos[i]()
 	}
+	tx.undoTaken()
 	for _, it := range tx.issued {
 		delete(it.l.tokens, it.tok)
 	}
