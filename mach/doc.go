@@ -94,6 +94,10 @@
 //     right, or the last reference of a send right, to a free name of the caller's choosing,
 //     InsertRight fails with KernFailure. (Inserting a right under the name it has, and the
 //     errors for other names, are as on macOS.)
+//   - A send to a port of another process that dies while the message is on its way fails with
+//     MACH_SEND_INVALID_DEST and leaves every right with the sender, as a send to a port already
+//     dead does; macOS destroys such a message and returns success (xnu's ipc_kmsg_send), as the
+//     emulation does for a port of the sending process.
 //   - A send that times out (MACH_SEND_TIMED_OUT) is handed back as on macOS, with the rights
 //     it made; a send that fails with MACH_SEND_NO_BUFFER (the emulation's own shortage of
 //     sockets, descriptors or memory) leaves everything as it was before the send, and makes

@@ -11,11 +11,12 @@ import (
 
 // A right a send moves leaves the sender's space with the send, as xnu's copy-in takes it, even
 // when its port dies while the message is on its way and someone looks at the name meanwhile
-// (which turns a right whose port died into a dead name). The emulation takes moved rights from
-// the entry only when the send commits, with the space lock dropped in between: a commit that
-// found its right turned into a dead name left that dead name behind for good (found as a leaked
-// port name in cfmessageport's TestPairRefused: a server's reply went out, the requester closed
-// its reply port, and a leak check listed the names before the server's send committed).
+// (which turns a right whose port died into a dead name). The emulation once took moved rights
+// from the entry only when the send committed, with the space lock dropped in between: a commit
+// that found its right turned into a dead name left that dead name behind for good (found as a
+// leaked port name in cfmessageport's TestPairRefused: a server's reply went out, the requester
+// closed its reply port, and a leak check listed the names before the server's send committed).
+// The copy-in takes them now (msg.go: moveSendOnce, useSend), and this test keeps it so.
 func TestMovedRightDiesInFlight(t *testing.T) {
 	cases := []struct {
 		name string

@@ -234,6 +234,23 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		return fail(kr)
 	}
 	tx.releaseRetained()
+	if tx.circular {
+		// xnu's ipc_kmsg_send: "don't allow the creation of a circular loop": a message marked
+		// MACH_MSGH_BITS_CIRCULAR at copy-in is destroyed, and the send succeeds.
+		tx.dropped = true
+		tx.commit()
+		tx.destroyCarried()
+		tx.release()
+		sp.mu.Unlock()
+		tx.closeOwned()
+		tx.ss.discard()
+		for _, mc := range tx.mem {
+			if mc.dealloc {
+				VMDeallocate(mc.addr, int(mc.size))
+			}
+		}
+		return abi.MACH_MSG_SUCCESS
+	}
 	sp.mu.Unlock()
 	if h := sendInFlightHook; h != nil {
 		h(false)
@@ -266,6 +283,13 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		}
 		sp.mu.Lock()
 	}
+	if kr == abi.MACH_SEND_INVALID_DEST && tx.destPort != nil && tx.destPort.dead {
+		// The destination, a port of this process alive at copy-in, died while the message was
+		// on its way: xnu's ipc_kmsg_send finds it inactive and "can pretend it got sent and was
+		// then immediately destroyed" (ipc_kmsg_destroy, MACH_MSG_SUCCESS). The message is
+		// destroyed as a dropped one (a local one by enqueue, which finds the port dead).
+		kr, tx.dropped = abi.MACH_MSG_SUCCESS, true
+	}
 	if kr == abi.MACH_MSG_SUCCESS {
 		if lm != nil {
 			tx.takeRefs(lm)
@@ -287,7 +311,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		// Before the transfer lets go of the rights its copy-in made: on xnu those very rights
 		// are handed back (ipc_kmsg_copyout_pseudo), so a send right made by MAKE_SEND exists
 		// throughout, and releasing the transfer's first must not fire no-senders.
-		handBack(m, remoteDisp, localDisp)
+		tx.handBack(m, remoteDisp, localDisp)
 	}
 	tx.release()
 	sp.mu.Unlock()
@@ -458,24 +482,38 @@ func (tx *transfer) takeRefs(m *inMsg) {
 // make-send count), MAKE_SEND_ONCE a send-once right under a new name, COPY_SEND one more user
 // reference. Releasing those has the usual effects: MACH_NOTIFY_SEND_ONCE, no-senders. Memory
 // stays where it was: nothing was copied out of it. Called with sp.mu held.
-func handBack(m *Msg, remoteDisp, localDisp uint8) {
+func (tx *transfer) handBack(m *Msg, remoteDisp, localDisp uint8) {
 	bits := m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
-	name, typ := handBackRight(m.Remote, remoteDisp)
+	name, typ := handBackRight(tx.newName(m.Remote), remoteDisp)
 	m.Remote, bits = name, bits|uint32(typ)
 	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
-		name, typ = handBackRight(m.Local, localDisp)
+		name, typ = handBackRight(tx.newName(m.Local), localDisp)
 		m.Local, bits = name, bits|uint32(typ)<<8
 	}
 	m.Bits = bits
 	for i := range m.Descs {
 		if d := &m.Descs[i]; !d.Memory {
-			d.Name, d.Disp = handBackRight(d.Name, d.Disp)
+			d.Name, d.Disp = handBackRight(tx.newName(d.Name), d.Disp)
 		}
 	}
 }
 
+// newName is the name a right the send moved was given back under (renames), else name.
+func (tx *transfer) newName(name uint32) uint32 {
+	for _, r := range tx.renames {
+		if r[0] == name {
+			return r[1]
+		}
+	}
+	return name
+}
+
 // handBackRight makes again the right one disposition copied in, and returns its name and type.
-// A right that is gone meanwhile comes back as MACH_PORT_DEAD, as a right whose port died does.
+// A right that is gone meanwhile comes back as MACH_PORT_DEAD, as a right whose port died does:
+// xnu's copy-out of a right whose port is dead destroys it and names it MACH_PORT_DEAD
+// (ipc_kmsg_copyout_object: ipc_object_copyout fails with KERN_INVALID_CAPABILITY). A moved
+// right the rollback gave back to its name, which turned into a dead name, is taken back out
+// of it (the name went at copy-in on xnu).
 func handBackRight(name uint32, disp uint8) (uint32, uint8) {
 	r, _ := noPort(name, disp)
 	if name == abi.MACH_PORT_NULL || name == abi.MACH_PORT_DEAD {
@@ -485,7 +523,18 @@ func handBackRight(name uint32, disp uint8) (uint32, uint8) {
 	if e == nil {
 		return abi.MACH_PORT_DEAD, r.typ
 	}
+	sp.refreshDead(e)
 	switch disp {
+	case dispMoveSend, dispMoveSendOnce:
+		live := e.sendRefs > 0
+		if disp == dispMoveSendOnce {
+			live = e.sonce != nil
+		}
+		if !live && e.deadRefs > 0 {
+			dropRefs(&e.deadRefs, 1)
+			sp.dropIfEmpty(e)
+			return abi.MACH_PORT_DEAD, r.typ
+		}
 	case dispCopySend:
 		if e.sendRefs == 0 {
 			return abi.MACH_PORT_DEAD, r.typ
@@ -521,10 +570,9 @@ type transfer struct {
 	fds      []int // fds to pass; entries owned by the transfer are closed in abort
 	owned    []bool
 	holds    []*sendChan // channels used, held until the send is over
-	moves    []func()    // what a successful send takes from the space
+	moves    []func()    // what a successful send does last (copy-in took the moved rights)
 	undos    []func()    // what a failed send gives back
 	mem      []memCopy
-	takenBy  []takenRights
 	spareFDs int    // fds the message may still use to split memory into parts
 	wire     []byte // the encoded datagram, reused
 	oob      []byte // its SCM_RIGHTS, reused
@@ -532,11 +580,7 @@ type transfer struct {
 	destPort *port // the destination when it lives in this process
 	dropped  bool  // delivered as destroyed: the send-once channel was full
 	issued   []issuedToken
-	// made are the ports a send right was made for (MAKE_SEND), once each: their make-send
-	// count goes up when the send commits. (A slice, not a closure in moves, so that a send
-	// with MAKE_SEND allocates nothing.)
-	made   []*port
-	spends *sendChan // the lane right the message is sent on
+	spends   *sendChan // the lane right the message is sent on
 	// local is the destination port when the message goes straight into its queue: sent through
 	// a local send right, or a send-once right made for it (localOnce). Its rights then travel
 	// as references (record.ch), not fds.
@@ -547,6 +591,14 @@ type transfer struct {
 	// pooled are the pooled memfds the message carries (mempool.go): locked for it (unlocked
 	// unless it goes) and busy until the send is over (poolsDone).
 	pooled []*poolSlot
+	// circular is set when a receive right the message carries would travel in a queue only
+	// that receive right leads to (circular): the message is destroyed.
+	circular bool
+	// taken is what the copy-in took from the space (takenRight).
+	taken []takenRight
+	// renames are the rights a failed send gave back under another name than their own: old,
+	// new (handBack).
+	renames [][2]uint32
 }
 
 // issuedToken is a send-once right this transfer made as a lane token.
@@ -573,11 +625,12 @@ func (tx *transfer) restart() {
 	clear(tx.moves)
 	clear(tx.undos)
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
-	tx.dest, tx.destPort, tx.takenBy, tx.dropped = nil, nil, tx.takenBy[:0], false
+	tx.dest, tx.destPort, tx.renames, tx.dropped = nil, nil, tx.renames[:0], false
 	tx.issued, tx.spends = tx.issued[:0], nil
-	clear(tx.made)
-	tx.made = tx.made[:0]
 	tx.local, tx.localOnce = nil, false
+	tx.circular = false
+	clear(tx.taken)
+	tx.taken = tx.taken[:0]
 }
 
 // retain keeps the holds of an undone pass until the next pass is done. Called with sp.mu held.
@@ -601,9 +654,8 @@ func putTransfer(tx *transfer) {
 	clear(tx.moves[:cap(tx.moves)])
 	clear(tx.undos[:cap(tx.undos)])
 	clear(tx.mem[:cap(tx.mem)])
-	clear(tx.takenBy[:cap(tx.takenBy)])
 	clear(tx.issued[:cap(tx.issued)])
-	clear(tx.made[:cap(tx.made)])
+	clear(tx.taken[:cap(tx.taken)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
 	transfers.Put(tx)
 }
@@ -637,15 +689,20 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 	// No liveness probe here: a dead destination shows as EPIPE from sendmsg.
 	switch disp {
 	case dispCopySend, dispMoveSend:
-		if !tx.useSend(e, disp == dispMoveSend) {
+		c := tx.useSend(e, disp == dispMoveSend)
+		if c == nil {
 			return nil, abi.MACH_SEND_INVALID_DEST
 		}
-		c := tx.hold(e.send)
 		tx.dest, tx.destPort, tx.local = c, e.recv, c.local
 		if c.local != nil {
 			tx.destPort = c.local
 		} else if e.recv == nil {
 			tx.destPort = localPort(c.id)
+		}
+		if tx.destPort != nil && tx.destPort.dead {
+			// Dead at copy-in: xnu's copy-in finds a dead name (the send fails), unlike a port
+			// that dies after it (Send: pretend it got sent).
+			return nil, abi.MACH_SEND_INVALID_DEST
 		}
 		tx.dg.bits |= typePortSend << 8
 		return c, abi.MACH_MSG_SUCCESS
@@ -657,7 +714,7 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		p := e.recv
 		c := p.newLocalSend()
 		tx.holds = append(tx.holds, c) // the transfer owns the only hold
-		tx.made = append(tx.made, p)
+		tx.countMakeSend(p)
 		tx.dg.bits |= typePortSend << 8
 		tx.dest, tx.destPort, tx.local = c, p, p
 		return c, abi.MACH_MSG_SUCCESS
@@ -687,63 +744,165 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 	return nil, abi.MACH_SEND_INVALID_HEADER
 }
 
-// moveSendOnce holds an entry's send-once right for the send, which takes it on success.
+// moveSendOnce takes an entry's send-once right for the message at copy-in, as xnu's copy-in
+// does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_SEND_ONCE: the right leaves the entry, and a name
+// left empty is freed, its dead-name request cancelled with MACH_NOTIFY_PORT_DELETED): from then
+// on no other thread finds the right under its name, to send on, release or watch it. The
+// entry's hold on the channel becomes the message's, released by the commit (the transfer's own
+// hold keeps it open until the send is over); a failed send gives the right back.
 func (tx *transfer) moveSendOnce(e *entry) *sendChan {
-	if e.sonce == nil || tx.taken(e).sonce {
-		return nil // absent, or already moved by this message
+	if e.sonce == nil {
+		return nil // absent, or already moved (by this message or one in flight)
 	}
-	tx.taken(e).sonce = true
 	c := tx.hold(e.sonce)
-	tx.moves = append(tx.moves, func() {
-		switch {
-		case e.sonce == c:
-			e.sonce = nil
-			c.put()
-			sp.dropIfEmpty(e)
-		case c.diedNamed:
-			sp.dropMovedDead(e)
-		}
-	})
+	e.sonce = nil
+	sp.dropIfEmpty(e)
+	tx.taken = append(tx.taken, takenRight{kind: takenSendOnce, e: e, c: c})
 	return c
 }
 
-// takenRights is what one message takes from one entry, so that a message naming the same
-// right twice cannot take more than the entry holds.
-type takenRights struct {
-	e           *entry
-	send        uint32
-	sonce, recv bool
+// useSend holds the entry's send right for this message to copy or move. A move takes one user
+// reference from the entry at copy-in, as xnu's does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_SEND:
+// a count pegged at MACH_PORT_UREFS_MAX stays; the last reference leaves the name, which is
+// freed if nothing else is left, with its dead-name request): a second message moving the same
+// reference meanwhile finds none. A failed send gives the reference back. Nil if the entry has
+// no send right left.
+func (tx *transfer) useSend(e *entry, move bool) *sendChan {
+	if e.send == nil || e.sendRefs == 0 {
+		return nil
+	}
+	c := tx.hold(e.send)
+	if !move || e.sendRefs == urefsMax {
+		return c
+	}
+	e.sendRefs--
+	if e.sendRefs > 0 {
+		tx.taken = append(tx.taken, takenRight{kind: takenSend, e: e, c: c})
+		return c
+	}
+	// The last reference: the entry's hold on the channel is the message's now.
+	e.send = nil
+	if n, ok := sp.byPort[e.id]; ok && n == e.name && e.recv == nil {
+		delete(sp.byPort, e.id)
+	}
+	sp.dropIfEmpty(e)
+	tx.taken = append(tx.taken, takenRight{kind: takenLastSend, e: e, c: c})
+	return c
 }
 
-func (tx *transfer) taken(e *entry) *takenRights {
-	for i := range tx.takenBy {
-		if tx.takenBy[i].e == e {
-			return &tx.takenBy[i]
+// circular reports whether p's receive right, sent to dest, would travel in a queue that only p's
+// receive right leads to: dest is p, or dest's own receive right travels (inside this process)
+// in p's queue, or in a queue whose receive right does, and so on. xnu checks every receive right
+// it copies in so (ipc_kmsg_copyin_body: ipc_port_check_circularity) and destroys the message
+// (ipc_kmsg_send, MACH_MSGH_BITS_CIRCULAR), for nothing could ever receive it. Called with
+// sp.mu held.
+func circular(p, dest *port) bool {
+	for q := dest; q != nil && !q.dead; q = q.inTransit {
+		if q == p {
+			return true
+		}
+		if e := sp.entries[q.name]; e != nil && e.recv == q {
+			return false // a name holds q's receive right: the chain ends there
 		}
 	}
-	tx.takenBy = append(tx.takenBy, takenRights{e: e})
-	return &tx.takenBy[len(tx.takenBy)-1]
+	return false
 }
 
-// useSend checks that the entry still has a send right for this message to copy or move, and
-// records a move (taken from the entry on success).
-func (tx *transfer) useSend(e *entry, move bool) bool {
-	t := tx.taken(e)
-	if e.send == nil || e.sendRefs <= t.send {
-		return false
+// countMakeSend counts a send right the message makes in its port's make-send count at copy-in,
+// as xnu does (ipc_right_copyin, MACH_MSG_TYPE_MAKE_SEND: ip_mscount++ with the space locked);
+// a failed send takes it back (a timed-out one makes the right again: handBack).
+func (tx *transfer) countMakeSend(p *port) {
+	p.mscount++
+	tx.taken = append(tx.taken, takenRight{kind: madeSend, p: p})
+}
+
+// takenRight is what a copy-in took from the space (or counted) that the commit completes and a
+// rollback gives back. Kept as data, not closures: a send's copy-in allocates nothing.
+type takenRight struct {
+	kind uint8
+	e    *entry
+	c    *sendChan
+	p    *port
+}
+
+const (
+	takenSendOnce = iota // e's send-once right c; the entry's hold on c is the message's
+	takenSend            // one of e's send references (e keeps its hold on c)
+	takenLastSend        // e's last send reference, with the entry's hold on c
+	madeSend             // a MAKE_SEND counted in p's make-send count
+)
+
+// commitTaken releases the holds on channels that the entries gave to the message. Called with
+// sp.mu held.
+func (tx *transfer) commitTaken() {
+	for _, t := range tx.taken {
+		if t.kind == takenSendOnce || t.kind == takenLastSend {
+			t.c.put()
+		}
 	}
-	if move {
-		t.send++
-		tx.moves = append(tx.moves, func() {
-			if e.sendRefs == 0 {
-				sp.dropMovedDead(e) // the port died meanwhile: its send rights are a dead name
-				return
+}
+
+// undoTaken gives back what the copy-in took, last first. Called with sp.mu held.
+func (tx *transfer) undoTaken() {
+	for i := len(tx.taken) - 1; i >= 0; i-- {
+		switch t := tx.taken[i]; t.kind {
+		case takenSendOnce:
+			sp.giveBack(t.e)
+			t.e.sonce = t.c
+		case takenSend, takenLastSend:
+			tx.renamed(t.e.name, sp.giveBackSend(t.e, t.c, t.kind == takenLastSend))
+		case madeSend:
+			t.p.mscount--
+		}
+	}
+}
+
+// renamed records that a failed send gave a right it moved back under another name than its
+// own (the port had another name by then), for handBack.
+func (tx *transfer) renamed(old, name uint32) {
+	if old != name {
+		tx.renames = append(tx.renames, [2]uint32{old, name})
+	}
+}
+
+// moveReceive takes a receive right out of its name for the message at copy-in, as xnu's copy-in
+// does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_RECEIVE: ipc_port_clear_receiver unlinks the port
+// from its sets, sends its blocked receivers away and clears its make-send count, sequence
+// number, context and guard, and a name left empty is freed): from then on it travels as a
+// token, and no other thread receives from it or destroys it under its old name. A failed send
+// gives it back as it was. Called with sp.mu held.
+func (tx *transfer) moveReceive(e *entry) uint64 {
+	p := e.recv
+	var sets []*pset
+	for ps := range p.sets {
+		sets = append(sets, ps)
+	}
+	sp.leaveSets(p)
+	p.movedAway()
+	mscount, seqno, context, guarded := p.mscount, p.seqno, p.context, p.guarded
+	p.mscount, p.seqno, p.context, p.guarded = 0, 0, 0, false
+	e.recv = nil
+	if circular(p, tx.destPort) {
+		tx.circular = true
+	}
+	p.inTransit = tx.destPort
+	if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
+		delete(sp.byPort, p.id)
+	}
+	sp.dropIfEmpty(e)
+	tok := sp.newToken(p)
+	tx.undos = append(tx.undos, func() {
+		delete(sp.tokens, tok)
+		p.inTransit = nil
+		p.mscount, p.seqno, p.context, p.guarded = mscount, seqno, context, guarded
+		tx.renamed(e.name, sp.giveBackReceive(e, p))
+		for _, ps := range sets {
+			if !ps.dead {
+				ps.add(p)
 			}
-			sp.dropSend(e, 1)
-			sp.dropIfEmpty(e)
-		})
-	}
-	return true
+		}
+	})
+	return tok
 }
 
 // exportTo makes c, a local send right, carriable to another process: the channel its copies
@@ -780,6 +939,9 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		return r, invalid
 	}
 	sp.refreshDead(e)
+	if r, ok := tx.copyinDead(e, disp); ok {
+		return r, abi.MACH_MSG_SUCCESS
+	}
 	switch disp {
 	case dispCopySend, dispMoveSend, dispMakeSend:
 		var c *sendChan
@@ -794,11 +956,11 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 				c = e.recv.newLocalSend()
 				tx.holds = append(tx.holds, c)
 			}
-			tx.made = append(tx.made, e.recv)
-		case !tx.useSend(e, disp == dispMoveSend):
-			return r, invalid
+			tx.countMakeSend(e.recv)
 		default:
-			c = tx.hold(e.send)
+			if c = tx.useSend(e, disp == dispMoveSend); c == nil {
+				return r, invalid
+			}
 		}
 		r.typ, r.id = typePortSend, c.id
 		if tx.local != nil {
@@ -898,31 +1060,40 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		if tx.destPort == nil {
 			return r, SendMoveReceiveRemote
 		}
-		if e.recv == tx.destPort {
-			return r, invalid // a port cannot carry its own receive right
-		}
-		p := e.recv
-		if tx.taken(e).recv {
-			return r, invalid // the same receive right twice in one message
-		}
-		tx.taken(e).recv = true
-		tok := sp.newToken(p)
+		tok := tx.moveReceive(e)
 		r = record{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: tok}
-		tx.undos = append(tx.undos, func() { delete(sp.tokens, tok) })
-		tx.moves = append(tx.moves, func() {
-			if e.recv == p {
-				sp.leaveSets(p)
-				e.recv = nil
-				p.movedAway()
-				if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
-					delete(sp.byPort, p.id)
-				}
-				sp.dropIfEmpty(e)
-			}
-		})
 		return r, abi.MACH_MSG_SUCCESS
 	}
 	return r, abi.MACH_SEND_INVALID_TYPE
+}
+
+// copyinDead copies in a dead name given as a send or send-once right: xnu accepts it in the
+// reply field and in port descriptors (IPC_OBJECT_COPYIN_FLAGS_DEADOK, in ipc_kmsg_copyin_header
+// and ipc_kmsg_copyin_port_descriptor), and the receiver gets MACH_PORT_DEAD. A move takes one
+// user reference of the dead name (ipc_right_copyin: move_dead), a copy none (copy_dead).
+// Reports false for an entry that is not a dead name or a disposition that needs a live right.
+// Called with sp.mu held.
+func (tx *transfer) copyinDead(e *entry, disp uint8) (record, bool) {
+	if e.deadRefs == 0 || e.recv != nil || e.pset != nil || e.sendRefs > 0 || e.sonce != nil {
+		return record{}, false
+	}
+	switch disp {
+	case dispCopySend:
+	case dispMoveSend, dispMoveSendOnce:
+		refs := e.deadRefs
+		dropRefs(&e.deadRefs, 1)
+		sp.dropIfEmpty(e)
+		if e.deadRefs < refs {
+			tx.undos = append(tx.undos, func() {
+				sp.giveBack(e)
+				e.deadRefs++
+			})
+		}
+	default:
+		return record{}, false
+	}
+	r, _ := noPort(abi.MACH_PORT_DEAD, disp)
+	return r, true
 }
 
 // noPort is a port descriptor naming MACH_PORT_NULL or MACH_PORT_DEAD: no right travels, and the
@@ -1213,9 +1384,7 @@ func (tx *transfer) commit() {
 	if tx.spends != nil && !tx.dropped {
 		tx.spends.spent = true // used: its release tells the port nothing
 	}
-	for _, p := range tx.made {
-		p.mscount++
-	}
+	tx.commitTaken()
 	for _, f := range tx.moves {
 		f()
 	}
@@ -1248,9 +1417,12 @@ func (tx *transfer) destroyCarried() {
 }
 
 func (tx *transfer) rollback() {
-	for _, f := range tx.undos {
-		f()
+	// Last done, first undone: a receive right moved after a MAKE_SEND of it gets its make-send
+	// count back before the MAKE_SEND takes its count out.
+	for i := len(tx.undos) - 1; i >= 0; i-- {
+		tx.undos[i]()
 	}
+	tx.undoTaken()
 	for _, it := range tx.issued {
 		delete(it.l.tokens, it.tok)
 	}

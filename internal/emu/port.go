@@ -54,6 +54,9 @@ type port struct {
 	// moveWakes counts the extra counts put on evfd to wake the receivers blocked on the port
 	// when its receive right moved away; the last of them takes them off again.
 	moveWakes int
+	// inTransit is the port in whose queue p's receive right travels inside this process, while
+	// no name holds it (moved in a message, or sent with a port-destroyed notification).
+	inTransit *port
 }
 
 // movedAway wakes the receivers blocked on p, whose receive right just left their name (moved in
@@ -439,6 +442,7 @@ func (s *space) destroyReceive(e *entry) {
 		notify := p.pd
 		p.pd = nil
 		tok := s.parkReceive(p)
+		p.inTransit = notify
 		m := kernelMsg(abi.MACH_NOTIFY_PORT_DESTROYED, nil)
 		m.dg.descs = []record{{kind: kindReceive, typ: typePortReceive, fd: -1, counterFD: -1, token: tok}}
 		notify.inject(m)

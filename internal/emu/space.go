@@ -56,9 +56,6 @@ type sendChan struct {
 	lane  *remoteLane
 	token uint64
 	spent bool
-	// diedNamed is set on a send-once right whose name became a dead name (refreshDead): a
-	// send moving it commits by taking that dead name's reference instead.
-	diedNamed bool
 }
 
 func (c *sendChan) get() *sendChan { c.refs++; return c }
@@ -228,7 +225,6 @@ func (s *space) refreshDead(e *entry) {
 	}
 	if e.sonce != nil && e.sonce.dead() {
 		s.becomeDead(e, 1)
-		e.sonce.diedNamed = true
 		e.sonce.put()
 		e.sonce = nil
 	}
@@ -358,16 +354,58 @@ func (s *space) dropSend(e *entry, n uint32) {
 	}
 }
 
-// dropMovedDead commits the move of a right that became a dead name while its send was in
-// flight (the lock is free between copy-in and commit): xnu's copy-in took the right from the
-// space, so of the dead name's references the send takes the one that right turned into.
-// Nothing is taken when the name was released or reused meanwhile. Called with sp.mu held.
-func (s *space) dropMovedDead(e *entry) {
-	if s.entries[e.name] != e || e.deadRefs == 0 || e.deadRefs == urefsMax {
-		return // gone, or pegged as xnu pegs it
+// giveBack puts back an entry that a send's copy-in freed when it moved the entry's last right,
+// for the send failed (names are never reused: newName). Called with s.mu held.
+func (s *space) giveBack(e *entry) {
+	if s.entries[e.name] != e {
+		s.entries[e.name] = e
 	}
-	e.deadRefs--
-	s.dropIfEmpty(e)
+}
+
+// giveBackSend gives back the send right reference a failed send moved out of e (whole: the
+// last one, with the entry's hold on c), and returns the name that holds it. Send rights
+// coalesce: if the port was named again meanwhile, under another name, the reference goes there.
+// Called with s.mu held.
+func (s *space) giveBackSend(e *entry, c *sendChan, whole bool) uint32 {
+	if s.entries[e.name] != e {
+		if n, ok := s.byPort[e.id]; ok && s.entries[n] != nil && n != e.name {
+			e = s.entries[n]
+		} else {
+			s.giveBack(e)
+		}
+	}
+	switch {
+	case e.send != nil:
+		e.sendRefs, _ = addRefs(e.sendRefs, 1)
+		if whole {
+			c.put() // the name holds the port's send right again: one hold is enough
+		}
+	default:
+		if !whole {
+			c.get() // the entry let go of its hold meanwhile
+		}
+		e.send, e.sendRefs = c, 1
+		if _, ok := s.byPort[e.id]; !ok {
+			s.byPort[e.id] = e.name
+		}
+	}
+	return e.name
+}
+
+// giveBackReceive gives back the receive right a failed send moved out of e, under e's name or,
+// if the port was named again meanwhile (a send right to it received), under that name, as
+// copyoutReceive would name it; it returns the name. Called with s.mu held.
+func (s *space) giveBackReceive(e *entry, p *port) uint32 {
+	if s.entries[e.name] != e {
+		if n, ok := s.byPort[p.id]; ok && s.entries[n] != nil && s.entries[n].recv == nil {
+			e = s.entries[n]
+		} else {
+			s.giveBack(e)
+		}
+	}
+	e.recv, p.name = p, e.name
+	s.byPort[p.id] = e.name
+	return e.name
 }
 
 // Deallocate is mach_port_deallocate: one user reference of a send, send-once or dead-name right.
