@@ -55,3 +55,7 @@ var theEmulated = ns.(*emulated)
 func PublishSendRight(name string, send *mach.SendRight) (withdraw func() error, err error) {
 	return theEmulated.publish("bootstrap_register2", name, send, false)
 }
+
+// ErrOwnerSocketGone explains a look-up's 1102 when the name's owner lives but its socket file
+// was removed behind its back.
+var ErrOwnerSocketGone = errOwnerSocketGone

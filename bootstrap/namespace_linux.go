@@ -235,6 +235,11 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 		a.names++ // the agent stays while this claim runs
 	}
 	e.mu.Unlock()
+	if a != nil {
+		// A socket file removed behind the agent's back is bound again here at the latest
+		// (rebind; its watch usually did it already).
+		_ = a.rebind()
+	}
 	if a == nil {
 		if a, err = startAgent(e, p.dir); err != nil {
 			return fail(0, err)
@@ -474,8 +479,11 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 		case ctx.Err() != nil:
 			return fail(0, ctx.Err())
 		case errors.Is(err, unix.ENOENT):
-			if _, lerr := os.Lstat(p.sock); lerr == nil {
-				cleanStale(ctx, p) // a link to a dead agent's socket, which is gone
+			// A link to a dead agent's socket, which is gone; or to a live one's whose file
+			// something else removed, whose entries stay (its lock is held) while it binds
+			// the socket again (rebind).
+			if _, lerr := os.Lstat(p.sock); lerr == nil && cleanStale(ctx, p) {
+				return fail(ErrUnknownService, errOwnerSocketGone)
 			}
 			return fail(ErrUnknownService, nil)
 		case errors.Is(err, unix.ECONNREFUSED):
@@ -569,6 +577,10 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	}
 	return mach.AdoptSend(mach.Name(got)), nil
 }
+
+// errOwnerSocketGone explains a 1102 for a name whose owner lives but whose socket file is
+// missing: something else removed it, and the owner binds it again (agent.rebind).
+var errOwnerSocketGone = errors.New("the owner lives, but its socket file was removed; it binds it again shortly")
 
 // errOwnerWentAway explains a 1102 for a look-up whose connection the owner reset.
 var errOwnerWentAway = errors.New("the owner went away before answering")
