@@ -59,3 +59,10 @@ func PublishSendRight(name string, send *mach.SendRight) (withdraw func() error,
 // ErrOwnerSocketGone explains a look-up's 1102 when the name's owner lives but its socket file
 // was removed behind its back.
 var ErrOwnerSocketGone = errOwnerSocketGone
+
+// OnListenQueueFull runs f each time a look-up finds its owner's listen queue full, until the
+// returned func restores the default.
+func OnListenQueueFull(f func()) (restore func()) {
+	queueFullHook.Store(&f)
+	return func() { queueFullHook.Store(nil) }
+}
