@@ -477,8 +477,24 @@ func (a *agent) answer(conn *net.UnixConn, raw syscall.RawConn, key string, err 
 	}
 	defer s.busy.Done()
 	_ = raw.Control(func(fd uintptr) {
-		if emu.PassSendRight(int(fd), uint32(s.send.Name())) != abi.KERN_SUCCESS {
-			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_UNKNOWN_SERVICE) // the port is dead
+		switch kr := emu.PassSendRight(int(fd), uint32(s.send.Name())); kr {
+		case abi.KERN_SUCCESS:
+		case abi.KERN_FAILURE:
+			// The connection did not take the right: the peer is gone (it gave up, or died)
+			// or cannot take it. Nothing more is sent, as launchd sends nothing when its reply
+			// fails with MACH_SEND_INVALID_DEST or MACH_SEND_TIMED_OUT: it destroys the reply
+			// and goes on (launchd_runtime2 in launchd_runtime.c). A refusal would not reach a
+			// gone peer, and to one still there 1102 would say the name is not served, which
+			// is false; it sees the connection closed without an answer instead.
+		case abi.MACH_SEND_NO_BUFFER, abi.KERN_RESOURCE_SHORTAGE:
+			// This process lacks the descriptors to carry the right (the channel made when a
+			// right first leaves the process): the name is served, so the look-up is told the
+			// emulation's answer for want of resources, as a send would be, not 1102.
+			_ = emu.RefuseHandoff(int(fd), kr)
+		default:
+			// The namespace's right is no send right any more: its port died, and the name
+			// goes with it (watch).
+			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_UNKNOWN_SERVICE)
 		}
 	})
 }
