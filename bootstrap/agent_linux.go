@@ -38,7 +38,7 @@ type agent struct {
 	next     *net.UnixListener // one bound again at sockPath, which serve takes up (rebind); under lnMu
 	sockID   fileID            // the socket file the newest listener made; under lnMu
 	stopping bool              // stop has begun: nothing is bound again; under lnMu
-	watch    *sockWatch        // notices the socket file's removal; nil without inotify
+	watch    *sockWatch        // notices the socket file's removal
 	ctx      context.Context
 	cancel   context.CancelFunc
 	accepted chan struct{} // closed when the accept loop has ended
@@ -142,7 +142,7 @@ func statID(path string) (fileID, error) {
 // only through a path, and a new file at the same path mends every link at once, for nothing on
 // the look-up's path (one connect through the link, as before). The old listener's queue is taken
 // up by serve (takeOver), so no look-up that reached it before the removal is lost. It runs at
-// each registration of another name (a cheap lstat) and on the watch's events.
+// each registration of another name (a cheap lstat) and when the watch (sockWatch) says.
 func (a *agent) rebind() error {
 	a.lnMu.Lock()
 	defer a.lnMu.Unlock()
@@ -228,21 +228,46 @@ func acceptQueued(ln *net.UnixListener) []*net.UnixConn {
 // sockWatch tells the agent when its socket's file loses a link or moves (inotify's IN_ATTRIB
 // comes with unlink(2), as the link count drops: fsnotify_link_count in vfs_unlink, fs/namei.c),
 // so that it binds again at once. It watches that one file, so removals of other agents' files
-// wake nobody. Without inotify (a user's instances are limited, 128 by default) the agent
-// notices at its next registration only.
+// wake nobody. Without inotify (a user has 128 instances by default, shared by every program
+// of the user) it checks the file every pollSocketEvery instead: one lstat, no descriptor.
 type sockWatch struct {
-	f    *os.File
-	wd   int // the watch of the current socket file; under the agent's lnMu
+	f    *os.File      // the inotify instance, or nil when the file is polled
+	wd   int           // the watch of the current socket file; under the agent's lnMu
+	quit chan struct{} // closed by stop when the file is polled
 	done chan struct{}
 }
 
-// watchSocket starts the watch of a's socket, or returns nil when inotify is not available.
+// pollSocketEvery is how often an agent without inotify checks its socket's file.
+const pollSocketEvery = time.Second
+
+// noInotify, when set, makes agents poll their socket's file as without inotify (tests).
+var noInotify atomic.Bool
+
+// watchSocket starts the watch of a's socket.
 func watchSocket(a *agent) *sockWatch {
+	w := &sockWatch{wd: -1, quit: make(chan struct{}), done: make(chan struct{})}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		return nil
+	if err == nil && noInotify.Load() {
+		unix.Close(fd)
+		err = unix.EMFILE
 	}
-	w := &sockWatch{f: os.NewFile(uintptr(fd), "inotify"), wd: -1, done: make(chan struct{})}
+	if err != nil {
+		go func() {
+			defer close(w.done)
+			t := time.NewTicker(pollSocketEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-w.quit:
+					return
+				case <-t.C:
+					_ = a.rebind()
+				}
+			}
+		}()
+		return w
+	}
+	w.f = os.NewFile(uintptr(fd), "inotify")
 	w.add(a.sockPath)
 	go func() {
 		defer close(w.done)
@@ -261,7 +286,7 @@ func watchSocket(a *agent) *sockWatch {
 // add watches the file at path instead of the one watched before. A file gone already is found
 // by the next check. The caller holds the agent's lnMu.
 func (w *sockWatch) add(path string) {
-	if w == nil {
+	if w.f == nil {
 		return
 	}
 	raw, err := w.f.SyscallConn()
@@ -282,10 +307,11 @@ func (w *sockWatch) add(path string) {
 
 // stop ends the watch and waits for its goroutine.
 func (w *sockWatch) stop() {
-	if w == nil {
-		return
+	if w.f != nil {
+		_ = w.f.Close()
+	} else {
+		close(w.quit)
 	}
-	_ = w.f.Close()
 	<-w.done
 }
 

@@ -66,3 +66,7 @@ func OnListenQueueFull(f func()) (restore func()) {
 	queueFullHook.Store(&f)
 	return func() { queueFullHook.Store(nil) }
 }
+
+// PollAgentSockets makes agents started from now on check their socket's file by polling, as
+// they do without inotify.
+func PollAgentSockets() { noInotify.Store(true) }

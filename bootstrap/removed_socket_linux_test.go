@@ -20,16 +20,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+func init() {
+	extraRoles["servepolled"] = func(name string) error {
+		bootstrap.PollAgentSockets()
+		return runChild("serve", name)
+	}
+}
+
 // Something else removes a live serving process's agent socket (systemd-tmpfiles cleaning an
 // old file, a user's rm): every link of its names then leads to nothing. While the owner cannot
 // act (stopped), a look-up from another process fails with 1102 and says why, and leaves the
 // owner's entries alone (its lock is held: the entry is not stale); once the owner runs, it binds
-// its socket again at the same path and the name answers look-ups again. Before the fix the
-// name never answered again until the process withdrew its last name.
+// its socket again at the same path, told by inotify or, without inotify, by polling the file,
+// and the name answers look-ups again. Before the fix the name never answered again until the
+// process withdrew its last name.
 func TestRemovedAgentSocketIsBoundAgain(t *testing.T) {
+	for _, tc := range []struct{ name, role string }{
+		{name: "watched", role: "serve"},
+		{name: "polled", role: "servepolled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { removedAgentSocket(t, tc.role) })
+	}
+}
+
+func removedAgentSocket(t *testing.T, role string) {
 	ctx := ctxTimeout(t, 30*time.Second)
 	name := uniqueName(t)
-	c := startChild(t, "serve", name)
+	c := startChild(t, role, name)
 	require.Equal(t, "ready", c.Line(t))
 	pid := c.Cmd.Process.Pid
 	link, record, err := bootstrap.NamePaths(name, 0)
