@@ -180,8 +180,10 @@ func (a *agent) takeOver(old *net.UnixListener) bool {
 	a.lnMu.Lock()
 	next, stopping := a.next, a.stopping
 	if next == nil || stopping {
+		// Cleared under lnMu, so that a rebind's deadline cannot be lost to this one.
+		ok := !stopping && old.SetDeadline(time.Time{}) == nil
 		a.lnMu.Unlock()
-		return !stopping && old.SetDeadline(time.Time{}) == nil
+		return ok
 	}
 	a.ln, a.next = next, nil
 	a.lnMu.Unlock()
