@@ -33,7 +33,12 @@ type agent struct {
 	sockPath string
 	lockPath string
 	lockFD   int
-	ln       *net.UnixListener
+	lnMu     sync.Mutex
+	ln       *net.UnixListener // the listener serve accepts on; under lnMu
+	next     *net.UnixListener // one bound again at sockPath, which serve takes up (rebind); under lnMu
+	sockID   fileID            // the socket file the newest listener made; under lnMu
+	stopping bool              // stop has begun: nothing is bound again; under lnMu
+	watch    *sockWatch        // notices the socket file's removal
 	ctx      context.Context
 	cancel   context.CancelFunc
 	accepted chan struct{} // closed when the accept loop has ended
@@ -46,8 +51,9 @@ type agent struct {
 	dead     *deadNames // the dead-name notifications of rights to other processes' ports; under e.mu
 }
 
-// agentFDs is how many descriptors the agent holds: its lock and its listening socket.
-const agentFDs = 2
+// agentFDs is how many descriptors the agent holds: its lock, its listening socket and the
+// inotify instance that watches the socket's file (sockWatch).
+const agentFDs = 3
 
 // requestWait bounds how long the agent waits for a look-up's request once it has accepted the
 // connection. A look-up sends it right after connecting, usually before the accept.
@@ -88,22 +94,227 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 		return nil, fmt.Errorf("agent lock: %w", err)
 	}
 	_, _ = unix.Write(a.lockFD, fmt.Appendf(nil, "%d\n", os.Getpid())) // for people
-	addr, done, err := sockAddr(a.sockPath)
+	ln, id, err := listenAt(a.sockPath)
 	if err != nil {
 		a.removeLock()
 		return nil, err
+	}
+	a.ln, a.sockID = ln, id
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.watch = watchSocket(a)
+	go a.serve()
+	return a, nil
+}
+
+// fileID tells one file from another: its device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// listenAt makes a listening socket at path, which must be free, and says which file it made.
+func listenAt(path string) (*net.UnixListener, fileID, error) {
+	addr, done, err := sockAddr(path)
+	if err != nil {
+		return nil, fileID{}, err
 	}
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: addr, Net: "unixpacket"})
 	done()
 	if err != nil {
-		a.removeLock()
-		return nil, err
+		return nil, fileID{}, err
 	}
-	a.ln = ln
-	a.ln.SetUnlinkOnClose(false) // stop unlinks, in its own order
-	a.ctx, a.cancel = context.WithCancel(context.Background())
-	go a.serve()
-	return a, nil
+	ln.SetUnlinkOnClose(false) // stop unlinks, in its own order
+	id, _ := statID(path)      // gone already: the watch, or the next registration, binds it again
+	return ln, id, nil
+}
+
+// statID says which file path names, without following a symbolic link.
+func statID(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// rebind binds the agent's socket again at its path when the file there is no longer the one
+// its listener made: something else removed it (systemd-tmpfiles cleaning an old file, a user's
+// rm). Every name's link leads to that path, so until then look-ups of a live process's names
+// find nothing (they say so, and leave its entries alone: its lock is held). The agent binds again
+// rather than look-ups routing round the missing file because a look-up can reach the listener
+// only through a path, and a new file at the same path mends every link at once, for nothing on
+// the look-up's path (one connect through the link, as before). The old listener's queue is taken
+// up by serve (takeOver), so no look-up that reached it before the removal is lost. It runs at
+// each registration of another name (a cheap lstat) and when the watch (sockWatch) says.
+func (a *agent) rebind() error {
+	a.lnMu.Lock()
+	defer a.lnMu.Unlock()
+	if a.stopping {
+		return nil
+	}
+	if id, err := statID(a.sockPath); err == nil && id == a.sockID {
+		return nil
+	}
+	if err := os.Mkdir(filepath.Join(a.dir, agentsDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("agents directory: %w", err)
+	}
+	// Whatever stands at the path now is not this agent's socket, and the path is this agent's
+	// alone (its id is random): it goes.
+	if err := os.Remove(a.sockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("agent socket: %w", err)
+	}
+	ln, id, err := listenAt(a.sockPath)
+	if err != nil {
+		return fmt.Errorf("agent socket bound again: %w", err)
+	}
+	if a.next != nil { // bound again already, and removed again before serve took it up
+		_ = a.next.Close()
+	}
+	a.next, a.sockID = ln, id
+	a.watch.add(a.sockPath)
+	// serve's accept returns at once on a past deadline and takes up the new listener.
+	return a.ln.SetDeadline(time.Unix(1, 0))
+}
+
+// takeOver moves serve from listener old, whose accept returned at its deadline, to the one
+// rebind made, if any: first it accepts what old still has queued (look-ups that reached it
+// before its file went), then closes it. It reports whether serve goes on.
+func (a *agent) takeOver(old *net.UnixListener) bool {
+	a.lnMu.Lock()
+	next, stopping := a.next, a.stopping
+	if next == nil || stopping {
+		// Cleared under lnMu, so that a rebind's deadline cannot be lost to this one.
+		ok := !stopping && old.SetDeadline(time.Time{}) == nil
+		a.lnMu.Unlock()
+		return ok
+	}
+	a.ln, a.next = next, nil
+	a.lnMu.Unlock()
+	for _, c := range acceptQueued(old) {
+		a.take(c)
+	}
+	_ = old.Close()
+	return true
+}
+
+// acceptQueued accepts, without waiting, the connections queued on ln.
+func acceptQueued(ln *net.UnixListener) []*net.UnixConn {
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	_ = raw.Control(func(fd uintptr) {
+		for {
+			nfd, _, err := unix.Accept4(int(fd), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			fds = append(fds, nfd)
+		}
+	})
+	var conns []*net.UnixConn
+	for _, fd := range fds {
+		f := os.NewFile(uintptr(fd), "look-up")
+		c, err := net.FileConn(f)
+		_ = f.Close()
+		if uc, ok := c.(*net.UnixConn); ok && err == nil {
+			conns = append(conns, uc)
+		} else if c != nil {
+			_ = c.Close()
+		}
+	}
+	return conns
+}
+
+// sockWatch tells the agent when its socket's file loses a link or moves (inotify's IN_ATTRIB
+// comes with unlink(2), as the link count drops: fsnotify_link_count in vfs_unlink, fs/namei.c),
+// so that it binds again at once. It watches that one file, so removals of other agents' files
+// wake nobody. Without inotify (a user has 128 instances by default, shared by every program
+// of the user) it checks the file every pollSocketEvery instead: one lstat, no descriptor.
+type sockWatch struct {
+	f    *os.File      // the inotify instance, or nil when the file is polled
+	wd   int           // the watch of the current socket file; under the agent's lnMu
+	quit chan struct{} // closed by stop when the file is polled
+	done chan struct{}
+}
+
+// pollSocketEvery is how often an agent without inotify checks its socket's file.
+const pollSocketEvery = time.Second
+
+// noInotify, when set, makes agents poll their socket's file as without inotify (tests).
+var noInotify atomic.Bool
+
+// watchSocket starts the watch of a's socket.
+func watchSocket(a *agent) *sockWatch {
+	w := &sockWatch{wd: -1, quit: make(chan struct{}), done: make(chan struct{})}
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err == nil && noInotify.Load() {
+		unix.Close(fd)
+		err = unix.EMFILE
+	}
+	if err != nil {
+		go func() {
+			defer close(w.done)
+			t := time.NewTicker(pollSocketEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-w.quit:
+					return
+				case <-t.C:
+					_ = a.rebind()
+				}
+			}
+		}()
+		return w
+	}
+	w.f = os.NewFile(uintptr(fd), "inotify")
+	w.add(a.sockPath)
+	go func() {
+		defer close(w.done)
+		buf := make([]byte, 4096)
+		for {
+			if _, err := w.f.Read(buf); err != nil {
+				return // stop closed it
+			}
+			// Any event (the file's own only, or an overflow) is checked the same way.
+			_ = a.rebind()
+		}
+	}()
+	return w
+}
+
+// add watches the file at path instead of the one watched before. A file gone already is found
+// by the next check. The caller holds the agent's lnMu.
+func (w *sockWatch) add(path string) {
+	if w.f == nil {
+		return
+	}
+	raw, err := w.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		wd, err := unix.InotifyAddWatch(int(fd), path, unix.IN_ATTRIB|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF)
+		if err != nil {
+			return
+		}
+		if w.wd >= 0 && w.wd != wd {
+			_, _ = unix.InotifyRmWatch(int(fd), uint32(w.wd))
+		}
+		w.wd = wd
+	})
+}
+
+// stop ends the watch and waits for its goroutine.
+func (w *sockWatch) stop() {
+	if w.f != nil {
+		_ = w.f.Close()
+	} else {
+		close(w.quit)
+	}
+	<-w.done
 }
 
 // stop ends the agent once no name leads to it: the socket file goes first, then the listener
@@ -111,8 +322,15 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 // look-ups being answered, the dead-name receiver, and last the lock. It waits for all of that.
 func (a *agent) stop() {
 	a.stopOnce.Do(func() {
+		a.lnMu.Lock()
+		a.stopping = true
 		_ = os.Remove(a.sockPath)
 		_ = a.ln.Close()
+		if a.next != nil {
+			_ = a.next.Close()
+		}
+		a.lnMu.Unlock()
+		a.watch.stop()
 		a.cancel()
 		<-a.accepted
 		a.answers.Wait()
@@ -152,13 +370,22 @@ func (a *agent) removeLock() {
 func (a *agent) serve() {
 	defer close(a.accepted)
 	for delay := time.Duration(0); ; {
-		conn, err := accept(a.ln)
+		a.lnMu.Lock()
+		ln := a.ln
+		a.lnMu.Unlock()
+		conn, err := accept(ln)
 		if err == nil {
 			delay = 0
 			a.take(conn)
 			continue
 		}
 		if errors.Is(err, net.ErrClosed) {
+			return // only stop closes the listener serve accepts on
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if a.takeOver(ln) {
+				continue
+			}
 			return
 		}
 		if !acceptRetries(err) {
@@ -278,8 +505,24 @@ func (a *agent) answer(conn *net.UnixConn, raw syscall.RawConn, key string, err 
 	}
 	defer s.busy.Done()
 	_ = raw.Control(func(fd uintptr) {
-		if emu.PassSendRight(int(fd), uint32(s.send.Name())) != abi.KERN_SUCCESS {
-			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_UNKNOWN_SERVICE) // the port is dead
+		switch kr := emu.PassSendRight(int(fd), uint32(s.send.Name())); kr {
+		case abi.KERN_SUCCESS:
+		case abi.KERN_FAILURE:
+			// The connection did not take the right: the peer is gone (it gave up, or died)
+			// or cannot take it. Nothing more is sent, as launchd sends nothing when its reply
+			// fails with MACH_SEND_INVALID_DEST or MACH_SEND_TIMED_OUT: it destroys the reply
+			// and goes on (launchd_runtime2 in launchd_runtime.c). A refusal would not reach a
+			// gone peer, and to one still there 1102 would say the name is not served, which
+			// is false; it sees the connection closed without an answer instead.
+		case abi.MACH_SEND_NO_BUFFER, abi.KERN_RESOURCE_SHORTAGE:
+			// This process lacks the descriptors to carry the right (the channel made when a
+			// right first leaves the process): the name is served, so the look-up is told the
+			// emulation's answer for want of resources, as a send would be, not 1102.
+			_ = emu.RefuseHandoff(int(fd), kr)
+		default:
+			// The namespace's right is no send right any more: its port died, and the name
+			// goes with it (watch).
+			_ = emu.RefuseHandoff(int(fd), abi.BOOTSTRAP_UNKNOWN_SERVICE)
 		}
 	})
 }

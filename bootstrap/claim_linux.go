@@ -441,16 +441,19 @@ func unclaim(p namePaths) {
 // cleanStale removes the entries of a name whose owner is dead: its link led to a socket that
 // refused the connection or to nothing. A registrant may have claimed the name meanwhile, so the
 // owner is checked again under the directory's lock, which it waits for until ctx ends (the
-// entries then stay for the next look-up or registrant).
-func cleanStale(ctx context.Context, p namePaths) {
+// entries then stay for the next look-up or registrant). It reports whether it found the name's
+// owner alive, whose entries it leaves alone.
+func cleanStale(ctx context.Context, p namePaths) (ownerLives bool) {
 	l, err := lockDir(ctx, p.dir)
 	if err != nil {
-		return
+		return false
 	}
 	defer l.unlock(true)
-	if free, err := nameFree(p); err == nil && free {
+	free, err := nameFree(p)
+	if err == nil && free {
 		_ = os.Remove(p.sock)
 	}
+	return err == nil && !free
 }
 
 // sweepDeadAgents removes, with the directory's lock held, the files of agents whose process

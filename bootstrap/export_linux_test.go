@@ -55,3 +55,18 @@ var theEmulated = ns.(*emulated)
 func PublishSendRight(name string, send *mach.SendRight) (withdraw func() error, err error) {
 	return theEmulated.publish("bootstrap_register2", name, send, false)
 }
+
+// ErrOwnerSocketGone explains a look-up's 1102 when the name's owner lives but its socket file
+// was removed behind its back.
+var ErrOwnerSocketGone = errOwnerSocketGone
+
+// OnListenQueueFull runs f each time a look-up finds its owner's listen queue full, until the
+// returned func restores the default.
+func OnListenQueueFull(f func()) (restore func()) {
+	queueFullHook.Store(&f)
+	return func() { queueFullHook.Store(nil) }
+}
+
+// PollAgentSockets makes agents started from now on check their socket's file by polling, as
+// they do without inotify.
+func PollAgentSockets() { noInotify.Store(true) }

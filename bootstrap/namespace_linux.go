@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
@@ -235,6 +236,11 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 		a.names++ // the agent stays while this claim runs
 	}
 	e.mu.Unlock()
+	if a != nil {
+		// A socket file removed behind the agent's back is bound again here at the latest
+		// (rebind; its watch usually did it already).
+		_ = a.rebind()
+	}
 	if a == nil {
 		if a, err = startAgent(e, p.dir); err != nil {
 			return fail(0, err)
@@ -466,16 +472,20 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	if err != nil {
 		return fail(0, err)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", addr)
+	c, err := dialOwner(ctx, addr)
 	done()
 	if err != nil {
 		switch {
+		case ctx.Err() != nil && errors.Is(err, unix.EAGAIN):
+			return fail(0, fmt.Errorf("%w: the owner's listen queue stayed full", ctx.Err()))
 		case ctx.Err() != nil:
 			return fail(0, ctx.Err())
 		case errors.Is(err, unix.ENOENT):
-			if _, lerr := os.Lstat(p.sock); lerr == nil {
-				cleanStale(ctx, p) // a link to a dead agent's socket, which is gone
+			// A link to a dead agent's socket, which is gone; or to a live one's whose file
+			// something else removed, whose entries stay (its lock is held) while it binds
+			// the socket again (rebind).
+			if _, lerr := os.Lstat(p.sock); lerr == nil && cleanStale(ctx, p) {
+				return fail(ErrUnknownService, errOwnerSocketGone)
 			}
 			return fail(ErrUnknownService, nil)
 		case errors.Is(err, unix.ECONNREFUSED):
@@ -569,6 +579,47 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	}
 	return mach.AdoptSend(mach.Name(got)), nil
 }
+
+// queueFullHook, when set, runs each time a look-up finds the owner's listen queue full: tests
+// learn from it that a look-up waits there.
+var queueFullHook atomic.Pointer[func()]
+
+// maxQueueFullWait is the longest pause between two connects of a look-up that finds the
+// owner's listen queue full.
+const maxQueueFullWait = 50 * time.Millisecond
+
+// dialOwner connects to the owner's socket at addr. All the names of a process share its agent's
+// listen queue (somaxconn connections), so peers that connect to one name faster than the agent
+// accepts (a flood of silent connections, or a stalled owner) could fill it, and a connect to a
+// full queue fails at once with EAGAIN on a non-blocking socket (unix_stream_connect in
+// net/unix/af_unix.c; Go's sockets are all non-blocking): a look-up of another name would fail
+// where it should wait its turn. So it waits for room until ctx ends, as a blocking connect
+// would (and as a look-up waits for room in launchd's queue): the agent accepts the queue at
+// once, and past maxWaiting silent connections gives up the oldest, so the look-up is answered
+// once the flood's queued connections are accepted.
+func dialOwner(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	for wait := time.Millisecond; ; wait = min(2*wait, maxQueueFullWait) {
+		c, err := d.DialContext(ctx, "unixpacket", addr)
+		if !errors.Is(err, unix.EAGAIN) {
+			return c, err
+		}
+		if f := queueFullHook.Load(); f != nil {
+			(*f)()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// errOwnerSocketGone explains a 1102 for a name whose owner lives but whose socket file is
+// missing: something else removed it, and the owner binds it again (agent.rebind).
+var errOwnerSocketGone = errors.New("the owner lives, but its socket file was removed; it binds it again shortly")
 
 // errOwnerWentAway explains a 1102 for a look-up whose connection the owner reset.
 var errOwnerWentAway = errors.New("the owner went away before answering")
