@@ -1,0 +1,90 @@
+//go:build linux
+
+package emu
+
+import (
+	"testing"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// failMemfds makes every memfd the emulation creates fail (a send carrying memory then fails
+// with MACH_SEND_NO_BUFFER, after its rights were copied in) until the test ends.
+func failMemfds(t *testing.T) {
+	t.Helper()
+	memfdCreate = func(string, int) (int, error) { return -1, unix.EMFILE }
+	t.Cleanup(func() { memfdCreate = unix.MemfdCreate })
+}
+
+// A send that fails with MACH_SEND_NO_BUFFER leaves "everything as it was before the send"
+// (mach/doc.go, Linux differences; the emulation's own contract for its own shortage, which
+// has no xnu counterpart). On xnu, ipc_right_copyin (osfmk/ipc/ipc_right.c), for
+// MOVE_SEND_ONCE and a last MOVE_SEND, does not fire the name's dead-name request itself: it
+// cancels it into *sorightp, and the caller sends MACH_NOTIFY_PORT_DELETED only once the
+// copy-in is done (ipc_kmsg_copyin_header: ipc_notify_port_deleted on the sorights). The
+// emulation's copy-in frees the emptied name at once (moveSendOnce / useSend: sp.dropIfEmpty),
+// which sends PORT_DELETED and drops the request; the rollback (giveBack) puts the entry back
+// without it. So after a send that "changed nothing" the notify port has a PORT_DELETED for a
+// name that still holds its right, and the right's dead-name request is gone: its port's death
+// will never be reported.
+// Fix: when the copy-in empties a name, keep the entry's dead-name request aside (in the
+// takenRight) instead of firing it in dropIfEmpty; commitTaken (and the timed-out hand-back,
+// which on xnu follows a completed copy-in) fires PORT_DELETED, undoTaken puts the request
+// back on the entry it gives back.
+func TestCopyinFailedSendKeepsDeadNameRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		disp uint8
+		make uint8
+	}{
+		{"send-once", dispMoveSendOnce, dispMakeSendOnce},
+		{"last send", dispMoveSend, dispMakeSend},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := newTestPort(t, 0)
+			target := newTestPort(t, 0)
+			notify := newTestPort(t, 0)
+			// A right of its own name: a send-once right always has one; a send right to a
+			// port whose receive right is in another name gets one through a message.
+			var right uint32
+			if tc.make == dispMakeSendOnce {
+				so, _, kr := ExtractRight(target, dispMakeSendOnce)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				right = so
+			} else {
+				// The receive right waits in carrier's queue, so the send right is all the
+				// name holds.
+				port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				carrier := newTestPort(t, 0)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: carrier, ID: 9,
+					Descs: []Desc{{Name: port, Disp: dispMoveReceive}}}, 0))
+				t.Cleanup(func() {
+					if m, kr := tryReceiveNow(carrier); kr == abi.MACH_MSG_SUCCESS {
+						Destruct(m.Descs[0].Name, -1, 0)
+					}
+				})
+				right = port
+			}
+			t.Cleanup(func() { Deallocate(right) })
+			_, kr := RequestNotification(right, abi.MACH_NOTIFY_DEAD_NAME, 1, notify, dispMakeSendOnce)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+			failMemfds(t)
+			data := make([]byte, 100)
+			m := &Msg{Bits: dispCopySend, Remote: dest, ID: 1, Descs: []Desc{{Name: right, Disp: tc.disp},
+				{Memory: true, Data: data, Size: uint32(len(data)), Copy: abi.MACH_MSG_VIRTUAL_COPY}}}
+			require.Equal(t, int32(abi.MACH_SEND_NO_BUFFER), Send(m, 0))
+			memfdCreate = unix.MemfdCreate
+
+			assert.Empty(t, drainIDs(notify), "nothing happened to the name: no PORT_DELETED")
+			typ, kr := Type(right)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			assert.NotZero(t, typ&abi.MACH_PORT_TYPE_DNREQUEST, "the right keeps its dead-name request")
+			assert.Empty(t, drainIDs(dest))
+		})
+	}
+}
