@@ -88,3 +88,44 @@ func TestCopyinFailedSendKeepsDeadNameRequest(t *testing.T) {
 		})
 	}
 }
+
+// A port-destroyed notification is a message too: xnu's ipc_port_destroy, for a port with a
+// port-destroyed request, checks the receive right it would send to the request's port for a
+// cycle (osfmk/ipc/ipc_port.c, ipc_port_destroy: ipc_port_check_circularity(port, pdrequest))
+// and, if the notify port's own receive right travels in the dying port's queue, releases the
+// request and destroys the port instead, which destroys the message queued in it and the receive
+// right that message carries: both ports die, and their send rights become dead names. The
+// emulation's destroyReceive sends MACH_NOTIFY_PORT_DESTROYED without the check (it only sets
+// p.inTransit), so a's receive right waits in b's queue and b's in a's: two ports no name can
+// ever reach again, with their queues and fds, until the process exits.
+// Fix: in destroyReceive, before parking the receive right, test circular(p, notify); if it is,
+// drop the request (its send-once right: the notify port is unreachable anyway) and kill p as
+// if it had none.
+func TestCopyinCircularPortDestroyed(t *testing.T) {
+	a, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	b, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() {
+		sp.mu.Lock()
+		for _, n := range []uint32{a, b} {
+			if e := sp.entries[n]; e != nil && e.send != nil && e.send.local != nil && !e.send.local.dead {
+				e.send.local.kill() // breaks the cycle the emulation left
+			}
+		}
+		sp.mu.Unlock()
+		for _, n := range []uint32{a, b} {
+			ModRefs(n, abi.MACH_PORT_RIGHT_DEAD_NAME, -1)
+		}
+	})
+	_, kr = RequestNotification(a, abi.MACH_NOTIFY_PORT_DESTROYED, 0, b, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: a, ID: 1,
+		Descs: []Desc{{Name: b, Disp: dispMoveReceive}}}, 0), "b's receive right waits in a's queue")
+	require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(a, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+	for _, n := range []uint32{a, b} {
+		typ, kr := Type(n)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		assert.Equal(t, uint32(abi.MACH_PORT_TYPE_DEAD_NAME), typ, "the cycle destroyed both ports")
+	}
+}
