@@ -129,3 +129,38 @@ func TestCopyinCircularPortDestroyed(t *testing.T) {
 		assert.Equal(t, uint32(abi.MACH_PORT_TYPE_DEAD_NAME), typ, "the cycle destroyed both ports")
 	}
 }
+
+// A send that fails with MACH_SEND_NO_BUFFER "leaves everything as it was before the send, and
+// makes nothing" (mach/doc.go, Linux differences). A MAKE_SEND in it is counted and then
+// uncounted (countMakeSend, undoTaken: the make-send count is as before), but the send right it
+// made for the message (right: p.newLocalSend, held by the transfer) is released in abort like
+// any other, and its release runs checkNoSenders: a no-senders request armed on a port that had
+// no send right before the send (xnu's ipc_port_nsrequest arms one with sync > mscount and
+// waits for the last send right to go, ipc_notify_no_senders) fires, with the port's make-send
+// count, though no send right was ever observable. On macOS the request would stay armed, as
+// nothing happened: the receiver is told "no more senders" once, spuriously, and its request is
+// gone for the send right that later really comes and goes.
+// Fix: in the failure paths (fail, and Send's rollback for anything but MACH_SEND_TIMED_OUT,
+// whose handBack makes the right again first), release the send rights the copy-in made without
+// checking no-senders (as discardSendOnce retires a made send-once right silently), e.g. a
+// transfer flag that makes sendChan.put skip sp.checkNoSenders for them.
+func TestCopyinNoBufferMakeSendFiresNoSenders(t *testing.T) {
+	dest := newTestPort(t, 0)
+	notify := newTestPort(t, 0)
+	port, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Empty(t, drainIDs(notify), "armed: no send right was ever made")
+
+	failMemfds(t)
+	data := make([]byte, 100)
+	require.Equal(t, int32(abi.MACH_SEND_NO_BUFFER), Send(&Msg{Bits: dispCopySend, Remote: dest, ID: 1,
+		Descs: []Desc{{Name: port, Disp: dispMakeSend}, {Memory: true, Data: data, Size: uint32(len(data)),
+			Copy: abi.MACH_MSG_VIRTUAL_COPY}}}, 0))
+	memfdCreate = unix.MemfdCreate
+
+	assert.Empty(t, drainIDs(notify), "the failed send made no send right: no no-senders")
+	assert.Empty(t, drainIDs(dest))
+}
