@@ -29,7 +29,7 @@ func failMemfds(t *testing.T) {
 // which sends PORT_DELETED and drops the request; the rollback (giveBack) puts the entry back
 // without it. So after a send that "changed nothing" the notify port has a PORT_DELETED for a
 // name that still holds its right, and the right's dead-name request is gone: its port's death
-// will never be reported.
+// will never be reported. (A regression of dbb9ef3: this test passes at 670eb73.)
 // Fix: when the copy-in empties a name, keep the entry's dead-name request aside (in the
 // takenRight) instead of firing it in dropIfEmpty; commitTaken (and the timed-out hand-back,
 // which on xnu follows a completed copy-in) fires PORT_DELETED, undoTaken puts the request
@@ -100,7 +100,7 @@ func TestCopyinFailedSendKeepsDeadNameRequest(t *testing.T) {
 // ever reach again, with their queues and fds, until the process exits.
 // Fix: in destroyReceive, before parking the receive right, test circular(p, notify); if it is,
 // drop the request (its send-once right: the notify port is unreachable anyway) and kill p as
-// if it had none.
+// if it had none. (Also at 670eb73; 8e55783 added the check for messages only.)
 func TestCopyinCircularPortDestroyed(t *testing.T) {
 	a, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
@@ -143,7 +143,7 @@ func TestCopyinCircularPortDestroyed(t *testing.T) {
 // Fix: in the failure paths (fail, and Send's rollback for anything but MACH_SEND_TIMED_OUT,
 // whose handBack makes the right again first), release the send rights the copy-in made without
 // checking no-senders (as discardSendOnce retires a made send-once right silently), e.g. a
-// transfer flag that makes sendChan.put skip sp.checkNoSenders for them.
+// transfer flag that makes sendChan.put skip sp.checkNoSenders for them. (Also at 670eb73.)
 func TestCopyinNoBufferMakeSendFiresNoSenders(t *testing.T) {
 	dest := newTestPort(t, 0)
 	notify := newTestPort(t, 0)
@@ -163,4 +163,55 @@ func TestCopyinNoBufferMakeSendFiresNoSenders(t *testing.T) {
 
 	assert.Empty(t, drainIDs(notify), "the failed send made no send right: no no-senders")
 	assert.Empty(t, drainIDs(dest))
+}
+
+// Destination and reply named by one name: xnu copies both in at once, by the combination of
+// the two dispositions (osfmk/ipc/ipc_kmsg.c, ipc_kmsg_copyin_header, "Destination and reply
+// ports are the same!"): MOVE_SEND with COPY_SEND does one move-send and copies the send right
+// it got (so it works with a single user reference); MOVE_SEND with MOVE_SEND takes two
+// references at once (ipc_right_copyin_two) and with fewer fails as a destination error;
+// MOVE_SEND_ONCE with anything is a destination error ("a successful move-sonce will destroy a
+// live entry. Therefore the other copyin, whatever it is, would fail ... so report a
+// destination error"). The emulation copies the destination in first and takes the moved right
+// out of the entry (copyinDest: useSend / moveSendOnce), then copies the reply in from what is
+// left (right): a MOVE_SEND of the last reference with a COPY_SEND reply fails with
+// MACH_SEND_INVALID_REPLY where macOS sends, and the two error cases report the reply instead
+// of the destination. (The same at 670eb73, before copy-in took moved rights out.)
+// Fix: in copyin, when m.Local == m.Remote, handle the pair as ipc_kmsg_copyin_header does:
+// MOVE_SEND_ONCE on either side → MACH_SEND_INVALID_DEST (after checking the reply's right);
+// MOVE_SEND + COPY_SEND (either order) → one move, the reply a copy of the same channel (an
+// extra hold); MOVE_SEND + MOVE_SEND → MACH_SEND_INVALID_DEST unless the entry has two
+// references.
+func TestCopyinSameNameDestAndReply(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		once       bool // the name holds a send-once right (else receive and one send reference)
+		dest, repl uint8
+		want       int32
+	}{
+		{"move-send dest, copy-send reply, one ref", false, dispMoveSend, dispCopySend, abi.MACH_MSG_SUCCESS},
+		{"move-send both, one ref", false, dispMoveSend, dispMoveSend, abi.MACH_SEND_INVALID_DEST},
+		{"move-send-once both", true, dispMoveSendOnce, dispMoveSendOnce, abi.MACH_SEND_INVALID_DEST},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := newTestPort(t, 0) // receive right and one send reference under one name
+			name := port
+			if tc.once {
+				so, _, kr := ExtractRight(port, dispMakeSendOnce)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				t.Cleanup(func() { Deallocate(so) })
+				name = so
+			}
+			refs, kr := GetRefs(port, abi.MACH_PORT_RIGHT_SEND)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, uint32(1), refs)
+			got := Send(&Msg{Bits: uint32(tc.dest) | uint32(tc.repl)<<8, Remote: name, Local: name, ID: 1}, 0)
+			assert.Equal(t, tc.want, got)
+			if got == abi.MACH_MSG_SUCCESS {
+				m, kr := tryReceiveNow(port)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+				assert.Equal(t, port, m.Remote, "the reply right is a send right to the port, under its name")
+			}
+		})
+	}
 }
