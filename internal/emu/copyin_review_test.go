@@ -215,3 +215,23 @@ func TestCopyinSameNameDestAndReply(t *testing.T) {
 		})
 	}
 }
+
+// A reply disposition that is not a send disposition is a malformed header: xnu's
+// ipc_kmsg_copyin_header refuses it with MACH_SEND_INVALID_HEADER before it looks at any name
+// ("!MACH_MSG_TYPE_PORT_ANY_SEND(reply_type) → MACH_SEND_INVALID_HEADER"), so nothing is
+// copied in. The emulation copies the reply in as any right (right) and refuses it only after:
+// MOVE_RECEIVE with MACH_SEND_INVALID_REPLY, after moveReceive took the receive right out of its
+// name (waking its blocked receivers, leaving its port sets) and the rollback gave it back;
+// an unknown disposition with MACH_SEND_INVALID_TYPE. (Also at 670eb73.)
+// Fix: in Send, next to the voucher check, return MACH_SEND_INVALID_HEADER when localDisp is
+// neither 0 nor one of MOVE_SEND, COPY_SEND, MAKE_SEND, MOVE_SEND_ONCE, MAKE_SEND_ONCE (and
+// when m.Local is not MACH_PORT_NULL with localDisp 0, as xnu's same check does).
+func TestCopyinReplyNotSendIsHeaderError(t *testing.T) {
+	for _, disp := range []uint8{dispMoveReceive, 25, 0} { // 0: a reply name without a disposition
+		dest := newTestPort(t, 0)
+		reply := newTestPort(t, 0)
+		assert.Equal(t, int32(abi.MACH_SEND_INVALID_HEADER),
+			Send(&Msg{Bits: dispCopySend | uint32(disp)<<8, Remote: dest, Local: reply, ID: 1}, 0), "disposition %d", disp)
+		assert.Empty(t, drainIDs(dest))
+	}
+}
