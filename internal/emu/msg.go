@@ -302,6 +302,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			tx.local.enqueue(lm)
 		}
 	} else {
+		if kr == abi.MACH_SEND_TIMED_OUT {
+			tx.deletedNames() // xnu's copy-in completed: the freed names' requests fired
+		}
 		tx.rollback()
 		if lm != nil {
 			lm.discard()
@@ -746,7 +749,8 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 
 // moveSendOnce takes an entry's send-once right for the message at copy-in, as xnu's copy-in
 // does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_SEND_ONCE: the right leaves the entry, and a name
-// left empty is freed, its dead-name request cancelled with MACH_NOTIFY_PORT_DELETED): from then
+// left empty is freed, its dead-name request kept aside until the commit sends
+// MACH_NOTIFY_PORT_DELETED on it: dropMoved): from then
 // on no other thread finds the right under its name, to send on, release or watch it. The
 // entry's hold on the channel becomes the message's, released by the commit (the transfer's own
 // hold keeps it open until the send is over); a failed send gives the right back.
@@ -756,8 +760,8 @@ func (tx *transfer) moveSendOnce(e *entry) *sendChan {
 	}
 	c := tx.hold(e.sonce)
 	e.sonce = nil
-	sp.dropIfEmpty(e)
-	tx.taken = append(tx.taken, takenRight{kind: takenSendOnce, e: e, c: c})
+	dn := sp.dropMoved(e)
+	tx.taken = append(tx.taken, takenRight{kind: takenSendOnce, e: e, c: c, dn: dn})
 	return c
 }
 
@@ -785,8 +789,8 @@ func (tx *transfer) useSend(e *entry, move bool) *sendChan {
 	if n, ok := sp.byPort[e.id]; ok && n == e.name && e.recv == nil {
 		delete(sp.byPort, e.id)
 	}
-	sp.dropIfEmpty(e)
-	tx.taken = append(tx.taken, takenRight{kind: takenLastSend, e: e, c: c})
+	dn := sp.dropMoved(e)
+	tx.taken = append(tx.taken, takenRight{kind: takenLastSend, e: e, c: c, dn: dn})
 	return c
 }
 
@@ -823,6 +827,7 @@ type takenRight struct {
 	e    *entry
 	c    *sendChan
 	p    *port
+	dn   *deadNameReq // the dead-name request of a name the move emptied (dropMoved)
 }
 
 const (
@@ -832,12 +837,27 @@ const (
 	madeSend             // a MAKE_SEND counted in p's make-send count
 )
 
-// commitTaken releases the holds on channels that the entries gave to the message. Called with
-// sp.mu held.
+// commitTaken releases the holds on channels that the entries gave to the message, and sends
+// MACH_NOTIFY_PORT_DELETED for the names the moves freed. Called with sp.mu held.
 func (tx *transfer) commitTaken() {
+	tx.deletedNames()
 	for _, t := range tx.taken {
 		if t.kind == takenSendOnce || t.kind == takenLastSend {
 			t.c.put()
+		}
+	}
+}
+
+// deletedNames fires the dead-name requests of the names the copy-in freed
+// (MACH_NOTIFY_PORT_DELETED), as xnu's ipc_kmsg_copyin_header does once the copy-in is done: at
+// the commit, and for a timed-out send, whose copy-in xnu completed before the send waited (its
+// rights come back by ipc_kmsg_copyout_pseudo, under names without requests). Called with sp.mu
+// held.
+func (tx *transfer) deletedNames() {
+	for i := range tx.taken {
+		if t := &tx.taken[i]; t.dn != nil {
+			sp.portDeleted(t.e.name, t.dn)
+			t.dn = nil
 		}
 	}
 }
@@ -849,8 +869,16 @@ func (tx *transfer) undoTaken() {
 		case takenSendOnce:
 			sp.giveBack(t.e)
 			t.e.sonce = t.c
+			sp.restoreDeadName(t.e, t.dn)
 		case takenSend, takenLastSend:
-			tx.renamed(t.e.name, sp.giveBackSend(t.e, t.c, t.kind == takenLastSend))
+			name := sp.giveBackSend(t.e, t.c, t.kind == takenLastSend)
+			tx.renamed(t.e.name, name)
+			if t.dn != nil && name != t.e.name {
+				// The reference went to the port's other name: its own name stays freed.
+				sp.portDeleted(t.e.name, t.dn)
+			} else {
+				sp.restoreDeadName(t.e, t.dn)
+			}
 		case madeSend:
 			t.p.mscount--
 		}

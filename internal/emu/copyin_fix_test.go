@@ -1,0 +1,36 @@
+//go:build linux
+
+package emu
+
+import (
+	"testing"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A send that times out completed its copy-in on xnu before it waited (mach_msg_trap_send), so
+// the dead-name request of a name a move freed was cancelled and MACH_NOTIFY_PORT_DELETED sent
+// (ipc_kmsg_copyin_header: ipc_notify_port_deleted); ipc_kmsg_copyout_pseudo then hands the
+// right back without a request. The emulation keeps the request aside at copy-in (dropMoved):
+// the timed-out hand-back must fire it, not put it back as a failed send does.
+func TestCopyinTimedOutSendFiresPortDeleted(t *testing.T) {
+	dest := newTestPort(t, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), SetAttributes(dest, abi.MACH_PORT_LIMITS_INFO, []int32{0}))
+	target := newTestPort(t, 0)
+	notify := newTestPort(t, 0)
+	so, _, kr := ExtractRight(target, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	_, kr = RequestNotification(so, abi.MACH_NOTIFY_DEAD_NAME, 1, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+	m := &Msg{Bits: dispCopySend, Remote: dest, ID: 1, Descs: []Desc{{Name: so, Disp: dispMoveSendOnce}}}
+	require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(m, 0), "the queue takes nothing (limit 0)")
+	t.Cleanup(func() { Deallocate(m.Descs[0].Name) })
+
+	assert.Equal(t, []int32{abi.MACH_NOTIFY_PORT_DELETED}, drainIDs(notify))
+	typ, kr := Type(m.Descs[0].Name)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	assert.Equal(t, uint32(abi.MACH_PORT_TYPE_SEND_ONCE), typ, "handed back, without its request")
+}
