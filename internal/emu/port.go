@@ -438,7 +438,14 @@ func (p *port) unget(m *inMsg) {
 func (s *space) destroyReceive(e *entry) {
 	p := e.recv
 	e.recv = nil
-	if p.pd != nil && !p.pd.dead && p.pd != p {
+	if p.pd != nil && (p.pd.dead || p.pd == p || circular(p, p.pd)) {
+		// xnu's ipc_port_destroy checks the port-destroyed notification for a cycle
+		// (ipc_port_check_circularity): a receive right that would travel in a queue only it
+		// leads to is not sent; the request's send-once right is released silently
+		// (ipc_port_release_sonce) and the port destroyed, with what its queue carries.
+		p.pd = nil
+	}
+	if p.pd != nil {
 		notify := p.pd
 		p.pd = nil
 		tok := s.parkReceive(p)
