@@ -8,6 +8,7 @@ import (
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // A send that times out completed its copy-in on xnu before it waited (mach_msg_trap_send), so
@@ -33,4 +34,29 @@ func TestCopyinTimedOutSendFiresPortDeleted(t *testing.T) {
 	typ, kr := Type(m.Descs[0].Name)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	assert.Equal(t, uint32(abi.MACH_PORT_TYPE_SEND_ONCE), typ, "handed back, without its request")
+}
+
+// After a failed send's MAKE_SEND was released without no-senders (quietMade), the request stays
+// armed for the send right that really comes and goes next: its release fires it, once.
+func TestCopyinNoBufferMakeSendKeepsRequestArmed(t *testing.T) {
+	dest := newTestPort(t, 0)
+	notify := newTestPort(t, 0)
+	port, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+	failMemfds(t)
+	data := make([]byte, 100)
+	require.Equal(t, int32(abi.MACH_SEND_NO_BUFFER), Send(&Msg{Bits: dispCopySend, Remote: dest, ID: 1,
+		Descs: []Desc{{Name: port, Disp: dispMakeSend}, {Memory: true, Data: data, Size: uint32(len(data)),
+			Copy: abi.MACH_MSG_VIRTUAL_COPY}}}, 0))
+	memfdCreate = unix.MemfdCreate
+	require.Empty(t, drainIDs(notify))
+
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(port, port, dispMakeSend))
+	require.Empty(t, drainIDs(notify), "a send right exists")
+	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(port))
+	assert.Equal(t, []int32{abi.MACH_NOTIFY_NO_SENDERS}, drainIDs(notify), "the real last send right went")
 }

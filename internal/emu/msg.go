@@ -205,6 +205,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	// fail undoes a copy-in that stopped half way (sp.mu held).
 	fail := func(kr int32) int32 {
 		tx.rollback()
+		tx.quietMade()
 		tx.ss.unpin()
 		sp.mu.Unlock()
 		tx.abort()
@@ -306,6 +307,9 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			tx.deletedNames() // xnu's copy-in completed: the freed names' requests fired
 		}
 		tx.rollback()
+		if kr != abi.MACH_SEND_TIMED_OUT {
+			tx.quietMade() // a timed-out send hands the rights it made back (handBack)
+		}
 		if lm != nil {
 			lm.discard()
 		}
@@ -599,6 +603,8 @@ type transfer struct {
 	circular bool
 	// taken is what the copy-in took from the space (takenRight).
 	taken []takenRight
+	// made are the ports the send made send rights for, over all its copy-in passes (quietMade).
+	made []madePort
 	// renames are the rights a failed send gave back under another name than their own: old,
 	// new (handBack).
 	renames [][2]uint32
@@ -616,6 +622,7 @@ var transfers = sync.Pool{New: func() any { return new(transfer) }}
 func getTransfer() *transfer {
 	tx := transfers.Get().(*transfer)
 	tx.holds = tx.holds[:0]
+	tx.made = tx.made[:0]
 	tx.restart()
 	return tx
 }
@@ -659,6 +666,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.issued[:cap(tx.issued)])
 	clear(tx.taken[:cap(tx.taken)])
+	clear(tx.made[:cap(tx.made)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
 	transfers.Put(tx)
 }
@@ -715,9 +723,9 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		}
 		// A send right made for the message, held by it until it is received.
 		p := e.recv
+		tx.countMakeSend(p)
 		c := p.newLocalSend()
 		tx.holds = append(tx.holds, c) // the transfer owns the only hold
-		tx.countMakeSend(p)
 		tx.dg.bits |= typePortSend << 8
 		tx.dest, tx.destPort, tx.local = c, p, p
 		return c, abi.MACH_MSG_SUCCESS
@@ -814,10 +822,47 @@ func circular(p, dest *port) bool {
 
 // countMakeSend counts a send right the message makes in its port's make-send count at copy-in,
 // as xnu does (ipc_right_copyin, MACH_MSG_TYPE_MAKE_SEND: ip_mscount++ with the space locked);
-// a failed send takes it back (a timed-out one makes the right again: handBack).
+// a failed send takes it back (a timed-out one makes the right again: handBack). Called before
+// the right is made, so that the transfer notes whether the port had a send right then.
 func (tx *transfer) countMakeSend(p *port) {
+	tx.noteMade(p)
 	p.mscount++
+	p.nsQuiet = false
 	tx.taken = append(tx.taken, takenRight{kind: madeSend, p: p})
+}
+
+// madePort is a port a send made a send right for: whether it had none before the send first
+// made one (quiet), and its make-send count then.
+type madePort struct {
+	p       *port
+	quiet   bool
+	mscount uint32
+}
+
+// noteMade notes p the first time the send (any of its copy-in passes) makes a send right for
+// it. Called with sp.mu held.
+func (tx *transfer) noteMade(p *port) {
+	for _, m := range tx.made {
+		if m.p == p {
+			return
+		}
+	}
+	quiet := p.senders == 0 && p.localSenders == 0
+	tx.made = append(tx.made, madePort{p: p, quiet: quiet, mscount: p.mscount})
+}
+
+// quietMade keeps the release of the send rights a failed send made from firing no-senders, for
+// ports that had no send right before the send and for which nobody made one meanwhile: the
+// rights never existed for anyone, and on macOS the armed request would stay armed (a
+// MACH_SEND_NO_BUFFER send "makes nothing"; xnu's no-senders comes when a send right that
+// existed goes, ipc_notify_no_senders). Called with sp.mu held, after the rollback gave the
+// make-send counts back and before the transfer releases its holds.
+func (tx *transfer) quietMade() {
+	for _, m := range tx.made {
+		if m.quiet && !m.p.dead && m.p.mscount == m.mscount {
+			m.p.nsQuiet = true
+		}
+	}
 }
 
 // takenRight is what a copy-in took from the space (or counted) that the commit completes and a
@@ -978,13 +1023,13 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			if e.recv == nil {
 				return r, invalid
 			}
+			tx.countMakeSend(e.recv)
 			if e.send != nil {
 				c = tx.hold(e.send)
 			} else {
 				c = e.recv.newLocalSend()
 				tx.holds = append(tx.holds, c)
 			}
-			tx.countMakeSend(e.recv)
 		default:
 			if c = tx.useSend(e, disp == dispMoveSend); c == nil {
 				return r, invalid

@@ -349,6 +349,7 @@ func (s *space) makeSend(e *entry) int32 {
 	}
 	e.sendRefs++
 	e.recv.mscount++
+	e.recv.nsQuiet = false
 	return abi.KERN_SUCCESS
 }
 
