@@ -60,3 +60,25 @@ func TestCopyinNoBufferMakeSendKeepsRequestArmed(t *testing.T) {
 	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(port))
 	assert.Equal(t, []int32{abi.MACH_NOTIFY_NO_SENDERS}, drainIDs(notify), "the real last send right went")
 }
+
+// The header checks come before any name is looked at, in xnu's order
+// (ipc_kmsg_copyin_header_validate): the reply's disposition, then the voucher, then the
+// destination's disposition, so a bad destination disposition is a header error even for a
+// name that does not exist, and a bad reply disposition wins over a voucher.
+func TestCopyinHeaderChecksOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    Msg
+		want int32
+	}{
+		{"dest move-receive, no such name", Msg{Bits: dispMoveReceive, Remote: 0xfffff03}, abi.MACH_SEND_INVALID_HEADER},
+		{"dest none", Msg{Bits: 0, Remote: 0xfffff03}, abi.MACH_SEND_INVALID_HEADER},
+		{"bad reply before voucher", Msg{Bits: dispCopySend | 25<<8, Remote: 0xfffff03, Local: 0xfffff03, Voucher: 5}, abi.MACH_SEND_INVALID_HEADER},
+		{"voucher before dest", Msg{Bits: dispMoveReceive, Remote: 0xfffff03, Voucher: 5}, abi.MACH_SEND_INVALID_VOUCHER},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.m
+			assert.Equal(t, tc.want, Send(&m, 0))
+		})
+	}
+}

@@ -194,8 +194,17 @@ var sendInFlightHook func(delivered bool)
 func Send(m *Msg, timeout time.Duration) int32 {
 	remoteDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_REMOTE_MASK)
 	localDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_LOCAL_MASK >> 8)
+	// A malformed header is refused before any name is looked at, in xnu's order
+	// (ipc_kmsg_copyin_header_validate): the reply's disposition must be a send disposition, or
+	// none with no reply name; then the voucher; then the destination's disposition.
+	if localDisp == 0 && m.Local != abi.MACH_PORT_NULL || localDisp != 0 && !anySend(localDisp) {
+		return abi.MACH_SEND_INVALID_HEADER
+	}
 	if m.Voucher != abi.MACH_PORT_NULL {
 		return abi.MACH_SEND_INVALID_VOUCHER // the emulation has no vouchers
+	}
+	if !anySend(remoteDisp) {
+		return abi.MACH_SEND_INVALID_HEADER
 	}
 	if len(m.Descs) > MaxDescriptors {
 		return abi.MACH_SEND_TOO_LARGE
@@ -332,6 +341,15 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		}
 	}
 	return kr
+}
+
+// anySend reports whether disp is a send disposition (MACH_MSG_TYPE_PORT_ANY_SEND).
+func anySend(disp uint8) bool {
+	switch disp {
+	case dispMoveSend, dispCopySend, dispMakeSend, dispMoveSendOnce, dispMakeSendOnce:
+		return true
+	}
+	return false
 }
 
 // copyin copies the message's rights in: the destination, the reply right and the descriptors.
