@@ -82,3 +82,44 @@ func TestCopyinHeaderChecksOrder(t *testing.T) {
 		})
 	}
 }
+
+// The other pairs of xnu's same-name copy-in (ipc_kmsg_copyin_dest_disposition): copy-send
+// destination with move-send reply moves once and copies (one reference is enough), two
+// move-sends with two references take both, and a move-send-once reply is a destination error.
+func TestCopyinSameNamePairs(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		refs       uint32 // send references under the port's name
+		dest, repl uint8
+		want       int32
+		left       uint32 // send references left after the send
+	}{
+		{"copy-send dest, move-send reply, one ref", 1, dispCopySend, dispMoveSend, abi.MACH_MSG_SUCCESS, 0},
+		{"move-send both, two refs", 2, dispMoveSend, dispMoveSend, abi.MACH_MSG_SUCCESS, 0},
+		{"copy-send both, one ref", 1, dispCopySend, dispCopySend, abi.MACH_MSG_SUCCESS, 1},
+		{"copy-send dest, move-send-once reply", 1, dispCopySend, dispMoveSendOnce, abi.MACH_SEND_INVALID_DEST, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := newTestPort(t, 0)
+			for range tc.refs - 1 {
+				require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(port, port, dispMakeSend))
+			}
+			got := Send(&Msg{Bits: uint32(tc.dest) | uint32(tc.repl)<<8, Remote: port, Local: port, ID: 1}, 0)
+			require.Equal(t, tc.want, got)
+			if got == abi.MACH_MSG_SUCCESS {
+				m, kr := tryReceiveNow(port)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+				assert.Equal(t, port, m.Remote, "the reply is a send right under the port's name")
+				assert.Equal(t, uint32(dispMoveSend), m.Bits>>8&0xff, "received as MACH_MSG_TYPE_PORT_SEND")
+				require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(port)) // the received reply right
+			}
+			refs, kr := GetRefs(port, abi.MACH_PORT_RIGHT_SEND)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			assert.Equal(t, tc.left, refs)
+			if tc.left == 0 {
+				// newTestPort's cleanup destroys one send reference with the receive right.
+				require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(port, port, dispMakeSend))
+			}
+		})
+	}
+}

@@ -357,13 +357,42 @@ func anySend(disp uint8) bool {
 // finds every channel to make. Called with sp.mu held.
 func (tx *transfer) copyin(m *Msg, remoteDisp, localDisp uint8) (*sendChan, int32) {
 	tx.spareFDs = maxFDs - fdsNeeded(m, localDisp)
+	// Destination and reply under one name are copied in as a pair, as xnu's
+	// ipc_kmsg_copyin_header does ("Destination and reply ports are the same!"): a move-send-once
+	// on either side would leave the other nothing, so it is a destination error
+	// (ipc_kmsg_copyin_header_validate); a move-send with a copy-send moves once and carries the
+	// moved right twice (IPC_OBJECT_COPYIN_FLAGS_DEST_EXTRA_COPY), and two move-sends need two
+	// user references at once (DEST_EXTRA_MOVE: else a destination error). Pairs with a make
+	// disposition are copied in one after the other, as there.
+	pair := m.Local == m.Remote && localDisp != 0
+	if pair {
+		if remoteDisp == dispMoveSendOnce || localDisp == dispMoveSendOnce {
+			return nil, abi.MACH_SEND_INVALID_DEST
+		}
+		if remoteDisp == dispMoveSend && localDisp == dispMoveSend {
+			if e := sp.entries[m.Remote]; e == nil || e.sendRefs < 2 {
+				return nil, abi.MACH_SEND_INVALID_DEST
+			}
+		}
+		if remoteDisp == dispCopySend && localDisp == dispMoveSend {
+			remoteDisp, localDisp = dispMoveSend, dispCopySend // the destination moves, the reply copies
+		}
+		pair = remoteDisp == dispMoveSend && localDisp == dispCopySend
+	}
 	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
 	if kr != abi.MACH_MSG_SUCCESS {
 		return nil, kr
 	}
 	tx.dg.bits |= m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
 	tx.dg.id = m.ID
-	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
+	if pair {
+		// The reply is a second copy of the send right the destination moved.
+		r, kr := tx.sendRecord(record{kind: kindPort, fd: -1, counterFD: -1}, tx.hold(dest))
+		if kr != abi.MACH_MSG_SUCCESS {
+			return nil, kr
+		}
+		tx.dg.reply = r
+	} else if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
 		r, kr := tx.right(m.Local, localDisp, abi.MACH_SEND_INVALID_REPLY, dest)
 		if kr == abi.MACH_MSG_SUCCESS && r.kind == kindReceive {
 			kr = abi.MACH_SEND_INVALID_REPLY
@@ -1053,19 +1082,7 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 				return r, invalid
 			}
 		}
-		r.typ, r.id = typePortSend, c.id
-		if tx.local != nil {
-			r.ch = c // the queued message takes its own reference (takeRefs)
-			return r, abi.MACH_MSG_SUCCESS
-		}
-		if c.local != nil && c.fd < 0 {
-			if kr := tx.exportTo(c); kr != abi.MACH_MSG_SUCCESS || c.fd < 0 {
-				return r, kr // no channel yet: the need is recorded, the pass goes on
-			}
-		}
-		r.fd = tx.addFD(c.fd)
-		r.counterFD = tx.addFD(c.ctr.fd)
-		return r, abi.MACH_MSG_SUCCESS
+		return tx.sendRecord(r, c)
 	case dispMakeSendOnce:
 		if e.recv == nil {
 			return r, invalid
@@ -1156,6 +1173,23 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		return r, abi.MACH_MSG_SUCCESS
 	}
 	return r, abi.MACH_SEND_INVALID_TYPE
+}
+
+// sendRecord fills r in for the send right c, which the transfer holds. Called with sp.mu held.
+func (tx *transfer) sendRecord(r record, c *sendChan) (record, int32) {
+	r.typ, r.id = typePortSend, c.id
+	if tx.local != nil {
+		r.ch = c // the queued message takes its own reference (takeRefs)
+		return r, abi.MACH_MSG_SUCCESS
+	}
+	if c.local != nil && c.fd < 0 {
+		if kr := tx.exportTo(c); kr != abi.MACH_MSG_SUCCESS || c.fd < 0 {
+			return r, kr // no channel yet: the need is recorded, the pass goes on
+		}
+	}
+	r.fd = tx.addFD(c.fd)
+	r.counterFD = tx.addFD(c.ctr.fd)
+	return r, abi.MACH_MSG_SUCCESS
 }
 
 // copyinDead copies in a dead name given as a send or send-once right: xnu accepts it in the
