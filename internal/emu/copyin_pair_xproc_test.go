@@ -48,11 +48,53 @@ func peerSameNamePair(parent, q, g uint32) error {
 // IPC_OBJECT_COPYIN_FLAGS_DEST_EXTRA_COPY), so the receiver gets its port's send right as the
 // reply and the sender's name is gone.
 func TestCopyinSameNamePairCrossProcess(t *testing.T) {
-	parent := newTestPort(t, 0)
+	parent, q, cmd := startPairPeer(t)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS),
+		Send(&Msg{Bits: dispMoveSend | dispCopySend<<8, Remote: q, Local: q, ID: 1}, 0))
+	_, kr := Type(q)
+	assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "the one reference moved")
+
+	var m Msg
+	require.NoError(t, xprocReceive(parent, &m))
+	require.Equal(t, int32(xDone), m.ID)
+	assert.Empty(t, string(m.Body))
+	require.NoError(t, cmd.Wait())
+}
+
+// A MAKE_SEND carried to another process in a send that fails with MACH_SEND_NO_BUFFER: its
+// right was made into a channel (exportTo), whose hang-up retires it when the failed send lets
+// go; no-senders must not fire for it, as in TestCopyinNoBufferMakeSendFiresNoSenders.
+func TestCopyinNoBufferMakeSendCrossProcess(t *testing.T) {
+	_, q, _ := startPairPeer(t)
+	notify := newTestPort(t, 0)
+	port, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1) })
+	_, kr = RequestNotification(port, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+
+	failMemfds(t)
+	data := make([]byte, 100)
+	require.Equal(t, int32(abi.MACH_SEND_NO_BUFFER), Send(&Msg{Bits: dispCopySend, Remote: q, ID: 1,
+		Descs: []Desc{{Name: port, Disp: dispMakeSend}, {Memory: true, Data: data, Size: uint32(len(data)),
+			Copy: abi.MACH_MSG_VIRTUAL_COPY}}}, 0))
+	memfdCreate = unix.MemfdCreate
+	assert.Empty(t, drainIDs(notify), "the failed send made no send right: no no-senders")
+
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(port, port, dispMakeSend))
+	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(port))
+	assert.Equal(t, []int32{abi.MACH_NOTIFY_NO_SENDERS}, drainIDs(notify), "still armed for a real one")
+}
+
+// startPairPeer starts the peer, which names q, a port of its own the test has the only send
+// right to (one user reference), and waits for one message on it.
+func startPairPeer(t *testing.T) (parent, q uint32, cmd *exec.Cmd) {
+	t.Helper()
+	parent = newTestPort(t, 0)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	child := os.NewFile(uintptr(fds[1]), "handoff")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), pairRoleEnv+"=1")
 	cmd.ExtraFiles = []*os.File{child}
 	cmd.Stderr = os.Stderr
@@ -66,19 +108,9 @@ func TestCopyinSameNamePairCrossProcess(t *testing.T) {
 	require.Equal(t, int32(xHello), m.ID)
 	require.Len(t, m.Descs, 2)
 	q, g := m.Descs[0].Name, m.Descs[1].Name
-	t.Cleanup(func() { Deallocate(g) })
+	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
 	refs, kr := GetRefs(q, abi.MACH_PORT_RIGHT_SEND)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	require.Equal(t, uint32(1), refs)
-
-	require.Equal(t, int32(abi.MACH_MSG_SUCCESS),
-		Send(&Msg{Bits: dispMoveSend | dispCopySend<<8, Remote: q, Local: q, ID: 1}, 0))
-	_, kr = Type(q)
-	assert.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "the one reference moved")
-
-	m = Msg{}
-	require.NoError(t, xprocReceive(parent, &m))
-	require.Equal(t, int32(xDone), m.ID)
-	assert.Empty(t, string(m.Body))
-	require.NoError(t, cmd.Wait())
+	return parent, q, cmd
 }
