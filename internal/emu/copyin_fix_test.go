@@ -123,3 +123,45 @@ func TestCopyinSameNamePairs(t *testing.T) {
 		})
 	}
 }
+
+// A MOVE_RECEIVE that frees its name keeps the name's dead-name request aside too (xnu's
+// ipc_right_copyin, MACH_MSG_TYPE_MOVE_RECEIVE, cancels it into *sorightp like the moves of send
+// rights): a failed send gives it back, a sent one fires MACH_NOTIFY_PORT_DELETED.
+func TestCopyinMoveReceiveKeepsDeadNameRequest(t *testing.T) {
+	for _, fail := range []bool{true, false} {
+		t.Run(map[bool]string{true: "no buffer", false: "sent"}[fail], func(t *testing.T) {
+			dest := newTestPort(t, 0)
+			notify := newTestPort(t, 0)
+			port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			_, kr = RequestNotification(port, abi.MACH_NOTIFY_DEAD_NAME, 1, notify, dispMakeSendOnce)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(port)) // the receive right is left
+			typ, kr := Type(port)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			require.Equal(t, uint32(abi.MACH_PORT_TYPE_RECEIVE|abi.MACH_PORT_TYPE_DNREQUEST), typ)
+
+			descs := []Desc{{Name: port, Disp: dispMoveReceive}}
+			if fail {
+				failMemfds(t)
+				descs = append(descs, Desc{Memory: true, Data: make([]byte, 100), Size: 100, Copy: abi.MACH_MSG_VIRTUAL_COPY})
+			}
+			kr = Send(&Msg{Bits: dispCopySend, Remote: dest, ID: 1, Descs: descs}, 0)
+			memfdCreate = unix.MemfdCreate
+			if fail {
+				require.Equal(t, int32(abi.MACH_SEND_NO_BUFFER), kr)
+				assert.Empty(t, drainIDs(notify))
+				typ, kr := Type(port)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+				assert.Equal(t, uint32(abi.MACH_PORT_TYPE_RECEIVE|abi.MACH_PORT_TYPE_DNREQUEST), typ)
+				require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(port, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+				return
+			}
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+			assert.Equal(t, []int32{abi.MACH_NOTIFY_PORT_DELETED}, drainIDs(notify))
+			m, kr := tryReceiveNow(dest)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(m.Descs[0].Name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
+		})
+	}
+}

@@ -927,6 +927,7 @@ const (
 	takenSend            // one of e's send references (e keeps its hold on c)
 	takenLastSend        // e's last send reference, with the entry's hold on c
 	madeSend             // a MAKE_SEND counted in p's make-send count
+	takenName            // e, freed by a move (of its receive right), with its dead-name request
 )
 
 // commitTaken releases the holds on channels that the entries gave to the message, and sends
@@ -973,6 +974,13 @@ func (tx *transfer) undoTaken() {
 			}
 		case madeSend:
 			t.p.mscount--
+		case takenName:
+			// The receive right's undo (run before) gave it back, under e's name or another.
+			if sp.entries[t.e.name] == t.e {
+				sp.restoreDeadName(t.e, t.dn)
+			} else {
+				sp.portDeleted(t.e.name, t.dn)
+			}
 		}
 	}
 }
@@ -1009,7 +1017,9 @@ func (tx *transfer) moveReceive(e *entry) uint64 {
 	if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
 		delete(sp.byPort, p.id)
 	}
-	sp.dropIfEmpty(e)
+	if dn := sp.dropMoved(e); dn != nil {
+		tx.taken = append(tx.taken, takenRight{kind: takenName, e: e, dn: dn})
+	}
 	tok := sp.newToken(p)
 	tx.undos = append(tx.undos, func() {
 		delete(sp.tokens, tok)
