@@ -194,8 +194,17 @@ var sendInFlightHook func(delivered bool)
 func Send(m *Msg, timeout time.Duration) int32 {
 	remoteDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_REMOTE_MASK)
 	localDisp := uint8(m.Bits & abi.MACH_MSGH_BITS_LOCAL_MASK >> 8)
+	// A malformed header is refused before any name is looked at, in xnu's order
+	// (ipc_kmsg_copyin_header_validate): the reply's disposition must be a send disposition, or
+	// none with no reply name; then the voucher; then the destination's disposition.
+	if localDisp == 0 && m.Local != abi.MACH_PORT_NULL || localDisp != 0 && !anySend(localDisp) {
+		return abi.MACH_SEND_INVALID_HEADER
+	}
 	if m.Voucher != abi.MACH_PORT_NULL {
 		return abi.MACH_SEND_INVALID_VOUCHER // the emulation has no vouchers
+	}
+	if !anySend(remoteDisp) {
+		return abi.MACH_SEND_INVALID_HEADER
 	}
 	if len(m.Descs) > MaxDescriptors {
 		return abi.MACH_SEND_TOO_LARGE
@@ -205,6 +214,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	// fail undoes a copy-in that stopped half way (sp.mu held).
 	fail := func(kr int32) int32 {
 		tx.rollback()
+		tx.quietMade()
 		tx.ss.unpin()
 		sp.mu.Unlock()
 		tx.abort()
@@ -302,7 +312,13 @@ func Send(m *Msg, timeout time.Duration) int32 {
 			tx.local.enqueue(lm)
 		}
 	} else {
+		if kr == abi.MACH_SEND_TIMED_OUT {
+			tx.deletedNames() // xnu's copy-in completed: the freed names' requests fired
+		}
 		tx.rollback()
+		if kr != abi.MACH_SEND_TIMED_OUT {
+			tx.quietMade() // a timed-out send hands the rights it made back (handBack)
+		}
 		if lm != nil {
 			lm.discard()
 		}
@@ -327,18 +343,56 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	return kr
 }
 
+// anySend reports whether disp is a send disposition (MACH_MSG_TYPE_PORT_ANY_SEND).
+func anySend(disp uint8) bool {
+	switch disp {
+	case dispMoveSend, dispCopySend, dispMakeSend, dispMoveSendOnce, dispMakeSendOnce:
+		return true
+	}
+	return false
+}
+
 // copyin copies the message's rights in: the destination, the reply right and the descriptors.
 // A right that needs a channel records the need (tx.ss) and the pass goes on, so that one pass
 // finds every channel to make. Called with sp.mu held.
 func (tx *transfer) copyin(m *Msg, remoteDisp, localDisp uint8) (*sendChan, int32) {
 	tx.spareFDs = maxFDs - fdsNeeded(m, localDisp)
+	// Destination and reply under one name are copied in as a pair, as xnu's
+	// ipc_kmsg_copyin_header does ("Destination and reply ports are the same!"): a move-send-once
+	// on either side would leave the other nothing, so it is a destination error
+	// (ipc_kmsg_copyin_header_validate); a move-send with a copy-send moves once and carries the
+	// moved right twice (IPC_OBJECT_COPYIN_FLAGS_DEST_EXTRA_COPY), and two move-sends need two
+	// user references at once (DEST_EXTRA_MOVE: else a destination error). Pairs with a make
+	// disposition are copied in one after the other, as there.
+	pair := m.Local == m.Remote && localDisp != 0
+	if pair {
+		if remoteDisp == dispMoveSendOnce || localDisp == dispMoveSendOnce {
+			return nil, abi.MACH_SEND_INVALID_DEST
+		}
+		if remoteDisp == dispMoveSend && localDisp == dispMoveSend {
+			if e := sp.entries[m.Remote]; e == nil || e.sendRefs < 2 {
+				return nil, abi.MACH_SEND_INVALID_DEST
+			}
+		}
+		if remoteDisp == dispCopySend && localDisp == dispMoveSend {
+			remoteDisp, localDisp = dispMoveSend, dispCopySend // the destination moves, the reply copies
+		}
+		pair = remoteDisp == dispMoveSend && localDisp == dispCopySend
+	}
 	dest, kr := tx.copyinDest(m.Remote, remoteDisp)
 	if kr != abi.MACH_MSG_SUCCESS {
 		return nil, kr
 	}
 	tx.dg.bits |= m.Bits &^ abi.MACH_MSGH_BITS_PORTS_MASK
 	tx.dg.id = m.ID
-	if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
+	if pair {
+		// The reply is a second copy of the send right the destination moved.
+		r, kr := tx.sendRecord(record{kind: kindPort, fd: -1, counterFD: -1}, tx.hold(dest))
+		if kr != abi.MACH_MSG_SUCCESS {
+			return nil, kr
+		}
+		tx.dg.reply = r
+	} else if m.Local != abi.MACH_PORT_NULL && localDisp != 0 {
 		r, kr := tx.right(m.Local, localDisp, abi.MACH_SEND_INVALID_REPLY, dest)
 		if kr == abi.MACH_MSG_SUCCESS && r.kind == kindReceive {
 			kr = abi.MACH_SEND_INVALID_REPLY
@@ -596,6 +650,8 @@ type transfer struct {
 	circular bool
 	// taken is what the copy-in took from the space (takenRight).
 	taken []takenRight
+	// made are the ports the send made send rights for, over all its copy-in passes (quietMade).
+	made []madePort
 	// renames are the rights a failed send gave back under another name than their own: old,
 	// new (handBack).
 	renames [][2]uint32
@@ -613,6 +669,7 @@ var transfers = sync.Pool{New: func() any { return new(transfer) }}
 func getTransfer() *transfer {
 	tx := transfers.Get().(*transfer)
 	tx.holds = tx.holds[:0]
+	tx.made = tx.made[:0]
 	tx.restart()
 	return tx
 }
@@ -656,6 +713,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.issued[:cap(tx.issued)])
 	clear(tx.taken[:cap(tx.taken)])
+	clear(tx.made[:cap(tx.made)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
 	transfers.Put(tx)
 }
@@ -712,9 +770,9 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 		}
 		// A send right made for the message, held by it until it is received.
 		p := e.recv
+		tx.countMakeSend(p)
 		c := p.newLocalSend()
 		tx.holds = append(tx.holds, c) // the transfer owns the only hold
-		tx.countMakeSend(p)
 		tx.dg.bits |= typePortSend << 8
 		tx.dest, tx.destPort, tx.local = c, p, p
 		return c, abi.MACH_MSG_SUCCESS
@@ -746,7 +804,8 @@ func (tx *transfer) copyinDest(name uint32, disp uint8) (*sendChan, int32) {
 
 // moveSendOnce takes an entry's send-once right for the message at copy-in, as xnu's copy-in
 // does (ipc_right_copyin, MACH_MSG_TYPE_MOVE_SEND_ONCE: the right leaves the entry, and a name
-// left empty is freed, its dead-name request cancelled with MACH_NOTIFY_PORT_DELETED): from then
+// left empty is freed, its dead-name request kept aside until the commit sends
+// MACH_NOTIFY_PORT_DELETED on it: dropMoved): from then
 // on no other thread finds the right under its name, to send on, release or watch it. The
 // entry's hold on the channel becomes the message's, released by the commit (the transfer's own
 // hold keeps it open until the send is over); a failed send gives the right back.
@@ -756,8 +815,8 @@ func (tx *transfer) moveSendOnce(e *entry) *sendChan {
 	}
 	c := tx.hold(e.sonce)
 	e.sonce = nil
-	sp.dropIfEmpty(e)
-	tx.taken = append(tx.taken, takenRight{kind: takenSendOnce, e: e, c: c})
+	dn := sp.dropMoved(e)
+	tx.taken = append(tx.taken, takenRight{kind: takenSendOnce, e: e, c: c, dn: dn})
 	return c
 }
 
@@ -785,8 +844,8 @@ func (tx *transfer) useSend(e *entry, move bool) *sendChan {
 	if n, ok := sp.byPort[e.id]; ok && n == e.name && e.recv == nil {
 		delete(sp.byPort, e.id)
 	}
-	sp.dropIfEmpty(e)
-	tx.taken = append(tx.taken, takenRight{kind: takenLastSend, e: e, c: c})
+	dn := sp.dropMoved(e)
+	tx.taken = append(tx.taken, takenRight{kind: takenLastSend, e: e, c: c, dn: dn})
 	return c
 }
 
@@ -810,10 +869,47 @@ func circular(p, dest *port) bool {
 
 // countMakeSend counts a send right the message makes in its port's make-send count at copy-in,
 // as xnu does (ipc_right_copyin, MACH_MSG_TYPE_MAKE_SEND: ip_mscount++ with the space locked);
-// a failed send takes it back (a timed-out one makes the right again: handBack).
+// a failed send takes it back (a timed-out one makes the right again: handBack). Called before
+// the right is made, so that the transfer notes whether the port had a send right then.
 func (tx *transfer) countMakeSend(p *port) {
+	tx.noteMade(p)
 	p.mscount++
+	p.nsQuiet = false
 	tx.taken = append(tx.taken, takenRight{kind: madeSend, p: p})
+}
+
+// madePort is a port a send made a send right for: whether it had none before the send first
+// made one (quiet), and its make-send count then.
+type madePort struct {
+	p       *port
+	quiet   bool
+	mscount uint32
+}
+
+// noteMade notes p the first time the send (any of its copy-in passes) makes a send right for
+// it. Called with sp.mu held.
+func (tx *transfer) noteMade(p *port) {
+	for _, m := range tx.made {
+		if m.p == p {
+			return
+		}
+	}
+	quiet := p.senders == 0 && p.localSenders == 0
+	tx.made = append(tx.made, madePort{p: p, quiet: quiet, mscount: p.mscount})
+}
+
+// quietMade keeps the release of the send rights a failed send made from firing no-senders, for
+// ports that had no send right before the send and for which nobody made one meanwhile: the
+// rights never existed for anyone, and on macOS the armed request would stay armed (a
+// MACH_SEND_NO_BUFFER send "makes nothing"; xnu's no-senders comes when a send right that
+// existed goes, ipc_notify_no_senders). Called with sp.mu held, after the rollback gave the
+// make-send counts back and before the transfer releases its holds.
+func (tx *transfer) quietMade() {
+	for _, m := range tx.made {
+		if m.quiet && !m.p.dead && m.p.mscount == m.mscount {
+			m.p.nsQuiet = true
+		}
+	}
 }
 
 // takenRight is what a copy-in took from the space (or counted) that the commit completes and a
@@ -823,6 +919,7 @@ type takenRight struct {
 	e    *entry
 	c    *sendChan
 	p    *port
+	dn   *deadNameReq // the dead-name request of a name the move emptied (dropMoved)
 }
 
 const (
@@ -830,14 +927,30 @@ const (
 	takenSend            // one of e's send references (e keeps its hold on c)
 	takenLastSend        // e's last send reference, with the entry's hold on c
 	madeSend             // a MAKE_SEND counted in p's make-send count
+	takenName            // e, freed by a move (of its receive right), with its dead-name request
 )
 
-// commitTaken releases the holds on channels that the entries gave to the message. Called with
-// sp.mu held.
+// commitTaken releases the holds on channels that the entries gave to the message, and sends
+// MACH_NOTIFY_PORT_DELETED for the names the moves freed. Called with sp.mu held.
 func (tx *transfer) commitTaken() {
+	tx.deletedNames()
 	for _, t := range tx.taken {
 		if t.kind == takenSendOnce || t.kind == takenLastSend {
 			t.c.put()
+		}
+	}
+}
+
+// deletedNames fires the dead-name requests of the names the copy-in freed
+// (MACH_NOTIFY_PORT_DELETED), as xnu's ipc_kmsg_copyin_header does once the copy-in is done: at
+// the commit, and for a timed-out send, whose copy-in xnu completed before the send waited (its
+// rights come back by ipc_kmsg_copyout_pseudo, under names without requests). Called with sp.mu
+// held.
+func (tx *transfer) deletedNames() {
+	for i := range tx.taken {
+		if t := &tx.taken[i]; t.dn != nil {
+			sp.portDeleted(t.e.name, t.dn)
+			t.dn = nil
 		}
 	}
 }
@@ -849,10 +962,25 @@ func (tx *transfer) undoTaken() {
 		case takenSendOnce:
 			sp.giveBack(t.e)
 			t.e.sonce = t.c
+			sp.restoreDeadName(t.e, t.dn)
 		case takenSend, takenLastSend:
-			tx.renamed(t.e.name, sp.giveBackSend(t.e, t.c, t.kind == takenLastSend))
+			name := sp.giveBackSend(t.e, t.c, t.kind == takenLastSend)
+			tx.renamed(t.e.name, name)
+			if t.dn != nil && name != t.e.name {
+				// The reference went to the port's other name: its own name stays freed.
+				sp.portDeleted(t.e.name, t.dn)
+			} else {
+				sp.restoreDeadName(t.e, t.dn)
+			}
 		case madeSend:
 			t.p.mscount--
+		case takenName:
+			// The receive right's undo (run before) gave it back, under e's name or another.
+			if sp.entries[t.e.name] == t.e {
+				sp.restoreDeadName(t.e, t.dn)
+			} else {
+				sp.portDeleted(t.e.name, t.dn)
+			}
 		}
 	}
 }
@@ -889,7 +1017,9 @@ func (tx *transfer) moveReceive(e *entry) uint64 {
 	if n, ok := sp.byPort[p.id]; ok && n == e.name && e.sendRefs == 0 {
 		delete(sp.byPort, p.id)
 	}
-	sp.dropIfEmpty(e)
+	if dn := sp.dropMoved(e); dn != nil {
+		tx.taken = append(tx.taken, takenRight{kind: takenName, e: e, dn: dn})
+	}
 	tok := sp.newToken(p)
 	tx.undos = append(tx.undos, func() {
 		delete(sp.tokens, tok)
@@ -950,31 +1080,19 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 			if e.recv == nil {
 				return r, invalid
 			}
+			tx.countMakeSend(e.recv)
 			if e.send != nil {
 				c = tx.hold(e.send)
 			} else {
 				c = e.recv.newLocalSend()
 				tx.holds = append(tx.holds, c)
 			}
-			tx.countMakeSend(e.recv)
 		default:
 			if c = tx.useSend(e, disp == dispMoveSend); c == nil {
 				return r, invalid
 			}
 		}
-		r.typ, r.id = typePortSend, c.id
-		if tx.local != nil {
-			r.ch = c // the queued message takes its own reference (takeRefs)
-			return r, abi.MACH_MSG_SUCCESS
-		}
-		if c.local != nil && c.fd < 0 {
-			if kr := tx.exportTo(c); kr != abi.MACH_MSG_SUCCESS || c.fd < 0 {
-				return r, kr // no channel yet: the need is recorded, the pass goes on
-			}
-		}
-		r.fd = tx.addFD(c.fd)
-		r.counterFD = tx.addFD(c.ctr.fd)
-		return r, abi.MACH_MSG_SUCCESS
+		return tx.sendRecord(r, c)
 	case dispMakeSendOnce:
 		if e.recv == nil {
 			return r, invalid
@@ -1065,6 +1183,23 @@ func (tx *transfer) right(name uint32, disp uint8, invalid int32, dest *sendChan
 		return r, abi.MACH_MSG_SUCCESS
 	}
 	return r, abi.MACH_SEND_INVALID_TYPE
+}
+
+// sendRecord fills r in for the send right c, which the transfer holds. Called with sp.mu held.
+func (tx *transfer) sendRecord(r record, c *sendChan) (record, int32) {
+	r.typ, r.id = typePortSend, c.id
+	if tx.local != nil {
+		r.ch = c // the queued message takes its own reference (takeRefs)
+		return r, abi.MACH_MSG_SUCCESS
+	}
+	if c.local != nil && c.fd < 0 {
+		if kr := tx.exportTo(c); kr != abi.MACH_MSG_SUCCESS || c.fd < 0 {
+			return r, kr // no channel yet: the need is recorded, the pass goes on
+		}
+	}
+	r.fd = tx.addFD(c.fd)
+	r.counterFD = tx.addFD(c.ctr.fd)
+	return r, abi.MACH_MSG_SUCCESS
 }
 
 // copyinDead copies in a dead name given as a send or send-once right: xnu accepts it in the

@@ -57,6 +57,9 @@ type port struct {
 	// inTransit is the port in whose queue p's receive right travels inside this process, while
 	// no name holds it (moved in a message, or sent with a port-destroyed notification).
 	inTransit *port
+	// nsQuiet: the send rights a failed send made are going, and with them the port's last
+	// sender; that release is no no-senders (quietMade). Cleared when a send right is made.
+	nsQuiet bool
 }
 
 // movedAway wakes the receivers blocked on p, whose receive right just left their name (moved in
@@ -389,10 +392,17 @@ func pending(fd int) bool {
 // whenever the last send right goes, whatever the make-send count (ipc_port_release_send_and_unlock,
 // ipc_notify_no_senders_prepare).
 func (s *space) checkNoSenders(p *port) {
-	if p.dead || p.ns == nil || p.senders > 0 || p.localSenders > 0 {
+	if p.dead || p.senders > 0 || p.localSenders > 0 {
 		return
 	}
 	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
+		return
+	}
+	if p.nsQuiet {
+		p.nsQuiet = false // the last sender was a right that never existed for anyone
+		return
+	}
+	if p.ns == nil {
 		return
 	}
 	req := p.ns
@@ -438,7 +448,14 @@ func (p *port) unget(m *inMsg) {
 func (s *space) destroyReceive(e *entry) {
 	p := e.recv
 	e.recv = nil
-	if p.pd != nil && !p.pd.dead && p.pd != p {
+	if p.pd != nil && (p.pd.dead || p.pd == p || circular(p, p.pd)) {
+		// xnu's ipc_port_destroy checks the port-destroyed notification for a cycle
+		// (ipc_port_check_circularity): a receive right that would travel in a queue only it
+		// leads to is not sent; the request's send-once right is released silently
+		// (ipc_port_release_sonce) and the port destroyed, with what its queue carries.
+		p.pd = nil
+	}
+	if p.pd != nil {
 		notify := p.pd
 		p.pd = nil
 		tok := s.parkReceive(p)

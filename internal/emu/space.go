@@ -197,19 +197,53 @@ func (s *space) dropIfEmpty(e *entry) {
 	if e.dn != nil {
 		// The name is released while its dead-name request is armed: the request's send-once
 		// right carries MACH_NOTIFY_PORT_DELETED to the notify port, whether the release was a
-		// deallocate, a mod_refs delta to zero or a move in a message (xnu's ipc_right_dealloc
-		// and ipc_right_delta: ipc_right_request_cancel, then ipc_notify_port_deleted).
-		monitorRemove(e.dn.monitor)
+		// deallocate or a mod_refs delta to zero (xnu's ipc_right_dealloc and ipc_right_delta:
+		// ipc_right_request_cancel, then ipc_notify_port_deleted). A move in a message keeps
+		// the request aside instead (dropMoved).
 		req := e.dn
 		e.dn = nil
-		var body [12]byte // NDR record, then the name
-		binary.LittleEndian.PutUint32(body[8:], e.name)
-		req.notify.inject(kernelMsg(abi.MACH_NOTIFY_PORT_DELETED, body[:]))
+		s.portDeleted(e.name, req)
 	}
 	delete(s.entries, e.name)
 	if n, ok := s.byPort[e.id]; ok && n == e.name {
 		delete(s.byPort, e.id)
 	}
+}
+
+// dropMoved frees a name a send's copy-in emptied by moving its last right into the message,
+// and returns its dead-name request, kept aside unfired: xnu's ipc_right_copyin cancels the
+// request into *sorightp, and ipc_kmsg_copyin_header sends MACH_NOTIFY_PORT_DELETED on it only
+// once the whole copy-in succeeded. The send's commit fires it (portDeleted); a send that fails
+// gives it back with the right (restoreDeadName). Called with s.mu held.
+func (s *space) dropMoved(e *entry) *deadNameReq {
+	if !e.empty() {
+		return nil
+	}
+	req := e.dn
+	e.dn = nil
+	s.dropIfEmpty(e)
+	return req
+}
+
+// portDeleted fires a dead-name request whose name was released: MACH_NOTIFY_PORT_DELETED
+// (xnu's ipc_notify_port_deleted). Called with s.mu held.
+func (s *space) portDeleted(name uint32, req *deadNameReq) {
+	monitorRemove(req.monitor)
+	var body [12]byte // NDR record, then the name
+	binary.LittleEndian.PutUint32(body[8:], name)
+	req.notify.inject(kernelMsg(abi.MACH_NOTIFY_PORT_DELETED, body[:]))
+}
+
+// restoreDeadName puts back the dead-name request dropMoved kept aside, on the entry a failed
+// send gave its right back to. The port may have died meanwhile: its monitor then found no
+// entry and did nothing, so the entry is looked at now, which fires the request if it did.
+// Called with s.mu held.
+func (s *space) restoreDeadName(e *entry, req *deadNameReq) {
+	if req == nil {
+		return
+	}
+	e.dn = req
+	s.refreshDead(e)
 }
 
 // refreshDead turns send and send-once rights whose port died into dead names, as Mach shows
@@ -315,6 +349,7 @@ func (s *space) makeSend(e *entry) int32 {
 	}
 	e.sendRefs++
 	e.recv.mscount++
+	e.recv.nsQuiet = false
 	return abi.KERN_SUCCESS
 }
 
