@@ -43,6 +43,7 @@ type agent struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	accepted chan struct{} // closed when the accept loop has ended
+	young    chan struct{} // closed when keepYoung has ended
 	waitMu   sync.Mutex
 	waitq    []*net.UnixConn // connections whose request is awaited, oldest first (maxWaiting)
 	answers  sync.WaitGroup  // look-ups being answered
@@ -84,7 +85,7 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	a = &agent{e: e, dir: dir, id: fmt.Sprintf("a-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])),
-		accepted: make(chan struct{})}
+		accepted: make(chan struct{}), young: make(chan struct{})}
 	a.sockPath, a.lockPath = agentPaths(dir, a.id)
 	a.lockFD, a.lockID, err = makeLock(a.lockPath)
 	if err != nil {
@@ -101,7 +102,58 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 	a.watch = watchSocket(a)
 	a.lnMu.Unlock()
 	go a.serve()
+	go a.keepYoung()
 	return a, nil
+}
+
+// keepYoungEvery is how often an agent touches its files and its names' entries (touch). It is
+// well inside the ages systemd-tmpfiles cleans by: 10 days for /tmp in the default tmp.conf, and
+// tmpfiles-clean.timer runs once a day (tmpfiles.d(5), "Age").
+const keepYoungEvery = time.Hour
+
+// keepYoung touches the agent's files every keepYoungEvery until the agent stops.
+func (a *agent) keepYoung() {
+	defer close(a.young)
+	t := time.NewTicker(keepYoungEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+			a.touch()
+		}
+	}
+}
+
+// touch sets the access and modification times of the agent's socket and lock, and of the
+// records, links and guards of the names it serves, to now. systemd-tmpfiles removes an entry of
+// a directory it cleans (the namespace's, in /tmp, when XDG_RUNTIME_DIR is unset) once its atime,
+// mtime and ctime are all older than the age (tmpfiles.d(5), "Age"; it leaves alone only the
+// sockets in use). The namespace writes them once, when the agent starts or the name is claimed,
+// and a look-up reads a name's link only, with relatime's once a day at most: a name served and
+// little looked up for 10 days would lose its record and link (it would be free to anyone,
+// and look-ups would find nothing), and the agent its lock (which it makes again: relock).
+// A touch keeps them young; it changes no content, so nobody reads it as a change of owner.
+func (a *agent) touch() {
+	var paths []string
+	a.lnMu.Lock()
+	if !a.stopping {
+		paths = append(paths, a.sockPath, a.lockPath)
+	}
+	a.lnMu.Unlock()
+	a.e.mu.Lock()
+	for _, s := range a.e.owned {
+		if s.agent == a {
+			paths = append(paths, s.paths.record, s.paths.sock, s.paths.legacyLock)
+		}
+	}
+	a.e.mu.Unlock()
+	now := unix.NsecToTimespec(time.Now().UnixNano())
+	for _, p := range paths {
+		// The link and the guard are symbolic links: their own times, not their targets'.
+		_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{now, now}, unix.AT_SYMLINK_NOFOLLOW)
+	}
 }
 
 // fileID tells one file from another: its device and inode.
@@ -421,6 +473,7 @@ func (a *agent) stop() {
 		a.watch.stop()
 		a.cancel()
 		<-a.accepted
+		<-a.young
 		a.answers.Wait()
 		a.e.mu.Lock()
 		dead := a.dead

@@ -155,3 +155,36 @@ func TestRemovedAgentLockOfAKilledOwnerFreesItsNames(t *testing.T) {
 		})
 	}
 }
+
+// An agent keeps its files and its names' entries young, so that systemd-tmpfiles, which removes
+// the entries of /tmp whose atime, mtime and ctime are all older than its age (10 days by
+// default), does not remove them while the name is served: the record, the link and the guard of
+// each name, the agent's socket and its lock. Their times, set 11 days back here, are now's again
+// after the agent's touch (which it does every hour).
+func TestAgentKeepsItsFilesYoung(t *testing.T) {
+	name := uniqueName(t)
+	register(t, name, nil)
+	link, record, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	guard, err := bootstrap.LegacyLockPath(name, 0)
+	require.NoError(t, err)
+	target, err := os.Readlink(link)
+	require.NoError(t, err)
+	agentSock := filepath.Join(filepath.Dir(link), target)
+	agentLock := strings.TrimSuffix(agentSock, ".sock") + ".lock"
+	files := []string{record, link, guard, agentSock, agentLock}
+
+	old := time.Now().Add(-11 * 24 * time.Hour)
+	ts := unix.NsecToTimespec(old.UnixNano())
+	for _, f := range files {
+		require.NoError(t, unix.UtimesNanoAt(unix.AT_FDCWD, f, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW), f)
+	}
+	bootstrap.TouchAgents()
+	for _, f := range files {
+		var st unix.Stat_t
+		require.NoError(t, unix.Lstat(f, &st), f)
+		for what, at := range map[string]unix.Timespec{"atime": st.Atim, "mtime": st.Mtim} {
+			require.True(t, time.Unix(at.Unix()).After(old.Add(24*time.Hour)), "%s of %s is still %v", what, f, time.Unix(at.Unix()))
+		}
+	}
+}
