@@ -129,8 +129,8 @@ func (a *agent) keepYoung() {
 // touch sets the access and modification times of the agent's socket and lock, and of the
 // records, links and guards of the names it serves, to now. systemd-tmpfiles removes an entry of
 // a directory it cleans (the namespace's, in /tmp, when XDG_RUNTIME_DIR is unset) once its atime,
-// mtime and ctime are all older than the age (tmpfiles.d(5), "Age"; it leaves alone only the
-// sockets in use). The namespace writes them once, when the agent starts or the name is claimed,
+// mtime and ctime are all older than the age (tmpfiles.d(5), "Age"; it leaves sockets in use
+// alone). The namespace writes them once, when the agent starts or the name is claimed,
 // and a look-up reads a name's link only, with relatime's once a day at most: a name served and
 // little looked up for 10 days would lose its record and link (it would be free to anyone,
 // and look-ups would find nothing), and the agent its lock (which it makes again: relock).

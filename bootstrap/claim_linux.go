@@ -330,12 +330,15 @@ func legacyOwner(path string) (name string, pid int, ok bool) {
 // pollSocketEvery without; until then, a missing lock is no sign of death, and two others are
 // asked, each of which a dead agent fails:
 //
-//   - its socket: a connect to it succeeds (or finds its queue full) only while a process listens
-//     on it. tmpfiles leaves sockets in use alone (it skips those /proc/net/unix lists). Refused,
-//     the agent is dead: its socket file is made listening before it is renamed into place
-//     (listenAt), so a live agent's path never refuses.
-//   - with its socket's file gone too, its process (the pid in its id): an agent holds its lock
-//     open, removed or not, so a live one has a descriptor of it in /proc/<pid>/fd.
+//   - its socket (tmpfiles leaves sockets in use alone): a connect to it succeeds, or finds its
+//     queue full, only while a process listens on it. Refused, the agent is dead: its socket is
+//     listening before its file is renamed into place (listenAt), so a live agent's never refuses.
+//   - with its socket's file gone too (rm -rf), its process, the pid in its id: an agent holds
+//     its lock open, removed or not, so a live one has a descriptor of it in /proc/<pid>/fd.
+//     This sign needs the owner in this process's pid namespace, and /proc; without /proc the
+//     owner counts as alive, on a doubt.
+//
+// Look-ups ask none of this unless their connect failed.
 func agentAlive(dir, id string) bool {
 	sock, lock := agentPaths(dir, id)
 	switch held, err := lockHeld(lock); {
