@@ -32,16 +32,18 @@ type agent struct {
 	dir, id  string
 	sockPath string
 	lockPath string
-	lockFD   int
+	lockFD   int    // the held lock; under lnMu once serve runs
+	lockID   fileID // the file lockFD is; under lnMu
 	lnMu     sync.Mutex
 	ln       *net.UnixListener // the listener serve accepts on; under lnMu
 	next     *net.UnixListener // one bound again at sockPath, which serve takes up (rebind); under lnMu
 	sockID   fileID            // the socket file the newest listener made; under lnMu
 	stopping bool              // stop has begun: nothing is bound again; under lnMu
-	watch    *sockWatch        // notices the socket file's removal
+	watch    *sockWatch        // notices the removal of the socket's or the lock's file
 	ctx      context.Context
 	cancel   context.CancelFunc
 	accepted chan struct{} // closed when the accept loop has ended
+	young    chan struct{} // closed when keepYoung has ended
 	waitMu   sync.Mutex
 	waitq    []*net.UnixConn // connections whose request is awaited, oldest first (maxWaiting)
 	answers  sync.WaitGroup  // look-ups being answered
@@ -52,7 +54,7 @@ type agent struct {
 }
 
 // agentFDs is how many descriptors the agent holds: its lock, its listening socket and the
-// inotify instance that watches the socket's file (sockWatch).
+// inotify instance that watches their files (sockWatch).
 const agentFDs = 3
 
 // requestWait bounds how long the agent waits for a look-up's request once it has accepted the
@@ -83,17 +85,12 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	a = &agent{e: e, dir: dir, id: fmt.Sprintf("a-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])),
-		accepted: make(chan struct{})}
+		accepted: make(chan struct{}), young: make(chan struct{})}
 	a.sockPath, a.lockPath = agentPaths(dir, a.id)
-	a.lockFD, err = unix.Open(a.lockPath, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	a.lockFD, a.lockID, err = makeLock(a.lockPath)
 	if err != nil {
-		return nil, fmt.Errorf("agent lock: %w", err)
+		return nil, err
 	}
-	if err := unix.Flock(a.lockFD, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		a.removeLock()
-		return nil, fmt.Errorf("agent lock: %w", err)
-	}
-	_, _ = unix.Write(a.lockFD, fmt.Appendf(nil, "%d\n", os.Getpid())) // for people
 	ln, id, err := listenAt(a.sockPath)
 	if err != nil {
 		a.removeLock()
@@ -101,17 +98,80 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 	}
 	a.ln, a.sockID = ln, id
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.lnMu.Lock() // the watch's first mend waits for a.watch
 	a.watch = watchSocket(a)
+	a.lnMu.Unlock()
 	go a.serve()
+	go a.keepYoung()
 	return a, nil
+}
+
+// keepYoungEvery is how often an agent touches its files and its names' entries (touch). It is
+// well inside the ages systemd-tmpfiles cleans by: 10 days for /tmp in the default tmp.conf, and
+// tmpfiles-clean.timer runs once a day (tmpfiles.d(5), "Age").
+const keepYoungEvery = time.Hour
+
+// keepYoung touches the agent's files every keepYoungEvery until the agent stops.
+func (a *agent) keepYoung() {
+	defer close(a.young)
+	t := time.NewTicker(keepYoungEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+			a.touch()
+		}
+	}
+}
+
+// touch sets the access and modification times of the agent's socket and lock, and of the
+// records, links and guards of the names it serves, to now. systemd-tmpfiles removes an entry of
+// a directory it cleans (the namespace's, in /tmp, when XDG_RUNTIME_DIR is unset) once its atime,
+// mtime and ctime are all older than the age (tmpfiles.d(5), "Age"; it leaves sockets in use
+// alone). The namespace writes them once, when the agent starts or the name is claimed,
+// and a look-up reads a name's link only, with relatime's once a day at most: a name served and
+// little looked up for 10 days would lose its record and link (it would be free to anyone,
+// and look-ups would find nothing), and the agent its lock (which it makes again: relock).
+// A touch keeps them young; it changes no content, so nobody reads it as a change of owner.
+func (a *agent) touch() {
+	var paths []string
+	a.lnMu.Lock()
+	if !a.stopping {
+		paths = append(paths, a.sockPath, a.lockPath)
+	}
+	a.lnMu.Unlock()
+	a.e.mu.Lock()
+	for _, s := range a.e.owned {
+		if s.agent == a {
+			paths = append(paths, s.paths.record, s.paths.sock, s.paths.legacyLock)
+		}
+	}
+	a.e.mu.Unlock()
+	now := unix.NsecToTimespec(time.Now().UnixNano())
+	for _, p := range paths {
+		// The link and the guard are symbolic links: their own times, not their targets'.
+		_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{now, now}, unix.AT_SYMLINK_NOFOLLOW)
+	}
 }
 
 // fileID tells one file from another: its device and inode.
 type fileID struct{ dev, ino uint64 }
 
-// listenAt makes a listening socket at path, which must be free, and says which file it made.
+// listenAt makes a listening socket at path, replacing whatever file is there, and says which
+// file it made. The socket is bound and listening at a path of its own (path.new: the agent's
+// alone, as its id is random) before it is renamed to path, so that path never names a socket
+// nobody listens on while the agent lives: a connect refused there (ECONNREFUSED between bind(2)
+// and listen(2)) would read as a dead agent (agentAlive). rename(2) keeps the socket's inode,
+// which connect(2) finds the socket by, and replaces the old file at once: the path is never
+// missing either.
 func listenAt(path string) (*net.UnixListener, fileID, error) {
-	addr, done, err := sockAddr(path)
+	tmp := path + tmpSuffix
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fileID{}, err
+	}
+	addr, done, err := sockAddr(tmp)
 	if err != nil {
 		return nil, fileID{}, err
 	}
@@ -121,8 +181,44 @@ func listenAt(path string) (*net.UnixListener, fileID, error) {
 		return nil, fileID{}, err
 	}
 	ln.SetUnlinkOnClose(false) // stop unlinks, in its own order
-	id, _ := statID(path)      // gone already: the watch, or the next registration, binds it again
+	id, _ := statID(tmp)       // gone already: the watch, or the next registration, binds it again
+	if err := os.Rename(tmp, path); err != nil {
+		_ = ln.Close()
+		_ = os.Remove(tmp)
+		return nil, fileID{}, err
+	}
 	return ln, id, nil
+}
+
+// tmpSuffix marks the file an agent makes its socket or lock in before renaming it into place.
+const tmpSuffix = ".new"
+
+// makeLock makes the agent's lock at path, replacing whatever file is there, and returns it held,
+// and which file it is. It is flocked at a path of its own (path.new) before it is renamed to
+// path, so that path never names a lock nobody holds while the agent lives: whoever finds the
+// lock at path free knows the agent is dead (agentAlive).
+func makeLock(path string) (int, fileID, error) {
+	tmp := path + tmpSuffix
+	_ = os.Remove(tmp) // a leftover of this agent's own
+	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return -1, fileID{}, fmt.Errorf("agent lock: %w", err)
+	}
+	var st unix.Stat_t
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		_, _ = unix.Write(fd, fmt.Appendf(nil, "%d\n", os.Getpid())) // for people
+		err = unix.Fstat(fd, &st)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		unix.Close(fd)
+		return -1, fileID{}, fmt.Errorf("agent lock: %w", err)
+	}
+	return fd, fileID{dev: st.Dev, ino: st.Ino}, nil
 }
 
 // statID says which file path names, without following a symbolic link.
@@ -137,7 +233,7 @@ func statID(path string) (fileID, error) {
 // rebind binds the agent's socket again at its path when the file there is no longer the one
 // its listener made: something else removed it (systemd-tmpfiles cleaning an old file, a user's
 // rm). Every name's link leads to that path, so until then look-ups of a live process's names
-// find nothing (they say so, and leave its entries alone: its lock is held). The agent binds again
+// find nothing (they say so, and leave its entries alone: agentAlive finds it alive). The agent binds again
 // rather than look-ups routing round the missing file because a look-up can reach the listener
 // only through a path, and a new file at the same path mends every link at once, for nothing on
 // the look-up's path (one connect through the link, as before). The old listener's queue is taken
@@ -156,10 +252,7 @@ func (a *agent) rebind() error {
 		return fmt.Errorf("agents directory: %w", err)
 	}
 	// Whatever stands at the path now is not this agent's socket, and the path is this agent's
-	// alone (its id is random): it goes.
-	if err := os.Remove(a.sockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("agent socket: %w", err)
-	}
+	// alone (its id is random): the new socket replaces it.
 	ln, id, err := listenAt(a.sockPath)
 	if err != nil {
 		return fmt.Errorf("agent socket bound again: %w", err)
@@ -168,9 +261,47 @@ func (a *agent) rebind() error {
 		_ = a.next.Close()
 	}
 	a.next, a.sockID = ln, id
-	a.watch.add(a.sockPath)
+	a.watch.add(watchSock, a.sockPath)
 	// serve's accept returns at once on a past deadline and takes up the new listener.
 	return a.ln.SetDeadline(time.Unix(1, 0))
+}
+
+// mend makes again what something else removed of the agent's files: its socket (rebind) and
+// its lock (relock).
+func (a *agent) mend() {
+	_ = a.rebind()
+	_ = a.relock()
+}
+
+// relock makes the agent's lock again at its path when the file there is no longer the one it
+// holds: something else removed it. systemd-tmpfiles removes plain files in /tmp whose atime,
+// mtime and ctime are all older than the directory's age (10 days for /tmp in the default
+// tmp.conf; tmpfiles.d(5), "Age"), and the lock is written once, when the agent starts; a user's
+// rm does it too. The agent's flock stays on the removed file, which nobody can reach any more,
+// so until the lock is back at its path its owner is judged alive by its socket instead, and
+// by its open descriptor of the lock (agentAlive): nobody takes its names meanwhile. The new
+// lock is flocked before it is renamed into place (makeLock), and the old one is let go only
+// then, so that the agent is never without a held lock at the path once it is back.
+func (a *agent) relock() error {
+	a.lnMu.Lock()
+	defer a.lnMu.Unlock()
+	if a.stopping {
+		return nil
+	}
+	if id, err := statID(a.lockPath); err == nil && id == a.lockID {
+		return nil
+	}
+	if err := os.Mkdir(filepath.Join(a.dir, agentsDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("agents directory: %w", err)
+	}
+	fd, id, err := makeLock(a.lockPath)
+	if err != nil {
+		return err
+	}
+	unix.Close(a.lockFD)
+	a.lockFD, a.lockID = fd, id
+	a.watch.add(watchLock, a.lockPath)
+	return nil
 }
 
 // takeOver moves serve from listener old, whose accept returned at its deadline, to the one
@@ -227,19 +358,26 @@ func acceptQueued(ln *net.UnixListener) []*net.UnixConn {
 	return conns
 }
 
-// sockWatch tells the agent when its socket's file loses a link or moves (inotify's IN_ATTRIB
-// comes with unlink(2), as the link count drops: fsnotify_link_count in vfs_unlink, fs/namei.c),
-// so that it binds again at once. It watches that one file, so removals of other agents' files
-// wake nobody. Without inotify (a user has 128 instances by default, shared by every program
-// of the user) it checks the file every pollSocketEvery instead: one lstat, no descriptor.
+// sockWatch tells the agent when its socket's or its lock's file loses a link or moves
+// (inotify's IN_ATTRIB comes with unlink(2), as the link count drops: fsnotify_link_count in
+// vfs_unlink, fs/namei.c), so that it makes it again at once (mend). It watches those two files,
+// so removals of other agents' files wake nobody. Without inotify (a user has 128 instances by
+// default, shared by every program of the user) it checks the files every pollSocketEvery
+// instead: two lstats, no descriptor.
 type sockWatch struct {
-	f    *os.File      // the inotify instance, or nil when the file is polled
-	wd   int           // the watch of the current socket file; under the agent's lnMu
-	quit chan struct{} // closed by stop when the file is polled
+	f    *os.File      // the inotify instance, or nil when the files are polled
+	wd   [2]int        // the watches of the current socket and lock files; under the agent's lnMu
+	quit chan struct{} // closed by stop when the files are polled
 	done chan struct{}
 }
 
-// pollSocketEvery is how often an agent without inotify checks its socket's file.
+// The files an agent watches, indexes of sockWatch.wd.
+const (
+	watchSock = iota
+	watchLock
+)
+
+// pollSocketEvery is how often an agent without inotify checks its socket's and lock's files.
 const pollSocketEvery = time.Second
 
 // noInotify, when set, makes agents poll their socket's file as without inotify (tests).
@@ -247,7 +385,7 @@ var noInotify atomic.Bool
 
 // watchSocket starts the watch of a's socket.
 func watchSocket(a *agent) *sockWatch {
-	w := &sockWatch{wd: -1, quit: make(chan struct{}), done: make(chan struct{})}
+	w := &sockWatch{wd: [2]int{-1, -1}, quit: make(chan struct{}), done: make(chan struct{})}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err == nil && noInotify.Load() {
 		unix.Close(fd)
@@ -263,14 +401,15 @@ func watchSocket(a *agent) *sockWatch {
 				case <-w.quit:
 					return
 				case <-t.C:
-					_ = a.rebind()
+					a.mend()
 				}
 			}
 		}()
 		return w
 	}
 	w.f = os.NewFile(uintptr(fd), "inotify")
-	w.add(a.sockPath)
+	w.add(watchSock, a.sockPath)
+	w.add(watchLock, a.lockPath)
 	go func() {
 		defer close(w.done)
 		buf := make([]byte, 4096)
@@ -278,16 +417,17 @@ func watchSocket(a *agent) *sockWatch {
 			if _, err := w.f.Read(buf); err != nil {
 				return // stop closed it
 			}
-			// Any event (the file's own only, or an overflow) is checked the same way.
-			_ = a.rebind()
+			// Any event (the files' own only, or an overflow) is checked the same way.
+			a.mend()
 		}
 	}()
 	return w
 }
 
-// add watches the file at path instead of the one watched before. A file gone already is found
-// by the next check. The caller holds the agent's lnMu.
-func (w *sockWatch) add(path string) {
+// add watches the file at path as the agent's socket or lock (which) instead of the one watched
+// as it before. A file gone already is found by the next check. The caller holds the agent's
+// lnMu, or is watchSocket.
+func (w *sockWatch) add(which int, path string) {
 	if w.f == nil {
 		return
 	}
@@ -300,10 +440,10 @@ func (w *sockWatch) add(path string) {
 		if err != nil {
 			return
 		}
-		if w.wd >= 0 && w.wd != wd {
-			_, _ = unix.InotifyRmWatch(int(fd), uint32(w.wd))
+		if old := w.wd[which]; old >= 0 && old != wd && old != w.wd[1-which] {
+			_, _ = unix.InotifyRmWatch(int(fd), uint32(old))
 		}
-		w.wd = wd
+		w.wd[which] = wd
 	})
 }
 
@@ -333,6 +473,7 @@ func (a *agent) stop() {
 		a.watch.stop()
 		a.cancel()
 		<-a.accepted
+		<-a.young
 		a.answers.Wait()
 		a.e.mu.Lock()
 		dead := a.dead

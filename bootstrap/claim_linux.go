@@ -26,10 +26,12 @@ import (
 //     (ELOOP) while the name is served here.
 //
 // A process serving names runs one agent (agent_linux.go), which holds an exclusive flock on
-// agents/<id>.lock for its life. A record is the name's claim only while the flock of the agent
-// it names is held: the kernel drops it when the process dies, so a killed owner frees every
-// name it served at once, as the per-name flock of the earlier format did, for no descriptor per
-// name. A record that does not parse is not a free name while an agent it may belong to runs
+// agents/<id>.lock for its life. A record is the name's claim only while the agent it names
+// runs, which its flock says: the kernel drops it when the process dies, so a killed owner frees
+// every name it served at once, as the per-name flock of the earlier format did, for no
+// descriptor per name. A lock file removed behind a live agent's back (systemd-tmpfiles, rm) is
+// no sign of death: the agent's socket and open descriptor say instead (agentAlive) until the
+// agent makes it again (relock). A record that does not parse is not a free name while an agent it may belong to runs
 // (recordAgents).
 //
 // Changes to records and links are made under an exclusive flock of names.lock (claims, and the
@@ -316,12 +318,146 @@ func legacyOwner(path string) (name string, pid int, ok bool) {
 	return name, pid, true
 }
 
-// agentAlive reports whether the agent id runs: its lock is held. An error counts as alive,
-// so that nobody takes a name on a doubt.
+// agentAlive reports whether the agent id runs. An error counts as alive, so that nobody takes a
+// name on a doubt.
+//
+// Its lock decides when it is at its path: held, the agent runs; free, it is dead (the kernel
+// dropped the flock with the process, and an agent flocks its lock before renaming it into
+// place: makeLock). But the lock is a plain file that something else may remove while the agent
+// runs: systemd-tmpfiles removes the plain files of /tmp that are older than its age (10 days in
+// the default tmp.conf; tmpfiles.d(5)), the namespace's directory without XDG_RUNTIME_DIR, and a
+// user's rm -rf does too. The agent makes it again (relock), at once with inotify and within
+// pollSocketEvery without; until then, a missing lock is no sign of death, and two others are
+// asked, each of which a dead agent fails:
+//
+//   - its socket (tmpfiles leaves sockets in use alone): a connect to it succeeds, or finds its
+//     queue full, only while a process listens on it. Refused, the agent is dead: its socket is
+//     listening before its file is renamed into place (listenAt), so a live agent's never refuses.
+//   - with its socket's file gone too (rm -rf), its process, the pid in its id: an agent holds
+//     its lock open, removed or not, so a live one has a descriptor of it in /proc/<pid>/fd.
+//     This sign needs the owner in this process's pid namespace, and /proc; without /proc the
+//     owner counts as alive, on a doubt.
+//
+// Look-ups ask none of this unless their connect failed.
 func agentAlive(dir, id string) bool {
-	_, lock := agentPaths(dir, id)
-	held, err := heldByOther(lock)
-	return held || err != nil
+	sock, lock := agentPaths(dir, id)
+	switch held, err := lockHeld(lock); {
+	case err != nil:
+		return true
+	case held != lockMissing:
+		return held == lockIsHeld
+	}
+	switch err := probeSocket(sock); {
+	case err == nil, errors.Is(err, unix.EAGAIN):
+		return true
+	case errors.Is(err, unix.ECONNREFUSED):
+		return false
+	case !errors.Is(err, unix.ENOENT):
+		return true
+	}
+	holds, err := processHoldsLock(id)
+	return holds || err != nil
+}
+
+// The states of an agent's lock.
+const (
+	lockMissing = iota
+	lockIsHeld
+	lockIsFree
+)
+
+// lockHeld says whether the agent lock at path is held, free or missing. A lock found free is
+// one the path still names after the test: one the agent removed and replaced meanwhile (relock)
+// would be found free once the agent let it go, and reads as missing instead.
+func lockHeld(path string) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return lockMissing, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return lockIsHeld, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var tested unix.Stat_t
+	if err := unix.Fstat(fd, &tested); err != nil {
+		return 0, err
+	}
+	now, err := statID(path)
+	if errors.Is(err, unix.ENOENT) || err == nil && now != (fileID{dev: tested.Dev, ino: tested.Ino}) {
+		return lockMissing, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return lockIsFree, nil
+}
+
+// probeSocket connects to the agent socket at path and hangs up at once (the agent reads the
+// hang-up as a request that never came): nil when a process listens on it.
+func probeSocket(path string) error {
+	addr, done, err := sockAddr(path)
+	if err != nil {
+		return err
+	}
+	defer done()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: addr})
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// processHoldsLock reports whether the process of agent id (the pid in the id) holds the
+// agent's lock open, at its path or removed: /proc/<pid>/fd lists it as a link to the file's
+// path, with " (deleted)" once it is removed. A process that is gone, or that this one may not
+// signal (another user's, which took up the pid: a namespace's agents are all of its user,
+// whose directory it is), holds nothing.
+func processHoldsLock(id string) (bool, error) {
+	digits, _, _ := strings.Cut(strings.TrimPrefix(id, "a-"), "-")
+	pid, err := strconv.Atoi(digits)
+	if err != nil || pid <= 0 {
+		return false, nil
+	}
+	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EPERM) {
+		return false, nil
+	}
+	fdDir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	f, err := os.Open(fdDir)
+	if err != nil {
+		if errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			return false, nil // it died meanwhile
+		}
+		return false, err
+	}
+	fds, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join(fdDir, fd))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		switch filepath.Base(strings.TrimSuffix(target, " (deleted)")) {
+		case id + ".lock", id + ".lock" + tmpSuffix:
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // removeDeadAgent removes the files of agent id, which the caller, holding the directory's
@@ -457,13 +593,22 @@ func cleanStale(ctx context.Context, p namePaths) (ownerLives bool) {
 }
 
 // sweepDeadAgents removes, with the directory's lock held, the files of agents whose process
-// died (their names' records are found stale one by one, when next claimed or looked up).
+// died (their names' records are found stale one by one, when next claimed or looked up), and
+// what one killed while making its socket or lock again left at a path of its own (tmpSuffix).
 func sweepDeadAgents(dir string) {
 	locks, _ := filepath.Glob(filepath.Join(dir, agentsDir, "a-*.lock"))
 	for _, l := range locks {
 		id := strings.TrimSuffix(filepath.Base(l), ".lock")
 		if validAgentID(id) && !agentAlive(dir, id) {
 			removeDeadAgent(dir, id)
+		}
+	}
+	tmps, _ := filepath.Glob(filepath.Join(dir, agentsDir, "a-*"+tmpSuffix))
+	for _, t := range tmps {
+		base := strings.TrimSuffix(filepath.Base(t), tmpSuffix)
+		id := strings.TrimSuffix(strings.TrimSuffix(base, ".lock"), ".sock")
+		if validAgentID(id) && id != base && !agentAlive(dir, id) {
+			_ = os.Remove(t)
 		}
 	}
 }

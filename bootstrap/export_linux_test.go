@@ -70,3 +70,17 @@ func OnListenQueueFull(f func()) (restore func()) {
 // PollAgentSockets makes agents started from now on check their socket's file by polling, as
 // they do without inotify.
 func PollAgentSockets() { noInotify.Store(true) }
+
+// TouchAgents does at once what this process's agents do every keepYoungEvery: touch their files
+// and their names' entries.
+func TouchAgents() {
+	theEmulated.mu.Lock()
+	var agents []*agent
+	for _, a := range theEmulated.agents {
+		agents = append(agents, a)
+	}
+	theEmulated.mu.Unlock()
+	for _, a := range agents {
+		a.touch()
+	}
+}

@@ -237,9 +237,9 @@ func (e *emulated) publish(op, name string, send *mach.SendRight, perPID bool) (
 	}
 	e.mu.Unlock()
 	if a != nil {
-		// A socket file removed behind the agent's back is bound again here at the latest
-		// (rebind; its watch usually did it already).
-		_ = a.rebind()
+		// A socket or lock file removed behind the agent's back is made again here at the
+		// latest (mend; its watch usually did it already).
+		a.mend()
 	}
 	if a == nil {
 		if a, err = startAgent(e, p.dir); err != nil {
@@ -482,8 +482,8 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 			return fail(0, ctx.Err())
 		case errors.Is(err, unix.ENOENT):
 			// A link to a dead agent's socket, which is gone; or to a live one's whose file
-			// something else removed, whose entries stay (its lock is held) while it binds
-			// the socket again (rebind).
+			// something else removed, whose entries stay (agentAlive finds it alive) while it
+			// binds the socket again (rebind).
 			if _, lerr := os.Lstat(p.sock); lerr == nil && cleanStale(ctx, p) {
 				return fail(ErrUnknownService, errOwnerSocketGone)
 			}
