@@ -67,7 +67,10 @@
 //     monitor goroutine that watches for hang-ups, a moment after the event rather than
 //     synchronously with it (a dead-name request also fires when this process next looks at the
 //     name and finds its port dead); about rights held in their port's own process they come
-//     synchronously, as on macOS.
+//     synchronously, as on macOS. In the same way, a send-once right that comes as a reply right
+//     on a lane its receiver already keeps (see below) arrives as MACH_PORT_DEAD only once that
+//     monitor has seen its port's process close the lane: in the moment between, it arrives
+//     named, and a send to it fails as to a dead right.
 //   - Messages keep their order per channel, not across channels: the send rights a process
 //     holds for another process's port write to one socket (they share it); the send-once
 //     rights made for messages to another process's port share a few sockets ("lanes", one per
