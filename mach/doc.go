@@ -128,7 +128,9 @@
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW, and
 //     a count stopped there comes down only by a release of all 65535 at once.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
-//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. But while
+//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. Of the
+//     receives of one port that block a thread, one at a time does: the others wait in Go until
+//     it has a message, then the longest waiting one takes its place. But while
 //     another receive of the process has blocked its thread for less than 100 ms, such a
 //     receive on a port that has had send-once rights sent to other processes (a reply port)
 //     parks in the poller too: many goroutines awaiting replies at once would otherwise each

@@ -54,6 +54,10 @@ type port struct {
 	// moveWakes counts the extra counts put on evfd to wake the receivers blocked on the port
 	// when its receive right moved away; the last of them takes them off again.
 	moveWakes int
+	// turn is held by the blocking receiver of the port that waits in the kernel; the others
+	// wait in Go, in turnQ, for it to be handed to them (recv.go: passTurn).
+	turn  bool
+	turnQ []chan struct{}
 }
 
 // movedAway wakes the receivers blocked on p, whose receive right just left their name (moved in
