@@ -67,25 +67,18 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		// Receivers of replies from other processes (a port with lanes) beyond the first that
 		// blocks a thread park in Go's poller (see crowded).
 		park := blocking && p != nil && len(p.lanes) > 0 && crowded()
-		if blocking && p != nil && !park && turnOf == nil && p.turn && len(p.local) == 0 {
-			// Another blocking receiver of the port waits in the kernel: wait in Go for the
-			// turn it hands on when it has a message (see passTurn).
-			ch := turnChans.Get().(chan struct{})
-			p.turnQ = append(p.turnQ, ch)
-			waitedOn = p
-			sp.mu.Unlock()
-			turnWaits.Add(1)
-			<-ch
-			turnWaits.Add(-1)
-			turnChans.Put(ch)
-			turnOf, waitFirst = p, false
-			continue
+		// Another blocking receiver of the port has the turn to wait in the kernel (see
+		// passTurn): look for a message first (the one with the turn may not have reached the
+		// kernel yet, nor even a CPU), then wait in Go for the turn.
+		queue := blocking && p != nil && !park && turnOf == nil && p.turn
+		if queue {
+			waitFirst = false
 		}
 		var m *inMsg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
 		switch {
-		case p != nil && blocking && !park && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
+		case p != nil && blocking && !park && !queue && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
 			if p.poll != nil && p.waiters == 0 {
 				p.unpoll() // crowded no more: see pollConn
 			}
@@ -139,6 +132,18 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			sp.copyout(m, from, out)
 			sp.mu.Unlock()
 			return need, abi.MACH_MSG_SUCCESS
+		}
+		if queue {
+			ch := turnChans.Get().(chan struct{})
+			p.turnQ = append(p.turnQ, ch)
+			waitedOn = p
+			sp.mu.Unlock()
+			turnWaits.Add(1)
+			<-ch
+			turnWaits.Add(-1)
+			turnChans.Put(ch)
+			turnOf = p
+			continue
 		}
 		// Nothing queued: wait on the port's (or set's) epoll fd.
 		var waitFD int
@@ -245,8 +250,10 @@ func (s *space) tryReceive(p *port, ps *pset, hint int) (*inMsg, *port, int32) {
 // several threads in the kernel on one port (one in recvmsg, the others in epoll_wait), every
 // message woke two, and the one that found nothing went back to sleep; on 2 cores, a server with
 // 4 receive loops spent its time on those hand-offs. The receiver that takes the turn first
-// looks for a message without waiting, then waits in the kernel in its turn. Called with sp.mu
-// held.
+// looks for a message without waiting, then waits in the kernel in its turn; so does a receiver
+// that finds the turn taken, before it waits for it: on a loaded machine the turn's holder may
+// still wait for a CPU, and the receiver that has one should not idle behind it. Called with
+// sp.mu held.
 func (p *port) passTurn() {
 	if len(p.turnQ) == 0 {
 		p.turn = false
