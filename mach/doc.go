@@ -67,7 +67,10 @@
 //     monitor goroutine that watches for hang-ups, a moment after the event rather than
 //     synchronously with it (a dead-name request also fires when this process next looks at the
 //     name and finds its port dead); about rights held in their port's own process they come
-//     synchronously, as on macOS.
+//     synchronously, as on macOS. In the same way, a send-once right that comes as a reply right
+//     on a lane its receiver already keeps (see below) arrives as MACH_PORT_DEAD only once that
+//     monitor has seen its port's process close the lane: in the moment between, it arrives
+//     named, and a send to it fails as to a dead right.
 //   - Messages keep their order per channel, not across channels: the send rights a process
 //     holds for another process's port write to one socket (they share it); the send-once
 //     rights made for messages to another process's port share a few sockets ("lanes", one per
@@ -129,7 +132,9 @@
 //   - Like xnu, user references stop at 65535 instead of failing with KERN_UREFS_OVERFLOW, and
 //     a count stopped there comes down only by a release of all 65535 at once.
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
-//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. But while
+//     blocks an OS thread; one with either parks its goroutine in Go's poller instead. Of the
+//     receives of one port that block a thread, one at a time does: the others wait in Go until
+//     it has a message, then the longest waiting one takes its place. But while
 //     another receive of the process has blocked its thread for less than 100 ms, such a
 //     receive on a port that has had send-once rights sent to other processes (a reply port)
 //     parks in the poller too: many goroutines awaiting replies at once would otherwise each

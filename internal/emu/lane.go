@@ -361,6 +361,7 @@ func (s *space) copyoutLane(m *inMsg, r *record) uint32 {
 		fd, m.fds[r.fd] = m.fds[r.fd], -1
 	}
 	l := s.lanes[r.laneKey]
+	watched := false // the lane was cached before this message, under its monitor
 	switch {
 	case l == nil && fd < 0:
 		return abi.MACH_PORT_DEAD
@@ -379,10 +380,14 @@ func (s *space) copyoutLane(m *inMsg, r *record) uint32 {
 		touchLane(l)
 	default:
 		touchLane(l)
+		watched = true
 	}
 	l.refs++
 	c := &sendChan{fd: l.fd, sendOnce: true, refs: 1, lane: l, token: r.token}
-	if c.dead() {
+	// A lane already cached needs no poll to see whether its port died: its monitor evicts it
+	// when the lane hangs up, and a right on an evicted lane arrives dead above. Polling it here
+	// was one system call more per request than a socket's ping-pong.
+	if !watched && c.dead() {
 		c.spent = true // nobody to tell
 		c.put()
 		return abi.MACH_PORT_DEAD

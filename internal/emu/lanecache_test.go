@@ -5,6 +5,7 @@ package emu
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
@@ -187,4 +188,35 @@ func TestLaneBye(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), receiveWithin(t, reply).ID)
 	_, kr = tryReceiveNow(reply)
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "one notification per right")
+}
+
+// A reply right on a lane this process already keeps is named without looking at the lane (no
+// system call): once the lane's port side is gone, the lane's monitor takes it out of the cache,
+// and a right sent on it by key from then on arrives as MACH_PORT_DEAD; a right named before
+// that fails to send as a dead one does (mach's Linux differences).
+func TestHungUpLaneRightsArriveDead(t *testing.T) {
+	server := newTestPort(t, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	key := randomToken()
+	sendLaneRight(t, server, key, 1, fds[1]) // the first right brings the lane's write end
+	unix.Close(fds[1])
+	answer(t, server)
+	sendLaneRight(t, server, key, 2, -1) // by key: the lane is cached
+	early := receiveWithin(t, server)
+	require.NotEqual(t, uint32(abi.MACH_PORT_DEAD), early.Remote)
+
+	unix.Close(fds[0]) // the reply port's side goes
+	cached := func() bool {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		return sp.lanes[key] != nil
+	}
+	for deadline := time.Now().Add(10 * time.Second); cached(); {
+		require.True(t, time.Now().Before(deadline), "the hung-up lane stayed in the cache")
+		time.Sleep(time.Millisecond)
+	}
+	sendLaneRight(t, server, key, 3, -1)
+	require.Equal(t, uint32(abi.MACH_PORT_DEAD), receiveWithin(t, server).Remote)
+	require.Equal(t, int32(abi.MACH_SEND_INVALID_DEST), Send(&Msg{Bits: dispMoveSendOnce, Remote: early.Remote, ID: 2}, -1))
 }

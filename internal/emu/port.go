@@ -60,6 +60,10 @@ type port struct {
 	// nsQuiet: the send rights a failed send made are going, and with them the port's last
 	// sender; that release is no no-senders (quietMade). Cleared when a send right is made.
 	nsQuiet bool
+	// turn is held by the blocking receiver of the port that waits in the kernel; the others
+	// wait in Go, in turnQ, for it to be handed to them (recv.go: passTurn).
+	turn  bool
+	turnQ []chan struct{}
 }
 
 // movedAway wakes the receivers blocked on p, whose receive right just left their name (moved in

@@ -37,16 +37,29 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 	waitFirst := blocking
 	var waitedOn *port // the port this receive has waited on, if any
 	hint := -1         // the channel read end the last wait found ready, if any
+	var turnOf *port   // the port whose turn this receive holds (see passTurn), if any
+	passTurn := func() {
+		if turnOf != nil {
+			turnOf.passTurn()
+			turnOf = nil
+		}
+	}
+	locked := false // sp.mu is held at the top of the loop already (after a wait)
 	for {
-		sp.mu.Lock()
+		if !locked {
+			sp.mu.Lock()
+		}
+		locked = false
 		e := sp.entries[name]
 		if waitedOn != nil && (e == nil || e.recv != waitedOn) {
 			// The receive right left the name while this receive waited on it (moved in a
 			// message): xnu restarts the wait and gives MACH_RCV_PORT_CHANGED.
+			passTurn()
 			sp.mu.Unlock()
 			return 0, abi.MACH_RCV_PORT_CHANGED
 		}
 		if e == nil || (e.recv == nil && e.pset == nil) {
+			passTurn()
 			sp.mu.Unlock()
 			return 0, abi.MACH_RCV_INVALID_NAME
 		}
@@ -54,13 +67,23 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		// Receivers of replies from other processes (a port with lanes) beyond the first that
 		// blocks a thread park in Go's poller (see crowded).
 		park := blocking && p != nil && len(p.lanes) > 0 && crowded()
+		// Another blocking receiver of the port has the turn to wait in the kernel (see
+		// passTurn): look for a message first (the one with the turn may not have reached the
+		// kernel yet, nor even a CPU), then wait in Go for the turn.
+		queue := blocking && p != nil && !park && turnOf == nil && p.turn
+		if queue {
+			waitFirst = false
+		}
 		var m *inMsg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
 		switch {
-		case p != nil && blocking && !park && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
+		case p != nil && blocking && !park && !queue && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
 			if p.poll != nil && p.waiters == 0 {
 				p.unpoll() // crowded no more: see pollConn
+			}
+			if turnOf == nil {
+				turnOf, p.turn = p, true
 			}
 			m, kr = sp.receiveDirect(p)
 			from, waitedOn = p, p
@@ -72,6 +95,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				if p.waiters == 0 {
 					p.closeFDs()
 				}
+				passTurn()
 				sp.mu.Unlock()
 				return 0, abi.MACH_RCV_PORT_CHANGED
 			}
@@ -80,7 +104,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				m = nil
 			}
 			if m == nil && kr == abi.MACH_MSG_SUCCESS {
-				sp.mu.Unlock()
+				locked = true
 				continue // interrupted, or the channel hung up: look again
 			}
 		case !waitFirst || (p != nil && len(p.local) > 0):
@@ -88,10 +112,12 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		}
 		waitFirst = false
 		if kr != abi.MACH_MSG_SUCCESS {
+			passTurn()
 			sp.mu.Unlock()
 			return 0, kr
 		}
 		if m != nil {
+			passTurn()
 			ports, mems := m.counts()
 			need := size(ports, mems, len(m.body))
 			if need > capacity {
@@ -107,21 +133,38 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			sp.mu.Unlock()
 			return need, abi.MACH_MSG_SUCCESS
 		}
+		if queue {
+			ch := turnChans.Get().(chan struct{})
+			p.turnQ = append(p.turnQ, ch)
+			waitedOn = p
+			sp.mu.Unlock()
+			turnWaits.Add(1)
+			<-ch
+			turnWaits.Add(-1)
+			turnChans.Put(ch)
+			turnOf = p
+			continue
+		}
 		// Nothing queued: wait on the port's (or set's) epoll fd.
 		var waitFD int
 		var poll syscall.RawConn
 		if p != nil {
 			if p.openFDs() != nil {
+				passTurn()
 				sp.mu.Unlock()
 				return 0, abi.KERN_RESOURCE_SHORTAGE
 			}
 			if park {
 				if poll = p.pollConn(); poll == nil {
+					passTurn()
 					sp.mu.Unlock()
 					return 0, abi.KERN_RESOURCE_SHORTAGE
 				}
 			} else if p.poll != nil && p.waiters == 0 {
 				p.unpoll() // crowded no more: see pollConn
+			}
+			if blocking && !park && turnOf == nil {
+				turnOf, p.turn = p, true
 			}
 			waitFD = p.epfd
 			p.waiters++
@@ -153,13 +196,15 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				ps.closeFDs()
 			}
 		}
-		sp.mu.Unlock()
-		if dead {
-			return 0, abi.MACH_RCV_PORT_CHANGED
-		}
-		if kr != abi.MACH_MSG_SUCCESS {
+		if dead || kr != abi.MACH_MSG_SUCCESS {
+			passTurn()
+			sp.mu.Unlock()
+			if dead {
+				return 0, abi.MACH_RCV_PORT_CHANGED
+			}
 			return 0, kr
 		}
+		locked = true // look again at once, without letting go of the lock in between
 	}
 }
 
@@ -198,6 +243,41 @@ func (s *space) tryReceive(p *port, ps *pset, hint int) (*inMsg, *port, int32) {
 	}
 	return nil, nil, abi.MACH_MSG_SUCCESS
 }
+
+// passTurn hands the port's turn to wait in the kernel, held by a blocking receiver that is
+// done waiting there, to the receiver that has waited longest for it in Go, if any. Blocking
+// receivers of one port beyond the first wait in Go, so that a message wakes one thread: with
+// several threads in the kernel on one port (one in recvmsg, the others in epoll_wait), every
+// message woke two, and the one that found nothing went back to sleep; on 2 cores, a server with
+// 4 receive loops spent its time on those hand-offs. The receiver that takes the turn first
+// looks for a message without waiting, then waits in the kernel in its turn; so does a receiver
+// that finds the turn taken, before it waits for it: on a loaded machine the turn's holder may
+// still wait for a CPU, and the receiver that has one should not idle behind it. Called with
+// sp.mu held.
+func (p *port) passTurn() {
+	if len(p.turnQ) == 0 {
+		p.turn = false
+		return
+	}
+	ch := p.turnQ[0]
+	p.turnQ[0] = nil
+	if len(p.turnQ) == 1 {
+		p.turnQ = p.turnQ[:0]
+	} else {
+		p.turnQ = p.turnQ[1:]
+	}
+	ch <- struct{}{} // the turn stays held: it is the woken receiver's now
+}
+
+var turnWaits atomic.Int32
+
+// TurnWaits is how many receives of this process wait in Go for their port's turn to wait in
+// the kernel (see passTurn) right now, for tests.
+func TurnWaits() int { return int(turnWaits.Load()) }
+
+// turnChans are the channels receivers waiting for a port's turn wait on (buffered: passTurn
+// never blocks).
+var turnChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 // directReadMax is how many channels a port may have for tryPort to read each directly.
 const directReadMax = 2
