@@ -636,8 +636,14 @@ func (a *agent) answer(conn *net.UnixConn, raw syscall.RawConn, key string, err 
 	case errors.Is(err, errBadRequest):
 		refuse(abi.KERN_INVALID_ARGUMENT)
 		return
+	case errors.Is(err, os.ErrDeadlineExceeded) && a.ctx.Err() == nil:
+		// Given up (take: maxWaiting), or its request did not come within requestWait. A
+		// silent peer reads nothing; a look-up whose request came late learns to try again,
+		// where a bare close would read as an owner gone (1102).
+		refuse(abi.KERN_OPERATION_TIMED_OUT)
+		return
 	case err != nil:
-		return // the peer kept silent, or the agent stops
+		return // the peer hung up, or the agent stops
 	}
 	s := a.e.acquire(a, key)
 	if s == nil {

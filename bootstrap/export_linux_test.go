@@ -84,3 +84,10 @@ func TouchAgents() {
 		a.touch()
 	}
 }
+
+// OnLookUpConnected runs f in each look-up between its connect to the owner's socket and its
+// request, until the returned func restores it.
+func OnLookUpConnected(f func()) (restore func()) {
+	lookUpConnectedHook.Store(&f)
+	return func() { lookUpConnectedHook.Store(nil) }
+}

@@ -460,7 +460,34 @@ func (e *emulated) checkIn(name string) (*mach.ReceiveRight, error) {
 	return port, nil
 }
 
+// lookUp looks name up, and tries again when the owner's agent answered that it gave up waiting
+// for the request (KERN_OPERATION_TIMED_OUT): it does so for the connection that has waited
+// longest once maxWaiting connections wait for theirs (silent peers, or a crowd of look-ups on
+// a loaded machine caught between their connect and their request: 64 requester processes
+// starting at once met 1102 before). The next try's request follows its connect at once, and
+// is answered. Tries are bounded, so that an owner that keeps answering so ends the look-up.
 func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.SendRight, error) {
+	wait := time.Millisecond
+	for try := 1; ; try++ {
+		s, err := e.lookUpOnce(ctx, op, name, pid)
+		if try == maxLookUpTries || !errors.Is(err, mach.KernOperationTimedOut) || ctx.Err() != nil {
+			return s, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, maxQueueFullWait)
+	}
+}
+
+// maxLookUpTries bounds the tries of a look-up whose owner keeps giving up on its request.
+const maxLookUpTries = 8
+
+func (e *emulated) lookUpOnce(ctx context.Context, op, name string, pid int) (*mach.SendRight, error) {
 	fail := func(code Code, err error) (*mach.SendRight, error) {
 		return nil, &Error{Op: op, Name: name, PID: pid, Code: code, Err: err}
 	}
@@ -512,6 +539,9 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	})
 	if credErr != nil {
 		return fail(ErrNotPrivileged, credErr)
+	}
+	if f := lookUpConnectedHook.Load(); f != nil {
+		(*f)()
 	}
 	// The socket is the owner's agent, which serves all its names: say which one.
 	var werr error
@@ -579,6 +609,10 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 	}
 	return mach.AdoptSend(mach.Name(got)), nil
 }
+
+// lookUpConnectedHook, when set, runs in each look-up between its connect and its request:
+// tests hold a request back with it.
+var lookUpConnectedHook atomic.Pointer[func()]
 
 // queueFullHook, when set, runs each time a look-up finds the owner's listen queue full: tests
 // learn from it that a look-up waits there.

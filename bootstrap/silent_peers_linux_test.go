@@ -5,6 +5,7 @@ package bootstrap_test
 import (
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,4 +104,42 @@ func TestLateRequestIsAnsweredPastTheSilentPeers(t *testing.T) {
 	require.Zero(t, code)
 	require.NotZero(t, got, "a send right")
 	require.NoError(t, mach.AdoptSend(mach.Name(got)).Close())
+}
+
+// A look-up whose connection the agent gave up on (it waited for its request behind maxWaiting
+// silent peers: 64 requester processes starting at once on a loaded machine, which a benchmark
+// met as 1102) is tried again, and answered: the agent closing a connection unanswered is not
+// an answer, and a live owner's name is not unknown.
+func TestLookUpGivenUpByTheAgentIsTriedAgain(t *testing.T) {
+	const silent = 64
+	name := uniqueName(t)
+	register(t, name, nil)
+	sock, _, err := bootstrap.NamePaths(name, 0)
+	require.NoError(t, err)
+	ctx := ctxTimeout(t, 20*time.Second)
+	var fired atomic.Bool
+	defer bootstrap.OnLookUpConnected(func() {
+		if !fired.CompareAndSwap(false, true) {
+			return // the look-ups made here
+		}
+		func() {
+			// Another look-up, queued behind this one's connection, returns once the agent
+			// accepted it: it now waits for a request that is held back here.
+			s, err := bootstrap.LookUp(ctx, name)
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			for range silent {
+				c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+			}
+			s, err = bootstrap.LookUp(ctx, name) // the silent ones are accepted: this one was given up
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+		}()
+	})()
+	s, err := bootstrap.LookUp(ctx, name)
+	require.True(t, fired.Load())
+	require.NoError(t, err, "a live owner's name")
+	require.NoError(t, s.Close())
 }
