@@ -330,7 +330,10 @@ func TestTimeouts(t *testing.T) {
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, context.Canceled)
-		require.Less(t, time.Since(start), 50*time.Millisecond, "cancellation unblocks the receive promptly")
+		// Promptly, not at the fallback: a receive that missed its wake-up would look at its
+		// context only at the emulation's periodic check (2 s). The bound is that far from a
+		// prompt wake-up because a loaded CI machine delays one by 150 ms at times.
+		require.Less(t, time.Since(start), time.Second, "cancellation unblocks the receive promptly")
 	case <-time.After(2 * time.Second):
 		t.Fatal("the receive did not wake up")
 	}
