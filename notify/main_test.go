@@ -61,16 +61,16 @@ func newWatcher(sub *notify.Subscription) *watcher {
 // (testproc.Child.Line), so that the parent always hears the account rather than a silence.
 const stallLimit = 5 * time.Second
 
+// afterLook, when set (by TestWaitAccountedSeesADropThatWakesNothing), runs after each look
+// waitAccounted takes at the accounts.
+var afterLook func()
+
 // waitAccounted waits until every watcher has accounted for want posts (accounted), and reports
 // whether they did. It polls: a post may be accounted for by a merge into a waiting delivery or
 // by a message the full shared port refused, which change no watcher's deliveries and so wake
 // nothing; a wait woken by deliveries alone could sleep through the last of them. Under load the
 // account comes late but keeps moving; a lost post stops it short for good: so it gives up only
 // when no watcher's account moved for stall.
-// afterLook, when set (by TestWaitAccountedSeesADropThatWakesNothing), runs after each look
-// waitAccounted takes at the accounts.
-var afterLook func()
-
 func waitAccounted(ws []*watcher, want uint64, stall time.Duration) bool {
 	var last uint64
 	moved := time.Now()
@@ -131,8 +131,9 @@ func childWatch(name string) error {
 		}
 		want, _ := strconv.ParseUint(f[1], 10, 64)
 		if !waitAccounted(ws, want, stallLimit) {
-			// The parent's checks will say which account fell short; this says where the
-			// missing posts are not (the center's view, and what the shared port holds).
+			// The parent's checks will say which account fell short; this says what each
+			// watcher saw, what the center handled and dropped for it, and what the shared
+			// port still holds: where a missing post stopped.
 			for _, w := range ws {
 				w.mu.Lock()
 				fmt.Fprintf(os.Stderr, "child %d: no account moved for %v short of %d posts: %s\n", os.Getpid(), stallLimit, want, diagWatcher(w))
