@@ -159,7 +159,7 @@ func (e *emuCenter) Post(name string) uint32 {
 		if e.isStuck(path) {
 			flags = unix.MSG_DONTWAIT // waited for once already: until it reads again, drop
 		}
-		switch err := unix.Sendto(fd, msg, flags, &unix.SockaddrUnix{Name: path}); {
+		switch err := sendPost(fd, msg, flags, path); {
 		case err == nil:
 			if flags != 0 {
 				e.setStuck(path, false)
@@ -173,6 +173,23 @@ func (e *emuCenter) Post(name string) uint32 {
 		}
 	}
 	return uint32(StatusOK)
+}
+
+// sendPost sends one post to the agent at path. A signal that comes while it waits for room
+// interrupts it with EINTR, which a socket with SO_SNDTIMEO never restarts (signal(7)); the
+// post was not sent, so it tries again until sendTimeout has passed, and then reports the
+// socket as full: an EINTR ignored lost the post for that process without a count.
+func sendPost(fd int, msg []byte, flags int, path string) error {
+	start := time.Now()
+	for {
+		err := unix.Sendto(fd, msg, flags, &unix.SockaddrUnix{Name: path})
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		if time.Since(start) >= sendTimeout {
+			return unix.EAGAIN
+		}
+	}
 }
 
 // sendTimeout bounds how long a post waits for room in one agent's socket. notify_post's message

@@ -63,3 +63,10 @@ func RawCancel(tok int32) { sys.Cancel(tok) }
 
 // DecodePostForTest decodes a post datagram.
 func DecodePostForTest(b []byte) (string, bool) { return decodePost(b) }
+
+// HoldDispatch stops the shared port's receiver from handing out what it receives, so that the
+// port's queue fills; release lets it go on. No Watch or Cancel may run meanwhile.
+func HoldDispatch() (release func()) {
+	hub.mu.Lock()
+	return hub.mu.Unlock
+}

@@ -40,39 +40,60 @@ type watcher struct {
 	mu         sync.Mutex
 	deliveries int
 	states     []uint64
-	changed    chan struct{} // closed and replaced at each delivery
 }
 
 func newWatcher(sub *notify.Subscription) *watcher {
-	w := &watcher{sub: sub, changed: make(chan struct{})}
+	w := &watcher{sub: sub}
 	go func() {
 		for range sub.C() {
 			st, _ := sub.State()
 			w.mu.Lock()
 			w.deliveries++
 			w.states = append(w.states, st)
-			close(w.changed)
-			w.changed = make(chan struct{})
 			w.mu.Unlock()
 		}
 	}()
 	return w
 }
 
-// waitFor waits until cond holds for the watcher, or ctx ends.
-func (w *watcher) waitFor(ctx context.Context, cond func(w *watcher) bool) bool {
+// stallLimit is how long the watching child waits without any watcher's account moving before
+// it gives up and reports what it has. It is well under the 20 s the parent waits for a line
+// (testproc.Child.Line), so that the parent always hears the account rather than a silence.
+const stallLimit = 5 * time.Second
+
+// afterLook, when set (by TestWaitAccountedSeesADropThatWakesNothing), runs after each look
+// waitAccounted takes at the accounts.
+var afterLook func()
+
+// waitAccounted waits until every watcher has accounted for want posts (accounted), and reports
+// whether they did. It polls: a post may be accounted for by a merge into a waiting delivery or
+// by a message the full shared port refused, which change no watcher's deliveries and so wake
+// nothing; a wait woken by deliveries alone could sleep through the last of them. Under load the
+// account comes late but keeps moving; a lost post stops it short for good: so it gives up only
+// when no watcher's account moved for stall.
+func waitAccounted(ws []*watcher, want uint64, stall time.Duration) bool {
+	var last uint64
+	moved := time.Now()
 	for {
-		w.mu.Lock()
-		ok, ch := cond(w), w.changed
-		w.mu.Unlock()
-		if ok {
-			return true
+		all, sum := true, uint64(0)
+		for _, w := range ws {
+			w.mu.Lock()
+			all = all && accounted(w, want)
+			sum += account(w) + uint64(w.deliveries)
+			w.mu.Unlock()
 		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
+		if afterLook != nil {
+			afterLook()
+		}
+		switch {
+		case all:
+			return true
+		case sum != last:
+			last, moved = sum, time.Now()
+		case time.Since(moved) > stall:
 			return false
 		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -84,9 +105,9 @@ func lastState(w *watcher) uint64 {
 }
 
 // childWatch: W subscriptions on name (env WATCHERS, default 1); prints "ready", then for each
-// line "final N" from stdin waits until every watcher has accounted for N posts (accounted) and
-// prints one line per watcher: "deliveries coalesced token monotonic lastState queueDrops
-// socketDrops" (the drops as the platform can see them).
+// line "final N" from stdin waits until every watcher has accounted for N posts (waitAccounted),
+// or no account moved for stallLimit, and prints one line per watcher: "deliveries coalesced
+// token monotonic lastState queueDrops socketDrops" (the drops as the platform can see them).
 func childWatch(name string) error {
 	n := 1
 	if s := os.Getenv("WATCHERS"); s != "" {
@@ -109,11 +130,16 @@ func childWatch(name string) error {
 			continue
 		}
 		want, _ := strconv.ParseUint(f[1], 10, 64)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for _, w := range ws {
-			w.waitFor(ctx, func(w *watcher) bool { return accounted(w, want) })
+		if !waitAccounted(ws, want, stallLimit) {
+			// The parent's checks will say which account fell short; this says what each
+			// watcher saw, what the center handled and dropped for it, and what the shared
+			// port still holds: where a missing post stopped.
+			for _, w := range ws {
+				w.mu.Lock()
+				fmt.Fprintf(os.Stderr, "child %d: no account moved for %v short of %d posts: %s\n", os.Getpid(), stallLimit, want, diagWatcher(w))
+				w.mu.Unlock()
+			}
 		}
-		cancel()
 		for _, w := range ws {
 			w.mu.Lock()
 			mono := true
