@@ -473,14 +473,22 @@ func (e *emulated) lookUp(ctx context.Context, op, name string, pid int) (*mach.
 		if try == maxLookUpTries || !errors.Is(err, mach.KernOperationTimedOut) || ctx.Err() != nil {
 			return s, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, wait) {
 			return nil, err
-		case <-t.C:
 		}
 		wait = min(2*wait, maxQueueFullWait)
+	}
+}
+
+// pause waits for d, or until ctx ends (false).
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -641,12 +649,8 @@ func dialOwner(ctx context.Context, addr string) (net.Conn, error) {
 		if f := queueFullHook.Load(); f != nil {
 			(*f)()
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause(ctx, wait) {
 			return nil, err
-		case <-t.C:
 		}
 	}
 }
