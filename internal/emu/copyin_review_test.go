@@ -1,8 +1,9 @@
 //go:build linux
 
-// A reviewer's tests of the copy-in that takes moved rights out of the space, each written to fail on the code of its day
-// against xnu's behaviour. Each comment says what the emulation then did and how it could be
-// fixed; all are fixed (a32f383..8cd7018), and the tests keep the behaviour.
+// A reviewer's tests of the copy-in that takes moved rights out of the space, each written to
+// fail on the code of its day against xnu's behaviour. Each comment says what the emulation then
+// did and how it could be fixed; all are fixed (a32f383..8cd7018), and the tests keep the
+// behaviour.
 
 package emu
 
