@@ -1,8 +1,8 @@
 //go:build linux
 
-// A reviewer's tests of the send's unlocked window and the copy-in, each written to fail on the code of its day
-// against xnu's behaviour. Each comment says what the emulation then did and how it could be
-// fixed; all are fixed (dbb9ef3..8f8b5e0), and the tests keep the behaviour.
+// A reviewer's tests of the send's unlocked window and the copy-in, each written to fail on the
+// code of its day against xnu's behaviour. Each comment says what the emulation then did and how
+// it could be fixed; all are fixed (dbb9ef3..8f8b5e0), and the tests keep the behaviour.
 
 package emu
 
