@@ -75,14 +75,7 @@ func TestCrowdedReceiversPark(t *testing.T) {
 			}
 			require.Equal(t, 1, ThreadWaits(), "receivers blocking a thread")
 			tc.act(t, ports)
-			for range receivers {
-				select {
-				case kr := <-got:
-					require.Equal(t, tc.want, kr)
-				case <-time.After(10 * time.Second):
-					t.Fatal("a receiver did not return")
-				}
-			}
+			requireReturns(t, got, receivers, tc.want)
 			require.Equal(t, 0, ThreadWaits())
 		})
 	}
@@ -94,6 +87,13 @@ func TestCrowdedReceiversPark(t *testing.T) {
 func TestIdleReceiverDoesNotCrowd(t *testing.T) {
 	setYoungWait(t, time.Nanosecond)
 	ports := []uint32{replyPort(t), replyPort(t)}
+	receiversBlockThreads(t, ports)
+}
+
+// receiversBlockThreads starts a blocking receiver on each port in turn, requires that each
+// blocks a thread and none parks in Go's poller, and then serves them a message each.
+func receiversBlockThreads(t *testing.T, ports []uint32) {
+	t.Helper()
 	parked := PollerWaits()
 	got := make(chan int32, len(ports))
 	for i, p := range ports {
@@ -112,6 +112,19 @@ func TestIdleReceiverDoesNotCrowd(t *testing.T) {
 	for i, p := range ports {
 		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: p, ID: int32(i + 1)}, -1))
 		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), <-got)
+	}
+}
+
+// requireReturns requires n receivers to return want on got, within 10 s each.
+func requireReturns(t *testing.T, got <-chan int32, n int, want int32) {
+	t.Helper()
+	for range n {
+		select {
+		case kr := <-got:
+			require.Equal(t, want, kr)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a receiver did not return")
+		}
 	}
 }
 
@@ -143,25 +156,7 @@ func laneTo(t *testing.T, reply uint32) uint32 {
 func TestLocalPortReceiversBlockThreads(t *testing.T) {
 	setYoungWait(t, time.Hour)
 	ports := []uint32{newTestPort(t, 0), newTestPort(t, 0)}
-	parked := PollerWaits()
-	got := make(chan int32, len(ports))
-	for i, p := range ports {
-		go func() {
-			var out Msg
-			size := func(ports, mems, body int) int { return 0 }
-			_, kr := Receive(context.Background(), p, 1<<20, size, false, -1, &out)
-			got <- kr
-		}()
-		for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < i+1; {
-			require.True(t, time.Now().Before(deadline), "receiver %d did not block its thread", i)
-			time.Sleep(time.Millisecond)
-		}
-	}
-	require.Equal(t, parked, PollerWaits())
-	for i, p := range ports {
-		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: p, ID: int32(i + 1)}, -1))
-		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), <-got)
-	}
+	receiversBlockThreads(t, ports)
 }
 
 // A port leaves Go's poller once its receivers block threads again with none parked, whether in

@@ -74,14 +74,7 @@ func TestReceiversTakeTurns(t *testing.T) {
 				require.Equal(t, 1, ThreadWaits(), "receivers blocking a thread")
 				require.Equal(t, port.direct, DirectWaits() > directs, "the receiver in the kernel waits in recvmsg")
 				tc.act(t, p)
-				for range receivers {
-					select {
-					case kr := <-got:
-						require.Equal(t, tc.want, kr)
-					case <-time.After(10 * time.Second):
-						t.Fatal("a receiver did not return")
-					}
-				}
+				requireReturns(t, got, receivers, tc.want)
 				require.Equal(t, 0, ThreadWaits())
 				require.Equal(t, 0, TurnWaits())
 			})
