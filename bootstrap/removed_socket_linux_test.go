@@ -3,7 +3,6 @@
 package bootstrap_test
 
 import (
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	"github.com/machport/machport/bootstrap"
-	"github.com/machport/machport/internal/emu"
-	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -144,18 +141,5 @@ func TestLookUpQueuedOnARemovedSocketIsAnswered(t *testing.T) {
 		return err == nil && !os.SameFile(before, now)
 	})
 	restore()
-	raw, err := early.SyscallConn()
-	require.NoError(t, err)
-	var got uint32
-	var code int32
-	var rerr error
-	require.NoError(t, early.SetReadDeadline(time.Now().Add(20*time.Second)))
-	require.NoError(t, raw.Read(func(fd uintptr) bool {
-		got, code, rerr = emu.ReceiveHandoff(int(fd), false)
-		return !errors.Is(rerr, unix.EAGAIN)
-	}))
-	require.NoError(t, rerr, "the queued look-up is answered, not reset")
-	require.Zero(t, code)
-	require.NotZero(t, got, "a send right")
-	require.NoError(t, mach.AdoptSend(mach.Name(got)).Close())
+	requireAnswered(t, early, "the queued look-up is answered, not reset")
 }

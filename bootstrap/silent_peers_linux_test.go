@@ -67,12 +67,7 @@ func TestLateRequestIsAnsweredPastTheSilentPeers(t *testing.T) {
 	sock, _, err := bootstrap.NamePaths(name, 0)
 	require.NoError(t, err)
 	ctx := ctxTimeout(t, 20*time.Second)
-	dial := func() *net.UnixConn {
-		c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
-		require.NoError(t, err)
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := func() *net.UnixConn { return dialAgent(t, sock) }
 	// acceptedSoFar returns once the agent has accepted every connection made before it: a look-up
 	// queued behind them is answered (a listener's queue is FIFO).
 	acceptedSoFar := func() {
@@ -90,20 +85,36 @@ func TestLateRequestIsAnsweredPastTheSilentPeers(t *testing.T) {
 	require.NoError(t, err)
 	_, err = late.Write(req)
 	require.NoError(t, err)
-	raw, err := late.SyscallConn()
+	requireAnswered(t, late, "the late look-up is answered, not closed")
+}
+
+// requireAnswered reads the agent's answer to the look-up request sent on conn (within 20 s),
+// requires it to be a send right, and releases it.
+func requireAnswered(t *testing.T, conn *net.UnixConn, msg string) {
+	t.Helper()
+	raw, err := conn.SyscallConn()
 	require.NoError(t, err)
 	var got uint32
 	var code int32
 	var rerr error
-	require.NoError(t, late.SetReadDeadline(time.Now().Add(10*time.Second)))
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
 	require.NoError(t, raw.Read(func(fd uintptr) bool {
 		got, code, rerr = emu.ReceiveHandoff(int(fd), false)
 		return !errors.Is(rerr, unix.EAGAIN)
 	}))
-	require.NoError(t, rerr, "the late look-up is answered, not closed")
+	require.NoError(t, rerr, msg)
 	require.Zero(t, code)
 	require.NotZero(t, got, "a send right")
 	require.NoError(t, mach.AdoptSend(mach.Name(got)).Close())
+}
+
+// dialAgent connects to the socket a name's link leads to, closed at cleanup.
+func dialAgent(t *testing.T, sock string) *net.UnixConn {
+	t.Helper()
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // A look-up whose connection the agent gave up on (it waited for its request behind maxWaiting
@@ -129,9 +140,7 @@ func TestLookUpGivenUpByTheAgentIsTriedAgain(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, s.Close())
 			for range silent {
-				c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
-				require.NoError(t, err)
-				t.Cleanup(func() { c.Close() })
+				dialAgent(t, sock)
 			}
 			s, err = bootstrap.LookUp(ctx, name) // the silent ones are accepted: this one was given up
 			require.NoError(t, err)
