@@ -83,15 +83,7 @@ func TestRemovedAgentLockKeepsTheOwnersNames(t *testing.T) {
 				require.NoError(t, c.Cmd.Process.Signal(syscall.SIGCONT))
 				stopped = false
 			}
-			eventually(t, "the name answers look-ups", func() bool {
-				s, err := bootstrap.LookUp(ctx, name)
-				if err != nil {
-					return false
-				}
-				defer s.Close()
-				roundTrip(t, ctx, s, "the lock was removed")
-				return true
-			})
+			eventuallyServed(t, ctx, name, "the lock was removed")
 			requireOwner(t, name, pid)
 			eventually(t, "the owner holds its lock again at the same path", func() bool {
 				return lockHeld(t, agentLock)

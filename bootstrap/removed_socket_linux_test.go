@@ -3,6 +3,7 @@
 package bootstrap_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,16 +75,22 @@ func removedAgentSocket(t *testing.T, role string) {
 
 	require.NoError(t, c.Cmd.Process.Signal(syscall.SIGCONT))
 	stopped = false
-	eventually(t, "the name answers look-ups again", func() bool {
+	eventuallyServed(t, ctx, name, "after the socket was bound again")
+	require.FileExists(t, agentSock, "bound again at the same path")
+}
+
+// eventuallyServed waits until a look-up of name succeeds, and makes a round trip through it.
+func eventuallyServed(t *testing.T, ctx context.Context, name, what string) {
+	t.Helper()
+	eventually(t, "the name answers look-ups ("+what+")", func() bool {
 		s, err := bootstrap.LookUp(ctx, name)
 		if err != nil {
 			return false
 		}
 		defer s.Close()
-		roundTrip(t, ctx, s, "after the socket was bound again")
+		roundTrip(t, ctx, s, what)
 		return true
 	})
-	require.FileExists(t, agentSock, "bound again at the same path")
 }
 
 // waitStopped returns once every thread of process pid is stopped (SIGSTOP reaches a running
