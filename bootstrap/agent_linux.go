@@ -242,14 +242,8 @@ func statID(path string) (fileID, error) {
 func (a *agent) rebind() error {
 	a.lnMu.Lock()
 	defer a.lnMu.Unlock()
-	if a.stopping {
-		return nil
-	}
-	if id, err := statID(a.sockPath); err == nil && id == a.sockID {
-		return nil
-	}
-	if err := os.Mkdir(filepath.Join(a.dir, agentsDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("agents directory: %w", err)
+	if gone, err := a.replaced(a.sockPath, a.sockID); !gone || err != nil {
+		return err
 	}
 	// Whatever stands at the path now is not this agent's socket, and the path is this agent's
 	// alone (its id is random): the new socket replaces it.
@@ -264,6 +258,22 @@ func (a *agent) rebind() error {
 	a.watch.add(watchSock, a.sockPath)
 	// serve's accept returns at once on a past deadline and takes up the new listener.
 	return a.ln.SetDeadline(time.Unix(1, 0))
+}
+
+// replaced reports whether the file at path is no longer have, the one the agent made there,
+// and makes the agents directory again in case it went too. Called with lnMu held; a stopping
+// agent makes nothing again.
+func (a *agent) replaced(path string, have fileID) (bool, error) {
+	if a.stopping {
+		return false, nil
+	}
+	if id, err := statID(path); err == nil && id == have {
+		return false, nil
+	}
+	if err := os.Mkdir(filepath.Join(a.dir, agentsDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return true, fmt.Errorf("agents directory: %w", err)
+	}
+	return true, nil
 }
 
 // mend makes again what something else removed of the agent's files: its socket (rebind) and
@@ -285,14 +295,8 @@ func (a *agent) mend() {
 func (a *agent) relock() error {
 	a.lnMu.Lock()
 	defer a.lnMu.Unlock()
-	if a.stopping {
-		return nil
-	}
-	if id, err := statID(a.lockPath); err == nil && id == a.lockID {
-		return nil
-	}
-	if err := os.Mkdir(filepath.Join(a.dir, agentsDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("agents directory: %w", err)
+	if gone, err := a.replaced(a.lockPath, a.lockID); !gone || err != nil {
+		return err
 	}
 	fd, id, err := makeLock(a.lockPath)
 	if err != nil {
