@@ -429,15 +429,20 @@ func (p *port) inject(m *inMsg) {
 
 // popLocal takes the head of the local queue. An emptied queue starts again at the front of its
 // array, so that a port fed by local sends reuses it instead of allocating one per message.
-func (p *port) popLocal() *inMsg {
-	m := p.local[0]
-	p.local[0] = nil
-	if len(p.local) == 1 {
-		p.local = p.local[:0]
+func (p *port) popLocal() *inMsg { return popFront(&p.local) }
+
+// popFront takes the head of a queue kept in a slice; an emptied queue starts again at the front
+// of its array, which it then reuses.
+func popFront[T any](q *[]T) T {
+	var zero T
+	v := (*q)[0]
+	(*q)[0] = zero
+	if len(*q) == 1 {
+		*q = (*q)[:0]
 	} else {
-		p.local = p.local[1:]
+		*q = (*q)[1:]
 	}
-	return m
+	return v
 }
 
 // unget puts a message back at the head of the local queue (a receive that was too small).

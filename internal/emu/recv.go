@@ -259,14 +259,7 @@ func (p *port) passTurn() {
 		p.turn = false
 		return
 	}
-	ch := p.turnQ[0]
-	p.turnQ[0] = nil
-	if len(p.turnQ) == 1 {
-		p.turnQ = p.turnQ[:0]
-	} else {
-		p.turnQ = p.turnQ[1:]
-	}
-	ch <- struct{}{} // the turn stays held: it is the woken receiver's now
+	popFront(&p.turnQ) <- struct{}{} // the turn stays held: it is the woken receiver's now
 }
 
 var turnWaits atomic.Int32
