@@ -19,22 +19,12 @@ func PassSendRight(sock int, name uint32) int32 {
 	tx := getTransfer()
 	defer putTransfer(tx)
 	sp.mu.Lock()
-	r, kr := tx.right(name, dispCopySend, abi.KERN_INVALID_RIGHT, nil)
-	for kr == abi.MACH_MSG_SUCCESS && tx.ss.pending() {
-		// The right is local: its channel is made outside the lock (setup.go), then again.
-		tx.rollback()
-		tx.retain()
-		sp.mu.Unlock()
-		err := tx.ss.prepare()
-		sp.mu.Lock()
-		tx.ss.unpin()
-		if err != nil {
-			kr = abi.KERN_RESOURCE_SHORTAGE
-			break
-		}
-		tx.restart()
+	var r record
+	// A local right's channel is made outside the lock (setup.go), and the pass run again.
+	kr := tx.passes(func() (kr int32) {
 		r, kr = tx.right(name, dispCopySend, abi.KERN_INVALID_RIGHT, nil)
-	}
+		return kr
+	}, abi.KERN_RESOURCE_SHORTAGE)
 	tx.ss.unpin()
 	sp.mu.Unlock()
 	if kr != abi.MACH_MSG_SUCCESS {

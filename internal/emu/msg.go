@@ -221,25 +221,11 @@ func Send(m *Msg, timeout time.Duration) int32 {
 		return kr
 	}
 	sp.mu.Lock()
-	dest, kr := tx.copyin(m, remoteDisp, localDisp)
-	for kr == abi.MACH_MSG_SUCCESS && tx.ss.pending() {
-		// The message needs channels (setup.go): undo the pass, make them without the lock, and
-		// copy in again. The rights the pass made stay held until the next pass is done, so
-		// that none looks released meanwhile (no-senders).
-		tx.rollback()
-		tx.retain()
-		sp.mu.Unlock()
-		tx.closeOwned()
-		err := tx.ss.prepare()
-		sp.mu.Lock()
-		tx.ss.unpin()
-		if err != nil {
-			kr = abi.MACH_SEND_NO_BUFFER
-			break
-		}
-		tx.restart()
+	var dest *sendChan
+	kr := tx.passes(func() (kr int32) {
 		dest, kr = tx.copyin(m, remoteDisp, localDisp)
-	}
+		return kr
+	}, abi.MACH_SEND_NO_BUFFER)
 	if kr != abi.MACH_MSG_SUCCESS {
 		return fail(kr)
 	}
@@ -350,6 +336,29 @@ func anySend(disp uint8) bool {
 		return true
 	}
 	return false
+}
+
+// passes runs a copy-in pass, and while it needs channels (setup.go) undoes it, makes them
+// without the lock, and runs it again; short is the result when they cannot be made. The rights
+// a pass made stay held until the next pass is done, so that none looks released meanwhile
+// (no-senders). Called with sp.mu held.
+func (tx *transfer) passes(pass func() int32, short int32) int32 {
+	kr := pass()
+	for kr == abi.MACH_MSG_SUCCESS && tx.ss.pending() {
+		tx.rollback()
+		tx.retain()
+		sp.mu.Unlock()
+		tx.closeOwned()
+		err := tx.ss.prepare()
+		sp.mu.Lock()
+		tx.ss.unpin()
+		if err != nil {
+			return short
+		}
+		tx.restart()
+		kr = pass()
+	}
+	return kr
 }
 
 // copyin copies the message's rights in: the destination, the reply right and the descriptors.
