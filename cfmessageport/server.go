@@ -56,9 +56,7 @@ type ServerOptions struct {
 	// PerPID registers a per-process service (CFMessagePortCreatePerProcessLocal).
 	PerPID bool
 	// Concurrency is how many requests run at once. 0 or 1 serves them one at a time in
-	// arrival order, as CF does. With more, one receive loop at a time waits for a message;
-	// a handler that runs on past a fraction of a millisecond lets the next loop receive (see
-	// turn.go), so fast requests cost what they cost with 1, and N slow ones run at once.
+	// arrival order, as CF does.
 	Concurrency int
 	// ErrorLog receives what the server would otherwise lose silently: handler errors,
 	// recovered handler panics (with their stack) and the messages it dropped. Each kind is
@@ -87,8 +85,6 @@ type Server struct {
 	log     errorLog
 	// loops is how many receive loops serve the port (ServerOptions.Concurrency, at least 1).
 	loops int
-	// turn holds the right to receive when there are several loops (see turn.go).
-	turn *turn
 
 	// peer, when set, is the only process whose messages are served: others are dropped.
 	peer *mach.AuditToken
@@ -169,7 +165,6 @@ func startServer(name string, port *mach.ReceiveRight, reg *bootstrap.Registrati
 		done: make(chan struct{}), stopper: newStopper(), log: newErrorLog(opts.ErrorLog, name)}
 	s.baseCtx, s.cancel = context.WithCancelCause(context.Background())
 	s.loops = max(opts.Concurrency, 1)
-	s.turn = newTurn(s.loops)
 	s.running.Store(int32(s.loops))
 	s.active.Store(int32(s.loops))
 	for range s.loops {
@@ -221,22 +216,18 @@ const (
 
 // serve is one of the server's receive loops (ServerOptions.Concurrency of them, at least one):
 // each receives a request and runs its handler inline, so that a request is never handed from
-// one goroutine to another and each loop reuses its message and buffer. With several loops,
-// only the one holding the receive turn receives (turn.go): the others wait for the turn, not
-// in the kernel.
+// one goroutine to another and each loop reuses its message and buffer. The emulation, like
+// Mach, lets several threads receive on one port (internal/emu TestReceiversDrainOnePort).
 //
 // Stopping: stop queues one stop message per loop, and a loop consumes at most one of them
 // before it retires, so none is left blocked in a receive. Shutdown's drain is done by the last
 // loop to retire, which polls until the queue is empty (see retire).
 func (s *Server) serve() {
 	defer s.loopReturned()
-	turn := &loopTurn{t: s.turn}
-	defer turn.release()
 	m := new(mach.Message)
 	var backoff time.Duration
 	last := false // this loop retired last: it alone drains the queue after Shutdown's stop
 	for {
-		turn.take() // a loop keeps the turn from message to message (see turn.go)
 		rctx := context.Background()
 		if s.draining.Load() {
 			rctx = expiredContext // Shutdown: receives now only poll
@@ -317,9 +308,7 @@ func (s *Server) serve() {
 			s.dropMessage(m, "not a CFMessagePort message", err)
 			continue
 		}
-		turn.handling()
 		s.handle(m, p) // destroys m (which keeps its buffer) once the reply is sent
-		turn.handled()
 	}
 }
 
@@ -340,7 +329,6 @@ func (s *Server) end(err error, retired bool) (first bool) {
 // loopReturned closes done when the last loop has returned (its handler included).
 func (s *Server) loopReturned() {
 	if s.running.Add(-1) == 0 {
-		s.turn.stop()
 		close(s.done)
 	}
 }

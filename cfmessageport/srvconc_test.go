@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,73 +199,4 @@ func TestConcurrentServerAllocations(t *testing.T) {
 	}
 	t.Logf("allocations per request: %.2f with Concurrency 1, %.2f with 16", one, many)
 	require.LessOrEqual(t, many, one+2)
-}
-
-// An idle server with Concurrency N has one receive loop waiting for a message and N-1 waiting
-// for their turn to receive, not N loops each holding a thread blocked in the kernel (each
-// message woke several of those, which then fought over the emulation's lock: see turn.go).
-// After a request has been served the same holds: the loop that served it kept the turn.
-func TestConcurrentServerWaitsForMessagesOnce(t *testing.T) {
-	leakcheck.Check(t)
-	const n = 16
-	ctx := ctxTimeout(t, 20*time.Second)
-	srv := listen(t, echo, &cfmessageport.ServerOptions{Concurrency: n})
-	r := dial(t, ctx, srv.Name())
-	for _, served := range []int{0, 1, 10} {
-		for range served {
-			require.NoError(t, roundTrip(ctx, r))
-		}
-		// Wait until every loop waits somewhere (none is running between two waits).
-		var states map[string]int
-		for {
-			states = serveLoopStates()
-			if states["running"] == 0 && sum(states) == n {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("the receive loops never all waited: %v", states)
-			default:
-				runtime.Gosched()
-			}
-		}
-		require.Equal(t, n-1, states["chan receive"], "loops waiting for their turn after %d requests: %v", served, states)
-	}
-}
-
-// serveLoopStates counts the goroutines running a Server's receive loop by their state in a
-// goroutine dump ("syscall", "chan receive", ...), with "running" for runnable or running ones.
-func serveLoopStates() map[string]int {
-	buf := make([]byte, 1<<20)
-	for {
-		k := runtime.Stack(buf, true)
-		if k < len(buf) {
-			buf = buf[:k]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	states := map[string]int{}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if !strings.Contains(g, "cfmessageport.(*Server).serve(") {
-			continue
-		}
-		header, _, _ := strings.Cut(g, "\n") // goroutine 7 [chan receive, 2 minutes]:
-		_, state, _ := strings.Cut(header, "[")
-		state, _, _ = strings.Cut(state, "]")
-		state, _, _ = strings.Cut(state, ",")
-		if state == "runnable" || state == "running" {
-			state = "running"
-		}
-		states[state]++
-	}
-	return states
-}
-
-func sum(m map[string]int) int {
-	total := 0
-	for _, v := range m {
-		total += v
-	}
-	return total
 }
