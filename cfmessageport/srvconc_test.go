@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/machport/machport/cfmessageport"
 	"github.com/machport/machport/cfmessageport/wire"
 	"github.com/machport/machport/internal/leakcheck"
+	"github.com/machport/machport/internal/rerun"
 	"github.com/machport/machport/mach"
 	"github.com/stretchr/testify/require"
 )
@@ -159,6 +161,10 @@ func TestConcurrentServerClose(t *testing.T) {
 	}
 }
 
+// allocsAloneEnv, set to 1, tells a child of the test binary that it runs
+// TestConcurrentServerAllocations alone.
+const allocsAloneEnv = "MACHPORT_TEST_ALLOCS_ALONE"
+
 func roundTrip(ctx context.Context, r *cfmessageport.Remote) error {
 	got, err := r.Request(ctx, 1, []byte("ping"))
 	if err == nil && string(got) != "ping" {
@@ -170,7 +176,15 @@ func roundTrip(ctx context.Context, r *cfmessageport.Remote) error {
 // A server with Concurrency N allocates no more per request than one with Concurrency 1: a
 // request is received and handled on the same goroutine, into a message (and buffer) that
 // goroutine reuses, with no goroutine started and no message allocated for it.
+//
+// The count is the whole process's, so the test measures in a child of its own: in the package's
+// full run, other tests' goroutines winding down added up to 13 allocations per request to one
+// side or the other (CI saw 28.40 against 30.63 where 15.4 against 15.5 is the quiet figure).
 func TestConcurrentServerAllocations(t *testing.T) {
+	if os.Getenv(allocsAloneEnv) == "" {
+		rerun.Test(t, allocsAloneEnv+"=1")
+		return
+	}
 	leakcheck.Check(t)
 	ctx := ctxTimeout(t, 20*time.Second)
 	remote := func(n int) *cfmessageport.Remote {
