@@ -469,6 +469,36 @@ func TestSendRightConformanceNoSenders(t *testing.T) {
 			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(p, abi.MACH_PORT_RIGHT_SEND, -1))
 			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 2)
 		}},
+		{"InFlightToCWhileCDropsItsOwn", func(t *testing.T, p uint32, b, c *srPeer) {
+			// C names the port already; B's right to it reaches C after C dropped its own.
+			cp := c.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+			b.give(bcg, bp, dispCopySend, 1, false)
+			c.modRefs(cp, abi.MACH_PORT_RIGHT_SEND, -1)
+			b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -1)
+			srNothing(t, p, b) // the queued message holds a send right
+			got := c.recv(srMyG)
+			require.Len(t, got.descs, 1)
+			cp = got.descs[0][0]
+			require.Equal(t, [3]uint32{cp, typePortSend, 1}, got.descs[0], "a live send right")
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), c.sendVia(cp, 1))
+			c.modRefs(cp, abi.MACH_PORT_RIGHT_SEND, -1)
+			srExpect(t, p, 1, 0)
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 2)
+		}},
+		{"CopiedBToCThenCExits", func(t *testing.T, p uint32, b, c *srPeer) {
+			bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+			b.give(bcg, bp, dispCopySend, 3, false)
+			got := c.recv(srMyG)
+			require.Len(t, got.descs, 3)
+			require.Equal(t, uint32(3), got.descs[2][2], "three rights in one message, one name")
+			b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -1)
+			srNothing(t, p, b)
+			c.exit()
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
+		}},
 		{"BExitsHoldingRights", func(t *testing.T, p uint32, b, c *srPeer) {
 			bp := b.hold(Desc{Name: p, Disp: dispMakeSend}, Desc{Name: p, Disp: dispMakeSend})
 			require.Equal(t, bp[0], bp[1])
@@ -567,7 +597,16 @@ func TestSendRightConformanceUserRefs(t *testing.T) {
 		{"CopySendAsTheReplyRight", dispCopySend, true, 5, false},
 		{"MoveSendOfTheLastReference", dispMoveSend, false, 6, true},
 	}
+	cbg := c.hold(Desc{Name: b.g, Disp: dispCopySend})[0]
 	for _, st := range steps {
+		if st.disp == dispMoveSend {
+			// C's right carried back to B, which names the port: B's name again, two
+			// references; B drops one, so that the MOVE_SEND below moves its last.
+			c.give(cbg, cp, dispCopySend, 1, false)
+			got := b.recv(srMyG)
+			require.Equal(t, [][3]uint32{{bp, typePortSend, 2}}, got.descs, "back at B")
+			b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -1)
+		}
 		b.give(bcg, bp, st.disp, 1, st.asReply)
 		got := c.recv(srMyG)
 		if st.asReply {
@@ -636,8 +675,12 @@ func TestSendRightConformancePortDeath(t *testing.T) {
 
 	bp := b.hold(Desc{Name: p, Disp: dispMakeSend}, Desc{Name: p, Disp: dispMakeSend})[0]
 	require.Equal(t, uint32(abi.KERN_SUCCESS), b.do(srDeadReq, nil, bp)[0])
-	cp := c.hold(Desc{Name: p, Disp: dispMakeSend})[0]
 	bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+	b.give(bcg, bp, dispCopySend, 1, false)
+	got := c.recv(srMyG) // C's right came from B
+	require.Len(t, got.descs, 1)
+	cp := got.descs[0][0]
+	require.Equal(t, uint32(abi.KERN_SUCCESS), c.do(srDeadReq, nil, cp)[0])
 	b.give(bcg, bp, dispCopySend, 1, false) // queued at C
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: c.g, ID: srCarry,
 		Descs: []Desc{{Name: p, Disp: dispMakeSend}}}, -1)) // queued at C, from the owner
@@ -654,10 +697,13 @@ func TestSendRightConformancePortDeath(t *testing.T) {
 		"B's two references as dead-name references, and the notification's")
 	require.Equal(t, int32(abi.MACH_SEND_INVALID_DEST), b.sendVia(bp, 1))
 
+	dn = c.recv(srMyN)
+	require.Equal(t, int32(abi.MACH_NOTIFY_DEAD_NAME), dn.id)
+	require.Equal(t, cp, dn.dead, "the notification names C's name")
 	require.Equal(t, int32(abi.MACH_SEND_INVALID_DEST), c.sendVia(cp, 1))
 	kr, typ, send, dead = c.refs(cp)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	require.Equal(t, [3]uint32{abi.MACH_PORT_TYPE_DEAD_NAME, 0, 1}, [3]uint32{typ, send, dead})
+	require.Equal(t, [3]uint32{abi.MACH_PORT_TYPE_DEAD_NAME, 0, 2}, [3]uint32{typ, send, dead})
 	for range 2 {
 		got := c.recv(srMyG)
 		require.Equal(t, int32(srCarry), got.id)
@@ -665,7 +711,7 @@ func TestSendRightConformancePortDeath(t *testing.T) {
 		require.Equal(t, uint32(abi.MACH_PORT_DEAD), got.descs[0][0], "a right to a dead port arrives as MACH_PORT_DEAD")
 	}
 	b.modRefs(bp, abi.MACH_PORT_RIGHT_DEAD_NAME, -3)
-	c.modRefs(cp, abi.MACH_PORT_RIGHT_DEAD_NAME, -1)
+	c.modRefs(cp, abi.MACH_PORT_RIGHT_DEAD_NAME, -2)
 }
 
 // A send right carried from B back to A, the port's owner, arrives as a send right under the
