@@ -499,6 +499,49 @@ func TestSendRightConformanceNoSenders(t *testing.T) {
 			c.exit()
 			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
 		}},
+		{"QueuedAtTheOwnerThenItsPortDestroyed", func(t *testing.T, p uint32, b, c *srPeer) {
+			r, kr := Construct(0, 0, 0)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			bp, br := b.hold(Desc{Name: p, Disp: dispMakeSend}), b.hold(Desc{Name: r, Disp: dispMakeSend})
+			b.give(br[0], bp[0], dispCopySend, 2, false)
+			b.modRefs(bp[0], abi.MACH_PORT_RIGHT_SEND, -1)
+			srNothing(t, p, b) // the message queued at A's own port r holds two
+			require.Equal(t, int32(abi.KERN_SUCCESS), Destruct(r, 0, 0))
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
+		}},
+		{"ManyRightsInFlightAndDropped", func(t *testing.T, p uint32, b, c *srPeer) {
+			// 100 rights in four messages, half taken and dropped while the rest wait: the
+			// count of the port's senders must balance to the last one.
+			bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+			for range 4 {
+				b.give(bcg, bp, dispCopySend, 25, false)
+			}
+			var cp uint32
+			for range 2 {
+				got := c.recv(srMyG)
+				require.Len(t, got.descs, 25)
+				cp = got.descs[0][0]
+			}
+			kr, _, send, _ := c.refs(cp)
+			require.Equal(t, [2]uint32{abi.KERN_SUCCESS, 50}, [2]uint32{uint32(kr), send})
+			c.modRefs(cp, abi.MACH_PORT_RIGHT_SEND, -50)
+			b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -1)
+			srNothing(t, p, b) // two messages still hold 50
+			for range 2 {
+				got := c.recv(srMyG)
+				require.Len(t, got.descs, 25)
+				cp = got.descs[0][0]
+			}
+			kr, _, send, _ = c.refs(cp)
+			require.Equal(t, [2]uint32{abi.KERN_SUCCESS, 50}, [2]uint32{uint32(kr), send})
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), c.sendVia(cp, 1))
+			c.modRefs(cp, abi.MACH_PORT_RIGHT_SEND, -49)
+			srExpect(t, p, 1, 0)
+			srNothing(t, p, b) // one reference left
+			c.modRefs(cp, abi.MACH_PORT_RIGHT_SEND, -1)
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
+		}},
 		{"BExitsHoldingRights", func(t *testing.T, p uint32, b, c *srPeer) {
 			bp := b.hold(Desc{Name: p, Disp: dispMakeSend}, Desc{Name: p, Disp: dispMakeSend})
 			require.Equal(t, bp[0], bp[1])
@@ -794,8 +837,10 @@ func TestSendRightConformancePortMovesWhileHeld(t *testing.T) {
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	_, kr = RequestNotification(p, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	b := startSrPeer(t, parent)
+	b, c := startSrPeer(t, parent), startSrPeer(t, parent)
 	bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+	bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+	b.give(bcg, bp, dispCopySend, 1, false) // queued at C across the move
 
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: k, ID: 1,
 		Descs: []Desc{{Name: p, Disp: dispMoveReceive}}}, -1))
@@ -810,8 +855,17 @@ func TestSendRightConformancePortMovesWhileHeld(t *testing.T) {
 	require.Equal(t, int32(3), receiveWithin(t, moved).ID)
 	ms, sr := receiveStatus(t, moved)
 	require.Equal(t, [2]uint32{0, 1}, [2]uint32{ms, sr}, "the move cleared the make-send count; B's right counts")
+
+	got := c.recv(srMyG) // the right that waited at C across the move
+	require.Len(t, got.descs, 1)
+	cp := got.descs[0][0]
+	require.Equal(t, [3]uint32{cp, typePortSend, 1}, got.descs[0])
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), c.sendVia(cp, 4))
+	require.Equal(t, int32(4), receiveWithin(t, moved).ID, "C's right sends to the port's new home")
 	srNothing(t, notify, b)
 	b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -1)
+	srNothing(t, notify, c)
+	c.modRefs(cp, abi.MACH_PORT_RIGHT_SEND, -1)
 	srExpect(t, notify, abi.MACH_NOTIFY_NO_SENDERS, 0)
 	srNothing(t, notify, b)
 }
