@@ -624,9 +624,9 @@ func TestSendRightConformanceUserRefs(t *testing.T) {
 	cp := out[0]
 	require.Equal(t, []uint32{cp, typePortSend, 3, cp, typePortSend, 3, cp, typePortSend, 3}, out,
 		"three rights in one message: one name, three references")
-	bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+	bp := b.hold(Desc{Name: p, Disp: dispMakeSend}, Desc{Name: p, Disp: dispMakeSend})[0] // two references
 	ms, sr := receiveStatus(t, p)
-	require.Equal(t, [2]uint32{4, 1}, [2]uint32{ms, sr}, "make-send count and send rights after four MAKE_SEND")
+	require.Equal(t, [2]uint32{5, 1}, [2]uint32{ms, sr}, "make-send count and send rights after five MAKE_SEND")
 
 	bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
 	steps := []struct {
@@ -643,12 +643,12 @@ func TestSendRightConformanceUserRefs(t *testing.T) {
 	cbg := c.hold(Desc{Name: b.g, Disp: dispCopySend})[0]
 	for _, st := range steps {
 		if st.disp == dispMoveSend {
-			// C's right carried back to B, which names the port: B's name again, two
-			// references; B drops one, so that the MOVE_SEND below moves its last.
+			// C's right carried back to B, which names the port: B's name again, three
+			// references; B drops two, so that the MOVE_SEND below moves its last.
 			c.give(cbg, cp, dispCopySend, 1, false)
 			got := b.recv(srMyG)
-			require.Equal(t, [][3]uint32{{bp, typePortSend, 2}}, got.descs, "back at B")
-			b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -1)
+			require.Equal(t, [][3]uint32{{bp, typePortSend, 3}}, got.descs, "back at B")
+			b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -2)
 		}
 		b.give(bcg, bp, st.disp, 1, st.asReply)
 		got := c.recv(srMyG)
@@ -664,16 +664,16 @@ func TestSendRightConformanceUserRefs(t *testing.T) {
 		if st.bGone {
 			require.Equal(t, int32(abi.KERN_INVALID_NAME), kr, st.name)
 		} else {
-			require.Equal(t, [2]uint32{abi.KERN_SUCCESS, 1}, [2]uint32{uint32(kr), send}, st.name)
+			require.Equal(t, [2]uint32{abi.KERN_SUCCESS, 2}, [2]uint32{uint32(kr), send}, st.name+": a copy takes none of B's references")
 		}
 		ms, _ := receiveStatus(t, p)
-		require.Equal(t, uint32(4), ms, "%s: the make-send count", st.name)
+		require.Equal(t, uint32(5), ms, "%s: the make-send count", st.name)
 	}
 
 	// A MAKE_SEND at the owner counts too, and its right, released, leaves C's.
 	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(p, p, dispMakeSend))
 	ms, _ = receiveStatus(t, p)
-	require.Equal(t, uint32(5), ms)
+	require.Equal(t, uint32(6), ms)
 	require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(p, abi.MACH_PORT_RIGHT_SEND, -1))
 	srNothing(t, p, c)
 
@@ -683,7 +683,7 @@ func TestSendRightConformanceUserRefs(t *testing.T) {
 	kr, _, _, _ := c.refs(cp)
 	require.Equal(t, int32(abi.KERN_INVALID_NAME), kr)
 	srExpect(t, p, 7, 0)
-	srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 5)
+	srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 6)
 	srNothing(t, p, c)
 	_, sr = receiveStatus(t, p)
 	require.Zero(t, sr)
