@@ -35,12 +35,12 @@ const srconfRoleEnv = "MACHPORT_EMU_SRCONF_ROLE"
 // The peer's commands (a command's message id), its answers, and the ids of the messages it
 // sends on the test's behalf.
 const (
-	srHold    = 5000 + iota // keep the rights this command carries; answer name, type, send refs of each
+	srHold    = 5000 + iota // keep the command's rights; answer name, type, send refs of each
 	srRefs                  // [name]: answer kr of Type, type, send refs, dead-name refs
 	srGive                  // [dest, name, disp, count, asReply]: send one message carrying the right
 	srModRefs               // [name, right, delta]: answer kr
 	srSendVia               // [name, id]: send a message through name; answer kr
-	srRecv                  // [port]: receive one message; answer id, reply name, reply type, then name, type, send refs per descriptor
+	srRecv                  // [port]: receive one message; answer id, reply name and type, (dead name), name, type, send refs per descriptor
 	srDestroy               // [name]: destroy the receive right; answer kr
 	srDeadReq               // [name]: request a dead-name notification to the peer's port n; answer kr
 	srExit                  // exit at once, holding everything, without an answer
@@ -389,11 +389,12 @@ func receiveStatus(t *testing.T, port uint32) (mscount, srights uint32) {
 // ip_srights++), and ipc_port_release_send sends no-senders (ipc_notify_no_senders, with
 // ip_mscount) only when ip_srights drops to 0, clearing ip_nsrequest so it fires once. A right
 // in a message is released with the message: ipc_kmsg_destroy / ipc_kmsg_clean when the port
-// it is queued on is destroyed (ipc_port_destroy → ipc_mqueue_destroy), and a task's rights by
+// it is queued on is destroyed (ipc_port.c ipc_port_destroy → ipc_port_clear_receiver →
+// ipc_mqueue_destroy_locked reaps the queue), and a task's rights by
 // ipc_space_terminate → ipc_right_terminate at its exit, however it exits. A right sent back to
-// the port's receiver is copied out under the receive right's name (ipc_right.c
-// ipc_right_copyout: the entry found by ipc_hash_lookup, or the receive entry, gains the send
-// bit) and keeps counting until released there.
+// the port's receiver is copied out under the receive right's name (ipc_object.c
+// ipc_object_copyout → ipc_right.c ipc_right_reverse, which answers ip_receiver_name in the
+// receiver's space; ipc_right_copyout adds the send bit) and keeps counting until released there.
 func TestSendRightConformanceNoSenders(t *testing.T) {
 	srWarm(t)
 	cases := []struct {
@@ -605,9 +606,9 @@ func TestSendRightConformanceNoSenders(t *testing.T) {
 // them; MOVE_SEND of the last reference frees the sender's name; MAKE_SEND raises the port's
 // make-send count (COPY_SEND and MOVE_SEND do not), wherever the right goes.
 //
-// xnu: ipc_object.c ipc_object_copyout finds an existing entry for the port with
-// ipc_hash_lookup (a space names a port once) and ipc_right.c ipc_right_copyout adds a user
-// reference to it (the right carried in a descriptor and the header's reply right alike);
+// xnu: ipc_object.c ipc_object_copyout finds an existing entry for the port with ipc_right.c
+// ipc_right_reverse (ipc_hash_lookup: a space names a port once), and ipc_right_copyout adds a
+// user reference to it (the right carried in a descriptor and the header's reply right alike);
 // ipc_right.c ipc_right_copyin with MACH_MSG_TYPE_MOVE_SEND of the last reference frees the
 // entry (ipc_entry_dealloc); MACH_MSG_TYPE_MAKE_SEND is ipc_port_make_send_locked (ip_mscount++),
 // COPY_SEND is ipc_port_copy_send (ip_srights only). mach_port.c mach_port_get_attributes
@@ -761,10 +762,10 @@ func TestSendRightConformancePortDeath(t *testing.T) {
 // name of A's receive right (whether or not A holds send rights already, and whether it comes in
 // a descriptor or as the reply right), adds one user reference there, and sends to the port.
 //
-// xnu: ipc_object.c ipc_object_copyout → ipc_right.c ipc_right_copyout, MACH_MSG_TYPE_PORT_SEND
-// into an entry that holds the receive right (found through ip_receiver_name / ipc_hash_lookup):
-// the entry gains MACH_PORT_TYPE_SEND and a user reference; ipc_object_copyout_dest names a
-// reply right the same way. A port has one name in its receiver's space.
+// xnu: ipc_object.c ipc_object_copyout (for the header's reply right and a descriptor's right
+// alike) looks the port up with ipc_right.c ipc_right_reverse, which in the receiver's own space
+// answers ip_receiver_name, and ipc_right_copyout of MACH_MSG_TYPE_PORT_SEND gives that entry
+// MACH_PORT_TYPE_SEND and a user reference. A port has one name in its receiver's space.
 func TestSendRightConformanceBackToTheOwner(t *testing.T) {
 	srWarm(t)
 	cases := []struct {
@@ -816,15 +817,16 @@ func TestSendRightConformanceBackToTheOwner(t *testing.T) {
 
 // The port moves while B holds a send right to it: A sends its receive right in a message to
 // another of its ports and receives it again (a new name). B's right keeps sending to the port
-// (while the receive right is in transit too), B's right still counts as a sender, the
-// no-senders request moves with the port, and no-senders comes once B's right is gone, with the
-// make-send count the move reset to 0. (The emulation cannot move a
-// receive right to another process, mach/doc.go; this is the move it has.)
+// (while the receive right is in transit too), as does a right that waited in a message queued
+// at C across the move; the rights still count as senders, the no-senders request moves with
+// the port, and no-senders comes once B's and C's rights are gone, with the make-send count the
+// move reset to 0. (The emulation cannot move a receive right to another process, mach/doc.go;
+// this is the move it has.)
 //
-// xnu: the send right names the port object, not its receiver (ipc_port.c; a port in transit
-// stays active and ipc_mqueue_send queues on it: ipc_kmsg.c ipc_kmsg_copyin_body moves the
-// receive right with ipc_right_copyin, ip_receiver becomes the destination, ipc_port_check_circularity);
-// ip_srights and ip_nsrequest belong to the port and move with it, but ipc_port.c
+// xnu: a send right names the port object, not its receiver; a port in transit stays active and
+// a send to it is queued on it (ipc_mqueue.c ipc_mqueue_send; ipc_kmsg.c ipc_kmsg_copyin_body
+// moves the receive right with ipc_right.c ipc_right_copyin, and ipc_port_check_circularity
+// links the port to its destination); ip_srights and ip_nsrequest belong to the port and move with it, but ipc_port.c
 // ipc_port_clear_receiver (called when the receive right is copied in) sets ip_mscount and the
 // sequence number to 0, so mps_mscount reads 0 after the move and no-senders carries 0.
 func TestSendRightConformancePortMovesWhileHeld(t *testing.T) {
