@@ -37,7 +37,7 @@ const srconfRoleEnv = "MACHPORT_EMU_SRCONF_ROLE"
 const (
 	srHold    = 5000 + iota // keep the command's rights; answer name, type, send refs of each
 	srRefs                  // [name]: answer kr of Type, type, send refs, dead-name refs
-	srGive                  // [dest, name, disp, count, asReply]: send one message carrying the right
+	srGive                  // [dest, name, disp, count, asReply, now]: send it; answer kr, descriptors' names
 	srModRefs               // [name, right, delta]: answer kr
 	srSendVia               // [name, id]: send a message through name; answer kr
 	srRecv                  // [port]: receive one message; answer id, reply name and type, (dead name), name, type, send refs per descriptor
@@ -112,7 +112,14 @@ func srconfPeer(parent, q, g uint32) error {
 					c.Descs = append(c.Descs, Desc{Name: name, Disp: uint8(disp)})
 				}
 			}
-			out = []uint32{uint32(Send(&c, -1))}
+			timeout := time.Duration(-1)
+			if len(m.Body) > 20 && arg(&m, 5) != 0 {
+				timeout = 0
+			}
+			out = []uint32{uint32(Send(&c, timeout))}
+			for _, d := range c.Descs {
+				out = append(out, d.Name)
+			}
 		case srModRefs:
 			out = []uint32{uint32(ModRefs(arg(&m, 0), arg(&m, 1), int32(arg(&m, 2))))}
 		case srSendVia:
@@ -232,6 +239,15 @@ func (p *srPeer) refs(name uint32) (kr int32, typ, send, dead uint32) {
 func (p *srPeer) give(dest, name, disp, count uint32, asReply bool) {
 	p.t.Helper()
 	require.Equal(p.t, uint32(abi.MACH_MSG_SUCCESS), p.do(srGive, nil, dest, name, disp, count, uint32(b2u(asReply)))[0])
+}
+
+// giveNow is give of one right in a descriptor, failing at once where the send would wait; it
+// returns the send's kr and the name of the descriptor's right after it (handed back if the send
+// timed out).
+func (p *srPeer) giveNow(dest, name, disp uint32) (int32, uint32) {
+	p.t.Helper()
+	out := p.do(srGive, nil, dest, name, disp, 1, 0, 1)
+	return int32(out[0]), out[1]
 }
 
 // sendVia makes the peer send a message with id through its right name, and returns the kr.
@@ -395,6 +411,10 @@ func receiveStatus(t *testing.T, port uint32) (mscount, srights uint32) {
 // the port's receiver is copied out under the receive right's name (ipc_object.c
 // ipc_object_copyout → ipc_right.c ipc_right_reverse, which answers ip_receiver_name in the
 // receiver's space; ipc_right_copyout adds the send bit) and keeps counting until released there.
+// A send that fails leaves its rights counted with the sender: to a dead name, ipc_kmsg.c
+// ipc_kmsg_copyin_header fails with MACH_SEND_INVALID_DEST before any right moves; a send that
+// times out is copied out again into the sender's space (ipc/mach_msg.c mach_msg_overwrite_trap:
+// ipc_kmsg_send fails, ipc_kmsg_copyout_pseudo), its MOVE_SEND right under a name of the sender.
 func TestSendRightConformanceNoSenders(t *testing.T) {
 	srWarm(t)
 	cases := []struct {
@@ -541,6 +561,46 @@ func TestSendRightConformanceNoSenders(t *testing.T) {
 			srExpect(t, p, 1, 0)
 			srNothing(t, p, b) // one reference left
 			c.modRefs(cp, abi.MACH_PORT_RIGHT_SEND, -1)
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
+		}},
+		{"SendToADeadPortLeavesTheRight", func(t *testing.T, p uint32, b, c *srPeer) {
+			bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+			require.Equal(t, uint32(abi.KERN_SUCCESS), c.do(srDestroy, nil, srMyG)[0])
+			kr, name := b.giveNow(bcg, bp, dispMoveSend)
+			require.Equal(t, int32(abi.MACH_SEND_INVALID_DEST), kr)
+			require.Equal(t, bp, name)
+			_, _, send, _ := b.refs(bp)
+			require.Equal(t, uint32(1), send, "the failed send moved nothing")
+			srNothing(t, p, b)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), b.sendVia(bp, 1))
+			b.modRefs(bp, abi.MACH_PORT_RIGHT_SEND, -1)
+			srExpect(t, p, 1, 0)
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
+		}},
+		{"TimedOutSendHandsTheRightBack", func(t *testing.T, p uint32, b, c *srPeer) {
+			bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+			for i := range abi.MACH_PORT_QLIMIT_DEFAULT {
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), b.sendVia(bcg, int32(100+i)), "fill C's box")
+			}
+			kr, back := b.giveNow(bcg, bp, dispMoveSend)
+			require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), kr)
+			kr, _, send, _ := b.refs(back)
+			require.Equal(t, [2]uint32{abi.KERN_SUCCESS, 1}, [2]uint32{uint32(kr), send}, "the right handed back")
+			srNothing(t, p, b)
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), b.sendVia(back, 1))
+			b.modRefs(back, abi.MACH_PORT_RIGHT_SEND, -1)
+			srExpect(t, p, 1, 0)
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
+		}},
+		{"CopiedBToCThenCKilled", func(t *testing.T, p uint32, b, c *srPeer) {
+			bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			bcg := b.hold(Desc{Name: c.g, Disp: dispCopySend})[0]
+			b.give(bcg, bp, dispMoveSend, 1, false)
+			require.Len(t, c.recv(srMyG).descs, 1)
+			srNothing(t, p, b)
+			c.kill()
 			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
 		}},
 		{"BExitsHoldingRights", func(t *testing.T, p uint32, b, c *srPeer) {
