@@ -39,7 +39,7 @@ const (
 	srRefs                  // [name]: answer kr of Type, type, send refs, dead-name refs
 	srGive                  // [dest, name, disp, count, asReply, now]: send it; answer kr, descriptors' names
 	srModRefs               // [name, right, delta]: answer kr
-	srSendVia               // [name, id]: send a message through name; answer kr
+	srSendVia               // [name, id, (disp)]: send a message through name; answer kr
 	srRecv                  // [port]: receive one message; answer id, reply name and type, (dead name), name, type, send refs per descriptor
 	srDestroy               // [name]: destroy the receive right; answer kr
 	srDeadReq               // [name]: request a dead-name notification to the peer's port n; answer kr
@@ -123,7 +123,11 @@ func srconfPeer(parent, q, g uint32) error {
 		case srModRefs:
 			out = []uint32{uint32(ModRefs(arg(&m, 0), arg(&m, 1), int32(arg(&m, 2))))}
 		case srSendVia:
-			out = []uint32{uint32(Send(&Msg{Bits: dispCopySend, Remote: arg(&m, 0), ID: int32(arg(&m, 1))}, -1))}
+			bits := uint32(dispCopySend)
+			if len(m.Body) > 8 {
+				bits = arg(&m, 2)
+			}
+			out = []uint32{uint32(Send(&Msg{Bits: bits, Remote: arg(&m, 0), ID: int32(arg(&m, 1))}, -1))}
 		case srRecv:
 			var in Msg
 			if _, kr := Receive(context.Background(), arg(&m, 0), 1<<20, size, false, 10*time.Second, &in); kr != abi.MACH_MSG_SUCCESS {
@@ -415,6 +419,8 @@ func receiveStatus(t *testing.T, port uint32) (mscount, srights uint32) {
 // ipc_kmsg_copyin_header fails with MACH_SEND_INVALID_DEST before any right moves; a send that
 // times out is copied out again into the sender's space (ipc/mach_msg.c mach_msg_overwrite_trap:
 // ipc_kmsg_send fails, ipc_kmsg_copyout_pseudo), its MOVE_SEND right under a name of the sender.
+// A destination moved with MOVE_SEND is released only as its message is received
+// (ipc_object.c ipc_object_copyout_dest: ipc_port_release_send).
 func TestSendRightConformanceNoSenders(t *testing.T) {
 	srWarm(t)
 	cases := []struct {
@@ -601,6 +607,15 @@ func TestSendRightConformanceNoSenders(t *testing.T) {
 			require.Len(t, c.recv(srMyG).descs, 1)
 			srNothing(t, p, b)
 			c.kill()
+			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
+		}},
+		{"MoveSendAsTheDestination", func(t *testing.T, p uint32, b, c *srPeer) {
+			// The message holds the moved right until it is received (ipc_object_copyout_dest).
+			bp := b.hold(Desc{Name: p, Disp: dispMakeSend})[0]
+			require.Equal(t, uint32(abi.MACH_MSG_SUCCESS), b.do(srSendVia, nil, bp, 1, dispMoveSend)[0])
+			kr, _, _, _ := b.refs(bp)
+			require.Equal(t, int32(abi.KERN_INVALID_NAME), kr, "the destination's last reference moved")
+			srExpect(t, p, 1, 0)
 			srExpect(t, p, abi.MACH_NOTIFY_NO_SENDERS, 1)
 		}},
 		{"BExitsHoldingRights", func(t *testing.T, p uint32, b, c *srPeer) {
