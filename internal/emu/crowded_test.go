@@ -159,6 +159,15 @@ func TestLocalPortReceiversBlockThreads(t *testing.T) {
 	receiversBlockThreads(t, ports)
 }
 
+// A receiver blocked on a port that only this process can wake (no channel, no lane: a watcher
+// of notifications) does not crowd a requester's receive on its reply port, however recently it
+// began to wait: the requester blocks its thread as a single receiver does.
+func TestNotificationWaiterDoesNotCrowd(t *testing.T) {
+	setYoungWait(t, time.Hour)
+	ports := []uint32{newTestPort(t, 0), replyPort(t)}
+	receiversBlockThreads(t, ports)
+}
+
 // A port leaves Go's poller once its receivers block threads again with none parked, whether in
 // epoll (a port with a send right of its own besides the lane) or in recvmsg (a port whose only
 // channel is the lane): in the poller, every message would also wake an idle thread of the

@@ -27,10 +27,7 @@ import (
 // set destroyed under the receive gives MACH_RCV_PORT_CHANGED, as xnu gives a thread blocked on
 // it (ipc_mqueue_changed wakes it with THREAD_RESTART; ipc_mqueue_receive_results).
 func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, large bool, timeout time.Duration, out *Msg) (int, int32) {
-	var deadline time.Time
-	if timeout >= 0 {
-		deadline = time.Now().Add(timeout)
-	}
+	dl := deadline{timeout: timeout} // started by the first wait (see deadline)
 	// Blocking without a deadline, epoll_wait returns at once when a message is queued, so the
 	// first non-blocking attempt (a recvmsg that would mostly fail) is skipped.
 	blocking := ctx.Done() == nil && timeout < 0
@@ -148,6 +145,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		// Nothing queued: wait on the port's (or set's) epoll fd.
 		var waitFD int
 		var poll syscall.RawConn
+		crowds := true
 		if p != nil {
 			if p.openFDs() != nil {
 				passTurn()
@@ -169,6 +167,9 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			waitFD = p.epfd
 			p.waiters++
 			waitedOn = p
+			// A port without channels or lanes hears only from this process (local sends, the
+			// kernel's notifications): its waiter does not crowd the others (see crowded).
+			crowds = len(p.chans) > 0 || len(p.lanes) > 0
 		} else {
 			waitFD = ps.epfd
 			ps.waiters++
@@ -177,7 +178,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		if poll != nil {
 			kr, hint = waitPoller(poll), -1
 		} else {
-			kr, hint = wait(ctx, waitFD, deadline, timeout >= 0)
+			kr, hint = wait(ctx, waitFD, &dl, crowds)
 			if p == nil {
 				hint = -1 // a set's events name its members, not channels
 			}
@@ -430,7 +431,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	fd := rc.fd
 	s.mu.Unlock()
 	rx := rxBufs.Get().(*rxBuf)
-	slot := enterThreadWait()
+	slot := enterThreadWait(true)
 	n, oobn, flags, err := recvmsg(fd, rx.data[:], rx.oob, 0)
 	leaveThreadWait(slot)
 	s.mu.Lock()
@@ -851,15 +852,15 @@ func ready(fd uintptr) bool {
 // wait with SIGURG, as wakeDirect does. Where that signal goes unanswered (directOff), a wait
 // that can be canceled parks the goroutine on a waiter epoll (in Go's poller) that watches fd,
 // whose read deadline carries both the deadline and cancellation.
-func wait(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) (int32, int) {
+func wait(ctx context.Context, fd int, dl *deadline, crowds bool) (int32, int) {
 	if ctx.Done() == nil || directUsable() {
-		return waitThread(ctx, fd, deadline, hasDeadline)
+		return waitThread(ctx, fd, dl, crowds)
 	}
-	return waitParked(ctx, fd, deadline), -1
+	return waitParked(ctx, fd, dl.when()), -1
 }
 
 // waitParked is wait parking the goroutine on a waiter epoll in Go's poller.
-func waitParked(ctx context.Context, fd int, deadline time.Time) int32 {
+func waitParked(ctx context.Context, fd int, until time.Time) int32 {
 	w, err := getWaiter()
 	if err != nil {
 		return abi.MACH_RCV_TIMED_OUT
@@ -869,7 +870,7 @@ func waitParked(ctx context.Context, fd int, deadline time.Time) int32 {
 		return abi.MACH_RCV_PORT_CHANGED
 	}
 	defer unix.EpollCtl(w.fd, unix.EPOLL_CTL_DEL, fd, nil)
-	w.file.SetReadDeadline(deadline) // the zero time when there is none
+	w.file.SetReadDeadline(until) // the zero time when there is none
 	if ctx.Done() != nil {
 		fired := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() { w.file.SetReadDeadline(time.Unix(1, 0)); close(fired) })
@@ -897,8 +898,9 @@ func waitParked(ctx context.Context, fd int, deadline time.Time) int32 {
 
 // waitThread is wait blocking the thread in epoll_wait. It also returns the fd of the event it
 // got (the epoll data of a port's channels), or -1.
-func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline bool) (int32, int) {
-	defer leaveThreadWait(enterThreadWait())
+// crowds tells whether the wait counts for crowded.
+func waitThread(ctx context.Context, fd int, dl *deadline, crowds bool) (int32, int) {
+	defer leaveThreadWait(enterThreadWait(crowds))
 	if ctx.Done() != nil {
 		runtime.LockOSThread() // the thread the signal reaches
 		defer runtime.UnlockOSThread()
@@ -916,8 +918,8 @@ func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline boo
 			return RcvCanceled, -1
 		}
 		ms := -1
-		if hasDeadline {
-			left := time.Until(deadline)
+		if dl.timeout >= 0 {
+			left := dl.left()
 			if left <= 0 {
 				return abi.MACH_RCV_TIMED_OUT, -1
 			}
@@ -937,10 +939,12 @@ func waitThread(ctx context.Context, fd int, deadline time.Time, hasDeadline boo
 }
 
 // threadWaits counts the receivers of this process blocked in a system call (receiveDirect,
-// waitThread), and threadWaitStart holds when each of the first ones began (since epoch, +1; 0
-// for a free slot).
+// waitThread); crowdWaits counts those of them that crowd the others (see crowded), and
+// threadWaitStart holds when each of the first of these began (since epoch, +1; 0 for a free
+// slot).
 var (
 	threadWaits     atomic.Int32
+	crowdWaits      atomic.Int32
 	threadWaitStart [16]atomic.Int64
 	epoch           = time.Now()
 )
@@ -956,21 +960,35 @@ var youngWait atomic.Int64
 
 func init() { youngWait.Store(int64(100 * time.Millisecond)) }
 
-// enterThreadWait counts a receiver about to block its thread; leaveThreadWait(slot) uncounts it.
-func enterThreadWait() int {
+// Slots enterThreadWait returns besides threadWaitStart's indexes.
+const (
+	slotNone  = -1 // a crowding wait that found every slot taken
+	slotQuiet = -2 // a wait that does not crowd
+)
+
+// enterThreadWait counts a receiver about to block its thread (as crowding the others when
+// crowds); leaveThreadWait(slot) uncounts it.
+func enterThreadWait(crowds bool) int {
 	threadWaits.Add(1)
+	if !crowds {
+		return slotQuiet
+	}
+	crowdWaits.Add(1)
 	now := int64(time.Since(epoch)) + 1
 	for i := range threadWaitStart {
 		if threadWaitStart[i].CompareAndSwap(0, now) {
 			return i
 		}
 	}
-	return -1
+	return slotNone
 }
 
 func leaveThreadWait(slot int) {
 	if slot >= 0 {
 		threadWaitStart[slot].Store(0)
+	}
+	if slot != slotQuiet {
+		crowdWaits.Add(-1)
 	}
 	threadWaits.Add(-1)
 }
@@ -989,8 +1007,12 @@ func leaveThreadWait(slot int) {
 // ports without lanes, whose senders may be in this process: when this process is itself busy,
 // the runtime polls only once it runs out of other work, and a server and 64 requesters in one
 // process (cfmessageport BenchmarkServerConcurrency inproc) made half the requests per second.
+// A receiver blocked on a port with neither channels nor lanes (a watcher of notifications, such
+// as cfmessageport's death watch) crowds nobody: only this process can wake it, and it counted
+// as young for youngWait after it began, which sent a lone requester to the poller (20-35%
+// slower round trips for 100 ms after cfmessageport's Dial).
 func crowded() bool {
-	n := threadWaits.Load()
+	n := crowdWaits.Load()
 	if n == 0 {
 		return false
 	}
