@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -248,4 +249,81 @@ func portLeavesPoller(t *testing.T, port uint32, direct bool, send func(i int)) 
 	require.False(t, inPoller(), "the port is still in the poller")
 	send(2)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), <-got)
+}
+
+// A receiver reads its port's one channel right after its wait, without the space lock
+// (readAfterWait). What happens to the port before it takes the lock again is seen as it would
+// be without that read: a port whose receive right moved keeps the message for its new holder,
+// and a port destroyed meanwhile gives MACH_RCV_PORT_CHANGED.
+func TestMessageReadAfterWaitFollowsThePort(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// act runs on the receiver's goroutine (so it asserts, not requires).
+		act func(t *testing.T, port uint32) (moved func() uint32)
+	}{
+		{name: "moved", act: func(t *testing.T, port uint32) func() uint32 {
+			carrier := newTestPort(t, 0)
+			assert.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX,
+				Remote: carrier, Descs: []Desc{{Name: port, Disp: dispMoveReceive}}}, -1))
+			return func() uint32 {
+				m, kr := tryReceiveNow(carrier)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+				require.Len(t, m.Descs, 1)
+				t.Cleanup(func() { Destruct(m.Descs[0].Name, -1, 0) })
+				return m.Descs[0].Name
+			}
+		}},
+		{name: "destroyed", act: func(t *testing.T, port uint32) func() uint32 {
+			assert.Equal(t, int32(abi.KERN_SUCCESS), Destruct(port, 0, 0))
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A port whose only channel is its lane, as a requester's reply port.
+			port, kr := Construct(0, 0, 0)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			server, dest := newTestPort(t, 0), newPortID()
+			_, tok, lfd := requestTo(t, server, port, dest)
+			require.GreaterOrEqual(t, lfd, 0)
+			t.Cleanup(func() { unix.Close(lfd) })
+			require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
+			_, kr = tryReceiveNow(port)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+
+			var moved func() uint32
+			acted := make(chan struct{})
+			readAfterWaitHook = func() {
+				readAfterWaitHook = nil
+				moved = tc.act(t, port)
+				close(acted)
+			}
+			t.Cleanup(func() { readAfterWaitHook = nil })
+			got := make(chan int32, 1)
+			go func() {
+				var out Msg
+				size := func(ports, mems, body int) int { return 0 }
+				// A timeout: the receive waits in epoll, not in recvmsg (receiveDirect).
+				_, kr := Receive(context.Background(), port, 1<<20, size, false, time.Hour, &out)
+				got <- kr
+			}()
+			// Reply once the receiver waits, so that the wait's end reads it.
+			for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < 1; {
+				require.True(t, time.Now().Before(deadline), "the receiver did not wait")
+				time.Sleep(time.Millisecond)
+			}
+			laneReply(t, lfd, tok, 7)
+			requireReturns(t, got, 1, abi.MACH_RCV_PORT_CHANGED)
+			select {
+			case <-acted:
+			default:
+				t.Fatal("the receive did not read the reply after its wait")
+			}
+			if moved == nil {
+				return
+			}
+			m, kr := tryReceiveNow(moved())
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the reply stays with the port")
+			require.Equal(t, int32(7), m.ID)
+		})
+	}
 }

@@ -41,7 +41,9 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			turnOf = nil
 		}
 	}
-	locked := false // sp.mu is held at the top of the loop already (after a wait)
+	locked := false  // sp.mu is held at the top of the loop already (after a wait)
+	var early *inMsg // a message readAfterWait read, not yet handed out
+	earlyKR := int32(abi.MACH_MSG_SUCCESS)
 	for {
 		if !locked {
 			sp.mu.Lock()
@@ -51,6 +53,9 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		if waitedOn != nil && (e == nil || e.recv != waitedOn) {
 			// The receive right left the name while this receive waited on it (moved in a
 			// message): xnu restarts the wait and gives MACH_RCV_PORT_CHANGED.
+			if early != nil {
+				waitedOn.unget(early) // the message stays with the port
+			}
 			passTurn()
 			sp.mu.Unlock()
 			return 0, abi.MACH_RCV_PORT_CHANGED
@@ -75,6 +80,9 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
 		switch {
+		case early != nil || earlyKR != abi.MACH_MSG_SUCCESS:
+			m, from, kr = early, p, earlyKR
+			early, earlyKR = nil, abi.MACH_MSG_SUCCESS
 		case p != nil && blocking && !park && !queue && len(p.local) == 0 && len(p.chans) == 1 && !p.direct.active && directUsable():
 			if p.poll != nil && p.waiters == 0 {
 				p.unpoll() // crowded no more: see pollConn
@@ -146,6 +154,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		var waitFD int
 		var poll syscall.RawConn
 		crowds := true
+		var pinned *rchan // the port's one channel, read once the wait ends (readAfterWait)
 		if p != nil {
 			if p.openFDs() != nil {
 				passTurn()
@@ -170,6 +179,12 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			// A port without channels or lanes hears only from this process (local sends, the
 			// kernel's notifications): its waiter does not crowd the others (see crowded).
 			crowds = len(p.chans) > 0 || len(p.lanes) > 0
+			if len(p.chans) == 1 {
+				for _, rc := range p.chans {
+					pinned = rc
+				}
+				pinned.readers++
+			}
 		} else {
 			waitFD = ps.epfd
 			ps.waiters++
@@ -183,8 +198,23 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				hint = -1 // a set's events name its members, not channels
 			}
 		}
+		var rx *rxBuf
+		var n, oobn, flags int
+		rerr := error(unix.EAGAIN)
+		// Read the channel unless the wait says something else woke it (a local message's
+		// eventfd); the poller does not say.
+		if pinned != nil && kr == abi.MACH_MSG_SUCCESS && (hint == pinned.fd || poll != nil) {
+			if rx, n, oobn, flags, rerr = readAfterWait(pinned); rerr != nil {
+				hint = -1 // nothing there: tryReceive need not read it again
+			} else if h := readAfterWaitHook; h != nil {
+				h()
+			}
+		}
 		sp.mu.Lock()
 		dead := false
+		if pinned != nil {
+			early, earlyKR = sp.endRead(p, pinned, rx, n, oobn, flags, rerr)
+		}
 		if p != nil {
 			p.waiters--
 			if dead = p.dead; dead && p.waiters == 0 {
@@ -198,6 +228,11 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			}
 		}
 		if dead || kr != abi.MACH_MSG_SUCCESS {
+			if early != nil { // read after the wait ended: the port died meanwhile
+				early.destroy()
+				early.free()
+				early = nil
+			}
 			passTurn()
 			sp.mu.Unlock()
 			if dead {
@@ -427,7 +462,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	runtime.LockOSThread() // the thread that signals reach
 	p.direct = directWait{active: true, tid: unix.Gettid(), gen: p.direct.gen + 1}
 	p.waiters++
-	rc.blocked = true
+	rc.readers++
 	fd := rc.fd
 	s.mu.Unlock()
 	rx := rxBufs.Get().(*rxBuf)
@@ -439,22 +474,48 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
 	p.waiters--
 	p.takeMoveWakes()
-	rc.blocked = false
+	m, kr := s.endRead(p, rc, rx, n, oobn, flags, err)
+	return m, kr
+}
+
+// endRead ends a read of rc done with sp.mu released (receiveDirect, readAfterWait): it makes a
+// message of the datagram read, if any (err nil), and closes the channel if it was removed
+// meanwhile and this was its last such reader. rx is the read's buffer (nil if it read
+// nothing). Called with sp.mu held.
+func (s *space) endRead(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int, err error) (*inMsg, int32) {
+	rc.readers--
 	m, kr := (*inMsg)(nil), int32(abi.MACH_MSG_SUCCESS)
 	if err == nil {
 		if m, kr = s.accept(p, rc, rx, n, oobn, flags); kr == laneControlRead {
 			kr = abi.MACH_MSG_SUCCESS
 		}
 	}
-	rxBufs.Put(rx)
-	if rc.closeDeferred {
-		// Removed while this receiver was blocked on it (and shut down, so no sender got
-		// through since): what is still queued dies with the channel, rights included.
+	if rx != nil {
+		rxBufs.Put(rx)
+	}
+	if rc.closeDeferred && rc.readers == 0 {
+		// Removed while this receiver read it (and shut down, so no sender got through since):
+		// what is still queued dies with the channel, rights included.
 		rc.closeDeferred = false
 		s.drain(p, rc, func() bool { return false })
-		unix.Close(fd)
+		unix.Close(rc.fd)
 	}
 	return m, kr
+}
+
+// readAfterWaitHook, when set (by tests), runs after readAfterWait read a datagram and before
+// the receive takes sp.mu again.
+var readAfterWaitHook func()
+
+// readAfterWait reads the next datagram of rc, the one channel of a port whose wait just ended,
+// without blocking and with sp.mu released: a reply wakes its receiver, and the system call
+// that takes the reply out of the socket no longer holds the space lock, which every other
+// requester of the process waits for (with 64 requester goroutines, the mutex profile put three
+// quarters of their waits for it behind that receive). rc was pinned (readers) under the lock.
+func readAfterWait(rc *rchan) (rx *rxBuf, n, oobn, flags int, err error) {
+	rx = rxBufs.Get().(*rxBuf)
+	n, oobn, flags, err = recvmsg(rc.fd, rx.data[:], rx.oob, unix.MSG_DONTWAIT)
+	return rx, n, oobn, flags, err
 }
 
 // accept validates a datagram read from a channel and makes it a message.
@@ -466,7 +527,7 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		// End of file reads again and again: only the first reader of a channel still in the
 		// port acts on it, and never while a receiver blocked in recvmsg on it may hold its
 		// last message unprocessed (that receiver sees the end of file itself).
-		if p.chans[rc.fd] == rc && !rc.blocked {
+		if p.chans[rc.fd] == rc && rc.readers == 0 {
 			s.channelEOF(p, rc)
 		}
 		return nil, abi.MACH_MSG_SUCCESS
