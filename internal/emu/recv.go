@@ -76,6 +76,14 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		if queue {
 			waitFirst = false
 		}
+		if early != nil && len(p.local) > 0 {
+			// Messages queued here already (one a receive left at the head as too large, a
+			// notification) come first: the one read after the wait goes behind them, still
+			// ahead of the channel's next datagrams, which are read only once they are taken.
+			p.local = append(p.local, early)
+			p.wake()
+			early = nil
+		}
 		var m *inMsg
 		var from *port
 		kr := int32(abi.MACH_MSG_SUCCESS)
@@ -204,10 +212,11 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		// Read the channel unless the wait says something else woke it (a local message's
 		// eventfd); the poller does not say.
 		if pinned != nil && kr == abi.MACH_MSG_SUCCESS && (hint == pinned.fd || poll != nil) {
+			if h := readAfterWaitHook; h != nil {
+				h()
+			}
 			if rx, n, oobn, flags, rerr = readAfterWait(pinned); rerr != nil {
 				hint = -1 // nothing there: tryReceive need not read it again
-			} else if h := readAfterWaitHook; h != nil {
-				h()
 			}
 		}
 		sp.mu.Lock()
@@ -503,8 +512,8 @@ func (s *space) endRead(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int, err e
 	return m, kr
 }
 
-// readAfterWaitHook, when set (by tests), runs after readAfterWait read a datagram and before
-// the receive takes sp.mu again.
+// readAfterWaitHook, when set (by tests), runs when a wait ended and readAfterWait is about to
+// read, with sp.mu released.
 var readAfterWaitHook func()
 
 // readAfterWait reads the next datagram of rc, the one channel of a port whose wait just ended,
