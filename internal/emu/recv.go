@@ -483,8 +483,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
 	p.waiters--
 	p.takeMoveWakes()
-	m, kr := s.endRead(p, rc, rx, n, oobn, flags, err)
-	return m, kr
+	return s.endRead(p, rc, rx, n, oobn, flags, err)
 }
 
 // endRead ends a read of rc done with sp.mu released (receiveDirect, readAfterWait): it makes a
