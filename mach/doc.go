@@ -135,7 +135,9 @@
 //     blocks an OS thread; one with either parks its goroutine in Go's poller instead. Of the
 //     receives of one port that block a thread, one at a time does: the others wait in Go until
 //     it has a message, then the longest waiting one takes its place. But while
-//     another receive of the process has blocked its thread for less than 100 ms, such a
+//     another receive of the process has blocked its thread for less than 100 ms on a port
+//     that other processes can send to (not a port only the process itself and the kernel's
+//     notifications reach), such a
 //     receive on a port that has had send-once rights sent to other processes (a reply port)
 //     parks in the poller too: many goroutines awaiting replies at once would otherwise each
 //     hold a thread, and wait for each other's. When a receive blocks its thread on a port with

@@ -106,7 +106,41 @@ const (
 // which make it long so that a lost wake-up shows as a sender that never sends.
 var deadCheckInterval = 50 * time.Millisecond
 
-// acquire takes a queue slot, waiting up to timeout (negative: forever). alive is asked between
+// deadline is a send's or receive's timeout (negative: none), made a point in time by the first
+// wait that needs it: a call that never waits reads no clock (about 90 ns a read on this
+// machine, four of them per send before). xnu too starts a timeout when the thread must wait:
+// ipc_mqueue_send and ipc_mqueue_receive_on_thread compute the deadline
+// (clock_interval_to_deadline) only on the path that blocks.
+type deadline struct {
+	timeout time.Duration
+	at      time.Time // zero until started
+}
+
+// left starts the deadline if it has not started, and returns the time left before it (the
+// whole timeout the first time). Without a timeout it returns -1.
+func (d *deadline) left() time.Duration {
+	switch {
+	case d.timeout < 0:
+		return -1
+	case d.timeout == 0:
+		return 0
+	case d.at.IsZero():
+		d.at = time.Now().Add(d.timeout)
+		return d.timeout
+	}
+	return time.Until(d.at)
+}
+
+// when starts the deadline if it has not started, and returns it (the zero time without a
+// timeout).
+func (d *deadline) when() time.Time {
+	if d.timeout >= 0 && d.at.IsZero() {
+		d.at = time.Now().Add(d.timeout)
+	}
+	return d.at
+}
+
+// acquire takes a queue slot, waiting up to dl (see deadline). alive is asked between
 // waits whether the port's receiver still exists. The counter must be mapped (ensure).
 //
 // A freed slot wakes one waiting sender, as xnu's ipc_mqueue_release_msgcount wakes one thread
@@ -120,11 +154,7 @@ var deadCheckInterval = 50 * time.Millisecond
 //     every slot, and the release of each of their messages wakes one again. (A send gives up
 //     only at this deadline: mach.Send turns a context's deadline into a timeout, as mach_msg.)
 //   - the port's death (kill) and a new limit (setLimit) wake every waiter.
-func (c *counter) acquire(timeout time.Duration, alive func() bool) int {
-	var deadline time.Time
-	if timeout >= 0 {
-		deadline = time.Now().Add(timeout)
-	}
+func (c *counter) acquire(dl *deadline, alive func() bool) int {
 	for {
 		if atomic.LoadInt32(c.dead()) != 0 {
 			return acquirePortDead
@@ -137,8 +167,8 @@ func (c *counter) acquire(timeout time.Duration, alive func() bool) int {
 			continue
 		}
 		wait := deadCheckInterval
-		if timeout >= 0 {
-			left := time.Until(deadline)
+		if dl.timeout >= 0 {
+			left := dl.left()
 			if left <= 0 {
 				return acquireTimedOut
 			}

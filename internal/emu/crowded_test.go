@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -159,6 +160,15 @@ func TestLocalPortReceiversBlockThreads(t *testing.T) {
 	receiversBlockThreads(t, ports)
 }
 
+// A receiver blocked on a port that only this process can wake (no channel, no lane: a watcher
+// of notifications) does not crowd a requester's receive on its reply port, however recently it
+// began to wait: the requester blocks its thread as a single receiver does.
+func TestNotificationWaiterDoesNotCrowd(t *testing.T) {
+	setYoungWait(t, time.Hour)
+	ports := []uint32{newTestPort(t, 0), replyPort(t)}
+	receiversBlockThreads(t, ports)
+}
+
 // A port leaves Go's poller once its receivers block threads again with none parked, whether in
 // epoll (a port with a send right of its own besides the lane) or in recvmsg (a port whose only
 // channel is the lane): in the poller, every message would also wake an idle thread of the
@@ -239,4 +249,123 @@ func portLeavesPoller(t *testing.T, port uint32, direct bool, send func(i int)) 
 	require.False(t, inPoller(), "the port is still in the poller")
 	send(2)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), <-got)
+}
+
+// A receiver reads its port's one channel right after its wait, without the space lock
+// (readAfterWait). What happens to the port meanwhile is seen as it would be without that read:
+// a port whose receive right moved keeps the message for its new holder, a port destroyed
+// gives MACH_RCV_PORT_CHANGED, and a message another receive left at the head of the queue as
+// too large is received first.
+func TestMessageReadAfterWaitFollowsThePort(t *testing.T) {
+	size := func(ports, mems, body int) int { return 100 + body }
+	for _, tc := range []struct {
+		name string
+		// act runs on the receiver's goroutine (so it asserts, not requires), between its wait
+		// and its read; reply sends one more reply on the lane, with the given id.
+		act func(t *testing.T, port uint32, reply func(id int32)) (after func() uint32)
+		// want is what the receive returns, and wantID the id of its message.
+		want   int32
+		wantID int32
+	}{
+		{name: "moved", want: abi.MACH_RCV_PORT_CHANGED, act: func(t *testing.T, port uint32, _ func(int32)) func() uint32 {
+			carrier := newTestPort(t, 0)
+			assert.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX,
+				Remote: carrier, Descs: []Desc{{Name: port, Disp: dispMoveReceive}}}, -1))
+			return func() uint32 {
+				m, kr := tryReceiveNow(carrier)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+				require.Len(t, m.Descs, 1)
+				t.Cleanup(func() { Destruct(m.Descs[0].Name, -1, 0) })
+				return m.Descs[0].Name
+			}
+		}},
+		{name: "destroyed", want: abi.MACH_RCV_PORT_CHANGED, act: func(t *testing.T, port uint32, _ func(int32)) func() uint32 {
+			assert.Equal(t, int32(abi.KERN_SUCCESS), Destruct(port, 0, 0))
+			return nil
+		}},
+		{name: "too large at the head", want: abi.MACH_MSG_SUCCESS, wantID: 7, act: func(t *testing.T, port uint32, reply func(int32)) func() uint32 {
+			// Another receive takes the reply that woke the receiver, finds it too large and
+			// leaves it at the head of the queue; the receiver then reads the next one.
+			reply(8)
+			var out Msg
+			n, kr := Receive(context.Background(), port, 1, size, true, 0, &out)
+			assert.Equal(t, int32(abi.MACH_RCV_TOO_LARGE), kr)
+			assert.Equal(t, 105, n)
+			return func() uint32 { return port }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A port whose only channel is its lane, as a requester's reply port.
+			port, kr := Construct(0, 0, 0)
+			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			t.Cleanup(func() { Destruct(port, 0, 0) })
+			server, dest := newTestPort(t, 0), newPortID()
+			_, tok, lfd := requestTo(t, server, port, dest)
+			require.GreaterOrEqual(t, lfd, 0)
+			t.Cleanup(func() { unix.Close(lfd) })
+			require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
+			_, kr = tryReceiveNow(port)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+			// More tokens on the lane, for the replies act sends.
+			toks := []uint64{tok}
+			for range 2 {
+				_, tok, fd := requestTo(t, server, port, dest)
+				require.Equal(t, -1, fd, "the same lane, by key")
+				toks = append(toks, tok)
+			}
+			reply := func(id int32) { laneReply(t, lfd, toks[id-7], id) }
+
+			var after func() uint32
+			acted := make(chan struct{})
+			readAfterWaitHook = func() {
+				readAfterWaitHook = nil
+				after = tc.act(t, port, reply)
+				close(acted)
+			}
+			t.Cleanup(func() { readAfterWaitHook = nil })
+			type result struct {
+				kr int32
+				id int32
+			}
+			got := make(chan result, 1)
+			go func() {
+				var out Msg
+				// A timeout: the receive waits in epoll, not in recvmsg (receiveDirect).
+				_, kr := Receive(context.Background(), port, 1<<20, size, false, time.Hour, &out)
+				got <- result{kr, out.ID}
+			}()
+			// Reply once the receiver waits, so that the wait's end reads it.
+			for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < 1; {
+				require.True(t, time.Now().Before(deadline), "the receiver did not wait")
+				time.Sleep(time.Millisecond)
+			}
+			reply(7)
+			var r result
+			select {
+			case r = <-got:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the receiver did not return")
+			}
+			select {
+			case <-acted:
+			default:
+				t.Fatal("the receive did not read its channel after its wait")
+			}
+			require.Equal(t, tc.want, r.kr)
+			if tc.want == abi.MACH_MSG_SUCCESS {
+				require.Equal(t, tc.wantID, r.id, "the message at the head first")
+			}
+			if after == nil {
+				return
+			}
+			// What is left comes next: the reply the receive did not take.
+			next := int32(7)
+			if tc.want == abi.MACH_MSG_SUCCESS {
+				next = 8
+			}
+			m, kr := tryReceiveNow(after())
+			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the reply stays with the port")
+			require.Equal(t, next, m.ID)
+		})
+	}
 }

@@ -503,7 +503,7 @@ func (tx *transfer) deliverLocal(body []byte, timeout time.Duration) (*inMsg, in
 	}
 	ctr.ref()
 	sp.mu.Unlock()
-	res := ctr.acquire(timeout, func() bool { return true }) // kill wakes it when the port dies
+	res := ctr.acquire(&deadline{timeout: timeout}, func() bool { return true }) // kill wakes it when the port dies
 	ctr.close()
 	sp.mu.Lock()
 	switch res {
@@ -1420,10 +1420,7 @@ func sealedMemfd(data []byte) (int, error) {
 
 // deliver sends the datagram, waiting for a queue slot and for socket space within timeout.
 func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
-	var deadline time.Time
-	if timeout >= 0 {
-		deadline = time.Now().Add(timeout)
-	}
+	dl := deadline{timeout: timeout} // one for both waits, started by the first (see deadline)
 	// A message on a send-once right is queued whatever the queue limit (xnu's ipc_mqueue_send
 	// never blocks one), so only send rights count.
 	counted := dest.ctr != nil && !dest.sendOnce
@@ -1431,7 +1428,7 @@ func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
 		return abi.MACH_SEND_INVALID_DEST // a peer gave a counter that is not one
 	}
 	if counted {
-		switch dest.ctr.acquire(timeout, func() bool { return !dest.dead() }) {
+		switch dest.ctr.acquire(&dl, func() bool { return !dest.dead() }) {
 		case acquireTimedOut:
 			return abi.MACH_SEND_TIMED_OUT
 		case acquirePortDead:
@@ -1466,11 +1463,9 @@ func (tx *transfer) deliver(dest *sendChan, timeout time.Duration) int32 {
 			sendOnceDrops.Add(1)
 			return abi.MACH_MSG_SUCCESS
 		case errors.Is(err, unix.EAGAIN):
-			left := time.Duration(-1)
-			if timeout >= 0 {
-				if left = time.Until(deadline); left <= 0 {
-					break
-				}
+			left := dl.left()
+			if timeout >= 0 && left <= 0 {
+				break
 			}
 			if waitWritable(dest.fd, left) {
 				continue

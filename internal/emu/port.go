@@ -145,13 +145,14 @@ type rchan struct {
 	used     bool // a send-once channel delivered its message
 	hungup   bool // every writer is gone
 	counted  bool // counts in p.senders (a channel for send rights, not yet retired)
-	// rcvTimeout: SO_RCVTIMEO is set for receiveDirect. blocked: a receiver is in recvmsg on fd,
-	// so removing the channel leaves closing fd to it (closeDeferred), lest the number be reused
-	// under it.
-	rcvTimeout, blocked, closeDeferred bool
-	monitor                            uint64
-	p                                  *port
-	lane                               *lane // set when the channel is a lane (lane.go)
+	// rcvTimeout: SO_RCVTIMEO is set for receiveDirect. readers: how many receivers read fd
+	// with sp.mu released (receiveDirect, readAfterWait), so removing the channel leaves closing
+	// fd to the last of them (closeDeferred), lest the number be reused under them.
+	rcvTimeout, closeDeferred bool
+	readers                   int
+	monitor                   uint64
+	p                         *port
+	lane                      *lane // set when the channel is a lane (lane.go)
 }
 
 var portKeys atomic.Uint64
@@ -334,7 +335,7 @@ func (p *port) removeChan(rc *rchan) {
 	}
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
-	if rc.blocked {
+	if rc.readers > 0 {
 		// A receiver is in recvmsg on fd: shutting the socket down returns it at once and makes
 		// senders fail with EPIPE; the receiver closes fd, so its number is not reused under it.
 		unix.Shutdown(rc.fd, unix.SHUT_RDWR)
