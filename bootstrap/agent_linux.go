@@ -77,7 +77,10 @@ func startAgent(e *emulated, dir string) (a *agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { l.unlock(a == nil || a.ln == nil) }()
+	// Tidy the directory unless the agent starts (every failure returns a nil agent). Not by
+	// a.ln: serve, started below, writes it when it takes up a listener bound again (takeOver),
+	// and this read raced with that write.
+	defer func() { l.unlock(a == nil) }()
 	if err := os.Mkdir(filepath.Join(dir, agentsDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("agents directory: %w", err)
 	}

@@ -19,7 +19,6 @@ import (
 func TestScaleNames(t *testing.T) {
 	leakcheck.Check(t)
 	const want = 10_000
-	ctx := ctxTimeout(t, time.Minute)
 	base := uniqueName(t)
 	var regs []*bootstrap.Registration
 	defer func() {
@@ -42,6 +41,9 @@ func TestScaleNames(t *testing.T) {
 	}
 	t.Logf("SCALE names: %d of %d (stopped by: %v)", len(regs), want, err)
 	require.Equal(t, want, len(regs), "names registered: %v", err)
+	// The look-ups' own minute: under load (and -race) the registrations above took longer
+	// than that, and a context made before them had expired when the look-ups began.
+	ctx := ctxTimeout(t, time.Minute)
 	for _, r := range []*bootstrap.Registration{regs[0], regs[len(regs)-1]} {
 		s, err := bootstrap.LookUp(ctx, r.Name())
 		require.NoError(t, err)

@@ -198,6 +198,10 @@ func TestConcurrentServerAllocations(t *testing.T) {
 	// and a message per request, as the hand-off to a handler goroutine cost, come to 6).
 	perRequest := func(r *cfmessageport.Remote) float64 {
 		const k = 2000
+		// Each round's own 20 s against a request that hangs: one context for all six rounds
+		// (12,000 requests, and the set-up) ran out after 20.45 s in the suite through the
+		// libSystem double, under -race on a loaded machine.
+		ctx := ctxTimeout(t, 20*time.Second)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		for range k {

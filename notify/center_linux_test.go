@@ -217,8 +217,10 @@ func TestTenThousandPostsLeakNothing(t *testing.T) {
 		}
 		break
 	}
-	require.Equal(t, fds, leakcheck.FDs(t), "fds")
-	require.Equal(t, names, leakcheck.Names(t), "port names")
+	// Not more (the counts are the whole process's: an earlier test's descriptors and names may
+	// still be going meanwhile, and the counts fall): a leak per post would add 10,000.
+	require.LessOrEqual(t, leakcheck.FDs(t), fds, "fds")
+	require.LessOrEqual(t, leakcheck.Names(t), names, "port names")
 }
 
 // An agent whose process stops reading (stopped, or hostile) costs posters one wait of the send

@@ -2,6 +2,7 @@ package sandboxcheck
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/machport/machport/internal/darwin"
@@ -61,6 +62,7 @@ func TestPublicOnlyGroupsDependOnTheOS(t *testing.T) {
 	saved := platform
 	platform = &appSupplied{}
 	t.Cleanup(func() { platform = saved })
+	t.Cleanup(keepBindings()) // SetOS forgets them, and the double binds them once per process
 	t.Cleanup(func() { darwin.SetOS(darwin.HostOS()) })
 	const team, group = "ABCDE12345.com.example.app", "group.com.example.app"
 	for _, tc := range []struct {
@@ -92,5 +94,32 @@ func TestPublicOnlyGroupsDependOnTheOS(t *testing.T) {
 			_, err = ApplicationGroups()
 			require.ErrorIs(t, err, errors.ErrUnsupported, "no group was taken")
 		})
+	}
+}
+
+// keepBindings saves internal/darwin's bindings and returns the function that puts them back:
+// darwin.SetOS forgets every binding, and the libSystem double makes them once per process
+// (libsystemdouble.Install), so without it the tests over the double that run after a test that
+// sets the OS (with -count 2 or -shuffle) found sandbox_check unbound (ErrNoSandboxSPI).
+func keepBindings() (restore func()) {
+	var vars []reflect.Value // pointers to the binding variables
+	for _, f := range darwin.Funcs {
+		vars = append(vars, reflect.ValueOf(f.Fn))
+	}
+	for _, f := range darwin.VariadicFuncs {
+		vars = append(vars, reflect.ValueOf(f.Arm64), reflect.ValueOf(f.Amd64))
+	}
+	for _, d := range darwin.DataSymbols {
+		vars = append(vars, reflect.ValueOf(d.Addr))
+	}
+	saved := make([]reflect.Value, len(vars))
+	for i, v := range vars {
+		saved[i] = reflect.New(v.Elem().Type()).Elem()
+		saved[i].Set(v.Elem())
+	}
+	return func() {
+		for i, v := range vars {
+			v.Elem().Set(saved[i])
+		}
 	}
 }

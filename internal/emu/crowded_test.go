@@ -50,6 +50,7 @@ func TestCrowdedReceiversPark(t *testing.T) {
 					ports[i] = ports[0]
 				}
 			}
+			quietThreads(t)
 			parked := PollerWaits()
 			got := make(chan int32, receivers)
 			for i, p := range ports {
@@ -95,6 +96,7 @@ func TestIdleReceiverDoesNotCrowd(t *testing.T) {
 // blocks a thread and none parks in Go's poller, and then serves them a message each.
 func receiversBlockThreads(t *testing.T, ports []uint32) {
 	t.Helper()
+	quietThreads(t)
 	parked := PollerWaits()
 	got := make(chan int32, len(ports))
 	for i, p := range ports {
@@ -126,6 +128,18 @@ func requireReturns(t *testing.T, got <-chan int32, n int, want int32) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("a receiver did not return")
 		}
+	}
+}
+
+// quietThreads waits until no receiver of the process blocks a thread. The tests that count
+// ThreadWaits (a count for the whole process) start from none: a receiver of an earlier test
+// that the test's end woke (its port destroyed) is counted until its thread runs, which on a
+// loaded machine can be after the next test began; meanwhile it would also make crowded() true.
+func quietThreads(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ThreadWaits() != 0; {
+		require.True(t, time.Now().Before(deadline), "%d receivers of earlier tests still block threads", ThreadWaits())
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -230,6 +244,7 @@ func portLeavesPoller(t *testing.T, port uint32, direct bool, send func(i int)) 
 			time.Sleep(time.Millisecond)
 		}
 	}
+	quietThreads(t)
 	got := make(chan int32, 2)
 	parked := PollerWaits()
 	go receive(got)

@@ -21,7 +21,7 @@ import (
 func TestLocalSendRightsCostNoFD(t *testing.T) {
 	const ports = 100_000
 	Destruct(newTestPort(t, 0), -1, 0) // starts what stays: the table server, the monitor
-	fds := settledFDs(t)
+	fds := openFiles(t)
 	names := make([]uint32, 0, ports)
 	defer func() {
 		for _, n := range names {
@@ -33,13 +33,13 @@ func TestLocalSendRightsCostNoFD(t *testing.T) {
 		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 		names = append(names, n)
 	}
-	require.Equal(t, fds, openFDs(t), "the ports and their send rights hold no fd")
+	require.Empty(t, newSince(t, fds), "the ports and their send rights hold no fd")
 
 	first, mid, last := names[0], names[ports/2], names[len(names)-1]
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: first, ID: 5}, 0))
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: last, ID: 6, Descs: []Desc{
 		{Name: first, Disp: dispCopySend}, {Name: mid, Disp: dispMakeSend}}}, 0))
-	require.Equal(t, fds, openFDs(t), "queued messages and the rights they carry hold no fd")
+	require.Empty(t, newSince(t, fds), "queued messages and the rights they carry hold no fd")
 	require.Equal(t, int32(5), receiveWithin(t, first).ID)
 	got := receiveWithin(t, last)
 	require.Equal(t, int32(6), got.ID)
@@ -48,12 +48,12 @@ func TestLocalSendRightsCostNoFD(t *testing.T) {
 	refs, kr := GetRefs(mid, abi.MACH_PORT_RIGHT_SEND)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	require.Equal(t, uint32(2), refs)
-	require.Equal(t, fds, openFDs(t))
+	require.Empty(t, newSince(t, fds))
 	for _, n := range names {
 		require.Equal(t, int32(abi.KERN_SUCCESS), Destruct(n, -int32(refsOf(t, n)), 0))
 	}
 	names = names[:0]
-	require.Equal(t, fds, openFDs(t), "no fd is left open")
+	require.Empty(t, newSince(t, fds), "no fd is left open")
 }
 
 func refsOf(t *testing.T, name uint32) uint32 {
@@ -287,7 +287,7 @@ func laneFromPeerCarrying(t *testing.T, reply, carried uint32) (lfd int, key, to
 func TestLocalMessageMemory(t *testing.T) {
 	port := newMemTestPort(t)
 	warmUp(t)
-	fds := openFDs(t)
+	fds := openFiles(t)
 	data := make([]byte, 64<<10)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -312,25 +312,5 @@ func TestLocalMessageMemory(t *testing.T) {
 		require.Equal(t, int32(abi.KERN_SUCCESS), VMDeallocate(d.Addr, int(d.Size)))
 	}
 	// The send's pooled memfd closes once its pool has been idle for poolIdle.
-	for start := time.Now(); openFDs(t) != fds && time.Since(start) < 10*time.Second; {
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.Equal(t, fds, openFDs(t), "no fd is left")
-}
-
-// settledFDs returns the number of open fds once it has stayed the same for 100 ms (at most
-// 10 s): earlier tests' lanes and idle memfd pools close a moment after those tests end, and an
-// exact count taken meanwhile would see them go.
-func settledFDs(t *testing.T) int {
-	t.Helper()
-	n, same := openFDs(t), 0
-	for deadline := time.Now().Add(10 * time.Second); same < 5 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		if m := openFDs(t); m == n {
-			same++
-		} else {
-			n, same = m, 0
-		}
-	}
-	return n
+	requireNoNewFDs(t, fds, "no fd is left")
 }

@@ -137,6 +137,7 @@ func TestPooledMemfdReuse(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := openFDs(t)
+			release := holdTrims(t)
 			name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
 			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 			require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
@@ -201,6 +202,7 @@ func TestPooledMemfdReuse(t *testing.T) {
 			require.Equal(t, uint64(2*poolSlots), pooledSends.Load()-pooled, "every copy went through the pool")
 			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
 			require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(name))
+			release()
 			require.Eventually(t, func() bool { return openFDs(t) <= before }, 5*time.Second, 10*time.Millisecond,
 				"an idle pool closes its memfds")
 		})
@@ -403,6 +405,16 @@ func idleClosed(t *testing.T) {
 	})
 }
 
+// holdTrims keeps the idle memfds of pools and regions open until the test ends or calls the
+// function it returns, so that a test of their reuse does not depend on reaching the next use
+// within poolIdle (under load a test stalls for longer); they close poolIdle after that.
+func holdTrims(t *testing.T) (release func()) {
+	trimsHeld.Store(true)
+	release = func() { trimsHeld.Store(false) }
+	t.Cleanup(release)
+	return release
+}
+
 // fill sets every byte of n bytes at addr to c.
 func fill(addr uintptr, n int, c byte) []byte {
 	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), addr)), n)
@@ -419,6 +431,7 @@ func fill(addr uintptr, n int, c byte) []byte {
 // receiver holds never changes.
 func TestRegionMemfdRecycled(t *testing.T) {
 	idleClosed(t)
+	holdTrims(t)
 	name := newMemTestPort(t)
 	for _, size := range []int{64 << 10, poolMax, 3 << 20} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
@@ -533,6 +546,7 @@ func TestPooledMemfdUnlockedWhenNotSent(t *testing.T) {
 // mapping: the next regions of that size are whole, zeroed and writable.
 func TestRegionDeallocatedTwiceOrInParts(t *testing.T) {
 	idleClosed(t)
+	holdTrims(t) // the next regions of the size are made of the memfd it left, not fresh ones
 	const size = 64 << 10
 	page := int(pageSize)
 	for _, tc := range []struct {

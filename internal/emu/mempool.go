@@ -56,6 +56,11 @@ type poolSlot struct {
 // pooledSends counts the out-of-line copies that went through a pooled memfd.
 var pooledSends atomic.Uint64
 
+// trimsHeld keeps trimPools and trimRegions from closing idle memfds, for tests that check their
+// reuse: a test stalled for poolIdle between a free and the next use (a loaded machine) would
+// otherwise find them closed.
+var trimsHeld atomic.Bool
+
 var pools struct {
 	sync.Mutex
 	byChan map[poolKey][]*poolSlot
@@ -237,6 +242,10 @@ func reopenLocked(fd int) (int, error) {
 func trimPools() {
 	pools.Lock()
 	defer pools.Unlock()
+	if trimsHeld.Load() {
+		pools.timer.Reset(poolIdle)
+		return
+	}
 	now := time.Now()
 	for c, slots := range pools.byChan {
 		if now.Sub(pools.used[c]) < poolIdle {

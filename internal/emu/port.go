@@ -116,7 +116,8 @@ func (p *port) wakeDirect() {
 }
 
 // directResignals is how many signals a blocked receiver may leave unanswered before the
-// process stops blocking receivers in recvmsg: its SIGURG is ignored or blocked.
+// process stops blocking receivers in recvmsg, if its SIGURG is ignored or blocked (sigurgDeaf;
+// a thread that is only slow to run is signalled on).
 const directResignals = 6
 
 func (p *port) resignal(gen uint64, delay time.Duration, tries int) {
@@ -125,7 +126,7 @@ func (p *port) resignal(gen uint64, delay time.Duration, tries int) {
 	if !p.direct.active || p.direct.gen != gen {
 		return
 	}
-	if tries >= directResignals {
+	if tries >= directResignals && sigurgDeaf(p.direct.tid) {
 		directOff.Store(true) // this receiver returns at directTimeout; later ones use epoll
 		return
 	}

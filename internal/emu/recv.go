@@ -1181,7 +1181,7 @@ func (it *interrupter) interrupt() {
 			it.mu.Unlock()
 			return
 		}
-		if tries > directResignals {
+		if tries > directResignals && sigurgDeaf(it.tid) {
 			directOff.Store(true) // the wait itself returns within directTimeout
 			it.mu.Unlock()
 			return

@@ -164,7 +164,7 @@ func closeRegionSlot(s *regionSlot) unix.Errno {
 // trimRegions closes the idle region memfds once none was freed for poolIdle.
 func trimRegions() {
 	regionFree.Lock()
-	if time.Since(regionFree.used) < poolIdle {
+	if time.Since(regionFree.used) < poolIdle || trimsHeld.Load() {
 		regionFree.timer.Reset(poolIdle)
 		regionFree.Unlock()
 		return

@@ -126,7 +126,7 @@ func TestSendOnceNeverWaits(t *testing.T) {
 	for _, c := range cases {
 		t.Run("the channel is full/"+c.name, func(t *testing.T) {
 			Destruct(newTestPort(t, 0), -1, 0) // starts the hang-up monitor, which stays
-			fds := openFDs(t)
+			fds := openFiles(t)
 			server := newTestPort(t, 0)
 			other := newTestPort(t, 0)
 			r, w, queued, closeSocket := fullSocket(t)
@@ -159,8 +159,7 @@ func TestSendOnceNeverWaits(t *testing.T) {
 			Destruct(other, -1, 0)
 			Destruct(server, -1, 0)
 			// A deallocated region's memfd is kept for a while to be reused (regionpool.go).
-			require.Eventually(t, func() bool { return openFDs(t) == fds }, 5*time.Second, 10*time.Millisecond,
-				"no fd is left open")
+			requireNoNewFDs(t, fds, "no fd is left open")
 		})
 	}
 

@@ -4,19 +4,31 @@ package emu
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/machport/machport/internal/abi"
+	"github.com/machport/machport/internal/rerun"
 	"github.com/stretchr/testify/require"
 )
 
 // The race detector's instrumentation allocates: allocation counts are checked without it, as
-// cfmessageport's TestRequestAllocs is.
+// cfmessageport's TestRequestAllocs is. The counts are the whole process's, so they are taken in
+// a child of their own (allocsAloneEnv): in the package's run, other tests' goroutines winding
+// down allocate too.
+
+// allocsAloneEnv, set to 1, tells a child of the test binary that it runs an allocation test
+// alone.
+const allocsAloneEnv = "EMU_TEST_ALLOCS_ALONE"
 
 // A request that carries a send right made from its reply port (MAKE_SEND, the reply right
 // the "carried" benchmark sends) allocates nothing in the requester, as one with a send-once
 // right does: the make-send count goes up at commit from a list the transfer reuses.
 func TestCarriedMakeSendAllocatesNothing(t *testing.T) {
+	if os.Getenv(allocsAloneEnv) == "" {
+		rerun.Test(t, allocsAloneEnv+"=1")
+		return
+	}
 	parent := newTestPort(t, 0)
 	reply := newTestPort(t, 0)
 	q, _, _ := startXprocPeer(t, "heldreply", parent)

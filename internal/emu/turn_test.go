@@ -53,6 +53,7 @@ func TestReceiversTakeTurns(t *testing.T) {
 			}, want: abi.MACH_RCV_PORT_CHANGED},
 		} {
 			t.Run(port.name+"/"+tc.name, func(t *testing.T) {
+				quietThreads(t)
 				p := port.make(t)
 				directs := DirectWaits()
 				got := make(chan int32, receivers)

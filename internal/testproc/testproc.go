@@ -63,6 +63,9 @@ type Child struct {
 	out   *bufio.Reader
 }
 
+// raceExitCode is the exit status of a process whose race detector found a data race.
+const raceExitCode = 66
+
 // Start runs the test binary as a child in role, for name, with extra environment.
 func Start(t testing.TB, role, name string, env ...string) *Child {
 	t.Helper()
@@ -70,7 +73,8 @@ func Start(t testing.TB, role, name string, env ...string) *Child {
 }
 
 // StartCommand starts cmd, which runs the test binary (perhaps through a wrapper such as
-// sandbox-exec), in role. At cleanup it closes the child's stdin and waits 5 s before killing it.
+// sandbox-exec), in role. At cleanup it closes the child's stdin and waits 5 s before killing it,
+// and fails the test if the child's race detector found a data race.
 func StartCommand(t testing.TB, cmd *exec.Cmd, role, name string, env ...string) *Child {
 	t.Helper()
 	cmd.Env = append(append(os.Environ(), RoleEnv+"="+role, NameEnv+"="+name), env...)
@@ -95,6 +99,12 @@ func StartCommand(t testing.TB, cmd *exec.Cmd, role, name string, env ...string)
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
 			<-done
+		}
+		// A child built with the race detector that found a data race still exits, at its end,
+		// with status 66 (GORACE's exitcode): its report goes to stderr, and nothing else would
+		// fail the test (bootstrap's agent had such a race, seen only in the logs).
+		if code := cmd.ProcessState.ExitCode(); code == raceExitCode {
+			t.Errorf("the child playing %s exited with status %d: the race detector's report is above", role, code)
 		}
 	})
 	return &Child{Cmd: cmd, Stdin: stdin, out: bufio.NewReader(stdout)}
