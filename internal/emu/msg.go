@@ -148,13 +148,19 @@ func (m *inMsg) destroy() {
 	}
 	if m.validated {
 		// A send-once right on a lane is destroyed by telling its port (the lane's fd may have
-		// come in this message, so before the fds close).
-		if m.dg.reply.kind == kindLane {
+		// come in this message, so before the fds close); a send lane's token is given back.
+		switch m.dg.reply.kind {
+		case kindLane:
 			sp.destroyLaneRight(m, &m.dg.reply)
+		case kindSendLane:
+			sp.destroySendLaneRight(&m.dg.reply)
 		}
 		for i := range m.dg.descs {
-			if m.dg.descs[i].kind == kindLane {
+			switch m.dg.descs[i].kind {
+			case kindLane:
 				sp.destroyLaneRight(m, &m.dg.descs[i])
+			case kindSendLane:
+				sp.destroySendLaneRight(&m.dg.descs[i])
 			}
 		}
 	}
@@ -643,7 +649,9 @@ type transfer struct {
 	destPort *port // the destination when it lives in this process
 	dropped  bool  // delivered as destroyed: the send-once channel was full
 	issued   []issuedToken
-	spends   *sendChan // the lane right the message is sent on
+	// sendIssued are the send lanes this transfer issued a send right's token on, once each.
+	sendIssued []*sendLane
+	spends     *sendChan // the lane right the message is sent on
 	// local is the destination port when the message goes straight into its queue: sent through
 	// a local send right, or a send-once right made for it (localOnce). Its rights then travel
 	// as references (record.ch), not fds.
@@ -693,6 +701,8 @@ func (tx *transfer) restart() {
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.renames, tx.dropped = nil, nil, tx.renames[:0], false
 	tx.issued, tx.spends = tx.issued[:0], nil
+	clear(tx.sendIssued)
+	tx.sendIssued = tx.sendIssued[:0]
 	tx.local, tx.localOnce = nil, false
 	tx.circular = false
 	clear(tx.taken)
@@ -721,6 +731,7 @@ func putTransfer(tx *transfer) {
 	clear(tx.undos[:cap(tx.undos)])
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.issued[:cap(tx.issued)])
+	clear(tx.sendIssued[:cap(tx.sendIssued)])
 	clear(tx.taken[:cap(tx.taken)])
 	clear(tx.made[:cap(tx.made)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
@@ -1201,6 +1212,16 @@ func (tx *transfer) sendRecord(r record, c *sendChan) (record, int32) {
 		r.ch = c // the queued message takes its own reference (takeRefs)
 		return r, abi.MACH_MSG_SUCCESS
 	}
+	if c.local != nil && tx.destPort == nil && tx.dest != nil && tx.dest.id != (portID{}) {
+		// A right to a port of this process, to another process's port: a token on the send
+		// lane to that port, if there is one (sendlane.go).
+		if r, kr, ok := tx.sendToken(r, c.local); ok {
+			return r, kr
+		}
+	}
+	if c.slane != nil {
+		return tx.adoptOut(r, c)
+	}
 	if c.local != nil && c.fd < 0 {
 		if kr := tx.exportTo(c); kr != abi.MACH_MSG_SUCCESS || c.fd < 0 {
 			return r, kr // no channel yet: the need is recorded, the pass goes on
@@ -1208,6 +1229,26 @@ func (tx *transfer) sendRecord(r record, c *sendChan) (record, int32) {
 	}
 	r.fd = tx.addFD(c.fd)
 	r.counterFD = tx.addFD(c.ctr.fd)
+	return r, abi.MACH_MSG_SUCCESS
+}
+
+// adoptOut carries c, a send right on a send lane, to another process: the right gets a channel
+// of its own, whose read end the port's process adopts (an adopt datagram on the lane's control
+// channel, at the commit), so that the port counts its new holder as a sender by the channel,
+// as any other, and the lane's tokens stay this process's alone. Called with sp.mu held.
+func (tx *transfer) adoptOut(r record, c *sendChan) (record, int32) {
+	cs := tx.ss.take(setupPair, nil, portID{})
+	if cs == nil {
+		return r, tx.ss.need(setupPair, nil, portID{})
+	}
+	rd, l := cs.r, c.slane
+	r.fd = tx.addFD(cs.w)
+	tx.owned[r.fd] = true
+	r.counterFD = tx.addFD(c.ctr.fd)
+	tx.undos = append(tx.undos, func() { unix.Close(rd) })
+	// Before the transfer lets go of c, whose going gives the lane's tokens back on the same
+	// control channel after it.
+	tx.moves = append(tx.moves, func() { l.control(sendLaneAdopt, 0, rd) })
 	return r, abi.MACH_MSG_SUCCESS
 }
 
@@ -1282,7 +1323,8 @@ func (tx *transfer) memParts(d Desc) int {
 }
 
 // fdsNeeded counts the fds a message takes with one memfd per region: two per send right (its
-// channel and its port's counter), one per send-once right, region and memfd body.
+// channel and its port's counter; a send lane's first token takes one more, from the spare
+// fds: sendToken), one per send-once right, region and memfd body.
 func fdsNeeded(m *Msg, localDisp uint8) int {
 	rightFDs := func(disp uint8) int {
 		switch disp {
@@ -1549,6 +1591,11 @@ func (tx *transfer) destroyCarried() {
 			it.l.rc.p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
 		}
 	}
+	for _, l := range tx.sendIssued {
+		// A send right's token on a send lane goes with the message.
+		l.outstanding--
+		sp.settleSendLane(l)
+	}
 	for _, r := range tx.dg.descs {
 		if r.kind != kindReceive {
 			continue
@@ -1570,6 +1617,12 @@ func (tx *transfer) rollback() {
 	for _, it := range tx.issued {
 		delete(it.l.tokens, it.tok)
 	}
+	for _, l := range tx.sendIssued {
+		l.outstanding--
+		sp.settleSendLane(l)
+	}
+	clear(tx.sendIssued)
+	tx.sendIssued = tx.sendIssued[:0]
 }
 
 // abort releases what the transfer held: the channels it used, the memfds it made and the

@@ -18,16 +18,18 @@ import (
 // the emulation made itself (notifications) or put back (too large to receive), all behind one
 // epoll fd so that a receiver, or a port set, waits on a single descriptor.
 type port struct {
-	id     portID
-	name   uint32
-	key    uint64 // identifies the port in epoll data
-	epfd   int    // -1 until the port needs it (openFDs)
-	evfd   int    // semaphore eventfd: one count per message in local; -1 with epfd
-	chans  map[int]*rchan
-	lanes  map[portID][]*lane // by destination port (lane.go)
-	local  []*inMsg
-	ctr    *counter // nil until a send right's channel, or a sender waiting for room, needs it
-	qlimit uint32   // the queue limit, while there is no counter
+	id    portID
+	name  uint32
+	key   uint64 // identifies the port in epoll data
+	epfd  int    // -1 until the port needs it (openFDs)
+	evfd  int    // semaphore eventfd: one count per message in local; -1 with epfd
+	chans map[int]*rchan
+	lanes map[portID][]*lane // by destination port (lane.go)
+	// sendLanes are the send lanes into the port, by destination port (sendlane.go).
+	sendLanes map[portID]*sendLane
+	local     []*inMsg
+	ctr       *counter // nil until a send right's channel, or a sender waiting for room, needs it
+	qlimit    uint32   // the queue limit, while there is no counter
 	// queuedLocal counts the messages of local send rights holding a queue slot while there is
 	// no counter (the counter takes the count over when it is made).
 	queuedLocal int32
@@ -38,6 +40,7 @@ type port struct {
 	// names' and those held by sends in progress and by queued messages.
 	localSenders int
 	adopting     int // send-once channels being adopted outside sp.mu (lane.go's adopt)
+	adoptingSend int // send-right channels being adopted outside sp.mu (sendlane.go): senders
 	ns           *notifyReq
 	pd           *port // port-destroyed notifications go there
 	sets         map[*pset]struct{}
@@ -151,7 +154,8 @@ type rchan struct {
 	rcvTimeout, blocked, closeDeferred bool
 	monitor                            uint64
 	p                                  *port
-	lane                               *lane // set when the channel is a lane (lane.go)
+	lane                               *lane     // set when the channel is a lane (lane.go)
+	slane                              *sendLane // set when the channel is a send lane's data channel
 }
 
 var portKeys atomic.Uint64
@@ -332,6 +336,9 @@ func (p *port) removeChan(rc *rchan) {
 	if rc.lane != nil {
 		p.forgetLane(rc.lane)
 	}
+	if rc.slane != nil {
+		p.dropSendLane(rc.slane)
+	}
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	if rc.blocked {
@@ -396,7 +403,7 @@ func pending(fd int) bool {
 // whenever the last send right goes, whatever the make-send count (ipc_port_release_send_and_unlock,
 // ipc_notify_no_senders_prepare).
 func (s *space) checkNoSenders(p *port) {
-	if p.dead || p.senders > 0 || p.localSenders > 0 {
+	if p.dead || p.senders > 0 || p.localSenders > 0 || p.adoptingSend > 0 {
 		return
 	}
 	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
@@ -530,7 +537,11 @@ func (p *port) kill() {
 	}
 	for _, rc := range p.chans {
 		// Queued messages die with the port, and with them the rights they carry (a receive
-		// right travelling inside this process would otherwise live on, unreachable).
+		// right travelling inside this process would otherwise live on, unreachable). The
+		// channel is shut for reading first: a message sent after the drain fails with EPIPE
+		// at its sender, instead of dying unread with the socket, and the tokens it carries
+		// (sendlane.go, lane.go) with it, never given back.
+		unix.Shutdown(rc.fd, unix.SHUT_RD)
 		sp.drain(p, rc, func() bool { return p.chans[rc.fd] != rc })
 		p.removeChan(rc)
 	}
@@ -762,7 +773,10 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		}
 		info[4] = queued
 		info[5] = int32(sorights + sp.armedRequests(p))
-		info[6] = int32(b2u(p.senders > 0 || p.localSenders > 0))
+		for _, l := range p.sendLanes {
+			sp.readSendCtl(l) // tokens given back and not yet seen by the monitor
+		}
+		info[6] = int32(b2u(p.senders > 0 || p.localSenders > 0 || p.adoptingSend > 0))
 		info[7] = int32(b2u(p.pd != nil))
 		info[8] = int32(b2u(p.ns != nil))
 		info[9] = 0

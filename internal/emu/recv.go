@@ -565,6 +565,10 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		}
 		if rc.hungup && !pending(rc.fd) {
 			s.retire(p, rc) // its writers left earlier; this was the last message
+		} else if l := rc.slane; l != nil && l.outstanding == 0 && rc.counted {
+			// A send lane whose tokens all came back while this message was queued: it held
+			// its send right until now.
+			s.settleSendLane(l)
 		}
 	}
 	return m, abi.MACH_MSG_SUCCESS
@@ -667,6 +671,9 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 	case kindLane:
 		out.Remote = s.copyoutLane(m, &m.dg.reply)
 		replyType = m.dg.reply.typ
+	case kindSendLane:
+		out.Remote = s.copyoutSendLane(m, &m.dg.reply)
+		replyType = m.dg.reply.typ
 	}
 	mi := 0
 	for i := range m.dg.descs {
@@ -681,6 +688,8 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutRight(m, r), Disp: r.typ})
 		case kindLane:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutLane(m, r), Disp: r.typ})
+		case kindSendLane:
+			out.Descs = append(out.Descs, Desc{Name: s.copyoutSendLane(m, r), Disp: r.typ})
 		case kindReceive:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutReceive(r.token), Disp: typePortReceive})
 		case kindNoPort:

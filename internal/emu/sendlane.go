@@ -1,0 +1,526 @@
+//go:build linux
+
+package emu
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/machport/machport/internal/abi"
+	"golang.org/x/sys/unix"
+)
+
+// Send lanes carry send rights as tokens, so that a request that carries a send right to a port
+// of its own process (a reply port made with MAKE_SEND, say) passes no descriptor once the
+// peer has a lane into that port.
+//
+// A send lane is a pair of persistent channels into a port P, held by the process that
+// receives on one destination port D: a data channel (its read end joins P's epoll as every
+// channel; its write end is what the peer's rights to P send on) and a control channel (its read
+// end is watched by the monitor, not read by P's receivers). It is made the second time this
+// process carries a send right to P in a message to D (a right carried once, to register a
+// port, say, costs what it always did); its write ends and P's queue counter travel with that
+// message, the peer keeps them (sendLaneCacheMax) and says hello on the control channel, after
+// which a send right to P carried to D is a record naming the lane: a token, without
+// descriptors.
+//
+// Send rights are counted, not named (unlike send-once tokens): P counts the tokens it issued
+// on the lane and not yet given back as senders of P, so that no-senders cannot come while one
+// is in flight or held (xnu's ipc_port_copy_send and ipc_port_make_send count every send right,
+// ip_srights, in flight or named, and ipc_notify_no_senders comes only once the count is
+// back to 0). The peer keeps the lane's write ends for as long as P lives (not for as long as
+// it names P): a token in flight when it drops its own right still finds the lane, and becomes a
+// live right (TestSendRightCarriedWhileReceiverDropsItsOwn). It gives the tokens back with one
+// "return n" per send right object (sendChan) it made of them, when that right goes (the name's
+// last reference released, its port dead, the process exiting), not one per token: an
+// acknowledgement per request would cost what the token saves. A message destroyed unreceived
+// gives its token back at once; when the peer exits, its control channel hangs up and every
+// token outstanding on the lane is given back with it (as xnu's task teardown releases every
+// send right of the space and of the messages queued to its ports).
+//
+// A returned count reaches P's process on the control channel, while the messages the peer
+// sent through those rights come on the data channel: a message still queued holds its send
+// right (xnu's ipc_kmsg holds the destination's send right until ipc_kmsg_copyout_header
+// releases it), so the lane stops counting as a sender only once the count is 0 and nothing is
+// queued on the data channel (settleSendLane, and the receiver after each message).
+//
+// A right on a lane that moves on to a third process is adopted first: the peer makes a channel
+// of its own for it, passes its read end to P's process on the control channel ("adopt"), and
+// the third process gets its write end and P's counter, as it would get any send right. The
+// adopt comes before the peer's return on the same control channel, so P's senders never drop
+// to 0 in between.
+
+// Control datagrams of a send lane (laneCtl's format; the token field is the count of a return).
+const (
+	sendLaneHello  = 11 // the peer keeps the lane: tokens alone name rights on it from now on
+	sendLaneReturn = 12 // the peer gives back n tokens
+	sendLaneAdopt  = 13 // a send right leaves the lane for the channel whose read end comes with this
+	sendLaneNoKeep = 14 // the peer does not keep the lane (its cache is full): no token goes on it
+)
+
+// sendLaneCacheMax is how many send lanes a process keeps (each costs it four fds: the two write
+// ends, the counter and the monitor's dup). Past it, a lane's first right is used and the lane
+// closes with it, which tells the port's process to carry rights to that destination as
+// descriptors. A variable for tests.
+var sendLaneCacheMax = 256
+
+// sendLane is a send lane's side in the port's process.
+type sendLane struct {
+	key  uint64
+	dest portID
+	p    *port
+	// rc is the data channel's read end; nil until the lane is made (the first carry to dest
+	// only notes dest).
+	rc *rchan
+	// ctl is the control channel's read end (-1 once the lane is gone), watched by ctlMon.
+	ctl    int
+	ctlMon uint64
+	// w and cw are the write ends until the first message on the lane takes them: this process
+	// keeps no copy, so that the lane hangs up when its holder is gone.
+	w, cw int
+	hello bool
+	// outstanding counts the tokens issued and not given back; while it is not 0, or messages
+	// are queued on the data channel, the data channel counts as a sender of p (rc.counted).
+	outstanding int
+	// gone: the control channel hung up (the peer exited, or did not keep the lane); noKeep:
+	// the peer said it does not keep the lane. No token goes on it any more: rights to p go to
+	// dest as descriptors.
+	gone, noKeep bool
+}
+
+// sendToken copies in a send right to p, a port of this process, as a token on the send lane
+// for (p, the message's destination), when there is one the peer keeps; ok is false when the
+// right must travel as a channel (the first carry to that destination, a lane the peer did not
+// keep, one whose write ends are given and whose hello has not come). Called with sp.mu held.
+func (tx *transfer) sendToken(r record, p *port) (_ record, kr int32, ok bool) {
+	dest := tx.dest.id
+	l := p.sendLanes[dest]
+	made := false // the lane was made in this pass, its fd reserved
+	switch {
+	case l == nil:
+		// Noted once the message went (a copy-in pass that is undone notes nothing).
+		tx.moves = append(tx.moves, func() {
+			if p.sendLanes == nil {
+				p.sendLanes = map[portID]*sendLane{}
+			}
+			if !p.dead && p.sendLanes[dest] == nil {
+				p.sendLanes[dest] = &sendLane{dest: dest, p: p, ctl: -1, w: -1, cw: -1}
+			}
+		})
+		return r, abi.MACH_MSG_SUCCESS, false
+	case l.gone || l.noKeep:
+		return r, abi.MACH_MSG_SUCCESS, false
+	case (l.rc == nil || l.w >= 0) && tx.spareFDs < 1:
+		// The lane's write ends take one fd more than a channel and its counter: a message
+		// that carries as many rights as it may (fdsNeeded) carries this one as a channel.
+		return r, abi.MACH_MSG_SUCCESS, false
+	case l.rc == nil:
+		tx.spareFDs-- // reserved in every pass, so that one pass finds every channel to make
+		cs := tx.ss.take(setupSendLane, p, dest)
+		if cs == nil {
+			return r, tx.ss.need(setupSendLane, p, dest), true
+		}
+		cs.installSendLane(l)
+		made = true
+	case !l.hello && l.w < 0:
+		sp.readSendCtl(l) // its hello may be waiting
+		if !l.hello {
+			return r, abi.MACH_MSG_SUCCESS, false
+		}
+	}
+	l.outstanding++
+	if !l.rc.counted {
+		l.rc.counted = true
+		p.senders++
+	}
+	tx.sendIssued = append(tx.sendIssued, l)
+	r = record{kind: kindSendLane, typ: typePortSend, fd: -1, counterFD: -1, id: p.id, laneKey: l.key}
+	if l.w >= 0 {
+		// The lane's first token: its write ends and the port's counter travel with it, and are
+		// closed here after the send. A failed send gives them back to the lane.
+		if !made {
+			tx.spareFDs--
+		}
+		w, cw := l.w, l.cw
+		l.w, l.cw = -1, -1
+		i := tx.addFD(w)
+		j := tx.addFD(cw)
+		tx.owned[i], tx.owned[j] = true, true
+		r.fd, r.counterFD = i, tx.addFD(p.ctr.fd)
+		tx.undos = append(tx.undos, func() {
+			if !l.gone && l.w < 0 && p.chans[l.rc.fd] == l.rc {
+				l.w, l.cw = w, cw
+				tx.owned[i], tx.owned[j] = false, false
+			}
+		})
+	}
+	return r, abi.MACH_MSG_SUCCESS, true
+}
+
+// installSendLane makes the channels made outside sp.mu (setupSendLane) l's. Called with sp.mu
+// held; p is alive.
+func (cs *chanSetup) installSendLane(l *sendLane) {
+	p, rc := cs.p, cs.rc
+	p.chans[rc.fd] = rc
+	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
+	rc.slane = l
+	l.rc, l.w, l.ctl, l.cw = rc, cs.w, cs.cr, cs.cw
+	cs.r, cs.w, cs.cr, cs.cw, cs.rc = -1, -1, -1, -1, nil
+	l.key = randomToken()
+	l.watchCtl()
+}
+
+// watchCtl has the monitor read l's control channel when a datagram comes or its peer hangs up.
+// Called with sp.mu held.
+func (l *sendLane) watchCtl() {
+	l.ctlMon = monitorAdd(l.ctl, unix.EPOLLIN|unix.EPOLLRDHUP, func() {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		if l.ctl < 0 {
+			return
+		}
+		if !sp.readSendCtl(l) {
+			l.watchCtl()
+		}
+	})
+}
+
+// readSendCtl acts on the control datagrams waiting on l, and reports whether the lane is gone.
+// Called with sp.mu held.
+func (s *space) readSendCtl(l *sendLane) bool {
+	var oobBuf [64]byte // room for a few fds: a datagram with more is refused, and the kernel closes what did not fit
+	for l.ctl >= 0 {
+		var b [laneCtlSize + 1]byte
+		n, oobn, flags, err := recvmsg(l.ctl, b[:], oobBuf[:], unix.MSG_DONTWAIT)
+		if err != nil {
+			return false // EAGAIN: nothing more now
+		}
+		var m inMsg // only for its fds
+		m.parseControl(oobBuf[:oobn])
+		if n == 0 && oobn == 0 && closedPeer(l.ctl) {
+			s.sendLaneGone(l)
+			return true
+		}
+		ok := n == laneCtlSize && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0 &&
+			binary.LittleEndian.Uint32(b[:]) == laneMagic
+		s.sendLaneControl(l, ok, b[:n], m.fds)
+	}
+	return true
+}
+
+// sendLaneControl acts on one control datagram of l (well formed or not); every fd in fds is
+// adopted or closed. Called with sp.mu held.
+func (s *space) sendLaneControl(l *sendLane, ok bool, b []byte, fds []int) {
+	adopted := -1
+	defer func() {
+		for _, fd := range fds {
+			if fd != adopted {
+				unix.Close(fd)
+			}
+		}
+	}()
+	if !ok {
+		return
+	}
+	le := binary.LittleEndian
+	op, n := le.Uint32(b[4:]), le.Uint64(b[8:])
+	p := l.p
+	switch {
+	case op == sendLaneHello && len(fds) == 0:
+		l.hello = true
+	case op == sendLaneNoKeep && len(fds) == 0:
+		l.noKeep = true
+	case op == sendLaneReturn && len(fds) == 0:
+		// A peer cannot give back more than it was given.
+		l.outstanding -= int(min(n, uint64(l.outstanding)))
+		s.settleSendLane(l)
+	case op == sendLaneAdopt && len(fds) == 1 && isSeqpacket(fds[0]) && !p.dead && p.openFDs() == nil:
+		adopted = fds[0]
+		p.pin()
+		p.adoptingSend++ // a sender until it is installed (checkNoSenders)
+		go s.adoptSend(p, p.epfd, adopted)
+	}
+}
+
+// adoptSend makes r (the read end that came in an adopt datagram) a send-right channel of p,
+// outside sp.mu: p is pinned, and counts the adoption as a sender until it is done.
+func (s *space) adoptSend(p *port, epfd, r int) {
+	setupStarts()
+	err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+	if err == nil {
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)})
+	}
+	rc := &rchan{fd: r, p: p}
+	if err == nil {
+		rc.monitor = monitorAdd(r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) })
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer p.unpin()
+	p.adoptingSend--
+	if p.dead || err != nil {
+		// Dead: its writer finds the port dead. Not made: the right is lost, as a right whose
+		// channel cannot be made is (its holder sees a dead name).
+		monitorRemove(rc.monitor)
+		unix.Close(r)
+		s.checkNoSenders(p)
+		return
+	}
+	p.chans[r] = rc
+	rc.counted = true
+	p.senders++
+	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
+	// Its holder may be gone already: the monitor's report found the channel not yet installed.
+	s.hungUpNow(p, rc)
+}
+
+// settleSendLane stops counting l's data channel as a sender of its port once no token is
+// outstanding on it and no message waits on it (a queued message holds its send right), and
+// fires no-senders then if it is due. Called with sp.mu held.
+func (s *space) settleSendLane(l *sendLane) {
+	rc, p := l.rc, l.p
+	if l.outstanding > 0 || rc == nil || !rc.counted || p.chans[rc.fd] != rc || pending(rc.fd) {
+		return
+	}
+	rc.counted = false
+	p.senders--
+	s.checkNoSenders(p)
+}
+
+// sendLaneGone runs when l's control channel hung up: its peer exited, or closed a lane it did
+// not keep, and every token still outstanding on it went with it. Called with sp.mu held.
+func (s *space) sendLaneGone(l *sendLane) {
+	l.gone = true
+	l.closeCtl()
+	l.outstanding = 0
+	s.settleSendLane(l)
+	if l.rc != nil {
+		// The data channel hung up with it (a peer keeps both): retired now, or by its receiver
+		// after its last message.
+		s.hungUpNow(l.p, l.rc)
+	}
+}
+
+// closeCtl stops watching l's control channel and closes it. Called with sp.mu held.
+func (l *sendLane) closeCtl() {
+	monitorRemove(l.ctlMon)
+	l.ctlMon = 0
+	for _, fd := range []*int{&l.ctl, &l.w, &l.cw} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// dropSendLane forgets the send lane whose data channel leaves its port (retired or the port
+// dead). Called with sp.mu held.
+func (p *port) dropSendLane(l *sendLane) {
+	l.gone = true
+	l.closeCtl()
+	l.outstanding = 0
+	if p.sendLanes[l.dest] == l && p.dead {
+		delete(p.sendLanes, l.dest)
+	}
+}
+
+// remoteSendLane is a send lane's write ends in the process that holds rights on it, kept under
+// the lane's key while the port lives (or, past sendLaneCacheMax, by the one right made of its
+// first token).
+type remoteSendLane struct {
+	key     uint64
+	id      portID
+	fd      int // the data channel's write end
+	ctl     int // the control channel's write end
+	ctr     *counter
+	refs    int // the cache's, one per right using fd, one per right holding its tokens
+	monitor uint64
+	// ctlQ holds the control datagrams that found the control channel full, in order; a
+	// goroutine sends them once there is room (flushCtl).
+	ctlQ     []ctlItem
+	flushing bool
+}
+
+type ctlItem struct {
+	op uint32
+	n  uint64
+	fd int
+}
+
+func (l *remoteSendLane) get() *remoteSendLane { l.refs++; return l }
+
+// put drops one holder; the last closes the lane's write ends, which tells the port's process
+// that no token is held on it any more. Called with sp.mu held.
+func (l *remoteSendLane) put() {
+	l.refs--
+	if l.refs > 0 {
+		return
+	}
+	unix.Close(l.fd)
+	unix.Close(l.ctl)
+	l.ctr.close()
+}
+
+// control sends a control datagram on l, after any still waiting; fd (or -1) travels with it
+// and is closed here once sent. Called with sp.mu held.
+func (l *remoteSendLane) control(op uint32, n uint64, fd int) {
+	if len(l.ctlQ) == 0 {
+		err := laneCtl(l.ctl, op, n, fd)
+		if !errors.Is(err, unix.EAGAIN) {
+			if fd >= 0 {
+				unix.Close(fd) // sent (or the port's process is gone: nobody to tell)
+			}
+			return
+		}
+	}
+	if k := len(l.ctlQ) - 1; op == sendLaneReturn && k >= 0 && l.ctlQ[k].op == sendLaneReturn {
+		l.ctlQ[k].n += n
+	} else {
+		l.ctlQ = append(l.ctlQ, ctlItem{op, n, fd})
+	}
+	if !l.flushing {
+		l.flushing = true
+		go sp.flushCtl(l.get())
+	}
+}
+
+// flushCtl sends the control datagrams waiting on l as room comes, without sp.mu while it
+// waits.
+func (s *space) flushCtl(l *remoteSendLane) {
+	for {
+		waitWritable(l.ctl, -1)
+		s.mu.Lock()
+		for len(l.ctlQ) > 0 {
+			it := l.ctlQ[0]
+			err := laneCtl(l.ctl, it.op, it.n, it.fd)
+			if errors.Is(err, unix.EAGAIN) {
+				break
+			}
+			if it.fd >= 0 {
+				unix.Close(it.fd)
+			}
+			l.ctlQ = l.ctlQ[1:]
+		}
+		if len(l.ctlQ) == 0 {
+			l.ctlQ, l.flushing = nil, false
+			l.put()
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// tokenDebt is tokens of a lane that a send right holds, given back when the right goes.
+type tokenDebt struct {
+	l *remoteSendLane
+	n uint64
+}
+
+// absorb counts one more token of l in c. Called with sp.mu held.
+func (c *sendChan) absorb(l *remoteSendLane) {
+	switch {
+	case c.debt.l == l:
+		c.debt.n++
+		return
+	case c.debt.l == nil:
+		c.debt = tokenDebt{l.get(), 1}
+		return
+	}
+	for i := range c.debts {
+		if c.debts[i].l == l {
+			c.debts[i].n++
+			return
+		}
+	}
+	c.debts = append(c.debts, tokenDebt{l.get(), 1})
+}
+
+// payDebts gives back the tokens c holds, as c goes. Called with sp.mu held.
+func (c *sendChan) payDebts() {
+	if c.debt.l == nil {
+		return
+	}
+	c.debt.l.control(sendLaneReturn, c.debt.n, -1)
+	c.debt.l.put()
+	for _, d := range c.debts {
+		d.l.control(sendLaneReturn, d.n, -1)
+		d.l.put()
+	}
+	c.debt, c.debts = tokenDebt{}, nil
+}
+
+// copyoutSendLane names a send right that came as a token on a send lane: one more user
+// reference of the name that holds the port's send rights, else a new name whose right sends on
+// the lane. A lane this process does not know, named without its write ends, is one it
+// dropped when the port died: the right arrives as MACH_PORT_DEAD. Called with sp.mu held.
+func (s *space) copyoutSendLane(m *inMsg, r *record) uint32 {
+	l := s.sendLanes[r.laneKey]
+	if r.fd >= 0 {
+		fd, cfd, ctr := m.fds[r.fd], m.fds[r.fd+1], m.fds[r.counterFD]
+		m.fds[r.fd], m.fds[r.fd+1], m.fds[r.counterFD] = -1, -1, -1
+		if l != nil {
+			unix.Close(fd) // the same lane again, sent before our hello arrived
+			unix.Close(cfd)
+			unix.Close(ctr)
+		} else {
+			l = &remoteSendLane{key: r.laneKey, id: r.id, fd: fd, ctl: cfd, ctr: newCounterRef(ctr), refs: 1}
+			defer l.put() // this copy-out's hold
+			if len(s.sendLanes) < sendLaneCacheMax && laneCtl(cfd, sendLaneHello, 0, -1) == nil {
+				s.sendLanes[l.key] = l.get()
+				// Dropped when the port dies (its read ends close).
+				l.monitor = monitorAdd(fd, 0, func() { s.evictSendLane(l) })
+			} else {
+				// Used by this right alone, and closed with it.
+				l.control(sendLaneNoKeep, 0, -1)
+			}
+		}
+	}
+	if l == nil {
+		return abi.MACH_PORT_DEAD
+	}
+	if n, ok := s.byPort[r.id]; ok {
+		if e := s.entries[n]; e != nil && e.send != nil {
+			if e.sendRefs < urefsMax {
+				e.sendRefs++
+			}
+			if e.send.local != nil {
+				// A peer's record claiming a port of this process: the name's right is local,
+				// and the token names nothing it needs.
+				l.control(sendLaneReturn, 1, -1)
+			} else {
+				e.send.absorb(l)
+			}
+			return e.name
+		}
+	}
+	c := &sendChan{fd: l.fd, id: r.id, refs: 1, slane: l.get(), ctr: l.ctr.ref(), ownsCtr: true}
+	c.absorb(l)
+	if c.dead() {
+		c.put() // gives the token back to nobody: the port is gone
+		return abi.MACH_PORT_DEAD
+	}
+	e := s.newName()
+	e.send, e.sendRefs, e.id = c, 1, r.id
+	s.byPort[r.id] = e.name
+	return e.name
+}
+
+// evictSendLane drops a cached send lane whose port died.
+func (s *space) evictSendLane(l *remoteSendLane) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sendLanes[l.key] == l {
+		delete(s.sendLanes, l.key)
+		l.put()
+	}
+}
+
+// destroySendLaneRight gives back the token of a message destroyed before copyout. A lane whose
+// write ends came in the message and that this process does not keep closes with the message,
+// which gives its token back. Called with sp.mu held.
+func (s *space) destroySendLaneRight(r *record) {
+	if l := s.sendLanes[r.laneKey]; l != nil {
+		l.control(sendLaneReturn, 1, -1)
+	}
+}
