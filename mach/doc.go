@@ -94,8 +94,8 @@
 //     MACH_NOTIFY_SEND_ONCE for it; xnu has no such limit.
 //   - A process that received send rights to another process's port more than once, in
 //     messages to one of its own ports, keeps a "send lane" into that port (one per port of
-//     its own that received them, for as long as the other port lives, at most 256 in all, four
-//     fds each), so that further send rights come without descriptors; past 256 they come as
+//     its own that received them, for as long as both ports live, at most 256 in all, four fds
+//     each), so that further send rights come without descriptors; past 256 they come as
 //     descriptors. xnu has no such cost.
 //   - A send-once right to a port of this process that came back through another process is
 //     taken for a right to another process's port: a receive right cannot move in a message

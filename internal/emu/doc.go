@@ -40,8 +40,8 @@
 //     dropping the least recently used (and saying so on it, "bye");
 //   - a send right to a port of this process, carried to another process's port for the second
 //     time and on, travels on a send lane (sendlane.go): a data channel and a control channel
-//     into the port, kept by the process that receives on that destination for as long as the
-//     port lives (at most sendLaneCacheMax of them). Once it said hello, a right is a record
+//     into the port, kept by the process that receives on that destination for as long as both
+//     ports live (at most sendLaneCacheMax of them). Once it said hello, a right is a record
 //     naming the lane, without a descriptor; the port counts the tokens issued and not given
 //     back as senders, and the holder gives them back with one "return n" when the send right
 //     it made of them goes; a message destroyed unreceived gives its token back; a holder that

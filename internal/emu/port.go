@@ -549,6 +549,7 @@ func (p *port) kill() {
 		m.destroy()
 	}
 	p.local = nil
+	sp.dropSendLanesVia(p)
 	if p.waiters > 0 {
 		// Blocked receivers see the death: those in epoll through the eventfd, one in recvmsg
 		// because removeChan shut its channel down. The last one closes the fds.

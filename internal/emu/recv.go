@@ -672,7 +672,7 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 		out.Remote = s.copyoutLane(m, &m.dg.reply)
 		replyType = m.dg.reply.typ
 	case kindSendLane:
-		out.Remote = s.copyoutSendLane(m, &m.dg.reply)
+		out.Remote = s.copyoutSendLane(m, &m.dg.reply, p)
 		replyType = m.dg.reply.typ
 	}
 	mi := 0
@@ -689,7 +689,7 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 		case kindLane:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutLane(m, r), Disp: r.typ})
 		case kindSendLane:
-			out.Descs = append(out.Descs, Desc{Name: s.copyoutSendLane(m, r), Disp: r.typ})
+			out.Descs = append(out.Descs, Desc{Name: s.copyoutSendLane(m, r, p), Disp: r.typ})
 		case kindReceive:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutReceive(r.token), Disp: typePortReceive})
 		case kindNoPort:

@@ -22,15 +22,15 @@ import (
 // port, say, costs what it always did); its write ends and P's queue counter travel with that
 // message, the peer keeps them (sendLaneCacheMax) and says hello on the control channel, after
 // which a send right to P carried to D is a record naming the lane: a token, without
-// descriptors.
+// descriptors. The peer keeps the lane until P or D dies (tokens come only in messages to D).
 //
 // Send rights are counted, not named (unlike send-once tokens): P counts the tokens it issued
 // on the lane and not yet given back as senders of P, so that no-senders cannot come while one
-// is in flight or held (xnu's ipc_port_copy_send and ipc_port_make_send count every send right,
-// ip_srights, in flight or named, and ipc_notify_no_senders comes only once the count is
-// back to 0). The peer keeps the lane's write ends for as long as P lives (not for as long as
-// it names P): a token in flight when it drops its own right still finds the lane, and becomes a
-// live right (TestSendRightCarriedWhileReceiverDropsItsOwn). It gives the tokens back with one
+// is in flight or held (xnu's ipc_port_make_send and ipc_port_copy_send count every send
+// right, ip_srights, in flight or named; ipc_port_release_send sends ipc_notify_no_senders only
+// when the count is back to 0). The peer keeps the lane's write ends for as long as P and D live
+// (not for as long as it names P): a token in flight when it drops its own right still finds
+// the lane, and becomes a live right (TestSendRightCarriedWhileReceiverDropsItsOwn's shape). It gives the tokens back with one
 // "return n" per send right object (sendChan) it made of them, when that right goes (the name's
 // last reference released, its port dead, the process exiting), not one per token: an
 // acknowledgement per request would cost what the token saves. A message destroyed unreceived
@@ -287,10 +287,15 @@ func (s *space) settleSendLane(l *sendLane) {
 	s.checkNoSenders(p)
 }
 
-// sendLaneGone runs when l's control channel hung up: its peer exited, or closed a lane it did
-// not keep, and every token still outstanding on it went with it. Called with sp.mu held.
+// sendLaneGone runs when l's control channel hung up: its peer exited, or let go of the lane
+// (the port it came through died, or it did not keep it), and every token still outstanding on it
+// went with it. A lane the peer did not keep stays noted, so that rights to that destination
+// keep going as descriptors; any other is forgotten. Called with sp.mu held.
 func (s *space) sendLaneGone(l *sendLane) {
 	l.gone = true
+	if p := l.p; !l.noKeep && p.sendLanes[l.dest] == l {
+		delete(p.sendLanes, l.dest)
+	}
 	l.closeCtl()
 	l.outstanding = 0
 	s.settleSendLane(l)
@@ -334,7 +339,11 @@ type remoteSendLane struct {
 	ctl     int // the control channel's write end
 	ctr     *counter
 	refs    int // the cache's, one per right using fd, one per right holding its tokens
+	cached  bool
 	monitor uint64
+	// via is the port of this process whose messages bring the lane's tokens: once it is dead,
+	// no token can come any more, and the cache lets the lane go (dropSendLanesVia).
+	via *port
 	// ctlQ holds the control datagrams that found the control channel full, in order; a
 	// goroutine sends them once there is room (flushCtl).
 	ctlQ     []ctlItem
@@ -355,6 +364,9 @@ func (l *remoteSendLane) put() {
 	l.refs--
 	if l.refs > 0 {
 		return
+	}
+	if sp.sendLanes[l.key] == l {
+		delete(sp.sendLanes, l.key)
 	}
 	unix.Close(l.fd)
 	unix.Close(l.ctl)
@@ -453,8 +465,10 @@ func (c *sendChan) payDebts() {
 // copyoutSendLane names a send right that came as a token on a send lane: one more user
 // reference of the name that holds the port's send rights, else a new name whose right sends on
 // the lane. A lane this process does not know, named without its write ends, is one it
-// dropped when the port died: the right arrives as MACH_PORT_DEAD. Called with sp.mu held.
-func (s *space) copyoutSendLane(m *inMsg, r *record) uint32 {
+// dropped when the port died: the right arrives as MACH_PORT_DEAD. via is the port of this
+// process the message came to: tokens on the lane come only in messages to it. Called with sp.mu
+// held.
+func (s *space) copyoutSendLane(m *inMsg, r *record, via *port) uint32 {
 	l := s.sendLanes[r.laneKey]
 	if r.fd >= 0 {
 		fd, cfd, ctr := m.fds[r.fd], m.fds[r.fd+1], m.fds[r.counterFD]
@@ -464,10 +478,16 @@ func (s *space) copyoutSendLane(m *inMsg, r *record) uint32 {
 			unix.Close(cfd)
 			unix.Close(ctr)
 		} else {
-			l = &remoteSendLane{key: r.laneKey, id: r.id, fd: fd, ctl: cfd, ctr: newCounterRef(ctr), refs: 1}
+			l = &remoteSendLane{key: r.laneKey, id: r.id, fd: fd, ctl: cfd, ctr: newCounterRef(ctr), refs: 1, via: via}
 			defer l.put() // this copy-out's hold
-			if len(s.sendLanes) < sendLaneCacheMax && laneCtl(cfd, sendLaneHello, 0, -1) == nil {
-				s.sendLanes[l.key] = l.get()
+			// Every lane alive is found by its key (a token of a lane this process no longer
+			// keeps may still come, in a message sent before it let go); the kept ones hold a
+			// reference of the cache.
+			s.sendLanes[l.key] = l
+			if s.keptSendLanes < sendLaneCacheMax && laneCtl(cfd, sendLaneHello, 0, -1) == nil {
+				l.cached = true
+				s.keptSendLanes++
+				l.get()
 				// Dropped when the port dies (its read ends close).
 				l.monitor = monitorAdd(fd, 0, func() { s.evictSendLane(l) })
 			} else {
@@ -510,15 +530,35 @@ func (s *space) copyoutSendLane(m *inMsg, r *record) uint32 {
 func (s *space) evictSendLane(l *remoteSendLane) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sendLanes[l.key] == l {
-		delete(s.sendLanes, l.key)
+	s.uncacheSendLane(l)
+}
+
+// uncacheSendLane takes l out of the cache: it closes once no right uses it or holds its tokens
+// any more, which tells the port's process. Called with sp.mu held.
+func (s *space) uncacheSendLane(l *remoteSendLane) {
+	if l.cached {
+		l.cached = false
+		s.keptSendLanes--
+		monitorRemove(l.monitor)
+		l.via = nil
 		l.put()
 	}
 }
 
+// dropSendLanesVia lets go of the send lanes whose tokens come to p, which died (its queued
+// messages destroyed, and with them their tokens given back: kill), so that a process does not
+// keep the lanes of its dead ports. Called with sp.mu held.
+func (s *space) dropSendLanesVia(p *port) {
+	for _, l := range s.sendLanes {
+		if l.cached && l.via == p {
+			s.uncacheSendLane(l)
+		}
+	}
+}
+
 // destroySendLaneRight gives back the token of a message destroyed before copyout. A lane whose
-// write ends came in the message and that this process does not keep closes with the message,
-// which gives its token back. Called with sp.mu held.
+// write ends came in the message closes with the message, and one that is closed already has
+// no tokens left to give back: its hang-up gave them all. Called with sp.mu held.
 func (s *space) destroySendLaneRight(r *record) {
 	if l := s.sendLanes[r.laneKey]; l != nil {
 		l.control(sendLaneReturn, 1, -1)

@@ -478,6 +478,23 @@ func TestSendLaneHolder(t *testing.T) {
 		require.Equal(t, []uint64{sendLaneReturn, 4}, []uint64{uint64(op), n}, "one return for the name's four")
 		require.False(t, closedPeer(l.data), "the lane stays kept")
 	})
+	t.Run("its port dies", func(t *testing.T) {
+		// The port the lane's tokens come through dies: no token can come any more, and the
+		// holder lets the lane go once its last right made of it goes.
+		port, kr := Construct(abi.MPO_INSERT_SEND_RIGHT, 0, 0)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		l := newFakeSendLane(t)
+		l.send(t, port)
+		name := receiveWithin(t, port).Descs[0].Name
+		op, _ := l.readCtl(t)
+		require.Equal(t, uint32(sendLaneHello), op)
+		require.Equal(t, int32(abi.KERN_SUCCESS), Destruct(port, -1, 0))
+		require.False(t, closedPeer(l.data), "a right still sends on it")
+		require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(name))
+		op, n := l.readCtl(t)
+		require.Equal(t, []uint64{sendLaneReturn, 1}, []uint64{uint64(op), n})
+		require.True(t, closedPeer(l.data), "let go")
+	})
 	t.Run("full", func(t *testing.T) {
 		defer func(n int) { sendLaneCacheMax = n }(sendLaneCacheMax)
 		sendLaneCacheMax = 0

@@ -171,8 +171,10 @@ type space struct {
 	byPort  map[portID]uint32 // the name holding a port's receive and/or send rights
 	tokens  map[uint64]*port  // receive rights moved inside this process, in flight
 	lanes   map[uint64]*remoteLane
-	// sendLanes are the send lanes of other processes' ports this process keeps (sendlane.go).
-	sendLanes map[uint64]*remoteSendLane
+	// sendLanes are the send lanes of other processes' ports this process has open, by key;
+	// keptSendLanes counts those it keeps (sendlane.go).
+	sendLanes     map[uint64]*remoteSendLane
+	keptSendLanes int
 }
 
 var sp = &space{entries: map[uint32]*entry{}, byPort: map[portID]uint32{}, tokens: map[uint64]*port{},
