@@ -46,7 +46,8 @@
 //     back as senders, and the holder gives them back with one "return n" when the send right
 //     it made of them goes; a message destroyed unreceived gives its token back; a holder that
 //     exits gives back all of them (its control channel hangs up); a right passed on to a third
-//     process gets a channel of its own first (adopt), whose read end the port takes in;
+//     process gets a channel of its own first, whose read end goes to the port on the lane's
+//     data channel before the message (adopt);
 //   - any other send-once right (one made inside a process, or moved on) is a channel used for
 //     exactly one message; if its write end is closed unused, the port receives
 //     MACH_NOTIFY_SEND_ONCE. As on Mach, a message on a send-once right never waits (neither for

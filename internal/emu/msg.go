@@ -257,6 +257,7 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	if h := sendInFlightHook; h != nil {
 		h(false)
 	}
+	tx.sendAdopts()
 
 	if len(tx.fds) > maxFDs {
 		sp.mu.Lock()
@@ -351,7 +352,9 @@ func anySend(disp uint8) bool {
 func (tx *transfer) passes(pass func() int32, short int32) int32 {
 	kr := pass()
 	for kr == abi.MACH_MSG_SUCCESS && tx.ss.pending() {
+		tx.retrying = true
 		tx.rollback()
+		tx.retrying = false
 		tx.retain()
 		sp.mu.Unlock()
 		tx.closeOwned()
@@ -651,7 +654,10 @@ type transfer struct {
 	issued   []issuedToken
 	// sendIssued are the send lanes this transfer issued a send right's token on, once each.
 	sendIssued []*sendLane
-	spends     *sendChan // the lane right the message is sent on
+	adopts     []pendingAdopt // adoptOut's, until they go
+	// retrying is set while a copy-in pass is undone to be run again (passes), not failed.
+	retrying bool
+	spends   *sendChan // the lane right the message is sent on
 	// local is the destination port when the message goes straight into its queue: sent through
 	// a local send right, or a send-once right made for it (localOnce). Its rights then travel
 	// as references (record.ch), not fds.
@@ -726,6 +732,7 @@ func (tx *transfer) releaseRetained() {
 }
 
 func putTransfer(tx *transfer) {
+	tx.dropAdopts()
 	clear(tx.holds[:cap(tx.holds)])
 	clear(tx.moves[:cap(tx.moves)])
 	clear(tx.undos[:cap(tx.undos)])
@@ -1241,15 +1248,54 @@ func (tx *transfer) adoptOut(r record, c *sendChan) (record, int32) {
 	if cs == nil {
 		return r, tx.ss.need(setupPair, nil, portID{})
 	}
-	rd, l := cs.r, c.slane
 	r.fd = tx.addFD(cs.w)
 	tx.owned[r.fd] = true
 	r.counterFD = tx.addFD(c.ctr.fd)
-	tx.undos = append(tx.undos, func() { unix.Close(rd) })
-	// Before the transfer lets go of c, whose going gives the lane's tokens back on the same
-	// control channel after it.
-	tx.moves = append(tx.moves, func() { l.control(sendLaneAdopt, 0, rd) })
+	// The adopt goes before the message (sendAdopts), so that the new holder's right has its
+	// reader whatever becomes of this process after the send, and before c's going gives the
+	// lane's tokens back on the same control channel.
+	tx.adopts = append(tx.adopts, pendingAdopt{c.slane, cs.r})
 	return r, abi.MACH_MSG_SUCCESS
+}
+
+// pendingAdopt is the read end of a channel made for a send right on a send lane that this
+// transfer carries on to another process (adoptOut), until the lane's port has it.
+type pendingAdopt struct {
+	l  *remoteSendLane
+	rd int
+}
+
+// sendAdopts passes the read ends of the channels adoptOut made to their ports, on their lanes'
+// data channels, before the message goes: the adopt is then in the port's queue, behind this
+// process's messages on the lane, whatever becomes of this process after the send, and the lane
+// counts as a sender until it is read (a queued datagram holds the lane: settleSendLane), so
+// the returns that follow on the control channel cannot make the port's senders drop to 0
+// before the new holder's channel is the port's. It waits for room as a message to the port
+// would. Called without sp.mu, the lanes held by the transfer's holds.
+func (tx *transfer) sendAdopts() {
+	for i := range tx.adopts {
+		a := &tx.adopts[i]
+		for {
+			err := laneCtl(a.l.fd, sendLaneAdopt, 0, a.rd)
+			if !errors.Is(err, unix.EAGAIN) || !waitWritable(a.l.fd, -1) {
+				break // sent, or the port's process is gone (its port dead: the right is dead too)
+			}
+		}
+		unix.Close(a.rd)
+		a.rd = -1
+	}
+}
+
+// dropAdopts closes the read ends adoptOut made that did not go (the send failed, or the pass
+// was undone).
+func (tx *transfer) dropAdopts() {
+	for _, a := range tx.adopts {
+		if a.rd >= 0 {
+			unix.Close(a.rd)
+		}
+	}
+	clear(tx.adopts)
+	tx.adopts = tx.adopts[:0]
 }
 
 // copyinDead copies in a dead name given as a send or send-once right: xnu accepts it in the
@@ -1593,7 +1639,7 @@ func (tx *transfer) destroyCarried() {
 	}
 	for _, l := range tx.sendIssued {
 		// A send right's token on a send lane goes with the message.
-		l.outstanding--
+		l.outstanding = max(l.outstanding-1, 0)
 		sp.settleSendLane(l)
 	}
 	for _, r := range tx.dg.descs {
@@ -1618,11 +1664,12 @@ func (tx *transfer) rollback() {
 		delete(it.l.tokens, it.tok)
 	}
 	for _, l := range tx.sendIssued {
-		l.outstanding--
+		l.outstanding = max(l.outstanding-1, 0)
 		sp.settleSendLane(l)
 	}
 	clear(tx.sendIssued)
 	tx.sendIssued = tx.sendIssued[:0]
+	tx.dropAdopts()
 }
 
 // abort releases what the transfer held: the channels it used, the memfds it made and the

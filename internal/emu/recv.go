@@ -477,6 +477,14 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		m.free()
 		return nil, laneControlRead
 	}
+	if rc.slane != nil && cerr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0 && n == laneCtlSize &&
+		binary.LittleEndian.Uint32(rx.data[:]) == laneMagic {
+		// A send lane's adopt comes on its data channel (sendlane.go: sendAdopts).
+		s.sendLaneAdoptOnData(rc.slane, rx.data[:n], m.fds)
+		m.fds = m.fds[:0]
+		m.free()
+		return nil, laneControlRead
+	}
 	bad := func() (*inMsg, int32) {
 		m.destroy()
 		m.free()

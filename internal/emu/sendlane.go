@@ -5,6 +5,7 @@ package emu
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/machport/machport/internal/abi"
 	"golang.org/x/sys/unix"
@@ -45,16 +46,18 @@ import (
 // queued on the data channel (settleSendLane, and the receiver after each message).
 //
 // A right on a lane that moves on to a third process is adopted first: the peer makes a channel
-// of its own for it, passes its read end to P's process on the control channel ("adopt"), and
-// the third process gets its write end and P's counter, as it would get any send right. The
-// adopt comes before the peer's return on the same control channel, so P's senders never drop
-// to 0 in between.
+// of its own for it, passes its read end to P's process on the lane's data channel ("adopt"),
+// before the message that carries the right goes, and the third process gets its write end and
+// P's counter, as it would get any send right. The lane counts as a sender while the adopt is
+// queued on it (as while any message is), so the peer's return that follows on the control
+// channel cannot make P's senders drop to 0 before the new channel is P's, and nothing is left
+// to send after the message went (the peer may exit at once).
 
 // Control datagrams of a send lane (laneCtl's format; the token field is the count of a return).
 const (
 	sendLaneHello  = 11 // the peer keeps the lane: tokens alone name rights on it from now on
 	sendLaneReturn = 12 // the peer gives back n tokens
-	sendLaneAdopt  = 13 // a send right leaves the lane for the channel whose read end comes with this
+	sendLaneAdopt  = 13 // (on the data channel) a send right leaves the lane for the channel whose read end comes with this
 	sendLaneNoKeep = 14 // the peer does not keep the lane (its cache is full): no token goes on it
 )
 
@@ -99,14 +102,7 @@ func (tx *transfer) sendToken(r record, p *port) (_ record, kr int32, ok bool) {
 	switch {
 	case l == nil:
 		// Noted once the message went (a copy-in pass that is undone notes nothing).
-		tx.moves = append(tx.moves, func() {
-			if p.sendLanes == nil {
-				p.sendLanes = map[portID]*sendLane{}
-			}
-			if !p.dead && p.sendLanes[dest] == nil {
-				p.sendLanes[dest] = &sendLane{dest: dest, p: p, ctl: -1, w: -1, cw: -1}
-			}
-		})
+		tx.moves = append(tx.moves, func() { p.noteSendDest(dest) })
 		return r, abi.MACH_MSG_SUCCESS, false
 	case l.gone || l.noKeep:
 		return r, abi.MACH_MSG_SUCCESS, false
@@ -137,7 +133,9 @@ func (tx *transfer) sendToken(r record, p *port) (_ record, kr int32, ok bool) {
 	r = record{kind: kindSendLane, typ: typePortSend, fd: -1, counterFD: -1, id: p.id, laneKey: l.key}
 	if l.w >= 0 {
 		// The lane's first token: its write ends and the port's counter travel with it, and are
-		// closed here after the send. A failed send gives them back to the lane.
+		// closed here after the send. A pass undone to be run again gives them back to the
+		// lane; a send that fails closes them, and the lane with them (its destination may be
+		// gone: nothing of the port is kept for it, as xnu keeps nothing per destination).
 		if !made {
 			tx.spareFDs--
 		}
@@ -148,13 +146,51 @@ func (tx *transfer) sendToken(r record, p *port) (_ record, kr int32, ok bool) {
 		tx.owned[i], tx.owned[j] = true, true
 		r.fd, r.counterFD = i, tx.addFD(p.ctr.fd)
 		tx.undos = append(tx.undos, func() {
-			if !l.gone && l.w < 0 && p.chans[l.rc.fd] == l.rc {
+			switch {
+			case l.gone || l.w >= 0 || p.chans[l.rc.fd] != l.rc:
+			case tx.retrying:
 				l.w, l.cw = w, cw
 				tx.owned[i], tx.owned[j] = false, false
+			default:
+				// Nobody ever had its write ends (closed with the transfer's): the lane goes
+				// now, with no token outstanding on it (rollback takes this one back).
+				delete(p.sendLanes, l.dest)
+				l.outstanding = 0
+				p.removeChan(l.rc)
 			}
 		})
 	}
 	return r, abi.MACH_MSG_SUCCESS, true
+}
+
+// sendLaneNotesMax bounds the destinations a port keeps noted without a lane (carried to once,
+// or whose peer did not keep the lane): past it, one of them is forgotten (a right to it then
+// goes as a channel once more), so that a port carried to ever new destinations (reply ports
+// of clients that come and go) keeps nothing for each of them. A variable for tests.
+var sendLaneNotesMax = 16
+
+// noteSendDest notes that a send right to p was carried to dest. Called with sp.mu held.
+func (p *port) noteSendDest(dest portID) {
+	if p.dead || p.sendLanes[dest] != nil {
+		return
+	}
+	if p.sendLanes == nil {
+		p.sendLanes = map[portID]*sendLane{}
+	}
+	notes, found := 0, false
+	var other portID
+	for d, l := range p.sendLanes {
+		if l.rc == nil || l.gone {
+			notes++
+			if l.rc == nil || p.chans[l.rc.fd] != l.rc { // not a lane still draining
+				other, found = d, true
+			}
+		}
+	}
+	if notes >= sendLaneNotesMax && found {
+		delete(p.sendLanes, other)
+	}
+	p.sendLanes[dest] = &sendLane{dest: dest, p: p, ctl: -1, w: -1, cw: -1}
 }
 
 // installSendLane makes the channels made outside sp.mu (setupSendLane) l's. Called with sp.mu
@@ -235,11 +271,20 @@ func (s *space) sendLaneControl(l *sendLane, ok bool, b []byte, fds []int) {
 		l.outstanding -= int(min(n, uint64(l.outstanding)))
 		s.settleSendLane(l)
 	case op == sendLaneAdopt && len(fds) == 1 && isSeqpacket(fds[0]) && !p.dead && p.openFDs() == nil:
+		// (It comes on the data channel: sendLaneAdoptOnData.)
 		adopted = fds[0]
 		p.pin()
 		p.adoptingSend++ // a sender until it is installed (checkNoSenders)
 		go s.adoptSend(p, p.epfd, adopted)
 	}
+}
+
+// sendLaneAdoptOnData acts on a control datagram read from l's data channel: only an adopt
+// comes there. Called with sp.mu held.
+func (s *space) sendLaneAdoptOnData(l *sendLane, b []byte, fds []int) {
+	ok := binary.LittleEndian.Uint32(b[4:]) == sendLaneAdopt
+	s.sendLaneControl(l, ok, b, fds)
+	s.settleSendLane(l) // it held the lane as a sender while it was queued
 }
 
 // adoptSend makes r (the read end that came in an adopt datagram) a send-right channel of p,
@@ -251,9 +296,6 @@ func (s *space) adoptSend(p *port, epfd, r int) {
 		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)})
 	}
 	rc := &rchan{fd: r, p: p}
-	if err == nil {
-		rc.monitor = monitorAdd(r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) })
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer p.unpin()
@@ -270,9 +312,27 @@ func (s *space) adoptSend(p *port, epfd, r int) {
 	rc.counted = true
 	p.senders++
 	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
-	// Its holder may be gone already: the monitor's report found the channel not yet installed.
-	s.hungUpNow(p, rc)
+	s.watchHangUp(rc)
 }
+
+// watchHangUp has the monitor report when every writer of rc, a send-right channel, is gone. A
+// monitor that cannot watch it now (its dup fails at the fd limit) is asked again later: a
+// hang-up never seen would keep the port's senders for good. Called with sp.mu held.
+func (s *space) watchHangUp(rc *rchan) {
+	if p := rc.p; p.dead || p.chans[rc.fd] != rc || rc.monitor != 0 {
+		return
+	}
+	if rc.monitor = monitorAdd(rc.fd, unix.EPOLLRDHUP, func() { sp.hungUp(rc) }); rc.monitor == 0 {
+		time.AfterFunc(watchRetry, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.watchHangUp(rc)
+		})
+	}
+}
+
+// watchRetry is how soon a watch the monitor could not make is asked again.
+const watchRetry = 50 * time.Millisecond
 
 // settleSendLane stops counting l's data channel as a sender of its port once no token is
 // outstanding on it and no message waits on it (a queued message holds its send right), and
@@ -499,30 +559,46 @@ func (s *space) copyoutSendLane(m *inMsg, r *record, via *port) uint32 {
 	if l == nil {
 		return abi.MACH_PORT_DEAD
 	}
-	if n, ok := s.byPort[r.id]; ok {
-		if e := s.entries[n]; e != nil && e.send != nil {
+	if r.id != l.id {
+		// A token names its lane's port, whatever its record claims: a forgery names nothing.
+		l.control(sendLaneReturn, 1, -1)
+		return abi.MACH_PORT_DEAD
+	}
+	if n, ok := s.byPort[l.id]; ok {
+		if e := s.entries[n]; e != nil && (e.send != nil || e.recv != nil) {
 			if e.sendRefs < urefsMax {
 				e.sendRefs++
 			}
-			if e.send.local != nil {
-				// A peer's record claiming a port of this process: the name's right is local,
-				// and the token names nothing it needs.
-				l.control(sendLaneReturn, 1, -1)
-			} else {
+			if e.recv == nil && e.send.local == nil {
 				e.send.absorb(l)
+				return e.name
 			}
+			// A lane claiming a port of this process (a forgery, as a channel claiming one
+			// is): the right is local, as copyoutRight makes it, and the token names nothing
+			// it needs.
+			if e.send == nil {
+				e.send = e.recv.newLocalSend()
+			}
+			l.control(sendLaneReturn, 1, -1)
 			return e.name
 		}
 	}
-	c := &sendChan{fd: l.fd, id: r.id, refs: 1, slane: l.get(), ctr: l.ctr.ref(), ownsCtr: true}
+	if p := s.travelling(l.id); p != nil {
+		l.control(sendLaneReturn, 1, -1) // the same forgery, for a receive right in flight here
+		e := s.newName()
+		e.send, e.sendRefs, e.id = p.newLocalSend(), 1, l.id
+		s.byPort[l.id] = e.name
+		return e.name
+	}
+	c := &sendChan{fd: l.fd, id: l.id, refs: 1, slane: l.get(), ctr: l.ctr.ref(), ownsCtr: true}
 	c.absorb(l)
 	if c.dead() {
 		c.put() // gives the token back to nobody: the port is gone
 		return abi.MACH_PORT_DEAD
 	}
 	e := s.newName()
-	e.send, e.sendRefs, e.id = c, 1, r.id
-	s.byPort[r.id] = e.name
+	e.send, e.sendRefs, e.id = c, 1, l.id
+	s.byPort[l.id] = e.name
 	return e.name
 }
 
