@@ -96,7 +96,9 @@
 //     messages to one of its own ports, keeps a "send lane" into that port (one per port of
 //     its own that received them, for as long as both ports live, at most 256 in all, four fds
 //     each), so that further send rights come without descriptors; past 256 they come as
-//     descriptors. xnu has no such cost.
+//     descriptors. xnu has no such cost. Carrying such a right on to a third process passes
+//     the port's process a channel for it first, on that lane, and waits for room there as a
+//     message to the port would; xnu never waits to copy a right in.
 //   - A send-once right to a port of this process that came back through another process is
 //     taken for a right to another process's port: a receive right cannot move in a message
 //     sent through it (ErrMoveReceiveUnsupported), where macOS moves it.
