@@ -41,6 +41,7 @@ type port struct {
 	localSenders int
 	adopting     int // send-once channels being adopted outside sp.mu (lane.go's adopt)
 	adoptingSend int // send-right channels being adopted outside sp.mu (sendlane.go): senders
+	viaLanes     int // the send lanes this process keeps whose tokens come to this port
 	ns           *notifyReq
 	pd           *port // port-destroyed notifications go there
 	sets         map[*pset]struct{}

@@ -547,6 +547,7 @@ func (s *space) copyoutSendLane(m *inMsg, r *record, via *port) uint32 {
 			if s.keptSendLanes < sendLaneCacheMax && laneCtl(cfd, sendLaneHello, 0, -1) == nil {
 				l.cached = true
 				s.keptSendLanes++
+				via.viaLanes++
 				l.get()
 				// Dropped when the port dies (its read ends close).
 				l.monitor = monitorAdd(fd, 0, func() { s.evictSendLane(l) })
@@ -616,6 +617,7 @@ func (s *space) uncacheSendLane(l *remoteSendLane) {
 		l.cached = false
 		s.keptSendLanes--
 		monitorRemove(l.monitor)
+		l.via.viaLanes--
 		l.via = nil
 		l.put()
 	}
@@ -625,6 +627,9 @@ func (s *space) uncacheSendLane(l *remoteSendLane) {
 // messages destroyed, and with them their tokens given back: kill), so that a process does not
 // keep the lanes of its dead ports. Called with sp.mu held.
 func (s *space) dropSendLanesVia(p *port) {
+	if p.viaLanes == 0 {
+		return // the common case: no scan per port destroyed
+	}
 	for _, l := range s.sendLanes {
 		if l.cached && l.via == p {
 			s.uncacheSendLane(l)
