@@ -613,13 +613,44 @@ func (s *space) evictSendLane(l *remoteSendLane) {
 // uncacheSendLane takes l out of the cache: it closes once no right uses it or holds its tokens
 // any more, which tells the port's process. Called with sp.mu held.
 func (s *space) uncacheSendLane(l *remoteSendLane) {
-	if l.cached {
-		l.cached = false
-		s.keptSendLanes--
-		monitorRemove(l.monitor)
-		l.via.viaLanes--
-		l.via = nil
+	if !l.cached {
+		return
+	}
+	l.cached = false
+	s.keptSendLanes--
+	monitorRemove(l.monitor)
+	l.via.viaLanes--
+	l.via = nil
+	l.get()
+	l.put() // the cache's
+	// Tokens held by rights that send on a channel of their own (not this lane's data channel)
+	// go back now: their channel keeps the port's senders, so the lane need not stay open for
+	// them. (A right in a message in flight gives its own back when it goes.)
+	for _, e := range s.entries {
+		if c := e.send; c != nil && c.slane != l {
+			c.payDebt(l)
+		}
+	}
+	l.put()
+}
+
+// payDebt gives back the tokens of l that c holds now. Called with sp.mu held.
+func (c *sendChan) payDebt(l *remoteSendLane) {
+	if c.debt.l == l {
+		l.control(sendLaneReturn, c.debt.n, -1)
 		l.put()
+		c.debt = tokenDebt{}
+		if k := len(c.debts) - 1; k >= 0 {
+			c.debt, c.debts = c.debts[k], c.debts[:k]
+		}
+	}
+	for i := 0; i < len(c.debts); i++ {
+		if d := c.debts[i]; d.l == l {
+			l.control(sendLaneReturn, d.n, -1)
+			l.put()
+			c.debts = append(c.debts[:i], c.debts[i+1:]...)
+			i--
+		}
 	}
 }
 
