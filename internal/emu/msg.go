@@ -257,7 +257,19 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	if h := sendInFlightHook; h != nil {
 		h(false)
 	}
-	tx.sendAdopts()
+	if !tx.sendAdopts(timeout) {
+		// No room for an adopt within the send's timeout: a timed-out send, handed back as
+		// one that timed out waiting for its queue (below).
+		sp.mu.Lock()
+		tx.deletedNames()
+		tx.rollback()
+		tx.handBack(m, remoteDisp, localDisp)
+		tx.release()
+		sp.mu.Unlock()
+		tx.closeOwned()
+		tx.ss.discard()
+		return abi.MACH_SEND_TIMED_OUT
+	}
 
 	if len(tx.fds) > maxFDs {
 		sp.mu.Lock()
@@ -1271,19 +1283,32 @@ type pendingAdopt struct {
 // counts as a sender until it is read (a queued datagram holds the lane: settleSendLane), so
 // the returns that follow on the control channel cannot make the port's senders drop to 0
 // before the new holder's channel is the port's. It waits for room as a message to the port
-// would. Called without sp.mu, the lanes held by the transfer's holds.
-func (tx *transfer) sendAdopts() {
+// would, within timeout (< 0: for good); false when it ran out. Called without sp.mu, the lanes
+// held by the transfer's holds.
+func (tx *transfer) sendAdopts(timeout time.Duration) bool {
+	if len(tx.adopts) == 0 {
+		return true
+	}
+	deadline := time.Now().Add(timeout)
 	for i := range tx.adopts {
 		a := &tx.adopts[i]
 		for {
 			err := laneCtl(a.l.fd, sendLaneAdopt, 0, a.rd)
-			if !errors.Is(err, unix.EAGAIN) || !waitWritable(a.l.fd, -1) {
+			if !errors.Is(err, unix.EAGAIN) {
 				break // sent, or the port's process is gone (its port dead: the right is dead too)
 			}
+			left := time.Duration(-1)
+			if timeout >= 0 {
+				if left = time.Until(deadline); left <= 0 {
+					return false
+				}
+			}
+			waitWritable(a.l.fd, left)
 		}
 		unix.Close(a.rd)
 		a.rd = -1
 	}
+	return true
 }
 
 // dropAdopts closes the read ends adoptOut made that did not go (the send failed, or the pass

@@ -339,12 +339,43 @@ const watchRetry = 50 * time.Millisecond
 // fires no-senders then if it is due. Called with sp.mu held.
 func (s *space) settleSendLane(l *sendLane) {
 	rc, p := l.rc, l.p
-	if l.outstanding > 0 || rc == nil || !rc.counted || p.chans[rc.fd] != rc || pending(rc.fd) {
+	if l.outstanding > 0 || rc == nil || !rc.counted || p.chans[rc.fd] != rc {
 		return
+	}
+	for pending(rc.fd) {
+		if !s.adoptAtHead(l) {
+			return // a message: it holds its send right until it is received
+		}
 	}
 	rc.counted = false
 	p.senders--
 	s.checkNoSenders(p)
+}
+
+// adoptAtHead takes the adopt at the head of l's data channel, if one is there, so that the
+// rights it brings count without waiting for a receiver of the port (no-senders does not wait
+// for one either). Called with sp.mu held.
+func (s *space) adoptAtHead(l *sendLane) bool {
+	var b [laneCtlSize + 1]byte
+	var oob [128]byte // the credentials and one fd
+	peek := func(flags int) (int, []int, int, bool) {
+		n, oobn, got, err := recvmsg(l.rc.fd, b[:], oob[:], flags|unix.MSG_DONTWAIT)
+		var m inMsg
+		m.parseControl(oob[:oobn])
+		return n, m.fds, got, err == nil
+	}
+	n, fds, flags, ok := peek(unix.MSG_PEEK)
+	for _, fd := range fds {
+		unix.Close(fd) // the peek's copies
+	}
+	if !ok || n != laneCtlSize || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 ||
+		binary.LittleEndian.Uint32(b[:]) != laneMagic || binary.LittleEndian.Uint32(b[4:]) != sendLaneAdopt {
+		return false
+	}
+	n, fds, flags, ok = peek(0)
+	well := ok && n == laneCtlSize && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0
+	s.sendLaneControl(l, well, b[:laneCtlSize], fds)
+	return ok
 }
 
 // sendLaneGone runs when l's control channel hung up: its peer exited, or let go of the lane
