@@ -99,9 +99,6 @@
 //     descriptors. xnu has no such cost. Carrying such a right on to a third process passes
 //     the port's process a channel for it first, on that lane, and waits for room there (within
 //     the send's timeout) as a message to the port would; xnu never waits to copy a right in.
-//     A message the third process sends through that right is queued on its port once the
-//     port's process has taken that channel in, a moment after the first message it finds on
-//     the lane: a receive that does not wait may miss it meanwhile.
 //   - A send-once right to a port of this process that came back through another process is
 //     taken for a right to another process's port: a receive right cannot move in a message
 //     sent through it (ErrMoveReceiveUnsupported), where macOS moves it.

@@ -47,7 +47,7 @@
 //     it made of them goes; a message destroyed unreceived gives its token back; a holder that
 //     exits gives back all of them (its control channel hangs up); a right passed on to a third
 //     process gets a channel of its own first, whose read end goes to the port on the lane's
-//     data channel before the message (adopt);
+//     data channel before the message (adopt), and joins the port as soon as it is read there;
 //   - any other send-once right (one made inside a process, or moved on) is a channel used for
 //     exactly one message; if its write end is closed unused, the port receives
 //     MACH_NOTIFY_SEND_ONCE. As on Mach, a message on a send-once right never waits (neither for

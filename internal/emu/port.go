@@ -40,14 +40,19 @@ type port struct {
 	// names' and those held by sends in progress and by queued messages.
 	localSenders int
 	adopting     int // send-once channels being adopted outside sp.mu (lane.go's adopt)
-	adoptingSend int // send-right channels being adopted outside sp.mu (sendlane.go): senders
-	viaLanes     int // the send lanes this process keeps whose tokens come to this port
-	ns           *notifyReq
-	pd           *port // port-destroyed notifications go there
-	sets         map[*pset]struct{}
-	context      uint64
-	guarded      bool
-	dead         bool
+	// adoptingSend counts send-right channels being adopted outside sp.mu: none any more (a send
+	// lane's adopt is taken in at once, sendlane.go: adoptSend); kept 0 for the checks that read it.
+	adoptingSend int
+	// adoptedNow: a send right's channel was adopted during a receive's look at the port, which
+	// looks again (recv.go: tryPortHint), for the message that channel may hold already.
+	adoptedNow bool
+	viaLanes   int // the send lanes this process keeps whose tokens come to this port
+	ns         *notifyReq
+	pd         *port // port-destroyed notifications go there
+	sets       map[*pset]struct{}
+	context    uint64
+	guarded    bool
+	dead       bool
 	// waiters counts the receivers blocked on epfd or in recvmsg, and the channel setups working
 	// on epfd outside sp.mu (pin); the last one closes a dead port's fds.
 	waiters int
@@ -404,7 +409,7 @@ func pending(fd int) bool {
 // whenever the last send right goes, whatever the make-send count (ipc_port_release_send_and_unlock,
 // ipc_notify_no_senders_prepare).
 func (s *space) checkNoSenders(p *port) {
-	if p.dead || p.senders > 0 || p.localSenders > 0 || p.adoptingSend > 0 {
+	if p.dead || p.senders > 0 || p.localSenders > 0 {
 		return
 	}
 	if e := s.entries[p.name]; e != nil && e.sendRefs > 0 {
@@ -778,7 +783,7 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		for _, l := range p.sendLanes {
 			sp.readSendCtl(l) // tokens given back and not yet seen by the monitor
 		}
-		info[6] = int32(b2u(p.senders > 0 || p.localSenders > 0 || p.adoptingSend > 0))
+		info[6] = int32(b2u(p.senders > 0 || p.localSenders > 0))
 		info[7] = int32(b2u(p.pd != nil))
 		info[8] = int32(b2u(p.ns != nil))
 		info[9] = 0

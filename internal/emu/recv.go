@@ -293,6 +293,18 @@ func (s *space) tryPort(p *port) (*inMsg, int32) { return s.tryPortHint(p, -1) }
 // just done found ready: without it, a port with two channels reads the other in vain half the
 // time, and one with more asks epoll again which is ready.
 func (s *space) tryPortHint(p *port, hint int) (*inMsg, int32) {
+	m, kr := s.tryPortOnce(p, hint)
+	if m == nil && kr == abi.MACH_MSG_SUCCESS && p.adoptedNow {
+		// A channel joined the port during the look (a send lane's adopt): its message was
+		// not looked for.
+		p.adoptedNow = false
+		m, kr = s.tryPortOnce(p, -1)
+	}
+	p.adoptedNow = false
+	return m, kr
+}
+
+func (s *space) tryPortOnce(p *port, hint int) (*inMsg, int32) {
 	if p.dead {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}

@@ -119,8 +119,8 @@ func (tx *transfer) sendToken(r record, p *port) (_ record, kr int32, ok bool) {
 		cs.installSendLane(l)
 		made = true
 	case !l.hello && l.w < 0:
-		sp.readSendCtl(l) // its hello may be waiting
-		if !l.hello {
+		sp.readSendCtl(l) // its hello may be waiting (and, after it, the lane's end)
+		if !l.hello || l.gone || l.noKeep {
 			return r, abi.MACH_MSG_SUCCESS, false
 		}
 	}
@@ -272,10 +272,9 @@ func (s *space) sendLaneControl(l *sendLane, ok bool, b []byte, fds []int) {
 		s.settleSendLane(l)
 	case op == sendLaneAdopt && len(fds) == 1 && isSeqpacket(fds[0]) && !p.dead && p.openFDs() == nil:
 		// (It comes on the data channel: sendLaneAdoptOnData.)
-		adopted = fds[0]
-		p.pin()
-		p.adoptingSend++ // a sender until it is installed (checkNoSenders)
-		go s.adoptSend(p, p.epfd, adopted)
+		if s.adoptSend(p, fds[0]) {
+			adopted = fds[0]
+		}
 	}
 }
 
@@ -287,32 +286,24 @@ func (s *space) sendLaneAdoptOnData(l *sendLane, b []byte, fds []int) {
 	s.settleSendLane(l) // it held the lane as a sender while it was queued
 }
 
-// adoptSend makes r (the read end that came in an adopt datagram) a send-right channel of p,
-// outside sp.mu: p is pinned, and counts the adoption as a sender until it is done.
-func (s *space) adoptSend(p *port, epfd, r int) {
-	setupStarts()
-	err := unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
-	if err == nil {
-		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)})
+// adoptSend makes r (the read end that came in an adopt datagram, SO_PASSCRED set by the
+// holder that made it) a send-right channel of p at once, under sp.mu: unlike the channels
+// setup.go makes, it is taken in synchronously (an epoll_ctl, and the monitor's dup; no
+// socketpair), so that the message its holder sent through it is in the port's queue from the
+// moment the adopt is read, and a port that dies meanwhile closes it with its other channels.
+// False when it cannot be taken in: the right is lost, as a right whose channel cannot be made
+// is (its holder sees a dead name). Called with sp.mu held.
+func (s *space) adoptSend(p *port, r int) bool {
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)}); err != nil {
+		return false
 	}
-	rc := &rchan{fd: r, p: p}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer p.unpin()
-	p.adoptingSend--
-	if p.dead || err != nil {
-		// Dead: its writer finds the port dead. Not made: the right is lost, as a right whose
-		// channel cannot be made is (its holder sees a dead name).
-		monitorRemove(rc.monitor)
-		unix.Close(r)
-		s.checkNoSenders(p)
-		return
-	}
+	rc := &rchan{fd: r, p: p, counted: true}
 	p.chans[r] = rc
-	rc.counted = true
 	p.senders++
+	p.adoptedNow = true
 	p.wakeDirect() // a receiver blocked on the other channel must watch this one too
 	s.watchHangUp(rc)
+	return true
 }
 
 // watchHangUp has the monitor report when every writer of rc, a send-right channel, is gone. A
