@@ -42,7 +42,8 @@
 //
 // On Linux the same API runs over an emulation of the Mach kernel (internal/emu): a port merges
 // the read ends of SOCK_SEQPACKET socketpairs and a queue of the messages sent inside its own
-// process (where a send right costs no descriptor), send rights travel with SCM_RIGHTS, out-of-line
+// process (where a send right costs no descriptor), send rights travel with SCM_RIGHTS (or, to a
+// process that keeps a lane into their port, as tokens without a descriptor), out-of-line
 // memory is a sealed memfd the receiver maps copy-on-write, the audit trailer comes from
 // SCM_CREDENTIALS, and port names live in a per-process table with user references. The
 // behavioural tests run unchanged on both. What differs on Linux:
@@ -72,7 +73,8 @@
 //     monitor has seen its port's process close the lane: in the moment between, it arrives
 //     named, and a send to it fails as to a dead right.
 //   - Messages keep their order per channel, not across channels: the send rights a process
-//     holds for another process's port write to one socket (they share it); the send-once
+//     holds for another process's port write to one socket (they share it: the socket that
+//     came with the first of them, or the send lane they came on as tokens); the send-once
 //     rights made for messages to another process's port share a few sockets ("lanes", one per
 //     destination port and a few rights in flight); every other send-once right has a socket of
 //     its own; messages sent through send rights in the port's own process (and through
@@ -90,6 +92,13 @@
 //     sent on the dropped lane before the port's process heard of it (when more than 1024 reply
 //     ports take turns at one server) arrives as MACH_PORT_DEAD, and its port receives
 //     MACH_NOTIFY_SEND_ONCE for it; xnu has no such limit.
+//   - A process that received send rights to another process's port more than once, in
+//     messages to one of its own ports, keeps a "send lane" into that port (one per port of
+//     its own that received them, for as long as both ports live, at most 256 in all, four fds
+//     each), so that further send rights come without descriptors; past 256 they come as
+//     descriptors. xnu has no such cost. Carrying such a right on to a third process passes
+//     the port's process a channel for it first, on that lane, and waits for room there (within
+//     the send's timeout) as a message to the port would; xnu never waits to copy a right in.
 //   - A send-once right to a port of this process that came back through another process is
 //     taken for a right to another process's port: a receive right cannot move in a message
 //     sent through it (ErrMoveReceiveUnsupported), where macOS moves it.

@@ -38,6 +38,16 @@
 //     the port did not issue on that lane names nothing. So a request with a reply right costs
 //     no socket once the lane exists. A process caches at most laneCacheMax lanes of its peers,
 //     dropping the least recently used (and saying so on it, "bye");
+//   - a send right to a port of this process, carried to another process's port for the second
+//     time and on, travels on a send lane (sendlane.go): a data channel and a control channel
+//     into the port, kept by the process that receives on that destination for as long as both
+//     ports live (at most sendLaneCacheMax of them). Once it said hello, a right is a record
+//     naming the lane, without a descriptor; the port counts the tokens issued and not given
+//     back as senders, and the holder gives them back with one "return n" when the send right
+//     it made of them goes; a message destroyed unreceived gives its token back; a holder that
+//     exits gives back all of them (its control channel hangs up); a right passed on to a third
+//     process gets a channel of its own first, whose read end goes to the port on the lane's
+//     data channel before the message (adopt), and joins the port as soon as it is read there;
 //   - any other send-once right (one made inside a process, or moved on) is a channel used for
 //     exactly one message; if its write end is closed unused, the port receives
 //     MACH_NOTIFY_SEND_ONCE. As on Mach, a message on a send-once right never waits (neither for
@@ -47,8 +57,9 @@
 //     port that died does;
 //   - a dead name is a write end whose reader is gone (EPIPE, EPOLLHUP); dead-name notifications
 //     come from a monitor that watches write ends for hang-ups;
-//   - no-senders fires when every channel of the port has hung up and no local send right remains
-//     (in a name, a send in progress or a queued message);
+//   - no-senders fires when every channel of the port has hung up, no token is outstanding on a
+//     send lane (nor a message queued on one), and no local send right remains (in a name, a
+//     send in progress or a queued message);
 //   - the queue limit is a message count shared by all senders of a port, in a small shared memfd
 //     (futex wait and wake), as Mach counts messages, not bytes; while only local senders use a
 //     port, the port counts in memory, and the counter is made (with that count) when a channel

@@ -34,6 +34,7 @@ func PassSendRight(sock int, name uint32) int32 {
 	tx.dg.descs = append(tx.dg.descs, r)
 	tx.dg.nfds = len(tx.fds)
 	buf := tx.dg.encode(nil)
+	tx.sendAdopts(-1)
 	err := unix.Sendmsg(sock, buf, unix.UnixRights(tx.fds...), nil, unix.MSG_NOSIGNAL)
 	tx.abort()
 	if err != nil {

@@ -148,13 +148,19 @@ func (m *inMsg) destroy() {
 	}
 	if m.validated {
 		// A send-once right on a lane is destroyed by telling its port (the lane's fd may have
-		// come in this message, so before the fds close).
-		if m.dg.reply.kind == kindLane {
+		// come in this message, so before the fds close); a send lane's token is given back.
+		switch m.dg.reply.kind {
+		case kindLane:
 			sp.destroyLaneRight(m, &m.dg.reply)
+		case kindSendLane:
+			sp.destroySendLaneRight(&m.dg.reply)
 		}
 		for i := range m.dg.descs {
-			if m.dg.descs[i].kind == kindLane {
+			switch m.dg.descs[i].kind {
+			case kindLane:
 				sp.destroyLaneRight(m, &m.dg.descs[i])
+			case kindSendLane:
+				sp.destroySendLaneRight(&m.dg.descs[i])
 			}
 		}
 	}
@@ -251,6 +257,19 @@ func Send(m *Msg, timeout time.Duration) int32 {
 	if h := sendInFlightHook; h != nil {
 		h(false)
 	}
+	if !tx.sendAdopts(timeout) {
+		// No room for an adopt within the send's timeout: a timed-out send, handed back as
+		// one that timed out waiting for its queue (below).
+		sp.mu.Lock()
+		tx.deletedNames()
+		tx.rollback()
+		tx.handBack(m, remoteDisp, localDisp)
+		tx.release()
+		sp.mu.Unlock()
+		tx.closeOwned()
+		tx.ss.discard()
+		return abi.MACH_SEND_TIMED_OUT
+	}
 
 	if len(tx.fds) > maxFDs {
 		sp.mu.Lock()
@@ -345,7 +364,9 @@ func anySend(disp uint8) bool {
 func (tx *transfer) passes(pass func() int32, short int32) int32 {
 	kr := pass()
 	for kr == abi.MACH_MSG_SUCCESS && tx.ss.pending() {
+		tx.retrying = true
 		tx.rollback()
+		tx.retrying = false
 		tx.retain()
 		sp.mu.Unlock()
 		tx.closeOwned()
@@ -643,6 +664,11 @@ type transfer struct {
 	destPort *port // the destination when it lives in this process
 	dropped  bool  // delivered as destroyed: the send-once channel was full
 	issued   []issuedToken
+	// sendIssued are the send lanes this transfer issued a send right's token on, once each.
+	sendIssued []*sendLane
+	adopts     []pendingAdopt // adoptOut's, until they go
+	// retrying is set while a copy-in pass is undone to be run again (passes), not failed.
+	retrying bool
 	spends   *sendChan // the lane right the message is sent on
 	// local is the destination port when the message goes straight into its queue: sent through
 	// a local send right, or a send-once right made for it (localOnce). Its rights then travel
@@ -693,6 +719,8 @@ func (tx *transfer) restart() {
 	tx.moves, tx.undos, tx.mem = tx.moves[:0], tx.undos[:0], tx.mem[:0]
 	tx.dest, tx.destPort, tx.renames, tx.dropped = nil, nil, tx.renames[:0], false
 	tx.issued, tx.spends = tx.issued[:0], nil
+	clear(tx.sendIssued)
+	tx.sendIssued = tx.sendIssued[:0]
 	tx.local, tx.localOnce = nil, false
 	tx.circular = false
 	clear(tx.taken)
@@ -716,11 +744,13 @@ func (tx *transfer) releaseRetained() {
 }
 
 func putTransfer(tx *transfer) {
+	tx.dropAdopts()
 	clear(tx.holds[:cap(tx.holds)])
 	clear(tx.moves[:cap(tx.moves)])
 	clear(tx.undos[:cap(tx.undos)])
 	clear(tx.mem[:cap(tx.mem)])
 	clear(tx.issued[:cap(tx.issued)])
+	clear(tx.sendIssued[:cap(tx.sendIssued)])
 	clear(tx.taken[:cap(tx.taken)])
 	clear(tx.made[:cap(tx.made)])
 	tx.dest, tx.destPort, tx.spends, tx.local = nil, nil, nil, nil
@@ -1201,6 +1231,16 @@ func (tx *transfer) sendRecord(r record, c *sendChan) (record, int32) {
 		r.ch = c // the queued message takes its own reference (takeRefs)
 		return r, abi.MACH_MSG_SUCCESS
 	}
+	if c.local != nil && tx.destPort == nil && tx.dest != nil && tx.dest.id != (portID{}) {
+		// A right to a port of this process, to another process's port: a token on the send
+		// lane to that port, if there is one (sendlane.go).
+		if r, kr, ok := tx.sendToken(r, c.local); ok {
+			return r, kr
+		}
+	}
+	if c.slane != nil {
+		return tx.adoptOut(r, c)
+	}
 	if c.local != nil && c.fd < 0 {
 		if kr := tx.exportTo(c); kr != abi.MACH_MSG_SUCCESS || c.fd < 0 {
 			return r, kr // no channel yet: the need is recorded, the pass goes on
@@ -1209,6 +1249,78 @@ func (tx *transfer) sendRecord(r record, c *sendChan) (record, int32) {
 	r.fd = tx.addFD(c.fd)
 	r.counterFD = tx.addFD(c.ctr.fd)
 	return r, abi.MACH_MSG_SUCCESS
+}
+
+// adoptOut carries c, a send right on a send lane, to another process: the right gets a channel
+// of its own, whose read end the port's process adopts (an adopt datagram on the lane's control
+// channel, at the commit), so that the port counts its new holder as a sender by the channel,
+// as any other, and the lane's tokens stay this process's alone. Called with sp.mu held.
+func (tx *transfer) adoptOut(r record, c *sendChan) (record, int32) {
+	cs := tx.ss.take(setupPair, nil, portID{})
+	if cs == nil {
+		return r, tx.ss.need(setupPair, nil, portID{})
+	}
+	r.fd = tx.addFD(cs.w)
+	tx.owned[r.fd] = true
+	r.counterFD = tx.addFD(c.ctr.fd)
+	// The adopt goes before the message (sendAdopts), so that the new holder's right has its
+	// reader whatever becomes of this process after the send, and before c's going gives the
+	// lane's tokens back on the same control channel.
+	tx.adopts = append(tx.adopts, pendingAdopt{c.slane, cs.r})
+	return r, abi.MACH_MSG_SUCCESS
+}
+
+// pendingAdopt is the read end of a channel made for a send right on a send lane that this
+// transfer carries on to another process (adoptOut), until the lane's port has it.
+type pendingAdopt struct {
+	l  *remoteSendLane
+	rd int
+}
+
+// sendAdopts passes the read ends of the channels adoptOut made to their ports, on their lanes'
+// data channels, before the message goes: the adopt is then in the port's queue, behind this
+// process's messages on the lane, whatever becomes of this process after the send, and the lane
+// counts as a sender until it is read (a queued datagram holds the lane: settleSendLane), so
+// the returns that follow on the control channel cannot make the port's senders drop to 0
+// before the new holder's channel is the port's. It waits for room as a message to the port
+// would, within timeout (< 0: for good); false when it ran out. Called without sp.mu, the lanes
+// held by the transfer's holds.
+func (tx *transfer) sendAdopts(timeout time.Duration) bool {
+	if len(tx.adopts) == 0 {
+		return true
+	}
+	deadline := time.Now().Add(timeout)
+	for i := range tx.adopts {
+		a := &tx.adopts[i]
+		for {
+			err := laneCtl(a.l.fd, sendLaneAdopt, 0, a.rd)
+			if !errors.Is(err, unix.EAGAIN) {
+				break // sent, or the port's process is gone (its port dead: the right is dead too)
+			}
+			left := time.Duration(-1)
+			if timeout >= 0 {
+				if left = time.Until(deadline); left <= 0 {
+					return false
+				}
+			}
+			waitWritable(a.l.fd, left)
+		}
+		unix.Close(a.rd)
+		a.rd = -1
+	}
+	return true
+}
+
+// dropAdopts closes the read ends adoptOut made that did not go (the send failed, or the pass
+// was undone).
+func (tx *transfer) dropAdopts() {
+	for _, a := range tx.adopts {
+		if a.rd >= 0 {
+			unix.Close(a.rd)
+		}
+	}
+	clear(tx.adopts)
+	tx.adopts = tx.adopts[:0]
 }
 
 // copyinDead copies in a dead name given as a send or send-once right: xnu accepts it in the
@@ -1282,7 +1394,8 @@ func (tx *transfer) memParts(d Desc) int {
 }
 
 // fdsNeeded counts the fds a message takes with one memfd per region: two per send right (its
-// channel and its port's counter), one per send-once right, region and memfd body.
+// channel and its port's counter; a send lane's first token takes one more, from the spare
+// fds: sendToken), one per send-once right, region and memfd body.
 func fdsNeeded(m *Msg, localDisp uint8) int {
 	rightFDs := func(disp uint8) int {
 		switch disp {
@@ -1544,6 +1657,11 @@ func (tx *transfer) destroyCarried() {
 			it.l.rc.p.inject(kernelMsg(abi.MACH_NOTIFY_SEND_ONCE, nil))
 		}
 	}
+	for _, l := range tx.sendIssued {
+		// A send right's token on a send lane goes with the message.
+		l.outstanding = max(l.outstanding-1, 0)
+		sp.settleSendLane(l)
+	}
 	for _, r := range tx.dg.descs {
 		if r.kind != kindReceive {
 			continue
@@ -1565,6 +1683,13 @@ func (tx *transfer) rollback() {
 	for _, it := range tx.issued {
 		delete(it.l.tokens, it.tok)
 	}
+	for _, l := range tx.sendIssued {
+		l.outstanding = max(l.outstanding-1, 0)
+		sp.settleSendLane(l)
+	}
+	clear(tx.sendIssued)
+	tx.sendIssued = tx.sendIssued[:0]
+	tx.dropAdopts()
 }
 
 // abort releases what the transfer held: the channels it used, the memfds it made and the

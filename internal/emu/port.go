@@ -18,16 +18,18 @@ import (
 // the emulation made itself (notifications) or put back (too large to receive), all behind one
 // epoll fd so that a receiver, or a port set, waits on a single descriptor.
 type port struct {
-	id     portID
-	name   uint32
-	key    uint64 // identifies the port in epoll data
-	epfd   int    // -1 until the port needs it (openFDs)
-	evfd   int    // semaphore eventfd: one count per message in local; -1 with epfd
-	chans  map[int]*rchan
-	lanes  map[portID][]*lane // by destination port (lane.go)
-	local  []*inMsg
-	ctr    *counter // nil until a send right's channel, or a sender waiting for room, needs it
-	qlimit uint32   // the queue limit, while there is no counter
+	id    portID
+	name  uint32
+	key   uint64 // identifies the port in epoll data
+	epfd  int    // -1 until the port needs it (openFDs)
+	evfd  int    // semaphore eventfd: one count per message in local; -1 with epfd
+	chans map[int]*rchan
+	lanes map[portID][]*lane // by destination port (lane.go)
+	// sendLanes are the send lanes into the port, by destination port (sendlane.go).
+	sendLanes map[portID]*sendLane
+	local     []*inMsg
+	ctr       *counter // nil until a send right's channel, or a sender waiting for room, needs it
+	qlimit    uint32   // the queue limit, while there is no counter
 	// queuedLocal counts the messages of local send rights holding a queue slot while there is
 	// no counter (the counter takes the count over when it is made).
 	queuedLocal int32
@@ -38,12 +40,19 @@ type port struct {
 	// names' and those held by sends in progress and by queued messages.
 	localSenders int
 	adopting     int // send-once channels being adopted outside sp.mu (lane.go's adopt)
-	ns           *notifyReq
-	pd           *port // port-destroyed notifications go there
-	sets         map[*pset]struct{}
-	context      uint64
-	guarded      bool
-	dead         bool
+	// adoptingSend counts send-right channels being adopted outside sp.mu: none any more (a send
+	// lane's adopt is taken in at once, sendlane.go: adoptSend); kept 0 for the checks that read it.
+	adoptingSend int
+	// adoptedNow: a send right's channel was adopted during a receive's look at the port, which
+	// looks again (recv.go: tryPortHint), for the message that channel may hold already.
+	adoptedNow bool
+	viaLanes   int // the send lanes this process keeps whose tokens come to this port
+	ns         *notifyReq
+	pd         *port // port-destroyed notifications go there
+	sets       map[*pset]struct{}
+	context    uint64
+	guarded    bool
+	dead       bool
 	// waiters counts the receivers blocked on epfd or in recvmsg, and the channel setups working
 	// on epfd outside sp.mu (pin); the last one closes a dead port's fds.
 	waiters int
@@ -153,7 +162,8 @@ type rchan struct {
 	readers                   int
 	monitor                   uint64
 	p                         *port
-	lane                      *lane // set when the channel is a lane (lane.go)
+	lane                      *lane     // set when the channel is a lane (lane.go)
+	slane                     *sendLane // set when the channel is a send lane's data channel
 }
 
 var portKeys atomic.Uint64
@@ -333,6 +343,9 @@ func (p *port) removeChan(rc *rchan) {
 	delete(p.chans, rc.fd)
 	if rc.lane != nil {
 		p.forgetLane(rc.lane)
+	}
+	if rc.slane != nil {
+		p.dropSendLane(rc.slane)
 	}
 	monitorRemove(rc.monitor)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rc.fd, nil)
@@ -532,7 +545,11 @@ func (p *port) kill() {
 	}
 	for _, rc := range p.chans {
 		// Queued messages die with the port, and with them the rights they carry (a receive
-		// right travelling inside this process would otherwise live on, unreachable).
+		// right travelling inside this process would otherwise live on, unreachable). The
+		// channel is shut for reading first: a message sent after the drain fails with EPIPE
+		// at its sender, instead of dying unread with the socket, and the tokens it carries
+		// (sendlane.go, lane.go) with it, never given back.
+		unix.Shutdown(rc.fd, unix.SHUT_RD)
 		sp.drain(p, rc, func() bool { return p.chans[rc.fd] != rc })
 		p.removeChan(rc)
 	}
@@ -540,6 +557,7 @@ func (p *port) kill() {
 		m.destroy()
 	}
 	p.local = nil
+	sp.dropSendLanesVia(p)
 	if p.waiters > 0 {
 		// Blocked receivers see the death: those in epoll through the eventfd, one in recvmsg
 		// because removeChan shut its channel down. The last one closes the fds.
@@ -764,6 +782,9 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		}
 		info[4] = queued
 		info[5] = int32(sorights + sp.armedRequests(p))
+		for _, l := range p.sendLanes {
+			sp.readSendCtl(l) // tokens given back and not yet seen by the monitor
+		}
 		info[6] = int32(b2u(p.senders > 0 || p.localSenders > 0))
 		info[7] = int32(b2u(p.pd != nil))
 		info[8] = int32(b2u(p.ns != nil))

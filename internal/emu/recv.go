@@ -338,6 +338,18 @@ func (s *space) tryPort(p *port) (*inMsg, int32) { return s.tryPortHint(p, -1) }
 // just done found ready: without it, a port with two channels reads the other in vain half the
 // time, and one with more asks epoll again which is ready.
 func (s *space) tryPortHint(p *port, hint int) (*inMsg, int32) {
+	m, kr := s.tryPortOnce(p, hint)
+	if m == nil && kr == abi.MACH_MSG_SUCCESS && p.adoptedNow {
+		// A channel joined the port during the look (a send lane's adopt): its message was
+		// not looked for.
+		p.adoptedNow = false
+		m, kr = s.tryPortOnce(p, -1)
+	}
+	p.adoptedNow = false
+	return m, kr
+}
+
+func (s *space) tryPortOnce(p *port, hint int) (*inMsg, int32) {
 	if p.dead {
 		return nil, abi.MACH_RCV_PORT_CHANGED
 	}
@@ -547,6 +559,14 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		m.free()
 		return nil, laneControlRead
 	}
+	if rc.slane != nil && cerr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0 && n == laneCtlSize &&
+		binary.LittleEndian.Uint32(rx.data[:]) == laneMagic {
+		// A send lane's adopt comes on its data channel (sendlane.go: sendAdopts).
+		s.sendLaneAdoptOnData(rc.slane, rx.data[:n], m.fds)
+		m.fds = m.fds[:0]
+		m.free()
+		return nil, laneControlRead
+	}
 	bad := func() (*inMsg, int32) {
 		m.destroy()
 		m.free()
@@ -635,6 +655,10 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		}
 		if rc.hungup && !pending(rc.fd) {
 			s.retire(p, rc) // its writers left earlier; this was the last message
+		} else if l := rc.slane; l != nil && l.outstanding == 0 && rc.counted {
+			// A send lane whose tokens all came back while this message was queued: it held
+			// its send right until now.
+			s.settleSendLane(l)
 		}
 	}
 	return m, abi.MACH_MSG_SUCCESS
@@ -737,6 +761,9 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 	case kindLane:
 		out.Remote = s.copyoutLane(m, &m.dg.reply)
 		replyType = m.dg.reply.typ
+	case kindSendLane:
+		out.Remote = s.copyoutSendLane(m, &m.dg.reply, p)
+		replyType = m.dg.reply.typ
 	}
 	mi := 0
 	for i := range m.dg.descs {
@@ -751,6 +778,8 @@ func (s *space) copyout(m *inMsg, p *port, out *Msg) {
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutRight(m, r), Disp: r.typ})
 		case kindLane:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutLane(m, r), Disp: r.typ})
+		case kindSendLane:
+			out.Descs = append(out.Descs, Desc{Name: s.copyoutSendLane(m, r, p), Disp: r.typ})
 		case kindReceive:
 			out.Descs = append(out.Descs, Desc{Name: s.copyoutReceive(r.token), Disp: typePortReceive})
 		case kindNoPort:

@@ -46,6 +46,7 @@ func init() {
 		"dropwhilecarried": peerDropWhileCarried,
 		"endunreceived":    peerEndUnreceived,
 		"heldreply":        peerHeldReply,
+		"sendlane":         peerSendLane,
 	}[role]
 	err := fmt.Errorf("unknown role %q", role)
 	if run != nil {

@@ -26,6 +26,7 @@ const (
 	setupSendOnce                  // one send-once right
 	setupLane                      // a lane (lane.go)
 	setupPair                      // a bare socketpair: a lane right moving on to another process
+	setupSendLane                  // a send lane's data and control channels (sendlane.go)
 )
 
 // chanSetup is one channel made, or to be made, outside sp.mu.
@@ -35,6 +36,7 @@ type chanSetup struct {
 	dest     portID // a lane's destination
 	epfd     int    // p's epoll fd, kept open by the pin
 	r, w     int
+	cr, cw   int // a send lane's control channel
 	rc       *rchan
 	capacity int // a lane's
 }
@@ -59,12 +61,12 @@ func setupStarts() {
 // epoll fd (and, for a send right, its queue counter) are made now, once per port. Called with
 // sp.mu held; MACH_SEND_NO_BUFFER when the port's fds cannot be made.
 func (ss *setups) need(kind setupKind, p *port, dest portID) int32 {
-	cs := chanSetup{kind: kind, p: p, dest: dest, epfd: -1, r: -1, w: -1}
+	cs := chanSetup{kind: kind, p: p, dest: dest, epfd: -1, r: -1, w: -1, cr: -1, cw: -1}
 	if p != nil {
 		if p.openFDs() != nil {
 			return abi.MACH_SEND_NO_BUFFER
 		}
-		if kind == setupSend {
+		if kind == setupSend || kind == setupSendLane {
 			if _, err := p.counter(); err != nil {
 				return abi.MACH_SEND_NO_BUFFER
 			}
@@ -146,6 +148,14 @@ func (cs *chanSetup) make() error {
 	if cs.kind == setupPair {
 		return nil
 	}
+	if cs.kind == setupSendLane {
+		ctl, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			cs.close()
+			return err
+		}
+		cs.cr, cs.cw = ctl[0], ctl[1]
+	}
 	if cs.kind == setupLane {
 		unix.SetsockoptInt(cs.w, unix.SOL_SOCKET, unix.SO_SNDBUF, laneSndBuf)
 		sndbuf, _ := unix.GetsockoptInt(cs.w, unix.SOL_SOCKET, unix.SO_SNDBUF)
@@ -156,7 +166,7 @@ func (cs *chanSetup) make() error {
 		cs.close()
 		return err
 	}
-	rc := &rchan{fd: cs.r, sendOnce: cs.kind != setupSend, p: cs.p}
+	rc := &rchan{fd: cs.r, sendOnce: cs.kind != setupSend && cs.kind != setupSendLane, p: cs.p}
 	cs.rc = rc
 	if cs.kind == setupSend {
 		// Senders leaving must be noticed even while nobody reads the port (no-senders goes to
@@ -176,10 +186,12 @@ func (cs *chanSetup) close() {
 	if cs.r >= 0 {
 		unix.Close(cs.r)
 	}
-	if cs.w >= 0 {
-		unix.Close(cs.w)
+	for _, fd := range [...]int{cs.w, cs.cr, cs.cw} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
-	cs.r, cs.w = -1, -1
+	cs.r, cs.w, cs.cr, cs.cw = -1, -1, -1, -1
 }
 
 // installChan makes a channel of kind setupSend or setupSendOnce one of its port's, and returns

@@ -56,6 +56,12 @@ type sendChan struct {
 	lane  *remoteLane
 	token uint64
 	spent bool
+	// A send right made of a send lane's token (sendlane.go): fd is the lane's data channel,
+	// shared (slane). debt and debts are the tokens the right holds, of any lane, given back
+	// when it goes.
+	slane *remoteSendLane
+	debt  tokenDebt
+	debts []tokenDebt
 }
 
 func (c *sendChan) get() *sendChan { c.refs++; return c }
@@ -90,10 +96,15 @@ func (c *sendChan) put() {
 		return
 	}
 	if c.refs == 0 {
-		unix.Close(c.fd)
+		if c.slane != nil {
+			c.slane.put()
+		} else {
+			unix.Close(c.fd)
+		}
 		if c.ownsCtr {
 			c.ctr.close()
 		}
+		c.payDebts()
 	}
 }
 
@@ -160,10 +171,14 @@ type space struct {
 	byPort  map[portID]uint32 // the name holding a port's receive and/or send rights
 	tokens  map[uint64]*port  // receive rights moved inside this process, in flight
 	lanes   map[uint64]*remoteLane
+	// sendLanes are the send lanes of other processes' ports this process has open, by key;
+	// keptSendLanes counts those it keeps (sendlane.go).
+	sendLanes     map[uint64]*remoteSendLane
+	keptSendLanes int
 }
 
 var sp = &space{entries: map[uint32]*entry{}, byPort: map[portID]uint32{}, tokens: map[uint64]*port{},
-	lanes: map[uint64]*remoteLane{}}
+	lanes: map[uint64]*remoteLane{}, sendLanes: map[uint64]*remoteSendLane{}}
 
 // newToken makes an unguessable token for a receive right travelling inside this process, so a
 // peer cannot name one in a forged message.

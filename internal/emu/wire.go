@@ -36,6 +36,11 @@ import (
 //	1 u8 right type (16 receive, 17 send, 18 send-once) or the copy option
 //	2 u8 deallocate   3 u8 memfd parts - 1   4 i16 fd index   6 i16 counter fd index
 //	8 u32 memory size 12 u32 zero 16 [16]byte port id, or the u64 token of a moved receive right
+//
+// A lane record (kind 5) holds the lane's key at 16 and the right's token at 24. A send lane
+// record (kind 6) holds the lane's key at 8 (over the size and zero words) and the port id at 16;
+// its fd index, when the lane's write ends come with it, is the data channel's, the control
+// channel's follows it, and the counter fd index is the port's queue counter's.
 const (
 	wireMagic       = 0x4d50454d // "MEPM"
 	wireVersion     = 1
@@ -79,12 +84,13 @@ func memPart(size uint32, parts, i int) (off, n uint32) {
 }
 
 const (
-	kindNone    = 0
-	kindPort    = 1
-	kindMemory  = 2
-	kindReceive = 3
-	kindNoPort  = 4
-	kindLane    = 5
+	kindNone     = 0
+	kindPort     = 1
+	kindMemory   = 2
+	kindReceive  = 3
+	kindNoPort   = 4
+	kindLane     = 5
+	kindSendLane = 6
 )
 
 // record is one right or memory region in a datagram.
@@ -137,6 +143,9 @@ func putRecord(b []byte, r *record) {
 	case kindLane:
 		binary.LittleEndian.PutUint64(b[16:], r.laneKey)
 		binary.LittleEndian.PutUint64(b[24:], r.token)
+	case kindSendLane:
+		binary.LittleEndian.PutUint64(b[8:], r.laneKey)
+		copy(b[16:32], r.id[:])
 	default:
 		copy(b[16:32], r.id[:])
 	}
@@ -340,6 +349,19 @@ func parseRecord(b []byte, r *record, isReply bool, useFD func(int16, bool) erro
 		}
 		if err := useFD(r.fd, false); err != nil {
 			return err
+		}
+	case kindSendLane:
+		r.laneKey, r.size = le.Uint64(b[8:]), 0
+		copy(r.id[:], b[16:32])
+		if r.typ != typePortSend || r.laneKey == 0 || (r.fd < 0) != (r.counterFD < 0) {
+			return fmt.Errorf("%w: send lane record", errMalformed)
+		}
+		if r.fd >= 0 {
+			for _, i := range []int16{r.fd, r.fd + 1, r.counterFD} {
+				if err := useFD(i, true); err != nil {
+					return err
+				}
+			}
 		}
 	default:
 		return fmt.Errorf("%w: record kind %d", errMalformed, r.kind)
