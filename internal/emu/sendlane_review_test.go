@@ -3,15 +3,235 @@
 package emu
 
 import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"testing"
 
 	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
 // Adversarial review of send lanes (sendlane.go, commit 6ce5e1e). Each test states the Mach
 // behaviour it holds the emulation to, from xnu's source.
+
+// reviewRoleEnv makes a re-executed test binary the review's peer (its own variable, so that the
+// roles of sendright_xproc_test.go never see it).
+const reviewRoleEnv = "MACHPORT_EMU_SLREVIEW_ROLE"
+
+// The review peer's commands, past the "sendlane" role's (slTake...slDestroyQ), which it also
+// does.
+const (
+	rvGatedDrop          = 100 + iota // wait for the gate, then release every send reference of the right taken; answer the kr
+	rvGatedPass                       // [disp]: wait for the gate, then slPass
+	rvBackloggedPassExit              // [disp]: wait for the gate, fill the right's lane control channel, slPass, answer, exit
+)
+
+func init() {
+	if os.Getenv(reviewRoleEnv) == "" {
+		return
+	}
+	if err := runXprocPeer(peerReview); err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
+}
+
+// peerReview runs the test's commands until it exits, as peerSendLane does; the gated commands
+// first read one byte from fd 4 (the gate), which the test writes once it is ready (holding
+// sp.mu, say, which a test cannot do while it sends a command).
+func peerReview(parent, q, g uint32) error {
+	answer := func(vals ...uint32) error {
+		return sendErr(Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xGot, Body: u32s(vals...)}, -1))
+	}
+	fail := func(format string, args ...any) error {
+		problem := fmt.Sprintf(format, args...)
+		Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xDone, Body: []byte(problem)}, -1)
+		return fmt.Errorf("%s", problem)
+	}
+	gate := func() error {
+		var b [1]byte
+		_, err := unix.Read(4, b[:])
+		return err
+	}
+	var name uint32
+	pass := func(m *Msg, disp uint32) int32 {
+		kr := Send(&Msg{Bits: dispCopySend, Remote: m.Descs[0].Name, ID: xGive,
+			Descs: []Desc{{Name: name, Disp: uint8(disp)}}}, -1)
+		if refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND); refs == 0 {
+			name = 0
+		}
+		return kr
+	}
+	for {
+		var m Msg
+		if err := xprocReceive(g, &m); err != nil {
+			return err
+		}
+		arg := func(i int) uint32 { return binary.LittleEndian.Uint32(m.Body[4*i:]) }
+		var err error
+		switch arg(0) {
+		case slTake:
+			for range arg(1) {
+				var in Msg
+				if err := xprocReceive(q, &in); err != nil {
+					return fail("take: %v", err)
+				}
+				if len(in.Descs) != 1 || in.Descs[0].Disp != typePortSend {
+					return fail("take: %d descriptors", len(in.Descs))
+				}
+				name = in.Descs[0].Name
+			}
+			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+			err = answer(name, refs)
+		case slVia:
+			err = answer(uint32(Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia}, -1)))
+		case slDrop, rvGatedDrop:
+			if arg(0) == rvGatedDrop {
+				if err := gate(); err != nil {
+					return fail("gate: %v", err)
+				}
+			}
+			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+			kr := ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -int32(refs))
+			name = 0
+			err = answer(uint32(kr))
+		case slPass, rvGatedPass:
+			if len(m.Descs) != 1 {
+				return fail("pass: %d descriptors", len(m.Descs))
+			}
+			if arg(0) == rvGatedPass {
+				if err := gate(); err != nil {
+					return fail("gate: %v", err)
+				}
+			}
+			err = answer(uint32(pass(&m, arg(1))))
+		case rvBackloggedPassExit:
+			if len(m.Descs) != 1 {
+				return fail("pass: %d descriptors", len(m.Descs))
+			}
+			if err := gate(); err != nil {
+				return fail("gate: %v", err)
+			}
+			if n := fillSendLaneCtl(name); n == 0 {
+				return fail("the right %#x is on no send lane", name)
+			}
+			if err := answer(uint32(pass(&m, arg(1)))); err != nil {
+				return err
+			}
+			os.Exit(0) // as a client does once its request went
+		case slExit:
+			os.Exit(0)
+		default:
+			return fail("command %d", arg(0))
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// fillSendLaneCtl fills the control channel of the send lane the right name sends on with
+// well-formed "return 0" datagrams (which give nothing back) until it is full, and returns how
+// many it wrote: it stands for the datagrams a holder has sent and its port's process has not
+// read yet (that process busy, or stopped).
+func fillSendLaneCtl(name uint32) int {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e := sp.entries[name]
+	if e == nil || e.send == nil || e.send.slane == nil {
+		return 0
+	}
+	n := 0
+	for laneCtl(e.send.slane.ctl, sendLaneReturn, 0, -1) == nil {
+		n++
+	}
+	return n
+}
+
+// rvPeer is a running review peer: the "sendlane" commands, and a gate.
+type rvPeer struct {
+	*slPeer
+	pid  int
+	gate int // the gate pipe's write end
+}
+
+// startReviewPeer runs the test binary again as a review peer, as startXprocPeer does, with the
+// gate pipe's read end as its fd 4.
+func startReviewPeer(t *testing.T, parent uint32) *rvPeer {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	var gate [2]int
+	require.NoError(t, unix.Pipe2(gate[:], unix.O_CLOEXEC))
+	child := os.NewFile(uintptr(fds[1]), "handoff")
+	gateR := os.NewFile(uintptr(gate[0]), "gate")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), reviewRoleEnv+"=1")
+	cmd.ExtraFiles = []*os.File{child, gateR}
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	child.Close()
+	gateR.Close()
+	t.Cleanup(func() {
+		unix.Close(gate[1])
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
+	unix.Close(fds[0])
+	var m Msg
+	require.NoError(t, xprocReceive(parent, &m))
+	require.Equal(t, int32(xHello), m.ID)
+	require.Len(t, m.Descs, 2)
+	q, g := m.Descs[0].Name, m.Descs[1].Name
+	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
+	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: gate[1]}
+}
+
+// command sends the peer a command without waiting for its answer.
+func (p *rvPeer) command(descs []Desc, args ...uint32) {
+	p.t.Helper()
+	require.Equal(p.t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: p.g, ID: xGo,
+		Body: u32s(args...), Descs: descs}, -1))
+}
+
+// open lets a gated command go on.
+func (p *rvPeer) open() {
+	p.t.Helper()
+	_, err := unix.Write(p.gate, []byte{1})
+	require.NoError(p.t, err)
+}
+
+// answer receives the peer's answer to a command.
+func (p *rvPeer) answer() []uint32 {
+	p.t.Helper()
+	var m Msg
+	require.NoError(p.t, xprocReceive(p.parent, &m))
+	require.Equal(p.t, int32(xGot), m.ID, "the peer: %s", m.Body)
+	out := make([]uint32, len(m.Body)/4)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(m.Body[4*i:])
+	}
+	return out
+}
+
+// whileLocked runs before holding sp.mu, so that this process's monitor reads no control
+// datagram meanwhile, waits (still holding it) for the peer's answer to be queued on parent,
+// and runs after.
+func whileLocked(t *testing.T, parent uint32, before, after func()) {
+	t.Helper()
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	before()
+	require.True(t, waitReadable(sp.entries[parent].recv.epfd), "the peer answered within 10 s")
+	after()
+}
 
 // carryToFakeDest sends a send right to carried (MAKE_SEND) in a reply to a fake destination
 // port dest of another process: the test plays that process and holds the reply channel's read
@@ -112,4 +332,142 @@ func TestSendLaneReviewNotedDestinationsAreNeverForgotten(t *testing.T) {
 	n := len(sp.entries[carried].recv.sendLanes)
 	sp.mu.Unlock()
 	require.Less(t, n, dests/2, "destinations, all gone, still noted on the port")
+}
+
+// fdLimit holds this process at its fd limit (exhaust).
+type fdLimit struct {
+	t     *testing.T
+	old   unix.Rlimit
+	fills []int
+	done  bool
+}
+
+// exhaustFDs fills every free fd number of this process, under a soft RLIMIT_NOFILE lowered to
+// just above the highest fd open now, so that the next fd this process would make fails with
+// EMFILE, as in a busy server at its limit. restore undoes it (also at cleanup).
+func exhaustFDs(t *testing.T) *fdLimit {
+	t.Helper()
+	l := &fdLimit{t: t}
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &l.old))
+	entries, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	highest := 0
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > highest {
+			highest = n
+		}
+	}
+	lowered := l.old
+	lowered.Cur = uint64(highest + 8)
+	require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lowered))
+	t.Cleanup(l.restore)
+	l.topUp()
+	return l
+}
+
+// topUp takes the fd numbers freed since (by the monitor closing a watch's dup, say).
+func (l *fdLimit) topUp() {
+	for {
+		fd, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		l.fills = append(l.fills, fd)
+	}
+}
+
+func (l *fdLimit) restore() {
+	if l.done {
+		return
+	}
+	l.done = true
+	for _, fd := range l.fills {
+		unix.Close(fd)
+	}
+	require.NoError(l.t, unix.Setrlimit(unix.RLIMIT_NOFILE, &l.old))
+}
+
+// unwatchCtl stops the monitor's watch of l's control channel; rewatchCtl starts it again.
+// unwatchCtl is called with sp.mu held.
+func unwatchCtl(l *sendLane) {
+	monitorRemove(l.ctlMon)
+	l.ctlMon = 0
+}
+
+func rewatchCtl(l *sendLane) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if l.ctl >= 0 && l.ctlMon == 0 {
+		l.watchCtl()
+	}
+}
+
+// sendLaneTo is the send lane into the port name for the peer's port dest. Called with sp.mu held.
+func sendLaneTo(name, dest uint32) *sendLane {
+	destID := sp.entries[dest].send.id
+	return sp.entries[name].recv.sendLanes[destID]
+}
+
+// A send right made of tokens, moved on by its holder to a third process while the port's
+// process is at its fd limit: in xnu the third process holds a live send right (ipc_right_copyin
+// of MACH_MSG_TYPE_MOVE_SEND moves the user reference with its ip_srights count into the
+// message, and ipc_right_copyout gives it to the receiver; nothing can be lost between), so the
+// port keeps a sender, no-senders does not come (ipc_notify_no_senders only once ip_srights is
+// 0, ipc_port_release_send_and_unlock), and the third process's sends arrive. Here the right
+// gets a channel whose read end travels to the port's process in an "adopt" datagram on the
+// lane's control channel (adoptOut); at the fd limit its recvmsg truncates the fd away
+// (MSG_CTRUNC), readSendCtl drops the datagram as malformed, the holder's "return" that follows
+// brings the lane's tokens to 0: the port has no senders, no-senders fires, and the third
+// process's right is a channel nobody reads.
+func TestSendLaneReviewAdoptLostAtFDLimit(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	b := startReviewPeer(t, parent)
+	c := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	b.give(carried, dispMakeSend)
+	b.do(nil, slTake, 1)
+	releaseOwn()
+	require.True(t, sendersOf(t, carried), "b's right, made of a token")
+
+	b.command([]Desc{{Name: c.q, Disp: dispCopySend}}, rvGatedPass, uint32(dispMoveSend))
+	// The lane's control channel is read by mach_port_get_attributes (sendersOf), at the limit;
+	// its monitor watch is off meanwhile (the monitor closes the watch's dup as it fires, which
+	// would give the datagram's fd a number).
+	var limit *fdLimit
+	var l *sendLane
+	whileLocked(t, parent, func() {
+		l = sendLaneTo(carried, b.q)
+		unwatchCtl(l)
+		limit = exhaustFDs(t)
+		b.open()
+	}, func() {})
+	senders := sendersOf(t, carried)
+	limit.restore()
+	rewatchCtl(l)
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, b.answer())
+	assert.True(t, senders, "c's right is a sender")
+	_, kr := tryReceiveNow(notify)
+	assert.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while c holds its right")
+	got := c.do(nil, slTake, 1)
+	require.NotEqual(t, uint32(abi.MACH_PORT_DEAD), got[0], "c's right arrived as a dead name")
+	require.Equal(t, uint32(1), got[1], "c's right")
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, c.do(nil, slVia), "c sends through its right")
+	require.Equal(t, int32(xVia), receiveWithin(t, carried).ID)
+}
+
+// u32s encodes vals as a command's or an answer's body.
+func u32s(vals ...uint32) []byte {
+	b := make([]byte, 4*len(vals))
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(b[4*i:], v)
+	}
+	return b
+}
+
+// waitReadable waits at most 10 s for fd to be readable, with poll alone (no fd made).
+func waitReadable(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 10_000)
+	return err == nil && n == 1
 }
