@@ -471,3 +471,42 @@ func waitReadable(fd int) bool {
 	n, err := unix.Poll(fds, 10_000)
 	return err == nil && n == 1
 }
+
+// A holder moves a send right made of tokens to a third process and exits at once, as a client
+// does once its request went, while its lane's control channel is backlogged (the port's
+// process has not read it yet: busy, here holding sp.mu). In xnu the moved right is in the
+// message once mach_msg returned (ipc_right_copyin of MOVE_SEND takes the name's reference and
+// its ip_srights count into the kmsg; task teardown, ipc_space_terminate, touches only the
+// space's own names), so the third process gets a live right, the port keeps a sender, and
+// no-senders does not come (ipc_notify_no_senders once ip_srights is 0). Here the right's
+// channel reaches the port's process in an "adopt" datagram that the holder queues (ctlQ) when
+// its control channel is full, to be sent later by flushCtl; the holder's exit drops the queue
+// with the channel's read end: its control channel's hang-up then gives back every token (no
+// senders, no-senders fires), and the third process's right arrives as a dead name.
+func TestSendLaneReviewAdoptLostWhenHolderExits(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	b := startReviewPeer(t, parent)
+	c := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	b.give(carried, dispMakeSend)
+	b.do(nil, slTake, 1)
+	releaseOwn()
+	pidfd, err := unix.PidfdOpen(b.pid, 0)
+	require.NoError(t, err)
+	defer unix.Close(pidfd)
+
+	b.command([]Desc{{Name: c.q, Disp: dispCopySend}}, rvBackloggedPassExit, uint32(dispMoveSend))
+	whileLocked(t, parent, b.open, func() {
+		require.True(t, waitReadable(pidfd), "b exited within 10 s")
+	})
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, b.answer())
+	got := c.do(nil, slTake, 1) // after b's exit
+	assert.NotEqual(t, uint32(abi.MACH_PORT_DEAD), got[0], "c's right arrived as a dead name")
+	assert.Equal(t, uint32(1), got[1], "c's right")
+	assert.True(t, sendersOf(t, carried), "c's right is a sender")
+	_, kr := tryReceiveNow(notify)
+	assert.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while c holds its right")
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, c.do(nil, slVia), "c sends through its right")
+	require.Equal(t, int32(xVia), receiveWithin(t, carried).ID)
+}
