@@ -510,3 +510,42 @@ func TestSendLaneReviewAdoptLostWhenHolderExits(t *testing.T) {
 	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, c.do(nil, slVia), "c sends through its right")
 	require.Equal(t, int32(xVia), receiveWithin(t, carried).ID)
 }
+
+// A send lane record names its port twice: by the lane's key and by the port id it carries.
+// copyoutRight never lets a peer's record name a port of this process with a channel of the
+// peer's ("never taken from a peer that merely claims the port's id"); copyoutSendLane takes the
+// id from the record without checking it against its lane's: a peer with a lane into this
+// process can hand it a "send right" to one of this process's own ports (here a receive right
+// without a send right) that sends into the peer's lane. In xnu a name for a port of the space
+// always leads to that port (ipc_right_copyout joins the entry that names the port's receive
+// right, ipc_port_copyout_send).
+func TestSendLaneReviewTokenClaimingALocalPort(t *testing.T) {
+	port := newTestPort(t, 0)
+	own, kr := Construct(0, 0, 0) // a receive right, no send right
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(own, 0, 0) })
+	l := newFakeSendLane(t)
+	l.send(t, port)
+	receiveWithin(t, port)
+	op, _ := l.readCtl(t)
+	require.Equal(t, uint32(sendLaneHello), op)
+
+	sp.mu.Lock()
+	l.id = sp.entries[own].recv.id // the forgery: the lane's key, this process's port's id
+	sp.mu.Unlock()
+	l.send(t, port)
+	name := receiveWithin(t, port).Descs[0].Name
+	if name == abi.MACH_PORT_DEAD {
+		return // refused
+	}
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: name, ID: 42}, 0))
+	assert.False(t, waitReadableNow(l.data), "a message to this process's own port went into the peer's lane")
+	assert.Equal(t, own, name, "the right to its own port is named with the receive right")
+}
+
+// waitReadableNow reports whether fd is readable now.
+func waitReadableNow(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1
+}
