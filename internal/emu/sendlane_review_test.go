@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/assert"
@@ -548,4 +550,63 @@ func waitReadableNow(fd int) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 0)
 	return err == nil && n == 1
+}
+
+// The same move to a third process, with the port's process one fd short of its limit: the
+// adopt datagram's fd fits, and adoptSend installs the channel, but its hang-up watch
+// (monitorAdd, which dups the fd) fails, unchecked. When the third process then releases the
+// right, the channel's hang-up is never seen: the port counts a sender that is gone, and
+// no-senders never comes. In xnu the third process's release is ipc_port_release_send, and
+// the port's last send right going fires no-senders (ipc_port_release_send_and_unlock →
+// ipc_notify_no_senders).
+func TestSendLaneReviewAdoptedChannelUnwatchedAtFDLimit(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	b := startReviewPeer(t, parent)
+	c := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	b.give(carried, dispMakeSend)
+	b.do(nil, slTake, 1)
+	releaseOwn()
+
+	b.command([]Desc{{Name: c.q, Disp: dispCopySend}}, rvGatedPass, uint32(dispMoveSend))
+	var limit *fdLimit
+	var l *sendLane
+	whileLocked(t, parent, func() {
+		l = sendLaneTo(carried, b.q)
+		unwatchCtl(l)
+		limit = exhaustFDs(t)
+		last := len(limit.fills) - 1
+		unix.Close(limit.fills[last]) // one fd number free: the adopt datagram's
+		limit.fills = limit.fills[:last]
+		b.open()
+	}, func() {})
+	require.True(t, sendersOf(t, carried), "b's right, moved to c") // reads the adopt, at the limit
+	waitAdopted(t, carried)
+	limit.restore()
+	rewatchCtl(l)
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, b.answer())
+	got := c.do(nil, slTake, 1)
+	require.Equal(t, uint32(1), got[1], "c's right")
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, c.do(nil, slVia), "c sends through its right")
+	require.Equal(t, int32(xVia), receiveWithin(t, carried).ID)
+	require.Equal(t, []uint32{abi.KERN_SUCCESS}, c.do(nil, slDrop))
+	noSendersWithin(t, notify) // fails after its 10 s when the hang-up is never seen
+}
+
+// waitAdopted waits (at most 10 s) until no send-right channel of the port name is being
+// adopted (adoptSend done).
+func waitAdopted(t *testing.T, name uint32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sp.mu.Lock()
+		n := sp.entries[name].recv.adoptingSend
+		sp.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "adopted within 10 s")
+		runtime.Gosched()
+	}
 }
