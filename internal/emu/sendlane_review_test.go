@@ -610,3 +610,44 @@ func waitAdopted(t *testing.T, name uint32) {
 		runtime.Gosched()
 	}
 }
+
+// The port's receive right moves inside its process (a message to another of its ports) while a
+// peer holds send rights made of tokens and the lane is kept: in xnu the port, its send rights
+// (ip_srights) and its no-senders request stay with the port object whatever name holds its
+// receive right (ipc_right_copyin MOVE_RECEIVE, ipc_right_copyout of the receive right), so the
+// peer's right still sends to it, new rights made under the new name are tokens on the same
+// lane and count, and no-senders comes once the peer releases them all, with the make-send
+// count of the rights made since the move: ipc_port_clear_receiver (ipc_port.c), which the
+// MOVE_RECEIVE copy-in calls, sets ip_mscount back to 0.
+func TestSendLaneReviewReceiveRightMovedInsideItsProcess(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	b := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b, carried)
+	b.give(carried, dispMakeSend)
+	b.do(nil, slTake, 1)
+	releaseOwn()
+
+	via := newTestPort(t, 0)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX,
+		Remote: via, ID: 1, Descs: []Desc{{Name: carried, Disp: dispMoveReceive}}}, 0))
+	moved := receiveWithin(t, via).Descs[0].Name
+	t.Cleanup(func() { Destruct(moved, 0, 0) })
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, b.do(nil, slVia))
+	require.Equal(t, int32(xVia), receiveWithin(t, moved).ID, "b's right sends to the moved port")
+	b.give(moved, dispMakeSend)
+	d, got := b.do(nil, slTake, 1), uint32(2)
+	require.Equal(t, got, d[1], "the new right joins b's name")
+	sp.mu.Lock()
+	l := sp.entries[moved].recv.sendLanes[sp.entries[b.q].send.id]
+	outstanding := -1
+	if l != nil {
+		outstanding = l.outstanding
+	}
+	sp.mu.Unlock()
+	require.Equal(t, 2, outstanding, "both of b's rights are tokens on the one lane")
+	_, kr := tryReceiveNow(notify)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while b holds its rights")
+	require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+	require.Equal(t, uint32(1), noSendersWithin(t, notify), "the one right made since the move")
+}
