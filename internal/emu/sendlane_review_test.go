@@ -31,6 +31,7 @@ const (
 	rvGatedDrop          = 100 + iota // wait for the gate, then release every send reference of the right taken; answer the kr
 	rvGatedPass                       // [disp]: wait for the gate, then slPass
 	rvBackloggedPassExit              // [disp]: wait for the gate, fill the right's lane control channel, slPass, answer, exit
+	rvTakeAll                         // receive one message on q; answer each descriptor's name, then the first's send refs
 )
 
 func init() {
@@ -91,6 +92,21 @@ func peerReview(parent, q, g uint32) error {
 			}
 			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
 			err = answer(name, refs)
+		case rvTakeAll:
+			var in Msg
+			if err := xprocReceive(q, &in); err != nil {
+				return fail("take: %v", err)
+			}
+			var vals []uint32
+			for _, d := range in.Descs {
+				vals = append(vals, d.Name)
+			}
+			if len(vals) == 0 {
+				return fail("take: no descriptor")
+			}
+			name = vals[0]
+			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+			err = answer(append(vals, refs)...)
 		case slVia:
 			err = answer(uint32(Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia}, -1)))
 		case slDrop, rvGatedDrop:
@@ -650,4 +666,68 @@ func TestSendLaneReviewReceiveRightMovedInsideItsProcess(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while b holds its rights")
 	require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
 	require.Equal(t, uint32(1), noSendersWithin(t, notify), "the one right made since the move")
+}
+
+// Pins of the token counting against xnu's (ipc_port_make_send_locked and ipc_port_copy_send
+// count ip_srights per right; ipc_right_copyout adds a user reference per right to the name
+// that holds the port; ipc_port_release_send fires no-senders when ip_srights is 0, with
+// ip_mscount): a burst of rights before the peer's hello (channels, the lane's first token,
+// tokens) coalesce and count; a message with many rights to the port gives one name a
+// reference per right; a "return" racing a new token leaves the new one counted.
+func TestSendLaneReviewCounting(t *testing.T) {
+	t.Run("burst before hello", func(t *testing.T) {
+		parent := newTestPort(t, 0)
+		carried, notify := armedPort(t)
+		b := startReviewPeer(t, parent)
+		for range 5 { // the queue limit: a sixth would wait for b
+			b.give(carried, dispMakeSend)
+		}
+		require.Equal(t, uint32(5), b.do(nil, slTake, 5)[1])
+		_, kr := tryReceiveNow(notify)
+		require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+		require.True(t, sendersOf(t, carried))
+		require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+		require.Equal(t, uint32(5), noSendersWithin(t, notify))
+	})
+	t.Run("many in one message", func(t *testing.T) {
+		parent := newTestPort(t, 0)
+		carried, notify := armedPort(t)
+		b := startReviewPeer(t, parent)
+		releaseOwn := warmLane(t, b.slPeer, carried)
+		descs := []Desc{{Name: carried, Disp: dispMakeSend}, {Name: carried, Disp: dispMakeSend}, {Name: carried, Disp: dispMakeSend}}
+		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX,
+			Remote: b.q, ID: xGive, Descs: descs}, -1))
+		got := b.do(nil, rvTakeAll)
+		require.Len(t, got, 4)
+		require.Equal(t, []uint32{got[0], got[0], got[0], 3}, got, "one name, a reference per right")
+		sp.mu.Lock()
+		outstanding := sendLaneTo(carried, b.q).outstanding
+		sp.mu.Unlock()
+		require.Equal(t, 3, outstanding, "three tokens")
+		releaseOwn()
+		require.True(t, sendersOf(t, carried))
+		require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+		require.Equal(t, uint32(6), noSendersWithin(t, notify))
+	})
+	t.Run("return racing a new token", func(t *testing.T) {
+		parent := newTestPort(t, 0)
+		carried, notify := armedPort(t)
+		b := startReviewPeer(t, parent)
+		releaseOwn := warmLane(t, b.slPeer, carried)
+		b.give(carried, dispMakeSend)
+		b.give(carried, dispMakeSend)
+		require.Equal(t, uint32(2), b.do(nil, slTake, 2)[1])
+		releaseOwn()
+		b.give(carried, dispMakeSend) // a token issued before b's return of the two
+		require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+		require.True(t, sendersOf(t, carried), "the token in flight")
+		_, kr := tryReceiveNow(notify)
+		require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while a token is in flight")
+		got := b.do(nil, slTake, 1)
+		require.Equal(t, uint32(1), got[1])
+		require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, b.do(nil, slVia))
+		require.Equal(t, int32(xVia), receiveWithin(t, carried).ID)
+		require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+		require.Equal(t, uint32(6), noSendersWithin(t, notify))
+	})
 }
