@@ -32,6 +32,7 @@ const (
 	rvGatedPass                       // [disp]: wait for the gate, then slPass
 	rvBackloggedPassExit              // [disp]: wait for the gate, fill the right's lane control channel, slPass, answer, exit
 	rvTakeAll                         // receive one message on q; answer each descriptor's name, then the first's send refs
+	rvGiveQ                           // [n]: send n messages, each with MAKE_SEND of q, to the port whose send right the command carries; answer the last kr
 )
 
 func init() {
@@ -92,6 +93,19 @@ func peerReview(parent, q, g uint32) error {
 			}
 			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
 			err = answer(name, refs)
+		case rvGiveQ:
+			if len(m.Descs) != 1 {
+				return fail("give: %d descriptors", len(m.Descs))
+			}
+			kr := int32(abi.MACH_MSG_SUCCESS)
+			for range arg(1) {
+				if kr = Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX, Remote: m.Descs[0].Name, ID: xGive,
+					Descs: []Desc{{Name: q, Disp: dispMakeSend}}}, -1); kr != abi.MACH_MSG_SUCCESS {
+					break
+				}
+			}
+			Deallocate(m.Descs[0].Name)
+			err = answer(uint32(kr))
 		case rvTakeAll:
 			var in Msg
 			if err := xprocReceive(q, &in); err != nil {
@@ -730,4 +744,47 @@ func TestSendLaneReviewCounting(t *testing.T) {
 		require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
 		require.Equal(t, uint32(6), noSendersWithin(t, notify))
 	})
+}
+
+// A send lane into a peer's port X, kept by this process for one of its own ports P (the
+// destination the peer carried X's rights to), once P is destroyed: no token can come on it any
+// more (a lane serves one destination, and P is gone), so what it holds should go with P. In xnu
+// nothing outlives the destination but its messages, destroyed with it (ipc_port_destroy →
+// ipc_mqueue_destroy). Here the lane stays in this process's cache (four fds: its two write ends,
+// the counter, the monitor's dup) for as long as X lives, and in the peer's port X (its read ends)
+// too: a client's long-lived port handed to per-session ports of a server costs the server four
+// fds per ended session, up to sendLaneCacheMax, after which no lane is kept at all.
+func TestSendLaneReviewLaneOutlivesItsDestination(t *testing.T) {
+	parent := newTestPort(t, 0)
+	b := startReviewPeer(t, parent)
+	session := newTestPort(t, 0)
+	b.command([]Desc{{Name: session, Disp: dispMakeSend}}, rvGiveQ, 2)
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, b.answer())
+	var names []uint32
+	for range 2 {
+		names = append(names, receiveWithin(t, session).Descs[0].Name)
+	}
+	require.Equal(t, names[0], names[1])
+	require.Equal(t, b.q, names[0], "b's q, which the test names already")
+	sp.mu.Lock()
+	qid := sp.entries[b.q].send.id
+	kept := 0
+	for _, l := range sp.sendLanes {
+		if l.id == qid {
+			kept++
+		}
+	}
+	sp.mu.Unlock()
+	require.Equal(t, 1, kept, "the lane into q for session")
+	require.Equal(t, int32(abi.KERN_SUCCESS), Destruct(session, -1, 0))
+	b.do(nil, slTake, 0) // a round trip with b
+	sp.mu.Lock()
+	kept = 0
+	for _, l := range sp.sendLanes {
+		if l.id == qid {
+			kept++
+		}
+	}
+	sp.mu.Unlock()
+	require.Zero(t, kept, "a lane for a destination that is gone, kept while q lives")
 }
