@@ -788,3 +788,52 @@ func TestSendLaneReviewLaneOutlivesItsDestination(t *testing.T) {
 	sp.mu.Unlock()
 	require.Zero(t, kept, "a lane for a destination that is gone, kept while q lives")
 }
+
+// A send carrying a MAKE_SEND token that times out on a full destination: xnu's copy-in made the
+// right (ipc_port_make_send_locked: ip_mscount and ip_srights up) and ipc_kmsg_copyout_pseudo
+// hands it back to the sender, so the port never lacks a sender in between (no no-senders), the
+// sender holds one more user reference, and the make-send count includes the right. Each case
+// fills the destination's queue otherwise: with tokens of the port (outstanding), or with
+// messages without rights (the timed-out token is the lane's only one).
+func TestSendLaneReviewTimedOutTokenHandedBack(t *testing.T) {
+	for _, withTokens := range []bool{true, false} {
+		t.Run(fmt.Sprint("tokens queued ", withTokens), func(t *testing.T) {
+			parent := newTestPort(t, 0)
+			carried, notify := armedPort(t)
+			b := startReviewPeer(t, parent)
+			releaseOwn := warmLane(t, b.slPeer, carried)
+			mscount := uint32(4)
+			for range 5 { // b's q full: the queue limit
+				if withTokens {
+					b.give(carried, dispMakeSend)
+					mscount++
+				} else {
+					require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: b.q, ID: xVia}, -1))
+				}
+			}
+			releaseOwn()
+			if !withTokens {
+				noSendersWithin(t, notify) // the test's own was the last
+				// Armed: a sync above the make-send count (3) waits for a sender to go
+				// (ipc_port_nsrequest fires at once only when sync <= ip_mscount).
+				_, kr := RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, 4, notify, dispMakeSendOnce)
+				require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			}
+			require.Equal(t, int32(abi.MACH_SEND_TIMED_OUT), Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX,
+				Remote: b.q, ID: xGive, Descs: []Desc{{Name: carried, Disp: dispMakeSend}}}, 0))
+			refs, _ := GetRefs(carried, abi.MACH_PORT_RIGHT_SEND)
+			require.Equal(t, uint32(1), refs, "the right handed back")
+			require.True(t, sendersOf(t, carried))
+			_, kr := tryReceiveNow(notify)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while rights exist")
+			if withTokens {
+				require.Equal(t, uint32(5), b.do(nil, slTake, 5)[1])
+				require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+				_, kr = tryReceiveNow(notify)
+				require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while the handed-back right exists")
+			}
+			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(carried, abi.MACH_PORT_RIGHT_SEND, -1))
+			require.Equal(t, mscount, noSendersWithin(t, notify))
+		})
+	}
+}
