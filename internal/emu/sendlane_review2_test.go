@@ -1,0 +1,197 @@
+//go:build linux
+
+package emu
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// Second adversarial review of send lanes (sendlane.go, branch tokens at e03aa6c). Each test
+// states the Mach behaviour it holds the emulation to, from xnu's source.
+
+// review2RoleEnv makes a re-executed test binary the second review's peer (its own variable, so
+// that the roles of sendright_xproc_test.go and sendlane_review_test.go never see it).
+const review2RoleEnv = "MACHPORT_EMU_SLREVIEW2_ROLE"
+
+// The second review peer's commands, past the "sendlane" role's (slTake...slDestroyQ): it does
+// slTake, slVia and slDrop as that role does.
+const (
+	r2Fill        = 200 + iota // send messages (8 KiB bodies, timeout 0) through the right taken until one fails; answer how many went, the failing kr and the send refs
+	r2PassTimeout              // [disp]: send the right taken, with disp and timeout 0, to the port whose send right the command carries; answer the kr and the refs left
+)
+
+func init() {
+	if os.Getenv(review2RoleEnv) == "" {
+		return
+	}
+	if err := runXprocPeer(peerReview2); err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
+}
+
+// peerReview2 runs the test's commands until it exits, as peerSendLane does.
+func peerReview2(parent, q, g uint32) error {
+	answer := func(vals ...uint32) error {
+		return sendErr(Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xGot, Body: u32s(vals...)}, -1))
+	}
+	fail := func(format string, args ...any) error {
+		problem := fmt.Sprintf(format, args...)
+		Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xDone, Body: []byte(problem)}, -1)
+		return fmt.Errorf("%s", problem)
+	}
+	var name uint32
+	for {
+		var m Msg
+		if err := xprocReceive(g, &m); err != nil {
+			return err
+		}
+		arg := func(i int) uint32 { return binary.LittleEndian.Uint32(m.Body[4*i:]) }
+		var err error
+		switch arg(0) {
+		case slTake:
+			for range arg(1) {
+				var in Msg
+				if err := xprocReceive(q, &in); err != nil {
+					return fail("take: %v", err)
+				}
+				if len(in.Descs) != 1 || in.Descs[0].Disp != typePortSend {
+					return fail("take: %d descriptors", len(in.Descs))
+				}
+				name = in.Descs[0].Name
+			}
+			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+			err = answer(name, refs)
+		case slVia:
+			err = answer(uint32(Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia}, -1)))
+		case slDrop:
+			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+			kr := ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -int32(refs))
+			name = 0
+			err = answer(uint32(kr))
+		case r2Fill:
+			body := make([]byte, 8<<10)
+			n := uint32(0)
+			kr := int32(abi.MACH_MSG_SUCCESS)
+			for ; n < 10_000; n++ {
+				if kr = Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia, Body: body}, 0); kr != abi.MACH_MSG_SUCCESS {
+					break
+				}
+			}
+			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+			err = answer(n, uint32(kr), refs)
+		case r2PassTimeout:
+			if len(m.Descs) != 1 {
+				return fail("pass: %d descriptors", len(m.Descs))
+			}
+			kr := Send(&Msg{Bits: dispCopySend, Remote: m.Descs[0].Name, ID: xGive,
+				Descs: []Desc{{Name: name, Disp: uint8(arg(1))}}}, 0)
+			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+			err = answer(uint32(kr), refs)
+		default:
+			return fail("command %d", arg(0))
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// startReview2Peer runs the test binary again as a second review peer, as startXprocPeer does.
+func startReview2Peer(t *testing.T, parent uint32) *rvPeer {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	child := os.NewFile(uintptr(fds[1]), "handoff")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), review2RoleEnv+"=1")
+	cmd.ExtraFiles = []*os.File{child}
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	child.Close()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
+	unix.Close(fds[0])
+	var m Msg
+	require.NoError(t, xprocReceive(parent, &m))
+	require.Equal(t, int32(xHello), m.ID)
+	require.Len(t, m.Descs, 2)
+	q, g := m.Descs[0].Name, m.Descs[1].Name
+	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
+	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: -1}
+}
+
+// answerWithin receives a peer's answer on parent, waiting at most 10 s; ok is false when none
+// came (the peer is stuck).
+func answerWithin(t *testing.T, parent uint32) (vals []uint32, ok bool) {
+	t.Helper()
+	var m Msg
+	size := func(ports, mems, body int) int { return 0 }
+	if _, kr := Receive(context.Background(), parent, 1<<20, size, false, 10*time.Second, &m); kr != abi.MACH_MSG_SUCCESS {
+		return nil, false
+	}
+	require.Equal(t, int32(xGot), m.ID, "the peer: %s", m.Body)
+	vals = make([]uint32, len(m.Body)/4)
+	for i := range vals {
+		vals[i] = binary.LittleEndian.Uint32(m.Body[4*i:])
+	}
+	return vals, true
+}
+
+// A holder of a send right made of tokens moves it to a third process with a send timeout of 0,
+// while the lane's data channel is full (the holder sent the port more than its process has
+// received: a busy server). In xnu, copying a send right into a message never waits on the
+// right's port (ipc_right_copyin, MOVE_SEND: the user reference moves into the kmsg, nothing is
+// queued on the port), and the send waits only for room on its destination, and then never
+// past its timeout (ipc_kmsg_send → ipc_mqueue_send with MACH_SEND_TIMEOUT: MACH_SEND_TIMED_OUT,
+// and ipc_kmsg_copyout_pseudo hands the rights back). The third process's queue is empty: the
+// send succeeds at once. mach/doc.go documents that the emulation waits for room on the lane
+// "as a message to the port would"; a message to the port with timeout 0 returns
+// MACH_SEND_TIMED_OUT at once, so either outcome is accepted here (with the right handed back
+// on a time-out), but not waiting on: sendAdopts (msg.go) waits for room with waitWritable(fd,
+// -1), whatever the send's timeout, and the holder's mach_msg never returns while the port's
+// process does not receive.
+func TestSendLaneReview2PassIgnoresSendTimeout(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, _ := armedPort(t)
+	b := startReview2Peer(t, parent)
+	c := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	b.give(carried, dispMakeSend)
+	require.Equal(t, uint32(1), b.do(nil, slTake, 1)[1])
+	releaseOwn()
+	// The port's queue limit at its most, so that what fills first is the lane's data channel.
+	require.Equal(t, int32(abi.KERN_SUCCESS), SetAttributes(carried, abi.MACH_PORT_LIMITS_INFO, []int32{abi.MACH_PORT_QLIMIT_MAX}))
+	got := b.do(nil, r2Fill)
+	require.Equal(t, uint32(abi.MACH_SEND_TIMED_OUT), got[1], "b's sends to the port time out once its lane is full (%d went)", got[0])
+	require.Less(t, got[0], uint32(abi.MACH_PORT_QLIMIT_MAX), "the lane filled before the queue limit")
+	// The timed-out send handed its copied destination right back (ipc_kmsg_copyout_pseudo).
+	refs := got[2]
+
+	b.command([]Desc{{Name: c.q, Disp: dispCopySend}}, r2PassTimeout, uint32(dispMoveSend))
+	got, ok := answerWithin(t, parent)
+	require.True(t, ok, "b's mach_msg with a timeout of 0 did not return within 10 s")
+	switch got[0] {
+	case abi.MACH_MSG_SUCCESS: // xnu's
+		assert.Equal(t, refs-1, got[1], "one reference moved")
+	case abi.MACH_SEND_TIMED_OUT: // the documented Linux difference
+		assert.Equal(t, refs, got[1], "the right handed back")
+	default:
+		t.Fatalf("pass: %#x", got[0])
+	}
+}
