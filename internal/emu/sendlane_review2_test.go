@@ -195,3 +195,30 @@ func TestSendLaneReview2PassIgnoresSendTimeout(t *testing.T) {
 		t.Fatalf("pass: %#x", got[0])
 	}
 }
+
+// A send right made of tokens moves on to a third process, which sends a message through it;
+// once that send returned MACH_MSG_SUCCESS, the message is on the port's queue in xnu
+// (ipc_kmsg_send → ipc_mqueue_send → ipc_mqueue_post enqueues it before mach_msg returns), so
+// a receive with a timeout of 0 takes it (ipc_mqueue_receive_on_thread finds the queue not
+// empty; MACH_RCV_TIMED_OUT only when it is empty). Here the third process's channel reaches the
+// port's process in an adopt datagram on the lane's data channel, which only a receive of the
+// port reads: the receive reads the adopt (sendLaneAdoptOnData), and adoptSend installs the
+// channel in a goroutine that needs sp.mu, which the receive holds: the receive finds no other
+// channel and times out, though the message was sent.
+func TestSendLaneReview2AdoptedRightsMessageNotReceivable(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, _ := armedPort(t)
+	b := startReview2Peer(t, parent)
+	c := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	b.give(carried, dispMakeSend)
+	require.Equal(t, uint32(1), b.do(nil, slTake, 1)[1])
+	releaseOwn()
+	got := b.do([]Desc{{Name: c.q, Disp: dispCopySend}}, r2PassTimeout, uint32(dispMoveSend))
+	require.Equal(t, uint32(abi.MACH_MSG_SUCCESS), got[0])
+	require.Equal(t, uint32(1), c.do(nil, slTake, 1)[1], "c's right")
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, c.do(nil, slVia), "c sent through its right")
+	m, kr := tryReceiveNow(carried)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "a receive (timeout 0) after c's send returned")
+	require.Equal(t, int32(xVia), m.ID)
+}
