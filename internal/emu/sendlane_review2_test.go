@@ -222,3 +222,28 @@ func TestSendLaneReview2AdoptedRightsMessageNotReceivable(t *testing.T) {
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "a receive (timeout 0) after c's send returned")
 	require.Equal(t, int32(xVia), m.ID)
 }
+
+// The same move, for a port that its process never receives on: a port held for its no-senders
+// notification alone (a session or an identity a server hands out, whose end it learns from
+// no-senders). In xnu the third process's release is the last send right going
+// (ipc_right_dealloc → ipc_port_release_send_and_unlock: ip_srights 0 → ipc_notify_no_senders),
+// whether or not anyone ever receives on the port. Here the adopt that brings the third
+// process's channel waits on the lane's data channel until a receive of the port reads it
+// (recv.go's accept → sendLaneAdoptOnData); while it waits, the lane counts as a sender
+// (settleSendLane: pending), so no-senders never comes.
+func TestSendLaneReview2NoSendersWaitsForAReceive(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	b := startReview2Peer(t, parent)
+	c := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	b.give(carried, dispMakeSend)
+	require.Equal(t, uint32(1), b.do(nil, slTake, 1)[1])
+	releaseOwn()
+	got := b.do([]Desc{{Name: c.q, Disp: dispCopySend}}, r2PassTimeout, uint32(dispMoveSend))
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS, 0}, got, "b moved its one reference")
+	require.Equal(t, uint32(1), c.do(nil, slTake, 1)[1], "c's right")
+	require.Equal(t, []uint32{abi.KERN_SUCCESS}, c.do(nil, slDrop))
+	// Nobody receives on carried.
+	require.Equal(t, uint32(4), noSendersWithin(t, notify), "no-senders once c released the last right")
+}
