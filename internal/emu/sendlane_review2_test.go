@@ -247,3 +247,39 @@ func TestSendLaneReview2NoSendersWaitsForAReceive(t *testing.T) {
 	// Nobody receives on carried.
 	require.Equal(t, uint32(4), noSendersWithin(t, notify), "no-senders once c released the last right")
 }
+
+// Two holders, each with a send right made of tokens on a lane of its own, move them to the same
+// third process at once: in xnu both user references join the third process's one name
+// (ipc_right_copyout adds a user reference to the entry that names the port), each counts in
+// ip_srights until released, and no-senders comes once the third process releases its name,
+// with the make-send count of every right made (ipc_notify_no_senders, ip_mscount). Here each
+// move makes a channel of its own and an adopt on its own lane; the third process keeps one of
+// the two channels and closes the other.
+func TestSendLaneReview2TwoHoldersAdoptToOneProcess(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	b1 := startReview2Peer(t, parent)
+	b2 := startReview2Peer(t, parent)
+	c := startSendLanePeer(t, parent)
+	for _, b := range []*rvPeer{b1, b2} {
+		releaseOwn := warmLane(t, b.slPeer, carried)
+		b.give(carried, dispMakeSend)
+		require.Equal(t, uint32(1), b.do(nil, slTake, 1)[1])
+		releaseOwn()
+	}
+	b1.command([]Desc{{Name: c.q, Disp: dispCopySend}}, r2PassTimeout, uint32(dispMoveSend))
+	b2.command([]Desc{{Name: c.q, Disp: dispCopySend}}, r2PassTimeout, uint32(dispMoveSend))
+	for range 2 {
+		got, ok := answerWithin(t, parent)
+		require.True(t, ok)
+		require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS, 0}, got)
+	}
+	require.Equal(t, uint32(2), c.do(nil, slTake, 2)[1], "one name, two references")
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, c.do(nil, slVia))
+	require.Equal(t, int32(xVia), receiveWithin(t, carried).ID) // (reads the adopts: see TestSendLaneReview2NoSendersWaitsForAReceive)
+	require.True(t, sendersOf(t, carried))
+	_, kr := tryReceiveNow(notify)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while c holds its right")
+	require.Equal(t, []uint32{abi.KERN_SUCCESS}, c.do(nil, slDrop))
+	require.Equal(t, uint32(8), noSendersWithin(t, notify), "every right made: 2×(the test's own, 2 to warm, 1)")
+}
