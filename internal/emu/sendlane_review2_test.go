@@ -283,3 +283,161 @@ func TestSendLaneReview2TwoHoldersAdoptToOneProcess(t *testing.T) {
 	require.Equal(t, []uint32{abi.KERN_SUCCESS}, c.do(nil, slDrop))
 	require.Equal(t, uint32(8), noSendersWithin(t, notify), "every right made: 2×(the test's own, 2 to warm, 1)")
 }
+
+// wireHolder plays, on the wire, the process that holds a send lane into carried (a port of
+// this process) for the destination dest: held is the channel of the first carry (an honest
+// holder's right, released by the test), data and ctl the lane's write ends, after its hello.
+type wireHolder struct {
+	held      []int
+	data, ctl int
+	dest      portID
+	carry     func() (datagram, []int)
+}
+
+// newWireHolder carries send rights to carried to a fake destination until they go as tokens
+// alone, as TestSendRightTokenOnTheWire does: one channel (kept as held), the lane's first
+// token with its write ends (one token outstanding), the hello.
+func newWireHolder(t *testing.T, carried uint32) *wireHolder {
+	t.Helper()
+	server := newTestPort(t, 0)
+	w := &wireHolder{dest: newPortID()}
+	w.carry = func() (datagram, []int) {
+		t.Helper()
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		defer unix.Close(fds[0])
+		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), sendWithReplyFD(server, 7, nil, fds[1], w.dest))
+		unix.Close(fds[1])
+		req := receiveWithin(t, server)
+		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce, Remote: req.Remote, ID: 8,
+			Descs: []Desc{{Name: carried, Disp: dispMakeSend}}}, -1))
+		return readDatagram(t, fds[0])
+	}
+	d, got := w.carry()
+	require.Equal(t, uint8(kindPort), d.descs[0].kind)
+	w.held = got
+	d, got = w.carry()
+	require.Equal(t, uint8(kindSendLane), d.descs[0].kind)
+	require.Len(t, got, 3)
+	w.data, w.ctl = got[d.descs[0].fd], got[d.descs[0].fd+1]
+	unix.Close(got[d.descs[0].counterFD])
+	require.NoError(t, laneCtl(w.ctl, sendLaneHello, 0, -1))
+	t.Cleanup(func() {
+		for _, fd := range append([]int{w.data, w.ctl}, w.held...) {
+			unix.Close(fd)
+		}
+	})
+	return w
+}
+
+// outstanding is the lane's count of tokens issued and not given back, once every control
+// datagram sent so far was read (GetAttributes reads them).
+func (w *wireHolder) outstanding(t *testing.T, carried uint32) int {
+	t.Helper()
+	sendersOf(t, carried)
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	l := sp.entries[carried].recv.sendLanes[w.dest]
+	require.NotNil(t, l, "the lane")
+	return l.outstanding
+}
+
+// A hostile holder of a send lane sends its port's process control datagrams that no honest
+// holder sends: a "return" of more tokens than it was issued, a return on a lane with none
+// outstanding, datagrams of the wrong size, magic or op, a return or hello carrying fds, an
+// adopt on the control channel with a descriptor that is no channel, a datagram with several
+// fds. In xnu a task can release only the send rights its space names (ipc_right_dealloc and
+// ipc_right_delta act on the caller's entry alone), so another holder's right keeps the port's
+// senders: no-senders comes only once the honest holder's right goes too
+// (ipc_port_release_send_and_unlock: ip_srights 0). The port's process must close every fd such a
+// datagram brought, never count fewer than 0 tokens, and keep serving: a right carried after it
+// still counts.
+func TestSendLaneReview2HostileHolderControl(t *testing.T) {
+	datagram := func(size int, magic, op uint32, n uint64) []byte {
+		b := make([]byte, size)
+		le := binary.LittleEndian
+		if size >= 8 {
+			le.PutUint32(b[0:], magic)
+			le.PutUint32(b[4:], op)
+		}
+		if size >= 16 {
+			le.PutUint64(b[8:], n)
+		}
+		return b
+	}
+	pipeFD := func(t *testing.T) int {
+		var p [2]int
+		require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+		unix.Close(p[1])
+		return p[0]
+	}
+	pairFD := func(t *testing.T) int {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		unix.Close(fds[1])
+		return fds[0]
+	}
+	cases := []struct {
+		name string
+		b    []byte
+		fds  func(t *testing.T) []int
+		left int // the lane's tokens outstanding after (1 before)
+	}{
+		{"return more than issued", datagram(laneCtlSize, laneMagic, sendLaneReturn, 1<<63+5), nil, 0},
+		{"return all, twice", datagram(laneCtlSize, laneMagic, sendLaneReturn, 1), nil, 0},
+		{"short", datagram(laneCtlSize-1, laneMagic, sendLaneReturn, 1), nil, 1},
+		{"long", datagram(laneCtlSize+1, laneMagic, sendLaneReturn, 1), nil, 1},
+		{"empty", nil, nil, 1},
+		{"bad magic", datagram(laneCtlSize, laneMagic+1, sendLaneReturn, 1), nil, 1},
+		{"unknown op", datagram(laneCtlSize, laneMagic, 99, 1), nil, 1},
+		{"return with an fd", datagram(laneCtlSize, laneMagic, sendLaneReturn, 1), func(t *testing.T) []int { return []int{pairFD(t)} }, 1},
+		{"hello with an fd", datagram(laneCtlSize, laneMagic, sendLaneHello, 0), func(t *testing.T) []int { return []int{pairFD(t)} }, 1},
+		{"adopt of a pipe", datagram(laneCtlSize, laneMagic, sendLaneAdopt, 0), func(t *testing.T) []int { return []int{pipeFD(t)} }, 1},
+		{"adopt of two", datagram(laneCtlSize, laneMagic, sendLaneAdopt, 0), func(t *testing.T) []int { return []int{pairFD(t), pairFD(t)} }, 1},
+		{"bad magic with fds", datagram(laneCtlSize, 0, sendLaneAdopt, 0), func(t *testing.T) []int { return []int{pairFD(t), pipeFD(t), pairFD(t)} }, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			carried, notify := armedPort(t)
+			w := newWireHolder(t, carried)
+			require.Equal(t, 1, w.outstanding(t, carried))
+			before := openFDs(t)
+			var fds []int
+			if tc.fds != nil {
+				fds = tc.fds(t)
+			}
+			var oob []byte
+			if len(fds) > 0 {
+				oob = unix.UnixRights(fds...)
+			}
+			times := 1
+			if tc.name == "return all, twice" {
+				times = 2
+			}
+			for range times {
+				require.NoError(t, unix.Sendmsg(w.ctl, tc.b, oob, nil, unix.MSG_NOSIGNAL))
+			}
+			for _, fd := range fds {
+				unix.Close(fd) // in flight, or the port's process's now
+			}
+			assert.Equal(t, tc.left, w.outstanding(t, carried), "tokens outstanding")
+			assert.Equal(t, before, openFDs(t), "fds the datagram brought, left open")
+			require.True(t, sendersOf(t, carried), "the honest holder's right")
+			_, kr := tryReceiveNow(notify)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while the honest holder's right exists")
+			// Still served: a token carried after counts.
+			d, got := w.carry()
+			require.Equal(t, uint8(kindSendLane), d.descs[0].kind)
+			require.Empty(t, got)
+			require.Equal(t, tc.left+1, w.outstanding(t, carried))
+			for _, fd := range w.held {
+				unix.Close(fd)
+			}
+			w.held = nil
+			_, kr = tryReceiveNow(notify)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while a token is outstanding")
+			require.NoError(t, laneCtl(w.ctl, sendLaneReturn, uint64(tc.left+1), -1))
+			require.Equal(t, uint32(3), noSendersWithin(t, notify), "three rights made")
+		})
+	}
+}
