@@ -441,3 +441,71 @@ func TestSendLaneReview2HostileHolderControl(t *testing.T) {
 		})
 	}
 }
+
+// A send right carried as a message's reply right (the header's local port) rather than in a
+// descriptor: xnu's ipc_kmsg_copyin_header copies the reply right in with ipc_right_copyin as it
+// does a descriptor's (MAKE_SEND: ipc_port_make_send_locked; COPY_SEND: ipc_port_copy_send; MOVE_SEND:
+// the name's reference), each an ip_srights count, and ipc_kmsg_copyout_header names it in the
+// receiver. The reply right rides the same send lane as descriptors (a channel, then the lane's
+// write ends, then tokens alone), counts as a sender until given back, and no-senders comes once
+// every right is gone, with every right made.
+func TestSendLaneReview2ReplyRightAsToken(t *testing.T) {
+	for _, disp := range []uint8{dispMakeSend, dispCopySend, dispMoveSend} {
+		t.Run(fmt.Sprint(disp), func(t *testing.T) {
+			carried, notify := armedPort(t)
+			if disp != dispMakeSend {
+				require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(carried, carried, dispMakeSend))
+				require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(carried, abi.MACH_PORT_RIGHT_SEND, 3))
+			}
+			server := newTestPort(t, 0)
+			dest := newPortID()
+			carry := func() (datagram, []int) {
+				t.Helper()
+				fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+				require.NoError(t, err)
+				defer unix.Close(fds[0])
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), sendWithReplyFD(server, 7, nil, fds[1], dest))
+				unix.Close(fds[1])
+				req := receiveWithin(t, server)
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispMoveSendOnce | uint32(disp)<<8,
+					Remote: req.Remote, Local: carried, ID: 8}, -1))
+				return readDatagram(t, fds[0])
+			}
+			d, held := carry()
+			require.Equal(t, uint8(kindPort), d.reply.kind, "the first carry: a channel")
+			d, got := carry()
+			require.Equal(t, uint8(kindSendLane), d.reply.kind, "the second: the lane's write ends")
+			require.Len(t, got, 3)
+			data, ctl := got[d.reply.fd], got[d.reply.fd+1]
+			unix.Close(got[d.reply.counterFD])
+			defer unix.Close(data)
+			defer unix.Close(ctl)
+			require.NoError(t, laneCtl(ctl, sendLaneHello, 0, -1))
+			d, got = carry()
+			require.Equal(t, uint8(kindSendLane), d.reply.kind, "after the hello: a token")
+			require.Empty(t, got)
+			if disp != dispMakeSend {
+				// The test's own: 4 references, 3 copied or moved.
+				refs, _ := GetRefs(carried, abi.MACH_PORT_RIGHT_SEND)
+				want := uint32(4)
+				if disp == dispMoveSend {
+					want = 1
+				}
+				require.Equal(t, want, refs)
+				require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(carried, abi.MACH_PORT_RIGHT_SEND, -int32(refs)))
+			}
+			for _, fd := range held {
+				unix.Close(fd)
+			}
+			require.True(t, sendersOf(t, carried), "2 tokens outstanding")
+			_, kr := tryReceiveNow(notify)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+			require.NoError(t, laneCtl(ctl, sendLaneReturn, 2, -1))
+			want := uint32(3)
+			if disp != dispMakeSend {
+				want = 1 // the test's InsertRight
+			}
+			require.Equal(t, want, noSendersWithin(t, notify))
+		})
+	}
+}
