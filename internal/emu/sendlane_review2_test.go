@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
 	"time"
 
@@ -100,6 +101,8 @@ func peerReview2(parent, q, g uint32) error {
 				Descs: []Desc{{Name: name, Disp: uint8(arg(1))}}}, 0)
 			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
 			err = answer(uint32(kr), refs)
+		case slExit:
+			os.Exit(0)
 		default:
 			return fail("command %d", arg(0))
 		}
@@ -111,6 +114,13 @@ func peerReview2(parent, q, g uint32) error {
 
 // startReview2Peer runs the test binary again as a second review peer, as startXprocPeer does.
 func startReview2Peer(t *testing.T, parent uint32) *rvPeer {
+	t.Helper()
+	p, _ := startReview2PeerCmd(t, parent)
+	return p
+}
+
+// startReview2PeerCmd is startReview2Peer, with the peer's command (to wait for its end).
+func startReview2PeerCmd(t *testing.T, parent uint32) (*rvPeer, *exec.Cmd) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
@@ -133,7 +143,7 @@ func startReview2Peer(t *testing.T, parent uint32) *rvPeer {
 	require.Len(t, m.Descs, 2)
 	q, g := m.Descs[0].Name, m.Descs[1].Name
 	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
-	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: -1}
+	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: -1}, cmd
 }
 
 // answerWithin receives a peer's answer on parent, waiting at most 10 s; ok is false when none
@@ -508,4 +518,52 @@ func TestSendLaneReview2ReplyRightAsToken(t *testing.T) {
 			require.Equal(t, want, noSendersWithin(t, notify))
 		})
 	}
+}
+
+// Holders come and go (each keeps a send lane into the port, holds tokens, and exits holding
+// them): in xnu each holder's end releases its rights (ipc_space_terminate) and nothing of it
+// stays with the port but its make-send count. Here each exit hangs up its lane's control
+// channel (sendLaneGone: the tokens come back, no-senders fires) and its data channel (retired):
+// once every holder is gone, this process holds no more fds, goroutines or lanes with fds for
+// them than after the first.
+func TestSendLaneReview2LanesComeAndGo(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	mscount := uint32(0)
+	cycle := func() {
+		t.Helper()
+		b, cmd := startReview2PeerCmd(t, parent)
+		releaseOwn := warmLane(t, b.slPeer, carried)
+		for range 3 {
+			b.give(carried, dispMakeSend)
+		}
+		require.Equal(t, uint32(3), b.do(nil, slTake, 3)[1])
+		releaseOwn()
+		b.command(nil, slExit)
+		cmd.Wait() // its pidfd (os/exec's) closes
+		mscount = noSendersWithin(t, notify) // b's exit gave its tokens back
+		_, kr := RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, mscount+1, notify, dispMakeSendOnce)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		Deallocate(b.q)
+		Deallocate(b.g)
+	}
+	lanes := func() (open int) {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		for _, l := range sp.entries[carried].recv.sendLanes {
+			if l.ctl >= 0 || l.w >= 0 || l.cw >= 0 || (l.rc != nil && sp.entries[carried].recv.chans[l.rc.fd] == l.rc) {
+				open++
+			}
+		}
+		return open
+	}
+	cycle()
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+	for range 6 {
+		cycle()
+	}
+	assert.Zero(t, lanes(), "lanes with fds, their holders gone")
+
+	assert.LessOrEqual(t, openFDs(t), fds, "fds after 6 more holders came and went")
+	assert.LessOrEqual(t, runtime.NumGoroutine(), goroutines+2, "goroutines")
 }
