@@ -540,7 +540,7 @@ func TestSendLaneReview2LanesComeAndGo(t *testing.T) {
 		require.Equal(t, uint32(3), b.do(nil, slTake, 3)[1])
 		releaseOwn()
 		b.command(nil, slExit)
-		cmd.Wait() // its pidfd (os/exec's) closes
+		cmd.Wait()                           // its pidfd (os/exec's) closes
 		mscount = noSendersWithin(t, notify) // b's exit gave its tokens back
 		_, kr := RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, mscount+1, notify, dispMakeSendOnce)
 		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
