@@ -567,3 +567,67 @@ func TestSendLaneReview2LanesComeAndGo(t *testing.T) {
 	assert.LessOrEqual(t, openFDs(t), fds, "fds after 6 more holders came and went")
 	assert.LessOrEqual(t, runtime.NumGoroutine(), goroutines+2, "goroutines")
 }
+
+// The holder's side of user references on a name whose send right is made of tokens. xnu pegs
+// a name's send user references at MACH_PORT_UREFS_MAX: ipc_right_copyout of a send right to a
+// pegged entry consumes the right ("leave urefs pegged to maximum, consume send right"),
+// ipc_right_delta leaves a pegged count alone unless the delta is -MACH_PORT_UREFS_MAX, which
+// releases the name, and with it the port's last send right here (ipc_port_release_send: the
+// tokens all given back); a delta below the count is KERN_INVALID_VALUE and releases nothing.
+// A port that dies turns the name into a dead name with its user references, and a dead-name
+// request fires with one more (ipc_right_check, ipc_notify_dead_name).
+func TestSendLaneReview2HolderRefs(t *testing.T) {
+	t.Run("pegged", func(t *testing.T) {
+		port := newTestPort(t, 0)
+		l := newFakeSendLane(t)
+		l.send(t, port)
+		name := receiveWithin(t, port).Descs[0].Name
+		op, _ := l.readCtl(t)
+		require.Equal(t, uint32(sendLaneHello), op)
+		require.Equal(t, int32(abi.KERN_INVALID_VALUE), ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -2))
+		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_SEND, urefsMax-1))
+		for range 2 {
+			l.send(t, port)
+			require.Equal(t, name, receiveWithin(t, port).Descs[0].Name)
+		}
+		refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+		require.Equal(t, uint32(urefsMax), refs, "pegged")
+		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -1))
+		refs, _ = GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+		require.Equal(t, uint32(urefsMax), refs, "still pegged")
+		require.False(t, waitReadableNow(l.ctl), "nothing given back while the name holds the right")
+		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -urefsMax))
+		op, n := l.readCtl(t)
+		require.Equal(t, []uint64{sendLaneReturn, 3}, []uint64{uint64(op), n}, "every token given back")
+		_, kr := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
+		require.Equal(t, int32(abi.KERN_INVALID_NAME), kr)
+	})
+	t.Run("dead name", func(t *testing.T) {
+		port := newTestPort(t, 0)
+		notify := newTestPort(t, 0)
+		l := newFakeSendLane(t)
+		l.send(t, port)
+		name := receiveWithin(t, port).Descs[0].Name
+		op, _ := l.readCtl(t)
+		require.Equal(t, uint32(sendLaneHello), op)
+		l.send(t, port)
+		require.Equal(t, name, receiveWithin(t, port).Descs[0].Name)
+		_, kr := RequestNotification(name, abi.MACH_NOTIFY_DEAD_NAME, 0, notify, dispMakeSendOnce)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		// The port's process dies: its read ends close.
+		unix.Close(l.data)
+		unix.Close(l.ctl)
+		l.data, l.ctl = -1, -1
+		m := receiveWithin(t, notify)
+		require.Equal(t, int32(abi.MACH_NOTIFY_DEAD_NAME), m.ID)
+		require.Equal(t, name, binary.LittleEndian.Uint32(m.Body[8:]))
+		refs, kr := GetRefs(name, abi.MACH_PORT_RIGHT_DEAD_NAME)
+		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+		require.Equal(t, uint32(3), refs, "the name's two and the notification's one")
+		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_DEAD_NAME, -3))
+		sp.mu.Lock()
+		kept := sp.sendLanes[l.key]
+		sp.mu.Unlock()
+		require.Nil(t, kept, "the lane of a dead port, its names gone")
+	})
+}
