@@ -631,3 +631,45 @@ func TestSendLaneReview2HolderRefs(t *testing.T) {
 		require.Nil(t, kept, "the lane of a dead port, its names gone")
 	})
 }
+
+// A holder says hello on its new lane and exits at once; the port's process has read neither
+// (its monitor's watch is held off here, as when it waits for sp.mu) when it next carries a send
+// right to that holder's port, whose process is gone: the send fails (MACH_SEND_INVALID_DEST).
+// In xnu a send that fails at its destination leaves the port's send rights as they were
+// (ipc_kmsg_copyin_header finds the destination dead before any right is copied in, or
+// ipc_kmsg_clean releases what was: ipc_port_release_send), so once the last real right goes,
+// no-senders comes (ipc_notify_no_senders). Here sendToken reads the control channel itself
+// (readSendCtl): the hello, then the hang-up, which retires the lane (sendLaneGone →
+// hungUpNow); back in sendToken the hello is seen and a token is issued on the retired lane
+// (rc.counted again, p.senders + 1); the failed send's rollback gives the token back, but
+// settleSendLane finds the channel no longer the port's and never takes the sender off: the
+// port counts a sender for good, and no-senders never comes.
+func TestSendLaneReview2TokenIssuedOnALaneGoneInSendToken(t *testing.T) {
+	carried, notify := armedPort(t)
+	server := newTestPort(t, 0)
+	dest := newPortID()
+	kr, fd := carryToFakeDest(t, server, carried, dest, false) // a channel
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	d, held := readDatagram(t, fd)
+	unix.Close(fd)
+	require.Equal(t, uint8(kindPort), d.descs[0].kind)
+	kr, fd = carryToFakeDest(t, server, carried, dest, false) // the lane's write ends
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	d, got := readDatagram(t, fd)
+	unix.Close(fd)
+	require.Equal(t, uint8(kindSendLane), d.descs[0].kind)
+	require.Len(t, got, 3)
+	sp.mu.Lock()
+	unwatchCtl(sp.entries[carried].recv.sendLanes[dest])
+	sp.mu.Unlock()
+	require.NoError(t, laneCtl(got[d.descs[0].fd+1], sendLaneHello, 0, -1))
+	for _, fd := range got { // the holder exits: its lane's write ends close
+		unix.Close(fd)
+	}
+	kr, _ = carryToFakeDest(t, server, carried, dest, true) // its port is gone with it
+	require.NotEqual(t, int32(abi.MACH_MSG_SUCCESS), kr)
+	for _, fd := range held { // the first right, the last one, goes
+		unix.Close(fd)
+	}
+	require.Equal(t, uint32(2), noSendersWithin(t, notify), "no-senders once every right is gone, with the two rights made")
+}
