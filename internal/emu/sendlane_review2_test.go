@@ -673,3 +673,39 @@ func TestSendLaneReview2TokenIssuedOnALaneGoneInSendToken(t *testing.T) {
 	}
 	require.Equal(t, uint32(2), noSendersWithin(t, notify), "no-senders once every right is gone, with the two rights made")
 }
+
+// One message with several send rights to the port as tokens, among MACH_PORT_NULL and
+// MACH_PORT_DEAD descriptors (the Linux emulation refuses out-of-line port arrays, mach/doc.go:
+// this is the inline form of the same array). xnu copies each descriptor in on its own
+// (ipc_kmsg_copyin_port_descriptor: a null or dead name travels as itself, IO_VALID false, and
+// counts nothing), and ipc_right_copyout joins every send right to the port under one name with
+// a user reference each; ip_srights counts each until released.
+func TestSendLaneReview2TokensAmongNullAndDead(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, notify := armedPort(t)
+	b := startReviewPeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	descs := []Desc{
+		{Name: carried, Disp: dispMakeSend},
+		{Name: abi.MACH_PORT_NULL, Disp: dispCopySend},
+		{Name: carried, Disp: dispMakeSend},
+		{Name: abi.MACH_PORT_DEAD, Disp: dispCopySend},
+		{Name: carried, Disp: dispMakeSend},
+	}
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX,
+		Remote: b.q, ID: xGive, Descs: descs}, -1))
+	got := b.do(nil, rvTakeAll)
+	require.Len(t, got, 6)
+	n := got[0]
+	require.Equal(t, []uint32{n, abi.MACH_PORT_NULL, n, abi.MACH_PORT_DEAD, n, 3}, got)
+	sp.mu.Lock()
+	outstanding := sendLaneTo(carried, b.q).outstanding
+	sp.mu.Unlock()
+	require.Equal(t, 3, outstanding, "three tokens")
+	releaseOwn()
+	require.True(t, sendersOf(t, carried))
+	_, kr := tryReceiveNow(notify)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+	require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+	require.Equal(t, uint32(6), noSendersWithin(t, notify))
+}
