@@ -709,3 +709,23 @@ func TestSendLaneReview2TokensAmongNullAndDead(t *testing.T) {
 	require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
 	require.Equal(t, uint32(6), noSendersWithin(t, notify))
 }
+
+// A send right made of tokens moves to a third process, and the port dies before that process
+// receives the message (the adopt still queued on the lane): in xnu the right in the message is
+// a right to a dead port, and ipc_kmsg_copyout_object names it MACH_PORT_DEAD (copyout of a
+// right whose port is inactive); the port's death released every right (ipc_port_destroy).
+func TestSendLaneReview2AdoptRacingPortDeath(t *testing.T) {
+	parent := newTestPort(t, 0)
+	carried, _ := armedPort(t)
+	b := startReview2Peer(t, parent)
+	c := startSendLanePeer(t, parent)
+	releaseOwn := warmLane(t, b.slPeer, carried)
+	b.give(carried, dispMakeSend)
+	require.Equal(t, uint32(1), b.do(nil, slTake, 1)[1])
+	releaseOwn()
+	got := b.do([]Desc{{Name: c.q, Disp: dispCopySend}}, r2PassTimeout, uint32(dispMoveSend))
+	require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS, 0}, got)
+	require.Equal(t, int32(abi.KERN_SUCCESS), Destruct(carried, 0, 0))
+	got = c.do(nil, slTake, 1)
+	require.Equal(t, uint32(abi.MACH_PORT_DEAD), got[0], "c's right, its port dead before c received it")
+}
