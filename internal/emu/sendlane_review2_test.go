@@ -729,3 +729,40 @@ func TestSendLaneReview2AdoptRacingPortDeath(t *testing.T) {
 	got = c.do(nil, slTake, 1)
 	require.Equal(t, uint32(abi.MACH_PORT_DEAD), got[0], "c's right, its port dead before c received it")
 }
+
+// A holder copies or moves a send right made of tokens to a third process whose queue is full,
+// with a timeout of 0: xnu's send times out (ipc_mqueue_send: MACH_SEND_TIMED_OUT) and
+// ipc_kmsg_copyout_pseudo hands every right of the message back to the sender (a copied right is
+// one more user reference, a moved one comes back), so the port keeps its senders, and once
+// the holder releases all its references, no-senders comes with every right made.
+func TestSendLaneReview2PassTimesOutAtAFullThirdProcess(t *testing.T) {
+	for _, disp := range []uint8{dispCopySend, dispMoveSend} {
+		t.Run(fmt.Sprint(disp), func(t *testing.T) {
+			parent := newTestPort(t, 0)
+			carried, notify := armedPort(t)
+			b := startReview2Peer(t, parent)
+			c := startSendLanePeer(t, parent)
+			releaseOwn := warmLane(t, b.slPeer, carried)
+			b.give(carried, dispMakeSend)
+			require.Equal(t, uint32(1), b.do(nil, slTake, 1)[1])
+			releaseOwn()
+			for range 5 { // c's q full: the queue limit
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: c.q, ID: xVia}, -1))
+			}
+			got := b.do([]Desc{{Name: c.q, Disp: dispCopySend}}, r2PassTimeout, uint32(disp))
+			want := uint32(1)
+			if disp == dispCopySend {
+				want = 2
+			}
+			require.Equal(t, []uint32{abi.MACH_SEND_TIMED_OUT, want}, got, "timed out, the right handed back")
+			tryReceiveNow(carried) // reads what the lane holds (TestSendLaneReview2NoSendersWaitsForAReceive)
+			require.True(t, sendersOf(t, carried))
+			_, kr := tryReceiveNow(notify)
+			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while b holds its right")
+			require.Equal(t, []uint32{abi.MACH_MSG_SUCCESS}, b.do(nil, slVia))
+			require.Equal(t, int32(xVia), receiveWithin(t, carried).ID)
+			require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
+			require.Equal(t, uint32(4), noSendersWithin(t, notify))
+		})
+	}
+}
