@@ -332,7 +332,7 @@ func TestMessageReadAfterWaitFollowsThePort(t *testing.T) {
 
 			var after func() uint32
 			acted := make(chan struct{})
-			readAfterWaitHook = func() {
+			readAfterWaitHook = func(*rchan) {
 				readAfterWaitHook = nil
 				after = tc.act(t, port, reply)
 				close(acted)

@@ -160,10 +160,14 @@ type rchan struct {
 	// fd to the last of them (closeDeferred), lest the number be reused under them.
 	rcvTimeout, closeDeferred bool
 	readers                   int
-	monitor                   uint64
-	p                         *port
-	lane                      *lane     // set when the channel is a lane (lane.go)
-	slane                     *sendLane // set when the channel is a send lane's data channel
+	// reading: how many receivers are between their read after a wait and endRead (counted
+	// without sp.mu); settleDeferred: settling the channel's send lane waits for the last.
+	reading        atomic.Int32
+	settleDeferred bool
+	monitor        uint64
+	p              *port
+	lane           *lane     // set when the channel is a lane (lane.go)
+	slane          *sendLane // set when the channel is a send lane's data channel
 }
 
 var portKeys atomic.Uint64

@@ -209,20 +209,26 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		var rx *rxBuf
 		var n, oobn, flags int
 		rerr := error(unix.EAGAIN)
+		readAfter := false
 		// Read the channel unless the wait says something else woke it (a local message's
 		// eventfd); the poller does not say.
 		if pinned != nil && kr == abi.MACH_MSG_SUCCESS && (hint == pinned.fd || poll != nil) {
 			if h := readAfterWaitHook; h != nil {
-				h()
+				h(pinned)
 			}
+			pinned.reading.Add(1) // before the read: see settleSendLane
+			readAfter = true
 			if rx, n, oobn, flags, rerr = readAfterWait(pinned); rerr != nil {
 				hint = -1 // nothing there: tryReceive need not read it again
+			}
+			if h := readAfterWaitDoneHook; h != nil {
+				h(pinned)
 			}
 		}
 		sp.mu.Lock()
 		dead := false
 		if pinned != nil {
-			early, earlyKR = sp.endRead(p, pinned, rx, n, oobn, flags, rerr)
+			early, earlyKR = sp.endRead(p, pinned, readAfter, rx, n, oobn, flags, rerr)
 		}
 		if p != nil {
 			p.waiters--
@@ -495,14 +501,15 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
 	p.waiters--
 	p.takeMoveWakes()
-	return s.endRead(p, rc, rx, n, oobn, flags, err)
+	return s.endRead(p, rc, false, rx, n, oobn, flags, err)
 }
 
 // endRead ends a read of rc done with sp.mu released (receiveDirect, readAfterWait): it makes a
 // message of the datagram read, if any (err nil), and closes the channel if it was removed
 // meanwhile and this was its last such reader. rx is the read's buffer (nil if it read
-// nothing). Called with sp.mu held.
-func (s *space) endRead(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int, err error) (*inMsg, int32) {
+// nothing); afterWait says the read was readAfterWait's (counted in rc.reading). Called with
+// sp.mu held.
+func (s *space) endRead(p *port, rc *rchan, afterWait bool, rx *rxBuf, n, oobn, flags int, err error) (*inMsg, int32) {
 	rc.readers--
 	m, kr := (*inMsg)(nil), int32(abi.MACH_MSG_SUCCESS)
 	if err == nil {
@@ -512,6 +519,20 @@ func (s *space) endRead(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int, err e
 	}
 	if rx != nil {
 		rxBufs.Put(rx)
+	}
+	if afterWait && rc.reading.Add(-1) == 0 && rc.settleDeferred {
+		rc.settleDeferred = false
+		if m != nil && !p.dead {
+			// The message read holds its send right until it is handed out, so it is queued
+			// ahead of the no-senders that settling its lane may fire now (xnu releases the
+			// destination's send right only at copy-out: ipc_kmsg_copyout_header).
+			p.local = append(p.local, m)
+			p.wake()
+			m = nil
+		}
+		if l := rc.slane; l != nil {
+			s.settleSendLane(l)
+		}
 	}
 	if rc.closeDeferred && rc.readers == 0 {
 		// Removed while this receiver read it (and shut down, so no sender got through since):
@@ -524,8 +545,9 @@ func (s *space) endRead(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int, err e
 }
 
 // readAfterWaitHook, when set (by tests), runs when a wait ended and readAfterWait is about to
-// read, with sp.mu released.
-var readAfterWaitHook func()
+// read channel rc, with sp.mu released; readAfterWaitDoneHook runs once it read, before sp.mu is
+// taken.
+var readAfterWaitHook, readAfterWaitDoneHook func(rc *rchan)
 
 // readAfterWait reads the next datagram of rc, the one channel of a port whose wait just ended,
 // without blocking and with sp.mu released: a reply wakes its receiver, and the system call

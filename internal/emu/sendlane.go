@@ -338,6 +338,14 @@ func (s *space) settleSendLane(l *sendLane) {
 			return // a message: it holds its send right until it is received
 		}
 	}
+	if rc.reading.Load() > 0 {
+		// A receiver took a datagram off the channel with sp.mu released (readAfterWait; it
+		// counts itself in reading before its read, so an empty channel seen here cannot hide
+		// one) and has not handed it in: that message may hold the lane's last send right, so
+		// no-senders waits for its endRead, which settles the lane again behind it.
+		rc.settleDeferred = true
+		return
+	}
 	rc.counted = false
 	p.senders--
 	s.checkNoSenders(p)

@@ -729,10 +729,7 @@ func TestSendLaneReview2TokensAmongNullAndDead(t *testing.T) {
 	require.Len(t, got, 6)
 	n := got[0]
 	require.Equal(t, []uint32{n, abi.MACH_PORT_NULL, n, abi.MACH_PORT_DEAD, n, 3}, got)
-	sp.mu.Lock()
-	outstanding := sendLaneTo(carried, b.q).outstanding
-	sp.mu.Unlock()
-	require.Equal(t, 3, outstanding, "three tokens")
+	waitFor(t, "three tokens", func() bool { return sendLaneTo(carried, b.q).outstanding == 3 })
 	releaseOwn()
 	require.True(t, sendersOf(t, carried))
 	_, kr := tryReceiveNow(notify)

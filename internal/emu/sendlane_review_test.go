@@ -668,14 +668,11 @@ func TestSendLaneReviewReceiveRightMovedInsideItsProcess(t *testing.T) {
 	b.give(moved, dispMakeSend)
 	d, got := b.do(nil, slTake, 1), uint32(2)
 	require.Equal(t, got, d[1], "the new right joins b's name")
-	sp.mu.Lock()
-	l := sp.entries[moved].recv.sendLanes[sp.entries[b.q].send.id]
-	outstanding := -1
-	if l != nil {
-		outstanding = l.outstanding
-	}
-	sp.mu.Unlock()
-	require.Equal(t, 2, outstanding, "both of b's rights are tokens on the one lane")
+	// (warmLane's tokens come back asynchronously: the monitor reads their return.)
+	waitFor(t, "both of b's rights are tokens on the one lane", func() bool {
+		l := sp.entries[moved].recv.sendLanes[sp.entries[b.q].send.id]
+		return l != nil && l.outstanding == 2
+	})
 	_, kr := tryReceiveNow(notify)
 	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while b holds its rights")
 	require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
@@ -714,10 +711,7 @@ func TestSendLaneReviewCounting(t *testing.T) {
 		got := b.do(nil, rvTakeAll)
 		require.Len(t, got, 4)
 		require.Equal(t, []uint32{got[0], got[0], got[0], 3}, got, "one name, a reference per right")
-		sp.mu.Lock()
-		outstanding := sendLaneTo(carried, b.q).outstanding
-		sp.mu.Unlock()
-		require.Equal(t, 3, outstanding, "three tokens")
+		waitFor(t, "three tokens", func() bool { return sendLaneTo(carried, b.q).outstanding == 3 })
 		releaseOwn()
 		require.True(t, sendersOf(t, carried))
 		require.Equal(t, []uint32{abi.KERN_SUCCESS}, b.do(nil, slDrop))
