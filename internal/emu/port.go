@@ -40,9 +40,6 @@ type port struct {
 	// names' and those held by sends in progress and by queued messages.
 	localSenders int
 	adopting     int // send-once channels being adopted outside sp.mu (lane.go's adopt)
-	// adoptingSend counts send-right channels being adopted outside sp.mu: none any more (a send
-	// lane's adopt is taken in at once, sendlane.go: adoptSend); kept 0 for the checks that read it.
-	adoptingSend int
 	// adoptedNow: a send right's channel was adopted during a receive's look at the port, which
 	// looks again (recv.go: tryPortHint), for the message that channel may hold already.
 	adoptedNow bool
