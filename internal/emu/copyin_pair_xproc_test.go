@@ -91,24 +91,7 @@ func TestCopyinNoBufferMakeSendCrossProcess(t *testing.T) {
 func startPairPeer(t *testing.T) (parent, q uint32, cmd *exec.Cmd) {
 	t.Helper()
 	parent = newTestPort(t, 0)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	child := os.NewFile(uintptr(fds[1]), "handoff")
-	cmd = exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), pairRoleEnv+"=1")
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	child.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
-	unix.Close(fds[0])
-	var m Msg
-	require.NoError(t, xprocReceive(parent, &m))
-	require.Equal(t, int32(xHello), m.ID)
-	require.Len(t, m.Descs, 2)
-	q, g := m.Descs[0].Name, m.Descs[1].Name
-	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
+	cmd, q, _ = startRolePeer(t, pairRoleEnv+"=1", parent, nil)
 	refs, kr := GetRefs(q, abi.MACH_PORT_RIGHT_SEND)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	require.Equal(t, uint32(1), refs)

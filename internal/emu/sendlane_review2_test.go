@@ -45,71 +45,30 @@ func init() {
 
 // peerReview2 runs the test's commands until it exits, as peerSendLane does.
 func peerReview2(parent, q, g uint32) error {
-	answer := func(vals ...uint32) error {
-		return sendErr(Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xGot, Body: u32s(vals...)}, -1))
-	}
-	fail := func(format string, args ...any) error {
-		problem := fmt.Sprintf(format, args...)
-		Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xDone, Body: []byte(problem)}, -1)
-		return fmt.Errorf("%s", problem)
-	}
-	var name uint32
-	for {
-		var m Msg
-		if err := xprocReceive(g, &m); err != nil {
-			return err
-		}
-		arg := func(i int) uint32 { return binary.LittleEndian.Uint32(m.Body[4*i:]) }
-		var err error
-		switch arg(0) {
-		case slTake:
-			for range arg(1) {
-				var in Msg
-				if err := xprocReceive(q, &in); err != nil {
-					return fail("take: %v", err)
-				}
-				if len(in.Descs) != 1 || in.Descs[0].Disp != typePortSend {
-					return fail("take: %d descriptors", len(in.Descs))
-				}
-				name = in.Descs[0].Name
-			}
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			err = answer(name, refs)
-		case slVia:
-			err = answer(uint32(Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia}, -1)))
-		case slDrop:
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			kr := ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -int32(refs))
-			name = 0
-			err = answer(uint32(kr))
+	return runSendLaneRole(parent, q, g, false, func(r *slRole, m *Msg, op uint32) error {
+		switch op {
 		case r2Fill:
 			body := make([]byte, 8<<10)
 			n := uint32(0)
 			kr := int32(abi.MACH_MSG_SUCCESS)
 			for ; n < 10_000; n++ {
-				if kr = Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia, Body: body}, 0); kr != abi.MACH_MSG_SUCCESS {
+				if kr = Send(&Msg{Bits: dispCopySend, Remote: r.name, ID: xVia, Body: body}, 0); kr != abi.MACH_MSG_SUCCESS {
 					break
 				}
 			}
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			err = answer(n, uint32(kr), refs)
+			refs, _ := GetRefs(r.name, abi.MACH_PORT_RIGHT_SEND)
+			return r.answer(n, uint32(kr), refs)
 		case r2PassTimeout:
 			if len(m.Descs) != 1 {
-				return fail("pass: %d descriptors", len(m.Descs))
+				return r.fail("pass: %d descriptors", len(m.Descs))
 			}
-			kr := Send(&Msg{Bits: dispCopySend, Remote: m.Descs[0].Name, ID: xGive,
-				Descs: []Desc{{Name: name, Disp: uint8(arg(1))}}}, 0)
+			name := r.name
+			kr := r.pass(m, arg(m, 1), 0)
 			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			err = answer(uint32(kr), refs)
-		case slExit:
-			os.Exit(0)
-		default:
-			return fail("command %d", arg(0))
+			return r.answer(uint32(kr), refs)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.fail("command %d", op)
+	})
 }
 
 // startReview2Peer runs the test binary again as a second review peer, as startXprocPeer does.
@@ -122,27 +81,7 @@ func startReview2Peer(t *testing.T, parent uint32) *rvPeer {
 // startReview2PeerCmd is startReview2Peer, with the peer's command (to wait for its end).
 func startReview2PeerCmd(t *testing.T, parent uint32) (*rvPeer, *exec.Cmd) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	child := os.NewFile(uintptr(fds[1]), "handoff")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), review2RoleEnv+"=1")
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	child.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
-	unix.Close(fds[0])
-	var m Msg
-	require.NoError(t, xprocReceive(parent, &m))
-	require.Equal(t, int32(xHello), m.ID)
-	require.Len(t, m.Descs, 2)
-	q, g := m.Descs[0].Name, m.Descs[1].Name
-	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
+	cmd, q, g := startRolePeer(t, review2RoleEnv+"=1", parent, nil)
 	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: -1}, cmd
 }
 

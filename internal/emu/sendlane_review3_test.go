@@ -4,65 +4,17 @@ package emu
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
 
 // Third adversarial review of send lanes, against the receive that reads its port's one channel
 // after its wait with sp.mu released (recv.go: readAfterWait, endRead, the early message). Each
 // test states the Mach behaviour it holds the merged emulation to, from xnu's source.
-
-// review3RoleEnv makes a re-executed test binary the third review's peer (its own variable, so
-// that the roles of the other review files never see it). The peer runs the second review's
-// commands (peerReview2).
-const review3RoleEnv = "MACHPORT_EMU_SLREVIEW3_ROLE"
-
-func init() {
-	if os.Getenv(review3RoleEnv) == "" {
-		return
-	}
-	if err := runXprocPeer(peerReview2); err != nil {
-		fmt.Fprintln(os.Stderr, "peer:", err)
-		os.Exit(3)
-	}
-	os.Exit(0)
-}
-
-// startReview3Peer runs the test binary again as the third review's peer, as
-// startReview2PeerCmd does, under review3RoleEnv.
-func startReview3Peer(t *testing.T, parent uint32) *rvPeer {
-	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	child := os.NewFile(uintptr(fds[1]), "handoff")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), review3RoleEnv+"=1")
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	child.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
-	unix.Close(fds[0])
-	var m Msg
-	require.NoError(t, xprocReceive(parent, &m))
-	require.Equal(t, int32(xHello), m.ID)
-	require.Len(t, m.Descs, 2)
-	q, g := m.Descs[0].Name, m.Descs[1].Name
-	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
-	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: -1}
-}
 
 // The last holder of send rights to a port, tokens on a send lane, sends the port a message and
 // releases its right; the port's receiver is woken by the message and reads it after its wait
@@ -92,7 +44,7 @@ func TestSendLaneReview3NoSendersOvertakesMessageReadAfterWait(t *testing.T) {
 			t.Cleanup(func() { Destruct(carried, 0, 0) })
 			_, kr = RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, 1, carried, dispMakeSendOnce)
 			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-			b := startReview3Peer(t, parent)
+			b := startReview2Peer(t, parent)
 			releaseOwn := warmLane(t, b.slPeer, carried)
 			b.give(carried, dispMakeSend)
 			require.Equal(t, uint32(1), b.do(nil, slTake, 1)[1])

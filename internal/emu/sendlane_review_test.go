@@ -48,122 +48,68 @@ func init() {
 // first read one byte from fd 4 (the gate), which the test writes once it is ready (holding
 // sp.mu, say, which a test cannot do while it sends a command).
 func peerReview(parent, q, g uint32) error {
-	answer := func(vals ...uint32) error {
-		return sendErr(Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xGot, Body: u32s(vals...)}, -1))
-	}
-	fail := func(format string, args ...any) error {
-		problem := fmt.Sprintf(format, args...)
-		Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xDone, Body: []byte(problem)}, -1)
-		return fmt.Errorf("%s", problem)
-	}
-	gate := func() error {
+	gate := func(r *slRole) error {
 		var b [1]byte
-		_, err := unix.Read(4, b[:])
-		return err
-	}
-	var name uint32
-	pass := func(m *Msg, disp uint32) int32 {
-		kr := Send(&Msg{Bits: dispCopySend, Remote: m.Descs[0].Name, ID: xGive,
-			Descs: []Desc{{Name: name, Disp: uint8(disp)}}}, -1)
-		if refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND); refs == 0 {
-			name = 0
+		if _, err := unix.Read(4, b[:]); err != nil {
+			return r.fail("gate: %v", err)
 		}
-		return kr
+		return nil
 	}
-	for {
-		var m Msg
-		if err := xprocReceive(g, &m); err != nil {
-			return err
-		}
-		arg := func(i int) uint32 { return binary.LittleEndian.Uint32(m.Body[4*i:]) }
-		var err error
-		switch arg(0) {
-		case slTake:
-			for range arg(1) {
-				var in Msg
-				if err := xprocReceive(q, &in); err != nil {
-					return fail("take: %v", err)
-				}
-				if len(in.Descs) != 1 || in.Descs[0].Disp != typePortSend {
-					return fail("take: %d descriptors", len(in.Descs))
-				}
-				name = in.Descs[0].Name
-			}
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			err = answer(name, refs)
+	return runSendLaneRole(parent, q, g, false, func(r *slRole, m *Msg, op uint32) error {
+		switch op {
 		case rvGiveQ:
 			if len(m.Descs) != 1 {
-				return fail("give: %d descriptors", len(m.Descs))
+				return r.fail("give: %d descriptors", len(m.Descs))
 			}
 			kr := int32(abi.MACH_MSG_SUCCESS)
-			for range arg(1) {
+			for range arg(m, 1) {
 				if kr = Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX, Remote: m.Descs[0].Name, ID: xGive,
 					Descs: []Desc{{Name: q, Disp: dispMakeSend}}}, -1); kr != abi.MACH_MSG_SUCCESS {
 					break
 				}
 			}
 			Deallocate(m.Descs[0].Name)
-			err = answer(uint32(kr))
+			return r.answer(uint32(kr))
 		case rvTakeAll:
 			var in Msg
 			if err := xprocReceive(q, &in); err != nil {
-				return fail("take: %v", err)
+				return r.fail("take: %v", err)
 			}
 			var vals []uint32
 			for _, d := range in.Descs {
 				vals = append(vals, d.Name)
 			}
 			if len(vals) == 0 {
-				return fail("take: no descriptor")
+				return r.fail("take: no descriptor")
 			}
-			name = vals[0]
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			err = answer(append(vals, refs)...)
-		case slVia:
-			err = answer(uint32(Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia}, -1)))
-		case slDrop, rvGatedDrop:
-			if arg(0) == rvGatedDrop {
-				if err := gate(); err != nil {
-					return fail("gate: %v", err)
-				}
+			r.name = vals[0]
+			refs, _ := GetRefs(r.name, abi.MACH_PORT_RIGHT_SEND)
+			return r.answer(append(vals, refs)...)
+		case rvGatedDrop:
+			if err := gate(r); err != nil {
+				return err
 			}
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			kr := ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -int32(refs))
-			name = 0
-			err = answer(uint32(kr))
-		case slPass, rvGatedPass:
+			return r.drop()
+		case rvGatedPass, rvBackloggedPassExit:
 			if len(m.Descs) != 1 {
-				return fail("pass: %d descriptors", len(m.Descs))
+				return r.fail("pass: %d descriptors", len(m.Descs))
 			}
-			if arg(0) == rvGatedPass {
-				if err := gate(); err != nil {
-					return fail("gate: %v", err)
-				}
+			if err := gate(r); err != nil {
+				return err
 			}
-			err = answer(uint32(pass(&m, arg(1))))
-		case rvBackloggedPassExit:
-			if len(m.Descs) != 1 {
-				return fail("pass: %d descriptors", len(m.Descs))
+			if op == rvGatedPass {
+				return r.answer(uint32(r.pass(m, arg(m, 1), -1)))
 			}
-			if err := gate(); err != nil {
-				return fail("gate: %v", err)
+			if n := fillSendLaneCtl(r.name); n == 0 {
+				return r.fail("the right %#x is on no send lane", r.name)
 			}
-			if n := fillSendLaneCtl(name); n == 0 {
-				return fail("the right %#x is on no send lane", name)
-			}
-			if err := answer(uint32(pass(&m, arg(1)))); err != nil {
+			if err := r.answer(uint32(r.pass(m, arg(m, 1), -1))); err != nil {
 				return err
 			}
 			os.Exit(0) // as a client does once its request went
-		case slExit:
-			os.Exit(0)
-		default:
-			return fail("command %d", arg(0))
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return r.fail("command %d", op)
+	})
 }
 
 // fillSendLaneCtl fills the control channel of the send lane the right name sends on with
@@ -195,32 +141,14 @@ type rvPeer struct {
 // gate pipe's read end as its fd 4.
 func startReviewPeer(t *testing.T, parent uint32) *rvPeer {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
 	var gate [2]int
 	require.NoError(t, unix.Pipe2(gate[:], unix.O_CLOEXEC))
-	child := os.NewFile(uintptr(fds[1]), "handoff")
-	gateR := os.NewFile(uintptr(gate[0]), "gate")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), reviewRoleEnv+"=1")
-	cmd.ExtraFiles = []*os.File{child, gateR}
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	child.Close()
-	gateR.Close()
-	t.Cleanup(func() {
+	stop := func(cmd *exec.Cmd) {
 		unix.Close(gate[1])
 		cmd.Process.Kill()
 		cmd.Wait()
-	})
-	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
-	unix.Close(fds[0])
-	var m Msg
-	require.NoError(t, xprocReceive(parent, &m))
-	require.Equal(t, int32(xHello), m.ID)
-	require.Len(t, m.Descs, 2)
-	q, g := m.Descs[0].Name, m.Descs[1].Name
-	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
+	}
+	cmd, q, g := startRolePeer(t, reviewRoleEnv+"=1", parent, stop, os.NewFile(uintptr(gate[0]), "gate"))
 	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: gate[1]}
 }
 

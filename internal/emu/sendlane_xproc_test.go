@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
@@ -30,75 +31,97 @@ const (
 
 // peerSendLane runs the test's commands until it exits.
 func peerSendLane(parent, q, g uint32) error {
-	answer := func(vals ...uint32) error {
-		b := make([]byte, 4*len(vals))
-		for i, v := range vals {
-			binary.LittleEndian.PutUint32(b[4*i:], v)
+	return runSendLaneRole(parent, q, g, true, func(r *slRole, m *Msg, op uint32) error {
+		if op != slDestroyQ {
+			return r.fail("command %d", op)
 		}
-		return sendErr(Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xGot, Body: b}, -1))
+		return r.answer(uint32(Destruct(q, 0, 0)))
+	})
+}
+
+// slRole is a send-lane peer's side: the send right it took (name), and how it answers.
+type slRole struct {
+	parent, q, name uint32
+	// coalesce: every right slTake takes must arrive under the name the first one got.
+	coalesce bool
+}
+
+// answer sends the test the values of an answer.
+func (r *slRole) answer(vals ...uint32) error {
+	return sendErr(Send(&Msg{Bits: dispCopySend, Remote: r.parent, ID: xGot, Body: u32s(vals...)}, -1))
+}
+
+// fail tells the test what went wrong, and returns it as the role's error.
+func (r *slRole) fail(format string, args ...any) error {
+	problem := fmt.Sprintf(format, args...)
+	Send(&Msg{Bits: dispCopySend, Remote: r.parent, ID: xDone, Body: []byte(problem)}, -1)
+	return fmt.Errorf("%s", problem)
+}
+
+// pass sends the right taken, with disp, to the port whose send right m carries.
+func (r *slRole) pass(m *Msg, disp uint32, timeout time.Duration) int32 {
+	kr := Send(&Msg{Bits: dispCopySend, Remote: m.Descs[0].Name, ID: xGive,
+		Descs: []Desc{{Name: r.name, Disp: uint8(disp)}}}, timeout)
+	if refs, _ := GetRefs(r.name, abi.MACH_PORT_RIGHT_SEND); refs == 0 {
+		r.name = 0
 	}
-	fail := func(format string, args ...any) error {
-		problem := fmt.Sprintf(format, args...)
-		Send(&Msg{Bits: dispCopySend, Remote: parent, ID: xDone, Body: []byte(problem)}, -1)
-		return fmt.Errorf("%s", problem)
-	}
-	var name uint32
+	return kr
+}
+
+// drop releases every send reference of the right taken, and answers the kr.
+func (r *slRole) drop() error {
+	refs, _ := GetRefs(r.name, abi.MACH_PORT_RIGHT_SEND)
+	kr := ModRefs(r.name, abi.MACH_PORT_RIGHT_SEND, -int32(refs))
+	r.name = 0
+	return r.answer(uint32(kr))
+}
+
+// arg is argument i of a command.
+func arg(m *Msg, i int) uint32 { return binary.LittleEndian.Uint32(m.Body[4*i:]) }
+
+// runSendLaneRole runs the test's commands from g until the role exits: slTake, slVia, slDrop,
+// slPass and slExit as the "sendlane" role does them, and any other with other (which answers).
+func runSendLaneRole(parent, q, g uint32, coalesce bool, other func(r *slRole, m *Msg, op uint32) error) error {
+	r := &slRole{parent: parent, q: q, coalesce: coalesce}
 	for {
 		var m Msg
 		if err := xprocReceive(g, &m); err != nil {
 			return err
 		}
-		arg := func(i int) uint32 { return binary.LittleEndian.Uint32(m.Body[4*i:]) }
-		switch arg(0) {
+		var err error
+		switch op := arg(&m, 0); op {
 		case slTake:
-			for range arg(1) {
+			for range arg(&m, 1) {
 				var in Msg
 				if err := xprocReceive(q, &in); err != nil {
-					return fail("take: %v", err)
+					return r.fail("take: %v", err)
 				}
 				if len(in.Descs) != 1 || in.Descs[0].Disp != typePortSend {
-					return fail("take: %d descriptors", len(in.Descs))
+					return r.fail("take: %d descriptors", len(in.Descs))
 				}
-				if name != 0 && in.Descs[0].Name != name {
-					return fail("take: a right named %#x, not %#x", in.Descs[0].Name, name)
+				if r.coalesce && r.name != 0 && in.Descs[0].Name != r.name {
+					return r.fail("take: a right named %#x, not %#x", in.Descs[0].Name, r.name)
 				}
-				name = in.Descs[0].Name
+				r.name = in.Descs[0].Name
 			}
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			if err := answer(name, refs); err != nil {
-				return err
-			}
+			refs, _ := GetRefs(r.name, abi.MACH_PORT_RIGHT_SEND)
+			err = r.answer(r.name, refs)
 		case slVia:
-			if err := answer(uint32(Send(&Msg{Bits: dispCopySend, Remote: name, ID: xVia}, -1))); err != nil {
-				return err
-			}
+			err = r.answer(uint32(Send(&Msg{Bits: dispCopySend, Remote: r.name, ID: xVia}, -1)))
 		case slDrop:
-			refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND)
-			kr := ModRefs(name, abi.MACH_PORT_RIGHT_SEND, -int32(refs))
-			name = 0
-			if err := answer(uint32(kr)); err != nil {
-				return err
-			}
+			err = r.drop()
 		case slPass:
 			if len(m.Descs) != 1 {
-				return fail("pass: %d descriptors", len(m.Descs))
+				return r.fail("pass: %d descriptors", len(m.Descs))
 			}
-			kr := Send(&Msg{Bits: dispCopySend, Remote: m.Descs[0].Name, ID: xGive,
-				Descs: []Desc{{Name: name, Disp: uint8(arg(1))}}}, -1)
-			if refs, _ := GetRefs(name, abi.MACH_PORT_RIGHT_SEND); refs == 0 {
-				name = 0
-			}
-			if err := answer(uint32(kr)); err != nil {
-				return err
-			}
+			err = r.answer(uint32(r.pass(&m, arg(&m, 1), -1)))
 		case slExit:
 			os.Exit(0)
-		case slDestroyQ:
-			if err := answer(uint32(Destruct(q, 0, 0))); err != nil {
-				return err
-			}
 		default:
-			return fail("command %d", arg(0))
+			err = other(r, &m, op)
+		}
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -221,19 +221,38 @@ func peerHeldReply(parent, q, g uint32) error {
 // ports q and g, and its pid. parent is the test's port the peer talks to.
 func startXprocPeer(t testing.TB, role string, parent uint32) (q, g uint32, pid int) {
 	t.Helper()
+	cmd, q, g := startRolePeer(t, xprocRoleEnv+"="+role, parent, nil)
+	return q, g, cmd.Process.Pid
+}
+
+// startRolePeer runs the test binary again with env ("NAME=value") set, the hand-off socket as
+// its fd 3 and extra after it (closed here once the child has them), passes it a send right to
+// parent (runXprocPeer's side), and returns its command and the send rights to its ports q and
+// g that its hello carries. stop ends it at cleanup (nil: kill it and wait for it).
+func startRolePeer(t testing.TB, env string, parent uint32, stop func(*exec.Cmd), extra ...*os.File) (cmd *exec.Cmd, q, g uint32) {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	child := os.NewFile(uintptr(fds[1]), "handoff")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), xprocRoleEnv+"="+role)
-	cmd.ExtraFiles = []*os.File{child}
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	cmd.ExtraFiles = append([]*os.File{child}, extra...)
 	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	child.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	err = cmd.Start()
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	if err != nil {
+		unix.Close(fds[0])
+	}
+	require.NoError(t, err)
+	if stop == nil {
+		stop = func(cmd *exec.Cmd) {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	t.Cleanup(func() { stop(cmd) })
 	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
 	unix.Close(fds[0])
 	var m Msg
@@ -242,7 +261,7 @@ func startXprocPeer(t testing.TB, role string, parent uint32) (q, g uint32, pid 
 	require.Len(t, m.Descs, 2)
 	q, g = m.Descs[0].Name, m.Descs[1].Name
 	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
-	return q, g, cmd.Process.Pid
+	return cmd, q, g
 }
 
 // A send right carried to a process that names its port, while that process drops the right it
