@@ -595,10 +595,9 @@ func TestSendLaneReview2HolderRefs(t *testing.T) {
 		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 		require.Equal(t, uint32(3), refs, "the name's two and the notification's one")
 		require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_DEAD_NAME, -3))
-		sp.mu.Lock()
-		kept := sp.sendLanes[l.key]
-		sp.mu.Unlock()
-		require.Nil(t, kept, "the lane of a dead port, its names gone")
+		// (The monitor forgets it once it sees the lane's channels hang up, maybe after the
+		// notification: wait for it.)
+		waitFor(t, "the lane of a dead port, its names gone, forgotten", func() bool { return sp.sendLanes[l.key] == nil })
 	})
 }
 

@@ -250,24 +250,24 @@ func TestSendLaneReviewFailedSendLeaksLaneFDs(t *testing.T) {
 	}
 	// Counted on the lanes, not in /proc/self/fd: the first carries' channels retire when the
 	// monitor sees them hang up, at a time of its own.
-	sp.mu.Lock()
 	kept, open := 0, 0
-	for _, l := range sp.entries[carried].recv.sendLanes {
-		if l.w >= 0 {
-			kept++
-		}
-		for _, fd := range []int{l.ctl, l.w, l.cw} {
-			if fd >= 0 {
+	waitFor(t, "no send lane kept for the destinations that are gone", func() bool {
+		kept, open = 0, 0
+		for _, l := range sp.entries[carried].recv.sendLanes {
+			if l.w >= 0 {
+				kept++
+			}
+			for _, fd := range []int{l.ctl, l.w, l.cw} {
+				if fd >= 0 {
+					open++
+				}
+			}
+			if l.rc != nil && !l.gone {
 				open++
 			}
 		}
-		if l.rc != nil && !l.gone {
-			open++
-		}
-	}
-	sp.mu.Unlock()
-	require.Zero(t, kept+open, "send lanes (%d with write ends kept, %d fds) for %d destinations that are gone",
-		kept, open, dests)
+		return kept+open == 0
+	})
 }
 
 // xnu keeps nothing per destination a send right was ever carried to (ipc_right_copyin and
@@ -286,10 +286,9 @@ func TestSendLaneReviewNotedDestinationsAreNeverForgotten(t *testing.T) {
 		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
 		drainFD(t, fd) // the destination's process is gone
 	}
-	sp.mu.Lock()
-	n := len(sp.entries[carried].recv.sendLanes)
-	sp.mu.Unlock()
-	require.Less(t, n, dests/2, "destinations, all gone, still noted on the port")
+	waitFor(t, "destinations, all gone, no longer noted on the port", func() bool {
+		return len(sp.entries[carried].recv.sendLanes) < dests/2
+	})
 }
 
 // fdLimit holds this process at its fd limit (exhaust).
@@ -680,15 +679,14 @@ func TestSendLaneReviewLaneOutlivesItsDestination(t *testing.T) {
 	require.Equal(t, 1, kept, "the lane into q for session")
 	require.Equal(t, int32(abi.KERN_SUCCESS), Destruct(session, -1, 0))
 	b.do(nil, slTake, 0) // a round trip with b
-	sp.mu.Lock()
-	kept = 0
-	for _, l := range sp.sendLanes {
-		if l.id == qid {
-			kept++
+	waitFor(t, "a lane for a destination that is gone let go while q lives", func() bool {
+		for _, l := range sp.sendLanes {
+			if l.id == qid {
+				return false
+			}
 		}
-	}
-	sp.mu.Unlock()
-	require.Zero(t, kept, "a lane for a destination that is gone, kept while q lives")
+		return true
+	})
 }
 
 // A send carrying a MAKE_SEND token that times out on a full destination: xnu's copy-in made the
