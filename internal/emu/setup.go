@@ -173,7 +173,14 @@ func (cs *chanSetup) make() error {
 		// another port). A send-once channel needs no watch: its hang-up makes it readable, and
 		// the receiver of this port turns an unused one into MACH_NOTIFY_SEND_ONCE. (The watch
 		// cannot fire before the channel is installed: the write end is open until then.)
-		rc.monitor = monitorAdd(cs.r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) })
+		if rc.monitor = monitorAdd(cs.r, unix.EPOLLRDHUP, func() { sp.hungUp(rc) }); rc.monitor == 0 {
+			// The monitor could not watch it (its dup fails at the fd limit): a hang-up never
+			// seen would keep the port's senders for good, so the channel is not made, as when
+			// its socketpair cannot be. (An adopted channel, whose right exists already, asks
+			// again later instead: watchHangUp.)
+			cs.close()
+			return unix.EMFILE
+		}
 	}
 	return nil
 }
