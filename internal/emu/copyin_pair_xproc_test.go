@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/assert"
@@ -48,7 +49,7 @@ func peerSameNamePair(parent, q, g uint32) error {
 // IPC_OBJECT_COPYIN_FLAGS_DEST_EXTRA_COPY), so the receiver gets its port's send right as the
 // reply and the sender's name is gone.
 func TestCopyinSameNamePairCrossProcess(t *testing.T) {
-	parent, q, cmd := startPairPeer(t)
+	parent, q, cmd, exited := startPairPeer(t)
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS),
 		Send(&Msg{Bits: dispMoveSend | dispCopySend<<8, Remote: q, Local: q, ID: 1}, 0))
 	_, kr := Type(q)
@@ -58,14 +59,19 @@ func TestCopyinSameNamePairCrossProcess(t *testing.T) {
 	require.NoError(t, xprocReceive(parent, &m))
 	require.Equal(t, int32(xDone), m.ID)
 	assert.Empty(t, string(m.Body))
-	require.NoError(t, cmd.Wait())
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the peer did not exit in 10 s")
+	}
+	require.True(t, cmd.ProcessState.Success(), "the peer: %v", cmd.ProcessState)
 }
 
 // A MAKE_SEND carried to another process in a send that fails with MACH_SEND_NO_BUFFER: its
 // right was made into a channel (exportTo), whose hang-up retires it when the failed send lets
 // go; no-senders must not fire for it, as in TestCopyinNoBufferMakeSendFiresNoSenders.
 func TestCopyinNoBufferMakeSendCrossProcess(t *testing.T) {
-	_, q, _ := startPairPeer(t)
+	_, q, _, _ := startPairPeer(t)
 	notify := newTestPort(t, 0)
 	port, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
@@ -87,13 +93,14 @@ func TestCopyinNoBufferMakeSendCrossProcess(t *testing.T) {
 }
 
 // startPairPeer starts the peer, which names q, a port of its own the test has the only send
-// right to (one user reference), and waits for one message on it.
-func startPairPeer(t *testing.T) (parent, q uint32, cmd *exec.Cmd) {
+// right to (one user reference), and waits for one message on it. exited is closed once it
+// has exited, with cmd's ProcessState set.
+func startPairPeer(t *testing.T) (parent, q uint32, cmd *exec.Cmd, exited <-chan struct{}) {
 	t.Helper()
 	parent = newTestPort(t, 0)
-	cmd, q, _ = startRolePeer(t, pairRoleEnv+"=1", parent, nil)
+	cmd, exited, q, _ = startRolePeer(t, pairRoleEnv+"=1", parent)
 	refs, kr := GetRefs(q, abi.MACH_PORT_RIGHT_SEND)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	require.Equal(t, uint32(1), refs)
-	return parent, q, cmd
+	return parent, q, cmd, exited
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -78,11 +77,11 @@ func startReview2Peer(t *testing.T, parent uint32) *rvPeer {
 	return p
 }
 
-// startReview2PeerCmd is startReview2Peer, with the peer's command (to wait for its end).
-func startReview2PeerCmd(t *testing.T, parent uint32) (*rvPeer, *exec.Cmd) {
+// startReview2PeerCmd is startReview2Peer, with a channel closed once the peer has exited.
+func startReview2PeerCmd(t *testing.T, parent uint32) (*rvPeer, <-chan struct{}) {
 	t.Helper()
-	cmd, q, g := startRolePeer(t, review2RoleEnv+"=1", parent, nil)
-	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: -1}, cmd
+	cmd, exited, q, g := startRolePeer(t, review2RoleEnv+"=1", parent)
+	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: -1}, exited
 }
 
 // answerWithin receives a peer's answer on parent, waiting at most 10 s; ok is false when none
@@ -496,7 +495,7 @@ func TestSendLaneReview2LanesComeAndGo(t *testing.T) {
 	mscount := uint32(0)
 	cycle := func() {
 		t.Helper()
-		b, cmd := startReview2PeerCmd(t, parent)
+		b, exited := startReview2PeerCmd(t, parent)
 		releaseOwn := warmLane(t, b.slPeer, carried)
 		for range 3 {
 			b.give(carried, dispMakeSend)
@@ -504,7 +503,7 @@ func TestSendLaneReview2LanesComeAndGo(t *testing.T) {
 		require.Equal(t, uint32(3), b.do(nil, slTake, 3)[1])
 		releaseOwn()
 		b.command(nil, slExit)
-		cmd.Wait()                           // its pidfd (os/exec's) closes
+		<-exited                             // waited for: its pidfd (os/exec's) closes
 		mscount = noSendersWithin(t, notify) // b's exit gave its tokens back
 		_, kr := RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, mscount+1, notify, dispMakeSendOnce)
 		require.Equal(t, int32(abi.KERN_SUCCESS), kr)

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 
@@ -143,12 +142,8 @@ func startReviewPeer(t *testing.T, parent uint32) *rvPeer {
 	t.Helper()
 	var gate [2]int
 	require.NoError(t, unix.Pipe2(gate[:], unix.O_CLOEXEC))
-	stop := func(cmd *exec.Cmd) {
-		unix.Close(gate[1])
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	cmd, q, g := startRolePeer(t, reviewRoleEnv+"=1", parent, stop, os.NewFile(uintptr(gate[0]), "gate"))
+	t.Cleanup(func() { unix.Close(gate[1]) })
+	cmd, _, q, g := startRolePeer(t, reviewRoleEnv+"=1", parent, os.NewFile(uintptr(gate[0]), "gate"))
 	return &rvPeer{slPeer: &slPeer{t: t, parent: parent, q: q, g: g}, pid: cmd.Process.Pid, gate: gate[1]}
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
 
 // A conformance suite for send rights that cross processes: the Mach semantics a change in how
@@ -171,33 +170,14 @@ type srPeer struct {
 	parent uint32 // the test's port the peer answers on
 	q, g   uint32 // the test's send rights to the peer's command port and box
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 }
 
 // startSrPeer runs a scripted peer answering on parent. It is killed at cleanup if still running.
 func startSrPeer(t *testing.T, parent uint32) *srPeer {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	child := os.NewFile(uintptr(fds[1]), "handoff")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), srconfRoleEnv+"=1")
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	child.Close()
-	p := &srPeer{t: t, parent: parent, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-p.exited })
-	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
-	unix.Close(fds[0])
-	var m Msg
-	require.NoError(t, xprocReceive(parent, &m))
-	require.Equal(t, int32(xHello), m.ID)
-	require.Len(t, m.Descs, 2)
-	p.q, p.g = m.Descs[0].Name, m.Descs[1].Name
-	t.Cleanup(func() { Deallocate(p.q); Deallocate(p.g) })
-	return p
+	cmd, exited, q, g := startRolePeer(t, srconfRoleEnv+"=1", parent)
+	return &srPeer{t: t, parent: parent, q: q, g: g, cmd: cmd, exited: exited}
 }
 
 // do runs one command with its arguments and the rights in descs, and returns the answer.

@@ -221,15 +221,16 @@ func peerHeldReply(parent, q, g uint32) error {
 // ports q and g, and its pid. parent is the test's port the peer talks to.
 func startXprocPeer(t testing.TB, role string, parent uint32) (q, g uint32, pid int) {
 	t.Helper()
-	cmd, q, g := startRolePeer(t, xprocRoleEnv+"="+role, parent, nil)
+	cmd, _, q, g := startRolePeer(t, xprocRoleEnv+"="+role, parent)
 	return q, g, cmd.Process.Pid
 }
 
 // startRolePeer runs the test binary again with env ("NAME=value") set, the hand-off socket as
 // its fd 3 and extra after it (closed here once the child has them), passes it a send right to
-// parent (runXprocPeer's side), and returns its command and the send rights to its ports q and
-// g that its hello carries. stop ends it at cleanup (nil: kill it and wait for it).
-func startRolePeer(t testing.TB, env string, parent uint32, stop func(*exec.Cmd), extra ...*os.File) (cmd *exec.Cmd, q, g uint32) {
+// parent (runXprocPeer's side), and returns its command, a channel closed once it has exited
+// (and been waited for), and the send rights to its ports q and g that its hello carries. It is
+// killed at cleanup.
+func startRolePeer(t testing.TB, env string, parent uint32, extra ...*os.File) (cmd *exec.Cmd, exited <-chan struct{}, q, g uint32) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
@@ -246,13 +247,9 @@ func startRolePeer(t testing.TB, env string, parent uint32, stop func(*exec.Cmd)
 		unix.Close(fds[0])
 	}
 	require.NoError(t, err)
-	if stop == nil {
-		stop = func(cmd *exec.Cmd) {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}
-	t.Cleanup(func() { stop(cmd) })
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 	require.Equal(t, int32(abi.KERN_SUCCESS), PassSendRight(fds[0], parent))
 	unix.Close(fds[0])
 	var m Msg
@@ -261,7 +258,7 @@ func startRolePeer(t testing.TB, env string, parent uint32, stop func(*exec.Cmd)
 	require.Len(t, m.Descs, 2)
 	q, g = m.Descs[0].Name, m.Descs[1].Name
 	t.Cleanup(func() { Deallocate(q); Deallocate(g) })
-	return cmd, q, g
+	return cmd, done, q, g
 }
 
 // A send right carried to a process that names its port, while that process drops the right it
