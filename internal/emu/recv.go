@@ -190,10 +190,7 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			// A port without channels or lanes hears only from this process (local sends, the
 			// kernel's notifications): its waiter does not crowd the others (see crowded).
 			crowds = len(p.chans) > 0 || len(p.lanes) > 0
-			// Not after a wait in Go's poller: there it cost 16 goroutine requesters 16% of
-			// their requests/s (BenchmarkConcurrent, medians of 5 interleaved runs on an idle
-			// machine, 131k against 152k; at 64 the same req/s, p99 1.7 against 1.9 ms).
-			if !park && len(p.chans) == 1 {
+			if len(p.chans) == 1 {
 				for _, rc := range p.chans {
 					pinned = rc
 				}
@@ -217,8 +214,8 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		rerr := error(unix.EAGAIN)
 		readAfter := false
 		// Read the channel unless the wait says something else woke it (a local message's
-		// eventfd).
-		if pinned != nil && kr == abi.MACH_MSG_SUCCESS && hint == pinned.fd {
+		// eventfd); the poller does not say.
+		if pinned != nil && kr == abi.MACH_MSG_SUCCESS && (hint == pinned.fd || poll != nil) {
 			if h := readAfterWaitHook; h != nil {
 				h(pinned)
 			}
@@ -463,6 +460,25 @@ var directOff atomic.Bool
 
 var pollerWaits atomic.Uint64
 
+// parkedNow counts the receivers of this process parked in Go's poller (waitPoller) right now;
+// lastPark is when the latest of them parked (since epoch).
+var parkedNow atomic.Int32
+var lastPark atomic.Int64
+
+// procs is GOMAXPROCS, read again at each passScheduler (GOMAXPROCS(0) takes the scheduler's
+// lock, too dear for every receive).
+var procs atomic.Int32
+
+func init() { procs.Store(int32(runtime.GOMAXPROCS(0))) }
+
+// enterPark counts a receiver about to park in the poller; leavePark uncounts it.
+func enterPark() {
+	parkedNow.Add(1)
+	lastPark.Store(int64(time.Since(epoch)))
+}
+
+func leavePark() { parkedNow.Add(-1) }
+
 // PollerWaits counts the receives that parked in Go's poller (crowded), for tests.
 func PollerWaits() uint64 { return pollerWaits.Load() }
 
@@ -560,6 +576,10 @@ var readAfterWaitHook, readAfterWaitDoneHook func(rc *rchan)
 // that takes the reply out of the socket no longer holds the space lock, which every other
 // requester of the process waits for (with 64 requester goroutines, the mutex profile put three
 // quarters of their waits for it behind that receive). rc was pinned (readers) under the lock.
+// After a wait in Go's poller too: there it once cost 16 requester goroutines 16% of their
+// requests/s, while the first of them still blocked a thread beside the others parked; since all
+// of them park (crowded), it gives 64 requester goroutines p99 1.54 against 2.05 ms and 166k
+// against 150k requests/s (BenchmarkConcurrent goroutines64, medians of 8 interleaved runs).
 func readAfterWait(rc *rchan) (rx *rxBuf, n, oobn, flags int, err error) {
 	rx = rxBufs.Get().(*rxBuf)
 	n, oobn, flags, err = recvmsg(rc.fd, rx.data[:], rx.oob, unix.MSG_DONTWAIT)
@@ -1093,6 +1113,7 @@ func passScheduler() {
 	now := int64(time.Since(epoch))
 	if last := lastSchedulerPass.Load(); now-last >= int64(schedulerPassEvery) && lastSchedulerPass.CompareAndSwap(last, now) {
 		runtime.Gosched()
+		procs.Store(int32(runtime.GOMAXPROCS(0)))
 	}
 }
 
@@ -1169,7 +1190,17 @@ func leaveThreadWait(slot int) {
 // as cfmessageport's death watch) crowds nobody: only this process can wake it, and it counted
 // as young for youngWait after it began, which sent a lone requester to the poller (20-35%
 // slower round trips for 100 ms after cfmessageport's Dial).
+//
+// Nor does that first receiver block its thread while GOMAXPROCS or more receivers of the process
+// are parked in the poller, the latest of them parked less than youngWait ago: their wake-ups
+// keep every P busy, and a receiver whose thread wakes from its system call then finds none
+// free and waits behind them. With 16 requester goroutines, parking them all gave p99 0.39
+// against 0.55 ms and 168k against 146k requests/s (BenchmarkConcurrent goroutines16, medians of
+// 3 interleaved runs); it is also what lets readAfterWait pay after a wait in the poller.
 func crowded() bool {
+	if parkedNow.Load() >= procs.Load() && int64(time.Since(epoch))-lastPark.Load() < youngWait.Load() {
+		return true
+	}
 	n := crowdWaits.Load()
 	if n == 0 {
 		return false
@@ -1195,6 +1226,8 @@ func crowded() bool {
 // RawRead's reset of the poller's readiness, hence inside the check, not before the call.
 func waitPoller(rc syscall.RawConn) int32 {
 	pollerWaits.Add(1)
+	enterPark()
+	defer leavePark()
 	w := pollWaits.Get().(*pollWait)
 	defer pollWaits.Put(w)
 	w.looked = false
