@@ -4,6 +4,7 @@ package emu
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -273,15 +274,7 @@ func portLeavesPoller(t *testing.T, port uint32, direct bool, send func(i int)) 
 // too large is received first.
 func TestMessageReadAfterWaitFollowsThePort(t *testing.T) {
 	size := func(ports, mems, body int) int { return 100 + body }
-	for _, tc := range []struct {
-		name string
-		// act runs on the receiver's goroutine (so it asserts, not requires), between its wait
-		// and its read; reply sends one more reply on the lane, with the given id.
-		act func(t *testing.T, port uint32, reply func(id int32)) (after func() uint32)
-		// want is what the receive returns, and wantID the id of its message.
-		want   int32
-		wantID int32
-	}{
+	for _, tc := range []readAfterWaitCase{
 		{name: "moved", want: abi.MACH_RCV_PORT_CHANGED, act: func(t *testing.T, port uint32, _ func(int32)) func() uint32 {
 			carrier := newTestPort(t, 0)
 			assert.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend | abi.MACH_MSGH_BITS_COMPLEX,
@@ -309,78 +302,193 @@ func TestMessageReadAfterWaitFollowsThePort(t *testing.T) {
 			return func() uint32 { return port }
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			// A port whose only channel is its lane, as a requester's reply port.
-			port, kr := Construct(0, 0, 0)
-			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-			t.Cleanup(func() { Destruct(port, 0, 0) })
-			server, dest := newTestPort(t, 0), newPortID()
-			_, tok, lfd := requestTo(t, server, port, dest)
-			require.GreaterOrEqual(t, lfd, 0)
-			t.Cleanup(func() { unix.Close(lfd) })
-			require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
-			_, kr = tryReceiveNow(port)
-			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
-			// More tokens on the lane, for the replies act sends.
-			toks := []uint64{tok}
-			for range 2 {
-				_, tok, fd := requestTo(t, server, port, dest)
-				require.Equal(t, -1, fd, "the same lane, by key")
-				toks = append(toks, tok)
+		for _, poller := range []bool{false, true} {
+			name := tc.name + "/epoll"
+			if poller {
+				name = tc.name + "/poller"
 			}
-			reply := func(id int32) { laneReply(t, lfd, toks[id-7], id) }
+			t.Run(name, func(t *testing.T) {
+				readAfterWaitFollowsThePort(t, poller, size, tc)
+			})
+		}
+	}
+}
 
-			var after func() uint32
-			acted := make(chan struct{})
-			readAfterWaitHook = func(*rchan) {
-				readAfterWaitHook = nil
-				after = tc.act(t, port, reply)
-				close(acted)
+// readAfterWaitCase is a case of TestMessageReadAfterWaitFollowsThePort.
+type readAfterWaitCase struct {
+	name string
+	// act runs on the receiver's goroutine (so it asserts, not requires), between its wait and
+	// its read; reply sends one more reply on the lane, with the given id.
+	act func(t *testing.T, port uint32, reply func(id int32)) (after func() uint32)
+	// want is what the receive returns, and wantID the id of its message.
+	want   int32
+	wantID int32
+}
+
+// readAfterWaitFollowsThePort runs tc with a receive that waits on its port's epoll fd (with a
+// timeout), or one that parks in Go's poller (blocking, beside another receiver that blocks its
+// thread: crowded).
+func readAfterWaitFollowsThePort(t *testing.T, poller bool, size SizeFunc, tc readAfterWaitCase) {
+	// A port whose only channel is its lane, as a requester's reply port.
+	port, kr := Construct(0, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, 0, 0) })
+	server, dest := newTestPort(t, 0), newPortID()
+	_, tok, lfd := requestTo(t, server, port, dest)
+	require.GreaterOrEqual(t, lfd, 0)
+	t.Cleanup(func() { unix.Close(lfd) })
+	require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
+	_, kr = tryReceiveNow(port)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+	// More tokens on the lane, for the replies act sends.
+	toks := []uint64{tok}
+	for range 2 {
+		_, tok, fd := requestTo(t, server, port, dest)
+		require.Equal(t, -1, fd, "the same lane, by key")
+		toks = append(toks, tok)
+	}
+	reply := func(id int32) { laneReply(t, lfd, toks[id-7], id) }
+
+	var after func() uint32
+	acted := make(chan struct{})
+	readAfterWaitHook = func(*rchan) {
+		readAfterWaitHook = nil
+		after = tc.act(t, port, reply)
+		close(acted)
+	}
+	t.Cleanup(func() { readAfterWaitHook = nil })
+	type result struct {
+		kr int32
+		id int32
+	}
+	got := make(chan result, 1)
+	// A timeout: the receive waits in epoll, not in recvmsg (receiveDirect).
+	timeout := time.Hour
+	waiting := func() bool { return ThreadWaits() >= 1 }
+	if poller {
+		timeout = -1
+		blockThread(t)
+		parked := PollerWaits()
+		waiting = func() bool { return PollerWaits() > parked }
+	}
+	go func() {
+		var out Msg
+		_, kr := Receive(context.Background(), port, 1<<20, size, false, timeout, &out)
+		got <- result{kr, out.ID}
+	}()
+	// Reply once the receiver waits, so that the wait's end reads it.
+	for deadline := time.Now().Add(10 * time.Second); !waiting(); {
+		require.True(t, time.Now().Before(deadline), "the receiver did not wait")
+		time.Sleep(time.Millisecond)
+	}
+	reply(7)
+	var r result
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the receiver did not return")
+	}
+	select {
+	case <-acted:
+	default:
+		t.Fatal("the receive did not read its channel after its wait")
+	}
+	require.Equal(t, tc.want, r.kr)
+	if tc.want == abi.MACH_MSG_SUCCESS {
+		require.Equal(t, tc.wantID, r.id, "the message at the head first")
+	}
+	if after == nil {
+		return
+	}
+	// What is left comes next: the reply the receive did not take.
+	next := int32(7)
+	if tc.want == abi.MACH_MSG_SUCCESS {
+		next = 8
+	}
+	m, kr := tryReceiveNow(after())
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the reply stays with the port")
+	require.Equal(t, next, m.ID)
+}
+
+// blockThread has a receiver of a reply port of its own block its thread until the test ends,
+// youngWait an hour: the process's other receives on reply ports park in Go's poller (crowded).
+func blockThread(t *testing.T) {
+	t.Helper()
+	setYoungWait(t, time.Hour)
+	quietThreads(t)
+	blocker := replyPort(t)
+	done := make(chan int32, 1)
+	go func() {
+		var out Msg
+		_, kr := Receive(context.Background(), blocker, 1<<20, func(int, int, int) int { return 0 }, false, -1, &out)
+		done <- kr
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < 1; {
+		require.True(t, time.Now().Before(deadline), "the blocker did not block its thread")
+		time.Sleep(time.Millisecond)
+	}
+	t.Cleanup(func() {
+		Send(&Msg{Bits: dispCopySend, Remote: blocker, ID: 1}, -1)
+		<-done
+	})
+}
+
+// Receivers parked in Go's poller crowd a receive too, once there are as many as the process
+// has Ps and the latest of them parked less than youngWait ago: the next receive on a reply port
+// parks even with no thread blocked (their wake-ups keep every P busy). Parks older than that do
+// not: the receive blocks its thread, as a single receiver does.
+func TestParkedReceiversCrowd(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		young time.Duration // youngWait once two receivers are parked
+		parks bool
+	}{
+		{name: "recent parks", young: time.Hour, parks: true},
+		{name: "old parks", young: time.Nanosecond, parks: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setYoungWait(t, time.Hour)
+			// Two Ps, so that two parked receivers are as many (passScheduler reads GOMAXPROCS
+			// again).
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+			procs.Store(2)
+			t.Cleanup(func() { procs.Store(int32(runtime.GOMAXPROCS(0))) })
+			ports := []uint32{replyPort(t), replyPort(t), replyPort(t), replyPort(t)}
+			quietThreads(t)
+			parked := PollerWaits()
+			got := make(chan int32, len(ports))
+			receive := func(p uint32) {
+				go func() {
+					var out Msg
+					_, kr := Receive(context.Background(), p, 1<<20, func(int, int, int) int { return 0 }, false, -1, &out)
+					got <- kr
+				}()
 			}
-			t.Cleanup(func() { readAfterWaitHook = nil })
-			type result struct {
-				kr int32
-				id int32
+			serve := func(p uint32) {
+				require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: p, ID: 1}, -1))
 			}
-			got := make(chan result, 1)
-			go func() {
-				var out Msg
-				// A timeout: the receive waits in epoll, not in recvmsg (receiveDirect).
-				_, kr := Receive(context.Background(), port, 1<<20, size, false, time.Hour, &out)
-				got <- result{kr, out.ID}
-			}()
-			// Reply once the receiver waits, so that the wait's end reads it.
-			for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < 1; {
-				require.True(t, time.Now().Before(deadline), "the receiver did not wait")
-				time.Sleep(time.Millisecond)
+			receive(ports[0])
+			waitFor(t, "the first receiver blocks its thread", func() bool { return ThreadWaits() == 1 })
+			receive(ports[1])
+			receive(ports[2])
+			waitFor(t, "two receivers park", func() bool { return PollerWaits()-parked == 2 })
+			serve(ports[0])
+			requireReturns(t, got, 1, abi.MACH_MSG_SUCCESS)
+			quietThreads(t)
+			youngWait.Store(int64(tc.young))
+
+			receive(ports[3])
+			if tc.parks {
+				waitFor(t, "the fourth receiver parks", func() bool { return PollerWaits()-parked == 3 })
+				assert.Equal(t, 0, ThreadWaits(), "receivers blocking a thread")
+			} else {
+				waitFor(t, "the fourth receiver blocks its thread", func() bool { return ThreadWaits() == 1 })
+				assert.Equal(t, uint64(2), PollerWaits()-parked, "receivers parked")
 			}
-			reply(7)
-			var r result
-			select {
-			case r = <-got:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the receiver did not return")
+			for _, p := range ports[1:] {
+				serve(p)
 			}
-			select {
-			case <-acted:
-			default:
-				t.Fatal("the receive did not read its channel after its wait")
-			}
-			require.Equal(t, tc.want, r.kr)
-			if tc.want == abi.MACH_MSG_SUCCESS {
-				require.Equal(t, tc.wantID, r.id, "the message at the head first")
-			}
-			if after == nil {
-				return
-			}
-			// What is left comes next: the reply the receive did not take.
-			next := int32(7)
-			if tc.want == abi.MACH_MSG_SUCCESS {
-				next = 8
-			}
-			m, kr := tryReceiveNow(after())
-			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr, "the reply stays with the port")
-			require.Equal(t, next, m.ID)
+			requireReturns(t, got, 3, abi.MACH_MSG_SUCCESS)
 		})
 	}
 }
