@@ -143,18 +143,21 @@
 //   - As mach_msg does on Darwin, a Receive whose context has neither deadline nor cancellation
 //     blocks an OS thread; one with either parks its goroutine in Go's poller instead. Of the
 //     receives of one port that block a thread, one at a time does: the others wait in Go until
-//     it has a message, then the longest waiting one takes its place. But while
-//     another receive of the process has blocked its thread for less than 100 ms on a port
-//     that other processes can send to (not a port only the process itself and the kernel's
-//     notifications reach), such a
-//     receive on a port that has had send-once rights sent to other processes (a reply port)
-//     parks in the poller too: many goroutines awaiting replies at once would otherwise each
-//     hold a thread, and wait for each other's. When a receive blocks its thread on a port with
-//     one sender channel, it blocks in recvmsg on that channel, and
-//     the emulation interrupts it with SIGURG (sent to that thread only) when the port gets a
-//     notification, a new channel or dies. Go's runtime sends SIGURG itself to preempt
-//     goroutines, so programs already tolerate it; one that asks for SIGURG with signal.Notify
-//     will see these too.
+//     it has a message, then the longest waiting one takes its place. A receive on a port that
+//     has had send-once rights sent to other processes (a reply port) parks in the poller too
+//     while another receive of the process has blocked its thread for less than 100 ms on a
+//     port that other processes can send to (not a port only the process itself and the
+//     kernel's notifications reach), and while as many receives of the process as it has Ps
+//     (GOMAXPROCS) are parked there, the latest for less than 100 ms: many goroutines awaiting
+//     replies at once would otherwise each hold a thread, and wait for each other's. A receive
+//     that may wait first yields to Go's scheduler (runtime.Gosched) when no receive of the
+//     process has for 2 ms, so that the runtime does not take a goroutine that only sends and
+//     receives for one that runs too long, and preempt it. When a receive blocks its thread on
+//     a port with one sender channel, it blocks in recvmsg on that channel, and the emulation
+//     interrupts it with SIGURG (sent to that thread only) when the port gets a notification,
+//     a new channel or dies. Go's runtime sends SIGURG itself to preempt goroutines, so
+//     programs already tolerate it; one that asks for SIGURG with signal.Notify will see these
+//     too.
 //
 // Elsewhere every operation that needs a kernel returns an error wrapping
 // errors.ErrUnsupported. The codec, the error types and the notification rules are portable.
