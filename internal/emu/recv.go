@@ -1085,11 +1085,13 @@ func waitThread(ctx context.Context, fd int, dl *deadline, crowds bool) (int32, 
 }
 
 // schedulerPassEvery is how long, at most, this process's receives go without passing through
-// Go's scheduler (see passScheduler): well inside the 10 ms after which sysmon takes a goroutine
-// for one that runs too long (forcePreemptNS in runtime/proc.go), with room for the wait that
-// follows the pass. 2 ms: a pass then costs a requester process of BenchmarkConcurrent about one
-// runtime.Gosched per two requests at 64 requester processes, one per hundred alone.
-const schedulerPassEvery = 2 * time.Millisecond
+// Go's scheduler (see passScheduler): inside the 10 ms after which sysmon takes a goroutine for
+// one that runs too long (forcePreemptNS in runtime/proc.go), with room for a wait of 5 ms after
+// the pass. A pass costs about two context switches (Gosched wakes an idle P's thread, which
+// finds nothing to do): with 64 requester processes, each making a request about every 0.8 ms,
+// passes every 2 ms cost 0.2 switches per request more than every 5 ms, and 8% of the requests
+// per second (fixed 60,000 requests: 65k against 71k, twice).
+const schedulerPassEvery = 5 * time.Millisecond
 
 // lastSchedulerPass is when a receive of this process last passed through the scheduler (since
 // epoch, in ns).
