@@ -151,7 +151,7 @@
 //     (GOMAXPROCS) are parked there, the latest for less than 100 ms: many goroutines awaiting
 //     replies at once would otherwise each hold a thread, and wait for each other's. A receive
 //     that may wait first yields to Go's scheduler (runtime.Gosched) when no receive of the
-//     process has for 2 ms, so that the runtime does not take a goroutine that only sends and
+//     process has for 5 ms, so that the runtime does not take a goroutine that only sends and
 //     receives for one that runs too long, and preempt it. When a receive blocks its thread on
 //     a port with one sender channel, it blocks in recvmsg on that channel, and the emulation
 //     interrupts it with SIGURG (sent to that thread only) when the port gets a notification,
