@@ -202,24 +202,33 @@ func TestPortLeavesPollerWhenNotCrowded(t *testing.T) {
 	t.Run("recvmsg", func(t *testing.T) {
 		// The port's only channel is its lane, and the messages are replies on it, so that
 		// no new channel interrupts the receiver blocked in recvmsg.
-		port, kr := Construct(0, 0, 0)
-		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-		t.Cleanup(func() { Destruct(port, -1, 0) })
-		server, dest := newTestPort(t, 0), newPortID()
-		_, tok, lfd := requestTo(t, server, port, dest)
-		require.GreaterOrEqual(t, lfd, 0)
-		t.Cleanup(func() { unix.Close(lfd) })
-		require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
-		_, kr = tryReceiveNow(port)
-		require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
-		toks := []uint64{tok}
-		for range 2 {
-			_, tok, fd := requestTo(t, server, port, dest)
-			require.Equal(t, -1, fd, "the same lane, by key")
-			toks = append(toks, tok)
-		}
+		port, lfd, toks := laneOnlyPort(t)
 		portLeavesPoller(t, port, true, func(i int) { laneReply(t, lfd, toks[i], 1) })
 	})
+}
+
+// laneOnlyPort makes a port whose only channel is its lane from "another process" (a socket the
+// test holds: lfd, the lane's write end), as a requester's reply port, and returns it with three
+// tokens the peer may reply with.
+func laneOnlyPort(t *testing.T) (port uint32, lfd int, toks []uint64) {
+	t.Helper()
+	port, kr := Construct(0, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	t.Cleanup(func() { Destruct(port, 0, 0) })
+	server, dest := newTestPort(t, 0), newPortID()
+	_, tok, lfd := requestTo(t, server, port, dest)
+	require.GreaterOrEqual(t, lfd, 0)
+	t.Cleanup(func() { unix.Close(lfd) })
+	require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
+	_, kr = tryReceiveNow(port)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+	toks = []uint64{tok}
+	for range 2 {
+		_, tok, fd := requestTo(t, server, port, dest)
+		require.Equal(t, -1, fd, "the same lane, by key")
+		toks = append(toks, tok)
+	}
+	return port, lfd, toks
 }
 
 // portLeavesPoller has two receivers wait on port (one blocks its thread, the other parks), sends
@@ -330,23 +339,7 @@ type readAfterWaitCase struct {
 // thread: crowded).
 func readAfterWaitFollowsThePort(t *testing.T, poller bool, size SizeFunc, tc readAfterWaitCase) {
 	// A port whose only channel is its lane, as a requester's reply port.
-	port, kr := Construct(0, 0, 0)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	t.Cleanup(func() { Destruct(port, 0, 0) })
-	server, dest := newTestPort(t, 0), newPortID()
-	_, tok, lfd := requestTo(t, server, port, dest)
-	require.GreaterOrEqual(t, lfd, 0)
-	t.Cleanup(func() { unix.Close(lfd) })
-	require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
-	_, kr = tryReceiveNow(port)
-	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
-	// More tokens on the lane, for the replies act sends.
-	toks := []uint64{tok}
-	for range 2 {
-		_, tok, fd := requestTo(t, server, port, dest)
-		require.Equal(t, -1, fd, "the same lane, by key")
-		toks = append(toks, tok)
-	}
+	port, lfd, toks := laneOnlyPort(t)
 	reply := func(id int32) { laneReply(t, lfd, toks[id-7], id) }
 
 	var after func() uint32

@@ -21,12 +21,7 @@ import (
 // the collector is off so that no GC stops the world (which preempts by signal too), and nothing
 // in this shape cancels a wait or sends locally (the emulation's own SIGURGs).
 func TestRoundTripsAreNotPreemptedBySysmon(t *testing.T) {
-	parent := newTestPort(t, 0)
-	reply := newTestPort(t, 0)
-	q, _, _ := startXprocPeer(t, "heldreply", parent)
-	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: q, ID: xGive,
-		Descs: []Desc{{Name: reply, Disp: dispMakeSend}}}, -1))
-	t.Cleanup(func() { Send(&Msg{Bits: dispCopySend, Remote: q, ID: xQuit}, -1) })
+	q, reply := heldReplyPeer(t)
 	out := Msg{Bits: dispCopySend, Remote: q, ID: xRequest, Body: make([]byte, 64)}
 	var in Msg
 	size := func(int, int, int) int { return 0 }

@@ -29,12 +29,7 @@ func TestCarriedMakeSendAllocatesNothing(t *testing.T) {
 		rerun.Test(t, allocsAloneEnv+"=1")
 		return
 	}
-	parent := newTestPort(t, 0)
-	reply := newTestPort(t, 0)
-	q, _, _ := startXprocPeer(t, "heldreply", parent)
-	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: q, ID: xGive,
-		Descs: []Desc{{Name: reply, Disp: dispMakeSend}}}, -1))
-	t.Cleanup(func() { Send(&Msg{Bits: dispCopySend, Remote: q, ID: xQuit}, -1) })
+	q, reply := heldReplyPeer(t)
 	out := Msg{Bits: dispCopySend | dispMakeSend<<8, Remote: q, Local: reply, ID: xRequest, Body: make([]byte, 64)}
 	var in Msg
 	size := func(int, int, int) int { return 0 }

@@ -217,6 +217,19 @@ func peerHeldReply(parent, q, g uint32) error {
 	}
 }
 
+// heldReplyPeer starts a "heldreply" peer, gives it a send right to a reply port of the test,
+// and returns the peer's port q and the reply port; the peer quits when the test ends.
+func heldReplyPeer(t *testing.T) (q, reply uint32) {
+	t.Helper()
+	parent := newTestPort(t, 0)
+	reply = newTestPort(t, 0)
+	q, _, _ = startXprocPeer(t, "heldreply", parent)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: q, ID: xGive,
+		Descs: []Desc{{Name: reply, Disp: dispMakeSend}}}, -1))
+	t.Cleanup(func() { Send(&Msg{Bits: dispCopySend, Remote: q, ID: xQuit}, -1) })
+	return q, reply
+}
+
 // startXprocPeer runs the test binary again as a peer in role and returns send rights to its
 // ports q and g, and its pid. parent is the test's port the peer talks to.
 func startXprocPeer(t testing.TB, role string, parent uint32) (q, g uint32, pid int) {
