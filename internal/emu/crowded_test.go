@@ -4,6 +4,7 @@ package emu
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -64,10 +65,7 @@ func TestCrowdedReceiversPark(t *testing.T) {
 				if i == 0 {
 					// The others start once the first blocks its thread: receivers that start
 					// together may each see none blocked yet, and block threads too.
-					for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < 1; {
-						require.True(t, time.Now().Before(deadline), "the first receiver did not block its thread")
-						time.Sleep(time.Millisecond)
-					}
+					waitFor(t, "the first receiver blocks its thread", func() bool { return ThreadWaits() >= 1 })
 				}
 			}
 			// Wait (not for a time: for the state) until every receiver waits.
@@ -107,10 +105,7 @@ func receiversBlockThreads(t *testing.T, ports []uint32) {
 			_, kr := Receive(context.Background(), p, 1<<20, size, false, -1, &out)
 			got <- kr
 		}()
-		for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < i+1; {
-			require.True(t, time.Now().Before(deadline), "receiver %d did not block its thread", i)
-			time.Sleep(time.Millisecond)
-		}
+		waitFor(t, fmt.Sprintf("receiver %d blocks its thread", i), func() bool { return ThreadWaits() >= i+1 })
 	}
 	require.Equal(t, parked, PollerWaits())
 	for i, p := range ports {
@@ -247,29 +242,22 @@ func portLeavesPoller(t *testing.T, port uint32, direct bool, send func(i int)) 
 		_, kr := Receive(context.Background(), port, 1<<20, size, false, -1, &out)
 		got <- kr
 	}
-	waitUntil := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); {
-			require.True(t, time.Now().Before(deadline), what)
-			time.Sleep(time.Millisecond)
-		}
-	}
 	quietThreads(t)
 	got := make(chan int32, 2)
 	parked := PollerWaits()
 	go receive(got)
-	waitUntil("the first receiver blocks its thread", func() bool { return ThreadWaits() == 1 })
+	waitFor(t, "the first receiver blocks its thread", func() bool { return ThreadWaits() == 1 })
 	go receive(got)
-	waitUntil("the second receiver parks", func() bool { return PollerWaits() > parked })
+	waitFor(t, "the second receiver parks", func() bool { return PollerWaits() > parked })
 	require.True(t, inPoller())
 	for i := range 2 {
 		send(i)
 		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), <-got)
 	}
-	waitUntil("nobody waits", func() bool { return ThreadWaits() == 0 })
+	waitFor(t, "nobody waits", func() bool { return ThreadWaits() == 0 })
 	directs := DirectWaits()
 	go receive(got)
-	waitUntil("a lone receiver blocks its thread", func() bool { return ThreadWaits() == 1 })
+	waitFor(t, "a lone receiver blocks its thread", func() bool { return ThreadWaits() == 1 })
 	require.Equal(t, direct, DirectWaits() > directs, "the lone receiver waits in recvmsg")
 	require.False(t, inPoller(), "the port is still in the poller")
 	send(2)
@@ -370,10 +358,7 @@ func readAfterWaitFollowsThePort(t *testing.T, poller bool, size SizeFunc, tc re
 		got <- result{kr, out.ID}
 	}()
 	// Reply once the receiver waits, so that the wait's end reads it.
-	for deadline := time.Now().Add(10 * time.Second); !waiting(); {
-		require.True(t, time.Now().Before(deadline), "the receiver did not wait")
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the receiver waits", waiting)
 	reply(7)
 	var r result
 	select {
@@ -416,10 +401,7 @@ func blockThread(t *testing.T) {
 		_, kr := Receive(context.Background(), blocker, 1<<20, func(int, int, int) int { return 0 }, false, -1, &out)
 		done <- kr
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ThreadWaits() < 1; {
-		require.True(t, time.Now().Before(deadline), "the blocker did not block its thread")
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the blocker blocks its thread", func() bool { return ThreadWaits() >= 1 })
 	t.Cleanup(func() {
 		Send(&Msg{Bits: dispCopySend, Remote: blocker, ID: 1}, -1)
 		<-done

@@ -39,11 +39,7 @@ func TestSendLaneReview3NoSendersOvertakesMessageReadAfterWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := newTestPort(t, 0)
-			carried, kr := Construct(0, 0, 0)
-			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-			t.Cleanup(func() { Destruct(carried, 0, 0) })
-			_, kr = RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, 1, carried, dispMakeSendOnce)
-			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			carried := srPort(t) // its no-senders request names the port itself
 			b := startReview2Peer(t, parent)
 			releaseOwn := warmLane(t, b.slPeer, carried)
 			b.give(carried, dispMakeSend)

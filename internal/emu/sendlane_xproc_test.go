@@ -189,12 +189,7 @@ func noSendersWithin(t *testing.T, notify uint32) uint32 {
 func armedPort(t *testing.T) (carried, notify uint32) {
 	t.Helper()
 	notify = newTestPort(t, 0)
-	carried, kr := Construct(0, 0, 0)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	t.Cleanup(func() { Destruct(carried, 0, 0) })
-	_, kr = RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	return carried, notify
+	return noSendersPort(t, notify), notify
 }
 
 // warmLane gives b two send rights to carried, which make b keep a send lane into it, and has b

@@ -344,10 +344,20 @@ func srWarm(t *testing.T) {
 // ahead of such a message (the local queue is received first, mach/doc.go).
 func srPort(t *testing.T) uint32 {
 	t.Helper()
+	return noSendersPort(t, abi.MACH_PORT_NULL)
+}
+
+// noSendersPort makes a receive right, destroyed when the test ends, whose no-senders request,
+// armed with sync 1, goes to notify, or to the port itself when notify is MACH_PORT_NULL.
+func noSendersPort(t *testing.T, notify uint32) uint32 {
+	t.Helper()
 	p, kr := Construct(0, 0, 0)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	t.Cleanup(func() { Destruct(p, 0, 0) })
-	_, kr = RequestNotification(p, abi.MACH_NOTIFY_NO_SENDERS, 1, p, dispMakeSendOnce)
+	if notify == abi.MACH_PORT_NULL {
+		notify = p
+	}
+	_, kr = RequestNotification(p, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 	return p
 }

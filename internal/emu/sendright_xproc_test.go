@@ -352,12 +352,7 @@ func TestSendRightCarriedToAHolderThatEndsFirst(t *testing.T) {
 	for _, end := range []string{"exit", "destroy"} {
 		t.Run(end, func(t *testing.T) {
 			parent := newTestPort(t, 0)
-			notify := newTestPort(t, 0)
-			carried, kr := Construct(0, 0, 0)
-			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-			t.Cleanup(func() { Destruct(carried, 0, 0) })
-			_, kr = RequestNotification(carried, abi.MACH_NOTIFY_NO_SENDERS, 1, notify, dispMakeSendOnce)
-			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+			carried, notify := armedPort(t)
 
 			q, g, _ := startXprocPeer(t, "endunreceived", parent)
 			give := func() {
@@ -369,7 +364,7 @@ func TestSendRightCarriedToAHolderThatEndsFirst(t *testing.T) {
 			require.NoError(t, xprocReceive(parent, &m))
 			require.Equal(t, int32(xGot), m.ID)
 			give() // queued on q, never received
-			_, kr = tryReceiveNow(notify)
+			_, kr := tryReceiveNow(notify)
 			require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr, "no-senders while the peer holds a right")
 			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: g, ID: xGo, Body: []byte(end)}, -1))
 			if end == "destroy" {
