@@ -88,6 +88,7 @@ func TestEvaluate(t *testing.T) {
 		{"absolute", row{Key: "a", Unit: "ns/op", Op: "<=", Limit: 19}, true, false, 20, 20, 0},
 		{"no baseline figures", row{Key: "a", Base: "c", Unit: "ns/op", Op: "<=", Limit: 2}, false, false, 20, 20, 0},
 		{"no figures", row{Key: "c", Unit: "ns/op", Op: "<=", Limit: 2}, false, false, 0, 0, 0},
+		{"no target", row{Key: "a", Base: "b", Unit: "ns/op"}, true, true, 2, 20, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := evaluate(r, tc.rw)
@@ -122,4 +123,29 @@ func TestReport(t *testing.T) {
 		require.Contains(t, got, want)
 	}
 	require.Equal(t, 18, bad, got)
+	// Without OneCPU runs, no one-vCPU table.
+	require.NotContains(t, got, "one vCPU")
+}
+
+// TestReportOneCPU: the one-vCPU runs, renamed by .ci/bench, make a table of their own, and
+// count for nothing however they compare.
+func TestReportOneCPU(t *testing.T) {
+	oneCPU := sample + `pkg: github.com/machport/machport/mach
+BenchmarkRequestReplyOneCPU/mach-2         	    7584	     12000 ns/op	     12000 cpu-ns/op
+BenchmarkRequestReplyOneCPU/seqpacket-2    	   21968	      6000 ns/op	      6000 cpu-ns/op
+pkg: github.com/machport/machport/cfmessageport
+BenchmarkRoundTripOneCPU/raw/64-2   	   10000	     10000 ns/op
+BenchmarkRoundTripOneCPU/cf/64-2    	   10000	     30000 ns/op
+`
+	r, stops, err := parse(strings.NewReader(oneCPU))
+	require.NoError(t, err)
+	var out strings.Builder
+	bad := report(&out, r, stops)
+	got := out.String()
+	require.Contains(t, got, "| 64 B request/reply, one vCPU | 12.0 µs (1 runs) | 6.0 µs | 2.00× | SOCK_SEQPACKET ping-pong |")
+	require.Contains(t, got, "| CFMessagePort Request, 64 B, one vCPU | 30.0 µs (1 runs) | 10.0 µs | 3.00× | raw request/reply |")
+	require.Equal(t, 2, strings.Count(got, "one vCPU |"), "no unixconn figures: no row for them\n%s", got)
+	require.Equal(t, 18, bad, "one-vCPU rows count for nothing")
+	// They do not mix with the targets' figures either.
+	require.Contains(t, got, "| CFMessagePort Request, 64 B | 42.0 µs (1 runs) | 40.0 µs | 1.05× |")
 }
