@@ -136,9 +136,10 @@ var rows = func() []row {
 
 // oneCPURows are not targets: the request/reply and CF rows again, from .ci/bench's runs with
 // both processes on one vCPU (taskset, GOMAXPROCS 2), whose benchmarks it renames with a
-// OneCPU suffix. On a 2-vCPU VM a ping-pong whose two processes run on different vCPUs pays an
-// inter-processor wake-up per message, several times a switch on one vCPU, and the kernel moves
-// them between the two layouts every few milliseconds; these ratios leave that out.
+// OneCPU suffix. On a 2-vCPU VM a ping-pong whose two processes run on different vCPUs waits,
+// whenever the other vCPU has gone idle, for the hypervisor to wake it (a round trip of about
+// 75 µs against 10 on one vCPU), and the kernel moves the pair between the two layouts every few
+// milliseconds; these ratios leave that out.
 var oneCPURows = func() []row {
 	rr := "mach/BenchmarkRequestReplyOneCPU/"
 	rt := "cfmessageport/BenchmarkRoundTripOneCPU/"
