@@ -101,7 +101,7 @@ type row struct {
 	Unit   string
 	Op     string // "<=", "<" or ">="; "" for a figure without a target
 	Limit  float64
-	Target string
+	Target string // the target as the issue words it; without one (Op ""), what Base is
 }
 
 // rows is issue 18's Targets table, in its order, over the benchmarks .ci/bench runs.
