@@ -441,7 +441,8 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	}
 }
 
-// laneControlRead is accept's answer to a lane's control datagram: no message, read on.
+// laneControlRead is accept's answer when it read no message: a lane's control datagram, or an
+// end of file reported with a message still queued. Read on.
 const laneControlRead int32 = -0x7fff0100
 
 // directTimeout bounds one blocking recvmsg of receiveDirect; the wait then starts again. A
@@ -599,6 +600,13 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 			s.channelEOF(p, rc)
 		}
 		return nil, abi.MACH_MSG_SUCCESS
+	}
+	if n == 0 && oobn == 0 && pending(rc.fd) {
+		// End of file reported with a message still queued, sent just before its writer
+		// closed the channel (see recvAfterEOF in handoff.go): every datagram on a channel
+		// carries credentials (SO_PASSCRED), so nothing was read. Read on.
+		m.free()
+		return nil, laneControlRead
 	}
 	if rc.lane != nil && cerr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0 && n == laneCtlSize &&
 		binary.LittleEndian.Uint32(rx.data[:]) == laneMagic {
