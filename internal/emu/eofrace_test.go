@@ -64,30 +64,58 @@ func handoffBeforeHangUp(t *testing.T, wait bool, round int) {
 // A reply sent on a lane just before its last holder closes it is received, never dropped as a
 // malformed message for the end of file its read may meet.
 func TestLaneReplyBeforeHangUp(t *testing.T) {
-	for round := range eofRaceRounds / 4 {
-		reply := newTestPort(t, 0)
-		lfd, _, tok := laneFromPeer(t, reply)
-		// The peer says hello, so the port closes its own copy of the write end: the peer's
-		// close below is the lane's hang-up.
-		require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
-		_, kr := tryReceiveNow(reply)
-		require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
-		sent := make(chan struct{})
-		go func() {
-			defer close(sent)
-			laneReply(t, lfd, tok, 77)
-			unix.Close(lfd)
-		}()
-		var m *Msg
-		for {
-			if m, kr = tryReceiveNow(reply); kr != abi.MACH_RCV_TIMED_OUT {
-				break
-			}
+	warmUp(t)
+	laneReplyBeforeHangUp(t, -1)
+	before := openFiles(t)
+	for round := range eofRaceRounds {
+		laneReplyBeforeHangUp(t, round)
+	}
+	requireNoNewFDs(t, before, "the rounds")
+}
+
+// laneReplyBeforeHangUp plays the peer a request with a send-once reply right went to (as
+// laneFromPeer does, releasing all it made before it returns): the peer replies on the lane and
+// closes it at once while the reply port is polled, and the reply must be what is received.
+func laneReplyBeforeHangUp(t *testing.T, round int) {
+	t.Helper()
+	server, kr := Construct(0, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(server, server, dispMakeSend))
+	defer Destruct(server, -1, 0)
+	reply, kr := Construct(0, 0, 0)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	defer Destruct(reply, 0, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fds[0])
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), sendWithReplyFD(server, 7, []byte("req"), fds[1], newPortID()))
+	unix.Close(fds[1])
+	req := receiveWithin(t, server)
+	require.Equal(t, int32(abi.MACH_MSG_SUCCESS),
+		Send(&Msg{Bits: dispMoveSendOnce | dispMakeSendOnce<<8, Remote: req.Remote, Local: reply, ID: 8}, -1))
+	d, got := readDatagram(t, fds[0])
+	require.Len(t, got, 1, "the first right on a lane brings its write end")
+	lfd, tok := got[0], d.reply.token
+	// The peer says hello, so the port closes its own copy of the write end: the peer's close
+	// below is the lane's hang-up.
+	require.NoError(t, laneCtl(lfd, laneHello, 0, -1))
+	_, kr = tryReceiveNow(reply)
+	require.Equal(t, int32(abi.MACH_RCV_TIMED_OUT), kr)
+	sent := make(chan error, 1)
+	go func() {
+		d := datagram{id: 77, bodyFD: -1, reply: record{fd: -1, counterFD: -1}, laneToken: tok}
+		err := unix.Sendmsg(lfd, d.encode(nil), nil, nil, 0)
+		unix.Close(lfd)
+		sent <- err
+	}()
+	var m *Msg
+	for {
+		if m, kr = tryReceiveNow(reply); kr != abi.MACH_RCV_TIMED_OUT {
+			break
 		}
-		<-sent
-		if kr != abi.MACH_MSG_SUCCESS || m.ID != 77 {
-			t.Fatalf("round %d: the reply was received as %#x (id %d)", round, uint32(kr), m.ID)
-		}
-		Destruct(reply, 0, 0)
+	}
+	require.NoError(t, <-sent)
+	if kr != abi.MACH_MSG_SUCCESS || m.ID != 77 {
+		t.Fatalf("round %d: the reply was received as %#x (id %d)", round, uint32(kr), m.ID)
 	}
 }
