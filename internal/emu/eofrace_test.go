@@ -74,8 +74,8 @@ func TestLaneReplyBeforeHangUp(t *testing.T) {
 }
 
 // laneReplyBeforeHangUp plays the peer a request with a send-once reply right went to (as
-// laneFromPeer does, releasing all it made before it returns): the peer replies on the lane and
-// closes it at once while the reply port is polled, and the reply must be what is received.
+// laneFromPeer does, but releasing all it made before it returns): the peer replies on the lane
+// and closes it at once while the reply port is polled, and the reply must be what is received.
 func laneReplyBeforeHangUp(t *testing.T, round int) {
 	t.Helper()
 	server, kr := Construct(0, 0, 0)
@@ -88,14 +88,7 @@ func laneReplyBeforeHangUp(t *testing.T, round int) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	defer unix.Close(fds[0])
-	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), sendWithReplyFD(server, 7, []byte("req"), fds[1], newPortID()))
-	unix.Close(fds[1])
-	req := receiveWithin(t, server)
-	require.Equal(t, int32(abi.MACH_MSG_SUCCESS),
-		Send(&Msg{Bits: dispMoveSendOnce | dispMakeSendOnce<<8, Remote: req.Remote, Local: reply, ID: 8}, -1))
-	d, got := readDatagram(t, fds[0])
-	require.Len(t, got, 1, "the first right on a lane brings its write end")
-	lfd, tok := got[0], d.reply.token
+	lfd, _, tok := laneThrough(t, server, fds, reply)
 	// The peer says hello, so the port closes its own copy of the write end: the peer's close
 	// below is the lane's hang-up.
 	require.NoError(t, laneCtl(lfd, laneHello, 0, -1))

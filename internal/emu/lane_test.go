@@ -21,6 +21,13 @@ func laneFromPeer(t *testing.T, reply uint32) (lfd int, key, tok uint64) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	t.Cleanup(func() { unix.Close(fds[0]) })
+	return laneThrough(t, server, fds, reply)
+}
+
+// laneThrough is laneFromPeer with the server port (holding a send right) and the peer's socket
+// pair given: it closes fds[1], and fds[0] stays the caller's to close.
+func laneThrough(t *testing.T, server uint32, fds [2]int, reply uint32) (lfd int, key, tok uint64) {
+	t.Helper()
 	require.Equal(t, int32(abi.MACH_MSG_SUCCESS), sendWithReplyFD(server, 7, []byte("req"), fds[1], newPortID()))
 	unix.Close(fds[1])
 	req := receiveWithin(t, server)
