@@ -603,8 +603,9 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 	}
 	if n == 0 && oobn == 0 && pending(rc.fd) {
 		// End of file reported with a message still queued, sent just before its writer
-		// closed the channel (see recvAfterEOF in handoff.go): every datagram on a channel
-		// carries credentials (SO_PASSCRED), so nothing was read. Read on.
+		// closed the channel (see recvAfterEOF in handoff.go): a datagram on a channel carries
+		// credentials (SO_PASSCRED), so nothing was read, or an empty datagram sent before the
+		// channel was adopted, which is no message either. Read on.
 		m.free()
 		return nil, laneControlRead
 	}
