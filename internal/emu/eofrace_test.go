@@ -4,6 +4,7 @@ package emu
 
 import (
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/machport/machport/internal/abi"
@@ -110,5 +111,40 @@ func laneReplyBeforeHangUp(t *testing.T, round int) {
 	require.NoError(t, <-sent)
 	if kr != abi.MACH_MSG_SUCCESS || m.ID != 77 {
 		t.Fatalf("round %d: the reply was received as %#x (id %d)", round, uint32(kr), m.ID)
+	}
+}
+
+// An empty datagram is no answer: alone, from a peer still there, it reads as end of file, as it
+// did before recvAfterEOF's second read; followed by an answer, the answer is what is read. The
+// second read takes nothing else, so no descriptor is left behind.
+func TestReceiveHandoffEmptyDatagram(t *testing.T) {
+	cases := []struct {
+		name     string
+		after    func(fd int) error // what the peer sends after the empty datagram
+		wantEOF  bool
+		wantCode int32
+	}{
+		{"alone", func(int) error { return nil }, true, 0},
+		{"then a refusal", func(fd int) error { return RefuseHandoff(fd, abi.BOOTSTRAP_NOT_PRIVILEGED) }, false, abi.BOOTSTRAP_NOT_PRIVILEGED},
+	}
+	warmUp(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := openFiles(t)
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			require.NoError(t, err)
+			require.NoError(t, unix.Sendmsg(fds[1], nil, nil, nil, 0))
+			require.NoError(t, tc.after(fds[1]))
+			_, code, err := ReceiveHandoff(fds[0], false)
+			if tc.wantEOF {
+				require.ErrorIs(t, err, io.EOF)
+			} else {
+				require.NoError(t, err)
+				require.Equal(t, tc.wantCode, code)
+			}
+			unix.Close(fds[0])
+			unix.Close(fds[1])
+			requireNoNewFDs(t, before, "the pair")
+		})
 	}
 }

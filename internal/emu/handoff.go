@@ -114,6 +114,26 @@ func ReceiveHandoff(sock int, wait bool) (name uint32, code int32, err error) {
 	return name, abi.KERN_SUCCESS, nil
 }
 
+// recvAfterEOF reads sock again after a read of a SOCK_SEQPACKET socket found end of file, and
+// returns what is queued there, or end of file (0, 0, nil) when nothing is. Linux can report end
+// of file while a datagram the peer sent just before it closed its end sits in the queue:
+// __unix_dgram_recvmsg (net/unix/af_unix.c) looks at the queue, finds it empty, and only then at
+// sk_shutdown, which the peer's close (unix_release_sock) may have set in between, after its
+// send queued the datagram. Taking that end of file at its word lost a look-up's answer (a
+// benchmark's Dial failed with 1102 about once in 40 runs); a plain SOCK_SEQPACKET pair whose
+// writer sends and closes while its reader polls without blocking shows it about once in 500
+// such rounds on the 2-vCPU machines here (TestReceiveHandoffAnswerBeforeHangUp). The peer has
+// closed, so nothing is queued after the second look: what it reads is all there is.
+func recvAfterEOF(sock int, buf, oob []byte) (n, oobn int, err error) {
+	n, oobn, _, _, err = unix.Recvmsg(sock, buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+	if errors.Is(err, unix.EAGAIN) {
+		// A zero-length datagram was read the first time, and the peer is still there: it
+		// reads as end of file, as before.
+		return 0, 0, nil
+	}
+	return n, oobn, err
+}
+
 // ChannelFD returns the write end behind a send right, for tests that play a hostile peer. A
 // send right held in its port's process gets the channel it would get if carried to another
 // process.
@@ -167,24 +187,4 @@ func sendWithReplyFD(dest uint32, id int32, body []byte, fd int, port portID) in
 		return abi.MACH_SEND_INVALID_DEST
 	}
 	return abi.MACH_MSG_SUCCESS
-}
-
-// recvAfterEOF reads sock again after a read of a SOCK_SEQPACKET socket found end of file, and
-// returns what is queued there, or end of file (0, 0, nil) when nothing is. Linux can report end
-// of file while a datagram the peer sent just before it closed its end sits in the queue:
-// __unix_dgram_recvmsg (net/unix/af_unix.c) looks at the queue, finds it empty, and only then at
-// sk_shutdown, which the peer's close (unix_release_sock) may have set in between, after its
-// send queued the datagram. Taking that end of file at its word lost a look-up's answer (a
-// benchmark's Dial failed with 1102 about once in 40 runs); a plain SOCK_SEQPACKET pair whose
-// writer sends and closes while its reader polls without blocking shows it about once in 500
-// such rounds on the 2-vCPU machines here (TestReceiveHandoffAnswerBeforeHangUp). The peer has
-// closed, so nothing is queued after the second look: what it reads is all there is.
-func recvAfterEOF(sock int, buf, oob []byte) (n, oobn int, err error) {
-	n, oobn, _, _, err = unix.Recvmsg(sock, buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
-	if errors.Is(err, unix.EAGAIN) {
-		// A zero-length datagram was read the first time, and the peer is still there: it
-		// reads as end of file, as before.
-		return 0, 0, nil
-	}
-	return n, oobn, err
 }

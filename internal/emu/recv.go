@@ -432,8 +432,8 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 			return nil, abi.MACH_MSG_SUCCESS // EAGAIN: another receiver took it
 		}
 		m, kr := s.accept(p, rc, rx, n, oobn, flags)
-		if kr != laneControlRead || p.chans[rc.fd] != rc {
-			if kr == laneControlRead {
+		if kr != readOn || p.chans[rc.fd] != rc {
+			if kr == readOn {
 				kr = abi.MACH_MSG_SUCCESS
 			}
 			return m, kr
@@ -441,9 +441,9 @@ func (s *space) readChan(p *port, rc *rchan) (*inMsg, int32) {
 	}
 }
 
-// laneControlRead is accept's answer when it read no message: a lane's control datagram, or an
-// end of file reported with a message still queued. Read on.
-const laneControlRead int32 = -0x7fff0100
+// readOn is accept's answer when it read no message but the channel may hold one: a lane's
+// control datagram came, or an end of file was reported with a message still queued.
+const readOn int32 = -0x7fff0100
 
 // directTimeout bounds one blocking recvmsg of receiveDirect; the wait then starts again. A
 // finite receive timeout is what makes a signal interrupt the call with EINTR rather than
@@ -536,7 +536,7 @@ func (s *space) endRead(p *port, rc *rchan, afterWait bool, rx *rxBuf, n, oobn, 
 	rc.readers--
 	m, kr := (*inMsg)(nil), int32(abi.MACH_MSG_SUCCESS)
 	if err == nil {
-		if m, kr = s.accept(p, rc, rx, n, oobn, flags); kr == laneControlRead {
+		if m, kr = s.accept(p, rc, rx, n, oobn, flags); kr == readOn {
 			kr = abi.MACH_MSG_SUCCESS
 		}
 	}
@@ -607,14 +607,14 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		// credentials (SO_PASSCRED), so nothing was read, or an empty datagram sent before the
 		// channel was adopted, which is no message either. Read on.
 		m.free()
-		return nil, laneControlRead
+		return nil, readOn
 	}
 	if rc.lane != nil && cerr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0 && n == laneCtlSize &&
 		binary.LittleEndian.Uint32(rx.data[:]) == laneMagic {
 		s.laneControl(p, rc.lane, rx.data[:n], m.fds)
 		m.fds = m.fds[:0]
 		m.free()
-		return nil, laneControlRead
+		return nil, readOn
 	}
 	if rc.slane != nil && cerr == nil && flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) == 0 && n == laneCtlSize &&
 		binary.LittleEndian.Uint32(rx.data[:]) == laneMagic {
@@ -622,7 +622,7 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		s.sendLaneAdoptOnData(rc.slane, rx.data[:n], m.fds)
 		m.fds = m.fds[:0]
 		m.free()
-		return nil, laneControlRead
+		return nil, readOn
 	}
 	bad := func() (*inMsg, int32) {
 		m.destroy()
