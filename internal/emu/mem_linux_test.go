@@ -469,8 +469,9 @@ func TestRegionMemfdRecycled(t *testing.T) {
 	}
 }
 
-// A deallocated region larger than poolMax, which a receiver would map, cannot be touched
-// through its old address any more: as on Mach, touching it faults.
+// A deallocated region larger than poolMax, which a receiver would map, cannot be written
+// through its old address any more: as on Mach, writing it faults (reading it does not: see
+// regionpool.go).
 func TestDeallocatedLargeRegionFaults(t *testing.T) {
 	idleClosed(t)
 	const size = 2 << 20
@@ -485,6 +486,7 @@ func TestDeallocatedLargeRegionFaults(t *testing.T) {
 		return false
 	}()
 	require.True(t, faulted, "writing a deallocated region faults")
+	require.Equal(t, byte('a'), mem[size/2], "a deallocated region reads as it was left")
 }
 
 // Recycled memfds (a channel's pool, a region's) are readable by their owner only: a receiver of
