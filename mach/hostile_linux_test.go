@@ -43,12 +43,15 @@ func TestHostilePeer(t *testing.T) {
 		require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
 		return p[:]
 	}
-	unsealed := func() []int {
-		m, err := unix.MemfdCreate("x", unix.MFD_CLOEXEC)
-		require.NoError(t, err)
-		require.NoError(t, unix.Ftruncate(m, 1<<20))
-		return []int{m}
+	unsealedOf := func(size int64) func() []int {
+		return func() []int {
+			m, err := unix.MemfdCreate("x", unix.MFD_CLOEXEC)
+			require.NoError(t, err)
+			require.NoError(t, unix.Ftruncate(m, size))
+			return []int{m}
+		}
 	}
+	unsealed := unsealedOf(1 << 20)
 	sealed := func(sizes ...int64) func() []int {
 		return func() []int {
 			var fds []int
@@ -92,6 +95,14 @@ func TestHostilePeer(t *testing.T) {
 		{"memory parts beyond the fds", oolRecord(emuHeader(0, 0, 1, 2, -1), 24<<20, 3), sealed(8<<20, 8<<20)},
 		{"a parts count that wraps to zero", oolRecord(emuHeader(0, 0, 1, 1, -1), 1<<20, 0), unsealed},
 		{"nearly 4 GiB declared in a small memfd", oolRecord(emuHeader(0, 0, 1, 1, -1), 0xfffff001), sealed(4096)},
+		// Memory of up to 1 MiB that its sender can still write is copied in at once, with no
+		// seal or size checked first: a short read is what refuses it.
+		{"memory to copy beyond its memfd", oolRecord(emuHeader(0, 0, 1, 1, -1), 64<<10), unsealedOf(4096)},
+		{"memory to copy in a pipe", oolRecord(emuHeader(0, 0, 1, 1, -1), 64<<10), func() []int {
+			p := pipeFDs()
+			unix.Close(p[1])
+			return p[:1]
+		}},
 		{"bad magic", append([]byte{1, 2, 3, 4}, emuHeader(0, 0, 0, 0, -1)[4:]...), nil},
 	}
 	for i, c := range cases {

@@ -493,7 +493,8 @@ func (tx *transfer) deliverLocal(body []byte, timeout time.Duration) (*inMsg, in
 		}
 		mp := mapping{size: r.size}
 		if r.size > 0 {
-			if mp.addr = mapMemory(tx.fds[r.fd:int(r.fd)+int(r.parts)], r.size); mp.addr == 0 {
+			fds := tx.fds[r.fd : int(r.fd)+int(r.parts)]
+			if mp.addr = mapMemory(fds, r.size, r.parts == 1 && copiedInFD(fds[0], r.size)); mp.addr == 0 {
 				sp.mu.Lock()
 				m.discard()
 				return nil, abi.MACH_SEND_NO_BUFFER

@@ -672,7 +672,7 @@ func (s *space) accept(p *port, rc *rchan, rx *rxBuf, n, oobn, flags int) (*inMs
 		mp := mapping{size: r.size}
 		if r.size > 0 {
 			fds := m.fds[r.fd : int(r.fd)+int(r.parts)]
-			if mp.addr = mapMemory(fds, r.size); mp.addr == 0 {
+			if mp.addr = mapMemory(fds, r.size, r.copyIn); mp.addr == 0 {
 				return bad()
 			}
 			for i, fd := range fds {
@@ -767,11 +767,12 @@ func (m *inMsg) parseControl(oob []byte) (hasCreds bool, err error) {
 	return hasCreds, nil
 }
 
-// checkMemory refuses memfds a hostile sender could change or shrink under the receiver.
+// checkMemory refuses memfds a hostile sender could change or shrink under the receiver, and
+// marks the memory that the receiver copies in (copyIn) instead of mapping: that needs no seal
+// or size check, since the copy is made at once and a short read fails it (copyReceived).
 func (m *inMsg) checkMemory() error {
-	check := func(fd int, size uint32) error {
-		seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
-		if err != nil || seals&unix.F_SEAL_SHRINK == 0 || seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) == 0 {
+	check := func(fd int, size uint32, seals int) error {
+		if seals&unix.F_SEAL_SHRINK == 0 || seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) == 0 {
 			return errMalformed
 		}
 		var st unix.Stat_t
@@ -780,19 +781,33 @@ func (m *inMsg) checkMemory() error {
 		}
 		return nil
 	}
-	for _, r := range m.dg.descs {
+	for i := range m.dg.descs {
+		r := &m.dg.descs[i]
 		if r.kind != kindMemory || r.size == 0 {
 			continue
 		}
 		for i := range int(r.parts) {
+			fd := m.fds[int(r.fd)+i]
+			seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+			if err != nil {
+				return errMalformed
+			}
+			if r.parts == 1 && copiedIn(seals, r.size) {
+				r.copyIn = true
+				continue
+			}
 			_, n := memPart(r.size, int(r.parts), i)
-			if err := check(m.fds[int(r.fd)+i], n); err != nil {
+			if err := check(fd, n, seals); err != nil {
 				return err
 			}
 		}
 	}
 	if m.dg.bodyFD >= 0 {
-		return check(m.fds[m.dg.bodyFD], m.dg.bodyLen)
+		seals, err := unix.FcntlInt(uintptr(m.fds[m.dg.bodyFD]), unix.F_GET_SEALS, 0)
+		if err != nil {
+			return errMalformed
+		}
+		return check(m.fds[m.dg.bodyFD], m.dg.bodyLen, seals)
 	}
 	return nil
 }
@@ -1360,13 +1375,13 @@ type mapping struct {
 const maxBody = 64<<20*3/4 - 68
 
 // mapMemory maps out-of-line memfds copy-on-write (Mach's virtual copy), back to back: the
-// receiver may write its pages without touching the sender's; a memfd its sender could still
-// change is copied instead (copyReceived). The mapping is not populated:
+// receiver may write its pages without touching the sender's; one memfd to be copied in
+// (copyIn: see copiedIn) is copied instead (copyReceived). The mapping is not populated:
 // reading it already maps 16 pages per fault (the kernel's fault-around, fault_around_bytes
 // 64 KiB, for read faults on a file mapping), and populating it up front, with
 // MADV_POPULATE_READ or a read-only MAP_POPULATE, measured slower on this project's 6.18 kernel
 // at 64 KiB and 1 MiB, and costs a receiver that never reads its memory.
-func mapMemory(fds []int, size uint32) uintptr {
+func mapMemory(fds []int, size uint32, copyIn bool) uintptr {
 	mmap := func(addr uintptr, n uint32, flags, fd int) (uintptr, bool) {
 		prot := unix.PROT_READ | unix.PROT_WRITE
 		if fd < 0 {
@@ -1376,8 +1391,8 @@ func mapMemory(fds []int, size uint32) uintptr {
 		return a, errno == 0
 	}
 	if len(fds) == 1 {
-		if addr, ok := copyReceived(fds[0], size); ok {
-			return addr
+		if copyIn {
+			return copyReceived(fds[0], size)
 		}
 		addr, _ := mmap(0, size, unix.MAP_PRIVATE, fds[0])
 		return addr

@@ -36,18 +36,25 @@ var copies struct {
 
 func pageRound(n int) int { return (n + int(pageSize) - 1) &^ (int(pageSize) - 1) }
 
-// copyReceived copies a received memfd that its sender could still change into memory of this
-// process: a recycled buffer, or fresh memory once copyLiveMax of those are out. handled is false
-// when the memfd is to be mapped instead (nobody can change it); addr is 0 when it could not be
-// read or no memory was left for the copy.
-func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
-	if size == 0 || size > poolMax {
-		return 0, false
-	}
+// copiedIn reports whether a received memfd of size bytes with these seals is copied in
+// (copyReceived) rather than mapped: one of up to poolMax bytes that its sender could still
+// write (not F_SEAL_WRITE).
+func copiedIn(seals int, size uint32) bool {
+	return size > 0 && size <= poolMax && seals&unix.F_SEAL_WRITE == 0
+}
+
+// copiedInFD is copiedIn for a memfd whose seals are not known yet: false if they cannot be read.
+func copiedInFD(fd int, size uint32) bool {
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
-	if err != nil || seals&unix.F_SEAL_WRITE != 0 {
-		return 0, false
-	}
+	return err == nil && copiedIn(seals, size)
+}
+
+// copyReceived copies a received memfd of size bytes (at most poolMax) that its sender could
+// still change into memory of this process: a recycled buffer, or fresh memory once copyLiveMax
+// of those are out. It returns 0 when the memfd could not be read in full (a sender that sent
+// less, or shrank it meanwhile: no seal or size is checked before, see checkMemory) or no memory
+// was left for the copy; the memfd's lock is released either way.
+func copyReceived(fd int, size uint32) (addr uintptr) {
 	class := int(pageSize)
 	for class < int(size) {
 		class *= 2
@@ -64,7 +71,7 @@ func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
 			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE, ^uintptr(0), 0)
 		if errno != 0 {
 			unlockPooled(fd)
-			return 0, true
+			return 0
 		}
 		addr = a
 	}
@@ -79,7 +86,7 @@ func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
 				releaseCopy(addr, int(size))
 			}
 			unlockPooled(fd)
-			return 0, true
+			return 0
 		}
 		off += n
 	}
@@ -87,7 +94,7 @@ func copyReceived(fd int, size uint32) (addr uintptr, handled bool) {
 	// The copy is ours: a pooled memfd's sender may write it again (mempool.go). Its description
 	// lives on in the sender, so closing the fd would not release the lock.
 	unlockPooled(fd)
-	return addr, true
+	return addr
 }
 
 // takeCopyBuf returns a recycled buffer of class bytes, or a new one; 0 when copyLiveMax copies

@@ -108,6 +108,9 @@ type record struct {
 	// ch is the right itself in a message queued inside this process (deliverLocal), which
 	// carries no fd for it; never encoded.
 	ch *sendChan
+	// copyIn says the receiver copies this memory rather than mapping it (copiedIn); set by
+	// checkMemory, never encoded.
+	copyIn bool
 }
 
 // datagram is a decoded message as it travelled.
