@@ -128,11 +128,12 @@
 //     sender could still change (those memfds, a region moved whole) is copied by the receiver
 //     up to 1 MiB; a larger moved region is mapped, and a sender that kept another mapping of
 //     it could still change it; Mach would not allow that. The emulation recycles the memfds
-//     of deallocated regions of 32 KiB and more (keeping at most 8 idle, of 64 MiB in all),
-//     and leaves the ones it keeps mapped: touching such a region of up to 1 MiB after
-//     deallocating it (or after sending it with Deallocate) does not fault as on Mach, and
-//     writes memory the emulation will zero and hand out again; a larger one is left
-//     read-only, so that writing it faults as on Mach, but reading it does not.
+//     of deallocated regions of 32 KiB and more (keeping at most 8 idle, of 64 MiB in all,
+//     until none has been deallocated for 200 ms; then unmapped), and leaves the ones it keeps
+//     mapped: touching such a region of up to 1 MiB after deallocating it (or after sending it
+//     with Deallocate) does not fault as on Mach, and writes memory the emulation will zero and
+//     hand out again, read-write, to a later AllocateRegion of its size; a larger one is left
+//     read-only meanwhile, so that writing it faults as on Mach, but reading it does not.
 //     Copies of 8 MiB and more are split into one memfd per CPU (at most 8) written in parallel,
 //     because writes to one memfd are serialised by the kernel.
 //   - Peek reads the messages up to the one it looks at off their channels and puts them back at

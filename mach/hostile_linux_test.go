@@ -31,6 +31,77 @@ func emuHeader(flags uint16, bodyLen uint32, ndesc, nfds uint16, bodyFD int16) [
 	return b
 }
 
+// emuMemoryRecord appends to b an out-of-line memory record of size bytes whose memfds (parts of
+// them, one if not given) are the datagram's first fds.
+func emuMemoryRecord(b []byte, size uint32, parts ...uint8) []byte {
+	rec := make([]byte, 32)
+	rec[0] = 2 // memory
+	if len(parts) > 0 {
+		rec[3] = parts[0] - 1
+	}
+	binary.LittleEndian.PutUint16(rec[4:], 0)
+	binary.LittleEndian.PutUint16(rec[6:], 0xffff)
+	binary.LittleEndian.PutUint32(rec[8:], size)
+	return append(b, rec...)
+}
+
+// Out-of-line memory of up to 1 MiB in a memfd its sender could still change or shrink (not
+// sealed against both) is copied in as it arrives, whatever seals a peer put on it: the receiver
+// gets the bytes sent, and what the sender writes afterwards does not reach it.
+func TestPeerMemoryCopiedIn(t *testing.T) {
+	checkLeaks(t)
+	r, s := newPort(t, mach.PortOptions{})
+	fd, ok := emu.ChannelFD(uint32(s.Name()))
+	require.True(t, ok)
+	const size = 64 << 10
+	cases := []struct {
+		name  string
+		seals int
+	}{
+		{"unsealed", -1},
+		{"sealed against writes only", unix.F_SEAL_WRITE},
+		{"sealed against shrinking only", unix.F_SEAL_SHRINK},
+		{"sealed as a sender's pool", unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_FUTURE_WRITE},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			flags := unix.MFD_CLOEXEC
+			if c.seals >= 0 {
+				flags |= unix.MFD_ALLOW_SEALING
+			}
+			memfd, err := unix.MemfdCreate("peer", flags)
+			require.NoError(t, err)
+			defer unix.Close(memfd)
+			want := make([]byte, size)
+			for i := range want {
+				want[i] = byte(i * 7)
+			}
+			_, err = unix.Pwrite(memfd, want, 0)
+			require.NoError(t, err)
+			if c.seals >= 0 {
+				_, err = unix.FcntlInt(uintptr(memfd), unix.F_ADD_SEALS, c.seals)
+				require.NoError(t, err)
+			}
+			dg := emuMemoryRecord(emuHeader(0, 0, 1, 1, -1), size)
+			require.NoError(t, unix.Sendmsg(fd, dg, unix.UnixRights(memfd), nil, unix.MSG_DONTWAIT))
+
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			var m mach.Message
+			require.NoError(t, mach.Receive(ctx, r, &m))
+			defer m.Destroy()
+			require.Len(t, m.Descriptors, 1)
+			got := m.Descriptors[0].(*mach.OOLDescriptor).Data
+			require.Equal(t, want, got)
+			if c.seals < 0 || c.seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) == 0 {
+				_, err = unix.Pwrite(memfd, make([]byte, size), 0)
+				require.NoError(t, err)
+				require.Equal(t, want, got, "what the sender wrote afterwards reached the receiver")
+			}
+		})
+	}
+}
+
 // A peer holding a send right can write anything to the channel. The receiver drops each bad
 // message with a typed error, closes any fds it carried, and keeps serving.
 func TestHostilePeer(t *testing.T) {
@@ -66,17 +137,7 @@ func TestHostilePeer(t *testing.T) {
 			return fds
 		}
 	}
-	oolRecord := func(b []byte, size uint32, parts ...uint8) []byte {
-		rec := make([]byte, 32)
-		rec[0] = 2 // memory
-		if len(parts) > 0 {
-			rec[3] = parts[0] - 1
-		}
-		binary.LittleEndian.PutUint16(rec[4:], 0)
-		binary.LittleEndian.PutUint16(rec[6:], 0xffff)
-		binary.LittleEndian.PutUint32(rec[8:], size)
-		return append(b, rec...)
-	}
+	oolRecord := emuMemoryRecord
 	cases := []struct {
 		name string
 		data []byte

@@ -293,8 +293,9 @@ func rightFor(p Port) Right {
 // Deallocate, its memfd moves to the receiver without a copy. Regions of 32 KiB and more reuse
 // the memfds of regions deallocated earlier (zeroed, once no receiver holds them), so their pages
 // are ready to fill. A received region of up to 1 MiB whose sender could still change it (a
-// region moved whole, or a copy from the sender's pool of memfds) is a copy of the receiver's
-// own; larger ones, and copies sealed against every change, are mapped copy-on-write.
+// region moved whole, a copy from the sender's pool of memfds, any memfd not sealed against
+// writes and shrinking) is a copy of the receiver's own; larger ones, and copies sealed against
+// every change, are mapped copy-on-write.
 type Region struct {
 	addr atomic.Uintptr
 	size int

@@ -10,13 +10,13 @@ import (
 )
 
 // A receiver copies out-of-line memory of up to poolMax bytes that a sender could still change
-// (a memfd sealed against new writers but not against writes: a pooled memfd, or a region
-// donated whole) instead of mapping it: what it holds then is its own, whatever the sender does
-// later, and the memfd's lock is released as soon as the message is accepted, so the sender's
-// pool reuses it at once. The copies go into anonymous memory recycled from earlier received
-// messages: fresh pages cost far more than the copy on this project's machines, and received
-// memory is deallocated as often as it arrives. Memory sealed against writes (F_SEAL_WRITE) is
-// mapped as before: nobody can change it.
+// or shrink (a memfd not sealed against both: a pooled memfd, a region donated whole, or any
+// other shmem file a peer sends) instead of mapping it: what it holds then is its own, whatever
+// the sender does later, and the memfd's lock is released as soon as the message is accepted,
+// so the sender's pool reuses it at once. The copies go into anonymous memory recycled from
+// earlier received messages: fresh pages cost far more than the copy on this project's
+// machines, and received memory is deallocated as often as it arrives. Memory sealed against
+// writes and shrinking (F_SEAL_WRITE, F_SEAL_SHRINK) is mapped as before: nobody can change it.
 const (
 	copyFreePerClass = 4  // recycled buffers kept per size class
 	copyLiveMax      = 64 // recycled copies handed out at once; more go into fresh memory
@@ -38,9 +38,10 @@ func pageRound(n int) int { return (n + int(pageSize) - 1) &^ (int(pageSize) - 1
 
 // copiedIn reports whether a received memfd of size bytes with these seals is copied in
 // (copyReceived) rather than mapped: one of up to poolMax bytes that its sender could still
-// write (not F_SEAL_WRITE).
+// write or shrink (not both F_SEAL_WRITE and F_SEAL_SHRINK).
 func copiedIn(seals int, size uint32) bool {
-	return size > 0 && size <= poolMax && seals&unix.F_SEAL_WRITE == 0
+	const immutable = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK
+	return size > 0 && size <= poolMax && seals&immutable != immutable
 }
 
 // copiedInFD is copiedIn for a memfd whose seals are not known yet: false if they cannot be read.
