@@ -1,7 +1,8 @@
 // Command benchreport reads the output of .ci/bench (three interleaved `go test -bench` runs of
 // issue 18's benchmarks, and the -v output of its scale tests) and prints the issue's Targets
 // table: per row, the median of the runs, the baseline's median from the same runs, their ratio,
-// and the target with met or missed. Below it, without targets, the same ratios with both
+// the lowest and highest of the rounds (each round's ratio to its own baseline), and the target
+// with met or missed. Below it, without targets, the same ratios with both
 // processes on one vCPU (the OneCPU runs), which set aside where the kernel places them.
 //
 // Usage: go run ./internal/benchreport [-strict] [FILE...] (standard input without files).
@@ -188,6 +189,29 @@ func evaluate(r results, rw row) outcome {
 	return o
 }
 
+// spread formats the lowest and highest of a row's rounds: each round's ratio to the baseline
+// run of the same round (the i-th run of each), or each round's value for a row without a
+// baseline. It is "" for fewer than two rounds, or when the rounds of the two do not pair up
+// (a run missing from one of them).
+func spread(r results, rw row) string {
+	v := r[rw.Key][rw.Unit]
+	if len(v) < 2 {
+		return ""
+	}
+	if rw.Base == "" {
+		return figure(slices.Min(v), rw.Unit) + " to " + figure(slices.Max(v), rw.Unit)
+	}
+	b := r[rw.Base][rw.Unit]
+	if len(b) != len(v) {
+		return ""
+	}
+	ratios := make([]float64, len(v))
+	for i := range v {
+		ratios[i] = v[i] / b[i]
+	}
+	return fmt.Sprintf("%.2f× to %.2f×", slices.Min(ratios), slices.Max(ratios))
+}
+
 // figure formats a value of unit for the table.
 func figure(v float64, unit string) string {
 	switch unit {
@@ -208,13 +232,13 @@ func figure(v float64, unit string) string {
 // then, when there are figures for them, the one-vCPU rows (which count for nothing).
 func report(w io.Writer, r results, stops map[string]string) int {
 	bad := 0
-	fmt.Fprintln(w, "| case | median | baseline (median) | ratio | target | |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| case | median | baseline (median) | ratio | per round | target | |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, rw := range rows {
 		o := evaluate(r, rw)
 		if !o.known {
 			bad++
-			fmt.Fprintf(w, "| %s | no figures | | | %s | missed |\n", rw.Case, rw.Target)
+			fmt.Fprintf(w, "| %s | no figures | | | | %s | missed |\n", rw.Case, rw.Target)
 			continue
 		}
 		value, base, ratio := cells(o)
@@ -226,7 +250,7 @@ func report(w io.Writer, r results, stops map[string]string) int {
 				verdict += ": " + stop
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", rw.Case, value, base, ratio, rw.Target, verdict)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", rw.Case, value, base, ratio, spread(r, rw), rw.Target, verdict)
 	}
 	var fixed []outcome
 	for _, rw := range oneCPURows {
@@ -238,11 +262,11 @@ func report(w io.Writer, r results, stops map[string]string) int {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Both processes on one vCPU (no targets):")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| case | median | baseline (median) | ratio | against |")
-		fmt.Fprintln(w, "|---|---|---|---|---|")
+		fmt.Fprintln(w, "| case | median | baseline (median) | ratio | per round | against |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
 		for _, o := range fixed {
 			value, base, ratio := cells(o)
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", o.Case, value, base, ratio, o.Target)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", o.Case, value, base, ratio, spread(r, o.row), o.Target)
 		}
 	}
 	return bad
