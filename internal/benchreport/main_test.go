@@ -66,14 +66,17 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+// addRuns adds one figure per run of key's unit, in the order of the runs.
+func (r results) addRuns(key, unit string, runs ...float64) {
+	for _, v := range runs {
+		r.add(key, unit, v)
+	}
+}
+
 func TestEvaluate(t *testing.T) {
 	r := results{}
-	for _, v := range []float64{10, 30, 20} {
-		r.add("a", "ns/op", v)
-	}
-	for _, v := range []float64{10, 11, 9} {
-		r.add("b", "ns/op", v)
-	}
+	r.addRuns("a", "ns/op", 10, 30, 20)
+	r.addRuns("b", "ns/op", 10, 11, 9)
 	for _, tc := range []struct {
 		name        string
 		rw          row
@@ -104,17 +107,11 @@ func TestEvaluate(t *testing.T) {
 // TestSpread: rounds pair up by their order; a run missing from one side leaves no spread.
 func TestSpread(t *testing.T) {
 	r := results{}
-	for _, v := range []float64{20, 30, 10} {
-		r.add("a", "ns/op", v)
-	}
-	for _, v := range []float64{10, 10, 10} {
-		r.add("b", "ns/op", v)
-	}
-	r.add("c", "ns/op", 5)
+	r.addRuns("a", "ns/op", 20, 30, 10)
+	r.addRuns("b", "ns/op", 10, 10, 10)
+	r.addRuns("c", "ns/op", 5)
 	require.Equal(t, "1.00× to 3.00×", spread(r, row{Key: "a", Base: "b", Unit: "ns/op"}))
-	for _, v := range []float64{3000, 1000, 2000} {
-		r.add("a", "req/s", v)
-	}
+	r.addRuns("a", "req/s", 3000, 1000, 2000)
 	require.Equal(t, "1000 req/s to 3000 req/s", spread(r, row{Key: "a", Unit: "req/s"}))
 	require.Equal(t, "", spread(r, row{Key: "a", Base: "c", Unit: "ns/op"}), "3 rounds against 1")
 	require.Equal(t, "", spread(r, row{Key: "c", Unit: "ns/op"}), "one round")
