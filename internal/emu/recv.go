@@ -771,43 +771,42 @@ func (m *inMsg) parseControl(oob []byte) (hasCreds bool, err error) {
 // marks the memory that the receiver copies in (copyIn) instead of mapping: that needs no seal
 // or size check, since the copy is made at once and a short read fails it (copyReceived).
 func (m *inMsg) checkMemory() error {
-	check := func(fd int, size uint32, seals int) error {
-		if seals&unix.F_SEAL_SHRINK == 0 || seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) == 0 {
-			return errMalformed
+	// check refuses fd unless it holds size bytes that nobody can change or shrink, or it may be
+	// copied in (copyable: a region of one memfd) and is (copiedIn). Only shmem and hugetlbfs
+	// files report seals: a pipe, a socket, or a file whose reads could block is refused.
+	check := func(fd int, size uint32, copyable bool) (copyIn bool, err error) {
+		seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+		switch {
+		case err != nil:
+			return false, errMalformed
+		case copyable && copiedIn(seals, size):
+			return true, nil
+		case seals&unix.F_SEAL_SHRINK == 0 || seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) == 0:
+			return false, errMalformed
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil || st.Size < int64(size) {
-			return errMalformed
+			return false, errMalformed
 		}
-		return nil
+		return false, nil
 	}
-	for i := range m.dg.descs {
-		r := &m.dg.descs[i]
+	for d := range m.dg.descs {
+		r := &m.dg.descs[d]
 		if r.kind != kindMemory || r.size == 0 {
 			continue
 		}
 		for i := range int(r.parts) {
-			fd := m.fds[int(r.fd)+i]
-			seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
-			if err != nil {
-				return errMalformed
-			}
-			if r.parts == 1 && copiedIn(seals, r.size) {
-				r.copyIn = true
-				continue
-			}
 			_, n := memPart(r.size, int(r.parts), i)
-			if err := check(fd, n, seals); err != nil {
+			copyIn, err := check(m.fds[int(r.fd)+i], n, r.parts == 1)
+			if err != nil {
 				return err
 			}
+			r.copyIn = copyIn
 		}
 	}
 	if m.dg.bodyFD >= 0 {
-		seals, err := unix.FcntlInt(uintptr(m.fds[m.dg.bodyFD]), unix.F_GET_SEALS, 0)
-		if err != nil {
-			return errMalformed
-		}
-		return check(m.fds[m.dg.bodyFD], m.dg.bodyLen, seals)
+		_, err := check(m.fds[m.dg.bodyFD], m.dg.bodyLen, false)
+		return err
 	}
 	return nil
 }
