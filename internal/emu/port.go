@@ -388,17 +388,35 @@ func (s *space) hungUp(rc *rchan) {
 // hungUpNow retires a channel of p whose writers are all gone already, without waiting for the
 // monitor to report it (its report then finds the channel retired). Called with sp.mu held.
 func (s *space) hungUpNow(p *port, rc *rchan) {
-	if p.dead || rc.hungup || p.chans[rc.fd] != rc {
-		return
-	}
-	fds := []unix.PollFd{{Fd: int32(rc.fd), Events: unix.POLLRDHUP}}
-	if n, err := unix.Poll(fds, 0); err != nil || n == 0 || fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) == 0 {
+	if p.dead || rc.hungup || p.chans[rc.fd] != rc || !writersGone(rc.fd) {
 		return // a copy of the write end lives on (in another process, or in a message)
 	}
 	rc.hungup = true
 	if !pending(rc.fd) {
 		s.retire(p, rc) // else the receiver retires it after the last message
 	}
+}
+
+// writersGone reports whether every copy of a read end's write end is closed.
+func writersGone(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) != 0
+}
+
+// sendOnceGone acts at once on a send-once channel of this process's port whose write end was
+// just closed here: when no copy of it is left (none sent away in a message) and it carried no
+// message, the right was destroyed, and MACH_NOTIFY_SEND_ONCE is queued now, as xnu queues it
+// before mach_port_deallocate returns (ipc_right_dealloc → ipc_notify_send_once_and_unlock), so
+// that the port's status counts it and a poll finds it. A channel a receiver is reading without
+// the lock, or one with a message queued, is left to its reader, which sees the end of file.
+// Called with sp.mu held.
+func (s *space) sendOnceGone(rc *rchan) {
+	p := rc.p
+	if p == nil || p.dead || rc.hungup || rc.readers > 0 || p.chans[rc.fd] != rc || !writersGone(rc.fd) || pending(rc.fd) {
+		return
+	}
+	s.channelEOF(p, rc)
 }
 
 // pending reports whether a read end still has a datagram queued.

@@ -100,6 +100,11 @@ func (c *sendChan) put() {
 			c.slane.put()
 		} else {
 			unix.Close(c.fd)
+			if c.sendOnce && c.rc != nil {
+				// A send-once right to a port of this process, made here: if that was the
+				// last copy of its write end, the right is destroyed now.
+				sp.sendOnceGone(c.rc)
+			}
 		}
 		if c.ownsCtr {
 			c.ctr.close()

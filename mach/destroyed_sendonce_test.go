@@ -52,3 +52,34 @@ func TestPollReturnsNotificationOfDestroyedRight(t *testing.T) {
 		})
 	}
 }
+
+// Destroying an unused send-once right queues MACH_NOTIFY_SEND_ONCE before the call returns, as
+// in xnu: the port's status counts the notification at once, and the send-once right it travels
+// on until it is received (ipc_object_copyout_dest consumes it).
+func TestDestroyedSendOnceIsCountedAtOnce(t *testing.T) {
+	checkLeaks(t)
+	r, _ := newPort(t, mach.PortOptions{})
+	so, err := r.MakeSendOnce()
+	require.NoError(t, err)
+	st, err := r.Status()
+	require.NoError(t, err)
+	require.Equal(t, uint32(0), st.MessageCount)
+	require.Equal(t, uint32(1), st.SendOnceCount)
+
+	require.NoError(t, so.Close())
+	st, err = r.Status()
+	require.NoError(t, err)
+	require.Equal(t, uint32(1), st.MessageCount, "the notification is queued")
+	require.Equal(t, uint32(1), st.SendOnceCount, "held by the queued notification")
+
+	var m mach.Message
+	require.NoError(t, mach.Receive(ctxTimeout(t, 5*time.Second), r, &m))
+	n, err := mach.ParseNotification(&m)
+	require.NoError(t, err)
+	require.Equal(t, mach.NotifySendOnce, n.Kind)
+	require.NoError(t, m.Destroy())
+	st, err = r.Status()
+	require.NoError(t, err)
+	require.Equal(t, uint32(0), st.MessageCount, "received")
+	require.Equal(t, uint32(0), st.SendOnceCount, "consumed by the receive")
+}
