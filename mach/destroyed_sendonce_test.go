@@ -11,12 +11,11 @@ import (
 )
 
 // A receive whose deadline has passed polls the queue, as a Mach timeout of 0 does, and gets
-// what earlier calls queued. xnu queues MACH_NOTIFY_SEND_ONCE before the call that destroys an
-// unused send-once right returns (ipc_right_dealloc → ipc_notify_send_once_and_unlock); the
-// emulation learns of a destroyed right when it reads the end of its channel, inside the
-// receive, and the poll must still hand out the notification that read queued. (A leak check's
-// warm-up polled this way once, after the race detector's slowness let its 1 s deadline pass,
-// and failed.)
+// what earlier calls queued: xnu queues MACH_NOTIFY_SEND_ONCE before the call that destroys an
+// unused send-once right returns (ipc_right_dealloc → ipc_notify_send_once_and_unlock), for a
+// port alone or in a set. (A leak check's warm-up once polled this way, after the race
+// detector's slowness let its 1 s deadline pass, and failed: the emulation then queued the
+// notification only when the receive read the channel's end of file.)
 func TestPollReturnsNotificationOfDestroyedRight(t *testing.T) {
 	checkLeaks(t)
 	for _, tc := range []struct {
@@ -82,4 +81,35 @@ func TestDestroyedSendOnceIsCountedAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint32(0), st.MessageCount, "received")
 	require.Equal(t, uint32(0), st.SendOnceCount, "consumed by the receive")
+}
+
+// The same poll when the right was destroyed in another process: xnu has queued the notification
+// when the peer's mach_msg_destroy returned; the emulation reads the peer's word of it inside the
+// receive, and the poll must hand it out. The echo peer destroys a request it does not answer
+// (its reply right with it), then answers an echo on another port: once that answer is in, the
+// word about the first right has been sent.
+func TestPollReturnsNotificationOfRightDestroyedElsewhere(t *testing.T) {
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 30*time.Second)
+	port, s := newPort(t, mach.PortOptions{})
+	startPeer(t, "echo", s)
+	peer, _ := hello(t, ctx, port)
+	reply, _ := newPort(t, mach.PortOptions{})
+	sync, _ := newPort(t, mach.PortOptions{})
+	for round := range 3 {
+		require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), Local: mach.MakeSendOnceOf(reply), ID: idEcho + 100}))
+		require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), Local: mach.MakeSendOnceOf(sync), ID: idEcho}))
+		var m mach.Message
+		require.NoError(t, mach.Receive(ctx, sync, &m))
+		require.NoError(t, m.Destroy())
+
+		expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		require.NoError(t, mach.Receive(expired, reply, &m), "round %d: the notification is there", round)
+		cancel()
+		n, err := mach.ParseNotification(&m)
+		require.NoError(t, err)
+		require.Equal(t, mach.NotifySendOnce, n.Kind)
+		require.NoError(t, m.Destroy())
+	}
+	require.NoError(t, mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), ID: idQuit}))
 }
