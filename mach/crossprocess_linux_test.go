@@ -16,9 +16,7 @@ import (
 func TestCrossProcessMoveReceiveUnsupported(t *testing.T) {
 	checkLeaks(t)
 	ctx := ctxTimeout(t, 10*time.Second)
-	port, s := newPort(t, mach.PortOptions{})
-	startPeer(t, "echo", s)
-	peer, _ := hello(t, ctx, port)
+	peer := startEchoPeer(t, ctx)
 	moving, movingSend := newPort(t, mach.PortOptions{})
 	err := mach.Send(ctx, &mach.Message{Remote: mach.CopySendOf(peer), ID: 5,
 		Descriptors: []mach.Descriptor{&mach.PortDescriptor{Port: mach.MoveReceiveOf(moving)}}})

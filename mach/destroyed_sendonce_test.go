@@ -91,9 +91,7 @@ func TestDestroyedSendOnceIsCountedAtOnce(t *testing.T) {
 func TestPollReturnsNotificationOfRightDestroyedElsewhere(t *testing.T) {
 	checkLeaks(t)
 	ctx := ctxTimeout(t, 30*time.Second)
-	port, s := newPort(t, mach.PortOptions{})
-	startPeer(t, "echo", s)
-	peer, _ := hello(t, ctx, port)
+	peer := startEchoPeer(t, ctx)
 	reply, _ := newPort(t, mach.PortOptions{})
 	sync, _ := newPort(t, mach.PortOptions{})
 	for round := range 3 {

@@ -75,6 +75,15 @@ func hello(t testing.TB, ctx context.Context, port *mach.ReceiveRight) (*mach.Se
 	return s, int(binary.LittleEndian.Uint32(m.Body))
 }
 
+// startEchoPeer starts an "echo" peer and returns a send right to its port.
+func startEchoPeer(t testing.TB, ctx context.Context) *mach.SendRight {
+	t.Helper()
+	port, s := newPort(t, mach.PortOptions{})
+	startPeer(t, "echo", s)
+	peer, _ := hello(t, ctx, port)
+	return peer
+}
+
 func runPeer(role string) error {
 	parent, err := acceptHandOff()
 	if err != nil {
