@@ -367,8 +367,13 @@ func (p *port) removeChan(rc *rchan) {
 // retire removes a channel whose writers are gone once its last message was read: only then
 // has its sender left, as in Mach a queued message holds its send right. Called with sp.mu held.
 func (s *space) retire(p *port, rc *rchan) {
+	senders := rc.counted || rc.slane != nil
 	p.removeChan(rc)
-	s.checkNoSenders(p)
+	if senders {
+		// Only a channel of send rights held senders: a send-once right never counts in
+		// ip_srights, and destroying one never fires no-senders in xnu.
+		s.checkNoSenders(p)
+	}
 }
 
 // hungUp runs when every writer of a channel is gone.
@@ -768,6 +773,19 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		// bypasses the queue limit but is queued all the same (xnu's mps_msgcount is
 		// imq_msgcount, every kmsg on the queue).
 		sp.pullLanes(p)
+		// A send-once right destroyed where the emulation could not tell at once (its write end
+		// closed with a message destroyed here, or while a dead-name request's watch or a
+		// receiver held on to the channel) has its MACH_NOTIFY_SEND_ONCE queued now, as xnu
+		// queued it when the right went.
+		var gone []*rchan
+		for _, rc := range p.chans {
+			if rc.sendOnce && rc.lane == nil && !rc.used && !rc.hungup && rc.readers == 0 {
+				gone = append(gone, rc)
+			}
+		}
+		for _, rc := range gone {
+			sp.sendOnceGone(rc)
+		}
 		queued := p.queuedBySenders()
 		for _, m := range p.local {
 			if !m.counted { // a queued message of a local send right counts in the above

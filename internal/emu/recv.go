@@ -44,9 +44,8 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 			turnOf = nil
 		}
 	}
-	locked := false      // sp.mu is held at the top of the loop already (after a wait)
-	lookedAgain := false // looked once more after time ran out (see queuedHere)
-	var early *inMsg     // a message readAfterWait read, not yet handed out
+	locked := false  // sp.mu is held at the top of the loop already (after a wait)
+	var early *inMsg // a message readAfterWait read, not yet handed out
 	earlyKR := int32(abi.MACH_MSG_SUCCESS)
 	for {
 		if !locked {
@@ -246,16 +245,6 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 				ps.closeFDs()
 			}
 		}
-		if !dead && !lookedAgain && (kr == abi.MACH_RCV_TIMED_OUT || kr == RcvCanceled) && queuedHere(p, ps) {
-			// Time ran out, but this receive's own reads queued a message meanwhile (the end of
-			// a send-once channel read becomes MACH_NOTIFY_SEND_ONCE, a lane's drop too): xnu
-			// queues such a notification before the call that destroys the right returns
-			// (ipc_right_dealloc, ipc_notify_send_once_and_unlock), so a receive that begins
-			// after it, even one that only polls, gets it. Look once more.
-			lookedAgain = true
-			locked = true
-			continue
-		}
 		if dead || kr != abi.MACH_MSG_SUCCESS {
 			if early != nil { // read after the wait ended: the port died meanwhile
 				early.destroy()
@@ -271,15 +260,6 @@ func Receive(ctx context.Context, name uint32, capacity int, size SizeFunc, larg
 		}
 		locked = true // look again at once, without letting go of the lock in between
 	}
-}
-
-// queuedHere reports whether a message queued inside this process waits on p, or may wait on a
-// member of ps (its epoll fd is ready). Called with sp.mu held.
-func queuedHere(p *port, ps *pset) bool {
-	if p != nil {
-		return len(p.local) > 0
-	}
-	return ps != nil && ready(uintptr(ps.epfd))
 }
 
 func (m *inMsg) counts() (ports, mems int) {
@@ -375,6 +355,13 @@ func (s *space) tryPortHint(p *port, hint int) (*inMsg, int32) {
 		m, kr = s.tryPortOnce(p, -1)
 	}
 	p.adoptedNow = false
+	if m == nil && kr == abi.MACH_MSG_SUCCESS && len(p.local) > 0 {
+		// Reading the channels queued a notification (a send-once channel's end of file, a
+		// lane's word of a right destroyed): xnu had it queued before this receive began, so
+		// a receive that only polls, and Peek, get it now.
+		m = p.popLocal()
+		p.unwake()
+	}
 	return m, kr
 }
 

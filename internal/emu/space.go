@@ -100,10 +100,10 @@ func (c *sendChan) put() {
 			c.slane.put()
 		} else {
 			unix.Close(c.fd)
-			if c.sendOnce && c.rc != nil {
+			if rc := c.localRead(); rc != nil {
 				// A send-once right to a port of this process, made here: if that was the
 				// last copy of its write end, the right is destroyed now.
-				sp.sendOnceGone(c.rc)
+				sp.sendOnceGone(rc)
 			}
 		}
 		if c.ownsCtr {
@@ -111,6 +111,17 @@ func (c *sendChan) put() {
 		}
 		c.payDebts()
 	}
+}
+
+// localRead returns the read end of a send-once channel this process made for a port of its
+// own, nil for any other right. Releasing such a right looks at the channel again once the name
+// is gone (sendOnceGone): a dead-name request on the name watches a copy of the write end, which
+// only the name's release (dropIfEmpty, portDeleted) closes.
+func (c *sendChan) localRead() *rchan {
+	if c.sendOnce && c.rc != nil {
+		return c.rc
+	}
+	return nil
 }
 
 // dead reports whether the channel's reader is gone.
@@ -478,6 +489,9 @@ func Deallocate(name uint32) int32 {
 	case e.sendRefs > 0:
 		sp.dropSend(e, 1)
 	case e.sonce != nil:
+		if rc := e.sonce.localRead(); rc != nil {
+			defer sp.sendOnceGone(rc) // after dropIfEmpty below (see localRead)
+		}
 		e.sonce.put()
 		e.sonce = nil
 	case e.deadRefs > 0:
@@ -515,6 +529,11 @@ func ModRefs(name, right uint32, delta int32) int32 {
 	e := sp.liveEntry(name)
 	if e == nil {
 		return abi.KERN_INVALID_NAME
+	}
+	if right == abi.MACH_PORT_RIGHT_SEND_ONCE && e.sonce != nil {
+		if rc := e.sonce.localRead(); rc != nil {
+			defer sp.sendOnceGone(rc) // after dropIfEmpty (see localRead)
+		}
 	}
 	defer sp.dropIfEmpty(e)
 	switch right {
