@@ -53,7 +53,8 @@
 //     MACH_NOTIFY_SEND_ONCE, queued as xnu queues it, before the call that destroyed the right
 //     returns, when that call is the last close and made in the port's own process; else as
 //     soon as the port's process looks (a receive, a poll, Peek or a status query reads the
-//     channel's end of file). Destroying a send-once right never fires no-senders. As on Mach, a message on a send-once right never waits (neither for
+//     channel's end of file). Destroying a send-once right never fires no-senders. As on
+//     Mach, a message on a send-once right never waits (neither for
 //     the queue limit nor for socket space: a lane carries at most as many tokens as its send
 //     buffer holds datagrams): a channel that cannot take it at once (a peer forged the right
 //     from a socket it filled) has the message destroyed, and the send succeeds, as a send to a
