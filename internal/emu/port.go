@@ -777,14 +777,10 @@ func GetAttributes(name uint32, flavor int32, info []int32) (int, int32) {
 		// closed with a message destroyed here, or while a dead-name request's watch or a
 		// receiver held on to the channel) has its MACH_NOTIFY_SEND_ONCE queued now, as xnu
 		// queued it when the right went.
-		var gone []*rchan
-		for _, rc := range p.chans {
-			if rc.sendOnce && rc.lane == nil && !rc.used && !rc.hungup && rc.readers == 0 {
-				gone = append(gone, rc)
+		for _, rc := range p.chans { // sendOnceGone may remove rc: allowed during range
+			if rc.sendOnce && rc.lane == nil {
+				sp.sendOnceGone(rc)
 			}
-		}
-		for _, rc := range gone {
-			sp.sendOnceGone(rc)
 		}
 		queued := p.queuedBySenders()
 		for _, m := range p.local {

@@ -14,10 +14,8 @@ import (
 // queueStatus returns a port's MACH_PORT_RECEIVE_STATUS message count and send-once count.
 func queueStatus(t *testing.T, name uint32) (msgs, sorights int32) {
 	t.Helper()
-	st := make([]int32, abi.MACH_PORT_RECEIVE_STATUS_COUNT)
-	_, kr := GetAttributes(name, abi.MACH_PORT_RECEIVE_STATUS, st)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	return st[4], st[5]
+	info := statusInfo(t, name)
+	return info[4], info[5]
 }
 
 // makeSendOnce makes a send-once right to port, a channel of this process.

@@ -385,10 +385,17 @@ func srNothing(t *testing.T, port uint32, peer *srPeer) {
 // mps_srights of MACH_PORT_RECEIVE_STATUS).
 func receiveStatus(t *testing.T, port uint32) (mscount, srights uint32) {
 	t.Helper()
+	info := statusInfo(t, port)
+	return uint32(info[2]), uint32(info[6])
+}
+
+// statusInfo returns port's MACH_PORT_RECEIVE_STATUS (mach_port_status_t, in natural_t units).
+func statusInfo(t *testing.T, port uint32) []int32 {
+	t.Helper()
 	info := make([]int32, abi.MACH_PORT_RECEIVE_STATUS_COUNT)
 	_, kr := GetAttributes(port, abi.MACH_PORT_RECEIVE_STATUS, info)
 	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	return uint32(info[2]), uint32(info[6])
+	return info
 }
 
 // No-senders comes exactly once, with the make-send count, and only when the last send right
