@@ -54,6 +54,7 @@ type port struct {
 	// on epfd outside sp.mu (pin); the last one closes a dead port's fds.
 	waiters int
 	direct  directWait
+	spin    spinState // whether receiveDirect polls before it blocks
 	// poll is a dup of epfd in Go's poller while receivers park there (recv.go: pollConn).
 	poll   *os.File
 	pollRC syscall.RawConn
@@ -99,6 +100,7 @@ func (p *port) takeMoveWakes() {
 type directWait struct {
 	active bool
 	woken  bool
+	stop   atomic.Bool // set with woken, for a receiver that polls (pollRecv)
 	tid    int
 	gen    uint64 // counts direct waits, so a late re-signal finds out its wait is over
 }
@@ -116,6 +118,7 @@ func (p *port) wakeDirect() {
 		return
 	}
 	p.direct.woken = true
+	p.direct.stop.Store(true)
 	unix.Tgkill(os.Getpid(), p.direct.tid, unix.SIGURG)
 	gen := p.direct.gen
 	time.AfterFunc(directResignal, func() { p.resignal(gen, directResignal, 1) })

@@ -517,16 +517,33 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	}
 	directWaits.Add(1)
 	runtime.LockOSThread() // the thread that signals reach
-	p.direct = directWait{active: true, tid: unix.Gettid(), gen: p.direct.gen + 1}
+	p.direct.active, p.direct.woken, p.direct.tid, p.direct.gen = true, false, unix.Gettid(), p.direct.gen+1
+	p.direct.stop.Store(false)
 	p.waiters++
 	rc.readers++
 	fd := rc.fd
+	slot := enterThreadWait(true)
+	poll := p.spin.next() // after enterThreadWait, which counts this receiver
 	s.mu.Unlock()
 	rx := rxBufs.Get().(*rxBuf)
-	slot := enterThreadWait(true)
-	n, oobn, flags, err := recvmsg(fd, rx.data[:], rx.oob, 0)
+	start := time.Since(epoch)
+	var n, oobn, flags int
+	err := error(unix.EAGAIN)
+	if poll {
+		n, oobn, flags, err = pollRecv(fd, rx, &p.direct.stop, start)
+	}
+	hit := poll && err != unix.EAGAIN
+	if err == unix.EAGAIN {
+		if p.direct.stop.Load() {
+			err = unix.EINTR // woken before it blocked (while it polled): look at the port again
+		} else {
+			n, oobn, flags, err = recvmsg(fd, rx.data[:], rx.oob, 0)
+		}
+	}
 	leaveThreadWait(slot)
+	waited := time.Since(epoch) - start
 	s.mu.Lock()
+	p.spin.done(poll, hit, waited)
 	p.direct.active = false
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
 	p.waiters--

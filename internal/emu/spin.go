@@ -1,0 +1,122 @@
+//go:build linux
+
+package emu
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A blocking receive that waits in recvmsg (receiveDirect) first polls its channel for up to
+// pollBudget when its messages have been coming soon after it started waiting, as a reply does.
+// On a machine with more than one CPU, a reply to a process whose CPU has gone idle waits for that
+// CPU to wake, and in a virtual machine whose idle vCPUs halt, the hypervisor's wake-up takes tens
+// of microseconds: on this project's 2-vCPU KVM guests a 64-byte request/reply took about 24 µs
+// blocking against 9 µs polling, beside 10 to 12 µs for a Go SOCK_SEQPACKET ping-pong, and 64 KiB
+// out of line came back in 33 µs for some round trips and 110 to 140 µs for a third of them
+// (BenchmarkRequestReply, BenchmarkOutOfLine). A polling receiver keeps its CPU awake, so the reply
+// finds it running. It costs CPU while it polls, so it polls only:
+//   - with more than one CPU and GOMAXPROCS above 1 (on one, polling only delays the sender);
+//   - as the process's one receiver waiting (with others, their replies could wait for this one's
+//     CPU; crowded receivers park in Go's poller anyway);
+//   - while its port's last wait ended within pollWindow, and polls mostly succeed: each poll that
+//     ends without a message counts one miss, each that gets one takes one off, and at pollMisses
+//     the port's receives block at once for the next pollRest receives.
+//
+// Between two reads it yields its CPU (sched_yield), so that a thread that shares the CPU (the
+// sender, when the kernel put both on one) runs first. A receiver woken for something else
+// meanwhile (wakeDirect) stops polling at once.
+const (
+	pollMisses = 4
+	pollRest   = 64
+)
+
+// pollBudget is how long a receive polls at most: 50 µs, the round trip of 64 KiB out of line
+// here with both ends running (a 20 µs budget left that case's slow round trips, and made no
+// difference to the 64-byte one). pollWindow is how soon the port's last wait must have ended:
+// 100 µs. In ns; SetPolling changes them, and a budget of 0 turns polling off.
+var pollBudget, pollWindow atomic.Int64
+
+func init() {
+	pollBudget.Store(int64(50 * time.Microsecond))
+	pollWindow.Store(int64(100 * time.Microsecond))
+}
+
+// SetPolling sets how long a receive polls at most and how soon its port's last wait must have
+// ended for it to poll (budget 0: never), for tests; restore puts the previous values back.
+func SetPolling(budget, window time.Duration) (restore func()) {
+	b, w := pollBudget.Swap(int64(budget)), pollWindow.Swap(int64(window))
+	return func() { pollBudget.Store(b); pollWindow.Store(w) }
+}
+
+var multiCPU = runtime.NumCPU() > 1
+
+// polls and pollHits count the receives that polled and those of them that got a message, for
+// tests.
+var polls, pollHits atomic.Uint64
+
+// spinState is a port's record of its receives' polling. Guarded by sp.mu.
+type spinState struct {
+	lastWait time.Duration // how long the port's last direct wait took
+	misses   int           // polls that missed, less those that hit, since the last rest
+	rest     int           // receives left that block without polling
+}
+
+// next reports whether a direct wait about to start polls first. Called with sp.mu held, after
+// enterThreadWait counted the receiver.
+func (st *spinState) next() bool { return pollAllowed() && st.wants() }
+
+// pollAllowed reports whether this process's receiver about to wait may poll: polling is on,
+// there is more than one CPU and more than one P, and no other receiver of the process waits
+// (crowdWaits counts this one already).
+func pollAllowed() bool {
+	return pollBudget.Load() > 0 && multiCPU && procs.Load() > 1 && crowdWaits.Load() == 1 && parkedNow.Load() == 0
+}
+
+// wants reports whether the port's receives poll now, by its record: not while it rests, and only
+// when its last wait ended within pollWindow.
+func (st *spinState) wants() bool {
+	if st.rest > 0 {
+		st.rest--
+		return false
+	}
+	return st.lastWait > 0 && st.lastWait <= time.Duration(pollWindow.Load())
+}
+
+// done records how long a direct wait took and, if it polled, whether the poll got the message
+// (hit). Called with sp.mu held.
+func (st *spinState) done(polled, hit bool, waited time.Duration) {
+	st.lastWait = waited
+	if !polled {
+		return
+	}
+	polls.Add(1)
+	if hit {
+		pollHits.Add(1)
+		st.misses = max(st.misses-1, 0)
+		return
+	}
+	if st.misses++; st.misses >= pollMisses {
+		st.misses, st.rest = 0, pollRest
+	}
+}
+
+// pollRecv reads fd without blocking until a datagram comes, stop is set, or pollBudget has
+// passed since start (since epoch); err is EAGAIN when nothing came.
+func pollRecv(fd int, rx *rxBuf, stop *atomic.Bool, start time.Duration) (n, oobn, flags int, err error) {
+	budget := time.Duration(pollBudget.Load())
+	for {
+		n, oobn, flags, err = recvmsg(fd, rx.data[:], rx.oob, unix.MSG_DONTWAIT)
+		if err != unix.EAGAIN || stop.Load() || time.Since(epoch)-start >= budget {
+			return n, oobn, flags, err
+		}
+		unix.RawSyscallNoError(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	}
+}
+
+// Polls counts the receives that polled their channel before blocking, and PollHits those of
+// them that got their message that way, for tests.
+func Polls() (n, hits uint64) { return polls.Load(), pollHits.Load() }

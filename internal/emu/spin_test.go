@@ -1,0 +1,121 @@
+//go:build linux
+
+package emu
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/machport/machport/internal/abi"
+	"github.com/stretchr/testify/require"
+)
+
+// The polling rule by a port's record: a first wait and a slow one block, a quick one polls;
+// misses that outnumber hits by pollMisses make the next pollRest receives block.
+func TestPollRule(t *testing.T) {
+	restore := SetPolling(50*time.Microsecond, 100*time.Microsecond)
+	defer restore()
+	type step struct {
+		polled, hit bool
+		waited      time.Duration
+	}
+	miss := step{polled: true, waited: 60 * time.Microsecond}
+	hit := step{polled: true, hit: true, waited: 10 * time.Microsecond}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		want  []bool // wants() after the steps, then again and again
+	}{
+		{"first wait", nil, []bool{false}},
+		{"quick wait", []step{{waited: 30 * time.Microsecond}}, []bool{true, true}},
+		{"slow wait", []step{{waited: 200 * time.Microsecond}}, []bool{false, false}},
+		{"hits", []step{hit, hit, hit}, []bool{true}},
+		{"misses below the limit", []step{miss, miss, miss}, []bool{true}},
+		{"misses at the limit rest", []step{miss, miss, miss, miss}, append(make([]bool, pollRest), true)},
+		{"a hit takes a miss off", []step{miss, miss, hit, miss, miss}, []bool{true}},
+		{"and one more miss rests", []step{miss, miss, hit, miss, miss, miss}, []bool{false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st spinState
+			for _, s := range tc.steps {
+				st.done(s.polled, s.hit, s.waited)
+			}
+			for i, want := range tc.want {
+				require.Equal(t, want, st.wants(), "receive %d after the steps", i)
+			}
+		})
+	}
+}
+
+// Polling needs more than one CPU and P, polling on, and no other receiver of the process
+// waiting.
+func TestPollAllowed(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("polling is off on one CPU, which this test's conditions assume")
+	}
+	restore := SetPolling(50*time.Microsecond, 100*time.Microsecond)
+	defer restore()
+	defer procs.Store(procs.Load())
+	procs.Store(2)
+	require.Zero(t, crowdWaits.Load(), "another test left a receiver waiting")
+	me := enterThreadWait(true)
+	require.True(t, pollAllowed(), "the one receiver waiting")
+	other := enterThreadWait(true)
+	require.False(t, pollAllowed(), "another receiver waits in a system call")
+	leaveThreadWait(other)
+	enterPark()
+	require.False(t, pollAllowed(), "another receiver is parked in Go's poller")
+	leavePark()
+	procs.Store(1)
+	require.False(t, pollAllowed(), "GOMAXPROCS 1")
+	procs.Store(2)
+	SetPolling(0, 100*time.Microsecond)
+	require.False(t, pollAllowed(), "polling off")
+	leaveThreadWait(me)
+}
+
+// A receiver that polls stops when something else wakes it (here the notification that
+// destroying a send-once right queues in this process), rather than polling out its budget.
+func TestPollingReceiverWokenByNotification(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("polling is off on one CPU")
+	}
+	restore := SetPolling(10*time.Second, time.Hour)
+	defer restore()
+	name, kr := Allocate(abi.MACH_PORT_RIGHT_RECEIVE)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	defer ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1)
+	require.Equal(t, int32(abi.KERN_SUCCESS), InsertRight(name, name, dispMakeSend))
+	defer Deallocate(name)
+	_, ok := ChannelFD(name) // a receive waits in recvmsg on the one channel
+	require.True(t, ok)
+	sp.mu.Lock()
+	sp.entries[name].recv.spin.lastWait = time.Microsecond // its last wait was quick: poll
+	sp.mu.Unlock()
+
+	polls0, hits0 := Polls()
+	waits0 := DirectWaits()
+	got := make(chan int32, 1)
+	go func() {
+		var out Msg
+		size := func(ports, mems, body int) int { return 0 }
+		_, kr := Receive(context.Background(), name, 1024, size, false, -1, &out)
+		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
+		got <- out.ID
+	}()
+	for DirectWaits() == waits0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // polling by now
+	start := time.Now()
+	so, _, kr := ExtractRight(name, dispMakeSendOnce)
+	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
+	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(so))
+	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), <-got)
+	require.Less(t, time.Since(start), 2*time.Second, "the poll ran on after the wake-up")
+	polls, hits := Polls()
+	require.Equal(t, polls0+1, polls, "the receive polled")
+	require.Equal(t, hits0, hits, "and was woken, not handed a message by its poll")
+}
