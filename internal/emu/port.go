@@ -509,6 +509,11 @@ func (s *space) destroyReceive(e *entry) {
 	if p.pd != nil {
 		notify := p.pd
 		p.pd = nil
+		// The receivers blocked on the name return MACH_RCV_PORT_CHANGED, as when the right
+		// moves in a message: xnu's ipc_port_destroy puts the port in limbo as a move does
+		// (ipc_port_mark_in_limbo_pd → ipc_port_prepare_move; older xnu: ipc_port_clear_receiver
+		// → ipc_mqueue_changed) before it sends the right.
+		p.movedAway()
 		tok := s.parkReceive(p)
 		p.inTransit = notify
 		m := kernelMsg(abi.MACH_NOTIFY_PORT_DESTROYED, nil)

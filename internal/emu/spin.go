@@ -19,12 +19,15 @@ import (
 // out of line came back in 33 µs for some round trips and 110 to 140 µs for a third of them
 // (BenchmarkRequestReply, BenchmarkOutOfLine). A polling receiver keeps its CPU awake, so the reply
 // finds it running. It costs CPU while it polls, so it polls only:
-//   - with more than one CPU and GOMAXPROCS above 1 (on one, polling only delays the sender);
-//   - as the process's one receiver waiting (with others, their replies could wait for this one's
-//     CPU; crowded receivers park in Go's poller anyway);
+//   - with more than one CPU and GOMAXPROCS above 1 (on one, polling only delays the sender; the
+//     process reads GOMAXPROCS again at each pass through the scheduler, at most 5 ms apart);
+//   - as the process's one receiver blocked in a system call on a port other processes can send
+//     to (crowdWaits; a watcher of notifications, or a receiver waiting in Go for its port's
+//     turn, does not count): with others, their replies could wait for this one's CPU;
 //   - while its port's last wait ended within pollWindow, and polls mostly succeed: each poll that
-//     ends without a message counts one miss, each that gets one takes one off, and at pollMisses
-//     the port's receives block at once for the next pollRest receives.
+//     ends without a message counts one miss, each that gets one takes one off (never below
+//     zero, so hits do not bank credit for later misses), and at pollMisses the port's receives
+//     block at once for the next pollRest receives.
 //
 // Between two reads it yields its CPU (sched_yield), so that a thread that shares the CPU (the
 // sender, when the kernel put both on one) runs first. A receiver woken for something else
@@ -61,7 +64,7 @@ var polls, pollHits atomic.Uint64
 // spinState is a port's record of its receives' polling. Guarded by sp.mu.
 type spinState struct {
 	lastWait time.Duration // how long the port's last direct wait took
-	misses   int           // polls that missed, less those that hit, since the last rest
+	misses   int           // polls that missed, less those that hit (not below 0), since the last rest
 	rest     int           // receives left that block without polling
 }
 
@@ -70,7 +73,8 @@ type spinState struct {
 func (st *spinState) next() bool { return pollAllowed() && st.wants() }
 
 // pollAllowed reports whether this process's receiver about to wait may poll: polling is on,
-// there is more than one CPU and more than one P, and no other receiver of the process waits
+// there is more than one CPU and more than one P, and no other receiver of the process is
+// blocked in a system call on a port other processes can send to, nor parked in Go's poller
 // (crowdWaits counts this one already).
 func pollAllowed() bool {
 	return pollBudget.Load() > 0 && multiCPU && procs.Load() > 1 && crowdWaits.Load() == 1 && parkedNow.Load() == 0

@@ -36,6 +36,7 @@ func TestPollRule(t *testing.T) {
 		{"misses at the limit rest", []step{miss, miss, miss, miss}, append(make([]bool, pollRest), true)},
 		{"a hit takes a miss off", []step{miss, miss, hit, miss, miss}, []bool{true}},
 		{"and one more miss rests", []step{miss, miss, hit, miss, miss, miss}, []bool{false}},
+		{"hits bank nothing for later misses", []step{hit, hit, hit, miss, miss, miss, miss}, []bool{false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var st spinState
