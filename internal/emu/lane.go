@@ -435,8 +435,9 @@ func (s *space) pullLanes(p *port) {
 				}
 				continue // a malformed datagram, dropped
 			}
-			p.local = append(p.local, m)
-			p.wake()
+			// The receiver blocked in recvmsg on this lane, if any, may have been woken for
+			// this very message: it looks at the queue again.
+			p.inject(m)
 		}
 	}
 }

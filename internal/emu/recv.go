@@ -496,6 +496,10 @@ func ThreadWaits() int { return int(threadWaits.Load()) }
 // DirectWaits counts the receives that blocked in recvmsg (receiveDirect), for tests.
 func DirectWaits() uint64 { return directWaits.Load() }
 
+// directWaitHook, when set (by tests), runs in receiveDirect once sp.mu is released, before the
+// receiver reads its channel.
+var directWaitHook func()
+
 // receiveDirect waits for a message of a port that has one channel and nothing queued by
 // blocking in recvmsg on that channel: one system call where waiting in epoll takes two, as a
 // plain socket would. What else the receiver must notice meanwhile (a queued notification, a
@@ -525,6 +529,9 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	slot := enterThreadWait(true)
 	poll := p.spin.next() // after enterThreadWait, which counts this receiver
 	s.mu.Unlock()
+	if directWaitHook != nil {
+		directWaitHook()
+	}
 	rx := rxBufs.Get().(*rxBuf)
 	start := time.Since(epoch)
 	var n, oobn, flags int
