@@ -161,13 +161,13 @@
 //     a new channel or dies. Go's runtime sends SIGURG itself to preempt goroutines, so
 //     programs already tolerate it; one that asks for SIGURG with signal.Notify will see these
 //     too. Such a receive polls its channel first, for up to 50 µs and yielding the CPU between
-//     reads, when no other receive of its process is blocked on a port other processes can
-//     send to or parked in the poller, the process has more than one CPU and GOMAXPROCS above 1,
-//     and its port's previous wait ended within 100 µs: a reply then finds the receiver running
-//     instead of a CPU to wake (in a virtual machine that wake can take tens of microseconds).
-//     Polls that come up empty four times more than they get a message (counting from when the
-//     two were last even) make the port's next 64 receives block at once. Polling costs CPU
-//     that Mach's receive, which blocks at once, does not.
+//     reads, when no other receive of its process polls or is parked in the poller, the
+//     process has more than one CPU and GOMAXPROCS above 1, and its port's previous wait ended
+//     within 100 µs: a reply then finds the receiver running instead of a CPU to wake (in a
+//     virtual machine that wake can take tens of microseconds). Polls that come up empty four
+//     times more than they get a message (counting from when the two were last even) make the
+//     port's next 64 receives block at once. Polling costs CPU that Mach's receive, which
+//     blocks at once, does not.
 //
 // Elsewhere every operation that needs a kernel returns an error wrapping
 // errors.ErrUnsupported. The codec, the error types and the notification rules are portable.

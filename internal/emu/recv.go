@@ -527,7 +527,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	rc.readers++
 	fd := rc.fd
 	slot := enterThreadWait(true)
-	poll := p.spin.next() // after enterThreadWait, which counts this receiver
+	poll := p.spin.next()
 	s.mu.Unlock()
 	if directWaitHook != nil {
 		directWaitHook()
@@ -538,6 +538,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	err := error(unix.EAGAIN)
 	if poll {
 		n, oobn, flags, err = pollRecv(fd, rx, &p.direct.stop, start)
+		pollDone()
 	}
 	hit := poll && err != unix.EAGAIN
 	if err == unix.EAGAIN {

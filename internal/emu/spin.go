@@ -21,9 +21,12 @@ import (
 // finds it running. It costs CPU while it polls, so it polls only:
 //   - with more than one CPU and GOMAXPROCS above 1 (on one, polling only delays the sender; the
 //     process reads GOMAXPROCS again at each pass through the scheduler, at most 5 ms apart);
-//   - as the process's one receiver blocked in a system call on a port other processes can send
-//     to (crowdWaits; a watcher of notifications, or a receiver waiting in Go for its port's
-//     turn, does not count): with others, their replies could wait for this one's CPU;
+//   - as the process's one receiver polling at the time (pollingNow), and while none is parked
+//     in Go's poller (many receivers waiting for replies at once park there; the replies of the
+//     others could then wait for this one's CPU). Receivers blocked in system calls cost no CPU:
+//     a process that serves several ports (machping's bench server: a raw service and a
+//     CFMessagePort one) polls for the one that is busy, whose waits are short, and not for the
+//     idle ones, whose waits are long;
 //   - while its port's last wait ended within pollWindow, and polls mostly succeed: each poll that
 //     ends without a message counts one miss, each that gets one takes one off (never below
 //     zero, so hits do not bank credit for later misses), and at pollMisses the port's receives
@@ -68,16 +71,24 @@ type spinState struct {
 	rest     int           // receives left that block without polling
 }
 
-// next reports whether a direct wait about to start polls first. Called with sp.mu held, after
-// enterThreadWait counted the receiver.
-func (st *spinState) next() bool { return pollAllowed() && st.wants() }
+// next reports whether a direct wait about to start polls first, and if so claims the
+// process's one poll (pollingNow), which the caller gives back with pollDone. Called with
+// sp.mu held.
+func (st *spinState) next() bool {
+	return pollAllowed() && st.wants() && pollingNow.CompareAndSwap(false, true)
+}
+
+// pollingNow says a receive of this process is polling (one at a time).
+var pollingNow atomic.Bool
+
+// pollDone gives back the poll next claimed.
+func pollDone() { pollingNow.Store(false) }
 
 // pollAllowed reports whether this process's receiver about to wait may poll: polling is on,
-// there is more than one CPU and more than one P, and no other receiver of the process is
-// blocked in a system call on a port other processes can send to, nor parked in Go's poller
-// (crowdWaits counts this one already).
+// there is more than one CPU and more than one P, and no receiver of the process is parked in
+// Go's poller.
 func pollAllowed() bool {
-	return pollBudget.Load() > 0 && multiCPU && procs.Load() > 1 && crowdWaits.Load() == 1 && parkedNow.Load() == 0
+	return pollBudget.Load() > 0 && multiCPU && procs.Load() > 1 && parkedNow.Load() == 0
 }
 
 // wants reports whether the port's receives poll now, by its record: not while it rests, and only

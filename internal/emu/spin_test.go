@@ -50,8 +50,8 @@ func TestPollRule(t *testing.T) {
 	}
 }
 
-// Polling needs more than one CPU and P, polling on, and no other receiver of the process
-// waiting.
+// Polling needs more than one CPU and P, polling on, and no receiver of the process parked in
+// Go's poller; receivers blocked in system calls do not stop it. One receive polls at a time.
 func TestPollAllowed(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("polling is off on one CPU, which this test's conditions assume")
@@ -60,11 +60,10 @@ func TestPollAllowed(t *testing.T) {
 	defer restore()
 	defer procs.Store(procs.Load())
 	procs.Store(2)
-	require.Zero(t, crowdWaits.Load(), "another test left a receiver waiting")
-	me := enterThreadWait(true)
-	require.True(t, pollAllowed(), "the one receiver waiting")
+	require.Zero(t, parkedNow.Load(), "another test left a receiver parked")
+	require.True(t, pollAllowed())
 	other := enterThreadWait(true)
-	require.False(t, pollAllowed(), "another receiver waits in a system call")
+	require.True(t, pollAllowed(), "another receiver blocked in a system call costs no CPU")
 	leaveThreadWait(other)
 	enterPark()
 	require.False(t, pollAllowed(), "another receiver is parked in Go's poller")
@@ -72,9 +71,17 @@ func TestPollAllowed(t *testing.T) {
 	procs.Store(1)
 	require.False(t, pollAllowed(), "GOMAXPROCS 1")
 	procs.Store(2)
+
+	quick := spinState{lastWait: 10 * time.Microsecond}
+	second := quick
+	require.True(t, quick.next(), "a port whose last wait was quick polls")
+	require.False(t, second.next(), "while another receive of the process polls")
+	pollDone()
+	require.True(t, second.next(), "once that poll is over")
+	pollDone()
+
 	SetPolling(0, 100*time.Microsecond)
 	require.False(t, pollAllowed(), "polling off")
-	leaveThreadWait(me)
 }
 
 // A receiver that polls stops when something else wakes it (here the notification that
