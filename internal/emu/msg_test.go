@@ -159,24 +159,15 @@ func TestDirectWaitWithoutSIGURG(t *testing.T) {
 	// blockedThenNotified starts a receive, makes and drops a send-once right once the receive
 	// waits, and returns how long the send-once notification took to arrive.
 	blockedThenNotified := func() time.Duration {
-		got := make(chan int32, 1)
 		before := DirectWaits()
-		go func() {
-			var out Msg
-			size := func(ports, mems, body int) int { return 0 }
-			_, kr := Receive(context.Background(), name, 1024, size, false, -1, &out)
-			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
-			got <- out.ID
-		}()
+		got := receiveInBackground(name)
 		for DirectWaits() == before && !directOff.Load() {
 			time.Sleep(time.Millisecond)
 		}
 		time.Sleep(20 * time.Millisecond)
 		start := time.Now()
-		so, _, kr := ExtractRight(name, dispMakeSendOnce)
-		require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-		require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(so))
-		require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), <-got)
+		dropSendOnce(t, name)
+		requireReceived(t, <-got, abi.MACH_NOTIFY_SEND_ONCE)
 		return time.Since(start)
 	}
 	first := blockedThenNotified()

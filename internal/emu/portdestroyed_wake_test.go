@@ -39,13 +39,7 @@ func TestPortDestroyedWakesBlockedReceiver(t *testing.T) {
 			require.Equal(t, int32(abi.KERN_SUCCESS), kr)
 
 			waits0 := DirectWaits()
-			got := make(chan int32, 1)
-			go func() {
-				var out Msg
-				size := func(ports, mems, body int) int { return 0 }
-				_, kr := Receive(context.Background(), name, 1024, size, false, -1, &out)
-				got <- kr
-			}()
+			got := receiveInBackground(name)
 			for ThreadWaits() == 0 {
 				time.Sleep(time.Millisecond)
 			}
@@ -58,8 +52,8 @@ func TestPortDestroyedWakesBlockedReceiver(t *testing.T) {
 			start := time.Now()
 			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
 			select {
-			case kr := <-got:
-				require.Equal(t, int32(abi.MACH_RCV_PORT_CHANGED), kr)
+			case r := <-got:
+				require.Equal(t, int32(abi.MACH_RCV_PORT_CHANGED), r.kr)
 				require.Less(t, time.Since(start), time.Second, "woken by its 2 s recvmsg timeout, not by the destroy")
 			case <-time.After(5 * time.Second):
 				ModRefs(notify, abi.MACH_PORT_RIGHT_RECEIVE, -1) // destroys the right in transit: wakes it

@@ -3,11 +3,9 @@
 package emu
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/machport/machport/internal/abi"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,22 +26,15 @@ func TestStatusQueryWakesReceiverOfPulledReply(t *testing.T) {
 		<-release
 	}
 	defer func() { directWaitHook = nil }()
-	got := make(chan int32, 1)
-	go func() {
-		var out Msg
-		size := func(ports, mems, body int) int { return 0 }
-		_, kr := Receive(context.Background(), reply, 1024, size, false, -1, &out)
-		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
-		got <- out.ID
-	}()
+	got := receiveInBackground(reply)
 	<-entered
 	laneReply(t, lfd, tok, 42)
 	require.EqualValues(t, 1, statusInfo(t, reply)[4], "the status query counts the reply") // mps_msgcount
 	start := time.Now()
 	close(release)
 	select {
-	case id := <-got:
-		require.Equal(t, int32(42), id)
+	case r := <-got:
+		requireReceived(t, r, 42)
 		require.Less(t, time.Since(start), time.Second, "the receiver read its channel on, not the queue")
 	case <-time.After(5 * time.Second):
 		t.Fatal("the reply the status query queued was not received in 5 s")

@@ -3,7 +3,6 @@
 package emu
 
 import (
-	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -30,13 +29,7 @@ func TestUnansweredSignalsOfASlowThread(t *testing.T) {
 		_, ok := ChannelFD(name) // its one channel: a lone receiver blocks in recvmsg on it
 		require.True(t, ok)
 		directs := DirectWaits()
-		got := make(chan int32, 1)
-		go func() {
-			var out Msg
-			size := func(ports, mems, body int) int { return 0 }
-			_, kr := Receive(context.Background(), name, 1024, size, false, -1, &out)
-			got <- kr
-		}()
+		got := receiveInBackground(name)
 		var p *port
 		for deadline := time.Now().Add(10 * time.Second); p == nil; time.Sleep(time.Millisecond) {
 			require.True(t, time.Now().Before(deadline), "the receiver never blocked in recvmsg")
@@ -53,7 +46,7 @@ func TestUnansweredSignalsOfASlowThread(t *testing.T) {
 		p.resignal(gen, directResignal, directResignals)
 		require.False(t, directOff.Load(), "a thread that can take SIGURG turned direct waits off")
 		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), Send(&Msg{Bits: dispCopySend, Remote: name, ID: 1}, -1))
-		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), <-got)
+		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), (<-got).kr)
 	})
 	t.Run("interrupter, a canceled wait in epoll_wait", func(t *testing.T) {
 		noDirectOff(t)

@@ -3,7 +3,6 @@
 package emu
 
 import (
-	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -105,23 +104,14 @@ func TestPollingReceiverWokenByNotification(t *testing.T) {
 
 	polls0, hits0 := Polls()
 	waits0 := DirectWaits()
-	got := make(chan int32, 1)
-	go func() {
-		var out Msg
-		size := func(ports, mems, body int) int { return 0 }
-		_, kr := Receive(context.Background(), name, 1024, size, false, -1, &out)
-		require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
-		got <- out.ID
-	}()
+	got := receiveInBackground(name)
 	for DirectWaits() == waits0 {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond) // polling by now
 	start := time.Now()
-	so, _, kr := ExtractRight(name, dispMakeSendOnce)
-	require.Equal(t, int32(abi.KERN_SUCCESS), kr)
-	require.Equal(t, int32(abi.KERN_SUCCESS), Deallocate(so))
-	require.Equal(t, int32(abi.MACH_NOTIFY_SEND_ONCE), <-got)
+	dropSendOnce(t, name)
+	requireReceived(t, <-got, abi.MACH_NOTIFY_SEND_ONCE)
 	require.Less(t, time.Since(start), 2*time.Second, "the poll ran on after the wake-up")
 	polls, hits := Polls()
 	require.Equal(t, polls0+1, polls, "the receive polled")
