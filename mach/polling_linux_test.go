@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Replies from another process that a polling receive reads (internal/emu's spin.go) arrive
+// Replies from another process that a polling receive reads (internal/emu's pollrecv.go) arrive
 // whole: body, out-of-line memory and the sender's credentials, as a blocked receive gets them.
 // With polling off, no receive polls; with a budget and window of a second, every wait after the
 // first polls and gets its reply that way.

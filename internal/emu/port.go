@@ -54,7 +54,7 @@ type port struct {
 	// on epfd outside sp.mu (pin); the last one closes a dead port's fds.
 	waiters int
 	direct  directWait
-	spin    spinState // whether receiveDirect polls before it blocks
+	pollRec pollRecord // whether receiveDirect polls before it blocks (pollrecv.go)
 	// poll is a dup of epfd in Go's poller while receivers park there (recv.go: pollConn).
 	poll   *os.File
 	pollRC syscall.RawConn

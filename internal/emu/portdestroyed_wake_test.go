@@ -66,6 +66,8 @@ func TestPortDestroyedWakesBlockedReceiver(t *testing.T) {
 			_, kr = Receive(context.Background(), notify, 1024, size, false, 0, &out)
 			require.Equal(t, int32(abi.MACH_MSG_SUCCESS), kr)
 			require.Equal(t, int32(abi.MACH_NOTIFY_PORT_DESTROYED), out.ID)
+			require.Len(t, out.Descs, 1)
+			require.Equal(t, int32(abi.KERN_SUCCESS), ModRefs(out.Descs[0].Name, abi.MACH_PORT_RIGHT_RECEIVE, -1))
 		})
 	}
 }

@@ -358,7 +358,7 @@ func (s *space) tryPortHint(p *port, hint int) (*inMsg, int32) {
 	if m == nil && kr == abi.MACH_MSG_SUCCESS && len(p.local) > 0 {
 		// Reading the channels queued a notification (a send-once channel's end of file, a
 		// lane's word of a right destroyed): xnu had it queued before this receive began, so
-		// a receive that only polls, and Peek, get it now.
+		// a receive that does not wait (a deadline already past), and Peek, get it now.
 		m = p.popLocal()
 		p.unwake()
 	}
@@ -527,7 +527,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	rc.readers++
 	fd := rc.fd
 	slot := enterThreadWait(true)
-	poll := p.spin.next()
+	poll := p.pollRec.next()
 	s.mu.Unlock()
 	if directWaitHook != nil {
 		directWaitHook()
@@ -551,7 +551,7 @@ func (s *space) receiveDirect(p *port) (*inMsg, int32) {
 	leaveThreadWait(slot)
 	waited := time.Since(epoch) - start
 	s.mu.Lock()
-	p.spin.done(poll, hit, waited)
+	p.pollRec.done(poll, hit, waited)
 	p.direct.active = false
 	runtime.UnlockOSThread() // after active is cleared, so no late signal reaches another goroutine
 	p.waiters--

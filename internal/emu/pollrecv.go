@@ -64,8 +64,8 @@ var multiCPU = runtime.NumCPU() > 1
 // tests.
 var polls, pollHits atomic.Uint64
 
-// spinState is a port's record of its receives' polling. Guarded by sp.mu.
-type spinState struct {
+// pollRecord is a port's record of its receives' polling (receiveDirect). Guarded by sp.mu.
+type pollRecord struct {
 	lastWait time.Duration // how long the port's last direct wait took
 	misses   int           // polls that missed, less those that hit (not below 0), since the last rest
 	rest     int           // receives left that block without polling
@@ -74,7 +74,7 @@ type spinState struct {
 // next reports whether a direct wait about to start polls first, and if so claims the
 // process's one poll (pollingNow), which the caller gives back with pollDone. Called with
 // sp.mu held.
-func (st *spinState) next() bool {
+func (st *pollRecord) next() bool {
 	return pollAllowed() && st.wants() && pollingNow.CompareAndSwap(false, true)
 }
 
@@ -93,7 +93,7 @@ func pollAllowed() bool {
 
 // wants reports whether the port's receives poll now, by its record: not while it rests, and only
 // when its last wait ended within pollWindow.
-func (st *spinState) wants() bool {
+func (st *pollRecord) wants() bool {
 	if st.rest > 0 {
 		st.rest--
 		return false
@@ -103,7 +103,7 @@ func (st *spinState) wants() bool {
 
 // done records how long a direct wait took and, if it polled, whether the poll got the message
 // (hit). Called with sp.mu held.
-func (st *spinState) done(polled, hit bool, waited time.Duration) {
+func (st *pollRecord) done(polled, hit bool, waited time.Duration) {
 	st.lastWait = waited
 	if !polled {
 		return
@@ -132,6 +132,6 @@ func pollRecv(fd int, rx *rxBuf, stop *atomic.Bool, start time.Duration) (n, oob
 	}
 }
 
-// Polls counts the receives that polled their channel before blocking, and PollHits those of
-// them that got their message that way, for tests.
+// Polls returns how many receives of this process polled their channel before blocking, and
+// how many of them got their message that way, for tests.
 func Polls() (n, hits uint64) { return polls.Load(), pollHits.Load() }

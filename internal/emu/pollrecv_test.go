@@ -38,7 +38,7 @@ func TestPollRule(t *testing.T) {
 		{"hits bank nothing for later misses", []step{hit, hit, hit, miss, miss, miss, miss}, []bool{false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var st spinState
+			var st pollRecord
 			for _, s := range tc.steps {
 				st.done(s.polled, s.hit, s.waited)
 			}
@@ -71,7 +71,7 @@ func TestPollAllowed(t *testing.T) {
 	require.False(t, pollAllowed(), "GOMAXPROCS 1")
 	procs.Store(2)
 
-	quick := spinState{lastWait: 10 * time.Microsecond}
+	quick := pollRecord{lastWait: 10 * time.Microsecond}
 	second := quick
 	require.True(t, quick.next(), "a port whose last wait was quick polls")
 	require.False(t, second.next(), "while another receive of the process polls")
@@ -99,7 +99,7 @@ func TestPollingReceiverWokenByNotification(t *testing.T) {
 	_, ok := ChannelFD(name) // a receive waits in recvmsg on the one channel
 	require.True(t, ok)
 	sp.mu.Lock()
-	sp.entries[name].recv.spin.lastWait = time.Microsecond // its last wait was quick: poll
+	sp.entries[name].recv.pollRec.lastWait = time.Microsecond // its last wait was quick: poll
 	sp.mu.Unlock()
 
 	polls0, hits0 := Polls()
