@@ -25,6 +25,7 @@ func TestPollingReceiveGetsReplies(t *testing.T) {
 	if runtime.NumCPU() < 2 || runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("the emulation polls only with more than one CPU and P")
 	}
+	checkLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	peer := startEchoPeer(t, ctx)
